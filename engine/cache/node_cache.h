@@ -1,0 +1,71 @@
+// A cache of decoded pages: page id -> immutable Node, bounded by bytes.
+//
+// Pages never change once written and page ids are never reused, so entries
+// are never invalidated, only evicted (least recently used first). The cache
+// is shared by every reader and the writer.
+//
+// Thread safety: all methods may be called concurrently. The cache is split
+// into shards, each under its own mutex, so readers rarely contend.
+
+#ifndef COWDB_ENGINE_CACHE_NODE_CACHE_H_
+#define COWDB_ENGINE_CACHE_NODE_CACHE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/format/node.h"
+
+namespace cowdb::internal {
+
+struct CacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t bytes = 0;     // charged bytes currently held
+  uint64_t capacity = 0;  // the configured bound
+};
+
+class NodeCache {
+ public:
+  // `capacity_bytes` bounds the sum of the charges of cached nodes.
+  explicit NodeCache(size_t capacity_bytes);
+
+  NodeCache(const NodeCache&) = delete;
+  NodeCache& operator=(const NodeCache&) = delete;
+
+  // Returns the node, or nullptr on a miss. Counts a hit or a miss.
+  NodeRef Lookup(uint64_t page_id);
+
+  // Inserts (or refreshes) a node and evicts down to the capacity. A node
+  // larger than a shard's capacity is not kept.
+  void Insert(uint64_t page_id, NodeRef node);
+
+  CacheStats GetStats() const;
+
+ private:
+  static constexpr int kShards = 16;
+
+  struct Shard {
+    mutable absl::Mutex mu;
+    std::list<std::pair<uint64_t, NodeRef>> lru ABSL_GUARDED_BY(mu);  // front = newest
+    absl::flat_hash_map<uint64_t, std::list<std::pair<uint64_t, NodeRef>>::iterator>
+        index ABSL_GUARDED_BY(mu);
+    size_t bytes ABSL_GUARDED_BY(mu) = 0;
+  };
+
+  static size_t Charge(const Node& node);
+  Shard& ShardFor(uint64_t page_id) { return shards_[page_id % kShards]; }
+
+  const size_t capacity_;
+  const size_t shard_capacity_;
+  Shard shards_[kShards];
+  std::atomic<uint64_t> hits_{0};
+  std::atomic<uint64_t> misses_{0};
+};
+
+}  // namespace cowdb::internal
+
+#endif  // COWDB_ENGINE_CACHE_NODE_CACHE_H_

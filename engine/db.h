@@ -1,0 +1,121 @@
+// cowdb: an embedded, versioned key-value store.
+//
+// Every commit creates the next version of the database (version 0 is the
+// empty database). Any version can be read through a Snapshot; a snapshot
+// never changes. Keys and values are arbitrary bytes; keys sort bytewise.
+//
+//   absl::StatusOr<std::unique_ptr<cowdb::DB>> db =
+//       cowdb::DB::Open(cowdb::Options(), "/var/lib/mydb");
+//   absl::StatusOr<uint64_t> v1 = (*db)->Put("greeting", "hello");
+//   (*db)->Put("greeting", "bye").IgnoreError();
+//   cowdb::ReadOptions at_v1;
+//   at_v1.version = *v1;
+//   (*db)->Get(at_v1, "greeting");  // "hello"
+//
+// Errors (absl::StatusCode):
+//   kInvalidArgument     bad input: empty or too long key, too long value,
+//                        bad options
+//   kNotFound            Get of a missing key; a version that does not exist
+//   kOutOfRange          a version that is no longer retained
+//   kFailedPrecondition  not a cowdb directory, a newer format, or writes
+//                        refused after an earlier commit of unknown outcome
+//   kDataLoss            a corrupt page (the message names it)
+//   kUnknown             the storage write of a commit failed: the commit
+//                        may or may not be durable. The database then
+//                        refuses writes until it is reopened; after
+//                        reopening, read to find out.
+//
+// Thread safety: all methods may be called concurrently. Commits are
+// serialized; readers never wait for them.
+
+#ifndef COWDB_ENGINE_DB_H_
+#define COWDB_ENGINE_DB_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/iterator.h"
+#include "engine/options.h"
+#include "engine/snapshot.h"
+#include "engine/write_batch.h"
+
+namespace cowdb {
+
+// Counters since the database was opened, plus a few gauges.
+struct DBStats {
+  uint64_t latest_version = 0;
+  uint64_t entries = 0;          // keys in the latest version
+  uint64_t commits = 0;          // versions committed
+  uint64_t syncs = 0;            // synced storage writes
+  uint64_t pages_written = 0;    // tree pages written
+  uint64_t blobs_written = 0;    // out-of-line values written
+  uint64_t bytes_written = 0;    // bytes handed to storage
+  uint64_t page_reads = 0;       // reads from storage (cache misses, blobs)
+  uint64_t cache_hits = 0;
+  uint64_t cache_misses = 0;
+  uint64_t cache_bytes = 0;      // bytes held by the node cache
+  uint64_t cache_capacity = 0;   // Options::cache_bytes
+  uint64_t disk_bytes = 0;       // approximate size on disk
+};
+
+class DB {
+ public:
+  // Opens the database in directory `path`, creating it if allowed.
+  // Errors: InvalidArgument (bad options); FailedPrecondition (`path` holds
+  // something that is not a cowdb database, or a newer format; nothing is
+  // changed); NotFound (no database and !create_if_missing); storage errors.
+  static absl::StatusOr<std::unique_ptr<DB>> Open(const Options& options,
+                                                  const std::string& path);
+
+  DB() = default;
+  DB(const DB&) = delete;
+  DB& operator=(const DB&) = delete;
+  // Closes the database. REQUIRES: no snapshot or iterator outlives it.
+  virtual ~DB() = default;
+
+  // Sets `key` to `value` in a new version and returns that version.
+  virtual absl::StatusOr<uint64_t> Put(std::string_view key,
+                                       std::string_view value) = 0;
+
+  // Removes `key` in a new version and returns that version (a new version
+  // is committed even if `key` was absent).
+  virtual absl::StatusOr<uint64_t> Delete(std::string_view key) = 0;
+
+  // Applies `batch` atomically in one new version and returns it. An empty
+  // batch commits nothing and returns the latest version.
+  virtual absl::StatusOr<uint64_t> Write(const WriteBatch& batch) = 0;
+
+  // Returns the value of `key`. Errors: NotFound if absent.
+  virtual absl::StatusOr<std::string> Get(const ReadOptions& options,
+                                          std::string_view key) = 0;
+
+  // The latest version. O(1).
+  virtual Snapshot GetSnapshot() = 0;
+
+  // A retained version. Errors: NotFound for a version after the latest;
+  // OutOfRange for one no longer retained. Both name the latest version.
+  virtual absl::StatusOr<Snapshot> SnapshotAt(uint64_t version) = 0;
+
+  // An iterator over the version chosen by `options`, initially not
+  // positioned. Errors: as SnapshotAt.
+  virtual absl::StatusOr<std::unique_ptr<Iterator>> NewIterator(
+      const ReadOptions& options) = 0;
+
+  // The number of keys k with begin <= k < end; an empty `end` means no
+  // upper bound. O(log n).
+  virtual absl::StatusOr<uint64_t> Count(const ReadOptions& options,
+                                         std::string_view begin,
+                                         std::string_view end) = 0;
+
+  virtual uint64_t LatestVersion() = 0;
+
+  virtual DBStats GetStats() = 0;
+};
+
+}  // namespace cowdb
+
+#endif  // COWDB_ENGINE_DB_H_

@@ -1,0 +1,83 @@
+// The implementation behind cowdb::DB. Internal: tests use it to open a
+// database over any PageStore (e.g. in memory) and to verify trees.
+
+#ifndef COWDB_ENGINE_DB_IMPL_H_
+#define COWDB_ENGINE_DB_IMPL_H_
+
+#include <atomic>
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+#include "engine/cache/node_cache.h"
+#include "engine/db.h"
+#include "engine/store/page_store.h"
+#include "engine/tree/btree.h"
+#include "engine/version/version_set.h"
+
+namespace cowdb::internal {
+
+class DBImpl final : public DB {
+ public:
+  // Opens a database over `store` (creating it when the store is empty).
+  static absl::StatusOr<std::unique_ptr<DBImpl>> Open(
+      const Options& options, std::shared_ptr<PageStore> store);
+
+  absl::StatusOr<uint64_t> Put(std::string_view key,
+                               std::string_view value) override;
+  absl::StatusOr<uint64_t> Delete(std::string_view key) override;
+  absl::StatusOr<uint64_t> Write(const WriteBatch& batch) override;
+  absl::StatusOr<std::string> Get(const ReadOptions& options,
+                                  std::string_view key) override;
+  Snapshot GetSnapshot() override;
+  absl::StatusOr<Snapshot> SnapshotAt(uint64_t version) override;
+  absl::StatusOr<std::unique_ptr<Iterator>> NewIterator(
+      const ReadOptions& options) override;
+  absl::StatusOr<uint64_t> Count(const ReadOptions& options,
+                                 std::string_view begin,
+                                 std::string_view end) override;
+  uint64_t LatestVersion() override;
+  DBStats GetStats() override;
+
+  // Checks the tree invariants of `version` (see btree.h).
+  absl::Status VerifyVersion(uint64_t version, bool strict);
+
+  // The pages and blobs that `version` made unreachable.
+  absl::StatusOr<std::vector<FreedItem>> FreedAt(uint64_t version);
+
+  // The root of `version`.
+  absl::StatusOr<Root> RootAt(uint64_t version);
+
+  size_t page_size() const { return page_size_; }
+  PageStore* store() { return store_.get(); }
+
+ private:
+  DBImpl(const Options& options, std::shared_ptr<PageStore> store,
+         size_t page_size, uint64_t next_id,
+         std::shared_ptr<const Version> latest);
+
+  absl::Status ValidateWrite(const WriteBatch::Op& op) const;
+  // The version chosen by `options`.
+  absl::StatusOr<std::shared_ptr<const Version>> Resolve(
+      const ReadOptions& options);
+  absl::StatusOr<std::shared_ptr<const Version>> LoadVersion(uint64_t version);
+
+  const Options options_;
+  const std::shared_ptr<PageStore> store_;
+  const size_t page_size_;
+  NodeCache cache_;
+  NodeSource source_;
+  VersionSet versions_;
+
+  absl::Mutex write_mu_;
+  uint64_t next_id_ ABSL_GUARDED_BY(write_mu_);
+  // Set when a commit's outcome became unknown; writes are refused after.
+  absl::Status write_error_ ABSL_GUARDED_BY(write_mu_);
+
+  std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> pages_written_{0};
+  std::atomic<uint64_t> blobs_written_{0};
+};
+
+}  // namespace cowdb::internal
+
+#endif  // COWDB_ENGINE_DB_IMPL_H_

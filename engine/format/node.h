@@ -1,0 +1,77 @@
+// The in-memory form of a B+tree node, shared by the page codec (which
+// encodes and decodes it) and the tree (which reads and builds it).
+//
+// A node reachable from a published version is immutable and shared as a
+// NodeRef. A node being built by a commit ("dirty") is owned by that commit
+// through a DirtyRef and becomes immutable when the commit assigns it a page
+// id.
+
+#ifndef COWDB_ENGINE_FORMAT_NODE_H_
+#define COWDB_ENGINE_FORMAT_NODE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cowdb::internal {
+
+struct Node;
+using NodeRef = std::shared_ptr<const Node>;
+using DirtyRef = std::shared_ptr<Node>;
+
+// A value as stored in a leaf: inline bytes, or a reference to a blob.
+struct StoredValue {
+  uint64_t blob_id = 0;    // 0 = inline
+  uint64_t blob_size = 0;  // length of the blob's value
+  std::string data;        // the inline value (empty for blobs)
+
+  bool is_blob() const { return blob_id != 0; }
+  uint64_t size() const { return is_blob() ? blob_size : data.size(); }
+};
+
+struct LeafEntry {
+  std::string key;
+  StoredValue value;
+  uint64_t mod_version = 0;  // the version that last wrote this key
+};
+
+// An internal node's reference to a child subtree.
+struct ChildRef {
+  uint64_t page_id = 0;  // 0 while the child is dirty
+  DirtyRef dirty;        // set while the child is being built
+  uint64_t count = 0;    // entries in the subtree
+  uint64_t max_mod = 0;  // the last version that changed the subtree
+                         // (= the child page's birth version)
+};
+
+struct Node {
+  uint8_t level = 0;   // 0 = leaf; a parent is one above its children
+  uint64_t birth = 0;  // the version that created this page
+
+  // Leaf: the entries, strictly ascending by key.
+  std::vector<LeafEntry> entries;
+
+  // Internal: children.size() >= 1 and keys.size() == children.size() - 1.
+  // Child i holds the keys k with keys[i-1] <= k < keys[i].
+  std::vector<std::string> keys;
+  std::vector<ChildRef> children;
+
+  bool is_leaf() const { return level == 0; }
+  size_t size() const { return is_leaf() ? entries.size() : children.size(); }
+
+  // Entries in this subtree.
+  uint64_t count() const;
+
+  // Approximate encoded size in bytes; what split and merge decisions use.
+  size_t ByteSize() const;
+};
+
+// Encoded-size contributions, kept next to the format they approximate.
+inline constexpr size_t kNodeHeaderBytes = 24;
+size_t LeafEntryBytes(const LeafEntry& e);
+size_t ChildEntryBytes(const std::string& separator);
+
+}  // namespace cowdb::internal
+
+#endif  // COWDB_ENGINE_FORMAT_NODE_H_

@@ -1,0 +1,64 @@
+// An ordered iterator over the keys of one version.
+//
+//   auto it = db->NewIterator(cowdb::ReadOptions()).value();
+//   for (it->Seek("user/"); it->Valid() && it->key() < "user0"; it->Next()) {
+//     Use(it->key(), it->value());
+//   }
+//   if (!it->status().ok()) ...
+//
+// An iterator pins its version: it sees the same data however long it lives
+// and whatever commits land meanwhile. It takes no locks.
+//
+// Thread safety: one iterator is used by one thread at a time.
+// REQUIRES: an iterator is destroyed before its DB.
+
+#ifndef COWDB_ENGINE_ITERATOR_H_
+#define COWDB_ENGINE_ITERATOR_H_
+
+#include <cstdint>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace cowdb {
+
+class Iterator {
+ public:
+  Iterator() = default;
+  Iterator(const Iterator&) = delete;
+  Iterator& operator=(const Iterator&) = delete;
+  virtual ~Iterator() = default;
+
+  // True when positioned at an entry. False after moving past either end
+  // or after an error (see status()).
+  virtual bool Valid() const = 0;
+
+  virtual void SeekToFirst() = 0;
+  virtual void SeekToLast() = 0;
+  // Positions at the first key >= `target`.
+  virtual void Seek(std::string_view target) = 0;
+
+  // REQUIRES: Valid().
+  virtual void Next() = 0;
+  // REQUIRES: Valid().
+  virtual void Prev() = 0;
+
+  // REQUIRES: Valid(). The returned views stay valid until the iterator
+  // moves or is destroyed.
+  virtual std::string_view key() const = 0;
+  // Reading a large (out of line) value may fail: then value() returns an
+  // empty view, Valid() stays true and status() reports the error.
+  virtual std::string_view value() const = 0;
+  // The version that last wrote the current key.
+  virtual uint64_t mod_version() const = 0;
+
+  // The version this iterator reads.
+  virtual uint64_t version() const = 0;
+
+  // OK unless an error occurred (e.g. DataLoss for a corrupt page).
+  virtual absl::Status status() const = 0;
+};
+
+}  // namespace cowdb
+
+#endif  // COWDB_ENGINE_ITERATOR_H_

@@ -1,0 +1,65 @@
+// Options for opening a database and for reads.
+//
+// Plain structs: set the fields you need, keep the defaults for the rest.
+
+#ifndef COWDB_ENGINE_OPTIONS_H_
+#define COWDB_ENGINE_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+namespace cowdb {
+
+class Snapshot;
+
+struct Options {
+  // Create the database if the directory does not exist or is empty.
+  // Default: true.
+  bool create_if_missing = true;
+
+  // Acknowledge a commit only after it is synced to stable storage. With
+  // false, a machine crash (not a process crash) may lose the most recent
+  // acknowledged commits, never part of one.
+  // Default: true.
+  bool sync = true;
+
+  // Target size of a tree page in bytes, between 512 and 65536. Fixed when
+  // the database is created; reopening uses the stored value.
+  // Default: 4096.
+  size_t page_size = 4096;
+
+  // Bytes of decoded pages kept in memory, shared by all readers.
+  // Default: 256 MiB.
+  size_t cache_bytes = 256 << 20;
+
+  // Longest accepted key; longer keys fail with InvalidArgument.
+  // Default: 4096.
+  size_t max_key_size = 4096;
+
+  // Longest accepted value; longer values fail with InvalidArgument.
+  // Default: 16 MiB.
+  size_t max_value_size = 16 << 20;
+
+  // Values longer than this are stored out of line (as blobs), so that
+  // pages stay small and scans of keys stay fast. At most page_size / 4.
+  // Default: 1024.
+  size_t inline_value_limit = 1024;
+};
+
+struct ReadOptions {
+  // Read as of this snapshot. Not owned; must outlive the read (and any
+  // iterator created with these options may outlive it: the iterator pins
+  // the version itself).
+  // Default: nullptr, meaning the version given below, or the latest.
+  const Snapshot* snapshot = nullptr;
+
+  // Read as of this version (0 = the empty database). Must not be set
+  // together with `snapshot`.
+  // Default: unset (the latest version).
+  std::optional<uint64_t> version;
+};
+
+}  // namespace cowdb
+
+#endif  // COWDB_ENGINE_OPTIONS_H_

@@ -1,0 +1,561 @@
+#include "engine/tree/btree.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "engine/format/page.h"
+#include "engine/util/coding.h"
+#include "engine/util/status_macros.h"
+
+namespace cowdb::internal {
+namespace {
+
+// Index of the child of `n` whose range holds `key`.
+size_t ChildIndex(const Node& n, std::string_view key) {
+  return std::upper_bound(n.keys.begin(), n.keys.end(), key,
+                          [](std::string_view k, const std::string& s) {
+                            return k < s;
+                          }) -
+         n.keys.begin();
+}
+
+// Index of the first entry of leaf `n` whose key is >= `key`.
+size_t LeafIndex(const Node& n, std::string_view key) {
+  return std::lower_bound(n.entries.begin(), n.entries.end(), key,
+                          [](const LeafEntry& e, std::string_view k) {
+                            return e.key < k;
+                          }) -
+         n.entries.begin();
+}
+
+// Number of keys < `key` in the tree.
+absl::StatusOr<uint64_t> Rank(NodeSource& src, const Root& root,
+                              std::string_view key) {
+  uint64_t rank = 0;
+  uint64_t page_id = root.page_id;
+  while (page_id != 0) {
+    ASSIGN_OR_RETURN(NodeRef n, src.Load(page_id));
+    if (n->is_leaf()) return rank + LeafIndex(*n, key);
+    size_t i = ChildIndex(*n, key);
+    for (size_t j = 0; j < i; ++j) rank += n->children[j].count;
+    page_id = n->children[i].page_id;
+  }
+  return rank;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- NodeSource
+
+absl::StatusOr<NodeRef> NodeSource::Load(uint64_t page_id) {
+  if (NodeRef n = cache_->Lookup(page_id)) return n;
+  ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                   store_->Get(Space::kPages, BigEndianKey(page_id)));
+  if (!bytes) {
+    return absl::DataLossError(absl::StrCat("missing page ", page_id));
+  }
+  ASSIGN_OR_RETURN(NodeRef n, DecodePage(*bytes, page_id));
+  cache_->Insert(page_id, n);
+  return n;
+}
+
+absl::StatusOr<std::string> NodeSource::LoadBlob(uint64_t blob_id) {
+  ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                   store_->Get(Space::kBlobs, BigEndianKey(blob_id)));
+  if (!bytes) {
+    return absl::DataLossError(absl::StrCat("missing blob ", blob_id));
+  }
+  return DecodeBlob(*bytes, blob_id);
+}
+
+// ------------------------------------------------------------------- reading
+
+absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
+                                             std::string_view key) {
+  uint64_t page_id = root.page_id;
+  while (page_id != 0) {
+    ASSIGN_OR_RETURN(NodeRef n, src.Load(page_id));
+    if (n->is_leaf()) {
+      size_t i = LeafIndex(*n, key);
+      if (i == n->entries.size() || n->entries[i].key != key) break;
+      const LeafEntry* e = &n->entries[i];
+      return Found{std::move(n), e};
+    }
+    page_id = n->children[ChildIndex(*n, key)].page_id;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<uint64_t> TreeCount(NodeSource& src, const Root& root,
+                                   std::string_view begin,
+                                   std::string_view end) {
+  if (!end.empty() && end <= begin) return 0;
+  uint64_t hi = root.count;
+  if (!end.empty()) {
+    ASSIGN_OR_RETURN(hi, Rank(src, root, end));
+  }
+  ASSIGN_OR_RETURN(uint64_t lo, Rank(src, root, begin));
+  return hi - lo;
+}
+
+// ---------------------------------------------------------------- TreeCursor
+
+absl::Status TreeCursor::Descend(bool leftmost) {
+  while (!path_.back().first->is_leaf()) {
+    const auto& [node, idx] = path_.back();
+    absl::StatusOr<NodeRef> child = src_->Load(node->children[idx].page_id);
+    if (!child.ok()) {
+      path_.clear();
+      return child.status();
+    }
+    int start = leftmost ? 0 : static_cast<int>((*child)->size()) - 1;
+    path_.emplace_back(*std::move(child), start);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TreeCursor::StepLeaf(bool forward) {
+  // Pop to the nearest ancestor with a sibling in the direction of travel.
+  path_.pop_back();
+  while (!path_.empty()) {
+    auto& [node, idx] = path_.back();
+    int next = idx + (forward ? 1 : -1);
+    if (next >= 0 && next < static_cast<int>(node->size())) {
+      idx = next;
+      return Descend(forward);
+    }
+    path_.pop_back();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TreeCursor::SeekToFirst() {
+  path_.clear();
+  if (root_.page_id == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(NodeRef n, src_->Load(root_.page_id));
+  path_.emplace_back(std::move(n), 0);
+  RETURN_IF_ERROR(Descend(true));
+  while (Valid() && path_.back().first->entries.empty()) {
+    RETURN_IF_ERROR(StepLeaf(true));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TreeCursor::SeekToLast() {
+  path_.clear();
+  if (root_.page_id == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(NodeRef n, src_->Load(root_.page_id));
+  int last = static_cast<int>(n->size()) - 1;
+  path_.emplace_back(std::move(n), last);
+  RETURN_IF_ERROR(Descend(false));
+  while (Valid() && path_.back().first->entries.empty()) {
+    RETURN_IF_ERROR(StepLeaf(false));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TreeCursor::Seek(std::string_view key) {
+  path_.clear();
+  uint64_t page_id = root_.page_id;
+  while (page_id != 0) {
+    absl::StatusOr<NodeRef> n = src_->Load(page_id);
+    if (!n.ok()) {
+      path_.clear();
+      return n.status();
+    }
+    const Node& node = **n;
+    if (node.is_leaf()) {
+      int i = static_cast<int>(LeafIndex(node, key));
+      path_.emplace_back(*std::move(n), i);
+      break;
+    }
+    size_t i = ChildIndex(node, key);
+    page_id = node.children[i].page_id;
+    path_.emplace_back(*std::move(n), static_cast<int>(i));
+  }
+  // Past the end of this leaf: the answer is the next leaf's first key.
+  while (Valid() && path_.back().second >=
+                        static_cast<int>(path_.back().first->entries.size())) {
+    RETURN_IF_ERROR(StepLeaf(true));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TreeCursor::Next() {
+  auto& [leaf, idx] = path_.back();
+  if (++idx < static_cast<int>(leaf->entries.size())) return absl::OkStatus();
+  do {
+    RETURN_IF_ERROR(StepLeaf(true));
+  } while (Valid() && path_.back().first->entries.empty());
+  return absl::OkStatus();
+}
+
+absl::Status TreeCursor::Prev() {
+  auto& idx = path_.back().second;
+  if (--idx >= 0) return absl::OkStatus();
+  do {
+    RETURN_IF_ERROR(StepLeaf(false));
+  } while (Valid() && path_.back().first->entries.empty());
+  return absl::OkStatus();
+}
+
+// --------------------------------------------------------------- TreeBuilder
+
+TreeBuilder::TreeBuilder(NodeSource* src, const Root& base, uint64_t version,
+                         size_t page_size, size_t inline_limit,
+                         uint64_t* next_id)
+    : src_(src),
+      version_(version),
+      page_size_(page_size),
+      inline_limit_(inline_limit),
+      next_id_(next_id) {
+  root_.page_id = base.page_id;
+  root_.count = base.count;
+  root_.max_mod = base.max_mod;
+}
+
+bool TreeBuilder::TooBig(const Node& n) const {
+  if (n.ByteSize() <= page_size_) return false;
+  return n.is_leaf() ? n.entries.size() >= 2 : n.children.size() >= 4;
+}
+
+bool TreeBuilder::TooSmall(const Node& n) const {
+  if (n.is_leaf() ? n.entries.empty() : n.children.size() < 2) return true;
+  return n.ByteSize() < page_size_ / 4;
+}
+
+absl::StatusOr<Node*> TreeBuilder::Touch(ChildRef& ref) {
+  if (ref.dirty) return ref.dirty.get();
+  ASSIGN_OR_RETURN(NodeRef clean, src_->Load(ref.page_id));
+  auto copy = std::make_shared<Node>(*clean);
+  copy->birth = version_;
+  freed_.push_back({FreedItem::kPage, ref.page_id, clean->birth});
+  ref.page_id = 0;
+  ref.dirty = std::move(copy);
+  return ref.dirty.get();
+}
+
+absl::StatusOr<const Node*> TreeBuilder::View(const ChildRef& ref,
+                                              NodeRef* hold) {
+  if (ref.dirty) return ref.dirty.get();
+  ASSIGN_OR_RETURN(*hold, src_->Load(ref.page_id));
+  return hold->get();
+}
+
+void TreeBuilder::Refresh(ChildRef& ref) {
+  ref.count = ref.dirty->count();
+  ref.max_mod = version_;
+}
+
+void TreeBuilder::Release(const LeafEntry& e) {
+  if (!e.value.is_blob()) return;
+  if (pending_blobs_.erase(e.value.blob_id) == 0) {
+    freed_.push_back({FreedItem::kBlob, e.value.blob_id, e.mod_version});
+  }
+}
+
+absl::Status TreeBuilder::Put(std::string_view key, std::string_view value) {
+  LeafEntry entry;
+  entry.key.assign(key.data(), key.size());
+  entry.mod_version = version_;
+  if (value.size() > inline_limit_) {
+    entry.value.blob_id = (*next_id_)++;
+    entry.value.blob_size = value.size();
+    pending_blobs_.emplace(entry.value.blob_id, std::string(value));
+  } else {
+    entry.value.data.assign(value.data(), value.size());
+  }
+  if (root_.page_id == 0 && !root_.dirty) {
+    root_.dirty = std::make_shared<Node>();
+    root_.dirty->birth = version_;
+  }
+  RETURN_IF_ERROR(InsertRec(root_, entry));
+  FixRoot();
+  return absl::OkStatus();
+}
+
+absl::Status TreeBuilder::Delete(std::string_view key) {
+  ASSIGN_OR_RETURN(bool present, Contains(key));
+  if (!present) return absl::OkStatus();
+  RETURN_IF_ERROR(EraseRec(root_, key));
+  FixRoot();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> TreeBuilder::Contains(std::string_view key) {
+  if (root_.page_id == 0 && !root_.dirty) return false;
+  NodeRef hold;
+  ASSIGN_OR_RETURN(const Node* n, View(root_, &hold));
+  while (!n->is_leaf()) {
+    ASSIGN_OR_RETURN(n, View(n->children[ChildIndex(*n, key)], &hold));
+  }
+  size_t i = LeafIndex(*n, key);
+  return i < n->entries.size() && n->entries[i].key == key;
+}
+
+absl::Status TreeBuilder::InsertRec(ChildRef& ref, LeafEntry& entry) {
+  ASSIGN_OR_RETURN(Node* n, Touch(ref));
+  if (n->is_leaf()) {
+    size_t i = LeafIndex(*n, entry.key);
+    if (i < n->entries.size() && n->entries[i].key == entry.key) {
+      Release(n->entries[i]);
+      n->entries[i] = std::move(entry);
+    } else {
+      n->entries.insert(n->entries.begin() + i, std::move(entry));
+    }
+  } else {
+    size_t i = ChildIndex(*n, entry.key);
+    RETURN_IF_ERROR(InsertRec(n->children[i], entry));
+    RETURN_IF_ERROR(Rebalance(n, i));
+  }
+  Refresh(ref);
+  return absl::OkStatus();
+}
+
+absl::Status TreeBuilder::EraseRec(ChildRef& ref, std::string_view key) {
+  ASSIGN_OR_RETURN(Node* n, Touch(ref));
+  if (n->is_leaf()) {
+    size_t i = LeafIndex(*n, key);  // present: Contains() said so
+    Release(n->entries[i]);
+    n->entries.erase(n->entries.begin() + i);
+  } else {
+    size_t i = ChildIndex(*n, key);
+    RETURN_IF_ERROR(EraseRec(n->children[i], key));
+    RETURN_IF_ERROR(Rebalance(n, i));
+  }
+  Refresh(ref);
+  return absl::OkStatus();
+}
+
+// Child i of `parent` (dirty) changed: split it if too big; merge it with a
+// sibling (and split again if the union is too big) if too small.
+absl::Status TreeBuilder::Rebalance(Node* parent, size_t i) {
+  Node* child = parent->children[i].dirty.get();
+  if (TooBig(*child)) {
+    size_t end = i + 1;
+    for (size_t j = i; j < end;) {
+      if (TooBig(*parent->children[j].dirty)) {
+        SplitInTwo(parent, j);
+        ++end;
+      } else {
+        ++j;
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (!TooSmall(*child) || parent->children.size() < 2) {
+    return absl::OkStatus();
+  }
+  size_t l = i > 0 ? i - 1 : i;
+  size_t r = l + 1;
+  ASSIGN_OR_RETURN(Node* left, Touch(parent->children[l]));
+  ASSIGN_OR_RETURN(Node* right, Touch(parent->children[r]));
+  if (left->is_leaf()) {
+    for (auto& e : right->entries) left->entries.push_back(std::move(e));
+  } else {
+    left->keys.push_back(std::move(parent->keys[l]));
+    for (auto& k : right->keys) left->keys.push_back(std::move(k));
+    for (auto& c : right->children) left->children.push_back(std::move(c));
+  }
+  parent->keys.erase(parent->keys.begin() + l);
+  parent->children.erase(parent->children.begin() + r);
+  Refresh(parent->children[l]);
+  if (TooBig(*left)) SplitInTwo(parent, l);
+  return absl::OkStatus();
+}
+
+// Splits dirty child i of `parent` at its byte midpoint.
+void TreeBuilder::SplitInTwo(Node* parent, size_t i) {
+  Node* left = parent->children[i].dirty.get();
+  auto right = std::make_shared<Node>();
+  right->level = left->level;
+  right->birth = version_;
+  size_t half = left->ByteSize() / 2;
+  size_t acc = kNodeHeaderBytes;
+  std::string separator;
+  if (left->is_leaf()) {
+    size_t m = 1;  // entries [0, m) stay left; m in [1, n-1]
+    for (; m < left->entries.size() - 1; ++m) {
+      acc += LeafEntryBytes(left->entries[m - 1]);
+      if (acc >= half) break;
+    }
+    right->entries.assign(std::make_move_iterator(left->entries.begin() + m),
+                          std::make_move_iterator(left->entries.end()));
+    left->entries.resize(m);
+    separator = right->entries.front().key;
+  } else {
+    // keys[m] moves up; children [0, m] stay left; m in [1, n-3].
+    size_t n = left->children.size();
+    size_t m = 1;
+    for (; m < n - 3; ++m) {
+      acc += ChildEntryBytes(left->keys[m - 1]);
+      if (acc >= half) break;
+    }
+    separator = std::move(left->keys[m]);
+    right->keys.assign(std::make_move_iterator(left->keys.begin() + m + 1),
+                       std::make_move_iterator(left->keys.end()));
+    right->children.assign(
+        std::make_move_iterator(left->children.begin() + m + 1),
+        std::make_move_iterator(left->children.end()));
+    left->keys.resize(m);
+    left->children.resize(m + 1);
+  }
+  ChildRef right_ref;
+  right_ref.dirty = std::move(right);
+  Refresh(right_ref);
+  Refresh(parent->children[i]);
+  parent->keys.insert(parent->keys.begin() + i, std::move(separator));
+  parent->children.insert(parent->children.begin() + i + 1,
+                          std::move(right_ref));
+}
+
+void TreeBuilder::FixRoot() {
+  // Grow: wrap an oversized root and split it.
+  while (root_.dirty && TooBig(*root_.dirty)) {
+    auto wrapper = std::make_shared<Node>();
+    wrapper->level = root_.dirty->level + 1;
+    wrapper->birth = version_;
+    wrapper->children.push_back(std::move(root_));
+    root_ = ChildRef();
+    root_.dirty = std::move(wrapper);
+    Rebalance(root_.dirty.get(), 0).IgnoreError();  // splitting loads nothing
+    Refresh(root_);
+  }
+  // Shrink: an internal root with one child, or an empty leaf root.
+  while (root_.dirty) {
+    Node* n = root_.dirty.get();
+    if (!n->is_leaf() && n->children.size() == 1) {
+      ChildRef only = std::move(n->children[0]);
+      root_ = std::move(only);
+    } else if (n->is_leaf() && n->entries.empty()) {
+      root_ = ChildRef();
+    } else {
+      break;
+    }
+  }
+}
+
+absl::StatusOr<Root> TreeBuilder::Finish(
+    StoreBatch* batch, std::vector<std::pair<uint64_t, NodeRef>>* written) {
+  if (root_.dirty) WriteRec(root_, batch, written);
+  for (auto& [id, value] : pending_blobs_) {
+    batch->Put(Space::kBlobs, BigEndianKey(id), EncodeBlob(value, id));
+  }
+  pending_blobs_.clear();
+  return Root{root_.page_id, root_.count, root_.max_mod};
+}
+
+void TreeBuilder::WriteRec(ChildRef& ref, StoreBatch* batch,
+                           std::vector<std::pair<uint64_t, NodeRef>>* written) {
+  for (ChildRef& c : ref.dirty->children) {
+    if (c.dirty) WriteRec(c, batch, written);
+  }
+  uint64_t id = (*next_id_)++;
+  batch->Put(Space::kPages, BigEndianKey(id), EncodePage(*ref.dirty, id));
+  written->emplace_back(id, std::move(ref.dirty));
+  ref.dirty = nullptr;
+  ref.page_id = id;
+}
+
+// -------------------------------------------------------------------- Verify
+
+namespace {
+
+struct VerifyContext {
+  NodeSource& src;
+  size_t page_size;
+  bool strict;
+};
+
+absl::Status Violation(uint64_t page_id, absl::string_view what) {
+  return absl::InternalError(
+      absl::StrCat("tree invariant violated at page ", page_id, ": ", what));
+}
+
+// Verifies the subtree at `ref`; keys must lie in [lo, hi) (nullptr =
+// unbounded). Returns the subtree's entry count.
+absl::StatusOr<uint64_t> VerifyRec(VerifyContext& ctx, const ChildRef& ref,
+                                   int expected_level, bool is_root,
+                                   const std::string* lo,
+                                   const std::string* hi) {
+  ASSIGN_OR_RETURN(NodeRef n, ctx.src.Load(ref.page_id));
+  const uint64_t id = ref.page_id;
+  if (expected_level >= 0 && n->level != expected_level) {
+    return Violation(id, "level does not match depth");
+  }
+  if (ref.max_mod != n->birth) {
+    return Violation(id, "parent's max_mod differs from the child's birth");
+  }
+  bool splittable = n->is_leaf() ? n->entries.size() >= 2 : n->size() >= 4;
+  if (n->ByteSize() > ctx.page_size && splittable) {
+    return Violation(id, "node larger than the page size");
+  }
+  if (!is_root) {
+    if (n->is_leaf() ? n->entries.empty() : n->children.size() < 2) {
+      return Violation(id, "non-root node too small");
+    }
+    if (ctx.strict && n->ByteSize() < ctx.page_size / 4) {
+      return Violation(id, "non-root node under a quarter full");
+    }
+  }
+  auto in_bounds = [&](const std::string& k) {
+    return (lo == nullptr || *lo <= k) && (hi == nullptr || k < *hi);
+  };
+  uint64_t count = 0;
+  if (n->is_leaf()) {
+    for (size_t i = 0; i < n->entries.size(); ++i) {
+      const auto& e = n->entries[i];
+      if (i > 0 && !(n->entries[i - 1].key < e.key)) {
+        return Violation(id, "keys not ascending");
+      }
+      if (!in_bounds(e.key)) return Violation(id, "key outside separators");
+      if (e.mod_version > n->birth) {
+        return Violation(id, "entry newer than its page");
+      }
+    }
+    count = n->entries.size();
+  } else {
+    if (is_root && n->children.size() < 2) {
+      return Violation(id, "internal root with one child");
+    }
+    for (size_t i = 0; i < n->children.size(); ++i) {
+      const std::string* clo = i == 0 ? lo : &n->keys[i - 1];
+      const std::string* chi = i + 1 == n->children.size() ? hi : &n->keys[i];
+      if (i > 0 && !in_bounds(n->keys[i - 1])) {
+        return Violation(id, "separator outside parent bounds");
+      }
+      ASSIGN_OR_RETURN(uint64_t c, VerifyRec(ctx, n->children[i], n->level - 1,
+                                             false, clo, chi));
+      if (c != n->children[i].count) {
+        return Violation(id, absl::StrCat("child ", i, " count ",
+                                          n->children[i].count, " != actual ",
+                                          c));
+      }
+      if (n->children[i].max_mod > n->birth) {
+        return Violation(id, "child newer than its parent");
+      }
+      count += c;
+    }
+  }
+  return count;
+}
+
+}  // namespace
+
+absl::Status VerifyTree(NodeSource& src, const Root& root, size_t page_size,
+                        bool strict) {
+  if (root.page_id == 0) {
+    if (root.count != 0) return Violation(0, "empty tree with nonzero count");
+    return absl::OkStatus();
+  }
+  VerifyContext ctx{src, page_size, strict};
+  ChildRef ref;
+  ref.page_id = root.page_id;
+  ref.max_mod = root.max_mod;
+  ASSIGN_OR_RETURN(uint64_t count,
+                   VerifyRec(ctx, ref, -1, true, nullptr, nullptr));
+  if (count != root.count) return Violation(root.page_id, "root count wrong");
+  return absl::OkStatus();
+}
+
+}  // namespace cowdb::internal

@@ -1,0 +1,183 @@
+// The copy-on-write B+tree: pure operations on roots.
+//
+// A committed tree is identified by its Root (the root page id, 0 for the
+// empty tree). Reading never modifies anything; writing goes through a
+// TreeBuilder, which copies the path from each touched leaf to the root
+// ("path copying") and leaves every committed page untouched. Nodes the
+// builder has created are private to it and are modified in place, so a
+// batch of N writes copies each touched node once (LMDB's dirty pages).
+//
+// Invariants (checked by VerifyTree):
+//  - Keys are strictly ascending within a leaf, and every key of child i of
+//    an internal node lies in [keys[i-1], keys[i]).
+//  - Every leaf is at level 0 and every child is one level below its
+//    parent, so all leaves have the same depth.
+//  - A child reference's count equals the entries below it, and its max_mod
+//    equals the child page's birth version (the last version that changed
+//    anything below it).
+//  - A node is at most page_size bytes unless it cannot be split (a leaf
+//    of one entry, an internal node of fewer than four children); a non-root
+//    node is at least page_size/4 bytes unless its entries are too large to
+//    balance.
+//  - A committed page is never modified; pages replaced by a commit are
+//    reported as freed with their birth version.
+//
+// Thread safety: reads on committed roots are safe from any thread. A
+// TreeBuilder is used by one thread.
+
+#ifndef COWDB_ENGINE_TREE_BTREE_H_
+#define COWDB_ENGINE_TREE_BTREE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/cache/node_cache.h"
+#include "engine/format/node.h"
+#include "engine/store/page_store.h"
+
+namespace cowdb::internal {
+
+// The root of a committed tree.
+struct Root {
+  uint64_t page_id = 0;  // 0 = the empty tree
+  uint64_t count = 0;    // entries in the tree
+  uint64_t max_mod = 0;  // birth version of the root page
+};
+
+// Loads committed pages and blobs: the node cache first, then the store.
+class NodeSource {
+ public:
+  NodeSource(PageStore* store, NodeCache* cache) : store_(store), cache_(cache) {}
+
+  // Errors: DataLoss for a missing or corrupt page; store errors.
+  absl::StatusOr<NodeRef> Load(uint64_t page_id);
+  absl::StatusOr<std::string> LoadBlob(uint64_t blob_id);
+
+  // Makes a node just written by a commit available to readers.
+  void Remember(uint64_t page_id, NodeRef node) {
+    cache_->Insert(page_id, std::move(node));
+  }
+
+ private:
+  PageStore* const store_;
+  NodeCache* const cache_;
+};
+
+// A leaf entry found by a lookup; `leaf` keeps `entry` alive.
+struct Found {
+  NodeRef leaf;
+  const LeafEntry* entry = nullptr;
+};
+
+// Point lookup. O(depth).
+absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
+                                             std::string_view key);
+
+// Number of keys in [begin, end); an empty `end` means no upper bound.
+// O(depth) through the per-child entry counts.
+absl::StatusOr<uint64_t> TreeCount(NodeSource& src, const Root& root,
+                                   std::string_view begin, std::string_view end);
+
+// An ordered cursor over a committed tree. It holds its own path of nodes
+// (no locks); the tree stays valid for as long as the cursor's nodes do.
+class TreeCursor {
+ public:
+  TreeCursor(NodeSource* src, const Root& root) : src_(src), root_(root) {}
+
+  bool Valid() const { return !path_.empty(); }
+  absl::Status SeekToFirst();
+  absl::Status SeekToLast();
+  absl::Status Seek(std::string_view key);  // first key >= `key`
+  // REQUIRES: Valid(). On error the cursor becomes invalid.
+  absl::Status Next();
+  absl::Status Prev();
+  // REQUIRES: Valid().
+  const LeafEntry& entry() const {
+    return path_.back().first->entries[path_.back().second];
+  }
+
+ private:
+  // Descends from path_.back()'s current child to the leftmost (or
+  // rightmost) leaf.
+  absl::Status Descend(bool leftmost);
+  // Moves to the neighbouring leaf; clears the path at either end.
+  absl::Status StepLeaf(bool forward);
+
+  NodeSource* const src_;
+  const Root root_;
+  std::vector<std::pair<NodeRef, int>> path_;  // root first
+};
+
+// What a commit made unreachable, to be recorded as freed at its version.
+struct FreedItem {
+  enum Kind : uint8_t { kPage = 1, kBlob = 2 };  // persisted; DO NOT CHANGE
+  Kind kind;
+  uint64_t id;
+  uint64_t birth;  // the version that created it; it dies at the commit
+};
+
+// Builds the next version of a tree. Use once: Put/Delete any number of
+// times, then Finish.
+class TreeBuilder {
+ public:
+  // `next_id` is the shared id counter for pages and blobs; the builder
+  // takes ids from it. Values longer than `inline_limit` become blobs.
+  TreeBuilder(NodeSource* src, const Root& base, uint64_t version,
+              size_t page_size, size_t inline_limit, uint64_t* next_id);
+
+  // Inserts or overwrites `key`; its mod_version becomes the new version.
+  absl::Status Put(std::string_view key, std::string_view value);
+  // Removes `key`. Writes nothing (copies no page) when the key is absent.
+  absl::Status Delete(std::string_view key);
+
+  // Assigns page ids to the new nodes (bottom-up), adds the pages and
+  // blobs to `batch`, and returns the new root. The new nodes, now
+  // immutable, are appended to `written` for the cache.
+  absl::StatusOr<Root> Finish(StoreBatch* batch,
+                              std::vector<std::pair<uint64_t, NodeRef>>* written);
+
+  // Committed pages and blobs that the new version no longer reaches.
+  const std::vector<FreedItem>& freed() const { return freed_; }
+
+ private:
+  absl::StatusOr<Node*> Touch(ChildRef& ref);
+  absl::StatusOr<const Node*> View(const ChildRef& ref, NodeRef* hold);
+  absl::StatusOr<bool> Contains(std::string_view key);
+  absl::Status InsertRec(ChildRef& ref, LeafEntry& entry);
+  absl::Status EraseRec(ChildRef& ref, std::string_view key);
+  absl::Status Rebalance(Node* parent, size_t i);
+  void SplitInTwo(Node* parent, size_t i);
+  void Refresh(ChildRef& ref);
+  void Release(const LeafEntry& e);
+  void FixRoot();
+  void WriteRec(ChildRef& ref, StoreBatch* batch,
+                std::vector<std::pair<uint64_t, NodeRef>>* written);
+  bool TooBig(const Node& n) const;
+  bool TooSmall(const Node& n) const;
+
+  NodeSource* const src_;
+  const uint64_t version_;
+  const size_t page_size_;
+  const size_t inline_limit_;
+  uint64_t* const next_id_;
+  ChildRef root_;
+  std::vector<FreedItem> freed_;
+  absl::flat_hash_map<uint64_t, std::string> pending_blobs_;
+};
+
+// Checks every invariant above for the tree at `root`; with `strict`, also
+// the minimum fill (meaningful when entries are small against the page).
+// Returns Internal describing the first violation, or a load error.
+absl::Status VerifyTree(NodeSource& src, const Root& root, size_t page_size,
+                        bool strict);
+
+}  // namespace cowdb::internal
+
+#endif  // COWDB_ENGINE_TREE_BTREE_H_

@@ -1,0 +1,300 @@
+#include "engine/tree/btree.h"
+
+#include <map>
+#include <random>
+
+#include "engine/util/coding.h"
+#include "gtest/gtest.h"
+#include "tests/util/status_matchers.h"
+
+namespace cowdb::internal {
+namespace {
+
+using ::cowdb::testing::StatusIs;
+
+// A tree over an in-memory store, committing each builder as one version.
+class TreeTest : public ::testing::Test {
+ protected:
+  static constexpr size_t kPageSize = 512;
+
+  TreeTest() : store_(NewMemoryPageStore()), cache_(1 << 20),
+               src_(store_.get(), &cache_) {}
+
+  // Applies `ops` (value nullopt = delete) as one commit; returns its root.
+  Root Commit(const std::vector<std::pair<std::string,
+                                          std::optional<std::string>>>& ops) {
+    ++version_;
+    TreeBuilder b(&src_, root_, version_, kPageSize, /*inline_limit=*/64,
+                  &next_id_);
+    for (const auto& [k, v] : ops) {
+      EXPECT_OK(v ? b.Put(k, *v) : b.Delete(k));
+    }
+    StoreBatch batch;
+    std::vector<std::pair<uint64_t, NodeRef>> written;
+    absl::StatusOr<Root> root = b.Finish(&batch, &written);
+    EXPECT_OK(root);
+    EXPECT_OK(store_->Commit(batch, false));
+    last_written_ = written.size();
+    last_freed_ = b.freed();
+    root_ = *root;
+    return root_;
+  }
+
+  void ExpectEquals(const Root& root, const std::map<std::string, std::string>& model) {
+    ASSERT_OK(VerifyTree(src_, root, kPageSize, /*strict=*/true));
+    EXPECT_EQ(root.count, model.size());
+    TreeCursor c(&src_, root);
+    ASSERT_OK(c.SeekToFirst());
+    auto it = model.begin();
+    while (c.Valid()) {
+      ASSERT_NE(it, model.end());
+      EXPECT_EQ(c.entry().key, it->first);
+      EXPECT_EQ(c.entry().value.data, it->second);
+      ASSERT_OK(c.Next());
+      ++it;
+    }
+    EXPECT_EQ(it, model.end());
+    // Backwards.
+    ASSERT_OK(c.SeekToLast());
+    auto rit = model.rbegin();
+    while (c.Valid()) {
+      ASSERT_NE(rit, model.rend());
+      EXPECT_EQ(c.entry().key, rit->first);
+      ASSERT_OK(c.Prev());
+      ++rit;
+    }
+    EXPECT_EQ(rit, model.rend());
+  }
+
+  static std::string Key(int i) {
+    char buf[16];
+    snprintf(buf, sizeof(buf), "k%06d", i);
+    return buf;
+  }
+
+  std::shared_ptr<PageStore> store_;
+  NodeCache cache_;
+  NodeSource src_;
+  Root root_;
+  uint64_t version_ = 0;
+  uint64_t next_id_ = 1;
+  size_t last_written_ = 0;
+  std::vector<FreedItem> last_freed_;
+};
+
+TEST_F(TreeTest, EmptyTree) {
+  Root empty;
+  ASSERT_OK(VerifyTree(src_, empty, kPageSize, true));
+  TreeCursor c(&src_, empty);
+  ASSERT_OK(c.SeekToFirst());
+  EXPECT_FALSE(c.Valid());
+  ASSERT_OK(c.Seek("a"));
+  EXPECT_FALSE(c.Valid());
+  ASSERT_OK_AND_ASSIGN(auto found, TreeGet(src_, empty, "a"));
+  EXPECT_FALSE(found.has_value());
+  ASSERT_OK_AND_ASSIGN(uint64_t n, TreeCount(src_, empty, "", ""));
+  EXPECT_EQ(n, 0u);
+}
+
+TEST_F(TreeTest, InsertSplitsAndStaysOrdered) {
+  std::map<std::string, std::string> model;
+  std::mt19937 rng(1);
+  for (int batch = 0; batch < 20; ++batch) {
+    std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+    for (int i = 0; i < 100; ++i) {
+      std::string k = Key(rng() % 5000);
+      std::string v(rng() % 40, 'a' + rng() % 26);
+      ops.emplace_back(k, v);
+      model[k] = v;
+    }
+    Commit(ops);
+    ExpectEquals(root_, model);
+  }
+  ASSERT_OK_AND_ASSIGN(NodeRef root, src_.Load(root_.page_id));
+  EXPECT_GE(root->level, 2) << "expected a tree of depth >= 3";
+}
+
+TEST_F(TreeTest, EraseMergesDownToEmpty) {
+  std::map<std::string, std::string> model;
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  for (int i = 0; i < 3000; ++i) {
+    ops.emplace_back(Key(i), "value" + std::to_string(i));
+    model[Key(i)] = "value" + std::to_string(i);
+  }
+  Commit(ops);
+  ExpectEquals(root_, model);
+  std::mt19937 rng(2);
+  std::vector<int> order(3000);
+  for (int i = 0; i < 3000; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), rng);
+  for (int start = 0; start < 3000; start += 250) {
+    ops.clear();
+    for (int j = start; j < start + 250; ++j) {
+      ops.emplace_back(Key(order[j]), std::nullopt);
+      model.erase(Key(order[j]));
+    }
+    Commit(ops);
+    ExpectEquals(root_, model);
+  }
+  EXPECT_EQ(root_.page_id, 0u);
+  EXPECT_EQ(root_.count, 0u);
+}
+
+TEST_F(TreeTest, SeekAndCount) {
+  std::map<std::string, std::string> model;
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  for (int i = 0; i < 2000; i += 2) {
+    ops.emplace_back(Key(i), "v");
+    model[Key(i)] = "v";
+  }
+  Commit(ops);
+  std::mt19937 rng(3);
+  for (int t = 0; t < 500; ++t) {
+    std::string a = Key(rng() % 2100), b = Key(rng() % 2100);
+    TreeCursor c(&src_, root_);
+    ASSERT_OK(c.Seek(a));
+    auto it = model.lower_bound(a);
+    ASSERT_EQ(c.Valid(), it != model.end());
+    if (c.Valid()) {
+      EXPECT_EQ(c.entry().key, it->first);
+    }
+    uint64_t expected = 0;
+    for (auto j = model.lower_bound(a); j != model.end() && j->first < b; ++j) {
+      ++expected;
+    }
+    ASSERT_OK_AND_ASSIGN(uint64_t n, TreeCount(src_, root_, a, b));
+    EXPECT_EQ(n, expected) << a << " " << b;
+  }
+  ASSERT_OK_AND_ASSIGN(uint64_t all, TreeCount(src_, root_, "", ""));
+  EXPECT_EQ(all, model.size());
+}
+
+TEST_F(TreeTest, DeleteOfAbsentKeyWritesNothing) {
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  for (int i = 0; i < 1000; ++i) ops.emplace_back(Key(i), "v");
+  Root before = Commit(ops);
+  Root after = Commit({{"absent", std::nullopt}, {Key(5000), std::nullopt}});
+  EXPECT_EQ(after.page_id, before.page_id);
+  EXPECT_EQ(last_written_, 0u);
+  EXPECT_TRUE(last_freed_.empty());
+}
+
+TEST_F(TreeTest, OldRootsStayIntact) {
+  std::map<std::string, std::string> model;
+  std::vector<std::pair<Root, std::map<std::string, std::string>>> history;
+  std::mt19937 rng(4);
+  for (int round = 0; round < 30; ++round) {
+    std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+    for (int i = 0; i < 50; ++i) {
+      std::string k = Key(rng() % 800);
+      if (rng() % 3 == 0) {
+        ops.emplace_back(k, std::nullopt);
+        model.erase(k);
+      } else {
+        ops.emplace_back(k, std::to_string(round));
+        model[k] = std::to_string(round);
+      }
+    }
+    history.emplace_back(Commit(ops), model);
+  }
+  for (const auto& [root, m] : history) ExpectEquals(root, m);
+}
+
+TEST_F(TreeTest, FreedRecordsNameReplacedPagesWithBirth) {
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  for (int i = 0; i < 1000; ++i) ops.emplace_back(Key(i), "v");
+  Root v1 = Commit(ops);
+  Commit({{Key(10), "w"}});
+  // The old root (born at version 1) died at version 2.
+  bool root_freed = false;
+  for (const auto& f : last_freed_) {
+    EXPECT_EQ(f.kind, FreedItem::kPage);
+    EXPECT_EQ(f.birth, 1u);
+    root_freed |= f.id == v1.page_id;
+  }
+  EXPECT_TRUE(root_freed);
+  ASSERT_OK_AND_ASSIGN(NodeRef root, src_.Load(v1.page_id));
+  EXPECT_EQ(last_freed_.size(), root->level + 1u) << "one page per level";
+}
+
+TEST_F(TreeTest, LargeValuesBecomeBlobs) {
+  std::string big(1000, 'b');
+  Commit({{"a", big}, {"b", "small"}});
+  ASSERT_OK_AND_ASSIGN(auto found, TreeGet(src_, root_, "a"));
+  ASSERT_TRUE(found.has_value());
+  ASSERT_TRUE(found->entry->value.is_blob());
+  EXPECT_EQ(found->entry->value.blob_size, 1000u);
+  ASSERT_OK_AND_ASSIGN(std::string v, src_.LoadBlob(found->entry->value.blob_id));
+  EXPECT_EQ(v, big);
+  uint64_t blob_id = found->entry->value.blob_id;
+  // Overwriting frees the blob (born at version 1).
+  Commit({{"a", "now small"}});
+  ASSERT_EQ(last_freed_.size(), 2u);  // the leaf page and the blob
+  bool blob_freed = false;
+  for (const auto& f : last_freed_) {
+    if (f.kind == FreedItem::kBlob) {
+      blob_freed = f.id == blob_id && f.birth == 1;
+    }
+  }
+  EXPECT_TRUE(blob_freed);
+}
+
+TEST_F(TreeTest, BlobOverwrittenInSameCommitIsNeverWritten) {
+  std::string big(1000, 'b');
+  Commit({{"a", big}, {"a", "small"}});
+  ASSERT_OK_AND_ASSIGN(auto found, TreeGet(src_, root_, "a"));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->entry->value.data, "small");
+  int blobs = 0;
+  ASSERT_OK(store_->Scan(Space::kBlobs, "", [&](auto, auto) {
+    ++blobs;
+    return true;
+  }));
+  EXPECT_EQ(blobs, 0);
+}
+
+TEST_F(TreeTest, HugeKeysStillSplitAndVerify) {
+  std::map<std::string, std::string> model;
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  for (int i = 0; i < 60; ++i) {
+    std::string k = Key(i) + std::string(300, 'k');
+    ops.emplace_back(k, "v");
+    model[k] = "v";
+  }
+  Commit(ops);
+  ASSERT_OK(VerifyTree(src_, root_, kPageSize, /*strict=*/false));
+  EXPECT_EQ(root_.count, 60u);
+  for (int i = 0; i < 60; i += 2) {
+    ops.clear();
+    ops.emplace_back(Key(i) + std::string(300, 'k'), std::nullopt);
+    Commit(ops);
+    ASSERT_OK(VerifyTree(src_, root_, kPageSize, /*strict=*/false));
+  }
+  EXPECT_EQ(root_.count, 30u);
+}
+
+TEST_F(TreeTest, VerifyCatchesWrongCount) {
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  for (int i = 0; i < 500; ++i) ops.emplace_back(Key(i), "v");
+  Root root = Commit(ops);
+  root.count += 1;
+  EXPECT_THAT(VerifyTree(src_, root, kPageSize, true),
+              StatusIs(absl::StatusCode::kInternal, "count"));
+}
+
+TEST_F(TreeTest, CorruptPageIsDataLossNamingIt) {
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  for (int i = 0; i < 500; ++i) ops.emplace_back(Key(i), "v");
+  Root root = Commit(ops);
+  StoreBatch batch;
+  batch.Put(Space::kPages, BigEndianKey(root.page_id), "garbage page");
+  ASSERT_OK(store_->Commit(batch, false));
+  NodeCache fresh_cache(1 << 20);
+  NodeSource fresh(store_.get(), &fresh_cache);
+  EXPECT_THAT(TreeGet(fresh, root, Key(1)),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       "page " + std::to_string(root.page_id)));
+}
+
+}  // namespace
+}  // namespace cowdb::internal
