@@ -1,0 +1,82 @@
+#include "engine/cache/node_cache.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace cowdb::internal {
+namespace {
+
+NodeRef MakeNode(size_t value_bytes) {
+  auto n = std::make_shared<Node>();
+  LeafEntry e;
+  e.key = "k";
+  e.value.data.assign(value_bytes, 'v');
+  n->entries.push_back(e);
+  return n;
+}
+
+TEST(NodeCacheTest, HitAndMissAreCounted) {
+  NodeCache cache(1 << 20);
+  EXPECT_EQ(cache.Lookup(1), nullptr);
+  NodeRef n = MakeNode(100);
+  cache.Insert(1, n);
+  EXPECT_EQ(cache.Lookup(1), n);
+  CacheStats s = cache.GetStats();
+  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.misses, 1u);
+  EXPECT_GT(s.bytes, 100u);
+}
+
+TEST(NodeCacheTest, StaysWithinCapacityAndEvictsLeastRecentlyUsed) {
+  const size_t capacity = 16 * 10000;  // 10,000 bytes per shard
+  NodeCache cache(capacity);
+  // Ids 0, 16, 32, ... all land in shard 0.
+  for (uint64_t i = 0; i < 100; ++i) {
+    cache.Insert(i * 16, MakeNode(1000));
+    if (i > 0) cache.Lookup(0);  // keep id 0 hot
+    EXPECT_LE(cache.GetStats().bytes, capacity);
+  }
+  EXPECT_NE(cache.Lookup(0), nullptr) << "the hot entry was evicted";
+  EXPECT_NE(cache.Lookup(99 * 16), nullptr) << "the newest entry was evicted";
+  EXPECT_EQ(cache.Lookup(16), nullptr) << "a cold entry survived";
+}
+
+TEST(NodeCacheTest, OversizedNodeIsNotKept) {
+  NodeCache cache(16 * 1000);
+  cache.Insert(1, MakeNode(5000));
+  EXPECT_EQ(cache.Lookup(1), nullptr);
+  EXPECT_EQ(cache.GetStats().bytes, 0u);
+}
+
+TEST(NodeCacheTest, EvictedNodeStaysValidForItsHolder) {
+  NodeCache cache(16 * 3000);
+  cache.Insert(0, MakeNode(1000));
+  NodeRef held = cache.Lookup(0);
+  for (uint64_t i = 1; i < 50; ++i) cache.Insert(i * 16, MakeNode(1000));
+  EXPECT_EQ(cache.Lookup(0), nullptr);
+  EXPECT_EQ(held->entries[0].value.data.size(), 1000u);
+}
+
+TEST(NodeCacheTest, ConcurrentUse) {
+  NodeCache cache(64 * 1024);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&cache, t] {
+      for (uint64_t i = 0; i < 20000; ++i) {
+        uint64_t id = (i * 7 + t) % 500;
+        NodeRef n = cache.Lookup(id);
+        if (n == nullptr) {
+          cache.Insert(id, MakeNode(id % 200));
+        } else {
+          EXPECT_EQ(n->entries[0].value.data.size(), id % 200);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_LE(cache.GetStats().bytes, 64u * 1024);
+}
+
+}  // namespace
+}  // namespace cowdb::internal
