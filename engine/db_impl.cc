@@ -180,7 +180,7 @@ absl::StatusOr<uint64_t> DBImpl::Delete(std::string_view key) {
 absl::StatusOr<uint64_t> DBImpl::Write(const WriteBatch& batch) {
   for (const auto& op : batch.ops()) RETURN_IF_ERROR(ValidateWrite(op));
 
-  absl::MutexLock lock(&write_mu_);
+  MutexLock lock(&write_mu_);
   if (!write_error_.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "writes are refused after a commit of unknown outcome (",

@@ -7,7 +7,7 @@
 #include <atomic>
 #include <memory>
 
-#include "absl/synchronization/mutex.h"
+#include "engine/util/mutex.h"
 #include "engine/cache/node_cache.h"
 #include "engine/db.h"
 #include "engine/store/page_store.h"
@@ -68,7 +68,7 @@ class DBImpl final : public DB {
   NodeSource source_;
   VersionSet versions_;
 
-  absl::Mutex write_mu_;
+  Mutex write_mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(write_mu_);
   // Set when a commit's outcome became unknown; writes are refused after.
   absl::Status write_error_ ABSL_GUARDED_BY(write_mu_);

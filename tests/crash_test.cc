@@ -32,6 +32,9 @@ using Model = std::map<std::string, std::string>;
 
 uint64_t g_seed = 0;
 
+// Sent by the child once the database is open.
+constexpr uint64_t kReady = ~0ull;
+
 // The batch that version `v` commits.
 WriteBatch BatchFor(uint64_t seed, uint64_t v) {
   std::mt19937_64 rng(seed * 1000003 + v);
@@ -88,6 +91,7 @@ class ModelHistory {
     std::cerr << "child: open failed: " << db.status() << std::endl;
     _exit(2);
   }
+  if (write(fd, &kReady, sizeof(kReady)) != sizeof(kReady)) _exit(4);
   for (;;) {
     uint64_t v = (*db)->LatestVersion() + 1;
     absl::StatusOr<uint64_t> got = (*db)->Write(BatchFor(seed, v));
@@ -139,7 +143,15 @@ TEST(CrashTest, SigkillLosesNoAcknowledgedCommitAndShowsNoPartialBatch) {
       _exit(5);
     }
     close(fds[1]);
-    usleep(30000 + rng() % 200000);
+    // Mostly kill a running writer; sometimes one that is still opening
+    // (recovering) the database.
+    if (rng() % 5 != 0) {
+      uint64_t ready = 0;
+      ASSERT_EQ(read(fds[0], &ready, sizeof(ready)), sizeof(ready))
+          << "the child died before opening the database";
+      ASSERT_EQ(ready, kReady);
+    }
+    usleep(1000 + rng() % 100000);
     kill(pid, SIGKILL);
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
@@ -148,6 +160,7 @@ TEST(CrashTest, SigkillLosesNoAcknowledgedCommitAndShowsNoPartialBatch) {
     uint64_t v;
     uint64_t acked_this_cycle = 0;
     while (read(fds[0], &v, sizeof(v)) == sizeof(v)) {
+      if (v == kReady) continue;
       ASSERT_EQ(v, acked + acked_this_cycle + 1) << "acks out of order";
       ++acked_this_cycle;
     }

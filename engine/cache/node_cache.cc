@@ -15,7 +15,7 @@ size_t NodeCache::Charge(const Node& node) {
 NodeRef NodeCache::Lookup(uint64_t page_id) {
   Shard& s = ShardFor(page_id);
   {
-    absl::MutexLock lock(&s.mu);
+    MutexLock lock(&s.mu);
     auto it = s.index.find(page_id);
     if (it != s.index.end()) {
       s.lru.splice(s.lru.begin(), s.lru, it->second);
@@ -34,7 +34,7 @@ void NodeCache::Insert(uint64_t page_id, NodeRef node) {
   // Evicted nodes are released outside the lock.
   std::list<std::pair<uint64_t, NodeRef>> evicted;
   {
-    absl::MutexLock lock(&s.mu);
+    MutexLock lock(&s.mu);
     auto it = s.index.find(page_id);
     if (it != s.index.end()) {
       s.lru.splice(s.lru.begin(), s.lru, it->second);
@@ -58,7 +58,7 @@ CacheStats NodeCache::GetStats() const {
   st.misses = misses_.load(std::memory_order_relaxed);
   st.capacity = capacity_;
   for (const Shard& s : shards_) {
-    absl::MutexLock lock(&s.mu);
+    MutexLock lock(&s.mu);
     st.bytes += s.bytes;
   }
   return st;

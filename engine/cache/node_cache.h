@@ -16,7 +16,7 @@
 #include <memory>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "engine/util/mutex.h"
 #include "engine/format/node.h"
 
 namespace cowdb::internal {
@@ -49,7 +49,7 @@ class NodeCache {
   static constexpr int kShards = 16;
 
   struct Shard {
-    mutable absl::Mutex mu;
+    mutable Mutex mu;
     std::list<std::pair<uint64_t, NodeRef>> lru ABSL_GUARDED_BY(mu);  // front = newest
     absl::flat_hash_map<uint64_t, std::list<std::pair<uint64_t, NodeRef>>::iterator>
         index ABSL_GUARDED_BY(mu);

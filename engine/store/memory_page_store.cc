@@ -1,6 +1,6 @@
 #include <map>
 
-#include "absl/synchronization/mutex.h"
+#include "engine/util/mutex.h"
 #include "engine/store/page_store.h"
 
 namespace cowdb::internal {
@@ -10,7 +10,7 @@ class MemoryPageStore final : public PageStore {
  public:
   absl::StatusOr<std::optional<std::string>> Get(Space space,
                                                  std::string_view key) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++stats_.reads;
     const auto& m = spaces_[static_cast<int>(space)];
     auto it = m.find(std::string(key));
@@ -24,7 +24,7 @@ class MemoryPageStore final : public PageStore {
     // Copy out under the lock so `fn` may call back into the store.
     std::vector<std::pair<std::string, std::string>> items;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       const auto& m = spaces_[static_cast<int>(space)];
       for (auto it = m.lower_bound(std::string(start)); it != m.end(); ++it) {
         items.emplace_back(it->first, it->second);
@@ -37,7 +37,7 @@ class MemoryPageStore final : public PageStore {
   }
 
   absl::Status Commit(const StoreBatch& batch, bool sync) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const auto& op : batch.ops()) {
       auto& m = spaces_[static_cast<int>(op.space)];
       if (op.is_delete) {
@@ -53,7 +53,7 @@ class MemoryPageStore final : public PageStore {
   }
 
   StoreStats GetStats() override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     StoreStats s = stats_;
     for (const auto& m : spaces_) {
       for (const auto& [k, v] : m) s.disk_bytes += k.size() + v.size();
@@ -62,7 +62,7 @@ class MemoryPageStore final : public PageStore {
   }
 
  private:
-  absl::Mutex mu_;
+  Mutex mu_;
   std::map<std::string, std::string> spaces_[kNumSpaces] ABSL_GUARDED_BY(mu_);
   StoreStats stats_ ABSL_GUARDED_BY(mu_);
 };

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "absl/synchronization/mutex.h"
+#include "engine/util/mutex.h"
 #include "engine/tree/btree.h"
 
 namespace cowdb::internal {
@@ -32,18 +32,18 @@ class VersionSet {
       : latest_(std::move(initial)) {}
 
   std::shared_ptr<const Version> latest() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return latest_;
   }
 
   // REQUIRES: v->version == latest()->version + 1, and v is durable.
   void Publish(std::shared_ptr<const Version> v) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     latest_ = std::move(v);
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::shared_ptr<const Version> latest_ ABSL_GUARDED_BY(mu_);
 };
 
