@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what cowdb needs to build and test on Debian 12, if missing.
+# Idempotent: when everything is present it changes nothing.
+set -euo pipefail
+
+packages=(
+  bazel-bootstrap          # Bazel 4.2.3
+  clang                    # the compiler (libFuzzer targets need it)
+  libclang-rt-14-dev       # sanitizer and libFuzzer runtimes
+  librocksdb-dev
+  libabsl-dev
+  libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+  libxxhash-dev
+  liblmdb-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+    missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
