@@ -1,0 +1,163 @@
+#include "engine/tree/diff.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "engine/util/status_macros.h"
+
+namespace cowdb::internal {
+namespace {
+
+// A key range [lo, hi); hi == nullopt means unbounded.
+struct Range {
+  std::string lo;
+  std::optional<std::string> hi;
+
+  bool Contains(const std::string& k) const {
+    return lo <= k && (!hi || k < *hi);
+  }
+};
+
+// The intersection of `r` with [lo, hi) (nullptr = unbounded); nullopt if
+// empty.
+std::optional<Range> Intersect(const Range& r, const std::string* lo,
+                               const std::string* hi) {
+  Range out = r;
+  if (lo != nullptr && *lo > out.lo) out.lo = *lo;
+  if (hi != nullptr && (!out.hi || *hi < *out.hi)) out.hi = *hi;
+  if (out.hi && *out.hi <= out.lo) return std::nullopt;
+  return out;
+}
+
+// One side of the walk: a subtree by page id (0 = empty), loaded lazily.
+struct Side {
+  uint64_t page_id = 0;
+  NodeRef node;
+  int level = kUnknownLevel;  // known without loading when reached from above
+
+  static constexpr int kUnknownLevel = -2;
+};
+
+class Differ {
+ public:
+  Differ(NodeSource& src, const DiffFn& fn) : src_(src), fn_(fn) {}
+
+  // Returns false once the callback asked to stop.
+  absl::StatusOr<bool> Walk(Side a, Side b, const Range& r) {
+    if (a.page_id == b.page_id) return true;
+    RETURN_IF_ERROR(Load(a));
+    RETURN_IF_ERROR(Load(b));
+    int la = Level(a), lb = Level(b);
+    if (la <= 0 && lb <= 0) return CompareLeaves(a, b, r);
+    // Split the higher side into its children; pair each with the lowest
+    // subtree of the other side that covers the child's whole range.
+    bool split_a = la >= lb;
+    const Side& high = split_a ? a : b;
+    const Node& n = *high.node;
+    for (size_t i = 0; i < n.children.size(); ++i) {
+      std::optional<Range> sub =
+          Intersect(r, i == 0 ? nullptr : &n.keys[i - 1],
+                    i + 1 == n.children.size() ? nullptr : &n.keys[i]);
+      if (!sub) continue;
+      Side child{n.children[i].page_id, nullptr, n.level - 1};
+      Side other = split_a ? b : a;
+      ASSIGN_OR_RETURN(other, Narrow(other, n.level - 1, *sub));
+      ASSIGN_OR_RETURN(bool go, split_a ? Walk(child, other, *sub)
+                                        : Walk(other, child, *sub));
+      if (!go) return false;
+    }
+    return true;
+  }
+
+ private:
+  static int Level(const Side& s) { return s.node ? s.node->level : -1; }
+
+  absl::Status Load(Side& s) {
+    if (s.page_id != 0 && !s.node) {
+      ASSIGN_OR_RETURN(s.node, src_.Load(s.page_id));
+    }
+    return absl::OkStatus();
+  }
+
+  // Descends `s` while it is above `level` and one child covers all of `r`.
+  // Loads only the nodes it looks into.
+  absl::StatusOr<Side> Narrow(Side s, int level, const Range& r) {
+    for (;;) {
+      if (s.level == Side::kUnknownLevel) RETURN_IF_ERROR(Load(s));
+      int current = s.node ? s.node->level : s.level;
+      if (s.page_id == 0 || current <= level || current <= 0) return s;
+      RETURN_IF_ERROR(Load(s));
+      const Node& n = *s.node;
+      auto it = std::upper_bound(n.keys.begin(), n.keys.end(), r.lo);
+      size_t i = it - n.keys.begin();
+      // Child i covers [keys[i-1], keys[i]); it covers r if r ends by keys[i].
+      if (i < n.keys.size() && (!r.hi || *r.hi > n.keys[i])) return s;
+      s = Side{n.children[i].page_id, nullptr, n.level - 1};
+    }
+  }
+
+  absl::StatusOr<bool> CompareLeaves(const Side& a, const Side& b,
+                                     const Range& r) {
+    static const std::vector<LeafEntry> kNone;
+    const auto& ea = a.node ? a.node->entries : kNone;
+    const auto& eb = b.node ? b.node->entries : kNone;
+    auto first = [&](const std::vector<LeafEntry>& v) {
+      return std::lower_bound(v.begin(), v.end(), r.lo,
+                              [](const LeafEntry& e, const std::string& k) {
+                                return e.key < k;
+                              });
+    };
+    auto ia = first(ea), ib = first(eb);
+    auto in_range = [&](auto it, const std::vector<LeafEntry>& v) {
+      return it != v.end() && (!r.hi || it->key < *r.hi);
+    };
+    for (;;) {
+      bool va = in_range(ia, ea), vb = in_range(ib, eb);
+      if (!va && !vb) return true;
+      bool go = true;
+      if (va && (!vb || ia->key < ib->key)) {
+        go = fn_(&*ia++, nullptr);
+      } else if (vb && (!va || ib->key < ia->key)) {
+        go = fn_(nullptr, &*ib++);
+      } else {
+        if (ia->mod_version != ib->mod_version ||
+            ia->value.blob_id != ib->value.blob_id ||
+            ia->value.data != ib->value.data) {
+          go = fn_(&*ia, &*ib);
+        }
+        ++ia;
+        ++ib;
+      }
+      if (!go) return false;
+    }
+  }
+
+  NodeSource& src_;
+  const DiffFn& fn_;
+};
+
+}  // namespace
+
+absl::Status TreeDiff(NodeSource& src, const Root& a, const Root& b,
+                      std::string_view lo, std::string_view hi,
+                      const DiffFn& fn) {
+  Range r{std::string(lo), hi.empty() ? std::nullopt
+                                      : std::optional<std::string>(hi)};
+  if (r.hi && *r.hi <= r.lo) return absl::OkStatus();
+  Differ d(src, fn);
+  return d.Walk(Side{a.page_id, nullptr}, Side{b.page_id, nullptr}, r)
+      .status();
+}
+
+absl::StatusOr<bool> TreeRangeChanged(NodeSource& src, const Root& a,
+                                      const Root& b, std::string_view lo,
+                                      std::string_view hi) {
+  bool changed = false;
+  RETURN_IF_ERROR(TreeDiff(src, a, b, lo, hi, [&](auto*, auto*) {
+    changed = true;
+    return false;
+  }));
+  return changed;
+}
+
+}  // namespace cowdb::internal
