@@ -25,8 +25,10 @@
 //                        refuses writes until it is reopened; after
 //                        reopening, read to find out.
 //
-// Thread safety: all methods may be called concurrently. Commits are
-// serialized; readers never wait for them.
+// Thread safety: all methods may be called concurrently. Concurrent commits
+// are grouped: one thread validates and applies a whole queue of them in one
+// storage write with one sync, and they share the resulting version.
+// Readers never wait for commits.
 
 #ifndef COWDB_ENGINE_DB_H_
 #define COWDB_ENGINE_DB_H_
@@ -41,6 +43,7 @@
 #include "engine/iterator.h"
 #include "engine/options.h"
 #include "engine/snapshot.h"
+#include "engine/transaction.h"
 #include "engine/write_batch.h"
 
 namespace cowdb {
@@ -92,6 +95,16 @@ class DB {
   // Returns the value of `key`. Errors: NotFound if absent.
   virtual absl::StatusOr<std::string> Get(const ReadOptions& options,
                                           std::string_view key) = 0;
+
+  // As Get, with the key's mod_version and the version read.
+  virtual absl::StatusOr<Entry> GetEntry(const ReadOptions& options,
+                                         std::string_view key) = 0;
+
+  // Starts a transaction (see transaction.h). Errors: InvalidArgument for
+  // a read_version on a read-write transaction; as SnapshotAt for an
+  // unknown read_version.
+  virtual absl::StatusOr<std::unique_ptr<Transaction>> Begin(
+      const TransactionOptions& options) = 0;
 
   // The latest version. O(1).
   virtual Snapshot GetSnapshot() = 0;

@@ -1,8 +1,11 @@
 #include "engine/db_impl.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/store/rocksdb_page_store.h"
+#include "engine/tree/diff.h"
+#include "engine/txn/transaction_impl.h"
 #include "engine/util/coding.h"
 #include "engine/util/status_macros.h"
 #include "engine/version/records.h"
@@ -148,16 +151,17 @@ absl::StatusOr<std::unique_ptr<DBImpl>> DBImpl::Open(
                                             std::move(v)));
 }
 
-absl::Status DBImpl::ValidateWrite(const WriteBatch::Op& op) const {
-  if (op.key.empty()) return absl::InvalidArgumentError("empty key");
-  if (op.key.size() > options_.max_key_size) {
+absl::Status DBImpl::ValidateWrite(std::string_view key,
+                                   std::string_view value) {
+  if (key.empty()) return absl::InvalidArgumentError("empty key");
+  if (key.size() > options_.max_key_size) {
     return absl::InvalidArgumentError(
-        absl::StrCat("key of ", op.key.size(), " bytes exceeds max_key_size ",
+        absl::StrCat("key of ", key.size(), " bytes exceeds max_key_size ",
                      options_.max_key_size));
   }
-  if (op.value.size() > options_.max_value_size) {
+  if (value.size() > options_.max_value_size) {
     return absl::InvalidArgumentError(
-        absl::StrCat("value of ", op.value.size(),
+        absl::StrCat("value of ", value.size(),
                      " bytes exceeds max_value_size ",
                      options_.max_value_size));
   }
@@ -178,30 +182,154 @@ absl::StatusOr<uint64_t> DBImpl::Delete(std::string_view key) {
 }
 
 absl::StatusOr<uint64_t> DBImpl::Write(const WriteBatch& batch) {
-  for (const auto& op : batch.ops()) RETURN_IF_ERROR(ValidateWrite(op));
+  for (const auto& op : batch.ops()) {
+    RETURN_IF_ERROR(ValidateWrite(op.key, op.value));
+  }
+  if (batch.Count() == 0) return versions_.latest()->version;
+  CommitRequest req;  // a blind write: nothing to validate
+  req.written_keys.reserve(batch.Count());
+  for (const auto& op : batch.ops()) req.written_keys.push_back(op.key);
+  req.apply = [&batch](TreeBuilder& builder) -> absl::Status {
+    for (const auto& op : batch.ops()) {
+      RETURN_IF_ERROR(op.is_delete ? builder.Delete(op.key)
+                                   : builder.Put(op.key, op.value));
+    }
+    return absl::OkStatus();
+  };
+  return SubmitCommit(req);
+}
 
-  MutexLock lock(&write_mu_);
+absl::StatusOr<uint64_t> DBImpl::SubmitCommit(CommitRequest& req) {
+  // LevelDB's writer queue: the request at the front leads a group made of
+  // everything queued behind it; the others wait to be told their outcome.
+  constexpr size_t kMaxGroup = 4096;
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  queue_.push_back(&req);
+  req.cv.wait(lock, [&] { return req.done || queue_.front() == &req; });
+  if (!req.done) {
+    std::vector<CommitRequest*> group(
+        queue_.begin(), queue_.begin() + std::min(queue_.size(), kMaxGroup));
+    lock.unlock();
+    RunGroup(group);
+    lock.lock();
+    for (size_t i = 0; i < group.size(); ++i) {
+      CommitRequest* member = queue_.front();
+      queue_.pop_front();
+      member->done = true;
+      if (member != &req) member->cv.notify_one();
+    }
+    if (!queue_.empty()) queue_.front()->cv.notify_one();
+  }
+  if (!req.status.ok()) return req.status;
+  return req.version;
+}
+
+namespace {
+
+std::string Printable(std::string_view key) {
+  constexpr size_t kMax = 64;
+  std::string s = absl::CEscape(absl::string_view(
+      key.data(), std::min(key.size(), kMax)));
+  if (key.size() > kMax) s += "...";
+  return s;
+}
+
+absl::Status Conflict(std::string_view what, std::string_view key,
+                      uint64_t since) {
+  return absl::AbortedError(absl::StrCat(
+      "transaction conflict: ", std::string(what), " \"", Printable(key),
+      "\" changed after version ", since, "; retry the transaction"));
+}
+
+bool SameEntry(const std::optional<Found>& a, const std::optional<Found>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  return !a || a->entry->mod_version == b->entry->mod_version;
+}
+
+}  // namespace
+
+absl::Status DBImpl::Validate(const CommitRequest& req, const Version& base,
+                              const KeySet& group_writes) {
+  if (req.snapshot == nullptr) return absl::OkStatus();
+  const Version& snap = *req.snapshot;
+  const bool moved = snap.version != base.version;
+  if (req.isolation == Isolation::kSnapshot) {
+    for (std::string_view k : req.written_keys) {
+      if (group_writes.count(k) != 0) return Conflict("written key", k, snap.version);
+      if (!moved) continue;
+      ASSIGN_OR_RETURN(std::optional<Found> before, TreeGet(source_, snap.root, k));
+      ASSIGN_OR_RETURN(std::optional<Found> now, TreeGet(source_, base.root, k));
+      if (!SameEntry(before, now)) return Conflict("written key", k, snap.version);
+    }
+    return absl::OkStatus();
+  }
+  if (req.reads != nullptr) {
+    for (const ReadRecord& r : *req.reads) {
+      if (group_writes.count(r.key) != 0) return Conflict("read key", r.key, snap.version);
+      if (!moved) continue;
+      ASSIGN_OR_RETURN(std::optional<Found> now, TreeGet(source_, base.root, r.key));
+      if (now.has_value() != r.exists ||
+          (now && now->entry->mod_version != r.mod_version)) {
+        return Conflict("read key", r.key, snap.version);
+      }
+    }
+  }
+  if (req.ranges != nullptr) {
+    for (const KeyRange& r : *req.ranges) {
+      auto it = group_writes.lower_bound(r.lo);
+      if (it != group_writes.end() && r.Contains(*it)) {
+        return Conflict("a key in the range from", r.lo, snap.version);
+      }
+      if (!moved) continue;
+      ASSIGN_OR_RETURN(bool changed,
+                       TreeRangeChanged(source_, snap.root, base.root, r.lo,
+                                        r.hi ? std::string_view(*r.hi)
+                                             : std::string_view()));
+      if (changed) return Conflict("a key in the range from", r.lo, snap.version);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void DBImpl::RunGroup(const std::vector<CommitRequest*>& group) {
+  auto fail_all = [&](const absl::Status& s) {
+    for (CommitRequest* r : group) r->status = s;
+  };
   if (!write_error_.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
+    fail_all(absl::FailedPreconditionError(absl::StrCat(
         "writes are refused after a commit of unknown outcome (",
-        write_error_.message(), "); reopen the database"));
+        write_error_.message(), "); reopen the database")));
+    return;
   }
   std::shared_ptr<const Version> base = versions_.latest();
-  if (batch.Count() == 0) return base->version;
-
   const uint64_t version = base->version + 1;
   uint64_t next_id = next_id_;
   TreeBuilder builder(&source_, base->root, version, page_size_,
                       options_.inline_value_limit, &next_id);
-  for (const auto& op : batch.ops()) {
-    RETURN_IF_ERROR(op.is_delete ? builder.Delete(op.key)
-                                 : builder.Put(op.key, op.value));
+  KeySet group_writes;
+  std::vector<CommitRequest*> accepted;
+  for (CommitRequest* r : group) {
+    r->status = Validate(*r, *base, group_writes);
+    if (!r->status.ok()) continue;
+    absl::Status applied = r->apply(builder);
+    if (!applied.ok()) {
+      // The shared builder is now part-applied: commit nothing.
+      fail_all(applied);
+      return;
+    }
+    for (std::string_view k : r->written_keys) group_writes.emplace(k);
+    accepted.push_back(r);
   }
+  if (accepted.empty()) return;
 
   // Everything of the commit goes into one atomic store batch.
   StoreBatch store_batch;
   std::vector<std::pair<uint64_t, NodeRef>> written;
-  ASSIGN_OR_RETURN(Root root, builder.Finish(&store_batch, &written));
+  absl::StatusOr<Root> root = builder.Finish(&store_batch, &written);
+  if (!root.ok()) {
+    fail_all(root.status());
+    return;
+  }
   uint64_t blobs = 0;
   for (const auto& op : store_batch.ops()) blobs += op.space == Space::kBlobs;
   if (!builder.freed().empty()) {
@@ -210,10 +338,10 @@ absl::StatusOr<uint64_t> DBImpl::Write(const WriteBatch& batch) {
   }
   auto v = std::make_shared<Version>();
   v->version = version;
-  v->root = root;
+  v->root = *root;
   v->commit_micros = absl::ToUnixMicros(absl::Now());
   store_batch.Put(Space::kVersions, BigEndianKey(version),
-                  EncodeVersionRecord({root, v->commit_micros}));
+                  EncodeVersionRecord({*root, v->commit_micros}));
   MetaRecord meta;
   meta.latest_version = version;
   meta.next_id = next_id;
@@ -223,19 +351,21 @@ absl::StatusOr<uint64_t> DBImpl::Write(const WriteBatch& batch) {
   absl::Status s = store_->Commit(store_batch, options_.sync);
   if (!s.ok()) {
     write_error_ = s;
-    return absl::UnknownError(absl::StrCat(
+    absl::Status unknown = absl::UnknownError(absl::StrCat(
         "commit of version ", version,
         " has an unknown outcome: the storage write failed (", s.message(),
         "). It may or may not be durable; the database refuses writes "
         "until reopened"));
+    for (CommitRequest* r : accepted) r->status = unknown;
+    return;
   }
   next_id_ = next_id;
   for (auto& [id, node] : written) source_.Remember(id, std::move(node));
   versions_.Publish(std::move(v));
+  for (CommitRequest* r : accepted) r->version = version;
   commits_.fetch_add(1, std::memory_order_relaxed);
   pages_written_.fetch_add(written.size(), std::memory_order_relaxed);
   blobs_written_.fetch_add(blobs, std::memory_order_relaxed);
-  return version;
 }
 
 absl::StatusOr<std::shared_ptr<const Version>> DBImpl::LoadVersion(
@@ -274,6 +404,40 @@ absl::StatusOr<std::shared_ptr<const Version>> DBImpl::Resolve(
   }
   if (options.version) return LoadVersion(*options.version);
   return versions_.latest();
+}
+
+absl::StatusOr<Entry> DBImpl::GetEntry(const ReadOptions& options,
+                                       std::string_view key) {
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, Resolve(options));
+  ASSIGN_OR_RETURN(std::optional<Found> found, TreeGet(source_, v->root, key));
+  if (!found) return absl::NotFoundError("key not found");
+  Entry e;
+  e.version = v->version;
+  e.mod_version = found->entry->mod_version;
+  const StoredValue& value = found->entry->value;
+  if (value.is_blob()) {
+    ASSIGN_OR_RETURN(e.value, source_.LoadBlob(value.blob_id));
+  } else {
+    e.value = value.data;
+  }
+  return e;
+}
+
+absl::StatusOr<std::unique_ptr<Transaction>> DBImpl::Begin(
+    const TransactionOptions& options) {
+  std::shared_ptr<const Version> snapshot;
+  if (options.read_version) {
+    if (!options.read_only) {
+      return absl::InvalidArgumentError(
+          "read_version is only for read-only transactions; a read-write "
+          "transaction reads the latest version");
+    }
+    ASSIGN_OR_RETURN(snapshot, LoadVersion(*options.read_version));
+  } else {
+    snapshot = versions_.latest();
+  }
+  return std::unique_ptr<Transaction>(
+      new TransactionImpl(this, std::move(snapshot), options));
 }
 
 absl::StatusOr<std::string> DBImpl::Get(const ReadOptions& options,

@@ -5,18 +5,22 @@
 #define COWDB_ENGINE_DB_IMPL_H_
 
 #include <atomic>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <set>
 
 #include "engine/util/mutex.h"
 #include "engine/cache/node_cache.h"
 #include "engine/db.h"
 #include "engine/store/page_store.h"
 #include "engine/tree/btree.h"
+#include "engine/txn/commit.h"
 #include "engine/version/version_set.h"
 
 namespace cowdb::internal {
 
-class DBImpl final : public DB {
+class DBImpl final : public DB, public TxnHost {
  public:
   // Opens a database over `store` (creating it when the store is empty).
   static absl::StatusOr<std::unique_ptr<DBImpl>> Open(
@@ -28,6 +32,10 @@ class DBImpl final : public DB {
   absl::StatusOr<uint64_t> Write(const WriteBatch& batch) override;
   absl::StatusOr<std::string> Get(const ReadOptions& options,
                                   std::string_view key) override;
+  absl::StatusOr<Entry> GetEntry(const ReadOptions& options,
+                                 std::string_view key) override;
+  absl::StatusOr<std::unique_ptr<Transaction>> Begin(
+      const TransactionOptions& options) override;
   Snapshot GetSnapshot() override;
   absl::StatusOr<Snapshot> SnapshotAt(uint64_t version) override;
   absl::StatusOr<std::unique_ptr<Iterator>> NewIterator(
@@ -50,12 +58,25 @@ class DBImpl final : public DB {
   size_t page_size() const { return page_size_; }
   PageStore* store() { return store_.get(); }
 
+  // TxnHost.
+  NodeSource& source() override { return source_; }
+  absl::Status ValidateWrite(std::string_view key,
+                             std::string_view value) override;
+  absl::StatusOr<uint64_t> SubmitCommit(CommitRequest& req) override;
+
  private:
   DBImpl(const Options& options, std::shared_ptr<PageStore> store,
          size_t page_size, uint64_t next_id,
          std::shared_ptr<const Version> latest);
 
-  absl::Status ValidateWrite(const WriteBatch::Op& op) const;
+  using KeySet = std::set<std::string, std::less<>>;
+
+  // Commits `group` as one version (the caller is the group's leader).
+  void RunGroup(const std::vector<CommitRequest*>& group);
+  // Checks `req` against `base` and the keys written by earlier members of
+  // its group. Returns Aborted on a conflict.
+  absl::Status Validate(const CommitRequest& req, const Version& base,
+                        const KeySet& group_writes);
   // The version chosen by `options`.
   absl::StatusOr<std::shared_ptr<const Version>> Resolve(
       const ReadOptions& options);
@@ -68,10 +89,15 @@ class DBImpl final : public DB {
   NodeSource source_;
   VersionSet versions_;
 
-  Mutex write_mu_;
-  uint64_t next_id_ ABSL_GUARDED_BY(write_mu_);
+  // The group-commit queue. The request at the front is the leader; it
+  // alone runs RunGroup. (std::mutex for std::condition_variable.)
+  std::mutex queue_mu_;
+  std::deque<CommitRequest*> queue_;
+
+  // Touched only by the current leader; leaders are ordered by queue_mu_.
+  uint64_t next_id_;
   // Set when a commit's outcome became unknown; writes are refused after.
-  absl::Status write_error_ ABSL_GUARDED_BY(write_mu_);
+  absl::Status write_error_;
 
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> pages_written_{0};

@@ -1,0 +1,73 @@
+// What a transaction hands to the commit pipeline, and what it needs from
+// the database. The pipeline itself (group commit) lives in DBImpl.
+
+#ifndef COWDB_ENGINE_TXN_COMMIT_H_
+#define COWDB_ENGINE_TXN_COMMIT_H_
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/transaction.h"
+#include "engine/tree/btree.h"
+#include "engine/version/version_set.h"
+
+namespace cowdb::internal {
+
+// A key read from the snapshot and what it was.
+struct ReadRecord {
+  std::string key;
+  bool exists = false;
+  uint64_t mod_version = 0;
+};
+
+// A key range [lo, hi) observed by an iterator or a count; hi = nullopt is
+// unbounded.
+struct KeyRange {
+  std::string lo;
+  std::optional<std::string> hi;
+
+  bool Contains(std::string_view k) const {
+    return lo <= k && (!hi || k < *hi);
+  }
+};
+
+// One commit waiting in the group-commit queue.
+struct CommitRequest {
+  // What to validate. With `snapshot` null (blind writes) nothing is.
+  std::shared_ptr<const Version> snapshot;
+  Isolation isolation = Isolation::kSerializable;
+  const std::vector<ReadRecord>* reads = nullptr;  // serializable
+  const std::vector<KeyRange>* ranges = nullptr;   // serializable
+  std::vector<std::string_view> written_keys;      // for snapshot isolation
+                                                   // and later group members
+  // Applies the writes to the group's tree.
+  std::function<absl::Status(TreeBuilder&)> apply;
+
+  // Filled in by the leader.
+  absl::Status status;
+  uint64_t version = 0;
+  bool done = false;
+  std::condition_variable cv;
+};
+
+// The database as a transaction sees it.
+class TxnHost {
+ public:
+  virtual ~TxnHost() = default;
+  virtual NodeSource& source() = 0;
+  virtual absl::Status ValidateWrite(std::string_view key,
+                                     std::string_view value) = 0;
+  // Queues `req` for group commit and waits for its outcome.
+  virtual absl::StatusOr<uint64_t> SubmitCommit(CommitRequest& req) = 0;
+};
+
+}  // namespace cowdb::internal
+
+#endif  // COWDB_ENGINE_TXN_COMMIT_H_

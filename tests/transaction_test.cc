@@ -1,0 +1,345 @@
+// Transactions: read-your-writes, rollback, misuse, conflicts on keys and
+// ranges (phantoms), write skew under both isolation levels.
+
+#include "engine/transaction.h"
+
+#include <map>
+#include <random>
+
+#include "engine/db.h"
+#include "engine/db_impl.h"
+#include "engine/store/page_store.h"
+#include "gtest/gtest.h"
+#include "tests/util/status_matchers.h"
+
+namespace cowdb {
+namespace {
+
+using ::cowdb::testing::StatusIs;
+
+class TransactionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Options o;
+    o.page_size = 512;  // several levels with few keys
+    o.inline_value_limit = 64;
+    ASSERT_OK_AND_ASSIGN(db_, internal::DBImpl::Open(o, internal::NewMemoryPageStore()));
+  }
+
+  std::unique_ptr<Transaction> Begin(Isolation iso = Isolation::kSerializable) {
+    TransactionOptions o;
+    o.isolation = iso;
+    auto t = db_->Begin(o);
+    EXPECT_OK(t);
+    return *std::move(t);
+  }
+
+  std::string Read(const std::string& key) {
+    absl::StatusOr<std::string> v = db_->Get(ReadOptions(), key);
+    return v.ok() ? *v : "NOT_FOUND";
+  }
+
+  // All key=value pairs an iterator yields forward; checks backward agrees.
+  static std::string Dump(Iterator* it) {
+    std::string fwd, bwd;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      fwd += std::string(it->key()) + "=" + std::string(it->value()) + " ";
+    }
+    std::vector<std::string> parts;
+    for (it->SeekToLast(); it->Valid(); it->Prev()) {
+      parts.push_back(std::string(it->key()) + "=" + std::string(it->value()) + " ");
+    }
+    for (auto p = parts.rbegin(); p != parts.rend(); ++p) bwd += *p;
+    EXPECT_EQ(fwd, bwd) << "backward iteration disagrees";
+    return fwd;
+  }
+
+  std::unique_ptr<internal::DBImpl> db_;
+};
+
+TEST_F(TransactionTest, ReadsYourOwnWrites) {
+  ASSERT_OK(db_->Put("a", "1"));
+  ASSERT_OK(db_->Put("b", "2"));
+  ASSERT_OK(db_->Put("c", "3"));
+  auto t = Begin();
+  ASSERT_OK(t->Put("b", "20"));
+  ASSERT_OK(t->Delete("c"));
+  ASSERT_OK(t->Put("d", "4"));
+  ASSERT_OK(t->Put("0", "0"));
+  EXPECT_EQ(*t->Get("a"), "1");
+  EXPECT_EQ(*t->Get("b"), "20");
+  EXPECT_THAT(t->Get("c"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(*t->Get("d"), "4");
+  ASSERT_OK_AND_ASSIGN(auto it, t->NewIterator());
+  EXPECT_EQ(Dump(it.get()), "0=0 a=1 b=20 d=4 ");
+  it->Seek("b");
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "b");
+  EXPECT_EQ(it->mod_version(), 0u) << "own write";
+  it->Next();
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "d");  // c is deleted
+  it->Prev();
+  it->Prev();
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "a");
+  EXPECT_EQ(it->mod_version(), 1u);
+  ASSERT_OK_AND_ASSIGN(uint64_t n, t->Count("", ""));
+  EXPECT_EQ(n, 4u);
+  ASSERT_OK_AND_ASSIGN(n, t->Count("a", "c"));
+  EXPECT_EQ(n, 2u);
+  // Others see nothing before commit.
+  EXPECT_EQ(Read("d"), "NOT_FOUND");
+  ASSERT_OK_AND_ASSIGN(uint64_t v, t->Commit());
+  EXPECT_EQ(v, 4u);
+  EXPECT_EQ(Read("b"), "20");
+  EXPECT_EQ(Read("c"), "NOT_FOUND");
+  ASSERT_OK_AND_ASSIGN(Entry e, db_->GetEntry(ReadOptions(), "d"));
+  EXPECT_EQ(e.value, "4");
+  EXPECT_EQ(e.mod_version, 4u);
+  EXPECT_EQ(e.version, 4u);
+}
+
+TEST_F(TransactionTest, IteratorMatchesModelOfSnapshotPlusWrites) {
+  std::mt19937 rng(5);
+  std::map<std::string, std::string> model;
+  WriteBatch batch;
+  for (int i = 0; i < 300; ++i) {
+    std::string k = "k" + std::to_string(rng() % 500);
+    batch.Put(k, "base" + std::to_string(i));
+    model[k] = "base" + std::to_string(i);
+  }
+  ASSERT_OK(db_->Write(batch));
+  for (int round = 0; round < 20; ++round) {
+    auto t = Begin();
+    auto m = model;
+    for (int i = 0; i < 60; ++i) {
+      std::string k = "k" + std::to_string(rng() % 500);
+      if (rng() % 3 == 0) {
+        ASSERT_OK(t->Delete(k));
+        m.erase(k);
+      } else {
+        ASSERT_OK(t->Put(k, "own" + std::to_string(i)));
+        m[k] = "own" + std::to_string(i);
+      }
+    }
+    ASSERT_OK_AND_ASSIGN(auto it, t->NewIterator());
+    std::string want;
+    for (const auto& [k, v] : m) want += k + "=" + v + " ";
+    ASSERT_EQ(Dump(it.get()), want);
+    // Random seeks with mixed steps.
+    for (int s = 0; s < 50; ++s) {
+      std::string target = "k" + std::to_string(rng() % 520);
+      it->Seek(target);
+      auto pos = m.lower_bound(target);
+      for (int step = 0; step < 6; ++step) {
+        ASSERT_EQ(it->Valid(), pos != m.end()) << target << " step " << step;
+        if (!it->Valid()) break;
+        ASSERT_EQ(it->key(), pos->first);
+        ASSERT_EQ(it->value(), pos->second);
+        if (rng() % 2 == 0) {
+          it->Next();
+          ++pos;
+        } else {
+          if (pos == m.begin()) break;
+          it->Prev();
+          --pos;
+        }
+      }
+    }
+    ASSERT_OK_AND_ASSIGN(uint64_t n, t->Count("k1", "k4"));
+    uint64_t expected = 0;
+    for (auto j = m.lower_bound("k1"); j != m.end() && j->first < "k4"; ++j) ++expected;
+    EXPECT_EQ(n, expected);
+    ASSERT_OK(t->Rollback());
+  }
+}
+
+TEST_F(TransactionTest, RollbackAndDestructionApplyNothing) {
+  ASSERT_OK(db_->Put("a", "1"));
+  {
+    auto t = Begin();
+    ASSERT_OK(t->Put("a", "2"));
+    ASSERT_OK(t->Rollback());
+  }
+  {
+    auto t = Begin();
+    ASSERT_OK(t->Put("a", "3"));
+  }  // destroyed while open
+  EXPECT_EQ(Read("a"), "1");
+  EXPECT_EQ(db_->LatestVersion(), 1u);
+}
+
+TEST_F(TransactionTest, FinishedTransactionIsFailedPrecondition) {
+  auto t = Begin();
+  ASSERT_OK(t->Put("a", "1"));
+  ASSERT_OK(t->Commit());
+  const auto kFP = absl::StatusCode::kFailedPrecondition;
+  EXPECT_THAT(t->Get("a"), StatusIs(kFP));
+  EXPECT_THAT(t->Put("a", "2"), StatusIs(kFP));
+  EXPECT_THAT(t->Delete("a"), StatusIs(kFP));
+  EXPECT_THAT(t->NewIterator(), StatusIs(kFP));
+  EXPECT_THAT(t->Count("", ""), StatusIs(kFP));
+  EXPECT_THAT(t->Commit(), StatusIs(kFP));
+  EXPECT_THAT(t->Rollback(), StatusIs(kFP));
+  auto r = Begin();
+  ASSERT_OK(r->Rollback());
+  EXPECT_THAT(r->Commit(), StatusIs(kFP));
+}
+
+TEST_F(TransactionTest, ReadOnlyTransactions) {
+  ASSERT_OK(db_->Put("a", "1"));
+  ASSERT_OK(db_->Put("a", "2"));
+  TransactionOptions o;
+  o.read_only = true;
+  o.read_version = 1;
+  ASSERT_OK_AND_ASSIGN(auto t, db_->Begin(o));
+  EXPECT_EQ(t->read_version(), 1u);
+  EXPECT_EQ(*t->Get("a"), "1");
+  EXPECT_THAT(t->Put("b", "x"), StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_OK_AND_ASSIGN(uint64_t v, t->Commit());
+  EXPECT_EQ(v, 1u);
+  TransactionOptions rw;
+  rw.read_version = 1;
+  EXPECT_THAT(db_->Begin(rw), StatusIs(absl::StatusCode::kInvalidArgument));
+  o.read_version = 99;
+  EXPECT_THAT(db_->Begin(o), StatusIs(absl::StatusCode::kNotFound, "latest is 2"));
+}
+
+TEST_F(TransactionTest, LimitsApplyToBufferedWrites) {
+  auto t = Begin();
+  EXPECT_THAT(t->Put("", "v"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(t->Put(std::string(5000, 'k'), "v"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(TransactionTest, ReadKeyChangedByOtherCommitAborts) {
+  ASSERT_OK(db_->Put("x", "1"));
+  auto t = Begin();
+  ASSERT_OK(t->Get("x"));
+  ASSERT_OK(t->Put("y", "from t"));
+  ASSERT_OK(db_->Put("x", "2"));
+  EXPECT_THAT(t->Commit(), StatusIs(absl::StatusCode::kAborted, "\"x\""));
+  EXPECT_EQ(Read("y"), "NOT_FOUND") << "an aborted transaction applied writes";
+}
+
+TEST_F(TransactionTest, ReadOfAbsentKeyThenInsertAborts) {
+  auto t = Begin();
+  EXPECT_THAT(t->Get("x"), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_OK(t->Put("y", "1"));
+  ASSERT_OK(db_->Put("x", "appeared"));
+  EXPECT_THAT(t->Commit(), StatusIs(absl::StatusCode::kAborted));
+}
+
+TEST_F(TransactionTest, UnrelatedCommitDoesNotConflict) {
+  ASSERT_OK(db_->Put("x", "1"));
+  auto t = Begin();
+  ASSERT_OK(t->Get("x"));
+  ASSERT_OK(t->Put("x", "2"));
+  ASSERT_OK(db_->Put("other", "1"));
+  EXPECT_OK(t->Commit());
+  EXPECT_EQ(Read("x"), "2");
+}
+
+TEST_F(TransactionTest, PhantomInScannedRangeAborts) {
+  for (const char* k : {"a", "c", "e", "g"}) ASSERT_OK(db_->Put(k, "v"));
+  auto t = Begin();
+  ASSERT_OK_AND_ASSIGN(auto it, t->NewIterator());
+  int n = 0;
+  for (it->Seek("b"); it->Valid() && it->key() < "f"; it->Next()) ++n;
+  EXPECT_EQ(n, 2);  // c, e; the scan stopped at g
+  ASSERT_OK(t->Put("summary", std::to_string(n)));
+  ASSERT_OK(db_->Put("d", "phantom"));
+  EXPECT_THAT(t->Commit(), StatusIs(absl::StatusCode::kAborted));
+}
+
+TEST_F(TransactionTest, InsertOutsideScannedRangeDoesNotConflict) {
+  for (const char* k : {"a", "c", "e", "g"}) ASSERT_OK(db_->Put(k, "v"));
+  auto t = Begin();
+  ASSERT_OK_AND_ASSIGN(auto it, t->NewIterator());
+  for (it->Seek("b"); it->Valid() && it->key() < "f"; it->Next()) {
+  }
+  ASSERT_OK(t->Put("summary", "2"));
+  ASSERT_OK(db_->Put("h", "after the scan stopped at g"));
+  ASSERT_OK(db_->Put("a", "before the scan started at b"));
+  EXPECT_OK(t->Commit());
+}
+
+TEST_F(TransactionTest, ScanToTheEndConflictsWithAppend) {
+  ASSERT_OK(db_->Put("a", "v"));
+  auto t = Begin();
+  ASSERT_OK_AND_ASSIGN(auto it, t->NewIterator());
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  }
+  ASSERT_OK(t->Put("count", "1"));
+  ASSERT_OK(db_->Put("zzz", "appended"));
+  EXPECT_THAT(t->Commit(), StatusIs(absl::StatusCode::kAborted));
+}
+
+TEST_F(TransactionTest, CountedRangeConflicts) {
+  auto t = Begin();
+  ASSERT_OK(t->Count("m", "n"));
+  ASSERT_OK(t->Put("x", "1"));
+  ASSERT_OK(db_->Put("m5", "new"));
+  EXPECT_THAT(t->Commit(), StatusIs(absl::StatusCode::kAborted));
+}
+
+TEST_F(TransactionTest, SnapshotIsolationValidatesOnlyWrites) {
+  ASSERT_OK(db_->Put("x", "1"));
+  auto t = Begin(Isolation::kSnapshot);
+  ASSERT_OK(t->Get("x"));
+  ASSERT_OK(t->Put("y", "1"));
+  ASSERT_OK(db_->Put("x", "2"));
+  EXPECT_OK(t->Commit()) << "a read is not validated under SNAPSHOT";
+
+  auto u = Begin(Isolation::kSnapshot);
+  ASSERT_OK(u->Put("x", "from u"));
+  ASSERT_OK(db_->Put("x", "first committer"));
+  EXPECT_THAT(u->Commit(), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_EQ(Read("x"), "first committer");
+}
+
+// Two transactions each read both x and y and write one of them.
+void WriteSkew(TransactionTest* test, internal::DBImpl* db, Isolation iso,
+               int* committed) {
+  ASSERT_OK(db->Put("x", "1"));
+  ASSERT_OK(db->Put("y", "1"));
+  TransactionOptions o;
+  o.isolation = iso;
+  ASSERT_OK_AND_ASSIGN(auto t1, db->Begin(o));
+  ASSERT_OK_AND_ASSIGN(auto t2, db->Begin(o));
+  for (auto* t : {t1.get(), t2.get()}) {
+    ASSERT_OK(t->Get("x"));
+    ASSERT_OK(t->Get("y"));
+  }
+  ASSERT_OK(t1->Put("x", "0"));
+  ASSERT_OK(t2->Put("y", "0"));
+  *committed = t1->Commit().ok() + t2->Commit().ok();
+}
+
+TEST_F(TransactionTest, WriteSkewAllowedUnderSnapshotIsolation) {
+  int committed = 0;
+  WriteSkew(this, db_.get(), Isolation::kSnapshot, &committed);
+  EXPECT_EQ(committed, 2);
+  EXPECT_EQ(Read("x"), "0");
+  EXPECT_EQ(Read("y"), "0");
+}
+
+TEST_F(TransactionTest, WriteSkewPreventedUnderSerializable) {
+  int committed = 0;
+  WriteSkew(this, db_.get(), Isolation::kSerializable, &committed);
+  EXPECT_EQ(committed, 1);
+}
+
+TEST_F(TransactionTest, CommitWithoutWritesReturnsReadVersion) {
+  ASSERT_OK(db_->Put("x", "1"));
+  auto t = Begin();
+  ASSERT_OK(t->Get("x"));
+  ASSERT_OK(db_->Put("x", "2"));
+  ASSERT_OK_AND_ASSIGN(uint64_t v, t->Commit());
+  EXPECT_EQ(v, 1u);
+  EXPECT_EQ(db_->LatestVersion(), 2u);
+}
+
+}  // namespace
+}  // namespace cowdb
