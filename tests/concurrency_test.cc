@@ -138,6 +138,43 @@ TEST_P(ConcurrencyTest, SnapshotsStayConsistentWhileCommitsLand) {
   EXPECT_EQ(sum, kAccounts * kInitial);
 }
 
+TEST_P(ConcurrencyTest, LongIterationStaysConsistentWhileThousandsOfCommitsLand) {
+  Snapshot snap = db_->GetSnapshot();
+  auto [sum_before, hash_before] = Scan(snap);
+  ReadOptions ro;
+  ro.snapshot = &snap;
+  ASSERT_OK_AND_ASSIGN(auto it, db_->NewIterator(ro));
+  it->SeekToFirst();
+  std::atomic<int> commits{0};
+  std::thread writer([&] {
+    std::mt19937 rng(3);
+    for (int i = 0; i < 3000; ++i) {
+      WriteBatch batch;
+      batch.Put(Account(rng() % kAccounts), std::to_string(i));
+      batch.Delete(Account(rng() % kAccounts));
+      batch.Put("new" + std::to_string(i), "x");
+      ASSERT_OK(db_->Write(batch));
+      commits.fetch_add(1);
+    }
+  });
+  // Iterate slowly, interleaved with the commits.
+  int n = 0;
+  int64_t sum = 0;
+  for (; it->Valid(); it->Next(), ++n) {
+    ASSERT_EQ(it->version(), snap.version());
+    sum += std::stoll(std::string(it->value()));
+    if (n % 100 == 0) {
+      while (commits.load() < n && commits.load() < 3000) std::this_thread::yield();
+    }
+  }
+  writer.join();
+  ASSERT_OK(it->status());
+  EXPECT_EQ(n, kAccounts);
+  EXPECT_EQ(sum, sum_before);
+  EXPECT_EQ(db_->LatestVersion(), snap.version() + 3000);
+  EXPECT_EQ(Scan(snap).second, hash_before);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, ConcurrencyTest, ::testing::Values(false, true),
                          [](const auto& info) {
                            return info.param ? "RocksDB" : "Memory";

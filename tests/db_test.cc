@@ -347,6 +347,17 @@ TEST(DBFailureTest, FailedCommitIsUnknownAndRefusesWritesUntilReopen) {
   ASSERT_OK_AND_ASSIGN(db, internal::DBImpl::Open(Options(), failing));
   ASSERT_OK_AND_ASSIGN(uint64_t v, db->Put("a", "4"));
   EXPECT_EQ(v, 2u);
+
+  // A transaction's commit reports the same distinct status.
+  ASSERT_OK_AND_ASSIGN(auto txn, db->Begin(TransactionOptions()));
+  ASSERT_OK(txn->Get("a"));
+  ASSERT_OK(txn->Put("a", "5"));
+  failing->fail_ = true;
+  EXPECT_THAT(txn->Commit(), StatusIs(absl::StatusCode::kUnknown));
+  failing->fail_ = false;
+  ASSERT_OK_AND_ASSIGN(auto next, db->Begin(TransactionOptions()));
+  ASSERT_OK(next->Put("b", "1"));
+  EXPECT_THAT(next->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 }  // namespace

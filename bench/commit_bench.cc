@@ -1,0 +1,172 @@
+// Durable commit throughput with concurrent committers (group commit), and
+// reader throughput while a writer commits as fast as it can.
+//
+//   bazel run --config=opt //bench:commit_bench -- --repeats=3
+//
+// Rows:
+//  - single-put commits/s (sync = true) with 1, 4, 16, 64 committer threads
+//    (also syncs per commit: below 1 means commits shared a sync);
+//  - point gets/s of one reader alone, then with one writer committing
+//    single-put durable commits in a loop; the ratio is the target.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_split.h"
+#include "engine/db.h"
+
+ABSL_FLAG(int, repeats, 3, "runs per row; the median is reported");
+ABSL_FLAG(double, seconds, 2.0, "duration of each run");
+ABSL_FLAG(std::string, threads, "1,4,16,64", "committer thread counts");
+ABSL_FLAG(uint64_t, keys, 100000, "keys preloaded");
+ABSL_FLAG(std::string, dir, "", "database directory (default: temp)");
+ABSL_FLAG(bool, sync, true, "sync each commit (false: measure the CPU path)");
+ABSL_FLAG(bool, reads, true, "also run the reader rows");
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Key(uint64_t i) {
+  char buf[17];
+  snprintf(buf, sizeof(buf), "%016llx",
+           static_cast<unsigned long long>(i * 0x9E3779B97F4A7C15ull));
+  return std::string(buf, 16);
+}
+
+void Check(const absl::Status& s) {
+  if (!s.ok()) {
+    std::cerr << s << std::endl;
+    std::exit(1);
+  }
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct Run {
+  double rate;
+  double syncs_per_commit;
+};
+
+// `threads` committers put single keys with sync for --seconds.
+Run Commits(cowdb::DB* db, int threads, uint64_t keys) {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> done{0};
+  uint64_t syncs0 = db->GetStats().syncs;
+  std::vector<std::thread> pool;
+  auto t0 = Clock::now();
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::mt19937_64 rng(t);
+      std::string value(100, 'c');
+      while (!stop.load(std::memory_order_relaxed)) {
+        Check(db->Put(Key(rng() % keys), value).status());
+        done.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(absl::GetFlag(FLAGS_seconds)));
+  stop = true;
+  for (auto& th : pool) th.join();
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  uint64_t syncs = db->GetStats().syncs - syncs0;
+  return {done / secs, static_cast<double>(syncs) / done};
+}
+
+// One reader's point gets/s, optionally with a writer committing.
+double Reads(cowdb::DB* db, uint64_t keys, bool with_writer) {
+  std::atomic<bool> stop{false};
+  std::thread writer;
+  if (with_writer) {
+    writer = std::thread([&] {
+      std::mt19937_64 rng(99);
+      std::string value(100, 'w');
+      while (!stop.load(std::memory_order_relaxed)) {
+        Check(db->Put(Key(rng() % keys), value).status());
+      }
+    });
+  }
+  std::mt19937_64 rng(7);
+  uint64_t n = 0;
+  auto t0 = Clock::now();
+  auto end = t0 + std::chrono::duration<double>(absl::GetFlag(FLAGS_seconds));
+  cowdb::ReadOptions ro;
+  while (Clock::now() < end) {
+    for (int i = 0; i < 1000; ++i) {
+      absl::StatusOr<std::string> v = db->Get(ro, Key(rng() % keys));
+      if (!v.ok()) Check(v.status());
+    }
+    n += 1000;
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  stop = true;
+  if (writer.joinable()) writer.join();
+  return n / secs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  std::string dir = absl::GetFlag(FLAGS_dir);
+  bool temp = dir.empty();
+  if (temp) {
+    dir = (std::filesystem::temp_directory_path() / "cowdb_commit_bench").string();
+    std::filesystem::remove_all(dir);
+  }
+  cowdb::Options options;
+  options.sync = absl::GetFlag(FLAGS_sync);
+  auto opened = cowdb::DB::Open(options, dir);
+  Check(opened.status());
+  std::unique_ptr<cowdb::DB> db = *std::move(opened);
+  const uint64_t keys = absl::GetFlag(FLAGS_keys);
+  for (uint64_t i = 0; i < keys; i += 1000) {
+    cowdb::WriteBatch batch;
+    for (uint64_t j = i; j < std::min(keys, i + 1000); ++j) {
+      batch.Put(Key(j), std::string(100, 'v'));
+    }
+    Check(db->Write(batch).status());
+  }
+  const int repeats = absl::GetFlag(FLAGS_repeats);
+  printf("cowdb commit_bench: %llu keys preloaded, sync = %s, %.1f s runs, "
+         "median of %d\n",
+         static_cast<unsigned long long>(keys),
+         options.sync ? "true" : "false", absl::GetFlag(FLAGS_seconds),
+         repeats);
+  for (absl::string_view t : absl::StrSplit(absl::GetFlag(FLAGS_threads), ',')) {
+    int threads = std::stoi(std::string(t));
+    std::vector<double> rates, syncs;
+    for (int r = 0; r < repeats; ++r) {
+      Run run = Commits(db.get(), threads, keys);
+      rates.push_back(run.rate);
+      syncs.push_back(run.syncs_per_commit);
+    }
+    printf("%3d committers: %10.0f commits/s  %.3f syncs/commit\n", threads,
+           Median(rates), Median(syncs));
+    fflush(stdout);
+  }
+  if (!absl::GetFlag(FLAGS_reads)) return 0;
+  std::vector<double> solo, mixed;
+  for (int r = 0; r < repeats; ++r) {
+    solo.push_back(Reads(db.get(), keys, false));
+    mixed.push_back(Reads(db.get(), keys, true));
+  }
+  printf("reader alone:       %10.0f gets/s\n", Median(solo));
+  printf("reader + 1 writer:  %10.0f gets/s  (%.2fx of alone)\n", Median(mixed),
+         Median(mixed) / Median(solo));
+  db.reset();
+  if (temp) std::filesystem::remove_all(dir);
+  return 0;
+}
