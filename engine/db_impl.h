@@ -92,7 +92,8 @@ class DBImpl final : public DB, public TxnHost {
   // The group-commit queue. The request at the front is the leader; it
   // alone runs RunGroup. (std::mutex for std::condition_variable.)
   std::mutex queue_mu_;
-  std::deque<CommitRequest*> queue_;
+  std::deque<CommitRequest*> queue_;   // guarded by queue_mu_
+  bool leader_active_ = false;         // guarded by queue_mu_
 
   // Touched only by the current leader; leaders are ordered by queue_mu_.
   uint64_t next_id_;
