@@ -34,7 +34,11 @@
 #define COWDB_ENGINE_DB_H_
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <optional>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -63,6 +67,43 @@ struct DBStats {
   uint64_t cache_bytes = 0;      // bytes held by the node cache
   uint64_t cache_capacity = 0;   // Options::cache_bytes
   uint64_t disk_bytes = 0;       // approximate size on disk
+};
+
+// A retained version, as ListVersions reports it.
+struct VersionInfo {
+  uint64_t version = 0;
+  int64_t commit_micros = 0;  // wall-clock commit time, Unix microseconds
+  uint64_t entries = 0;       // keys in the version
+};
+
+// One difference between two versions (see DB::Diff).
+struct Change {
+  std::string key;
+  std::optional<std::string> old_value;  // nullopt: absent in `from`
+  std::optional<std::string> new_value;  // nullopt: absent in `to`
+  uint64_t old_mod_version = 0;
+  uint64_t new_mod_version = 0;
+};
+
+// What one reclamation pass did.
+struct ReclaimStats {
+  uint64_t floor = 0;  // versions below it are released unless kept
+  uint64_t versions_released = 0;
+  uint64_t pages_deleted = 0;
+  uint64_t blobs_deleted = 0;
+};
+
+// The result of DB::Check.
+struct CheckReport {
+  uint64_t versions_checked = 0;
+  uint64_t pages_reachable = 0;  // distinct pages reachable from them
+  uint64_t blobs_reachable = 0;
+  uint64_t pages_stored = 0;
+  uint64_t blobs_stored = 0;
+  uint64_t pages_pending = 0;  // freed, awaiting reclamation
+  uint64_t blobs_pending = 0;
+  uint64_t pages_leaked = 0;   // stored, unreachable and not pending
+  uint64_t blobs_leaked = 0;
 };
 
 class DB {
@@ -125,6 +166,46 @@ class DB {
                                          std::string_view end) = 0;
 
   virtual uint64_t LatestVersion() = 0;
+
+  // The oldest version that can still be read.
+  virtual uint64_t OldestVersion() = 0;
+
+  // The retained versions that have records (see Options retention), in
+  // ascending order.
+  virtual absl::StatusOr<std::vector<VersionInfo>> ListVersions() = 0;
+
+  // The version that was the latest at wall-clock time `unix_micros`.
+  // Errors: OutOfRange if that version is no longer retained (or the time
+  // is before the database existed).
+  virtual absl::StatusOr<uint64_t> VersionAt(int64_t unix_micros) = 0;
+
+  // Names `version` so that it is retained until untagged; persistent.
+  // Moving an existing tag is allowed. Errors: InvalidArgument for an empty
+  // or over-long name; as SnapshotAt for the version.
+  virtual absl::Status Tag(std::string_view name, uint64_t version) = 0;
+  // Errors: NotFound for an unknown tag.
+  virtual absl::Status Untag(std::string_view name) = 0;
+  virtual std::map<std::string, uint64_t> ListTags() = 0;
+
+  // Calls `fn` for every key in [begin, end) (empty `end` = unbounded)
+  // that differs between versions `from` and `to`, in key order, until it
+  // returns false. Cost grows with the number of differences, not with the
+  // size of the database. Errors: as SnapshotAt.
+  virtual absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,
+                            std::string_view end,
+                            const std::function<bool(const Change&)>& fn) = 0;
+
+  // Runs one reclamation pass now: releases versions outside retention and
+  // deletes the pages and blobs that no retained version reaches. Never
+  // blocks commits or readers.
+  virtual absl::StatusOr<ReclaimStats> Reclaim() = 0;
+
+  // Verifies every retained version: all reachable pages and blobs decode
+  // and pass their checksums, tree invariants hold, no reachable page is
+  // recorded as freed before a version that reaches it. Reports stored
+  // pages that nothing reaches. Errors: DataLoss or Internal describing the
+  // first problem.
+  virtual absl::StatusOr<CheckReport> Check() = 0;
 
   virtual DBStats GetStats() = 0;
 };

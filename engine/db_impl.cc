@@ -3,6 +3,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "engine/store/rocksdb_page_store.h"
 #include "engine/tree/diff.h"
 #include "engine/txn/transaction_impl.h"
@@ -94,15 +95,28 @@ class DBIter final : public Iterator {
 }  // namespace
 
 DBImpl::DBImpl(const Options& options, std::shared_ptr<PageStore> store,
-               size_t page_size, uint64_t next_id,
-               std::shared_ptr<const Version> latest)
+               size_t page_size, uint64_t next_id, const Version& latest,
+               uint64_t floor, std::map<std::string, uint64_t> tags)
     : options_(options),
       store_(std::move(store)),
       page_size_(page_size),
       cache_(options.cache_bytes),
       source_(store_.get(), &cache_),
-      versions_(std::move(latest)),
-      next_id_(next_id) {}
+      versions_(latest, floor, std::move(tags)),
+      next_id_(next_id) {
+  if (options_.background_reclaim) {
+    reclaimer_ = std::thread([this] { ReclaimLoop(); });
+  }
+}
+
+DBImpl::~DBImpl() {
+  {
+    std::lock_guard<std::mutex> lock(reclaim_wake_mu_);
+    shutting_down_ = true;
+  }
+  reclaim_cv_.notify_one();
+  if (reclaimer_.joinable()) reclaimer_.join();
+}
 
 absl::StatusOr<std::unique_ptr<DBImpl>> DBImpl::Open(
     const Options& options, std::shared_ptr<PageStore> store) {
@@ -142,13 +156,32 @@ absl::StatusOr<std::unique_ptr<DBImpl>> DBImpl::Open(
     ASSIGN_OR_RETURN(latest,
                      DecodeVersionRecord(*record, meta.latest_version));
   }
-  auto v = std::make_shared<Version>();
-  v->version = meta.latest_version;
-  v->root = latest.root;
-  v->commit_micros = latest.commit_micros;
+  Version v;
+  v.version = meta.latest_version;
+  v.root = latest.root;
+  v.commit_micros = latest.commit_micros;
+  uint64_t floor = 0;
+  ASSIGN_OR_RETURN(std::optional<std::string> floor_bytes,
+                   store->Get(Space::kMeta, kFloorKey));
+  if (floor_bytes) {
+    ASSIGN_OR_RETURN(floor, DecodeVarint(*floor_bytes, "release floor"));
+  }
+  std::map<std::string, uint64_t> tags;
+  absl::Status tag_status;
+  RETURN_IF_ERROR(store->Scan(Space::kTags, "", [&](std::string_view k,
+                                                    std::string_view val) {
+    absl::StatusOr<uint64_t> tv = DecodeVarint(val, "tag");
+    if (!tv.ok()) {
+      tag_status = tv.status();
+      return false;
+    }
+    tags.emplace(std::string(k), *tv);
+    return true;
+  }));
+  RETURN_IF_ERROR(tag_status);
   return std::unique_ptr<DBImpl>(new DBImpl(options, std::move(store),
-                                            meta.page_size, meta.next_id,
-                                            std::move(v)));
+                                            meta.page_size, meta.next_id, v,
+                                            floor, std::move(tags)));
 }
 
 absl::Status DBImpl::ValidateWrite(std::string_view key,
@@ -349,12 +382,14 @@ void DBImpl::RunGroup(const std::vector<CommitRequest*>& group) {
     store_batch.Put(Space::kFreed, BigEndianKey(version),
                     EncodeFreed(builder.freed()));
   }
-  auto v = std::make_shared<Version>();
-  v->version = version;
-  v->root = *root;
-  v->commit_micros = absl::ToUnixMicros(absl::Now());
+  Version v;
+  v.version = version;
+  v.root = *root;
+  // Commit times never go backwards, so VersionAt can search them.
+  v.commit_micros =
+      std::max(absl::ToUnixMicros(absl::Now()), base->commit_micros);
   store_batch.Put(Space::kVersions, BigEndianKey(version),
-                  EncodeVersionRecord({*root, v->commit_micros}));
+                  EncodeVersionRecord({*root, v.commit_micros}));
   MetaRecord meta;
   meta.latest_version = version;
   meta.next_id = next_id;
@@ -374,36 +409,43 @@ void DBImpl::RunGroup(const std::vector<CommitRequest*>& group) {
   }
   next_id_ = next_id;
   for (auto& [id, node] : written) source_.Remember(id, std::move(node));
-  versions_.Publish(std::move(v));
+  versions_.Publish(v);
   for (CommitRequest* r : accepted) r->version = version;
+  WakeReclaimer();
   commits_.fetch_add(1, std::memory_order_relaxed);
   pages_written_.fetch_add(written.size(), std::memory_order_relaxed);
   blobs_written_.fetch_add(blobs, std::memory_order_relaxed);
+}
+
+absl::StatusOr<std::optional<Version>> DBImpl::ReadVersionRecord(
+    uint64_t version) {
+  ASSIGN_OR_RETURN(std::optional<std::string> record,
+                   store_->Get(Space::kVersions, BigEndianKey(version)));
+  if (!record) return std::nullopt;
+  ASSIGN_OR_RETURN(VersionRecord r, DecodeVersionRecord(*record, version));
+  Version v;
+  v.version = version;
+  v.root = r.root;
+  v.commit_micros = r.commit_micros;
+  return v;
 }
 
 absl::StatusOr<std::shared_ptr<const Version>> DBImpl::LoadVersion(
     uint64_t version) {
   std::shared_ptr<const Version> latest = versions_.latest();
   if (version == latest->version) return latest;
-  if (version > latest->version) {
-    return absl::NotFoundError(
-        absl::StrCat("version ", version, " does not exist; the latest is ",
-                     latest->version));
+  // Pin first, so that the reclaimer keeps the version while we read it.
+  RETURN_IF_ERROR(versions_.AcquirePin(version));
+  absl::StatusOr<std::optional<Version>> v = ReadVersionRecord(version);
+  if (!v.ok() || !v->has_value()) {
+    versions_.ReleasePin(version);
+    if (!v.ok()) return v.status();
+    return absl::OutOfRangeError(absl::StrCat(
+        "version ", version, " is no longer retained; the oldest retained "
+        "version is ", versions_.oldest_retained(), " and the latest is ",
+        versions_.latest()->version));
   }
-  ASSIGN_OR_RETURN(std::optional<std::string> record,
-                   store_->Get(Space::kVersions, BigEndianKey(version)));
-  if (!record) {
-    return absl::OutOfRangeError(
-        absl::StrCat("version ", version,
-                     " is no longer retained; the latest is ",
-                     latest->version));
-  }
-  ASSIGN_OR_RETURN(VersionRecord r, DecodeVersionRecord(*record, version));
-  auto v = std::make_shared<Version>();
-  v->version = version;
-  v->root = r.root;
-  v->commit_micros = r.commit_micros;
-  return std::shared_ptr<const Version>(std::move(v));
+  return versions_.AdoptPin(**v);
 }
 
 absl::StatusOr<std::shared_ptr<const Version>> DBImpl::Resolve(
@@ -521,6 +563,408 @@ absl::StatusOr<std::vector<FreedItem>> DBImpl::FreedAt(uint64_t version) {
                    store_->Get(Space::kFreed, BigEndianKey(version)));
   if (!record) return std::vector<FreedItem>();
   return DecodeFreed(*record, version);
+}
+
+// ------------------------------------------------------- versions and tags
+
+uint64_t DBImpl::OldestVersion() { return versions_.oldest_retained(); }
+
+absl::StatusOr<std::vector<VersionInfo>> DBImpl::ListVersions() {
+  std::vector<VersionInfo> out;
+  absl::Status status;
+  RETURN_IF_ERROR(store_->Scan(Space::kVersions, "", [&](std::string_view k,
+                                                         std::string_view val) {
+    uint64_t v;
+    if (!ParseBigEndianKey(k, &v)) {
+      status = absl::DataLossError("corrupt version key");
+      return false;
+    }
+    if (!versions_.CheckRetained(v).ok()) return true;  // released
+    absl::StatusOr<VersionRecord> r = DecodeVersionRecord(val, v);
+    if (!r.ok()) {
+      status = r.status();
+      return false;
+    }
+    out.push_back({v, r->commit_micros, r->root.count});
+    return true;
+  }));
+  RETURN_IF_ERROR(status);
+  return out;
+}
+
+absl::StatusOr<uint64_t> DBImpl::VersionAt(int64_t unix_micros) {
+  // Commit times ascend with versions: binary search the retained window.
+  std::shared_ptr<const Version> latest = versions_.latest();
+  if (unix_micros >= latest->commit_micros) return latest->version;
+  uint64_t lo = versions_.floor(), hi = latest->version;  // answer in [lo, hi)
+  ASSIGN_OR_RETURN(std::optional<Version> first, ReadVersionRecord(lo));
+  if (!first || first->commit_micros > unix_micros) {
+    // Before the window: only kept (tagged or pinned) versions remain.
+    ASSIGN_OR_RETURN(std::vector<VersionInfo> all, ListVersions());
+    uint64_t best = 0;
+    bool found = false;
+    for (const VersionInfo& info : all) {
+      if (info.commit_micros > unix_micros) break;
+      best = info.version;
+      found = true;
+    }
+    // Only exact: the version latest at that time must itself be kept,
+    // i.e. the next retained version must be its successor.
+    for (const VersionInfo& info : all) {
+      if (found && info.version == best + 1 && info.commit_micros > unix_micros) {
+        return best;
+      }
+    }
+    return absl::OutOfRangeError(absl::StrCat(
+        "the version latest at ", absl::FormatTime(absl::FromUnixMicros(unix_micros)),
+        " is no longer retained; the oldest retained version is ",
+        versions_.oldest_retained()));
+  }
+  while (hi - lo > 1) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    ASSIGN_OR_RETURN(std::optional<Version> m, ReadVersionRecord(mid));
+    if (!m) return absl::DataLossError(absl::StrCat("missing record of version ", mid));
+    if (m->commit_micros <= unix_micros) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+absl::Status DBImpl::Tag(std::string_view name, uint64_t version) {
+  if (name.empty() || name.size() > 256) {
+    return absl::InvalidArgumentError("a tag name is 1 to 256 bytes");
+  }
+  // The pin keeps the version from being released while the tag is written.
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> pinned, LoadVersion(version));
+  StoreBatch batch;
+  batch.Put(Space::kTags, std::string(name), EncodeVarint(version));
+  RETURN_IF_ERROR(store_->Commit(batch, /*sync=*/true));
+  versions_.SetTag(std::string(name), version);
+  return absl::OkStatus();
+}
+
+absl::Status DBImpl::Untag(std::string_view name) {
+  std::map<std::string, uint64_t> tags = versions_.tags();
+  if (tags.count(std::string(name)) == 0) {
+    return absl::NotFoundError(absl::StrCat("no tag named \"", std::string(name), "\""));
+  }
+  StoreBatch batch;
+  batch.Delete(Space::kTags, std::string(name));
+  RETURN_IF_ERROR(store_->Commit(batch, /*sync=*/true));
+  versions_.RemoveTag(std::string(name));
+  WakeReclaimer();
+  return absl::OkStatus();
+}
+
+std::map<std::string, uint64_t> DBImpl::ListTags() { return versions_.tags(); }
+
+absl::Status DBImpl::Diff(uint64_t from, uint64_t to, std::string_view begin,
+                          std::string_view end,
+                          const std::function<bool(const Change&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> a, LoadVersion(from));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> b, LoadVersion(to));
+  absl::Status inner;
+  auto value_of = [&](const LeafEntry* e) -> std::optional<std::string> {
+    if (e == nullptr) return std::nullopt;
+    if (!e->value.is_blob()) return e->value.data;
+    absl::StatusOr<std::string> blob = source_.LoadBlob(e->value.blob_id);
+    if (!blob.ok()) {
+      inner = blob.status();
+      return std::nullopt;
+    }
+    return *std::move(blob);
+  };
+  RETURN_IF_ERROR(TreeDiff(source_, a->root, b->root, begin, end,
+                           [&](const LeafEntry* before, const LeafEntry* after) {
+                             Change c;
+                             c.key = (before ? before : after)->key;
+                             c.old_value = value_of(before);
+                             c.new_value = value_of(after);
+                             if (!inner.ok()) return false;
+                             c.old_mod_version = before ? before->mod_version : 0;
+                             c.new_mod_version = after ? after->mod_version : 0;
+                             return fn(c);
+                           }));
+  return inner;
+}
+
+// ---------------------------------------------------------------- reclaim
+
+absl::StatusOr<uint64_t> DBImpl::WindowFloor(const Version& latest) {
+  uint64_t by_count = latest.version;
+  if (options_.retain_versions == Options::kRetainAll) return 0;
+  if (options_.retain_versions > 0 && latest.version + 1 > options_.retain_versions) {
+    by_count = latest.version + 1 - options_.retain_versions;
+  } else if (options_.retain_versions > 0) {
+    by_count = 0;
+  }
+  if (options_.retain_seconds == 0 || by_count == 0) return by_count;
+  // Also keep every version younger than retain_seconds: the version that
+  // was latest at (now - retain_seconds) and everything after it.
+  int64_t cutoff = absl::ToUnixMicros(absl::Now()) -
+                   static_cast<int64_t>(options_.retain_seconds) * 1000000;
+  uint64_t lo = versions_.floor(), hi = by_count;
+  if (lo >= hi) return by_count;
+  ASSIGN_OR_RETURN(std::optional<Version> first, ReadVersionRecord(lo));
+  if (!first || first->commit_micros > cutoff) return lo;
+  while (hi - lo > 1) {  // the last version in [lo, hi) committed <= cutoff
+    uint64_t mid = lo + (hi - lo) / 2;
+    ASSIGN_OR_RETURN(std::optional<Version> m, ReadVersionRecord(mid));
+    if (m && m->commit_micros <= cutoff) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+absl::StatusOr<ReclaimStats> DBImpl::Reclaim() {
+  MutexLock lock(&reclaim_mu_);
+  return ReclaimLocked();
+}
+
+absl::StatusOr<ReclaimStats> DBImpl::ReclaimLocked() {
+  std::shared_ptr<const Version> latest = versions_.latest();
+  ASSIGN_OR_RETURN(uint64_t window, WindowFloor(*latest));
+  latest.reset();
+  VersionSet::Plan plan = versions_.PlanRelease(window);
+  ReclaimStats stats;
+  stats.floor = plan.floor;
+  constexpr size_t kBatchOps = 4096;
+  StoreBatch batch;
+  auto flush = [&]() -> absl::Status {
+    if (batch.empty()) return absl::OkStatus();
+    // No sync: the deletions are idempotent, and the WAL keeps them in
+    // order with everything after them.
+    absl::Status s = store_->Commit(batch, /*sync=*/false);
+    batch = StoreBatch();
+    return s;
+  };
+  // 1. The floor, then the records of released versions: after this, no
+  //    one can pin them, so their pages can go.
+  batch.Put(Space::kMeta, kFloorKey, EncodeVarint(plan.floor));
+  absl::Status status;
+  RETURN_IF_ERROR(store_->Scan(Space::kVersions, "", [&](std::string_view k,
+                                                         std::string_view) {
+    uint64_t v;
+    if (!ParseBigEndianKey(k, &v) || v >= plan.floor) return false;
+    if (plan.keep.count(v) == 0) {
+      batch.Delete(Space::kVersions, std::string(k));
+      ++stats.versions_released;
+    }
+    if (batch.ops().size() >= kBatchOps) status = flush();
+    return status.ok();
+  }));
+  RETURN_IF_ERROR(status);
+  RETURN_IF_ERROR(flush());
+  // 2. Pages and blobs freed at or before the floor whose life [birth,
+  //    death) holds no kept version.
+  RETURN_IF_ERROR(store_->Scan(Space::kFreed, "", [&](std::string_view k,
+                                                      std::string_view val) {
+    uint64_t death;
+    if (!ParseBigEndianKey(k, &death) || death > plan.floor) return false;
+    absl::StatusOr<std::vector<FreedItem>> items = DecodeFreed(val, death);
+    if (!items.ok()) {
+      status = items.status();
+      return false;
+    }
+    std::vector<FreedItem> remaining;
+    for (const FreedItem& item : *items) {
+      auto kept = plan.keep.lower_bound(item.birth);
+      if (kept != plan.keep.end() && *kept < death) {
+        remaining.push_back(item);
+        continue;
+      }
+      if (item.kind == FreedItem::kPage) {
+        batch.Delete(Space::kPages, BigEndianKey(item.id));
+        ++stats.pages_deleted;
+      } else {
+        batch.Delete(Space::kBlobs, BigEndianKey(item.id));
+        ++stats.blobs_deleted;
+      }
+    }
+    if (remaining.empty()) {
+      batch.Delete(Space::kFreed, std::string(k));
+    } else if (remaining.size() != items->size()) {
+      batch.Put(Space::kFreed, std::string(k), EncodeFreed(remaining));
+    }
+    if (batch.ops().size() >= kBatchOps) status = flush();
+    return status.ok();
+  }));
+  RETURN_IF_ERROR(status);
+  RETURN_IF_ERROR(flush());
+  return stats;
+}
+
+void DBImpl::WakeReclaimer() {
+  if (!options_.background_reclaim) return;
+  {
+    std::lock_guard<std::mutex> lock(reclaim_wake_mu_);
+    reclaim_requested_ = true;
+  }
+  reclaim_cv_.notify_one();
+}
+
+void DBImpl::ReclaimLoop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(reclaim_wake_mu_);
+      // Also wake periodically: released snapshots and time-based
+      // retention change what can go without a commit.
+      reclaim_cv_.wait_for(lock, std::chrono::seconds(1), [&] {
+        return reclaim_requested_ || shutting_down_;
+      });
+      if (shutting_down_) return;
+      reclaim_requested_ = false;
+    }
+    absl::StatusOr<ReclaimStats> r = Reclaim();
+    if (!r.ok()) reclaim_errors_.fetch_add(1, std::memory_order_relaxed);
+    // Let a burst of commits accumulate before the next pass.
+    std::unique_lock<std::mutex> lock(reclaim_wake_mu_);
+    reclaim_cv_.wait_for(lock, std::chrono::milliseconds(50),
+                         [&] { return shutting_down_; });
+    if (shutting_down_) return;
+  }
+}
+
+// ------------------------------------------------------------------ check
+
+namespace {
+
+// What Check remembers of a verified subtree, to check it again cheaply
+// under every parent that shares it.
+struct Summary {
+  uint64_t count;
+  std::string min_key, max_key;  // empty subtree: count == 0
+  uint8_t level;
+  uint64_t birth;
+};
+
+}  // namespace
+
+absl::StatusOr<CheckReport> DBImpl::Check() {
+  CheckReport report;
+  // Freed pages and blobs: id -> death version.
+  std::map<uint64_t, uint64_t> freed_pages, freed_blobs;
+  absl::Status status;
+  RETURN_IF_ERROR(store_->Scan(Space::kFreed, "", [&](std::string_view k,
+                                                      std::string_view val) {
+    uint64_t death;
+    if (!ParseBigEndianKey(k, &death)) {
+      status = absl::DataLossError("corrupt freed key");
+      return false;
+    }
+    absl::StatusOr<std::vector<FreedItem>> items = DecodeFreed(val, death);
+    if (!items.ok()) {
+      status = items.status();
+      return false;
+    }
+    for (const FreedItem& item : *items) {
+      (item.kind == FreedItem::kPage ? freed_pages : freed_blobs)[item.id] = death;
+    }
+    return true;
+  }));
+  RETURN_IF_ERROR(status);
+
+  std::map<uint64_t, Summary> seen;
+  std::set<uint64_t> blobs;
+  auto violation = [](uint64_t id, const std::string& what) {
+    return absl::InternalError(absl::StrCat("check: page ", id, ": ", what));
+  };
+  // Verifies the subtree at `id` once; returns its summary.
+  std::function<absl::StatusOr<Summary>(uint64_t, uint64_t)> visit =
+      [&](uint64_t id, uint64_t version) -> absl::StatusOr<Summary> {
+    auto death = freed_pages.find(id);
+    if (death != freed_pages.end() && death->second <= version) {
+      return violation(id, absl::StrCat("reachable from version ", version,
+                                        " but freed at version ", death->second));
+    }
+    auto it = seen.find(id);
+    if (it != seen.end()) return it->second;
+    ASSIGN_OR_RETURN(NodeRef n, source_.Load(id));
+    Summary sum{0, "", "", n->level, n->birth};
+    if (n->is_leaf()) {
+      for (size_t i = 0; i < n->entries.size(); ++i) {
+        const LeafEntry& e = n->entries[i];
+        if (i > 0 && !(n->entries[i - 1].key < e.key)) return violation(id, "keys not ascending");
+        if (e.mod_version > n->birth) return violation(id, "entry newer than its page");
+        if (e.value.is_blob() && blobs.insert(e.value.blob_id).second) {
+          auto bd = freed_blobs.find(e.value.blob_id);
+          if (bd != freed_blobs.end() && bd->second <= version) {
+            return violation(id, absl::StrCat("blob ", e.value.blob_id, " freed at version ", bd->second));
+          }
+          ASSIGN_OR_RETURN(std::string blob, source_.LoadBlob(e.value.blob_id));
+          if (blob.size() != e.value.blob_size) return violation(id, "blob size mismatch");
+        }
+      }
+      sum.count = n->entries.size();
+      if (sum.count > 0) {
+        sum.min_key = n->entries.front().key;
+        sum.max_key = n->entries.back().key;
+      }
+    } else {
+      for (size_t i = 0; i < n->children.size(); ++i) {
+        const ChildRef& c = n->children[i];
+        ASSIGN_OR_RETURN(Summary cs, visit(c.page_id, version));
+        if (cs.level + 1 != n->level) return violation(id, "child level");
+        if (cs.count != c.count) return violation(id, absl::StrCat("child ", i, " count"));
+        if (cs.birth != c.max_mod) return violation(id, "child max_mod");
+        if (cs.count > 0) {
+          if (i > 0 && cs.min_key < n->keys[i - 1]) return violation(id, "key below separator");
+          if (i + 1 < n->children.size() && !(cs.max_key < n->keys[i])) {
+            return violation(id, "key above separator");
+          }
+          if (sum.count == 0) sum.min_key = cs.min_key;
+          sum.max_key = cs.max_key;
+        }
+        sum.count += cs.count;
+      }
+    }
+    seen.emplace(id, sum);
+    return sum;
+  };
+
+  ASSIGN_OR_RETURN(std::vector<VersionInfo> versions, ListVersions());
+  for (const VersionInfo& info : versions) {
+    ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, LoadVersion(info.version));
+    ++report.versions_checked;
+    if (v->root.page_id == 0) continue;
+    ASSIGN_OR_RETURN(Summary s, visit(v->root.page_id, v->version));
+    if (s.count != v->root.count) {
+      return violation(v->root.page_id, absl::StrCat("version ", v->version, " count"));
+    }
+  }
+  report.pages_reachable = seen.size();
+  report.blobs_reachable = blobs.size();
+  auto count_stored = [&](Space space, const std::map<uint64_t, Summary>* pages,
+                          const std::set<uint64_t>* blob_set,
+                          const std::map<uint64_t, uint64_t>& freed,
+                          uint64_t* stored, uint64_t* pending, uint64_t* leaked) {
+    return store_->Scan(space, "", [&](std::string_view k, std::string_view) {
+      uint64_t id;
+      if (!ParseBigEndianKey(k, &id)) return true;
+      ++*stored;
+      bool reachable = pages ? pages->count(id) != 0 : blob_set->count(id) != 0;
+      if (reachable) return true;
+      if (freed.count(id) != 0) {
+        ++*pending;
+      } else {
+        ++*leaked;
+      }
+      return true;
+    });
+  };
+  RETURN_IF_ERROR(count_stored(Space::kPages, &seen, nullptr, freed_pages,
+                               &report.pages_stored, &report.pages_pending,
+                               &report.pages_leaked));
+  RETURN_IF_ERROR(count_stored(Space::kBlobs, nullptr, &blobs, freed_blobs,
+                               &report.blobs_stored, &report.blobs_pending,
+                               &report.blobs_leaked));
+  return report;
 }
 
 }  // namespace internal

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "engine/util/mutex.h"
 #include "engine/cache/node_cache.h"
@@ -44,7 +45,20 @@ class DBImpl final : public DB, public TxnHost {
                                  std::string_view begin,
                                  std::string_view end) override;
   uint64_t LatestVersion() override;
+  uint64_t OldestVersion() override;
+  absl::StatusOr<std::vector<VersionInfo>> ListVersions() override;
+  absl::StatusOr<uint64_t> VersionAt(int64_t unix_micros) override;
+  absl::Status Tag(std::string_view name, uint64_t version) override;
+  absl::Status Untag(std::string_view name) override;
+  std::map<std::string, uint64_t> ListTags() override;
+  absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,
+                    std::string_view end,
+                    const std::function<bool(const Change&)>& fn) override;
+  absl::StatusOr<ReclaimStats> Reclaim() override;
+  absl::StatusOr<CheckReport> Check() override;
   DBStats GetStats() override;
+
+  ~DBImpl() override;
 
   // Checks the tree invariants of `version` (see btree.h).
   absl::Status VerifyVersion(uint64_t version, bool strict);
@@ -66,8 +80,8 @@ class DBImpl final : public DB, public TxnHost {
 
  private:
   DBImpl(const Options& options, std::shared_ptr<PageStore> store,
-         size_t page_size, uint64_t next_id,
-         std::shared_ptr<const Version> latest);
+         size_t page_size, uint64_t next_id, const Version& latest,
+         uint64_t floor, std::map<std::string, uint64_t> tags);
 
   using KeySet = std::set<std::string, std::less<>>;
 
@@ -81,6 +95,13 @@ class DBImpl final : public DB, public TxnHost {
   absl::StatusOr<std::shared_ptr<const Version>> Resolve(
       const ReadOptions& options);
   absl::StatusOr<std::shared_ptr<const Version>> LoadVersion(uint64_t version);
+  // The record of `version`, or nullopt if it has none (released).
+  absl::StatusOr<std::optional<Version>> ReadVersionRecord(uint64_t version);
+  // The lowest version the retention options keep.
+  absl::StatusOr<uint64_t> WindowFloor(const Version& latest);
+  absl::StatusOr<ReclaimStats> ReclaimLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(reclaim_mu_);
+  void ReclaimLoop();
+  void WakeReclaimer();
 
   const Options options_;
   const std::shared_ptr<PageStore> store_;
@@ -99,6 +120,16 @@ class DBImpl final : public DB, public TxnHost {
   uint64_t next_id_;
   // Set when a commit's outcome became unknown; writes are refused after.
   absl::Status write_error_;
+
+  // Reclamation passes run one at a time.
+  Mutex reclaim_mu_;
+  // The background reclaimer and its wake-up.
+  std::mutex reclaim_wake_mu_;
+  std::condition_variable reclaim_cv_;
+  bool reclaim_requested_ = false;  // guarded by reclaim_wake_mu_
+  bool shutting_down_ = false;      // guarded by reclaim_wake_mu_
+  std::thread reclaimer_;
+  std::atomic<uint64_t> reclaim_errors_{0};
 
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> pages_written_{0};

@@ -41,6 +41,22 @@ struct Options {
   // Default: 16 MiB.
   size_t max_value_size = 16 << 20;
 
+  // Retention. The latest version is always kept, and so is every tagged
+  // version and every version an open snapshot, iterator or transaction
+  // holds. Besides those, a version is kept while it is one of the last
+  // `retain_versions` versions OR younger than `retain_seconds`; older ones
+  // are released and their pages reclaimed in the background.
+  // kRetainAll keeps every version.
+  // Default: the last 1000 versions; no time-based retention.
+  static constexpr uint64_t kRetainAll = ~0ull;
+  uint64_t retain_versions = 1000;
+  uint64_t retain_seconds = 0;
+
+  // Reclaim released versions' pages in a background thread. With false,
+  // only DB::Reclaim() does it.
+  // Default: true.
+  bool background_reclaim = true;
+
   // Values longer than this are stored out of line (as blobs), so that
   // pages stay small and scans of keys stay fast. At most page_size / 4.
   // Default: 1024.

@@ -36,6 +36,7 @@ class BankTest : public ::testing::TestWithParam<bool> {
   void SetUp() override {
     Options o;
     o.sync = false;
+    o.retain_versions = Options::kRetainAll;  // every version is audited
     o.page_size = 512;
     o.inline_value_limit = 64;
     if (GetParam()) {

@@ -34,6 +34,7 @@ class ConcurrencyTest : public ::testing::TestWithParam<bool> {
   void SetUp() override {
     Options o;
     o.sync = false;
+    o.retain_versions = Options::kRetainAll;
     o.page_size = 1024;  // deeper trees, more pages copied per commit
     o.inline_value_limit = 64;
     o.cache_bytes = 512 << 10;

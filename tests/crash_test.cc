@@ -35,6 +35,13 @@ uint64_t g_seed = 0;
 // Sent by the child once the database is open.
 constexpr uint64_t kReady = ~0ull;
 
+// Every version stays readable: the parent checks old ones.
+Options CrashOptions() {
+  Options o;
+  o.retain_versions = Options::kRetainAll;
+  return o;
+}
+
 // The batch that version `v` commits.
 WriteBatch BatchFor(uint64_t seed, uint64_t v) {
   std::mt19937_64 rng(seed * 1000003 + v);
@@ -86,7 +93,7 @@ class ModelHistory {
 
 // The child: commit forever, reporting each acknowledged version.
 [[noreturn]] void RunChild(const std::string& path, uint64_t seed, int fd) {
-  absl::StatusOr<std::unique_ptr<DB>> db = DB::Open(Options(), path);
+  absl::StatusOr<std::unique_ptr<DB>> db = DB::Open(CrashOptions(), path);
   if (!db.ok()) {
     std::cerr << "child: open failed: " << db.status() << std::endl;
     _exit(2);
@@ -168,7 +175,7 @@ TEST(CrashTest, SigkillLosesNoAcknowledgedCommitAndShowsNoPartialBatch) {
     acked += acked_this_cycle;
     kills_mid_run += acked_this_cycle > 0;
 
-    ASSERT_OK_AND_ASSIGN(std::unique_ptr<DB> db, DB::Open(Options(), path));
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<DB> db, DB::Open(CrashOptions(), path));
     const uint64_t latest = db->LatestVersion();
     // An unacknowledged commit may have landed (the kill came after the
     // sync but before the ack), but at most that one.

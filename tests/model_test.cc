@@ -34,6 +34,7 @@ class ModelTest : public ::testing::Test {
     db_.reset();
     Options o;
     o.sync = false;  // durability is the crash test's subject, not this one's
+    o.retain_versions = Options::kRetainAll;
     o.page_size = 1024;
     o.inline_value_limit = 128;
     o.cache_bytes = 256 << 10;  // small: exercise eviction and page reads

@@ -55,6 +55,22 @@ absl::StatusOr<VersionRecord> DecodeVersionRecord(std::string_view in,
   return v;
 }
 
+std::string EncodeVarint(uint64_t v) {
+  std::string out;
+  PutVarint64(&out, v);
+  return out;
+}
+
+absl::StatusOr<uint64_t> DecodeVarint(std::string_view in,
+                                      std::string_view what) {
+  Reader r(in);
+  uint64_t v;
+  if (!r.ReadVarint64(&v) || !r.empty()) {
+    return absl::DataLossError(absl::StrCat("corrupt ", std::string(what)));
+  }
+  return v;
+}
+
 std::string EncodeFreed(const std::vector<FreedItem>& items) {
   std::string out;
   for (const auto& item : items) {

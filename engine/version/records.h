@@ -6,6 +6,9 @@
 //
 //   meta (Space::kMeta, key "meta")
 //     := format:varint latest_version:varint next_id:varint page_size:varint
+//   release floor (Space::kMeta, key "floor") := version:varint
+//     versions below it are released unless tagged
+//   tag (Space::kTags, key = tag name) := version:varint
 //   version (Space::kVersions, key = version as 8-byte big-endian)
 //     := root_page_id:fixed64 count:varint max_mod:varint commit_micros:varint
 //   freed (Space::kFreed, key = death version as 8-byte big-endian)
@@ -30,6 +33,7 @@ namespace cowdb::internal {
 // The database format this build writes and the newest it reads.
 inline constexpr uint64_t kDatabaseFormatVersion = 1;
 inline constexpr char kMetaKey[] = "meta";
+inline constexpr char kFloorKey[] = "floor";
 
 struct MetaRecord {
   uint64_t format = kDatabaseFormatVersion;
@@ -51,6 +55,10 @@ std::string EncodeVersionRecord(const VersionRecord& r);
 // Errors: DataLoss naming the version.
 absl::StatusOr<VersionRecord> DecodeVersionRecord(std::string_view in,
                                                   uint64_t version);
+
+std::string EncodeVarint(uint64_t v);
+// Errors: DataLoss naming `what`.
+absl::StatusOr<uint64_t> DecodeVarint(std::string_view in, std::string_view what);
 
 std::string EncodeFreed(const std::vector<FreedItem>& items);
 // Errors: DataLoss naming the version.

@@ -1,22 +1,39 @@
-// The published versions: which {version, root} is latest, and handles that
-// pin a version for as long as a snapshot or iterator holds them.
+// The published versions and which of them are retained.
+//
+// A Version handle ({version, root}) pins its version for as long as any
+// copy of it lives: snapshots, iterators and transactions hold one. The
+// VersionSet counts pins per version and keeps the tags, so that the
+// reclaimer can tell which old versions must stay readable.
+//
+// Retention: a version is retained while it is the latest, at or above the
+// release floor (the retention window the reclaimer last applied), tagged,
+// or pinned. Below the floor, a version that is neither tagged nor pinned
+// is released for good: pinning it fails with OutOfRange, even if its
+// pages have not been deleted yet.
 //
 // Invariants:
 //  - latest() only moves forward, by one version per commit, and only after
 //    that commit is durable in the store.
-//  - A Version handle is immutable; holding it keeps its root readable.
+//  - The floor only moves forward.
+//  - A version that was pinned or tagged when the reclaimer planned a pass
+//    is in that pass's keep set; a version that was not can never be pinned
+//    again once below the floor.
 //
-// Thread safety: all methods may be called concurrently. Publishing is one
-// pointer swap under a mutex that readers hold only to copy the pointer.
+// Thread safety: all methods may be called concurrently.
 
 #ifndef COWDB_ENGINE_VERSION_VERSION_SET_H_
 #define COWDB_ENGINE_VERSION_VERSION_SET_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <set>
+#include <string>
+#include <vector>
 
-#include "engine/util/mutex.h"
+#include "absl/status/status.h"
 #include "engine/tree/btree.h"
+#include "engine/util/mutex.h"
 
 namespace cowdb::internal {
 
@@ -28,23 +45,61 @@ struct Version {
 
 class VersionSet {
  public:
-  explicit VersionSet(std::shared_ptr<const Version> initial)
-      : latest_(std::move(initial)) {}
+  // `latest` as opened; `floor` and `tags` as persisted.
+  VersionSet(const Version& latest, uint64_t floor,
+             std::map<std::string, uint64_t> tags);
 
-  std::shared_ptr<const Version> latest() const {
-    MutexLock lock(&mu_);
-    return latest_;
-  }
+  ~VersionSet();
 
-  // REQUIRES: v->version == latest()->version + 1, and v is durable.
-  void Publish(std::shared_ptr<const Version> v) {
-    MutexLock lock(&mu_);
-    latest_ = std::move(v);
-  }
+  VersionSet(const VersionSet&) = delete;
+  VersionSet& operator=(const VersionSet&) = delete;
+
+  std::shared_ptr<const Version> latest() const;
+
+  // Makes `v` the latest. REQUIRES: v.version == latest()->version + 1 and
+  // v is durable.
+  void Publish(const Version& v);
+
+  // Pins `version` if it is retained. Then `v` (read by the caller from its
+  // record) becomes a handle that holds the pin. Errors: OutOfRange for a
+  // released version (naming the oldest retained), NotFound for one after
+  // the latest.
+  absl::Status AcquirePin(uint64_t version);
+  std::shared_ptr<const Version> AdoptPin(const Version& v);
+  void ReleasePin(uint64_t version);
+
+  // Tags. Tag requires the version to be retained (see AcquirePin).
+  absl::Status CheckRetained(uint64_t version);
+  void SetTag(const std::string& name, uint64_t version);
+  void RemoveTag(const std::string& name);
+  std::map<std::string, uint64_t> tags() const;
+
+  // The oldest retained version.
+  uint64_t oldest_retained() const;
+  uint64_t floor() const;
+
+  // For the reclaimer: raises the floor to `window_floor` (never above the
+  // latest) and returns the versions below it that stay retained (pinned or
+  // tagged), with the floor applied.
+  struct Plan {
+    uint64_t floor = 0;
+    std::set<uint64_t> keep;  // all < floor
+  };
+  Plan PlanRelease(uint64_t window_floor);
 
  private:
+  absl::Status CheckRetainedLocked(uint64_t version) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t OldestRetainedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable Mutex mu_;
   std::shared_ptr<const Version> latest_ ABSL_GUARDED_BY(mu_);
+  uint64_t floor_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, int> pins_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> tags_ ABSL_GUARDED_BY(mu_);
+  std::multiset<uint64_t> tagged_ ABSL_GUARDED_BY(mu_);
+  // Handles call ReleasePin when destroyed. REQUIRES: every handle dies
+  // before the VersionSet (snapshots and transactions before their DB).
 };
 
 }  // namespace cowdb::internal

@@ -1,0 +1,315 @@
+// Retention, tags, reclamation, diff and check.
+
+#include <map>
+#include <random>
+#include <thread>
+
+#include "engine/db.h"
+#include "engine/db_impl.h"
+#include "engine/store/page_store.h"
+#include "engine/util/coding.h"
+#include "gtest/gtest.h"
+#include "tests/util/status_matchers.h"
+
+namespace cowdb {
+namespace {
+
+using ::cowdb::testing::StatusIs;
+using Model = std::map<std::string, std::string>;
+
+std::string Key(uint64_t i) {
+  char buf[24];
+  snprintf(buf, sizeof(buf), "key%08llu", static_cast<unsigned long long>(i));
+  return buf;
+}
+
+class RetentionTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+
+  void Open(uint64_t retain = 10) {
+    db_.reset();
+    Options o;
+    o.retain_versions = retain;
+    o.background_reclaim = false;  // the tests run Reclaim() themselves
+    o.page_size = 1024;
+    o.inline_value_limit = 128;
+    ASSERT_OK_AND_ASSIGN(db_, internal::DBImpl::Open(o, store_));
+  }
+
+  uint64_t StoredPages() {
+    uint64_t n = 0;
+    EXPECT_OK(store_->Scan(internal::Space::kPages, "", [&](auto, auto) {
+      ++n;
+      return true;
+    }));
+    return n;
+  }
+
+  // `n` commits of `per` random updates over `keys` keys, applied to `m`.
+  void Churn(int n, int per, int keys, Model* m, std::mt19937* rng) {
+    for (int i = 0; i < n; ++i) {
+      WriteBatch batch;
+      for (int j = 0; j < per; ++j) {
+        std::string k = Key((*rng)() % keys);
+        std::string v = "v" + std::to_string((*rng)() % 1000000);
+        if ((*rng)() % 50 == 0) v = std::string(300, 'b');  // a blob
+        batch.Put(k, v);
+        if (m) (*m)[k] = v;
+      }
+      ASSERT_OK(db_->Write(batch));
+    }
+  }
+
+  void ExpectEquals(const ReadOptions& ro, const Model& m) {
+    ASSERT_OK_AND_ASSIGN(auto it, db_->NewIterator(ro));
+    auto mit = m.begin();
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++mit) {
+      ASSERT_NE(mit, m.end());
+      ASSERT_EQ(it->key(), mit->first);
+      ASSERT_EQ(it->value(), mit->second);
+    }
+    ASSERT_OK(it->status());
+    ASSERT_EQ(mit, m.end());
+  }
+
+  void ExpectCheckClean() {
+    ASSERT_OK_AND_ASSIGN(CheckReport r, db_->Check());
+    EXPECT_EQ(r.pages_leaked, 0u);
+    EXPECT_EQ(r.blobs_leaked, 0u);
+  }
+
+  std::shared_ptr<internal::PageStore> store_ = internal::NewMemoryPageStore();
+  std::unique_ptr<internal::DBImpl> db_;
+};
+
+TEST_F(RetentionTest, ChurnKeepsStoredPagesBounded) {
+  Open(/*retain=*/100);
+  std::mt19937 rng(1);
+  Model m;
+  WriteBatch load;
+  for (int i = 0; i < 10000; ++i) {
+    load.Put(Key(i), "initial");
+    m[Key(i)] = "initial";
+  }
+  ASSERT_OK(db_->Write(load));
+  std::vector<uint64_t> sizes;
+  for (int round = 0; round < 10; ++round) {
+    ASSERT_NO_FATAL_FAILURE(Churn(1000, 10, 10000, &m, &rng));  // 10,000 updates
+    ASSERT_OK(db_->Reclaim());
+    sizes.push_back(StoredPages());
+  }
+  // 100 retained versions of ~depth+10 new pages each, plus the live tree.
+  ASSERT_OK_AND_ASSIGN(CheckReport r, db_->Check());
+  std::cout << "stored pages per round:";
+  for (uint64_t s : sizes) std::cout << " " << s;
+  std::cout << "; reachable " << r.pages_reachable << std::endl;
+  const uint64_t bound = 2 * sizes.front() + 1000;
+  for (uint64_t s : sizes) EXPECT_LE(s, bound);
+  EXPECT_LE(sizes.back(), sizes[1] * 13 / 10) << "stored pages keep growing";
+  EXPECT_EQ(r.pages_leaked, 0u);
+  EXPECT_EQ(r.versions_checked, 100u);
+  ExpectEquals(ReadOptions(), m);
+}
+
+TEST_F(RetentionTest, ReleasedVersionIsOutOfRangeNamingOldest) {
+  std::mt19937 rng(2);
+  ASSERT_NO_FATAL_FAILURE(Churn(50, 5, 100, nullptr, &rng));
+  ASSERT_OK_AND_ASSIGN(ReclaimStats st, db_->Reclaim());
+  EXPECT_EQ(st.floor, 41u);  // keeps 41..50
+  EXPECT_EQ(db_->OldestVersion(), 41u);
+  EXPECT_THAT(db_->SnapshotAt(40),
+              StatusIs(absl::StatusCode::kOutOfRange, "oldest retained version is 41"));
+  ReadOptions ro;
+  ro.version = 3;
+  EXPECT_THAT(db_->Get(ro, Key(1)), StatusIs(absl::StatusCode::kOutOfRange));
+  EXPECT_OK(db_->SnapshotAt(41));
+  ASSERT_OK_AND_ASSIGN(std::vector<VersionInfo> versions, db_->ListVersions());
+  ASSERT_EQ(versions.size(), 10u);
+  EXPECT_EQ(versions.front().version, 41u);
+  EXPECT_EQ(versions.back().version, 50u);
+  // Released stays released after reopen.
+  Open();
+  EXPECT_THAT(db_->SnapshotAt(40), StatusIs(absl::StatusCode::kOutOfRange));
+  EXPECT_OK(db_->SnapshotAt(41));
+}
+
+TEST_F(RetentionTest, SnapshotPinsItsPagesUntilReleased) {
+  std::mt19937 rng(3);
+  Model m;
+  ASSERT_NO_FATAL_FAILURE(Churn(20, 20, 2000, &m, &rng));
+  auto snap = std::make_unique<Snapshot>(db_->GetSnapshot());
+  Model at_snap = m;
+  ASSERT_NO_FATAL_FAILURE(Churn(500, 20, 2000, &m, &rng));
+  ASSERT_OK(db_->Reclaim());
+  uint64_t pinned = StoredPages();
+  ReadOptions ro;
+  ro.snapshot = snap.get();
+  ExpectEquals(ro, at_snap);
+  ExpectCheckClean();
+  // An iterator on another old version also pins it.
+  uint64_t v = snap->version();
+  snap.reset();
+  ASSERT_OK(db_->Reclaim());
+  uint64_t released = StoredPages();
+  EXPECT_LT(released, pinned) << "releasing the snapshot freed nothing";
+  EXPECT_THAT(db_->SnapshotAt(v), StatusIs(absl::StatusCode::kOutOfRange));
+  ExpectCheckClean();
+  ExpectEquals(ReadOptions(), m);
+}
+
+TEST_F(RetentionTest, TagsKeepVersionsAcrossReopenUntilUntagged) {
+  std::mt19937 rng(4);
+  Model m;
+  ASSERT_NO_FATAL_FAILURE(Churn(20, 20, 2000, &m, &rng));
+  uint64_t v = db_->LatestVersion();
+  ASSERT_OK(db_->Tag("release-1", v));
+  Model at_tag = m;
+  EXPECT_THAT(db_->Tag("", v), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->Tag("x", v + 1000), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_NO_FATAL_FAILURE(Churn(300, 20, 2000, &m, &rng));
+  ASSERT_OK(db_->Reclaim());
+  Open();
+  EXPECT_EQ(db_->ListTags(), (std::map<std::string, uint64_t>{{"release-1", v}}));
+  EXPECT_EQ(db_->OldestVersion(), v);
+  ReadOptions ro;
+  ro.version = v;
+  ExpectEquals(ro, at_tag);
+  ASSERT_NO_FATAL_FAILURE(Churn(100, 20, 2000, &m, &rng));
+  ASSERT_OK(db_->Reclaim());
+  uint64_t tagged = StoredPages();
+  ExpectCheckClean();
+  EXPECT_THAT(db_->Untag("nope"), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_OK(db_->Untag("release-1"));
+  ASSERT_OK(db_->Reclaim());
+  EXPECT_LT(StoredPages(), tagged);
+  EXPECT_THAT(db_->SnapshotAt(v), StatusIs(absl::StatusCode::kOutOfRange));
+  EXPECT_TRUE(db_->ListTags().empty());
+  ExpectCheckClean();
+}
+
+TEST_F(RetentionTest, VersionAtFindsTheVersionLatestAtATime) {
+  Open(Options::kRetainAll);
+  std::vector<std::pair<uint64_t, int64_t>> times;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_OK_AND_ASSIGN(uint64_t v, db_->Put(Key(i), "x"));
+    ASSERT_OK_AND_ASSIGN(auto versions, db_->ListVersions());
+    times.emplace_back(v, versions.back().commit_micros);
+  }
+  for (size_t i = 0; i + 1 < times.size(); ++i) {
+    ASSERT_LE(times[i].second, times[i + 1].second) << "commit times go back";
+    ASSERT_OK_AND_ASSIGN(uint64_t v, db_->VersionAt(times[i].second));
+    // Equal commit times: the latest version with that time.
+    uint64_t expected = times[i].first;
+    for (size_t j = i + 1; j < times.size() && times[j].second == times[i].second; ++j) {
+      expected = times[j].first;
+    }
+    EXPECT_EQ(v, expected);
+  }
+  ASSERT_OK_AND_ASSIGN(uint64_t now, db_->VersionAt(times.back().second + 1000000));
+  EXPECT_EQ(now, db_->LatestVersion());
+}
+
+TEST_F(RetentionTest, DiffReportsChangesWithOldAndNewValues) {
+  Open(Options::kRetainAll);
+  ASSERT_OK(db_->Put("a", "1"));
+  ASSERT_OK(db_->Put("b", "2"));
+  uint64_t from = db_->LatestVersion();
+  WriteBatch batch;
+  batch.Put("a", "10");
+  batch.Delete("b");
+  batch.Put("c", std::string(500, 'c'));  // a blob
+  ASSERT_OK_AND_ASSIGN(uint64_t to, db_->Write(batch));
+  std::vector<std::string> seen;
+  ASSERT_OK(db_->Diff(from, to, "", "", [&](const Change& c) {
+    seen.push_back(c.key + ":" + c.old_value.value_or("-") + ">" +
+                   (c.new_value ? c.new_value->substr(0, 3) : "-") + "@" +
+                   std::to_string(c.new_mod_version));
+    return true;
+  }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"a:1>10@3", "b:2>-@0", "c:->ccc@3"}));
+  seen.clear();
+  ASSERT_OK(db_->Diff(from, to, "b", "c", [&](const Change& c) {
+    seen.push_back(c.key);
+    return true;
+  }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"b"}));
+}
+
+TEST_F(RetentionTest, DiffOfTenChangesInAMillionKeysReadsFewPages) {
+  Options o;
+  o.retain_versions = Options::kRetainAll;
+  o.background_reclaim = false;
+  ASSERT_OK_AND_ASSIGN(db_, internal::DBImpl::Open(o, store_));
+  for (int b = 0; b < 100; ++b) {
+    WriteBatch batch;
+    for (int i = 0; i < 10000; ++i) batch.Put(Key(b * 10000 + i), std::string(100, 'v'));
+    ASSERT_OK(db_->Write(batch));
+  }
+  uint64_t from = db_->LatestVersion();
+  WriteBatch batch;
+  std::vector<std::string> changed;
+  for (int i = 0; i < 10; ++i) {
+    changed.push_back(Key(i * 99991 + 7));
+    batch.Put(changed.back(), "changed");
+  }
+  std::sort(changed.begin(), changed.end());
+  ASSERT_OK_AND_ASSIGN(uint64_t to, db_->Write(batch));
+  // Reopen for a cold cache; count the pages read.
+  ASSERT_OK_AND_ASSIGN(db_, internal::DBImpl::Open(o, store_));
+  ASSERT_OK_AND_ASSIGN(internal::Root root, db_->RootAt(to));
+  uint64_t reads0 = store_->GetStats().reads;
+  std::vector<std::string> seen;
+  ASSERT_OK(db_->Diff(from, to, "", "", [&](const Change& c) {
+    seen.push_back(c.key);
+    EXPECT_EQ(c.new_value, "changed");
+    return true;
+  }));
+  uint64_t reads = store_->GetStats().reads - reads0;
+  EXPECT_EQ(seen, changed);
+  internal::NodeCache cache(1 << 20);
+  internal::NodeSource src(store_.get(), &cache);
+  ASSERT_OK_AND_ASSIGN(internal::NodeRef r, src.Load(root.page_id));
+  const uint64_t depth = r->level + 1;
+  std::cout << "diff of 10 changes in 1,000,000 keys: " << reads
+            << " store reads, depth " << depth << std::endl;
+  EXPECT_LE(reads, 2 * 10 * depth + 4);  // both sides' paths + 2 version records
+}
+
+TEST_F(RetentionTest, CheckFindsCorruptionAndLeaks) {
+  std::mt19937 rng(5);
+  ASSERT_NO_FATAL_FAILURE(Churn(30, 10, 500, nullptr, &rng));
+  ExpectCheckClean();
+  // A stray page nothing refers to is a leak.
+  internal::StoreBatch stray;
+  stray.Put(internal::Space::kPages, internal::BigEndianKey(1u << 30), "stray");
+  ASSERT_OK(store_->Commit(stray, false));
+  ASSERT_OK_AND_ASSIGN(CheckReport r, db_->Check());
+  EXPECT_EQ(r.pages_leaked, 1u);
+  // A damaged reachable page is DataLoss (with a cold cache).
+  ASSERT_OK_AND_ASSIGN(internal::Root root, db_->RootAt(db_->LatestVersion()));
+  internal::StoreBatch bad;
+  bad.Put(internal::Space::kPages, internal::BigEndianKey(root.page_id), "garbage");
+  ASSERT_OK(store_->Commit(bad, false));
+  Open();
+  EXPECT_THAT(db_->Check(), StatusIs(absl::StatusCode::kDataLoss));
+}
+
+TEST(BackgroundReclaimTest, ReclaimsWithoutBeingAsked) {
+  Options o;
+  o.retain_versions = 5;
+  o.page_size = 1024;
+  o.inline_value_limit = 256;
+  auto store = internal::NewMemoryPageStore();
+  ASSERT_OK_AND_ASSIGN(auto db, internal::DBImpl::Open(o, store));
+  for (int i = 0; i < 200; ++i) ASSERT_OK(db->Put(Key(i % 50), std::to_string(i)));
+  // The reclaimer runs after commits; wait for it to catch up.
+  for (int tries = 0; tries < 100 && db->OldestVersion() < 196; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(db->OldestVersion(), 196u);
+  EXPECT_THAT(db->SnapshotAt(100), StatusIs(absl::StatusCode::kOutOfRange));
+}
+
+}  // namespace
+}  // namespace cowdb
