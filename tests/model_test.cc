@@ -203,3 +203,105 @@ TEST_F(ModelTest, RandomOperationsMatchModelAtEveryKeptVersion) {
 
 }  // namespace
 }  // namespace cowdb
+
+namespace cowdb {
+namespace {
+
+// The model test with retention: random writes, snapshots taken and
+// released, tags set and removed, reclamation passes and reopens. Every
+// version that must be retained still equals its model; a released one
+// gives OutOfRange.
+TEST_F(ModelTest, RetainedVersionsMatchModelUnderReclamation) {
+  const uint64_t seed = Seed();
+  std::cout << "COWDB_SEED=" << seed << std::endl;
+  RecordProperty("seed", std::to_string(seed));
+  rng_.seed(seed);
+  key_space_ = 400;
+  Options o;
+  o.sync = false;
+  o.page_size = 1024;
+  o.inline_value_limit = 128;
+  o.cache_bytes = 256 << 10;
+  o.retain_versions = 20;
+  o.background_reclaim = false;
+  auto open = [&] {
+    db_.reset();
+    ASSERT_OK_AND_ASSIGN(db_, DB::Open(o, dir_.Sub("db")));
+  };
+  ASSERT_NO_FATAL_FAILURE(open());
+
+  Model model;
+  std::map<uint64_t, Model> history;  // models of versions still needed
+  history[0] = Model();
+  std::map<uint64_t, Snapshot> pins;
+  std::map<std::string, uint64_t> tags;
+  uint64_t floor = 0;  // from the last reclamation pass
+  auto needed = [&](uint64_t v) {
+    if (v + o.retain_versions > db_->LatestVersion() || v >= floor) return true;
+    if (pins.count(v) != 0) return true;
+    for (const auto& [name, tv] : tags) {
+      if (tv == v) return true;
+    }
+    return false;
+  };
+  for (int step = 0; step < 1500; ++step) {
+    uint64_t r = rng_() % 100;
+    if (r < 60) {
+      WriteBatch batch;
+      for (int i = 0, n = 1 + rng_() % 8; i < n; ++i) {
+        std::string k = RandomKey();
+        if (rng_() % 4 == 0) {
+          batch.Delete(k);
+          model.erase(k);
+        } else {
+          std::string v = RandomValue();
+          batch.Put(k, v);
+          model[k] = v;
+        }
+      }
+      ASSERT_OK_AND_ASSIGN(uint64_t v, db_->Write(batch));
+      history[v] = model;
+    } else if (r < 70) {
+      pins[db_->LatestVersion()] = db_->GetSnapshot();
+    } else if (r < 78 && !pins.empty()) {
+      pins.erase(std::next(pins.begin(), rng_() % pins.size()));
+    } else if (r < 84) {
+      // Tag a version that is still retained (latest or a pinned one).
+      uint64_t v = db_->LatestVersion();
+      if (!pins.empty() && rng_() % 2 == 0) v = pins.begin()->first;
+      std::string name = "tag" + std::to_string(rng_() % 5);
+      ASSERT_OK(db_->Tag(name, v));
+      tags[name] = v;
+    } else if (r < 88 && !tags.empty()) {
+      auto it = std::next(tags.begin(), rng_() % tags.size());
+      ASSERT_OK(db_->Untag(it->first));
+      tags.erase(it);
+    } else if (r < 97) {
+      ASSERT_OK_AND_ASSIGN(ReclaimStats st, db_->Reclaim());
+      floor = st.floor;
+    } else {
+      pins.clear();  // snapshots do not survive a reopen
+      ASSERT_NO_FATAL_FAILURE(open());
+    }
+    if (step % 50 == 49) {
+      // Check every needed version; forget and probe the released ones.
+      for (auto it = history.begin(); it != history.end();) {
+        if (needed(it->first)) {
+          ASSERT_NO_FATAL_FAILURE(CheckVersion(it->first, it->second));
+          ++it;
+        } else {
+          SCOPED_TRACE("released version " + std::to_string(it->first));
+          ASSERT_THAT(db_->SnapshotAt(it->first),
+                      testing::StatusIs(absl::StatusCode::kOutOfRange));
+          it = history.erase(it);
+        }
+      }
+      ASSERT_OK_AND_ASSIGN(CheckReport report, db_->Check());
+      ASSERT_EQ(report.pages_leaked, 0u);
+      ASSERT_EQ(report.blobs_leaked, 0u);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cowdb
