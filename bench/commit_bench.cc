@@ -155,6 +155,7 @@ int main(int argc, char** argv) {
   }
   cowdb::Options options;
   options.sync = absl::GetFlag(FLAGS_sync);
+  options.retain_versions = 20000;  // old-version rows read v - 10,000
   auto opened = cowdb::DB::Open(options, dir);
   Check(opened.status());
   std::unique_ptr<cowdb::DB> db = *std::move(opened);
@@ -188,6 +189,34 @@ int main(int argc, char** argv) {
     fflush(stdout);
   }
   if (!absl::GetFlag(FLAGS_reads)) return 0;
+  // Point reads at old versions against reads at the latest.
+  const uint64_t latest = db->LatestVersion();
+  auto reads_at = [&](uint64_t version) {
+    absl::StatusOr<cowdb::Snapshot> snap = db->SnapshotAt(version);
+    Check(snap.status());
+    cowdb::ReadOptions ro;
+    ro.snapshot = &*snap;
+    std::mt19937_64 rng(11);
+    std::vector<double> rates;
+    for (int r = 0; r < repeats; ++r) {
+      auto t0 = Clock::now();
+      for (int i = 0; i < 200000; ++i) {
+        absl::StatusOr<std::string> v = db->Get(ro, Key(rng() % keys));
+        if (!v.ok()) Check(v.status());
+      }
+      rates.push_back(200000 / std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    return Median(rates);
+  };
+  const double at_latest = reads_at(latest);
+  printf("gets at latest:     %10.0f gets/s\n", at_latest);
+  for (uint64_t back : {1, 100, 10000}) {
+    if (back > latest) continue;
+    double rate = reads_at(latest - back);
+    printf("gets at v-%-6llu    %10.0f gets/s  (%.2fx of latest)\n",
+           static_cast<unsigned long long>(back), rate, rate / at_latest);
+  }
+  fflush(stdout);
   std::vector<double> solo, mixed;
   for (int r = 0; r < repeats; ++r) {
     solo.push_back(Reads(db.get(), keys, false));

@@ -207,6 +207,12 @@ class DB {
   // first problem.
   virtual absl::StatusOr<CheckReport> Check() = 0;
 
+  // Hot backup: writes a consistent copy of the whole database (every
+  // retained version and the tags) into the new directory `dir`, while
+  // reads and writes go on. The copy is a database: open it with DB::Open
+  // to restore. Errors: AlreadyExists if `dir` exists; I/O errors.
+  virtual absl::Status Backup(const std::string& dir) = 0;
+
   virtual DBStats GetStats() = 0;
 };
 

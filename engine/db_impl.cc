@@ -831,6 +831,10 @@ void DBImpl::ReclaimLoop() {
   }
 }
 
+absl::Status DBImpl::Backup(const std::string& dir) {
+  return store_->Checkpoint(dir);
+}
+
 // ------------------------------------------------------------------ check
 
 namespace {

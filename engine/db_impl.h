@@ -56,6 +56,7 @@ class DBImpl final : public DB, public TxnHost {
                     const std::function<bool(const Change&)>& fn) override;
   absl::StatusOr<ReclaimStats> Reclaim() override;
   absl::StatusOr<CheckReport> Check() override;
+  absl::Status Backup(const std::string& dir) override;
   DBStats GetStats() override;
 
   ~DBImpl() override;

@@ -2,7 +2,9 @@
 
 #include "engine/db.h"
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "engine/db_impl.h"
 #include "engine/store/page_store.h"
@@ -358,6 +360,53 @@ TEST(DBFailureTest, FailedCommitIsUnknownAndRefusesWritesUntilReopen) {
   ASSERT_OK_AND_ASSIGN(auto next, db->Begin(TransactionOptions()));
   ASSERT_OK(next->Put("b", "1"));
   EXPECT_THAT(next->Commit(), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+}  // namespace
+}  // namespace cowdb
+
+namespace cowdb {
+namespace {
+
+using ::cowdb::testing::StatusIs;
+
+TEST(BackupTest, HotBackupOpensAsTheSameDatabase) {
+  testing::TempDir dir;
+  Options o;
+  o.retain_versions = Options::kRetainAll;
+  ASSERT_OK_AND_ASSIGN(auto db, DB::Open(o, dir.Sub("db")));
+  std::atomic<bool> stop{false};
+  // A writer keeps committing during the backup.
+  std::thread writer([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      ASSERT_OK(db->Put("key" + std::to_string(i % 500), std::to_string(i)));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_OK(db->Tag("before-backup", 1));
+  ASSERT_OK(db->Backup(dir.Sub("backup")));
+  stop = true;
+  writer.join();
+  EXPECT_THAT(db->Backup(dir.Sub("backup")),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  ASSERT_OK_AND_ASSIGN(auto copy, DB::Open(o, dir.Sub("backup")));
+  const uint64_t v = copy->LatestVersion();
+  EXPECT_GT(v, 1u);
+  EXPECT_LE(v, db->LatestVersion());
+  EXPECT_EQ(copy->ListTags().count("before-backup"), 1u);
+  // The copy's latest version equals the original's version of that number.
+  ReadOptions at;
+  at.version = v;
+  ASSERT_OK_AND_ASSIGN(auto a, db->NewIterator(at));
+  ASSERT_OK_AND_ASSIGN(auto b, copy->NewIterator(ReadOptions()));
+  for (a->SeekToFirst(), b->SeekToFirst(); a->Valid(); a->Next(), b->Next()) {
+    ASSERT_TRUE(b->Valid());
+    ASSERT_EQ(a->key(), b->key());
+    ASSERT_EQ(a->value(), b->value());
+  }
+  EXPECT_FALSE(b->Valid());
+  ASSERT_OK_AND_ASSIGN(CheckReport r, copy->Check());
+  EXPECT_EQ(r.pages_leaked, 0u);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Retention, tags, reclamation, diff and check.
 
+#include <atomic>
 #include <map>
 #include <random>
 #include <thread>
@@ -313,3 +314,4 @@ TEST(BackgroundReclaimTest, ReclaimsWithoutBeingAsked) {
 
 }  // namespace
 }  // namespace cowdb
+

@@ -98,6 +98,14 @@ class PageStore {
   virtual absl::Status Commit(const StoreBatch& batch, bool sync) = 0;
 
   virtual StoreStats GetStats() = 0;
+
+  // Writes a consistent copy of the whole store, taken while it serves
+  // reads and writes, into the new directory `dir` (which must not exist).
+  // The copy opens as a database of its own. Errors: Unimplemented for
+  // stores that cannot do it; AlreadyExists; I/O errors.
+  virtual absl::Status Checkpoint(const std::string& dir) {
+    return absl::UnimplementedError("this page store cannot checkpoint");
+  }
 };
 
 // A PageStore in memory (for tests and for the concurrency suites under

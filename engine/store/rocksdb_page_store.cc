@@ -15,6 +15,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 
 namespace cowdb::internal {
@@ -214,6 +215,19 @@ class RocksDBPageStore final : public PageStore {
     if (sync) syncs_.fetch_add(1, std::memory_order_relaxed);
     bytes_written_.fetch_add(batch.bytes(), std::memory_order_relaxed);
     return absl::OkStatus();
+  }
+
+  absl::Status Checkpoint(const std::string& dir) override {
+    struct stat st;
+    if (stat(dir.c_str(), &st) == 0) {
+      return absl::AlreadyExistsError(absl::StrCat(dir, " already exists"));
+    }
+    rocksdb::Checkpoint* raw = nullptr;
+    RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw),
+                              "checkpoint"));
+    std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+    RETURN_IF_ERROR(FromRocks(cp->CreateCheckpoint(dir), "checkpoint"));
+    return WriteMarker(dir);
   }
 
   StoreStats GetStats() override {
