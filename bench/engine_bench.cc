@@ -181,6 +181,7 @@ int main(int argc, char** argv) {
   printf("%-34s %14llu MiB\n", "on-disk size",
          static_cast<unsigned long long>(end.disk_bytes >> 20));
   printf("%-34s %14ld MiB\n", "peak RSS", RssMiB());
+  snap = cowdb::Snapshot();  // snapshots go before their database
   db.reset();
   if (temp) std::filesystem::remove_all(dir);
   return 0;

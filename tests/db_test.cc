@@ -411,3 +411,25 @@ TEST(BackupTest, HotBackupOpensAsTheSameDatabase) {
 
 }  // namespace
 }  // namespace cowdb
+
+namespace cowdb {
+namespace {
+
+// Against the contract, but it must not corrupt memory: releasing a
+// snapshot after its database is gone only drops the handle.
+TEST(DBLifetimeTest, SnapshotReleasedAfterItsDatabaseIsHarmless) {
+  Snapshot latest, old;
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, internal::DBImpl::Open(
+                                      Options(), internal::NewMemoryPageStore()));
+    ASSERT_OK(db->Put("a", "1"));
+    ASSERT_OK(db->Put("a", "2"));
+    latest = db->GetSnapshot();
+    ASSERT_OK_AND_ASSIGN(old, db->SnapshotAt(1));
+  }
+  EXPECT_EQ(latest.version(), 2u);
+  EXPECT_EQ(old.version(), 1u);
+}
+
+}  // namespace
+}  // namespace cowdb

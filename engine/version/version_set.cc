@@ -5,143 +5,147 @@
 namespace cowdb::internal {
 
 VersionSet::VersionSet(const Version& latest, uint64_t floor,
-                       std::map<std::string, uint64_t> tags) {
-  MutexLock lock(&mu_);
-  floor_ = floor;
-  tags_ = std::move(tags);
-  for (const auto& [name, v] : tags_) tagged_.insert(v);
-  ++pins_[latest.version];
-  latest_ = std::shared_ptr<const Version>(
-      new Version(latest), [this](const Version* v) {
-        ReleasePin(v->version);
-        delete v;
-      });
+                       std::map<std::string, uint64_t> tags)
+    : state_(std::make_shared<State>()) {
+  std::shared_ptr<const Version> handle = MakeHandle(latest);
+  MutexLock lock(&state_->mu);
+  state_->floor = floor;
+  state_->tags = std::move(tags);
+  for (const auto& [name, v] : state_->tags) state_->tagged.insert(v);
+  ++state_->pins[latest.version];
+  state_->latest = std::move(handle);
 }
 
 VersionSet::~VersionSet() {
-  // The latest handle's deleter reaches into pins_: drop it while the maps
-  // are alive.
+  // Drop the latest handle while the state is alive.
   std::shared_ptr<const Version> last;
   {
-    MutexLock lock(&mu_);
-    last = std::move(latest_);
+    MutexLock lock(&state_->mu);
+    last = std::move(state_->latest);
   }
 }
 
+std::shared_ptr<const Version> VersionSet::MakeHandle(const Version& v) {
+  std::weak_ptr<State> weak = state_;
+  return std::shared_ptr<const Version>(new Version(v),
+                                        [weak](const Version* p) {
+                                          if (auto s = weak.lock()) {
+                                            s->Release(p->version);
+                                          }
+                                          delete p;
+                                        });
+}
+
+void VersionSet::State::Release(uint64_t version) {
+  MutexLock lock(&mu);
+  auto it = pins.find(version);
+  if (it != pins.end() && --it->second == 0) pins.erase(it);
+}
+
 std::shared_ptr<const Version> VersionSet::latest() const {
-  MutexLock lock(&mu_);
-  return latest_;
+  MutexLock lock(&state_->mu);
+  return state_->latest;
 }
 
 void VersionSet::Publish(const Version& v) {
+  std::shared_ptr<const Version> handle = MakeHandle(v);
   std::shared_ptr<const Version> old;
   {
-    MutexLock lock(&mu_);
-    ++pins_[v.version];
-    old = std::move(latest_);
-    latest_ = std::shared_ptr<const Version>(
-        new Version(v), [this](const Version* p) {
-          ReleasePin(p->version);
-          delete p;
-        });
+    MutexLock lock(&state_->mu);
+    ++state_->pins[v.version];
+    old = std::move(state_->latest);
+    state_->latest = std::move(handle);
   }
   // `old` may release its pin here, outside the lock.
 }
 
-uint64_t VersionSet::OldestRetainedLocked() const {
-  uint64_t oldest = std::min(floor_, latest_->version);
-  for (const auto& [v, n] : pins_) {
+uint64_t VersionSet::State::OldestRetainedLocked() const {
+  uint64_t oldest = std::min(floor, latest->version);
+  for (const auto& [v, n] : pins) {
     if (n > 0) {
       oldest = std::min(oldest, v);
       break;
     }
   }
-  if (!tagged_.empty()) oldest = std::min(oldest, *tagged_.begin());
+  if (!tagged.empty()) oldest = std::min(oldest, *tagged.begin());
   return oldest;
 }
 
 uint64_t VersionSet::oldest_retained() const {
-  MutexLock lock(&mu_);
-  return OldestRetainedLocked();
+  MutexLock lock(&state_->mu);
+  return state_->OldestRetainedLocked();
 }
 
 uint64_t VersionSet::floor() const {
-  MutexLock lock(&mu_);
-  return floor_;
+  MutexLock lock(&state_->mu);
+  return state_->floor;
 }
 
-absl::Status VersionSet::CheckRetainedLocked(uint64_t version) const {
-  const uint64_t latest = latest_->version;
-  if (version > latest) {
+absl::Status VersionSet::State::CheckRetainedLocked(uint64_t version) const {
+  const uint64_t last = latest->version;
+  if (version > last) {
     return absl::NotFoundError(absl::StrCat(
-        "version ", version, " does not exist; the latest is ", latest));
+        "version ", version, " does not exist; the latest is ", last));
   }
-  if (version >= floor_ || tagged_.count(version) != 0) return absl::OkStatus();
-  auto pin = pins_.find(version);
-  if (pin != pins_.end() && pin->second > 0) return absl::OkStatus();
+  if (version >= floor || tagged.count(version) != 0) return absl::OkStatus();
+  auto pin = pins.find(version);
+  if (pin != pins.end() && pin->second > 0) return absl::OkStatus();
   return absl::OutOfRangeError(absl::StrCat(
       "version ", version, " is no longer retained; the oldest retained "
-      "version is ", OldestRetainedLocked(), " and the latest is ", latest));
+      "version is ", OldestRetainedLocked(), " and the latest is ", last));
 }
 
 absl::Status VersionSet::CheckRetained(uint64_t version) {
-  MutexLock lock(&mu_);
-  return CheckRetainedLocked(version);
+  MutexLock lock(&state_->mu);
+  return state_->CheckRetainedLocked(version);
 }
 
 absl::Status VersionSet::AcquirePin(uint64_t version) {
-  MutexLock lock(&mu_);
-  absl::Status s = CheckRetainedLocked(version);
-  if (s.ok()) ++pins_[version];
+  MutexLock lock(&state_->mu);
+  absl::Status s = state_->CheckRetainedLocked(version);
+  if (s.ok()) ++state_->pins[version];
   return s;
 }
 
 std::shared_ptr<const Version> VersionSet::AdoptPin(const Version& v) {
-  return std::shared_ptr<const Version>(new Version(v),
-                                        [this](const Version* p) {
-                                          ReleasePin(p->version);
-                                          delete p;
-                                        });
-}
-
-void VersionSet::ReleasePin(uint64_t version) {
-  MutexLock lock(&mu_);
-  auto it = pins_.find(version);
-  if (it != pins_.end() && --it->second == 0) pins_.erase(it);
+  return MakeHandle(v);
 }
 
 void VersionSet::SetTag(const std::string& name, uint64_t version) {
-  MutexLock lock(&mu_);
-  auto it = tags_.find(name);
-  if (it != tags_.end()) tagged_.erase(tagged_.find(it->second));
-  tags_[name] = version;
-  tagged_.insert(version);
+  MutexLock lock(&state_->mu);
+  auto it = state_->tags.find(name);
+  if (it != state_->tags.end()) {
+    state_->tagged.erase(state_->tagged.find(it->second));
+  }
+  state_->tags[name] = version;
+  state_->tagged.insert(version);
 }
 
 void VersionSet::RemoveTag(const std::string& name) {
-  MutexLock lock(&mu_);
-  auto it = tags_.find(name);
-  if (it == tags_.end()) return;
-  tagged_.erase(tagged_.find(it->second));
-  tags_.erase(it);
+  MutexLock lock(&state_->mu);
+  auto it = state_->tags.find(name);
+  if (it == state_->tags.end()) return;
+  state_->tagged.erase(state_->tagged.find(it->second));
+  state_->tags.erase(it);
 }
 
 std::map<std::string, uint64_t> VersionSet::tags() const {
-  MutexLock lock(&mu_);
-  return tags_;
+  MutexLock lock(&state_->mu);
+  return state_->tags;
 }
 
 VersionSet::Plan VersionSet::PlanRelease(uint64_t window_floor) {
-  MutexLock lock(&mu_);
-  floor_ = std::max(floor_, std::min(window_floor, latest_->version));
+  MutexLock lock(&state_->mu);
+  State& s = *state_;
+  s.floor = std::max(s.floor, std::min(window_floor, s.latest->version));
   Plan plan;
-  plan.floor = floor_;
-  for (const auto& [v, n] : pins_) {
-    if (v >= floor_) break;
+  plan.floor = s.floor;
+  for (const auto& [v, n] : s.pins) {
+    if (v >= s.floor) break;
     if (n > 0) plan.keep.insert(v);
   }
-  for (uint64_t v : tagged_) {
-    if (v < floor_) plan.keep.insert(v);
+  for (uint64_t v : s.tagged) {
+    if (v < s.floor) plan.keep.insert(v);
   }
   return plan;
 }

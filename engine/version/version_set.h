@@ -66,7 +66,7 @@ class VersionSet {
   // the latest.
   absl::Status AcquirePin(uint64_t version);
   std::shared_ptr<const Version> AdoptPin(const Version& v);
-  void ReleasePin(uint64_t version);
+  void ReleasePin(uint64_t version) { state_->Release(version); }
 
   // Tags. Tag requires the version to be retained (see AcquirePin).
   absl::Status CheckRetained(uint64_t version);
@@ -88,18 +88,27 @@ class VersionSet {
   Plan PlanRelease(uint64_t window_floor);
 
  private:
-  absl::Status CheckRetainedLocked(uint64_t version) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint64_t OldestRetainedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Everything lives here so that a handle released after the VersionSet
+  // is gone (a snapshot outliving its DB, against the contract) finds its
+  // state expired instead of freed memory.
+  struct State {
+    mutable Mutex mu;
+    std::shared_ptr<const Version> latest ABSL_GUARDED_BY(mu);
+    uint64_t floor ABSL_GUARDED_BY(mu) = 0;
+    std::map<uint64_t, int> pins ABSL_GUARDED_BY(mu);
+    std::map<std::string, uint64_t> tags ABSL_GUARDED_BY(mu);
+    std::multiset<uint64_t> tagged ABSL_GUARDED_BY(mu);
 
-  mutable Mutex mu_;
-  std::shared_ptr<const Version> latest_ ABSL_GUARDED_BY(mu_);
-  uint64_t floor_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<uint64_t, int> pins_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, uint64_t> tags_ ABSL_GUARDED_BY(mu_);
-  std::multiset<uint64_t> tagged_ ABSL_GUARDED_BY(mu_);
-  // Handles call ReleasePin when destroyed. REQUIRES: every handle dies
-  // before the VersionSet (snapshots and transactions before their DB).
+    absl::Status CheckRetainedLocked(uint64_t version) const
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+    uint64_t OldestRetainedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+    void Release(uint64_t version);
+  };
+
+  // A handle on `v` whose destruction releases one pin.
+  std::shared_ptr<const Version> MakeHandle(const Version& v);
+
+  const std::shared_ptr<State> state_;
 };
 
 }  // namespace cowdb::internal
