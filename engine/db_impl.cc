@@ -748,32 +748,44 @@ absl::StatusOr<ReclaimStats> DBImpl::ReclaimLocked() {
   //    one can pin them, so their pages can go.
   batch.Put(Space::kMeta, kFloorKey, EncodeVarint(plan.floor));
   absl::Status status;
-  RETURN_IF_ERROR(store_->Scan(Space::kVersions, "", [&](std::string_view k,
-                                                         std::string_view) {
-    uint64_t v;
-    if (!ParseBigEndianKey(k, &v) || v >= plan.floor) return false;
-    if (plan.keep.count(v) == 0) {
-      batch.Delete(Space::kVersions, std::string(k));
-      ++stats.versions_released;
+  auto release_version = [&](uint64_t v) {
+    batch.Delete(Space::kVersions, BigEndianKey(v));
+    ++stats.versions_released;
+  };
+  std::set<uint64_t> still_kept;
+  for (uint64_t v : kept_versions_) {  // kept by an earlier pass
+    if (plan.keep.count(v) != 0) {
+      still_kept.insert(v);
+    } else {
+      release_version(v);
     }
-    if (batch.ops().size() >= kBatchOps) status = flush();
-    return status.ok();
-  }));
+  }
+  RETURN_IF_ERROR(store_->Scan(
+      Space::kVersions, BigEndianKey(versions_scanned_to_),
+      [&](std::string_view k, std::string_view) {
+        uint64_t v;
+        if (!ParseBigEndianKey(k, &v) || v >= plan.floor) return false;
+        if (plan.keep.count(v) == 0) {
+          release_version(v);
+        } else {
+          still_kept.insert(v);
+        }
+        if (batch.ops().size() >= kBatchOps) status = flush();
+        return status.ok();
+      }));
   RETURN_IF_ERROR(status);
   RETURN_IF_ERROR(flush());
+  kept_versions_ = std::move(still_kept);
+  versions_scanned_to_ = std::max(versions_scanned_to_, plan.floor);
+
   // 2. Pages and blobs freed at or before the floor whose life [birth,
   //    death) holds no kept version.
-  RETURN_IF_ERROR(store_->Scan(Space::kFreed, "", [&](std::string_view k,
-                                                      std::string_view val) {
-    uint64_t death;
-    if (!ParseBigEndianKey(k, &death) || death > plan.floor) return false;
-    absl::StatusOr<std::vector<FreedItem>> items = DecodeFreed(val, death);
-    if (!items.ok()) {
-      status = items.status();
-      return false;
-    }
+  std::set<uint64_t> retry;
+  auto process = [&](uint64_t death, std::string_view key,
+                     std::string_view val) -> absl::Status {
+    ASSIGN_OR_RETURN(std::vector<FreedItem> items, DecodeFreed(val, death));
     std::vector<FreedItem> remaining;
-    for (const FreedItem& item : *items) {
+    for (const FreedItem& item : items) {
       auto kept = plan.keep.lower_bound(item.birth);
       if (kept != plan.keep.end() && *kept < death) {
         remaining.push_back(item);
@@ -788,15 +800,34 @@ absl::StatusOr<ReclaimStats> DBImpl::ReclaimLocked() {
       }
     }
     if (remaining.empty()) {
-      batch.Delete(Space::kFreed, std::string(k));
-    } else if (remaining.size() != items->size()) {
-      batch.Put(Space::kFreed, std::string(k), EncodeFreed(remaining));
+      batch.Delete(Space::kFreed, std::string(key));
+    } else {
+      retry.insert(death);
+      if (remaining.size() != items.size()) {
+        batch.Put(Space::kFreed, std::string(key), EncodeFreed(remaining));
+      }
     }
-    if (batch.ops().size() >= kBatchOps) status = flush();
-    return status.ok();
-  }));
+    if (batch.ops().size() >= kBatchOps) return flush();
+    return absl::OkStatus();
+  };
+  for (uint64_t death : kept_freed_) {  // kept by an earlier pass
+    std::string key = BigEndianKey(death);
+    ASSIGN_OR_RETURN(std::optional<std::string> val,
+                     store_->Get(Space::kFreed, key));
+    if (val) RETURN_IF_ERROR(process(death, key, *val));
+  }
+  RETURN_IF_ERROR(store_->Scan(
+      Space::kFreed, BigEndianKey(freed_scanned_to_),
+      [&](std::string_view k, std::string_view val) {
+        uint64_t death;
+        if (!ParseBigEndianKey(k, &death) || death > plan.floor) return false;
+        status = process(death, k, val);
+        return status.ok();
+      }));
   RETURN_IF_ERROR(status);
   RETURN_IF_ERROR(flush());
+  kept_freed_ = std::move(retry);
+  freed_scanned_to_ = std::max(freed_scanned_to_, plan.floor + 1);
   return stats;
 }
 

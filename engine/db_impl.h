@@ -122,8 +122,15 @@ class DBImpl final : public DB, public TxnHost {
   // Set when a commit's outcome became unknown; writes are refused after.
   absl::Status write_error_;
 
-  // Reclamation passes run one at a time.
+  // Reclamation passes run one at a time. Each pass scans only what is new
+  // since the last one (released records become RocksDB tombstones, and
+  // scanning over them again would cost more every pass), plus the records
+  // an earlier pass had to keep.
   Mutex reclaim_mu_;
+  uint64_t versions_scanned_to_ ABSL_GUARDED_BY(reclaim_mu_) = 0;
+  uint64_t freed_scanned_to_ ABSL_GUARDED_BY(reclaim_mu_) = 0;
+  std::set<uint64_t> kept_versions_ ABSL_GUARDED_BY(reclaim_mu_);
+  std::set<uint64_t> kept_freed_ ABSL_GUARDED_BY(reclaim_mu_);
   // The background reclaimer and its wake-up.
   std::mutex reclaim_wake_mu_;
   std::condition_variable reclaim_cv_;
