@@ -44,6 +44,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/iterator.h"
 #include "engine/options.h"
 #include "engine/snapshot.h"
@@ -83,6 +84,29 @@ struct Change {
   std::optional<std::string> new_value;  // nullopt: absent in `to`
   uint64_t old_mod_version = 0;
   uint64_t new_mod_version = 0;
+};
+
+// One change delivered by a Watcher.
+struct WatchEvent {
+  uint64_t version = 0;  // the version whose commit made the change
+  Change change;
+  // True when versions were skipped (they were released): the event is the
+  // net change from the watcher's previous position to `version`. When the
+  // watch started at a released version, the first events are the whole
+  // state of the range at `version`, all flagged net: replace what you had.
+  bool net = false;
+};
+
+// A change feed (see DB::Watch). Used by one thread at a time.
+// REQUIRES: destroyed before its DB.
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+  // The next change, in version order (key order within a version). Waits
+  // up to `timeout` for a new commit; DeadlineExceeded if none came.
+  virtual absl::StatusOr<WatchEvent> Next(absl::Duration timeout) = 0;
+  // The version up to which every change has been delivered or queued.
+  virtual uint64_t position() const = 0;
 };
 
 // What one reclamation pass did.
@@ -194,6 +218,16 @@ class DB {
   virtual absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,
                             std::string_view end,
                             const std::function<bool(const Change&)>& fn) = 0;
+
+  // A change feed of keys in [begin, end) (empty `end` = unbounded): every
+  // change after `from_version`, in version order, then new commits as they
+  // happen. The watcher pins the version it has reached, which holds back
+  // reclamation of what comes after it until it moves on. Starting from a
+  // released version is allowed: the watcher then starts from the oldest
+  // retained version with its whole state as net events (see WatchEvent).
+  // Errors: NotFound for a version after the latest.
+  virtual absl::StatusOr<std::unique_ptr<Watcher>> Watch(
+      uint64_t from_version, std::string_view begin, std::string_view end) = 0;
 
   // Runs one reclamation pass now: releases versions outside retention and
   // deletes the pages and blobs that no retained version reaches. Never

@@ -1,5 +1,7 @@
 #include "engine/db_impl.h"
 
+#include <deque>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -411,6 +413,10 @@ void DBImpl::RunGroup(const std::vector<CommitRequest*>& group) {
   for (auto& [id, node] : written) source_.Remember(id, std::move(node));
   versions_.Publish(v);
   for (CommitRequest* r : accepted) r->version = version;
+  {
+    std::lock_guard<std::mutex> lock(published_mu_);  // no lost wake-ups
+  }
+  published_cv_.notify_all();
   WakeReclaimer();
   commits_.fetch_add(1, std::memory_order_relaxed);
   pages_written_.fetch_add(written.size(), std::memory_order_relaxed);
@@ -666,6 +672,12 @@ absl::Status DBImpl::Diff(uint64_t from, uint64_t to, std::string_view begin,
                           const std::function<bool(const Change&)>& fn) {
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> a, LoadVersion(from));
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> b, LoadVersion(to));
+  return DiffRoots(a->root, b->root, begin, end, fn);
+}
+
+absl::Status DBImpl::DiffRoots(const Root& a, const Root& b,
+                               std::string_view begin, std::string_view end,
+                               const std::function<bool(const Change&)>& fn) {
   absl::Status inner;
   auto value_of = [&](const LeafEntry* e) -> std::optional<std::string> {
     if (e == nullptr) return std::nullopt;
@@ -677,7 +689,7 @@ absl::Status DBImpl::Diff(uint64_t from, uint64_t to, std::string_view begin,
     }
     return *std::move(blob);
   };
-  RETURN_IF_ERROR(TreeDiff(source_, a->root, b->root, begin, end,
+  RETURN_IF_ERROR(TreeDiff(source_, a, b, begin, end,
                            [&](const LeafEntry* before, const LeafEntry* after) {
                              Change c;
                              c.key = (before ? before : after)->key;
@@ -689,6 +701,102 @@ absl::Status DBImpl::Diff(uint64_t from, uint64_t to, std::string_view begin,
                              return fn(c);
                            }));
   return inner;
+}
+
+// ------------------------------------------------------------------ watch
+
+namespace {
+
+class WatcherImpl final : public Watcher {
+ public:
+  WatcherImpl(DBImpl* db, std::shared_ptr<const Version> at,
+              std::string begin, std::string end)
+      : db_(db), at_(std::move(at)), begin_(std::move(begin)),
+        end_(std::move(end)) {}
+
+  // Queues the whole state of the range at `at_` as net events.
+  absl::Status QueueState() {
+    return db_->DiffRoots(Root(), at_->root, begin_, end_, [&](const Change& c) {
+      pending_.push_back(WatchEvent{at_->version, c, /*net=*/true});
+      return true;
+    });
+  }
+
+  absl::StatusOr<WatchEvent> Next(absl::Duration timeout) override {
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      if (!pending_.empty()) {
+        WatchEvent e = std::move(pending_.front());
+        pending_.pop_front();
+        return e;
+      }
+      if (db_->LatestVersion() == at_->version) {
+        if (!db_->WaitForVersionAfter(at_->version, deadline - absl::Now())) {
+          return absl::DeadlineExceededError(absl::StrCat(
+              "no change after version ", at_->version, " in time"));
+        }
+      }
+      // Step to the next version (or, if the ones after us were released,
+      // the first retained one: a net step).
+      ASSIGN_OR_RETURN(std::shared_ptr<const Version> next,
+                       db_->PinAtOrAfter(at_->version + 1));
+      const bool net = next->version != at_->version + 1;
+      RETURN_IF_ERROR(db_->DiffRoots(
+          at_->root, next->root, begin_, end_, [&](const Change& c) {
+            pending_.push_back(WatchEvent{next->version, c, net});
+            return true;
+          }));
+      at_ = std::move(next);
+    }
+  }
+
+  uint64_t position() const override { return at_->version; }
+
+ private:
+  DBImpl* const db_;
+  std::shared_ptr<const Version> at_;  // pinned: everything up to it queued
+  const std::string begin_, end_;
+  std::deque<WatchEvent> pending_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Watcher>> DBImpl::Watch(uint64_t from_version,
+                                                       std::string_view begin,
+                                                       std::string_view end) {
+  absl::StatusOr<std::shared_ptr<const Version>> from = LoadVersion(from_version);
+  if (from.ok()) {
+    return std::unique_ptr<Watcher>(new WatcherImpl(
+        this, *std::move(from), std::string(begin), std::string(end)));
+  }
+  if (!absl::IsOutOfRange(from.status())) return from.status();
+  // Released: start from the first retained version after it, with its
+  // whole state.
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> base,
+                   PinAtOrAfter(from_version + 1));
+  auto w = std::make_unique<WatcherImpl>(this, std::move(base),
+                                         std::string(begin), std::string(end));
+  RETURN_IF_ERROR(w->QueueState());
+  return std::unique_ptr<Watcher>(std::move(w));
+}
+
+absl::StatusOr<std::shared_ptr<const Version>> DBImpl::PinAtOrAfter(
+    uint64_t version) {
+  for (;;) {
+    absl::StatusOr<std::shared_ptr<const Version>> v = LoadVersion(version);
+    if (!absl::IsOutOfRange(v.status())) return v;
+    // Released: everything below the floor that is not kept is gone; try
+    // the floor (it only moves up, so this ends).
+    uint64_t floor = versions_.floor();
+    version = std::max(version + 1, floor);
+  }
+}
+
+bool DBImpl::WaitForVersionAfter(uint64_t version, absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(published_mu_);
+  return published_cv_.wait_for(
+      lock, absl::ToChronoNanoseconds(std::max(timeout, absl::ZeroDuration())),
+      [&] { return versions_.latest()->version > version; });
 }
 
 // ---------------------------------------------------------------- reclaim

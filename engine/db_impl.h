@@ -55,6 +55,20 @@ class DBImpl final : public DB, public TxnHost {
                     std::string_view end,
                     const std::function<bool(const Change&)>& fn) override;
   absl::StatusOr<ReclaimStats> Reclaim() override;
+  absl::StatusOr<std::unique_ptr<Watcher>> Watch(uint64_t from_version,
+                                                 std::string_view begin,
+                                                 std::string_view end) override;
+
+  // Waits until the latest version is after `version` or `timeout` passes.
+  // Returns whether it is.
+  bool WaitForVersionAfter(uint64_t version, absl::Duration timeout);
+  // Pins `version`, or if it was released the first retained version
+  // after it (for watchers that fell behind).
+  absl::StatusOr<std::shared_ptr<const Version>> PinAtOrAfter(uint64_t version);
+  // Turns the differences between `a` and `b` in a range into changes.
+  absl::Status DiffRoots(const Root& a, const Root& b, std::string_view begin,
+                         std::string_view end,
+                         const std::function<bool(const Change&)>& fn);
   absl::StatusOr<CheckReport> Check() override;
   absl::Status Backup(const std::string& dir) override;
   DBStats GetStats() override;
@@ -138,6 +152,10 @@ class DBImpl final : public DB, public TxnHost {
   bool shutting_down_ = false;      // guarded by reclaim_wake_mu_
   std::thread reclaimer_;
   std::atomic<uint64_t> reclaim_errors_{0};
+
+  // Signalled after every published version, for watchers.
+  std::mutex published_mu_;
+  std::condition_variable published_cv_;
 
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> pages_written_{0};

@@ -315,3 +315,121 @@ TEST(BackgroundReclaimTest, ReclaimsWithoutBeingAsked) {
 }  // namespace
 }  // namespace cowdb
 
+
+namespace cowdb {
+namespace {
+
+using ::cowdb::testing::StatusIs;
+
+// Applies watch events to a model of the range.
+void Apply(const WatchEvent& e, std::map<std::string, std::string>* m) {
+  if (e.change.new_value) {
+    (*m)[e.change.key] = *e.change.new_value;
+  } else {
+    m->erase(e.change.key);
+  }
+}
+
+std::map<std::string, std::string> State(DB* db, uint64_t v, std::string_view lo,
+                                         std::string_view hi) {
+  std::map<std::string, std::string> m;
+  ReadOptions ro;
+  ro.version = v;
+  auto it = db->NewIterator(ro);
+  EXPECT_OK(it);
+  for ((*it)->Seek(lo); (*it)->Valid() && (*it)->key() < hi; (*it)->Next()) {
+    m[std::string((*it)->key())] = std::string((*it)->value());
+  }
+  return m;
+}
+
+class WatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Options o;
+    o.retain_versions = 5;
+    o.background_reclaim = false;
+    ASSERT_OK_AND_ASSIGN(db_, internal::DBImpl::Open(o, internal::NewMemoryPageStore()));
+  }
+  std::unique_ptr<internal::DBImpl> db_;
+};
+
+TEST_F(WatchTest, DeliversEveryChangeInVersionOrderThenWaits) {
+  ASSERT_OK(db_->Put("k1", "a"));
+  ASSERT_OK_AND_ASSIGN(auto w, db_->Watch(db_->LatestVersion(), "k", "l"));
+  ASSERT_OK(db_->Put("k2", "b"));
+  ASSERT_OK(db_->Put("zzz", "outside the range"));
+  WriteBatch batch;
+  batch.Put("k1", "c");
+  batch.Delete("k2");
+  ASSERT_OK(db_->Write(batch));
+  std::vector<std::string> seen;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(WatchEvent e, w->Next(absl::Seconds(1)));
+    EXPECT_FALSE(e.net);
+    seen.push_back(std::to_string(e.version) + " " + e.change.key + "=" +
+                   e.change.new_value.value_or("<deleted>"));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"2 k2=b", "4 k1=c", "4 k2=<deleted>"}));
+  EXPECT_THAT(w->Next(absl::Milliseconds(20)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  // A commit from another thread wakes a waiting watcher.
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_OK(db_->Put("k3", "d"));
+  });
+  ASSERT_OK_AND_ASSIGN(WatchEvent e, w->Next(absl::Seconds(10)));
+  writer.join();
+  EXPECT_EQ(e.change.key, "k3");
+  EXPECT_EQ(e.version, db_->LatestVersion());
+}
+
+TEST_F(WatchTest, LaggingWatcherGetsNetChangesAcrossReleasedVersions) {
+  ASSERT_OK(db_->Put("k0", "start"));
+  const uint64_t from = db_->LatestVersion();
+  ASSERT_OK_AND_ASSIGN(auto w, db_->Watch(from, "k", "l"));
+  std::map<std::string, std::string> model = State(db_.get(), from, "k", "l");
+  std::mt19937 rng(9);
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_OK(db_->Put("k" + std::to_string(rng() % 10), std::to_string(i)));
+    if (i % 7 == 0) ASSERT_OK(db_->Delete("k" + std::to_string(rng() % 10)));
+  }
+  ASSERT_OK(db_->Reclaim());  // releases versions the watcher has not reached
+  bool saw_net = false;
+  uint64_t last = 0;
+  for (;;) {
+    absl::StatusOr<WatchEvent> e = w->Next(absl::Milliseconds(10));
+    if (absl::IsDeadlineExceeded(e.status())) break;
+    ASSERT_OK(e);
+    ASSERT_GE(e->version, last) << "out of version order";
+    last = e->version;
+    saw_net |= e->net;
+    Apply(*e, &model);
+  }
+  EXPECT_TRUE(saw_net);
+  EXPECT_EQ(w->position(), db_->LatestVersion());
+  EXPECT_EQ(model, State(db_.get(), db_->LatestVersion(), "k", "l"));
+}
+
+TEST_F(WatchTest, StartingAtAReleasedVersionDeliversTheStateAsNet) {
+  for (int i = 0; i < 30; ++i) ASSERT_OK(db_->Put("k" + std::to_string(i % 7), std::to_string(i)));
+  ASSERT_OK(db_->Reclaim());
+  ASSERT_THAT(db_->SnapshotAt(2), StatusIs(absl::StatusCode::kOutOfRange));
+  ASSERT_OK_AND_ASSIGN(auto w, db_->Watch(2, "k", "l"));
+  std::map<std::string, std::string> model;
+  uint64_t base = 0;
+  for (;;) {
+    absl::StatusOr<WatchEvent> e = w->Next(absl::Milliseconds(10));
+    if (absl::IsDeadlineExceeded(e.status())) break;
+    ASSERT_OK(e);
+    if (base == 0) base = e->version;
+    EXPECT_EQ(e->net, e->version == base);
+    Apply(*e, &model);
+  }
+  EXPECT_EQ(base, db_->OldestVersion());
+  EXPECT_EQ(model, State(db_.get(), db_->LatestVersion(), "k", "l"));
+  EXPECT_THAT(db_->Watch(1000, "", ""), StatusIs(absl::StatusCode::kNotFound));
+}
+
+}  // namespace
+}  // namespace cowdb
