@@ -247,6 +247,18 @@ class DB {
   // to restore. Errors: AlreadyExists if `dir` exists; I/O errors.
   virtual absl::Status Backup(const std::string& dir) = 0;
 
+  // Writes the keys and values of `version` to a portable file at `path`
+  // (format in engine/format/export_file.h; written to a temporary file,
+  // synced, then renamed). Errors: as SnapshotAt; I/O errors.
+  virtual absl::Status Export(uint64_t version, const std::string& path) = 0;
+
+  // Restores an export file into this database: its keys are written in
+  // commits of up to 10,000 keys (so not atomically as a whole; import
+  // into an empty database to recreate the exported version). The file's
+  // checksum is verified before anything is written. Returns the number of
+  // keys. Errors: DataLoss for a damaged file; as Write.
+  virtual absl::StatusOr<uint64_t> Import(const std::string& path) = 0;
+
   virtual DBStats GetStats() = 0;
 };
 

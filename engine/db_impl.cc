@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "engine/format/export_file.h"
 #include "engine/store/rocksdb_page_store.h"
 #include "engine/tree/diff.h"
 #include "engine/txn/transaction_impl.h"
@@ -972,6 +973,46 @@ void DBImpl::ReclaimLoop() {
 
 absl::Status DBImpl::Backup(const std::string& dir) {
   return store_->Checkpoint(dir);
+}
+
+absl::Status DBImpl::Export(uint64_t version, const std::string& path) {
+  ReadOptions ro;
+  ro.version = version;
+  ASSIGN_OR_RETURN(std::unique_ptr<Iterator> it, NewIterator(ro));
+  ASSIGN_OR_RETURN(std::unique_ptr<ExportWriter> w,
+                   ExportWriter::Create(path, version));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view value = it->value();
+    RETURN_IF_ERROR(it->status());
+    RETURN_IF_ERROR(w->Add(it->key(), value, it->mod_version()));
+  }
+  RETURN_IF_ERROR(it->status());
+  return w->Finish();
+}
+
+absl::StatusOr<uint64_t> DBImpl::Import(const std::string& path) {
+  // First pass: verify the whole file (ReadExport checks the checksum
+  // before any record) and the limits; second pass: write.
+  RETURN_IF_ERROR(ReadExport(path, [&](std::string_view k, std::string_view v,
+                                       uint64_t) { return ValidateWrite(k, v); })
+                      .status());
+  uint64_t count = 0;
+  WriteBatch batch;
+  auto flush = [&]() -> absl::Status {
+    if (batch.Count() == 0) return absl::OkStatus();
+    absl::Status s = Write(batch).status();
+    batch.Clear();
+    return s;
+  };
+  RETURN_IF_ERROR(ReadExport(path, [&](std::string_view k, std::string_view v,
+                                       uint64_t) -> absl::Status {
+                    batch.Put(k, v);
+                    ++count;
+                    if (batch.Count() >= 10000) return flush();
+                    return absl::OkStatus();
+                  }).status());
+  RETURN_IF_ERROR(flush());
+  return count;
 }
 
 // ------------------------------------------------------------------ check

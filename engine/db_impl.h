@@ -71,6 +71,8 @@ class DBImpl final : public DB, public TxnHost {
                          const std::function<bool(const Change&)>& fn);
   absl::StatusOr<CheckReport> Check() override;
   absl::Status Backup(const std::string& dir) override;
+  absl::Status Export(uint64_t version, const std::string& path) override;
+  absl::StatusOr<uint64_t> Import(const std::string& path) override;
   DBStats GetStats() override;
 
   ~DBImpl() override;

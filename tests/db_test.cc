@@ -433,3 +433,55 @@ TEST(DBLifetimeTest, SnapshotReleasedAfterItsDatabaseIsHarmless) {
 
 }  // namespace
 }  // namespace cowdb
+
+namespace cowdb {
+namespace {
+
+using ::cowdb::testing::StatusIs;
+
+TEST(ExportTest, ExportOfAVersionRestoresIntoAnEmptyDatabase) {
+  testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, internal::DBImpl::Open(
+                                    Options(), internal::NewMemoryPageStore()));
+  WriteBatch batch;
+  for (int i = 0; i < 25000; ++i) {
+    batch.Put("key" + std::to_string(i), i % 1000 == 0 ? std::string(5000, 'b')
+                                                      : std::to_string(i));
+  }
+  ASSERT_OK_AND_ASSIGN(uint64_t v, db->Write(batch));
+  ASSERT_OK(db->Delete("key7"));  // after the exported version
+  const std::string file = dir.Sub("v.cowdbexport");
+  ASSERT_OK(db->Export(v, file));
+
+  ASSERT_OK_AND_ASSIGN(auto copy, internal::DBImpl::Open(
+                                      Options(), internal::NewMemoryPageStore()));
+  ASSERT_OK_AND_ASSIGN(uint64_t n, copy->Import(file));
+  EXPECT_EQ(n, 25000u);
+  ReadOptions at;
+  at.version = v;
+  ASSERT_OK_AND_ASSIGN(auto a, db->NewIterator(at));
+  ASSERT_OK_AND_ASSIGN(auto b, copy->NewIterator(ReadOptions()));
+  for (a->SeekToFirst(), b->SeekToFirst(); a->Valid(); a->Next(), b->Next()) {
+    ASSERT_TRUE(b->Valid());
+    ASSERT_EQ(a->key(), b->key());
+    ASSERT_EQ(a->value(), b->value());
+  }
+  EXPECT_FALSE(b->Valid());
+
+  // Any damage is DataLoss, and nothing is imported.
+  std::string bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() / 2] ^= 1;
+  { std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes; }
+  ASSERT_OK_AND_ASSIGN(auto empty, internal::DBImpl::Open(
+                                       Options(), internal::NewMemoryPageStore()));
+  EXPECT_THAT(empty->Import(file), StatusIs(absl::StatusCode::kDataLoss, "damaged"));
+  EXPECT_EQ(empty->LatestVersion(), 0u);
+  EXPECT_THAT(empty->Import(dir.Sub("missing")), StatusIs(absl::StatusCode::kInternal));
+}
+
+}  // namespace
+}  // namespace cowdb

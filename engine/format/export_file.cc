@@ -1,0 +1,141 @@
+#include "engine/format/export_file.h"
+
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "engine/util/coding.h"
+#include "engine/util/status_macros.h"
+
+namespace cowdb::internal {
+namespace {
+
+constexpr char kMagic[] = "COWDBEX1";
+constexpr size_t kMagicLen = 8;
+
+absl::Status IoError(std::string_view what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(std::string(what), " ", path, ": ",
+                                          std::strerror(errno)));
+}
+
+absl::Status Damaged(const std::string& path, std::string_view why) {
+  return absl::DataLossError(
+      absl::StrCat("export file ", path, " is damaged: ", std::string(why)));
+}
+
+}  // namespace
+
+struct ExportWriter::Hash {
+  XXH3_state_t* state = XXH3_createState();
+  ~Hash() { XXH3_freeState(state); }
+};
+
+ExportWriter::ExportWriter(std::string path, FILE* file)
+    : path_(std::move(path)), file_(file), hash_(std::make_unique<Hash>()) {
+  XXH3_64bits_reset(hash_->state);
+}
+
+ExportWriter::~ExportWriter() {
+  if (file_ != nullptr) {
+    fclose(file_);
+    unlink((path_ + ".tmp").c_str());
+  }
+}
+
+absl::StatusOr<std::unique_ptr<ExportWriter>> ExportWriter::Create(
+    const std::string& path, uint64_t version) {
+  FILE* f = fopen((path + ".tmp").c_str(), "wb");
+  if (f == nullptr) return IoError("cannot create", path + ".tmp");
+  std::unique_ptr<ExportWriter> w(new ExportWriter(path, f));
+  std::string header(kMagic, kMagicLen);
+  PutVarint64(&header, version);
+  RETURN_IF_ERROR(w->Write(header));
+  return w;
+}
+
+absl::Status ExportWriter::Write(std::string_view bytes) {
+  XXH3_64bits_update(hash_->state, bytes.data(), bytes.size());
+  if (fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size()) {
+    return IoError("cannot write", path_ + ".tmp");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ExportWriter::Add(std::string_view key, std::string_view value,
+                               uint64_t mod_version) {
+  std::string rec(1, '\1');
+  PutLengthPrefixed(&rec, key);
+  PutLengthPrefixed(&rec, value);
+  PutVarint64(&rec, mod_version);
+  ++count_;
+  return Write(rec);
+}
+
+absl::Status ExportWriter::Finish() {
+  std::string end(1, '\0');
+  PutVarint64(&end, count_);
+  RETURN_IF_ERROR(Write(end));
+  std::string sum;
+  PutFixed64LE(&sum, XXH3_64bits_digest(hash_->state));
+  if (fwrite(sum.data(), 1, sum.size(), file_) != sum.size() ||
+      fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
+    return IoError("cannot write", path_ + ".tmp");
+  }
+  fclose(file_);
+  file_ = nullptr;
+  if (rename((path_ + ".tmp").c_str(), path_.c_str()) != 0) {
+    return IoError("cannot rename to", path_);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ExportHeader> ReadExport(
+    const std::string& path,
+    const std::function<absl::Status(std::string_view, std::string_view,
+                                     uint64_t)>& fn) {
+  FILE* f = fopen(path.c_str(), "rb");
+  if (f == nullptr) return IoError("cannot open", path);
+  std::string data;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) data.append(buf, n);
+  bool failed = ferror(f) != 0;
+  fclose(f);
+  if (failed) return IoError("cannot read", path);
+  if (data.size() < kMagicLen + 8 ||
+      std::string_view(data).substr(0, kMagicLen) != kMagic) {
+    return Damaged(path, "not a cowdb export file");
+  }
+  std::string_view body(data.data(), data.size() - 8);
+  if (DecodeFixed64LE(data.data() + body.size()) !=
+      XXH3_64bits(body.data(), body.size())) {
+    return Damaged(path, "bad checksum");
+  }
+  Reader in(body.substr(kMagicLen));
+  ExportHeader header;
+  if (!in.ReadVarint64(&header.version)) return Damaged(path, "bad header");
+  uint64_t count = 0;
+  for (;;) {
+    uint8_t tag;
+    if (!in.ReadByte(&tag)) return Damaged(path, "truncated");
+    if (tag == 0) break;
+    std::string_view key, value;
+    uint64_t mod;
+    if (tag != 1 || !in.ReadLengthPrefixed(&key) ||
+        !in.ReadLengthPrefixed(&value) || !in.ReadVarint64(&mod)) {
+      return Damaged(path, "bad record");
+    }
+    RETURN_IF_ERROR(fn(key, value, mod));
+    ++count;
+  }
+  uint64_t expected;
+  if (!in.ReadVarint64(&expected) || expected != count || !in.empty()) {
+    return Damaged(path, "bad record count");
+  }
+  return header;
+}
+
+}  // namespace cowdb::internal
