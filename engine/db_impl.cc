@@ -54,7 +54,7 @@ absl::Status ValidateOptions(const Options& o) {
 class DBIter final : public Iterator {
  public:
   DBIter(NodeSource* src, std::shared_ptr<const Version> v)
-      : src_(src), version_(std::move(v)), cursor_(src, version_->root) {}
+      : version_(std::move(v)), cursor_(src, version_->root), values_(src) {}
 
   bool Valid() const override { return cursor_.Valid(); }
   void SeekToFirst() override { Track(cursor_.SeekToFirst()); }
@@ -65,18 +65,7 @@ class DBIter final : public Iterator {
 
   std::string_view key() const override { return cursor_.entry().key; }
   std::string_view value() const override {
-    const StoredValue& v = cursor_.entry().value;
-    if (!v.is_blob()) return v.data;
-    if (blob_id_ != v.blob_id) {
-      absl::StatusOr<std::string> blob = src_->LoadBlob(v.blob_id);
-      if (!blob.ok()) {
-        status_ = blob.status();
-        return {};
-      }
-      blob_ = *std::move(blob);
-      blob_id_ = v.blob_id;
-    }
-    return blob_;
+    return values_.Read(cursor_.entry().value, &status_);
   }
   uint64_t mod_version() const override { return cursor_.entry().mod_version; }
   uint64_t version() const override { return version_->version; }
@@ -87,12 +76,10 @@ class DBIter final : public Iterator {
     if (!s.ok()) status_ = std::move(s);
   }
 
-  NodeSource* const src_;
   const std::shared_ptr<const Version> version_;
   TreeCursor cursor_;
+  mutable ValueReader values_;
   mutable absl::Status status_;
-  mutable uint64_t blob_id_ = 0;
-  mutable std::string blob_;
 };
 
 }  // namespace
@@ -476,12 +463,7 @@ absl::StatusOr<Entry> DBImpl::GetEntry(const ReadOptions& options,
   Entry e;
   e.version = v->version;
   e.mod_version = found->entry->mod_version;
-  const StoredValue& value = found->entry->value;
-  if (value.is_blob()) {
-    ASSIGN_OR_RETURN(e.value, source_.LoadBlob(value.blob_id));
-  } else {
-    e.value = value.data;
-  }
+  ASSIGN_OR_RETURN(e.value, source_.ReadValue(found->entry->value));
   return e;
 }
 
@@ -507,9 +489,7 @@ absl::StatusOr<std::string> DBImpl::Get(const ReadOptions& options,
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, Resolve(options));
   ASSIGN_OR_RETURN(std::optional<Found> found, TreeGet(source_, v->root, key));
   if (!found) return absl::NotFoundError("key not found");
-  const StoredValue& value = found->entry->value;
-  if (value.is_blob()) return source_.LoadBlob(value.blob_id);
-  return value.data;
+  return source_.ReadValue(found->entry->value);
 }
 
 Snapshot DBImpl::GetSnapshot() { return Snapshot(versions_.latest()); }
@@ -682,13 +662,12 @@ absl::Status DBImpl::DiffRoots(const Root& a, const Root& b,
   absl::Status inner;
   auto value_of = [&](const LeafEntry* e) -> std::optional<std::string> {
     if (e == nullptr) return std::nullopt;
-    if (!e->value.is_blob()) return e->value.data;
-    absl::StatusOr<std::string> blob = source_.LoadBlob(e->value.blob_id);
-    if (!blob.ok()) {
-      inner = blob.status();
+    absl::StatusOr<std::string> value = source_.ReadValue(e->value);
+    if (!value.ok()) {
+      inner = value.status();
       return std::nullopt;
     }
-    return *std::move(blob);
+    return *std::move(value);
   };
   RETURN_IF_ERROR(TreeDiff(source_, a, b, begin, end,
                            [&](const LeafEntry* before, const LeafEntry* after) {

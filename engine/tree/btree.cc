@@ -68,6 +68,25 @@ absl::StatusOr<std::string> NodeSource::LoadBlob(uint64_t blob_id) {
   return DecodeBlob(*bytes, blob_id);
 }
 
+absl::StatusOr<std::string> NodeSource::ReadValue(const StoredValue& v) {
+  if (v.is_blob()) return LoadBlob(v.blob_id);
+  return v.data;
+}
+
+std::string_view ValueReader::Read(const StoredValue& v, absl::Status* status) {
+  if (!v.is_blob()) return v.data;
+  if (blob_id_ != v.blob_id) {
+    absl::StatusOr<std::string> blob = src_->LoadBlob(v.blob_id);
+    if (!blob.ok()) {
+      *status = blob.status();
+      return {};
+    }
+    blob_ = *std::move(blob);
+    blob_id_ = v.blob_id;
+  }
+  return blob_;
+}
+
 // ------------------------------------------------------------------- reading
 
 absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,

@@ -59,6 +59,8 @@ class NodeSource {
   // Errors: DataLoss for a missing or corrupt page; store errors.
   absl::StatusOr<NodeRef> Load(uint64_t page_id);
   absl::StatusOr<std::string> LoadBlob(uint64_t blob_id);
+  // The bytes of a stored value: inline, or its blob loaded.
+  absl::StatusOr<std::string> ReadValue(const StoredValue& v);
 
   // Makes a node just written by a commit available to readers.
   void Remember(uint64_t page_id, NodeRef node) {
@@ -68,6 +70,21 @@ class NodeSource {
  private:
   PageStore* const store_;
   NodeCache* const cache_;
+};
+
+// Values for an iterator: inline ones as views into the node, blobs loaded
+// on demand and kept until the next blob.
+class ValueReader {
+ public:
+  explicit ValueReader(NodeSource* src) : src_(src) {}
+  // The bytes of `v`, valid until the next call or the node's release. On
+  // a blob read error returns an empty view and sets `*status`.
+  std::string_view Read(const StoredValue& v, absl::Status* status);
+
+ private:
+  NodeSource* const src_;
+  uint64_t blob_id_ = 0;
+  std::string blob_;
 };
 
 // A leaf entry found by a lookup; `leaf` keeps `entry` alive.

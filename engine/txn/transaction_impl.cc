@@ -21,7 +21,7 @@ class TxnIterator final : public Iterator {
  public:
   TxnIterator(TransactionImpl* txn, NodeSource* src, const Version& v,
               const TransactionImpl::WriteMap* writes)
-      : txn_(txn), src_(src), version_(v.version), base_(src, v.root),
+      : txn_(txn), version_(v.version), base_(src, v.root), values_(src),
         writes_(writes) {}
 
   bool Valid() const override { return valid_; }
@@ -77,18 +77,7 @@ class TxnIterator final : public Iterator {
 
   std::string_view value() const override {
     if (own_) return **own_;
-    const StoredValue& v = base_.entry().value;
-    if (!v.is_blob()) return v.data;
-    if (blob_id_ != v.blob_id) {
-      absl::StatusOr<std::string> blob = src_->LoadBlob(v.blob_id);
-      if (!blob.ok()) {
-        status_ = blob.status();
-        return {};
-      }
-      blob_ = *std::move(blob);
-      blob_id_ = v.blob_id;
-    }
-    return blob_;
+    return values_.Read(base_.entry().value, &status_);
   }
 
   uint64_t mod_version() const override {
@@ -195,9 +184,9 @@ class TxnIterator final : public Iterator {
   }
 
   TransactionImpl* const txn_;
-  NodeSource* const src_;
   const uint64_t version_;
   TreeCursor base_;
+  mutable ValueReader values_;
   const TransactionImpl::WriteMap* const writes_;
   bool valid_ = false;
   bool forward_ = true;
@@ -205,8 +194,6 @@ class TxnIterator final : public Iterator {
   const std::optional<std::string>* own_ = nullptr;
   std::optional<size_t> range_;
   mutable absl::Status status_;
-  mutable uint64_t blob_id_ = 0;
-  mutable std::string blob_;
 };
 
 }  // namespace
@@ -263,11 +250,7 @@ absl::StatusOr<Entry> TransactionImpl::GetEntry(std::string_view key) {
   if (!found) return absl::NotFoundError("key not found");
   const StoredValue& v = found->entry->value;
   e.mod_version = found->entry->mod_version;
-  if (v.is_blob()) {
-    ASSIGN_OR_RETURN(e.value, host_->source().LoadBlob(v.blob_id));
-  } else {
-    e.value = v.data;
-  }
+  ASSIGN_OR_RETURN(e.value, host_->source().ReadValue(v));
   return e;
 }
 

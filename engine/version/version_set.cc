@@ -135,8 +135,8 @@ std::map<std::string, uint64_t> VersionSet::tags() const {
 }
 
 VersionSet::Plan VersionSet::PlanRelease(uint64_t window_floor) {
-  MutexLock lock(&state_->mu);
   State& s = *state_;
+  MutexLock lock(&s.mu);
   s.floor = std::max(s.floor, std::min(window_floor, s.latest->version));
   Plan plan;
   plan.floor = s.floor;
