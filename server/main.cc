@@ -1,0 +1,128 @@
+// cowdb_server: the cowdb database over gRPC.
+//
+//   bazel run //server:cowdb_server -- --data_dir=cowdb-data
+//
+// Prints "listening on HOST:PORT" on stdout once it serves (with
+// --listen=127.0.0.1:0 the port is chosen by the system). Logs are one
+// line each on stderr, key=value. SIGTERM or SIGINT: stop accepting, give
+// in-flight calls up to --shutdown_grace, then close the database.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "engine/db.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/service.h"
+
+ABSL_FLAG(std::string, data_dir, "cowdb-data",
+          "database directory (created if missing)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7390", "address to listen on");
+ABSL_FLAG(int, max_message_bytes, 64 << 20, "largest request or response");
+ABSL_FLAG(uint64_t, scan_page_size, 1000, "keys per Scan response message");
+ABSL_FLAG(uint64_t, max_open_transactions, 10000, "open transactions at most");
+ABSL_FLAG(uint64_t, max_transaction_ops, 100000,
+          "mutations per transaction request at most");
+ABSL_FLAG(absl::Duration, transaction_idle_timeout, absl::Seconds(60),
+          "roll back a transaction unused this long");
+ABSL_FLAG(uint64_t, retain_versions, 1000, "versions to retain (0 = all)");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+          "time in-flight calls get on shutdown");
+
+namespace {
+
+void Log(const std::string& level, const std::string& msg,
+         const std::string& fields = "") {
+  std::cerr << "ts=" << absl::FormatTime(absl::RFC3339_full, absl::Now(),
+                                         absl::UTCTimeZone())
+            << " level=" << level << " msg=\"" << msg << "\""
+            << (fields.empty() ? "" : " ") << fields << std::endl;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("cowdb_server --data_dir=DIR --listen=HOST:PORT");
+  absl::ParseCommandLine(argc, argv);
+
+  // Signals go to a dedicated thread, blocked everywhere else.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  cowdb::Options options;
+  uint64_t retain = absl::GetFlag(FLAGS_retain_versions);
+  options.retain_versions = retain == 0 ? cowdb::Options::kRetainAll : retain;
+  std::string dir = absl::GetFlag(FLAGS_data_dir);
+  // Under `bazel run`, resolve a relative directory against the caller's.
+  const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (cwd != nullptr && !dir.empty() && dir[0] != '/') {
+    dir = absl::StrCat(cwd, "/", dir);
+  }
+  absl::StatusOr<std::unique_ptr<cowdb::DB>> db = cowdb::DB::Open(options, dir);
+  if (!db.ok()) {
+    Log("error", "cannot open the database",
+        absl::StrCat("dir=\"", dir, "\" error=\"", db.status().ToString(), "\""));
+    return 1;
+  }
+
+  cowdb::server::ServiceOptions service_options;
+  service_options.scan_page_size = absl::GetFlag(FLAGS_scan_page_size);
+  service_options.max_open_transactions = absl::GetFlag(FLAGS_max_open_transactions);
+  service_options.max_transaction_ops = absl::GetFlag(FLAGS_max_transaction_ops);
+  service_options.transaction_idle_timeout =
+      absl::GetFlag(FLAGS_transaction_idle_timeout);
+  if (service_options.scan_page_size == 0) service_options.scan_page_size = 1;
+
+  auto txns = std::make_unique<cowdb::server::TransactionRegistry>(service_options);
+  cowdb::server::KvService kv(db->get(), txns.get(), service_options);
+  cowdb::server::VersionsService versions(db->get(), txns.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.RegisterService(&kv);
+  builder.RegisterService(&versions);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    Log("error", "cannot listen", absl::StrCat("addr=\"", listen, "\""));
+    return 1;
+  }
+  std::string host = listen.substr(0, listen.rfind(':'));
+  std::string addr = absl::StrCat(host, ":", port);
+  Log("info", "serving", absl::StrCat("addr=", addr, " dir=\"", dir,
+                                      "\" version=", (*db)->LatestVersion()));
+  std::cout << "listening on " << addr << std::endl;
+
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    Log("info", "shutting down", absl::StrCat("signal=", sig));
+    server->Shutdown(std::chrono::system_clock::now() +
+                     absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_shutdown_grace)));
+  });
+  server->Wait();
+  stopper.join();
+  txns.reset();  // rolls back open transactions
+  db->reset();
+  Log("info", "stopped");
+  return 0;
+}

@@ -1,0 +1,133 @@
+// The gRPC services of cowdb_server over an embedded cowdb::DB.
+//
+// Interactive transactions live in a registry keyed by a random id; one
+// idle longer than the idle timeout is rolled back (its snapshot released).
+// Every handler maps engine statuses to gRPC codes in one place
+// (ToGrpcStatus) and never lets an exception or bad input crash the server.
+
+#ifndef COWDB_SERVER_SERVICE_H_
+#define COWDB_SERVER_SERVICE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "cowdb/v1/cowdb.grpc.pb.h"
+#include "engine/db.h"
+#include "grpcpp/grpcpp.h"
+
+namespace cowdb::server {
+
+struct ServiceOptions {
+  // Keys per ScanResponse message.
+  uint64_t scan_page_size = 1000;
+  // Open interactive transactions at most; Begin beyond it is
+  // RESOURCE_EXHAUSTED.
+  uint64_t max_open_transactions = 10000;
+  // Buffered mutations per transaction at most.
+  uint64_t max_transaction_ops = 100000;
+  // A transaction unused this long is rolled back.
+  absl::Duration transaction_idle_timeout = absl::Seconds(60);
+};
+
+// The one mapping from engine status to gRPC status.
+grpc::Status ToGrpcStatus(const absl::Status& s);
+
+// Open interactive transactions.
+class TransactionRegistry {
+ public:
+  TransactionRegistry(const ServiceOptions& options);
+  ~TransactionRegistry();
+
+  // Registers `txn`; returns its id. Errors: RESOURCE_EXHAUSTED.
+  absl::StatusOr<std::string> Add(std::unique_ptr<Transaction> txn);
+
+  // Runs `fn` on the transaction with `id` (one call at a time per
+  // transaction). Errors: NOT_FOUND for an unknown or expired id.
+  absl::Status With(const std::string& id,
+                    const std::function<absl::Status(Transaction&)>& fn);
+
+  // Removes (and so rolls back, if still open) the transaction.
+  void Remove(const std::string& id);
+
+  uint64_t size();
+
+ private:
+  struct Entry {
+    std::mutex mu;
+    std::unique_ptr<Transaction> txn;
+    absl::Time last_used;
+  };
+  void ReapLoop();
+
+  const ServiceOptions options_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Entry>> entries_;  // guarded by mu_
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread reaper_;
+};
+
+class KvService final : public cowdb::v1::KV::Service {
+ public:
+  KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options)
+      : db_(db), txns_(txns), options_(options) {}
+
+  grpc::Status Get(grpc::ServerContext*, const v1::GetRequest*,
+                   v1::GetResponse*) override;
+  grpc::Status Scan(grpc::ServerContext*, const v1::ScanRequest*,
+                    grpc::ServerWriter<v1::ScanResponse>*) override;
+  grpc::Status Put(grpc::ServerContext*, const v1::PutRequest*,
+                   v1::PutResponse*) override;
+  grpc::Status Delete(grpc::ServerContext*, const v1::DeleteRequest*,
+                      v1::DeleteResponse*) override;
+  grpc::Status Txn(grpc::ServerContext*, const v1::TxnRequest*,
+                   v1::TxnResponse*) override;
+  grpc::Status Begin(grpc::ServerContext*, const v1::BeginRequest*,
+                     v1::BeginResponse*) override;
+  grpc::Status Write(grpc::ServerContext*, const v1::WriteRequest*,
+                     v1::WriteResponse*) override;
+  grpc::Status Commit(grpc::ServerContext*, const v1::CommitRequest*,
+                      v1::CommitResponse*) override;
+  grpc::Status Rollback(grpc::ServerContext*, const v1::RollbackRequest*,
+                        v1::RollbackResponse*) override;
+
+ private:
+  DB* const db_;
+  TransactionRegistry* const txns_;
+  const ServiceOptions options_;
+};
+
+class VersionsService final : public cowdb::v1::Versions::Service {
+ public:
+  VersionsService(DB* db, TransactionRegistry* txns) : db_(db), txns_(txns) {}
+
+  grpc::Status ListVersions(grpc::ServerContext*, const v1::ListVersionsRequest*,
+                            v1::ListVersionsResponse*) override;
+  grpc::Status Tag(grpc::ServerContext*, const v1::TagRequest*,
+                   v1::TagResponse*) override;
+  grpc::Status Untag(grpc::ServerContext*, const v1::UntagRequest*,
+                     v1::UntagResponse*) override;
+  grpc::Status ListTags(grpc::ServerContext*, const v1::ListTagsRequest*,
+                        v1::ListTagsResponse*) override;
+  grpc::Status Diff(grpc::ServerContext*, const v1::DiffRequest*,
+                    grpc::ServerWriter<v1::DiffResponse>*) override;
+  grpc::Status Watch(grpc::ServerContext*, const v1::WatchRequest*,
+                     grpc::ServerWriter<v1::WatchResponse>*) override;
+  grpc::Status Status(grpc::ServerContext*, const v1::StatusRequest*,
+                      v1::StatusResponse*) override;
+
+ private:
+  DB* const db_;
+  TransactionRegistry* const txns_;
+};
+
+}  // namespace cowdb::server
+
+#endif  // COWDB_SERVER_SERVICE_H_
