@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -37,10 +38,55 @@ ABSL_FLAG(uint64_t, max_transaction_ops, 100000,
 ABSL_FLAG(absl::Duration, transaction_idle_timeout, absl::Seconds(60),
           "roll back a transaction unused this long");
 ABSL_FLAG(uint64_t, retain_versions, 1000, "versions to retain (0 = all)");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "file of accepted bearer tokens, one per line (default: no auth)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain (enables TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require client certificates it signed (mTLS)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "time in-flight calls get on shutdown");
 
 namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Insecure by default (loopback); TLS with --tls_cert/--tls_key, and mTLS
+// with --tls_client_ca.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  const std::string ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert.empty() && key.empty()) {
+    if (!ca.empty()) {
+      return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert and --tls_key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (cert.empty() || key.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  grpc::SslServerCredentialsOptions opts;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  absl::StatusOr<std::string> c = ReadFile(cert), k = ReadFile(key);
+  if (!c.ok()) return c.status();
+  if (!k.ok()) return k.status();
+  pair.cert_chain = *c;
+  pair.private_key = *k;
+  opts.pem_key_cert_pairs.push_back(pair);
+  if (!ca.empty()) {
+    absl::StatusOr<std::string> roots = ReadFile(ca);
+    if (!roots.ok()) return roots.status();
+    opts.pem_root_certs = *roots;
+    opts.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(opts);
+}
 
 void Log(const std::string& level, const std::string& msg,
          const std::string& fields = "") {
@@ -62,6 +108,22 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  cowdb::server::Authenticator auth;
+  if (!absl::GetFlag(FLAGS_auth_token_file).empty()) {
+    absl::StatusOr<cowdb::server::Authenticator> a =
+        cowdb::server::Authenticator::FromFile(absl::GetFlag(FLAGS_auth_token_file));
+    if (!a.ok()) {
+      Log("error", "bad --auth_token_file", absl::StrCat("error=\"", a.status().ToString(), "\""));
+      return 1;
+    }
+    auth = *std::move(a);
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials();
+  if (!creds.ok()) {
+    Log("error", "bad TLS flags", absl::StrCat("error=\"", creds.status().ToString(), "\""));
+    return 1;
+  }
 
   cowdb::Options options;
   uint64_t retain = absl::GetFlag(FLAGS_retain_versions);
@@ -88,15 +150,15 @@ int main(int argc, char** argv) {
   if (service_options.scan_page_size == 0) service_options.scan_page_size = 1;
 
   auto txns = std::make_unique<cowdb::server::TransactionRegistry>(service_options);
-  cowdb::server::KvService kv(db->get(), txns.get(), service_options);
-  cowdb::server::VersionsService versions(db->get(), txns.get());
+  cowdb::server::KvService kv(db->get(), txns.get(), service_options, &auth);
+  cowdb::server::VersionsService versions(db->get(), txns.get(), &auth);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, *creds, &port);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&kv);

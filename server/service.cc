@@ -1,5 +1,6 @@
 #include "server/service.h"
 
+#include <fstream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -176,6 +177,47 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
                       std::string(s.message()));
 }
 
+// ------------------------------------------------------------ Authenticator
+
+absl::StatusOr<Authenticator> Authenticator::FromFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read the token file ", path));
+  }
+  Authenticator a;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    a.tokens_.push_back(line);
+  }
+  if (a.tokens_.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("no token in ", path));
+  }
+  return a;
+}
+
+grpc::Status Authenticator::Check(const grpc::ServerContext* ctx) const {
+  if (tokens_.empty()) return grpc::Status::OK;
+  auto it = ctx->client_metadata().find("authorization");
+  if (it != ctx->client_metadata().end()) {
+    std::string_view value(it->second.data(), it->second.size());
+    constexpr std::string_view kBearer = "Bearer ";
+    if (value.substr(0, kBearer.size()) == kBearer) {
+      value.remove_prefix(kBearer.size());
+      for (const std::string& t : tokens_) {
+        // Compare in constant time for equal lengths.
+        if (t.size() != value.size()) continue;
+        unsigned char diff = 0;
+        for (size_t i = 0; i < t.size(); ++i) diff |= t[i] ^ value[i];
+        if (diff == 0) return grpc::Status::OK;
+      }
+    }
+  }
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                      "missing or invalid bearer token");
+}
+
 // ------------------------------------------------------- TransactionRegistry
 
 TransactionRegistry::TransactionRegistry(const ServiceOptions& options)
@@ -265,8 +307,9 @@ void TransactionRegistry::ReapLoop() {
 
 // ---------------------------------------------------------------- KvService
 
-grpc::Status KvService::Get(grpc::ServerContext*, const v1::GetRequest* req,
+grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
                             v1::GetResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   if (req->read().selector_case() == v1::ReadSelector::kTransactionId) {
     return ToGrpcStatus(txns_->With(req->read().transaction_id(), [&](Transaction& t) {
       absl::StatusOr<Entry> e = t.GetEntry(req->key());
@@ -285,6 +328,7 @@ grpc::Status KvService::Get(grpc::ServerContext*, const v1::GetRequest* req,
 
 grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                              grpc::ServerWriter<v1::ScanResponse>* writer) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
@@ -324,24 +368,27 @@ grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* re
                                  options_.scan_page_size, ctx, writer));
 }
 
-grpc::Status KvService::Put(grpc::ServerContext*, const v1::PutRequest* req,
+grpc::Status KvService::Put(grpc::ServerContext* ctx, const v1::PutRequest* req,
                             v1::PutResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   absl::StatusOr<uint64_t> v = db_->Put(req->key(), req->value());
   if (!v.ok()) return ToGrpcStatus(v.status());
   resp->set_version(*v);
   return grpc::Status::OK;
 }
 
-grpc::Status KvService::Delete(grpc::ServerContext*, const v1::DeleteRequest* req,
+grpc::Status KvService::Delete(grpc::ServerContext* ctx, const v1::DeleteRequest* req,
                                v1::DeleteResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   absl::StatusOr<uint64_t> v = db_->Delete(req->key());
   if (!v.ok()) return ToGrpcStatus(v.status());
   resp->set_version(*v);
   return grpc::Status::OK;
 }
 
-grpc::Status KvService::Txn(grpc::ServerContext*, const v1::TxnRequest* req,
+grpc::Status KvService::Txn(grpc::ServerContext* ctx, const v1::TxnRequest* req,
                             v1::TxnResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   if (static_cast<uint64_t>(req->success_size() + req->failure_size()) >
       options_.max_transaction_ops) {
     return ToGrpcStatus(absl::ResourceExhaustedError("too many operations in a Txn"));
@@ -383,8 +430,9 @@ grpc::Status KvService::Txn(grpc::ServerContext*, const v1::TxnRequest* req,
   return ToGrpcStatus(absl::AbortedError("Txn kept conflicting; retry"));
 }
 
-grpc::Status KvService::Begin(grpc::ServerContext*, const v1::BeginRequest* req,
+grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* req,
                               v1::BeginResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   TransactionOptions o;
   o.read_only = req->read_only();
   if (req->read_version() != 0) o.read_version = req->read_version();
@@ -401,8 +449,9 @@ grpc::Status KvService::Begin(grpc::ServerContext*, const v1::BeginRequest* req,
   return grpc::Status::OK;
 }
 
-grpc::Status KvService::Write(grpc::ServerContext*, const v1::WriteRequest* req,
+grpc::Status KvService::Write(grpc::ServerContext* ctx, const v1::WriteRequest* req,
                               v1::WriteResponse*) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   if (static_cast<uint64_t>(req->mutations_size()) > options_.max_transaction_ops) {
     return ToGrpcStatus(absl::ResourceExhaustedError("too many mutations"));
   }
@@ -415,8 +464,9 @@ grpc::Status KvService::Write(grpc::ServerContext*, const v1::WriteRequest* req,
   }));
 }
 
-grpc::Status KvService::Commit(grpc::ServerContext*, const v1::CommitRequest* req,
+grpc::Status KvService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest* req,
                                v1::CommitResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   if (static_cast<uint64_t>(req->mutations_size()) > options_.max_transaction_ops) {
     return ToGrpcStatus(absl::ResourceExhaustedError("too many mutations"));
   }
@@ -434,8 +484,9 @@ grpc::Status KvService::Commit(grpc::ServerContext*, const v1::CommitRequest* re
   return ToGrpcStatus(s);
 }
 
-grpc::Status KvService::Rollback(grpc::ServerContext*, const v1::RollbackRequest* req,
+grpc::Status KvService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
                                  v1::RollbackResponse*) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   absl::Status s = txns_->With(req->transaction_id(),
                                [](Transaction& t) { return t.Rollback(); });
   txns_->Remove(req->transaction_id());
@@ -444,9 +495,10 @@ grpc::Status KvService::Rollback(grpc::ServerContext*, const v1::RollbackRequest
 
 // ---------------------------------------------------------- VersionsService
 
-grpc::Status VersionsService::ListVersions(grpc::ServerContext*,
+grpc::Status VersionsService::ListVersions(grpc::ServerContext* ctx,
                                            const v1::ListVersionsRequest*,
                                            v1::ListVersionsResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   absl::StatusOr<std::vector<VersionInfo>> vs = db_->ListVersions();
   if (!vs.ok()) return ToGrpcStatus(vs.status());
   for (const VersionInfo& v : *vs) {
@@ -458,24 +510,28 @@ grpc::Status VersionsService::ListVersions(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status VersionsService::Tag(grpc::ServerContext*, const v1::TagRequest* req,
+grpc::Status VersionsService::Tag(grpc::ServerContext* ctx, const v1::TagRequest* req,
                                   v1::TagResponse*) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   return ToGrpcStatus(db_->Tag(req->name(), req->version()));
 }
 
-grpc::Status VersionsService::Untag(grpc::ServerContext*, const v1::UntagRequest* req,
+grpc::Status VersionsService::Untag(grpc::ServerContext* ctx, const v1::UntagRequest* req,
                                     v1::UntagResponse*) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   return ToGrpcStatus(db_->Untag(req->name()));
 }
 
-grpc::Status VersionsService::ListTags(grpc::ServerContext*, const v1::ListTagsRequest*,
+grpc::Status VersionsService::ListTags(grpc::ServerContext* ctx, const v1::ListTagsRequest*,
                                        v1::ListTagsResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   for (const auto& [name, v] : db_->ListTags()) (*resp->mutable_tags())[name] = v;
   return grpc::Status::OK;
 }
 
 grpc::Status VersionsService::Diff(grpc::ServerContext* ctx, const v1::DiffRequest* req,
                                    grpc::ServerWriter<v1::DiffResponse>* writer) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
@@ -501,6 +557,7 @@ grpc::Status VersionsService::Diff(grpc::ServerContext* ctx, const v1::DiffReque
 
 grpc::Status VersionsService::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                                     grpc::ServerWriter<v1::WatchResponse>* writer) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
@@ -519,8 +576,9 @@ grpc::Status VersionsService::Watch(grpc::ServerContext* ctx, const v1::WatchReq
   return grpc::Status(grpc::StatusCode::CANCELLED, "watch ended");
 }
 
-grpc::Status VersionsService::Status(grpc::ServerContext*, const v1::StatusRequest*,
+grpc::Status VersionsService::Status(grpc::ServerContext* ctx, const v1::StatusRequest*,
                                      v1::StatusResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   DBStats st = db_->GetStats();
   resp->set_latest_version(st.latest_version);
   resp->set_oldest_version(db_->OldestVersion());

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -38,6 +39,22 @@ struct ServiceOptions {
 
 // The one mapping from engine status to gRPC status.
 grpc::Status ToGrpcStatus(const absl::Status& s);
+
+// Bearer tokens: every call must carry "authorization: Bearer <token>"
+// with one of them. With no tokens configured, every call passes.
+class Authenticator {
+ public:
+  Authenticator() = default;
+  // Reads tokens from `path`, one per line; blank lines and lines starting
+  // with '#' are skipped. Errors: the file cannot be read or has no token.
+  static absl::StatusOr<Authenticator> FromFile(const std::string& path);
+
+  // UNAUTHENTICATED unless the call carries a valid token.
+  grpc::Status Check(const grpc::ServerContext* ctx) const;
+
+ private:
+  std::vector<std::string> tokens_;
+};
 
 // Open interactive transactions.
 class TransactionRegistry {
@@ -76,8 +93,9 @@ class TransactionRegistry {
 
 class KvService final : public cowdb::v1::KV::Service {
  public:
-  KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options)
-      : db_(db), txns_(txns), options_(options) {}
+  KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
+            const Authenticator* auth)
+      : db_(db), txns_(txns), options_(options), auth_(auth) {}
 
   grpc::Status Get(grpc::ServerContext*, const v1::GetRequest*,
                    v1::GetResponse*) override;
@@ -102,11 +120,13 @@ class KvService final : public cowdb::v1::KV::Service {
   DB* const db_;
   TransactionRegistry* const txns_;
   const ServiceOptions options_;
+  const Authenticator* const auth_;
 };
 
 class VersionsService final : public cowdb::v1::Versions::Service {
  public:
-  VersionsService(DB* db, TransactionRegistry* txns) : db_(db), txns_(txns) {}
+  VersionsService(DB* db, TransactionRegistry* txns, const Authenticator* auth)
+      : db_(db), txns_(txns), auth_(auth) {}
 
   grpc::Status ListVersions(grpc::ServerContext*, const v1::ListVersionsRequest*,
                             v1::ListVersionsResponse*) override;
@@ -126,6 +146,7 @@ class VersionsService final : public cowdb::v1::Versions::Service {
  private:
   DB* const db_;
   TransactionRegistry* const txns_;
+  const Authenticator* const auth_;
 };
 
 }  // namespace cowdb::server

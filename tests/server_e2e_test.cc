@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "cowdb/v1/cowdb.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -18,7 +21,17 @@ namespace {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Start({}); }
+
+  // Starts the server with `extra` flags; returns false if it did not come
+  // up (its exit status is then in `exit_status_`).
+  bool Start(std::vector<std::string> extra) {
+    bool up = false;
+    StartImpl(extra, &up);
+    return up;
+  }
+
+  void StartImpl(const std::vector<std::string>& extra, bool* up) {
     int out[2];
     ASSERT_EQ(pipe(out), 0);
     pid_ = fork();
@@ -26,18 +39,27 @@ class ServerTest : public ::testing::Test {
     if (pid_ == 0) {
       dup2(out[1], 1);
       close(out[0]);
-      std::string dir = "--data_dir=" + dir_.Sub("db");
-      execl("server/cowdb_server", "cowdb_server", dir.c_str(),
-            "--listen=127.0.0.1:0", "--scan_page_size=7",
-            "--transaction_idle_timeout=2s", "--retain_versions=50",
-            "--shutdown_grace=300ms",
-            static_cast<char*>(nullptr));
+      std::vector<std::string> args = {
+          "cowdb_server", "--data_dir=" + dir_.Sub("db"),
+          "--listen=127.0.0.1:0", "--scan_page_size=7",
+          "--transaction_idle_timeout=2s", "--retain_versions=50",
+          "--shutdown_grace=300ms"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv("server/cowdb_server", argv.data());
       _exit(127);
     }
     close(out[1]);
     FILE* f = fdopen(out[0], "r");
     char line[256] = {0};
-    ASSERT_NE(fgets(line, sizeof(line), f), nullptr) << "the server did not start";
+    if (fgets(line, sizeof(line), f) == nullptr) {
+      fclose(f);
+      ASSERT_EQ(waitpid(pid_, &exit_status_, 0), pid_);
+      pid_ = -1;
+      return;
+    }
     std::string s(line);
     ASSERT_EQ(s.rfind("listening on ", 0), 0u) << s;
     addr_ = s.substr(13, s.size() - 14);
@@ -45,6 +67,12 @@ class ServerTest : public ::testing::Test {
     auto channel = grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials());
     kv_ = v1::KV::NewStub(channel);
     versions_ = v1::Versions::NewStub(channel);
+    *up = true;
+  }
+
+  void Stop() {
+    TearDown();
+    pid_ = -1;
   }
 
   void TearDown() override {
@@ -78,6 +106,7 @@ class ServerTest : public ::testing::Test {
 
   testing::TempDir dir_;
   pid_t pid_ = -1;
+  int exit_status_ = 0;
   std::string addr_;
   std::unique_ptr<v1::KV::Stub> kv_;
   std::unique_ptr<v1::Versions::Stub> versions_;
@@ -241,6 +270,63 @@ TEST_F(ServerTest, VersionsTagsDiffAndStatus) {
     ASSERT_TRUE(versions_->ListTags(&ctx, req, &resp).ok());
     EXPECT_EQ(resp.tags().at("first"), a);
   }
+}
+
+TEST_F(ServerTest, BearerTokensAreCheckedOnEveryCall) {
+  Stop();
+  { std::ofstream(dir_.Sub("tokens")) << "# ops team\nsecret-1\n\nsecret-2\n"; }
+  ASSERT_TRUE(Start({"--auth_token_file=" + dir_.Sub("tokens")}));
+  auto put = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::PutRequest req;
+    req.set_key("k");
+    req.set_value("v");
+    v1::PutResponse resp;
+    return kv_->Put(&ctx, req, &resp).error_code();
+  };
+  EXPECT_EQ(put(""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(put("wrong"), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(put("secret-2"), grpc::StatusCode::OK);
+  grpc::ClientContext ctx;
+  v1::StatusRequest req;
+  v1::StatusResponse resp;
+  EXPECT_EQ(versions_->Status(&ctx, req, &resp).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(ServerTest, BadFlagsFailBeforeTouchingTheDataDirectory) {
+  Stop();
+  std::filesystem::remove_all(dir_.Sub("db"));
+  EXPECT_FALSE(Start({"--auth_token_file=" + dir_.Sub("no-such-file")}));
+  EXPECT_TRUE(WIFEXITED(exit_status_) && WEXITSTATUS(exit_status_) == 1);
+  EXPECT_FALSE(Start({"--tls_cert=" + dir_.Sub("cert.pem")}));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("db")));
+}
+
+TEST_F(ServerTest, ServesTls) {
+  Stop();
+  std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+                    " -addext subjectAltName=IP:127.0.0.1 -keyout " + dir_.Sub("key.pem") +
+                    " -out " + dir_.Sub("cert.pem") + " >/dev/null 2>&1";
+  ASSERT_EQ(system(cmd.c_str()), 0) << "openssl could not make a test certificate";
+  ASSERT_TRUE(Start({"--tls_cert=" + dir_.Sub("cert.pem"),
+                     "--tls_key=" + dir_.Sub("key.pem")}));
+  std::ifstream in(dir_.Sub("cert.pem"));
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs.assign(std::istreambuf_iterator<char>(in), {});
+  auto secure = v1::KV::NewStub(grpc::CreateChannel(addr_, grpc::SslCredentials(ssl)));
+  grpc::ClientContext ctx;
+  v1::PutRequest req;
+  req.set_key("k");
+  req.set_value("over tls");
+  v1::PutResponse resp;
+  grpc::Status s = secure->Put(&ctx, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  // A plaintext client cannot talk to it.
+  grpc::ClientContext plain_ctx;
+  plain_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  EXPECT_FALSE(kv_->Put(&plain_ctx, req, &resp).ok());
 }
 
 }  // namespace

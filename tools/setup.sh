@@ -15,6 +15,7 @@ packages=(
   libbenchmark-dev
   libxxhash-dev
   liblmdb-dev
+  openssl                  # test certificates for the TLS test
 )
 
 missing=()
