@@ -329,5 +329,47 @@ TEST_F(ServerTest, ServesTls) {
   EXPECT_FALSE(kv_->Put(&plain_ctx, req, &resp).ok());
 }
 
+TEST_F(ServerTest, MutualTlsRequiresAClientCertificate) {
+  Stop();
+  auto sh = [](const std::string& c) { return system((c + " >/dev/null 2>&1").c_str()); };
+  const std::string d = dir_.path() + "/";
+  // A CA, a server certificate for 127.0.0.1 and a client certificate.
+  ASSERT_EQ(sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca"
+               " -keyout " + d + "ca.key -out " + d + "ca.pem"), 0);
+  for (const std::string name : {"server", "client"}) {
+    ASSERT_EQ(sh("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " +
+                 d + name + ".key -out " + d + name + ".csr"), 0);
+    { std::ofstream(d + name + ".ext") << "subjectAltName=IP:127.0.0.1\n"; }
+    ASSERT_EQ(sh("openssl x509 -req -days 1 -in " + d + name + ".csr -CA " + d +
+                 "ca.pem -CAkey " + d + "ca.key -CAcreateserial -extfile " + d + name +
+                 ".ext -out " + d + name + ".pem"), 0);
+  }
+  ASSERT_TRUE(Start({"--tls_cert=" + d + "server.pem", "--tls_key=" + d + "server.key",
+                     "--tls_client_ca=" + d + "ca.pem"}));
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto put = [&](bool with_client_cert) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = read(d + "ca.pem");
+    if (with_client_cert) {
+      ssl.pem_private_key = read(d + "client.key");
+      ssl.pem_cert_chain = read(d + "client.pem");
+    }
+    auto stub = v1::KV::NewStub(grpc::CreateChannel(addr_, grpc::SslCredentials(ssl)));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::PutRequest req;
+    req.set_key("k");
+    req.set_value("mtls");
+    v1::PutResponse resp;
+    return stub->Put(&ctx, req, &resp);
+  };
+  grpc::Status with = put(true);
+  EXPECT_TRUE(with.ok()) << with.error_message();
+  EXPECT_FALSE(put(false).ok());
+}
+
 }  // namespace
 }  // namespace cowdb
