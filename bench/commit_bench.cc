@@ -25,6 +25,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
+#include "bench/bench_util.h"
 #include "engine/db.h"
 
 ABSL_FLAG(int, repeats, 3, "runs per row; the median is reported");
@@ -37,26 +38,13 @@ ABSL_FLAG(bool, reads, true, "also run the reader rows");
 
 namespace {
 
+using cowdb::bench::Check;
+using cowdb::bench::Key;
+using cowdb::bench::Median;
 using Clock = std::chrono::steady_clock;
 
-std::string Key(uint64_t i) {
-  char buf[17];
-  snprintf(buf, sizeof(buf), "%016llx",
-           static_cast<unsigned long long>(i * 0x9E3779B97F4A7C15ull));
-  return std::string(buf, 16);
-}
 
-void Check(const absl::Status& s) {
-  if (!s.ok()) {
-    std::cerr << s << std::endl;
-    std::exit(1);
-  }
-}
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 struct Run {
   double rate;
@@ -160,13 +148,7 @@ int main(int argc, char** argv) {
   Check(opened.status());
   std::unique_ptr<cowdb::DB> db = *std::move(opened);
   const uint64_t keys = absl::GetFlag(FLAGS_keys);
-  for (uint64_t i = 0; i < keys; i += 1000) {
-    cowdb::WriteBatch batch;
-    for (uint64_t j = i; j < std::min(keys, i + 1000); ++j) {
-      batch.Put(Key(j), std::string(100, 'v'));
-    }
-    Check(db->Write(batch).status());
-  }
+  cowdb::bench::Load(db.get(), keys, 100);
   const int repeats = absl::GetFlag(FLAGS_repeats);
   auto [append_us, overwrite_us] = SyncLatencyMicros(dir);
   printf("disk: 4 KiB append + fdatasync %.0f us, overwrite + fdatasync %.0f us\n",

@@ -21,6 +21,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "bench/bench_util.h"
 #include "engine/db.h"
 
 ABSL_FLAG(uint64_t, keys, 1000000, "keys to load");
@@ -33,24 +34,16 @@ ABSL_FLAG(uint64_t, cache_mb, 256, "node cache size in MiB");
 
 namespace {
 
+using cowdb::bench::Check;
+using cowdb::bench::Key;
+using cowdb::bench::Median;
 using Clock = std::chrono::steady_clock;
 
-std::string Key(uint64_t i) {
-  // 16 bytes, spread so that load order is not key order.
-  char buf[17];
-  snprintf(buf, sizeof(buf), "%016llx",
-           static_cast<unsigned long long>(i * 0x9E3779B97F4A7C15ull));
-  return std::string(buf, 16);
-}
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 long RssMiB() {
   struct rusage ru;
@@ -58,12 +51,6 @@ long RssMiB() {
   return ru.ru_maxrss / 1024;
 }
 
-void Check(const absl::Status& s, const char* what) {
-  if (!s.ok()) {
-    std::cerr << what << ": " << s << std::endl;
-    std::exit(1);
-  }
-}
 
 // Runs `fn` (which returns ops done) --repeats times; returns median ops/s.
 double Measure(const std::function<uint64_t()>& fn) {
@@ -105,11 +92,7 @@ int main(int argc, char** argv) {
 
   // Load (once: it defines the database the other rows read).
   auto t0 = Clock::now();
-  for (uint64_t i = 0; i < n; i += 1000) {
-    cowdb::WriteBatch batch;
-    for (uint64_t j = i; j < std::min(n, i + 1000); ++j) batch.Put(Key(j), value);
-    Check(db->Write(batch).status(), "load");
-  }
+  cowdb::bench::Load(db.get(), n, value.size());
   double load_s = Seconds(t0, Clock::now());
   cowdb::DBStats after_load = db->GetStats();
   Row("load, batches of 1000 (puts/s)", n / load_s, "puts/s");
@@ -140,6 +123,7 @@ int main(int argc, char** argv) {
       for (int j = 0; j < 10 && it->Valid(); ++j, it->Next()) seen += it->value().size();
     }
     Check(it->status(), "seek");
+    cowdb::bench::Consume(seen);
     return count;
   });
   Row("seek + 10 nexts", seeks, "seeks/s");
@@ -152,6 +136,7 @@ int main(int argc, char** argv) {
       ++entries;
     }
     Check(it->status(), "scan");
+    cowdb::bench::Consume(bytes);
     if (entries != n) {
       std::cerr << "scan saw " << entries << " entries, expected " << n << "\n";
       std::exit(1);

@@ -14,6 +14,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "bench/bench_util.h"
 #include "engine/db.h"
 
 ABSL_FLAG(uint64_t, keys, 100000, "keys");
@@ -22,19 +23,10 @@ ABSL_FLAG(uint64_t, retain, 1, "Options::retain_versions");
 
 namespace {
 
-void Check(const absl::Status& s) {
-  if (!s.ok()) {
-    std::cerr << s << std::endl;
-    std::exit(1);
-  }
-}
+using cowdb::bench::Check;
+using cowdb::bench::Key;
 
-std::string Key(uint64_t i) {
-  char buf[17];
-  snprintf(buf, sizeof(buf), "%016llx",
-           static_cast<unsigned long long>(i * 0x9E3779B97F4A7C15ull));
-  return std::string(buf, 16);
-}
+
 
 cowdb::CheckReport Report(cowdb::DB* db) {
   absl::StatusOr<cowdb::CheckReport> r = db->Check();
@@ -56,11 +48,7 @@ int main(int argc, char** argv) {
   Check(opened.status());
   std::unique_ptr<cowdb::DB> db = *std::move(opened);
   const uint64_t keys = absl::GetFlag(FLAGS_keys);
-  for (uint64_t i = 0; i < keys; i += 1000) {
-    cowdb::WriteBatch b;
-    for (uint64_t j = i; j < i + 1000 && j < keys; ++j) b.Put(Key(j), std::string(100, 'v'));
-    Check(db->Write(b).status());
-  }
+  cowdb::bench::Load(db.get(), keys, 100);
   Check(db->Reclaim().status());
   cowdb::CheckReport start = Report(db.get());
   printf("space_bench: %llu keys, retain %llu versions, %llu commits of 10 "
