@@ -34,10 +34,8 @@ inline void Check(const absl::Status& s, const char* what = "error") {
 }
 
 // Keeps a value the benchmark computed only to touch the data.
-inline void Consume(uint64_t v) {
-  static volatile uint64_t sink;
-  sink = v;
-}
+inline volatile uint64_t consumed = 0;
+inline void Consume(uint64_t v) { consumed = consumed + v; }
 
 inline double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
