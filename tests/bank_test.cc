@@ -11,14 +11,9 @@
 #include "engine/db_impl.h"
 #include "engine/store/page_store.h"
 #include "gtest/gtest.h"
+#include "tests/util/db_test_util.h"
 #include "tests/util/status_matchers.h"
 #include "tests/util/temp_dir.h"
-
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define COWDB_TSAN 1
-#endif
-#endif
 
 namespace cowdb {
 namespace {
@@ -39,16 +34,10 @@ class BankTest : public ::testing::TestWithParam<bool> {
     o.retain_versions = Options::kRetainAll;  // every version is audited
     o.page_size = 512;
     o.inline_value_limit = 64;
-    if (GetParam()) {
-#ifdef COWDB_TSAN
+    if (GetParam() && testing::kUnderTsan) {
       GTEST_SKIP() << "RocksDB is not instrumented for TSan";
-#endif
-      ASSERT_OK_AND_ASSIGN(db_, DB::Open(o, dir_.Sub("db")));
-    } else {
-      ASSERT_OK_AND_ASSIGN(auto db, internal::DBImpl::Open(
-                                        o, internal::NewMemoryPageStore()));
-      db_ = std::move(db);
     }
+    ASSERT_OK_AND_ASSIGN(db_, testing::OpenTestDB(o, GetParam(), dir_.Sub("db")));
     WriteBatch batch;
     for (int i = 0; i < kAccounts; ++i) batch.Put(Account(i), std::to_string(kInitial));
     ASSERT_OK(db_->Write(batch));

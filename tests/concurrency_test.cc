@@ -10,16 +10,9 @@
 #include "engine/db_impl.h"
 #include "engine/store/page_store.h"
 #include "gtest/gtest.h"
+#include "tests/util/db_test_util.h"
 #include "tests/util/status_matchers.h"
 #include "tests/util/temp_dir.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define COWDB_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define COWDB_TSAN 1
-#endif
-#endif
 
 namespace cowdb {
 namespace {
@@ -38,16 +31,10 @@ class ConcurrencyTest : public ::testing::TestWithParam<bool> {
     o.page_size = 1024;  // deeper trees, more pages copied per commit
     o.inline_value_limit = 64;
     o.cache_bytes = 512 << 10;
-    if (GetParam()) {
-#ifdef COWDB_TSAN
+    if (GetParam() && testing::kUnderTsan) {
       GTEST_SKIP() << "RocksDB is not instrumented for TSan";
-#endif
-      ASSERT_OK_AND_ASSIGN(db_, DB::Open(o, dir_.Sub("db")));
-    } else {
-      ASSERT_OK_AND_ASSIGN(auto db, internal::DBImpl::Open(
-                                        o, internal::NewMemoryPageStore()));
-      db_ = std::move(db);
     }
+    ASSERT_OK_AND_ASSIGN(db_, testing::OpenTestDB(o, GetParam(), dir_.Sub("db")));
     WriteBatch batch;
     for (int i = 0; i < kAccounts; ++i) {
       batch.Put(Account(i), std::to_string(kInitial));

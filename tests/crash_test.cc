@@ -22,6 +22,7 @@
 #include "engine/db.h"
 #include "engine/db_impl.h"
 #include "gtest/gtest.h"
+#include "tests/util/db_test_util.h"
 #include "tests/util/status_matchers.h"
 #include "tests/util/temp_dir.h"
 
@@ -114,14 +115,8 @@ void ExpectVersionEquals(DB* db, uint64_t v, const Model& m) {
   ReadOptions ro;
   ro.version = v;
   ASSERT_OK_AND_ASSIGN(auto it, db->NewIterator(ro));
-  auto mit = m.begin();
-  for (it->SeekToFirst(); it->Valid(); it->Next(), ++mit) {
-    ASSERT_NE(mit, m.end()) << "extra key " << it->key() << " at version " << v;
-    ASSERT_EQ(it->key(), mit->first) << "at version " << v;
-    ASSERT_EQ(it->value(), mit->second) << "at version " << v;
-  }
-  ASSERT_OK(it->status());
-  ASSERT_EQ(mit, m.end()) << "missing key " << mit->first << " at version " << v;
+  SCOPED_TRACE("at version " + std::to_string(v));
+  ASSERT_NO_FATAL_FAILURE(testing::ExpectIteratesAs(*it, m));
 }
 
 TEST(CrashTest, SigkillLosesNoAcknowledgedCommitAndShowsNoPartialBatch) {

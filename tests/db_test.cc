@@ -10,6 +10,7 @@
 #include "engine/store/page_store.h"
 #include "engine/version/records.h"
 #include "gtest/gtest.h"
+#include "tests/util/db_test_util.h"
 #include "tests/util/status_matchers.h"
 #include "tests/util/temp_dir.h"
 
@@ -399,12 +400,7 @@ TEST(BackupTest, HotBackupOpensAsTheSameDatabase) {
   at.version = v;
   ASSERT_OK_AND_ASSIGN(auto a, db->NewIterator(at));
   ASSERT_OK_AND_ASSIGN(auto b, copy->NewIterator(ReadOptions()));
-  for (a->SeekToFirst(), b->SeekToFirst(); a->Valid(); a->Next(), b->Next()) {
-    ASSERT_TRUE(b->Valid());
-    ASSERT_EQ(a->key(), b->key());
-    ASSERT_EQ(a->value(), b->value());
-  }
-  EXPECT_FALSE(b->Valid());
+  ASSERT_NO_FATAL_FAILURE(testing::ExpectSameEntries(*a, *b));
   ASSERT_OK_AND_ASSIGN(CheckReport r, copy->Check());
   EXPECT_EQ(r.pages_leaked, 0u);
 }
@@ -461,12 +457,7 @@ TEST(ExportTest, ExportOfAVersionRestoresIntoAnEmptyDatabase) {
   at.version = v;
   ASSERT_OK_AND_ASSIGN(auto a, db->NewIterator(at));
   ASSERT_OK_AND_ASSIGN(auto b, copy->NewIterator(ReadOptions()));
-  for (a->SeekToFirst(), b->SeekToFirst(); a->Valid(); a->Next(), b->Next()) {
-    ASSERT_TRUE(b->Valid());
-    ASSERT_EQ(a->key(), b->key());
-    ASSERT_EQ(a->value(), b->value());
-  }
-  EXPECT_FALSE(b->Valid());
+  ASSERT_NO_FATAL_FAILURE(testing::ExpectSameEntries(*a, *b));
 
   // Any damage is DataLoss, and nothing is imported.
   std::string bytes;

@@ -15,6 +15,7 @@
 #include "engine/db.h"
 #include "engine/db_impl.h"
 #include "gtest/gtest.h"
+#include "tests/util/db_test_util.h"
 #include "tests/util/status_matchers.h"
 #include "tests/util/temp_dir.h"
 
@@ -70,14 +71,7 @@ class ModelTest : public ::testing::Test {
     }
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<Iterator> it, db_->NewIterator(ro));
     // Forward and backward iteration.
-    auto mit = m.begin();
-    for (it->SeekToFirst(); it->Valid(); it->Next(), ++mit) {
-      ASSERT_NE(mit, m.end());
-      ASSERT_EQ(it->key(), mit->first);
-      ASSERT_EQ(it->value(), mit->second);
-    }
-    ASSERT_OK(it->status());
-    ASSERT_EQ(mit, m.end());
+    ASSERT_NO_FATAL_FAILURE(testing::ExpectIteratesAs(*it, m));
     auto rit = m.rbegin();
     for (it->SeekToLast(); it->Valid(); it->Prev(), ++rit) {
       ASSERT_NE(rit, m.rend());

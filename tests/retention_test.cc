@@ -10,6 +10,7 @@
 #include "engine/store/page_store.h"
 #include "engine/util/coding.h"
 #include "gtest/gtest.h"
+#include "tests/util/db_test_util.h"
 #include "tests/util/status_matchers.h"
 
 namespace cowdb {
@@ -64,14 +65,7 @@ class RetentionTest : public ::testing::Test {
 
   void ExpectEquals(const ReadOptions& ro, const Model& m) {
     ASSERT_OK_AND_ASSIGN(auto it, db_->NewIterator(ro));
-    auto mit = m.begin();
-    for (it->SeekToFirst(); it->Valid(); it->Next(), ++mit) {
-      ASSERT_NE(mit, m.end());
-      ASSERT_EQ(it->key(), mit->first);
-      ASSERT_EQ(it->value(), mit->second);
-    }
-    ASSERT_OK(it->status());
-    ASSERT_EQ(mit, m.end());
+    ASSERT_NO_FATAL_FAILURE(testing::ExpectIteratesAs(*it, m));
   }
 
   void ExpectCheckClean() {
