@@ -33,8 +33,12 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:7390", "address to listen on");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "largest request or response");
 ABSL_FLAG(uint64_t, scan_page_size, 1000, "keys per Scan response message");
 ABSL_FLAG(uint64_t, max_open_transactions, 10000, "open transactions at most");
-ABSL_FLAG(uint64_t, max_transaction_ops, 100000,
-          "mutations per transaction request at most");
+ABSL_FLAG(uint64_t, max_transaction_ops, 100000, "mutations per transaction at most");
+ABSL_FLAG(uint64_t, max_transaction_bytes, 64 << 20,
+          "bytes of keys and values per transaction at most");
+ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(60),
+          "deadline of a call that sets none");
+ABSL_FLAG(absl::Duration, max_deadline, absl::Minutes(10), "longest call deadline honoured");
 ABSL_FLAG(absl::Duration, transaction_idle_timeout, absl::Seconds(60),
           "roll back a transaction unused this long");
 ABSL_FLAG(uint64_t, retain_versions, 1000, "versions to retain (0 = all)");
@@ -88,6 +92,20 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
   return grpc::SslServerCredentials(opts);
 }
 
+absl::Status Validate(const cowdb::server::ServiceOptions& o) {
+  if (o.scan_page_size == 0) return absl::InvalidArgumentError("--scan_page_size must be > 0");
+  if (o.transaction_idle_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--transaction_idle_timeout must be > 0");
+  }
+  if (o.default_deadline <= absl::ZeroDuration() || o.max_deadline < o.default_deadline) {
+    return absl::InvalidArgumentError("need 0 < --default_deadline <= --max_deadline");
+  }
+  if (absl::GetFlag(FLAGS_max_message_bytes) <= 0) {
+    return absl::InvalidArgumentError("--max_message_bytes must be > 0");
+  }
+  return absl::OkStatus();
+}
+
 void Log(const std::string& level, const std::string& msg,
          const std::string& fields = "") {
   std::cerr << "ts=" << absl::FormatTime(absl::RFC3339_full, absl::Now(),
@@ -125,6 +143,20 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  cowdb::server::ServiceOptions service_options;
+  service_options.scan_page_size = absl::GetFlag(FLAGS_scan_page_size);
+  service_options.max_open_transactions = absl::GetFlag(FLAGS_max_open_transactions);
+  service_options.max_transaction_ops = absl::GetFlag(FLAGS_max_transaction_ops);
+  service_options.max_transaction_bytes = absl::GetFlag(FLAGS_max_transaction_bytes);
+  service_options.default_deadline = absl::GetFlag(FLAGS_default_deadline);
+  service_options.max_deadline = absl::GetFlag(FLAGS_max_deadline);
+  service_options.transaction_idle_timeout =
+      absl::GetFlag(FLAGS_transaction_idle_timeout);
+  if (absl::Status s = Validate(service_options); !s.ok()) {
+    Log("error", "bad flags", absl::StrCat("error=\"", s.message(), "\""));
+    return 1;
+  }
+
   cowdb::Options options;
   uint64_t retain = absl::GetFlag(FLAGS_retain_versions);
   options.retain_versions = retain == 0 ? cowdb::Options::kRetainAll : retain;
@@ -141,17 +173,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  cowdb::server::ServiceOptions service_options;
-  service_options.scan_page_size = absl::GetFlag(FLAGS_scan_page_size);
-  service_options.max_open_transactions = absl::GetFlag(FLAGS_max_open_transactions);
-  service_options.max_transaction_ops = absl::GetFlag(FLAGS_max_transaction_ops);
-  service_options.transaction_idle_timeout =
-      absl::GetFlag(FLAGS_transaction_idle_timeout);
-  if (service_options.scan_page_size == 0) service_options.scan_page_size = 1;
-
   auto txns = std::make_unique<cowdb::server::TransactionRegistry>(service_options);
   cowdb::server::KvService kv(db->get(), txns.get(), service_options, &auth);
-  cowdb::server::VersionsService versions(db->get(), txns.get(), &auth);
+  cowdb::server::VersionsService versions(db->get(), txns.get(), service_options, &auth);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -5,36 +5,47 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/internal/engine_ops.h"
+#include "client/internal/wire.h"
 
 namespace cowdb::server {
 namespace {
 
 // Changes per DiffResponse message.
 constexpr int kDiffPageSize = 1000;
-// Attempts of a one-shot Txn that keeps conflicting.
-constexpr int kTxnAttempts = 16;
 
-// The bounds of a KeyRange as [start, end); end empty = unbounded.
-absl::Status ToBounds(const v1::KeyRange& r, std::string* start,
-                      std::string* end) {
-  if (!r.prefix().empty()) {
-    if (!r.start().empty() || !r.end().empty()) {
-      return absl::InvalidArgumentError("a range has a prefix or start/end, not both");
+using client::internal::ApplyMutation;
+using client::internal::ToBounds;
+
+// The bounds one streaming call runs under.
+struct CallLimits {
+  uint64_t page_size;
+  absl::Time deadline;
+
+  // Writes one message of a stream: Cancelled if the client went away,
+  // DeadlineExceeded once past the deadline.
+  template <typename T>
+  absl::Status Send(grpc::ServerContext* ctx, grpc::ServerWriter<T>* writer,
+                    const T& msg) const {
+    if (ctx->IsCancelled()) return absl::CancelledError("the client cancelled");
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError("the call ran past its deadline");
     }
-    *start = r.prefix();
-    // The smallest key after every key with the prefix.
-    std::string next = r.prefix();
-    while (!next.empty() && static_cast<uint8_t>(next.back()) == 0xff) next.pop_back();
-    if (!next.empty()) next.back() = static_cast<char>(next.back() + 1);
-    *end = next;
+    if (!writer->Write(msg)) return absl::CancelledError("the client went away");
     return absl::OkStatus();
   }
-  *start = r.start();
-  *end = r.end();
-  if (!end->empty() && *end < *start) {
-    return absl::InvalidArgumentError("range end is before its start");
+};
+
+// The deadline of a call: the client's, or the default if it set none,
+// and never beyond the maximum.
+CallLimits Limits(const grpc::ServerContext* ctx, const ServiceOptions& options,
+                  uint64_t page_size) {
+  const absl::Time now = absl::Now();
+  absl::Time deadline = now + options.default_deadline;
+  if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+    deadline = absl::FromChrono(ctx->deadline());
   }
-  return absl::OkStatus();
+  return CallLimits{page_size, std::min(deadline, now + options.max_deadline)};
 }
 
 ReadOptions ToReadOptions(const v1::ReadSelector& sel) {
@@ -46,136 +57,39 @@ ReadOptions ToReadOptions(const v1::ReadSelector& sel) {
 }
 
 void Fill(v1::KeyValue* kv, std::string_view key, std::string_view value,
-          uint64_t mod_version, bool keys_only) {
+          uint64_t mod_version) {
   kv->set_key(std::string(key));
-  if (!keys_only) kv->set_value(std::string(value));
+  kv->set_value(std::string(value));
   kv->set_mod_version(mod_version);
 }
 
-void Fill(v1::Change* out, const Change& c) {
-  out->set_key(c.key);
-  out->set_old_exists(c.old_value.has_value());
-  if (c.old_value) out->set_old_value(*c.old_value);
-  out->set_new_exists(c.new_value.has_value());
-  if (c.new_value) out->set_new_value(*c.new_value);
-  out->set_old_mod_version(c.old_mod_version);
-  out->set_new_mod_version(c.new_mod_version);
-}
-
-absl::Status Apply(Transaction& t, const v1::Mutation& m) {
-  switch (m.op_case()) {
-    case v1::Mutation::kPut:
-      return t.Put(m.put().key(), m.put().value());
-    case v1::Mutation::kDeleteKey:
-      return t.Delete(m.delete_key());
-    default:
-      return absl::InvalidArgumentError("a mutation without an operation");
-  }
-}
-
-// Streams the keys of `req` from `it` in pages.
-absl::Status StreamScan(Iterator& it, uint64_t read_version,
-                        const v1::ScanRequest& req, const std::string& start,
-                        const std::string& end, uint64_t page_size,
-                        grpc::ServerContext* ctx,
+// Streams the keys of `req` from `it` in pages of `page_size`.
+absl::Status StreamScan(Iterator& it, uint64_t read_version, const v1::ScanRequest& req,
+                        const std::string& start, const std::string& end,
+                        const CallLimits& limits, grpc::ServerContext* ctx,
                         grpc::ServerWriter<v1::ScanResponse>* writer) {
-  const uint64_t limit = req.limit();
-  uint64_t sent = 0;
   v1::ScanResponse page;
   page.set_read_version(read_version);
-  auto in_range = [&] {
-    if (!it.Valid()) return false;
-    if (req.reverse()) return it.key() >= std::string_view(start);
-    return end.empty() || it.key() < std::string_view(end);
-  };
-  if (req.reverse()) {
-    if (end.empty()) {
-      it.SeekToLast();
-    } else {
-      it.Seek(end);
-      if (it.Valid()) {
-        it.Prev();
-      } else {
-        it.SeekToLast();
-      }
-    }
-  } else {
-    it.Seek(start);
-  }
-  for (; in_range() && (limit == 0 || sent < limit);
-       req.reverse() ? it.Prev() : it.Next()) {
-    std::string_view value = req.keys_only() ? std::string_view() : it.value();
-    if (!it.status().ok()) return it.status();
-    Fill(page.add_kvs(), it.key(), value, it.mod_version(), req.keys_only());
-    ++sent;
-    if (static_cast<uint64_t>(page.kvs_size()) >= page_size) {
-      if (ctx->IsCancelled()) return absl::CancelledError("scan cancelled");
-      if (!writer->Write(page)) return absl::CancelledError("client went away");
-      page.clear_kvs();
-    }
-  }
-  if (!it.status().ok()) return it.status();
+  absl::Status sent = absl::OkStatus();
+  absl::Status s = client::internal::ScanRange(
+      it, start, end, req.reverse(), req.limit(), req.keys_only(),
+      [&](const client::KeyValue& kv) {
+        Fill(page.add_kvs(), kv.key, kv.value, kv.mod_version);
+        if (static_cast<uint64_t>(page.kvs_size()) < limits.page_size) return true;
+        sent = limits.Send(ctx, writer, page);
+        page.clear_kvs();
+        return sent.ok();
+      });
+  if (!s.ok()) return s;
+  if (!sent.ok()) return sent;
   page.set_done(true);
   writer->Write(page);
   return absl::OkStatus();
 }
 
-// Evaluates one compare against `key`'s entry (nullopt: absent).
-absl::StatusOr<bool> Evaluate(const v1::Compare& c,
-                              const std::optional<Entry>& e) {
-  auto ordered = [&](int cmp) -> absl::StatusOr<bool> {
-    switch (c.op()) {
-      case v1::Compare::EQUAL: return cmp == 0;
-      case v1::Compare::NOT_EQUAL: return cmp != 0;
-      case v1::Compare::LESS: return cmp < 0;
-      case v1::Compare::GREATER: return cmp > 0;
-      default: return absl::InvalidArgumentError("a compare without an op");
-    }
-  };
-  switch (c.target()) {
-    case v1::Compare::VALUE: {
-      if (c.operand_case() != v1::Compare::kValue) {
-        return absl::InvalidArgumentError("a VALUE compare needs a value");
-      }
-      if (!e) return c.op() == v1::Compare::NOT_EQUAL;
-      return ordered(e->value.compare(c.value()));
-    }
-    case v1::Compare::MOD_VERSION: {
-      if (c.operand_case() != v1::Compare::kModVersion) {
-        return absl::InvalidArgumentError("a MOD_VERSION compare needs a mod_version");
-      }
-      uint64_t mine = e ? e->mod_version : 0;  // absent keys compare as 0
-      return ordered(mine < c.mod_version() ? -1 : mine > c.mod_version() ? 1 : 0);
-    }
-    case v1::Compare::EXISTS: {
-      if (c.operand_case() != v1::Compare::kExists) {
-        return absl::InvalidArgumentError("an EXISTS compare needs exists");
-      }
-      if (c.op() != v1::Compare::EQUAL && c.op() != v1::Compare::NOT_EQUAL) {
-        return absl::InvalidArgumentError("EXISTS compares with EQUAL or NOT_EQUAL");
-      }
-      return (e.has_value() == c.exists()) == (c.op() == v1::Compare::EQUAL);
-    }
-    default:
-      return absl::InvalidArgumentError("a compare without a target");
-  }
-}
-
-absl::StatusOr<std::optional<Entry>> Lookup(Transaction& t, const std::string& key) {
-  absl::StatusOr<Entry> e = t.GetEntry(key);
-  if (absl::IsNotFound(e.status())) return std::nullopt;
-  if (!e.ok()) return e.status();
-  return std::optional<Entry>(*std::move(e));
-}
-
 }  // namespace
 
-grpc::Status ToGrpcStatus(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  // absl::StatusCode and grpc::StatusCode share the canonical numbering.
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
-                      std::string(s.message()));
-}
+grpc::Status ToGrpcStatus(const absl::Status& s) { return client::internal::ToGrpc(s); }
 
 // ------------------------------------------------------------ Authenticator
 
@@ -251,6 +165,45 @@ absl::StatusOr<std::string> TransactionRegistry::Add(
 
 absl::Status TransactionRegistry::With(
     const std::string& id, const std::function<absl::Status(Transaction&)>& fn) {
+  return WithEntry(id, [&](Entry& e) { return fn(*e.txn); });
+}
+
+absl::Status TransactionRegistry::Mutate(
+    const std::string& id, const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations,
+    const std::function<absl::Status(Transaction&)>& then) {
+  uint64_t bytes = 0;
+  for (const v1::Mutation& m : mutations) {
+    bytes += m.put().key().size() + m.put().value().size() + m.delete_key().size();
+  }
+  absl::Status s = WithEntry(id, [&](Entry& e) {
+    if (e.ops + mutations.size() > options_.max_transaction_ops) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the transaction would exceed max_transaction_ops = ", options_.max_transaction_ops));
+    }
+    if (e.bytes + bytes > options_.max_transaction_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the transaction would exceed max_transaction_bytes = ",
+          options_.max_transaction_bytes));
+    }
+    e.ops += mutations.size();
+    e.bytes += bytes;
+    for (const v1::Mutation& m : mutations) {
+      absl::Status a = ApplyMutation(*e.txn, m);
+      if (!a.ok()) {
+        return absl::Status(a.code(), absl::StrCat(a.message(),
+                                                   "; the transaction was rolled back"));
+      }
+    }
+    return then ? then(*e.txn) : absl::OkStatus();
+  });
+  // A mutation that failed leaves no half-applied request behind: the
+  // transaction ends. Limits leave it open.
+  if (!s.ok() && !absl::IsNotFound(s) && !absl::IsResourceExhausted(s)) Remove(id);
+  return s;
+}
+
+absl::Status TransactionRegistry::WithEntry(const std::string& id,
+                                            const std::function<absl::Status(Entry&)>& fn) {
   std::shared_ptr<Entry> entry;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -264,7 +217,7 @@ absl::Status TransactionRegistry::With(
   }
   std::lock_guard<std::mutex> lock(entry->mu);
   if (entry->txn == nullptr) return absl::NotFoundError("transaction finished");
-  absl::Status s = fn(*entry->txn);
+  absl::Status s = fn(*entry);
   entry->last_used = absl::Now();
   return s;
 }
@@ -314,14 +267,14 @@ grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
     return ToGrpcStatus(txns_->With(req->read().transaction_id(), [&](Transaction& t) {
       absl::StatusOr<Entry> e = t.GetEntry(req->key());
       if (!e.ok()) return e.status();
-      Fill(resp->mutable_kv(), req->key(), e->value, e->mod_version, false);
+      Fill(resp->mutable_kv(), req->key(), e->value, e->mod_version);
       resp->set_read_version(e->version);
       return absl::OkStatus();
     }));
   }
   absl::StatusOr<Entry> e = db_->GetEntry(ToReadOptions(req->read()), req->key());
   if (!e.ok()) return ToGrpcStatus(e.status());
-  Fill(resp->mutable_kv(), req->key(), e->value, e->mod_version, false);
+  Fill(resp->mutable_kv(), req->key(), e->value, e->mod_version);
   resp->set_read_version(e->version);
   return grpc::Status::OK;
 }
@@ -350,7 +303,7 @@ grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* re
       absl::StatusOr<std::unique_ptr<Iterator>> it = t.NewIterator();
       if (!it.ok()) return it.status();
       return StreamScan(**it, t.read_version(), *req, start, end,
-                        options_.scan_page_size, ctx, writer);
+                        Limits(ctx, options_, options_.scan_page_size), ctx, writer);
     }));
   }
   ReadOptions ro = ToReadOptions(req->read());
@@ -365,7 +318,8 @@ grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* re
     return grpc::Status::OK;
   }
   return ToGrpcStatus(StreamScan(**it, (*it)->version(), *req, start, end,
-                                 options_.scan_page_size, ctx, writer));
+                                 Limits(ctx, options_, options_.scan_page_size), ctx,
+                                 writer));
 }
 
 grpc::Status KvService::Put(grpc::ServerContext* ctx, const v1::PutRequest* req,
@@ -391,43 +345,11 @@ grpc::Status KvService::Txn(grpc::ServerContext* ctx, const v1::TxnRequest* req,
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   if (static_cast<uint64_t>(req->success_size() + req->failure_size()) >
       options_.max_transaction_ops) {
-    return ToGrpcStatus(absl::ResourceExhaustedError("too many operations in a Txn"));
+    return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+        "too many operations in a Txn (max_transaction_ops = ",
+        options_.max_transaction_ops, ")")));
   }
-  // Serializable: the compares are reads, so a conflicting commit between
-  // them and the writes aborts the attempt, which is then retried.
-  for (int attempt = 0; attempt < kTxnAttempts; ++attempt) {
-    resp->Clear();
-    absl::StatusOr<std::unique_ptr<Transaction>> t = db_->Begin(TransactionOptions());
-    if (!t.ok()) return ToGrpcStatus(t.status());
-    bool holds = true;
-    for (const v1::Compare& c : req->compares()) {
-      absl::StatusOr<std::optional<Entry>> e = Lookup(**t, c.key());
-      if (!e.ok()) return ToGrpcStatus(e.status());
-      absl::StatusOr<bool> ok = Evaluate(c, *e);
-      if (!ok.ok()) return ToGrpcStatus(ok.status());
-      holds = holds && *ok;
-    }
-    const auto& ops = holds ? req->success() : req->failure();
-    for (const v1::TxnOp& op : ops) {
-      if (op.op_case() == v1::TxnOp::kMutation) {
-        absl::Status s = Apply(**t, op.mutation());
-        if (!s.ok()) return ToGrpcStatus(s);
-      } else if (op.op_case() == v1::TxnOp::kGetKey) {
-        absl::StatusOr<std::optional<Entry>> e = Lookup(**t, op.get_key());
-        if (!e.ok()) return ToGrpcStatus(e.status());
-        if (*e) Fill(resp->add_gets(), op.get_key(), (*e)->value, (*e)->mod_version, false);
-      } else {
-        return ToGrpcStatus(absl::InvalidArgumentError("a Txn op without an operation"));
-      }
-    }
-    absl::StatusOr<uint64_t> v = (*t)->Commit();
-    if (absl::IsAborted(v.status())) continue;
-    if (!v.ok()) return ToGrpcStatus(v.status());
-    resp->set_succeeded(holds);
-    resp->set_version(*v);
-    return grpc::Status::OK;
-  }
-  return ToGrpcStatus(absl::AbortedError("Txn kept conflicting; retry"));
+  return ToGrpcStatus(client::internal::ExecuteTxn(*db_, *req, resp));
 }
 
 grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* req,
@@ -452,35 +374,23 @@ grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* 
 grpc::Status KvService::Write(grpc::ServerContext* ctx, const v1::WriteRequest* req,
                               v1::WriteResponse*) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
-  if (static_cast<uint64_t>(req->mutations_size()) > options_.max_transaction_ops) {
-    return ToGrpcStatus(absl::ResourceExhaustedError("too many mutations"));
-  }
-  return ToGrpcStatus(txns_->With(req->transaction_id(), [&](Transaction& t) {
-    for (const v1::Mutation& m : req->mutations()) {
-      absl::Status s = Apply(t, m);
-      if (!s.ok()) return s;
-    }
-    return absl::OkStatus();
-  }));
+  return ToGrpcStatus(txns_->Mutate(req->transaction_id(), req->mutations(), nullptr));
 }
 
 grpc::Status KvService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest* req,
                                v1::CommitResponse* resp) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
-  if (static_cast<uint64_t>(req->mutations_size()) > options_.max_transaction_ops) {
-    return ToGrpcStatus(absl::ResourceExhaustedError("too many mutations"));
-  }
-  absl::Status s = txns_->With(req->transaction_id(), [&](Transaction& t) {
-    for (const v1::Mutation& m : req->mutations()) {
-      absl::Status a = Apply(t, m);
-      if (!a.ok()) return a;
-    }
+  absl::Status s = txns_->Mutate(req->transaction_id(), req->mutations(), [&](Transaction& t) {
     absl::StatusOr<uint64_t> v = t.Commit();
     if (!v.ok()) return v.status();
     resp->set_version(*v);
     return absl::OkStatus();
   });
-  if (!absl::IsNotFound(s)) txns_->Remove(req->transaction_id());
+  // A commit ends the transaction whatever its outcome; over a limit it
+  // stays open (nothing was applied) so the client can still roll back.
+  if (!absl::IsNotFound(s) && !absl::IsResourceExhausted(s)) {
+    txns_->Remove(req->transaction_id());
+  }
   return ToGrpcStatus(s);
 }
 
@@ -535,22 +445,18 @@ grpc::Status VersionsService::Diff(grpc::ServerContext* ctx, const v1::DiffReque
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
+  const CallLimits limits = Limits(ctx, options_, kDiffPageSize);
   v1::DiffResponse page;
-  bool gone = false;
-  s = db_->Diff(req->from_version(), req->to_version(), start, end,
-                [&](const Change& c) {
-                  Fill(page.add_changes(), c);
-                  if (page.changes_size() >= kDiffPageSize) {
-                    if (ctx->IsCancelled() || !writer->Write(page)) {
-                      gone = true;
-                      return false;
-                    }
-                    page.clear_changes();
-                  }
-                  return true;
-                });
+  absl::Status sent = absl::OkStatus();
+  s = db_->Diff(req->from_version(), req->to_version(), start, end, [&](const Change& c) {
+    client::internal::ToProto(c, page.add_changes());
+    if (static_cast<uint64_t>(page.changes_size()) < limits.page_size) return true;
+    sent = limits.Send(ctx, writer, page);
+    page.clear_changes();
+    return sent.ok();
+  });
   if (!s.ok()) return ToGrpcStatus(s);
-  if (gone) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  if (!sent.ok()) return ToGrpcStatus(sent);
   if (page.changes_size() > 0) writer->Write(page);
   return grpc::Status::OK;
 }
@@ -570,7 +476,7 @@ grpc::Status VersionsService::Watch(grpc::ServerContext* ctx, const v1::WatchReq
     v1::WatchResponse resp;
     resp.set_version(e->version);
     resp.set_net(e->net);
-    Fill(resp.add_changes(), e->change);
+    client::internal::ToProto(e->change, resp.add_changes());
     if (!writer->Write(resp)) break;
   }
   return grpc::Status(grpc::StatusCode::CANCELLED, "watch ended");

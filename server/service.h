@@ -31,8 +31,16 @@ struct ServiceOptions {
   // Open interactive transactions at most; Begin beyond it is
   // RESOURCE_EXHAUSTED.
   uint64_t max_open_transactions = 10000;
-  // Buffered mutations per transaction at most.
+  // Mutations per transaction (and per one-shot Txn) at most, and bytes of
+  // keys and values per transaction at most; beyond either a Write or
+  // Commit is RESOURCE_EXHAUSTED and the transaction stays open.
   uint64_t max_transaction_ops = 100000;
+  uint64_t max_transaction_bytes = 64 << 20;
+  // The deadline of a call that sets none, and the longest deadline
+  // honoured. Streams (Scan, Diff) that run past it end with
+  // DEADLINE_EXCEEDED; a Watch has no deadline.
+  absl::Duration default_deadline = absl::Seconds(60);
+  absl::Duration max_deadline = absl::Minutes(10);
   // A transaction unused this long is rolled back.
   absl::Duration transaction_idle_timeout = absl::Seconds(60);
 };
@@ -70,6 +78,14 @@ class TransactionRegistry {
   absl::Status With(const std::string& id,
                     const std::function<absl::Status(Transaction&)>& fn);
 
+  // Buffers `mutations` in the transaction with `id` within the limits
+  // (RESOURCE_EXHAUSTED beyond them, nothing applied), then runs `then`
+  // (may be null). If a mutation is bad, the transaction is rolled back
+  // and removed, so no request is ever half applied.
+  absl::Status Mutate(const std::string& id,
+                      const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations,
+                      const std::function<absl::Status(Transaction&)>& then);
+
   // Removes (and so rolls back, if still open) the transaction.
   void Remove(const std::string& id);
 
@@ -80,7 +96,10 @@ class TransactionRegistry {
     std::mutex mu;
     std::unique_ptr<Transaction> txn;
     absl::Time last_used;
+    uint64_t ops = 0;    // mutations buffered so far
+    uint64_t bytes = 0;  // their keys' and values' bytes
   };
+  absl::Status WithEntry(const std::string& id, const std::function<absl::Status(Entry&)>& fn);
   void ReapLoop();
 
   const ServiceOptions options_;
@@ -125,8 +144,9 @@ class KvService final : public cowdb::v1::KV::Service {
 
 class VersionsService final : public cowdb::v1::Versions::Service {
  public:
-  VersionsService(DB* db, TransactionRegistry* txns, const Authenticator* auth)
-      : db_(db), txns_(txns), auth_(auth) {}
+  VersionsService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
+                  const Authenticator* auth)
+      : db_(db), txns_(txns), options_(options), auth_(auth) {}
 
   grpc::Status ListVersions(grpc::ServerContext*, const v1::ListVersionsRequest*,
                             v1::ListVersionsResponse*) override;
@@ -146,6 +166,7 @@ class VersionsService final : public cowdb::v1::Versions::Service {
  private:
   DB* const db_;
   TransactionRegistry* const txns_;
+  const ServiceOptions options_;
   const Authenticator* const auth_;
 };
 

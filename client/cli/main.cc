@@ -1,0 +1,557 @@
+// cowdb: the command-line client, for a cowdb_server or (with --data_dir)
+// a database directory opened in this process. `cowdb --help` lists the
+// commands, flags and exit codes.
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "client/cli/output.h"
+#include "client/cli/txn_script.h"
+#include "client/client.h"
+#include "client/local_client.h"
+
+ABSL_FLAG(std::string, endpoint, "",
+          "server address HOST:PORT (default: $COWDB_ENDPOINT, else 127.0.0.1:7390)");
+ABSL_FLAG(std::string, data_dir, "",
+          "open this database directory in-process instead of using a server");
+ABSL_FLAG(std::string, token_file, "", "file whose first line is the bearer token");
+ABSL_FLAG(std::string, tls_ca, "", "PEM roots to trust: connect with TLS");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mTLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM client key (mTLS)");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each call");
+ABSL_FLAG(bool, json, false, "print JSON (one object per line) instead of tables");
+ABSL_FLAG(std::string, at, "", "read at this version number or tag (default: latest)");
+ABSL_FLAG(std::string, start, "", "scan/diff/watch: first key of the range");
+ABSL_FLAG(std::string, end, "", "scan/diff/watch: end of the range (excluded)");
+ABSL_FLAG(uint64_t, limit, 0, "scan: keys at most; watch: events, then exit (0: no limit)");
+ABSL_FLAG(bool, reverse, false, "scan: in descending key order");
+ABSL_FLAG(bool, keys_only, false, "scan: print keys without values");
+ABSL_FLAG(bool, count, false, "scan: print only the number of keys");
+ABSL_FLAG(std::string, from, "", "watch: changes after this version or tag (default: now)");
+
+namespace cowdb::cli {
+namespace {
+
+constexpr char kUsage[] = R"(cowdb COMMAND [ARGS] [FLAGS]
+
+Talks to a cowdb_server (--endpoint, default 127.0.0.1:7390), or opens a
+database directory in this process with --data_dir=DIR (no server may have
+it open).
+
+Commands:
+  get KEY                     print the value of KEY
+  put KEY VALUE               set KEY (VALUE "-" reads the value from stdin)
+  del KEY                     delete KEY
+  scan [PREFIX]               keys with PREFIX, or --start/--end; --limit,
+                              --reverse, --keys_only, --count
+  txn [LINE ...]              an atomic compare-and-swap script, one
+                              statement per argument or, with none, per
+                              stdin line:  if KEY value|mod OP X,
+                              if KEY exists|missing, put K V, del K,
+                              get K, else
+  versions                    retained versions
+  tag NAME [VERSION]          name a version (default: latest); a tagged
+                              version is kept until untagged
+  untag NAME
+  tags
+  diff FROM TO [PREFIX]       what changed between two versions or tags
+  watch [PREFIX]              print changes as they commit (--from, --limit)
+  status                      versions, size, cache, open transactions
+Reads take --at=VERSION|TAG. Output is a table; --json prints JSON lines.
+Keys and values print as text when they are UTF-8, else with \xNN escapes
+(base64 in JSON). Use -- before arguments that start with '-'.
+
+Exit codes: 0 ok, 1 not found (key, tag or version), 2 bad input,
+3 conflict (or txn compares that failed), 4 server unreachable or timed
+out, 5 unauthenticated, 6 other errors.)";
+
+absl::Status Usage(std::string_view msg) {
+  return absl::InvalidArgumentError(absl::StrCat(absl::string_view(msg.data(), msg.size()),
+                                                 " (see cowdb --help)"));
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A directory argument relative to where the user ran `bazel run`.
+std::string UserPath(std::string path) {
+  const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (cwd != nullptr && !path.empty() && path[0] != '/') path = absl::StrCat(cwd, "/", path);
+  return path;
+}
+
+bool Writes(const std::string& command) {
+  return command == "put" || command == "del" || command == "txn" || command == "tag" ||
+         command == "untag";
+}
+
+absl::StatusOr<std::unique_ptr<client::Client>> Open(const std::string& command) {
+  const std::string dir = absl::GetFlag(FLAGS_data_dir);
+  if (!dir.empty()) {
+    if (!absl::GetFlag(FLAGS_endpoint).empty()) {
+      return Usage("--data_dir and --endpoint exclude each other");
+    }
+    Options options;
+    options.create_if_missing = Writes(command);  // reads never create a database
+    absl::StatusOr<std::unique_ptr<client::Client>> c = client::OpenLocal(UserPath(dir), options);
+    if (absl::IsNotFound(c.status())) {
+      return absl::NotFoundError(absl::StrCat("no database in ", dir));
+    }
+    return c;
+  }
+  client::ConnectOptions o;
+  o.target = absl::GetFlag(FLAGS_endpoint);
+  if (o.target.empty()) {
+    const char* env = std::getenv("COWDB_ENDPOINT");
+    o.target = env != nullptr && *env != '\0' ? env : "127.0.0.1:7390";
+  }
+  o.timeout = absl::GetFlag(FLAGS_timeout);
+  o.connect_timeout = std::min(o.timeout, absl::Seconds(5));
+  if (const std::string f = absl::GetFlag(FLAGS_token_file); !f.empty()) {
+    absl::StatusOr<std::string> token = ReadFile(f);
+    if (!token.ok()) return token.status();
+    o.token = token->substr(0, token->find_first_of("\r\n"));
+  }
+  const std::pair<std::string, std::string*> pems[] = {
+      {absl::GetFlag(FLAGS_tls_ca), &o.tls_root_certs},
+      {absl::GetFlag(FLAGS_tls_cert), &o.tls_client_cert},
+      {absl::GetFlag(FLAGS_tls_key), &o.tls_client_key}};
+  for (const auto& [f, field] : pems) {
+    if (!f.empty()) {
+      absl::StatusOr<std::string> pem = ReadFile(f);
+      if (!pem.ok()) return pem.status();
+      *field = *pem;
+    }
+  }
+  return client::Connect(o);
+}
+
+class Cli {
+ public:
+  Cli(client::Client& db, std::ostream& out) : db_(db), out_(out), json_(absl::GetFlag(FLAGS_json)) {}
+
+  // Runs `args` (the command and its arguments); returns the exit code.
+  absl::Status Run(const std::vector<std::string>& args);
+
+  ExitCode result() const { return result_; }
+
+ private:
+  absl::Status Get(const std::vector<std::string>& a);
+  absl::Status Put(const std::vector<std::string>& a);
+  absl::Status Del(const std::vector<std::string>& a);
+  absl::Status Scan(const std::vector<std::string>& a);
+  absl::Status Txn(const std::vector<std::string>& a);
+  absl::Status Versions(const std::vector<std::string>& a);
+  absl::Status Tag(const std::vector<std::string>& a);
+  absl::Status Untag(const std::vector<std::string>& a);
+  absl::Status Tags(const std::vector<std::string>& a);
+  absl::Status Diff(const std::vector<std::string>& a);
+  absl::Status Watch(const std::vector<std::string>& a);
+  absl::Status Status(const std::vector<std::string>& a);
+
+  // A version number or a tag name.
+  absl::StatusOr<uint64_t> ResolveVersion(const std::string& v);
+  // --at resolved; nullopt for the latest.
+  absl::StatusOr<std::optional<uint64_t>> At();
+  // PREFIX (optional positional argument at `index`) or --start/--end.
+  absl::StatusOr<client::Range> RangeArg(const std::vector<std::string>& a, size_t index);
+  void Written(uint64_t version);
+  void PrintChange(const client::Change& c, std::optional<uint64_t> version, bool net,
+                   Table* table);
+
+  client::Client& db_;
+  std::ostream& out_;
+  const bool json_;
+  ExitCode result_ = kOk;
+};
+
+absl::Status Cli::Run(const std::vector<std::string>& args) {
+  using Handler = absl::Status (Cli::*)(const std::vector<std::string>&);
+  static const std::vector<std::pair<std::string, Handler>> kCommands = {
+      {"get", &Cli::Get},   {"put", &Cli::Put},       {"del", &Cli::Del},
+      {"scan", &Cli::Scan}, {"txn", &Cli::Txn},       {"versions", &Cli::Versions},
+      {"tag", &Cli::Tag},   {"untag", &Cli::Untag},   {"tags", &Cli::Tags},
+      {"diff", &Cli::Diff}, {"watch", &Cli::Watch},   {"status", &Cli::Status},
+  };
+  for (const auto& [name, handler] : kCommands) {
+    if (args[0] == name) {
+      return (this->*handler)(std::vector<std::string>(args.begin() + 1, args.end()));
+    }
+  }
+  return Usage(absl::StrCat("unknown command \"", args[0], "\""));
+}
+
+absl::StatusOr<uint64_t> Cli::ResolveVersion(const std::string& v) {
+  uint64_t n = 0;
+  if (absl::SimpleAtoi(v, &n)) return n;
+  absl::StatusOr<std::map<std::string, uint64_t>> tags = db_.ListTags();
+  if (!tags.ok()) return tags.status();
+  auto it = tags->find(v);
+  if (it == tags->end()) {
+    return absl::NotFoundError(absl::StrCat("\"", v, "\" is neither a version nor a tag"));
+  }
+  return it->second;
+}
+
+absl::StatusOr<std::optional<uint64_t>> Cli::At() {
+  const std::string at = absl::GetFlag(FLAGS_at);
+  if (at.empty()) return std::optional<uint64_t>();
+  absl::StatusOr<uint64_t> v = ResolveVersion(at);
+  if (!v.ok()) return v.status();
+  return std::optional<uint64_t>(*v);
+}
+
+absl::StatusOr<client::Range> Cli::RangeArg(const std::vector<std::string>& a, size_t index) {
+  client::Range r{absl::GetFlag(FLAGS_start), absl::GetFlag(FLAGS_end), ""};
+  if (a.size() > index + 1) return Usage("too many arguments");
+  if (a.size() == index + 1) {
+    if (!r.start.empty() || !r.end.empty()) return Usage("give a PREFIX or --start/--end");
+    r.prefix = a[index];
+  }
+  return r;
+}
+
+void Cli::Written(uint64_t version) {
+  if (json_) {
+    out_ << "{\"version\":" << version << "}\n";
+  } else {
+    out_ << "OK version " << version << "\n";
+  }
+}
+
+absl::Status Cli::Get(const std::vector<std::string>& a) {
+  if (a.size() != 1) return Usage("usage: cowdb get KEY");
+  absl::StatusOr<std::optional<uint64_t>> at = At();
+  if (!at.ok()) return at.status();
+  absl::StatusOr<client::Entry> e = db_.Get(a[0], *at);
+  if (absl::IsNotFound(e.status()) && e.status().message().find("version") == std::string::npos) {
+    return absl::NotFoundError(absl::StrCat("no key \"", Printable(a[0]), "\""));
+  }
+  if (!e.ok()) return e.status();
+  if (json_) {
+    out_ << "{" << JsonBytesField("key", a[0]) << "," << JsonBytesField("value", e->value)
+         << ",\"mod_version\":" << e->mod_version << ",\"read_version\":" << e->version << "}\n";
+  } else {
+    out_ << Printable(e->value) << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Put(const std::vector<std::string>& a) {
+  if (a.size() != 2) return Usage("usage: cowdb put KEY VALUE");
+  std::string value = a[1];
+  if (value == "-") value.assign(std::istreambuf_iterator<char>(std::cin), {});
+  absl::StatusOr<uint64_t> v = db_.Put(a[0], value);
+  if (!v.ok()) return v.status();
+  Written(*v);
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Del(const std::vector<std::string>& a) {
+  if (a.size() != 1) return Usage("usage: cowdb del KEY");
+  absl::StatusOr<uint64_t> v = db_.Delete(a[0]);
+  if (!v.ok()) return v.status();
+  Written(*v);
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Scan(const std::vector<std::string>& a) {
+  absl::StatusOr<client::Range> range = RangeArg(a, 0);
+  if (!range.ok()) return range.status();
+  absl::StatusOr<std::optional<uint64_t>> at = At();
+  if (!at.ok()) return at.status();
+  if (absl::GetFlag(FLAGS_count)) {
+    absl::StatusOr<uint64_t> n = db_.Count(*range, *at);
+    if (!n.ok()) return n.status();
+    uint64_t limit = absl::GetFlag(FLAGS_limit);
+    uint64_t count = limit == 0 ? *n : std::min(*n, limit);
+    if (json_) {
+      out_ << "{\"count\":" << count << "}\n";
+    } else {
+      out_ << count << "\n";
+    }
+    return absl::OkStatus();
+  }
+  client::ScanOptions o;
+  o.range = *range;
+  o.at = *at;
+  o.limit = absl::GetFlag(FLAGS_limit);
+  o.reverse = absl::GetFlag(FLAGS_reverse);
+  o.keys_only = absl::GetFlag(FLAGS_keys_only);
+  Table table(o.keys_only ? std::vector<std::string>{"KEY", "MOD_VERSION"}
+                          : std::vector<std::string>{"KEY", "VALUE", "MOD_VERSION"});
+  absl::StatusOr<uint64_t> version = db_.Scan(o, [&](const client::KeyValue& kv) {
+    if (json_) {
+      out_ << "{" << JsonBytesField("key", kv.key);
+      if (!o.keys_only) out_ << "," << JsonBytesField("value", kv.value);
+      out_ << ",\"mod_version\":" << kv.mod_version << "}\n";
+    } else if (o.keys_only) {
+      table.Add({Printable(kv.key), absl::StrCat(kv.mod_version)});
+    } else {
+      table.Add({Printable(kv.key), Printable(kv.value), absl::StrCat(kv.mod_version)});
+    }
+    return true;
+  });
+  if (!version.ok()) return version.status();
+  if (!json_) {
+    table.Print(out_);
+    out_ << "(" << table.size() << (table.size() == 1 ? " key" : " keys") << " at version "
+         << *version << ")\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Txn(const std::vector<std::string>& a) {
+  std::vector<std::string> lines = a;
+  if (lines.empty()) {
+    for (std::string line; std::getline(std::cin, line);) lines.push_back(line);
+  }
+  absl::StatusOr<client::TxnRequest> req = ParseTxnScript(lines);
+  if (!req.ok()) return req.status();
+  absl::StatusOr<client::TxnResult> r = db_.Txn(*req);
+  if (!r.ok()) return r.status();
+  if (!r->succeeded) result_ = kConflict;
+  if (json_) {
+    out_ << "{\"succeeded\":" << (r->succeeded ? "true" : "false")
+         << ",\"version\":" << r->version << ",\"gets\":[";
+    for (size_t i = 0; i < r->gets.size(); ++i) {
+      const client::KeyValue& kv = r->gets[i];
+      out_ << (i ? "," : "") << "{" << JsonBytesField("key", kv.key) << ","
+           << JsonBytesField("value", kv.value) << ",\"mod_version\":" << kv.mod_version << "}";
+    }
+    out_ << "]}\n";
+    return absl::OkStatus();
+  }
+  out_ << (r->succeeded ? "SUCCEEDED" : "FAILED (a compare did not hold; ran the else branch)")
+       << " at version " << r->version << "\n";
+  if (!r->gets.empty()) {
+    Table table({"KEY", "VALUE", "MOD_VERSION"});
+    for (const client::KeyValue& kv : r->gets) {
+      table.Add({Printable(kv.key), Printable(kv.value), absl::StrCat(kv.mod_version)});
+    }
+    table.Print(out_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Versions(const std::vector<std::string>& a) {
+  if (!a.empty()) return Usage("usage: cowdb versions");
+  absl::StatusOr<std::vector<client::VersionInfo>> vs = db_.ListVersions();
+  if (!vs.ok()) return vs.status();
+  Table table({"VERSION", "COMMITTED", "ENTRIES"});
+  for (const client::VersionInfo& v : *vs) {
+    std::string when = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ",
+                                        absl::FromUnixMicros(v.commit_unix_micros),
+                                        absl::UTCTimeZone());
+    if (json_) {
+      out_ << "{\"version\":" << v.version << ",\"committed\":" << JsonString(when)
+           << ",\"entries\":" << v.entries << "}\n";
+    } else {
+      table.Add({absl::StrCat(v.version), when, absl::StrCat(v.entries)});
+    }
+  }
+  if (!json_) table.Print(out_);
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Tag(const std::vector<std::string>& a) {
+  if (a.empty() || a.size() > 2) return Usage("usage: cowdb tag NAME [VERSION]");
+  uint64_t version = 0;
+  if (a.size() == 2) {
+    if (!absl::SimpleAtoi(a[1], &version)) {
+      return Usage(absl::StrCat("\"", a[1], "\" is not a version number"));
+    }
+  } else {
+    absl::StatusOr<client::ServerStatus> st = db_.Status();
+    if (!st.ok()) return st.status();
+    version = st->latest_version;
+  }
+  if (absl::Status s = db_.Tag(a[0], version); !s.ok()) return s;
+  if (json_) {
+    out_ << "{\"tag\":" << JsonString(a[0]) << ",\"version\":" << version << "}\n";
+  } else {
+    out_ << "OK tag " << a[0] << " = version " << version << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Untag(const std::vector<std::string>& a) {
+  if (a.size() != 1) return Usage("usage: cowdb untag NAME");
+  if (absl::Status s = db_.Untag(a[0]); !s.ok()) return s;
+  out_ << (json_ ? "{}" : "OK") << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Tags(const std::vector<std::string>& a) {
+  if (!a.empty()) return Usage("usage: cowdb tags");
+  absl::StatusOr<std::map<std::string, uint64_t>> tags = db_.ListTags();
+  if (!tags.ok()) return tags.status();
+  Table table({"TAG", "VERSION"});
+  for (const auto& [name, version] : *tags) {
+    if (json_) {
+      out_ << "{\"tag\":" << JsonString(name) << ",\"version\":" << version << "}\n";
+    } else {
+      table.Add({Printable(name), absl::StrCat(version)});
+    }
+  }
+  if (!json_) table.Print(out_);
+  return absl::OkStatus();
+}
+
+void Cli::PrintChange(const client::Change& c, std::optional<uint64_t> version, bool net,
+                      Table* table) {
+  const char* op = !c.old_value ? "put" : !c.new_value ? "del" : "update";
+  if (!c.new_value && !c.old_value) op = "none";
+  if (json_) {
+    out_ << "{";
+    if (version) out_ << "\"version\":" << *version << ",";
+    out_ << "\"op\":\"" << op << "\"," << JsonBytesField("key", c.key);
+    if (c.old_value) out_ << "," << JsonBytesField("old_value", *c.old_value);
+    if (c.new_value) out_ << "," << JsonBytesField("new_value", *c.new_value);
+    out_ << ",\"old_mod_version\":" << c.old_mod_version
+         << ",\"new_mod_version\":" << c.new_mod_version;
+    if (net) out_ << ",\"net\":true";
+    out_ << "}\n";
+    return;
+  }
+  std::vector<std::string> row;
+  if (version) row.push_back(absl::StrCat(*version, net ? " (net)" : ""));
+  row.push_back(op);
+  row.push_back(Printable(c.key));
+  row.push_back(c.old_value ? Printable(*c.old_value) : "-");
+  row.push_back(c.new_value ? Printable(*c.new_value) : "-");
+  if (table != nullptr) {
+    table->Add(std::move(row));
+  } else {
+    out_ << absl::StrJoin(row, "  ") << "\n" << std::flush;
+  }
+}
+
+absl::Status Cli::Diff(const std::vector<std::string>& a) {
+  if (a.size() < 2) return Usage("usage: cowdb diff FROM TO [PREFIX]");
+  absl::StatusOr<uint64_t> from = ResolveVersion(a[0]);
+  if (!from.ok()) return from.status();
+  absl::StatusOr<uint64_t> to = ResolveVersion(a[1]);
+  if (!to.ok()) return to.status();
+  absl::StatusOr<client::Range> range = RangeArg(a, 2);
+  if (!range.ok()) return range.status();
+  Table table({"OP", "KEY", "OLD", "NEW"});
+  absl::Status s = db_.Diff(*from, *to, *range, [&](const client::Change& c) {
+    PrintChange(c, std::nullopt, false, &table);
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (!json_) {
+    table.Print(out_);
+    out_ << "(" << table.size() << (table.size() == 1 ? " change" : " changes") << " from version "
+         << *from << " to " << *to << ")\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Watch(const std::vector<std::string>& a) {
+  absl::StatusOr<client::Range> range = RangeArg(a, 0);
+  if (!range.ok()) return range.status();
+  uint64_t from = 0;
+  if (const std::string f = absl::GetFlag(FLAGS_from); !f.empty()) {
+    absl::StatusOr<uint64_t> v = ResolveVersion(f);
+    if (!v.ok()) return v.status();
+    from = *v;
+  } else {
+    absl::StatusOr<client::ServerStatus> st = db_.Status();
+    if (!st.ok()) return st.status();
+    from = st->latest_version;
+  }
+  const uint64_t limit = absl::GetFlag(FLAGS_limit);
+  uint64_t seen = 0;
+  if (!json_) out_ << "VERSION  OP  KEY  OLD  NEW\n" << std::flush;
+  return db_.Watch(from, *range, [&](const client::WatchEvent& e) {
+    PrintChange(e.change, e.version, e.net, nullptr);
+    out_ << std::flush;
+    return limit == 0 || ++seen < limit;
+  });
+}
+
+absl::Status Cli::Status(const std::vector<std::string>& a) {
+  if (!a.empty()) return Usage("usage: cowdb status");
+  absl::StatusOr<client::ServerStatus> st = db_.Status();
+  if (!st.ok()) return st.status();
+  const uint64_t lookups = st->cache_hits + st->cache_misses;
+  const double hit_rate = lookups == 0 ? 0 : 100.0 * st->cache_hits / lookups;
+  if (json_) {
+    out_ << "{\"latest_version\":" << st->latest_version
+         << ",\"oldest_version\":" << st->oldest_version << ",\"entries\":" << st->entries
+         << ",\"disk_bytes\":" << st->disk_bytes << ",\"cache_hits\":" << st->cache_hits
+         << ",\"cache_misses\":" << st->cache_misses
+         << ",\"open_transactions\":" << st->open_transactions << "}\n";
+    return absl::OkStatus();
+  }
+  Table table({"FIELD", "VALUE"});
+  table.Add({"latest version", absl::StrCat(st->latest_version)});
+  table.Add({"oldest retained", absl::StrCat(st->oldest_version)});
+  table.Add({"entries", absl::StrCat(st->entries)});
+  table.Add({"disk bytes", absl::StrCat(st->disk_bytes)});
+  table.Add({"cache hit rate", absl::StrFormat("%.1f%% of %d lookups", hit_rate, lookups)});
+  table.Add({"open transactions", absl::StrCat(st->open_transactions)});
+  table.Print(out_);
+  return absl::OkStatus();
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view f) {
+    return f.find("client/cli/main.cc") != absl::string_view::npos;
+  };
+  absl::SetFlagsUsageConfig(config);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> args(positional.begin() + 1, positional.end());
+  if (args.empty()) {
+    std::cerr << kUsage << "\n";
+    return kBadInput;
+  }
+  absl::Status s;
+  ExitCode code = kOk;
+  {
+    absl::StatusOr<std::unique_ptr<client::Client>> db = Open(args[0]);
+    if (!db.ok()) {
+      s = db.status();
+    } else {
+      Cli cli(**db, std::cout);
+      s = cli.Run(args);
+      code = cli.result();
+    }
+  }
+  std::cout << std::flush;
+  if (!s.ok()) {
+    std::cerr << "cowdb: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
+    return ExitCodeFor(s);
+  }
+  return code;
+}
+
+}  // namespace
+}  // namespace cowdb::cli
+
+int main(int argc, char** argv) { return cowdb::cli::Main(argc, argv); }

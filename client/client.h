@@ -1,0 +1,252 @@
+// The cowdb client API: one interface over a remote cowdb_server (Connect)
+// or a database directory opened in-process (OpenLocal, local_client.h).
+//
+// It mirrors the embedded API of engine/db.h: reads at the latest or a
+// retained version, blind puts and deletes, interactive transactions,
+// etcd-style compare-and-swap, versions, tags, diffs and watches. Every
+// read says the version it read; every write the version that made it
+// visible; every key its mod_version.
+//
+//   ASSIGN_OR_RETURN(auto db, cowdb::client::Connect({.target = "127.0.0.1:7390"}));
+//   ASSIGN_OR_RETURN(uint64_t v, db->Put("greeting", "hello"));
+//   ASSIGN_OR_RETURN(cowdb::client::Entry e, db->Get("greeting"));
+//
+// Errors are absl::Status with the codes of the wire API
+// (proto/cowdb/v1/cowdb.proto): NotFound (missing key, tag, transaction, or
+// a version after the latest), OutOfRange (a released version), Aborted
+// (a transaction conflict: retry, see RunTransaction), InvalidArgument,
+// ResourceExhausted (over a server limit), Unknown (a commit whose outcome
+// is unknown), DataLoss, Unauthenticated, Unavailable and DeadlineExceeded
+// (the server could not be reached in time).
+//
+// Thread safety: a Client may be used from many threads at once; a
+// Transaction by one thread at a time.
+
+#ifndef COWDB_CLIENT_CLIENT_H_
+#define COWDB_CLIENT_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace cowdb::client {
+
+// A key as read.
+struct KeyValue {
+  std::string key;
+  std::string value;         // empty with ScanOptions::keys_only
+  uint64_t mod_version = 0;  // 0 for a transaction's own uncommitted write
+};
+
+// One key's value as read (the shape of cowdb::Entry).
+struct Entry {
+  std::string value;
+  uint64_t mod_version = 0;  // 0 for a transaction's own uncommitted write
+  uint64_t version = 0;      // the version read
+};
+
+// Keys in [start, end) (empty end: no bound), or every key with `prefix`
+// (then start and end stay empty). The default is every key.
+struct Range {
+  std::string start;
+  std::string end;
+  std::string prefix;
+
+  static Range Prefix(std::string p) { return Range{"", "", std::move(p)}; }
+};
+
+struct ScanOptions {
+  Range range;
+  // Read at this retained version; unset: the latest. Not allowed inside a
+  // transaction, which reads at its own snapshot.
+  std::optional<uint64_t> at;
+  uint64_t limit = 0;  // 0: no limit
+  bool reverse = false;
+  bool keys_only = false;
+};
+
+// etcd-style compare-and-swap (Client::Txn): if every compare holds at the
+// latest version, apply `success`, else `failure`, atomically.
+struct Compare {
+  enum class Target { kValue, kModVersion, kExists };
+  enum class Op { kEqual, kNotEqual, kLess, kGreater };
+  std::string key;
+  Target target = Target::kExists;
+  Op op = Op::kEqual;
+  std::string value;         // kValue; an absent key equals no value
+  uint64_t mod_version = 0;  // kModVersion; an absent key has 0
+  bool exists = true;        // kExists (kEqual or kNotEqual only)
+};
+
+struct TxnOp {
+  enum class Kind { kPut, kDelete, kGet };
+  Kind kind = Kind::kGet;
+  std::string key;
+  std::string value;  // kPut
+
+  static TxnOp Put(std::string k, std::string v) {
+    return TxnOp{Kind::kPut, std::move(k), std::move(v)};
+  }
+  static TxnOp Delete(std::string k) { return TxnOp{Kind::kDelete, std::move(k), ""}; }
+  static TxnOp Get(std::string k) { return TxnOp{Kind::kGet, std::move(k), ""}; }
+};
+
+struct TxnRequest {
+  std::vector<Compare> compares;
+  std::vector<TxnOp> success;
+  std::vector<TxnOp> failure;
+};
+
+struct TxnResult {
+  bool succeeded = false;        // the compares held
+  std::vector<KeyValue> gets;    // the branch's kGet results, absent keys omitted
+  uint64_t version = 0;          // read, and written if the branch wrote
+};
+
+struct TransactionOptions {
+  bool read_only = false;
+  // Read-only transactions only: read at this retained version.
+  std::optional<uint64_t> read_version;
+  // Serializable (default): commit fails with Aborted if anything the
+  // transaction read changed. Snapshot: only if a key it wrote changed.
+  bool snapshot_isolation = false;
+};
+
+// An interactive transaction: reads see its snapshot plus its own writes;
+// Commit applies its writes atomically or fails with Aborted. Destroying an
+// unfinished transaction rolls it back.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+  virtual uint64_t read_version() const = 0;
+  // NotFound if the key is absent.
+  virtual absl::StatusOr<Entry> Get(std::string_view key) = 0;
+  // Calls `visit` for each key in order until it returns false; returns
+  // the version read.
+  virtual absl::StatusOr<uint64_t> Scan(
+      const ScanOptions& options,
+      const std::function<bool(const KeyValue&)>& visit) = 0;
+  virtual absl::StatusOr<uint64_t> Count(const Range& range) = 0;
+  virtual absl::Status Put(std::string_view key, std::string_view value) = 0;
+  virtual absl::Status Delete(std::string_view key) = 0;
+  // The version that made the writes visible (the read version if there
+  // were none).
+  virtual absl::StatusOr<uint64_t> Commit() = 0;
+  virtual absl::Status Rollback() = 0;
+};
+
+struct VersionInfo {
+  uint64_t version = 0;
+  int64_t commit_unix_micros = 0;
+  uint64_t entries = 0;
+};
+
+// A key's change between two versions; nullopt means absent.
+struct Change {
+  std::string key;
+  std::optional<std::string> old_value;
+  std::optional<std::string> new_value;
+  uint64_t old_mod_version = 0;
+  uint64_t new_mod_version = 0;
+};
+
+// One change delivered by Watch (see cowdb::WatchEvent for `net`).
+struct WatchEvent {
+  uint64_t version = 0;
+  Change change;
+  bool net = false;
+};
+
+struct ServerStatus {
+  uint64_t latest_version = 0;
+  uint64_t oldest_version = 0;
+  uint64_t entries = 0;
+  uint64_t disk_bytes = 0;
+  uint64_t cache_hits = 0;
+  uint64_t cache_misses = 0;
+  uint64_t open_transactions = 0;
+};
+
+class Client {
+ public:
+  virtual ~Client() = default;
+
+  // NotFound if the key is absent.
+  virtual absl::StatusOr<Entry> Get(std::string_view key,
+                                    std::optional<uint64_t> at = std::nullopt) = 0;
+  // Calls `visit` for each key in order until it returns false; returns
+  // the version read.
+  virtual absl::StatusOr<uint64_t> Scan(
+      const ScanOptions& options,
+      const std::function<bool(const KeyValue&)>& visit) = 0;
+  // Keys in `range` (O(log n)).
+  virtual absl::StatusOr<uint64_t> Count(const Range& range,
+                                         std::optional<uint64_t> at = std::nullopt) = 0;
+
+  // Each returns the version that made the write visible.
+  virtual absl::StatusOr<uint64_t> Put(std::string_view key, std::string_view value) = 0;
+  virtual absl::StatusOr<uint64_t> Delete(std::string_view key) = 0;
+  virtual absl::StatusOr<TxnResult> Txn(const TxnRequest& request) = 0;
+
+  virtual absl::StatusOr<std::unique_ptr<Transaction>> Begin(
+      const TransactionOptions& options = {}) = 0;
+
+  virtual absl::StatusOr<std::vector<VersionInfo>> ListVersions() = 0;
+  virtual absl::Status Tag(std::string_view name, uint64_t version) = 0;
+  virtual absl::Status Untag(std::string_view name) = 0;
+  virtual absl::StatusOr<std::map<std::string, uint64_t>> ListTags() = 0;
+  // The changes from version `from` to `to` in `range`, in key order, until
+  // `visit` returns false.
+  virtual absl::Status Diff(uint64_t from, uint64_t to, const Range& range,
+                            const std::function<bool(const Change&)>& visit) = 0;
+  // Every change after version `from` in `range`, in version order, as it
+  // commits; blocks until `visit` returns false or an error ends the watch.
+  virtual absl::Status Watch(uint64_t from, const Range& range,
+                             const std::function<bool(const WatchEvent&)>& visit) = 0;
+  virtual absl::StatusOr<ServerStatus> Status() = 0;
+
+  // Collects a scan (convenience over Scan).
+  absl::StatusOr<std::vector<KeyValue>> ScanAll(const ScanOptions& options,
+                                                uint64_t* read_version = nullptr);
+};
+
+struct ConnectOptions {
+  // "host:port" of a cowdb_server.
+  std::string target = "127.0.0.1:7390";
+  // Sent as "authorization: Bearer <token>" when not empty.
+  std::string token;
+  // TLS: PEM root certificates to trust (enables TLS), and optionally a
+  // PEM client certificate and key (mTLS). Contents, not file names.
+  std::string tls_root_certs;
+  std::string tls_client_cert;
+  std::string tls_client_key;
+  // Deadline of each call (a Watch has none). Streams must finish in it.
+  absl::Duration timeout = absl::Seconds(30);
+  // How long Connect waits for the server to answer.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  int max_message_bytes = 64 << 20;
+};
+
+// Connects to a cowdb_server. Errors: Unavailable if it does not answer
+// within connect_timeout; InvalidArgument for bad TLS settings.
+absl::StatusOr<std::unique_ptr<Client>> Connect(const ConnectOptions& options);
+
+// Runs `body` in a transaction and commits it, retrying (with a short,
+// growing backoff) while the commit or a read fails with Aborted, at most
+// `max_attempts` times. Returns the commit version, or the last error.
+absl::StatusOr<uint64_t> RunTransaction(
+    Client& client, const TransactionOptions& options,
+    const std::function<absl::Status(Transaction&)>& body, int max_attempts = 10);
+
+}  // namespace cowdb::client
+
+#endif  // COWDB_CLIENT_CLIENT_H_

@@ -1,0 +1,170 @@
+#include "client/internal/engine_ops.h"
+
+#include <optional>
+
+namespace cowdb::client::internal {
+namespace {
+
+// Attempts of a one-shot Txn that keeps conflicting.
+constexpr int kTxnAttempts = 16;
+
+// Evaluates one compare against its key's entry (nullopt: absent).
+absl::StatusOr<bool> Evaluate(const v1::Compare& c, const std::optional<cowdb::Entry>& e) {
+  auto ordered = [&](int cmp) -> absl::StatusOr<bool> {
+    switch (c.op()) {
+      case v1::Compare::EQUAL: return cmp == 0;
+      case v1::Compare::NOT_EQUAL: return cmp != 0;
+      case v1::Compare::LESS: return cmp < 0;
+      case v1::Compare::GREATER: return cmp > 0;
+      default: return absl::InvalidArgumentError("a compare without an op");
+    }
+  };
+  switch (c.target()) {
+    case v1::Compare::VALUE: {
+      if (c.operand_case() != v1::Compare::kValue) {
+        return absl::InvalidArgumentError("a VALUE compare needs a value");
+      }
+      if (!e) return c.op() == v1::Compare::NOT_EQUAL;
+      return ordered(e->value.compare(c.value()));
+    }
+    case v1::Compare::MOD_VERSION: {
+      if (c.operand_case() != v1::Compare::kModVersion) {
+        return absl::InvalidArgumentError("a MOD_VERSION compare needs a mod_version");
+      }
+      uint64_t mine = e ? e->mod_version : 0;  // absent keys compare as 0
+      return ordered(mine < c.mod_version() ? -1 : mine > c.mod_version() ? 1 : 0);
+    }
+    case v1::Compare::EXISTS: {
+      if (c.operand_case() != v1::Compare::kExists) {
+        return absl::InvalidArgumentError("an EXISTS compare needs exists");
+      }
+      if (c.op() != v1::Compare::EQUAL && c.op() != v1::Compare::NOT_EQUAL) {
+        return absl::InvalidArgumentError("EXISTS compares with EQUAL or NOT_EQUAL");
+      }
+      return (e.has_value() == c.exists()) == (c.op() == v1::Compare::EQUAL);
+    }
+    default:
+      return absl::InvalidArgumentError("a compare without a target");
+  }
+}
+
+absl::StatusOr<std::optional<cowdb::Entry>> Lookup(cowdb::Transaction& t,
+                                                   const std::string& key) {
+  absl::StatusOr<cowdb::Entry> e = t.GetEntry(key);
+  if (absl::IsNotFound(e.status())) return std::nullopt;
+  if (!e.ok()) return e.status();
+  return std::optional<cowdb::Entry>(*std::move(e));
+}
+
+// One attempt of ExecuteTxn.
+absl::Status TryTxn(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp) {
+  resp->Clear();
+  absl::StatusOr<std::unique_ptr<cowdb::Transaction>> t = db.Begin(cowdb::TransactionOptions());
+  if (!t.ok()) return t.status();
+  bool holds = true;
+  for (const v1::Compare& c : req.compares()) {
+    absl::StatusOr<std::optional<cowdb::Entry>> e = Lookup(**t, c.key());
+    if (!e.ok()) return e.status();
+    absl::StatusOr<bool> ok = Evaluate(c, *e);
+    if (!ok.ok()) return ok.status();
+    holds = holds && *ok;
+  }
+  for (const v1::TxnOp& op : holds ? req.success() : req.failure()) {
+    if (op.op_case() == v1::TxnOp::kMutation) {
+      absl::Status s = ApplyMutation(**t, op.mutation());
+      if (!s.ok()) return s;
+    } else if (op.op_case() == v1::TxnOp::kGetKey) {
+      absl::StatusOr<std::optional<cowdb::Entry>> e = Lookup(**t, op.get_key());
+      if (!e.ok()) return e.status();
+      if (!*e) continue;
+      v1::KeyValue* kv = resp->add_gets();
+      kv->set_key(op.get_key());
+      kv->set_value((*e)->value);
+      kv->set_mod_version((*e)->mod_version);
+    } else {
+      return absl::InvalidArgumentError("a Txn op without an operation");
+    }
+  }
+  absl::StatusOr<uint64_t> v = (*t)->Commit();
+  if (!v.ok()) return v.status();
+  resp->set_succeeded(holds);
+  resp->set_version(*v);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ApplyMutation(cowdb::Transaction& t, const v1::Mutation& m) {
+  switch (m.op_case()) {
+    case v1::Mutation::kPut:
+      return t.Put(m.put().key(), m.put().value());
+    case v1::Mutation::kDeleteKey:
+      return t.Delete(m.delete_key());
+    default:
+      return absl::InvalidArgumentError("a mutation without an operation");
+  }
+}
+
+absl::Status ExecuteTxn(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp) {
+  // Serializable: the compares are reads, so a commit between them and the
+  // writes aborts the attempt, which is then retried.
+  for (int attempt = 0; attempt < kTxnAttempts; ++attempt) {
+    absl::Status s = TryTxn(db, req, resp);
+    if (!absl::IsAborted(s)) return s;
+  }
+  return absl::AbortedError("Txn kept conflicting; retry");
+}
+
+absl::Status ScanRange(Iterator& it, const std::string& start, const std::string& end,
+                       bool reverse, uint64_t limit, bool keys_only,
+                       const std::function<bool(const KeyValue&)>& visit) {
+  if (reverse) {
+    if (end.empty()) {
+      it.SeekToLast();
+    } else {
+      it.Seek(end);
+      if (it.Valid()) {
+        it.Prev();
+      } else {
+        it.SeekToLast();
+      }
+    }
+  } else {
+    it.Seek(start);
+  }
+  auto in_range = [&] {
+    if (!it.Valid()) return false;
+    if (reverse) return it.key() >= std::string_view(start);
+    return end.empty() || it.key() < std::string_view(end);
+  };
+  KeyValue kv;
+  for (uint64_t n = 0; in_range() && (limit == 0 || n < limit);
+       ++n, reverse ? it.Prev() : it.Next()) {
+    kv.key.assign(it.key());
+    if (keys_only) {
+      kv.value.clear();
+    } else {
+      kv.value.assign(it.value());
+      if (!it.status().ok()) return it.status();  // a blob could not be read
+    }
+    kv.mod_version = it.mod_version();
+    if (!visit(kv)) return absl::OkStatus();
+  }
+  return it.status();
+}
+
+void ToProto(const cowdb::Change& c, v1::Change* out) {
+  out->set_key(c.key);
+  out->set_old_exists(c.old_value.has_value());
+  if (c.old_value) out->set_old_value(*c.old_value);
+  out->set_new_exists(c.new_value.has_value());
+  if (c.new_value) out->set_new_value(*c.new_value);
+  out->set_old_mod_version(c.old_mod_version);
+  out->set_new_mod_version(c.new_mod_version);
+}
+
+Change FromEngine(const cowdb::Change& c) {
+  return Change{c.key, c.old_value, c.new_value, c.old_mod_version, c.new_mod_version};
+}
+
+}  // namespace cowdb::client::internal

@@ -1,0 +1,38 @@
+// Wire operations executed on an embedded cowdb::DB: the one
+// implementation behind both cowdb_server's handlers and the local client,
+// so a request means the same thing in-process and over the network.
+
+#ifndef COWDB_CLIENT_INTERNAL_ENGINE_OPS_H_
+#define COWDB_CLIENT_INTERNAL_ENGINE_OPS_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "client/client.h"
+#include "cowdb/v1/cowdb.pb.h"
+#include "engine/db.h"
+
+namespace cowdb::client::internal {
+
+// Buffers one mutation in `txn`.
+absl::Status ApplyMutation(cowdb::Transaction& txn, const v1::Mutation& m);
+
+// Runs an etcd-style compare-and-swap as a serializable transaction,
+// retrying internally while it conflicts (then Aborted).
+absl::Status ExecuteTxn(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp);
+
+// Visits the keys of `it` in [start, end) (empty end: unbounded), forward
+// or in reverse, at most `limit` (0: all), until `visit` returns false.
+// With keys_only, values are left empty and not read.
+absl::Status ScanRange(Iterator& it, const std::string& start, const std::string& end,
+                       bool reverse, uint64_t limit, bool keys_only,
+                       const std::function<bool(const KeyValue&)>& visit);
+
+void ToProto(const cowdb::Change& c, v1::Change* out);
+Change FromEngine(const cowdb::Change& c);
+
+}  // namespace cowdb::client::internal
+
+#endif  // COWDB_CLIENT_INTERNAL_ENGINE_OPS_H_

@@ -1,0 +1,114 @@
+#include "client/internal/wire.h"
+
+#include <cstdint>
+
+namespace cowdb::client::internal {
+
+absl::Status ToBounds(const v1::KeyRange& r, std::string* start, std::string* end) {
+  if (!r.prefix().empty()) {
+    if (!r.start().empty() || !r.end().empty()) {
+      return absl::InvalidArgumentError("a range has a prefix or start/end, not both");
+    }
+    *start = r.prefix();
+    // The smallest key after every key with the prefix ("" if none is).
+    std::string next = r.prefix();
+    while (!next.empty() && static_cast<uint8_t>(next.back()) == 0xff) next.pop_back();
+    if (!next.empty()) next.back() = static_cast<char>(next.back() + 1);
+    *end = next;
+    return absl::OkStatus();
+  }
+  *start = r.start();
+  *end = r.end();
+  if (!end->empty() && *end < *start) {
+    return absl::InvalidArgumentError("range end is before its start");
+  }
+  return absl::OkStatus();
+}
+
+v1::KeyRange ToProto(const Range& r) {
+  v1::KeyRange out;
+  out.set_start(r.start);
+  out.set_end(r.end);
+  out.set_prefix(r.prefix);
+  return out;
+}
+
+namespace {
+
+void ToProto(const TxnOp& op, v1::TxnOp* out) {
+  switch (op.kind) {
+    case TxnOp::Kind::kPut:
+      out->mutable_mutation()->mutable_put()->set_key(op.key);
+      out->mutable_mutation()->mutable_put()->set_value(op.value);
+      break;
+    case TxnOp::Kind::kDelete:
+      out->mutable_mutation()->set_delete_key(op.key);
+      break;
+    case TxnOp::Kind::kGet:
+      out->set_get_key(op.key);
+      break;
+  }
+}
+
+v1::Compare::Target ToProto(Compare::Target t) {
+  switch (t) {
+    case Compare::Target::kValue: return v1::Compare::VALUE;
+    case Compare::Target::kModVersion: return v1::Compare::MOD_VERSION;
+    case Compare::Target::kExists: return v1::Compare::EXISTS;
+  }
+  return v1::Compare::TARGET_UNSPECIFIED;
+}
+
+v1::Compare::Op ToProto(Compare::Op op) {
+  switch (op) {
+    case Compare::Op::kEqual: return v1::Compare::EQUAL;
+    case Compare::Op::kNotEqual: return v1::Compare::NOT_EQUAL;
+    case Compare::Op::kLess: return v1::Compare::LESS;
+    case Compare::Op::kGreater: return v1::Compare::GREATER;
+  }
+  return v1::Compare::OP_UNSPECIFIED;
+}
+
+}  // namespace
+
+v1::TxnRequest ToProto(const TxnRequest& r) {
+  v1::TxnRequest out;
+  for (const Compare& c : r.compares) {
+    v1::Compare* pc = out.add_compares();
+    pc->set_key(c.key);
+    pc->set_target(ToProto(c.target));
+    pc->set_op(ToProto(c.op));
+    switch (c.target) {
+      case Compare::Target::kValue: pc->set_value(c.value); break;
+      case Compare::Target::kModVersion: pc->set_mod_version(c.mod_version); break;
+      case Compare::Target::kExists: pc->set_exists(c.exists); break;
+    }
+  }
+  for (const TxnOp& op : r.success) ToProto(op, out.add_success());
+  for (const TxnOp& op : r.failure) ToProto(op, out.add_failure());
+  return out;
+}
+
+KeyValue FromProto(const v1::KeyValue& kv) {
+  return KeyValue{kv.key(), kv.value(), kv.mod_version()};
+}
+
+TxnResult FromProto(const v1::TxnResponse& r) {
+  TxnResult out;
+  out.succeeded = r.succeeded();
+  out.version = r.version();
+  for (const v1::KeyValue& kv : r.gets()) out.gets.push_back(FromProto(kv));
+  return out;
+}
+
+Change FromProto(const v1::Change& c) {
+  Change out;
+  out.key = c.key();
+  if (c.old_exists()) out.old_value = c.old_value();
+  if (c.new_exists()) out.new_value = c.new_value();
+  out.old_mod_version = c.old_mod_version();
+  out.new_mod_version = c.new_mod_version();
+  return out;
+}
+
+}  // namespace cowdb::client::internal

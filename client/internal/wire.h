@@ -1,0 +1,40 @@
+// Conversions between the client API (client/client.h), the wire messages
+// (proto/cowdb/v1/cowdb.proto) and the engine, shared by the remote
+// client, the local client and cowdb_server so that all three read a
+// request the same way.
+
+#ifndef COWDB_CLIENT_INTERNAL_WIRE_H_
+#define COWDB_CLIENT_INTERNAL_WIRE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "client/client.h"
+#include "cowdb/v1/cowdb.pb.h"
+#include "grpcpp/support/status.h"
+
+namespace cowdb::client::internal {
+
+// The bounds of a range as [start, end); an empty end is unbounded.
+// InvalidArgument for a prefix together with start/end, or end < start.
+absl::Status ToBounds(const v1::KeyRange& range, std::string* start, std::string* end);
+
+// absl and gRPC share the canonical status codes.
+inline absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+inline grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+v1::KeyRange ToProto(const Range& r);
+v1::TxnRequest ToProto(const TxnRequest& r);
+TxnResult FromProto(const v1::TxnResponse& r);
+Change FromProto(const v1::Change& c);
+KeyValue FromProto(const v1::KeyValue& kv);
+
+}  // namespace cowdb::client::internal
+
+#endif  // COWDB_CLIENT_INTERNAL_WIRE_H_

@@ -1,0 +1,191 @@
+#include "client/local_client.h"
+
+#include <atomic>
+#include <utility>
+
+#include "client/internal/engine_ops.h"
+#include "client/internal/wire.h"
+
+namespace cowdb::client {
+namespace {
+
+// The bounds of `range` as [start, end) (empty end: unbounded).
+absl::Status Bounds(const Range& range, std::string* start, std::string* end) {
+  return internal::ToBounds(internal::ToProto(range), start, end);
+}
+
+ReadOptions At(std::optional<uint64_t> at) {
+  ReadOptions ro;
+  ro.version = at;
+  return ro;
+}
+
+class LocalTransaction final : public Transaction {
+ public:
+  LocalTransaction(std::unique_ptr<cowdb::Transaction> txn, std::atomic<uint64_t>* open)
+      : txn_(std::move(txn)), open_(open) {
+    ++*open_;
+  }
+  ~LocalTransaction() override { --*open_; }
+
+  uint64_t read_version() const override { return txn_->read_version(); }
+
+  absl::StatusOr<Entry> Get(std::string_view key) override {
+    absl::StatusOr<cowdb::Entry> e = txn_->GetEntry(key);
+    if (!e.ok()) return e.status();
+    return Entry{std::move(e->value), e->mod_version, e->version};
+  }
+
+  absl::StatusOr<uint64_t> Scan(const ScanOptions& options,
+                                const std::function<bool(const KeyValue&)>& visit) override {
+    if (options.at) {
+      return absl::InvalidArgumentError("a transaction reads at its own snapshot; no `at`");
+    }
+    std::string start, end;
+    if (absl::Status s = Bounds(options.range, &start, &end); !s.ok()) return s;
+    absl::StatusOr<std::unique_ptr<Iterator>> it = txn_->NewIterator();
+    if (!it.ok()) return it.status();
+    absl::Status s = internal::ScanRange(**it, start, end, options.reverse, options.limit,
+                                         options.keys_only, visit);
+    if (!s.ok()) return s;
+    return txn_->read_version();
+  }
+
+  absl::StatusOr<uint64_t> Count(const Range& range) override {
+    std::string start, end;
+    if (absl::Status s = Bounds(range, &start, &end); !s.ok()) return s;
+    return txn_->Count(start, end);
+  }
+
+  absl::Status Put(std::string_view key, std::string_view value) override {
+    return txn_->Put(key, value);
+  }
+  absl::Status Delete(std::string_view key) override { return txn_->Delete(key); }
+  absl::StatusOr<uint64_t> Commit() override { return txn_->Commit(); }
+  absl::Status Rollback() override { return txn_->Rollback(); }
+
+ private:
+  std::unique_ptr<cowdb::Transaction> txn_;
+  std::atomic<uint64_t>* const open_;
+};
+
+class LocalClient final : public Client {
+ public:
+  // Uses `db`; owns it if `owned` is set.
+  LocalClient(DB* db, std::unique_ptr<DB> owned) : db_(db), owned_(std::move(owned)) {}
+
+  absl::StatusOr<Entry> Get(std::string_view key, std::optional<uint64_t> at) override {
+    absl::StatusOr<cowdb::Entry> e = db_->GetEntry(At(at), key);
+    if (!e.ok()) return e.status();
+    return Entry{std::move(e->value), e->mod_version, e->version};
+  }
+
+  absl::StatusOr<uint64_t> Scan(const ScanOptions& options,
+                                const std::function<bool(const KeyValue&)>& visit) override {
+    std::string start, end;
+    if (absl::Status s = Bounds(options.range, &start, &end); !s.ok()) return s;
+    absl::StatusOr<std::unique_ptr<Iterator>> it = db_->NewIterator(At(options.at));
+    if (!it.ok()) return it.status();
+    absl::Status s = internal::ScanRange(**it, start, end, options.reverse, options.limit,
+                                         options.keys_only, visit);
+    if (!s.ok()) return s;
+    return (*it)->version();
+  }
+
+  absl::StatusOr<uint64_t> Count(const Range& range, std::optional<uint64_t> at) override {
+    std::string start, end;
+    if (absl::Status s = Bounds(range, &start, &end); !s.ok()) return s;
+    return db_->Count(At(at), start, end);
+  }
+
+  absl::StatusOr<uint64_t> Put(std::string_view key, std::string_view value) override {
+    return db_->Put(key, value);
+  }
+  absl::StatusOr<uint64_t> Delete(std::string_view key) override { return db_->Delete(key); }
+
+  absl::StatusOr<TxnResult> Txn(const TxnRequest& request) override {
+    v1::TxnResponse resp;
+    absl::Status s = internal::ExecuteTxn(*db_, internal::ToProto(request), &resp);
+    if (!s.ok()) return s;
+    return internal::FromProto(resp);
+  }
+
+  absl::StatusOr<std::unique_ptr<Transaction>> Begin(
+      const TransactionOptions& options) override {
+    cowdb::TransactionOptions o;
+    o.read_only = options.read_only;
+    o.read_version = options.read_version;
+    o.isolation = options.snapshot_isolation ? Isolation::kSnapshot : Isolation::kSerializable;
+    absl::StatusOr<std::unique_ptr<cowdb::Transaction>> t = db_->Begin(o);
+    if (!t.ok()) return t.status();
+    return std::unique_ptr<Transaction>(new LocalTransaction(*std::move(t), &open_));
+  }
+
+  absl::StatusOr<std::vector<VersionInfo>> ListVersions() override {
+    absl::StatusOr<std::vector<cowdb::VersionInfo>> vs = db_->ListVersions();
+    if (!vs.ok()) return vs.status();
+    std::vector<VersionInfo> out;
+    for (const cowdb::VersionInfo& v : *vs) {
+      out.push_back(VersionInfo{v.version, v.commit_micros, v.entries});
+    }
+    return out;
+  }
+
+  absl::Status Tag(std::string_view name, uint64_t version) override {
+    return db_->Tag(name, version);
+  }
+  absl::Status Untag(std::string_view name) override { return db_->Untag(name); }
+  absl::StatusOr<std::map<std::string, uint64_t>> ListTags() override {
+    return db_->ListTags();
+  }
+
+  absl::Status Diff(uint64_t from, uint64_t to, const Range& range,
+                    const std::function<bool(const Change&)>& visit) override {
+    std::string start, end;
+    if (absl::Status s = Bounds(range, &start, &end); !s.ok()) return s;
+    return db_->Diff(from, to, start, end,
+                     [&](const cowdb::Change& c) { return visit(internal::FromEngine(c)); });
+  }
+
+  absl::Status Watch(uint64_t from, const Range& range,
+                     const std::function<bool(const WatchEvent&)>& visit) override {
+    std::string start, end;
+    if (absl::Status s = Bounds(range, &start, &end); !s.ok()) return s;
+    absl::StatusOr<std::unique_ptr<Watcher>> w = db_->Watch(from, start, end);
+    if (!w.ok()) return w.status();
+    while (true) {
+      absl::StatusOr<cowdb::WatchEvent> e = (*w)->Next(absl::InfiniteDuration());
+      if (!e.ok()) return e.status();
+      if (!visit(WatchEvent{e->version, internal::FromEngine(e->change), e->net})) {
+        return absl::OkStatus();
+      }
+    }
+  }
+
+  absl::StatusOr<ServerStatus> Status() override {
+    DBStats st = db_->GetStats();
+    return ServerStatus{st.latest_version, db_->OldestVersion(), st.entries, st.disk_bytes,
+                        st.cache_hits,     st.cache_misses,      open_.load()};
+  }
+
+ private:
+  DB* const db_;
+  const std::unique_ptr<DB> owned_;
+  std::atomic<uint64_t> open_{0};
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> OpenLocal(const std::string& dir,
+                                                  const Options& options) {
+  absl::StatusOr<std::unique_ptr<DB>> db = DB::Open(options, dir);
+  if (!db.ok()) return db.status();
+  DB* raw = db->get();
+  return std::unique_ptr<Client>(new LocalClient(raw, *std::move(db)));
+}
+
+std::unique_ptr<Client> WrapLocal(DB* db) {
+  return std::unique_ptr<Client>(new LocalClient(db, nullptr));
+}
+
+}  // namespace cowdb::client

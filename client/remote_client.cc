@@ -1,0 +1,384 @@
+// Client over gRPC to a cowdb_server.
+
+#include <memory>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "client/client.h"
+#include "client/internal/wire.h"
+#include "cowdb/v1/cowdb.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace cowdb::client {
+namespace {
+
+using internal::FromGrpc;
+using internal::FromProto;
+using internal::ToProto;
+
+class RemoteClient;
+
+// An interactive transaction on the server. Puts and deletes are buffered
+// here and sent with the next read (so reads see them) or with Commit.
+class RemoteTransaction final : public Transaction {
+ public:
+  RemoteTransaction(RemoteClient* client, std::string id, uint64_t read_version)
+      : client_(client), id_(std::move(id)), read_version_(read_version) {}
+  ~RemoteTransaction() override {
+    if (!finished_) Rollback().IgnoreError();
+  }
+
+  uint64_t read_version() const override { return read_version_; }
+  absl::StatusOr<Entry> Get(std::string_view key) override;
+  absl::StatusOr<uint64_t> Scan(const ScanOptions& options,
+                                const std::function<bool(const KeyValue&)>& visit) override;
+  absl::StatusOr<uint64_t> Count(const Range& range) override;
+  absl::Status Put(std::string_view key, std::string_view value) override {
+    if (finished_) return Finished();
+    v1::Mutation* m = pending_.add_mutations();
+    m->mutable_put()->set_key(std::string(key));
+    m->mutable_put()->set_value(std::string(value));
+    return absl::OkStatus();
+  }
+  absl::Status Delete(std::string_view key) override {
+    if (finished_) return Finished();
+    pending_.add_mutations()->set_delete_key(std::string(key));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<uint64_t> Commit() override;
+  absl::Status Rollback() override;
+
+ private:
+  static absl::Status Finished() {
+    return absl::FailedPreconditionError("the transaction has finished");
+  }
+  // Sends buffered writes so that the server's reads see them.
+  absl::Status Flush();
+
+  RemoteClient* const client_;
+  const std::string id_;
+  const uint64_t read_version_;
+  v1::WriteRequest pending_;
+  bool finished_ = false;
+};
+
+class RemoteClient final : public Client {
+ public:
+  RemoteClient(std::shared_ptr<grpc::Channel> channel, const ConnectOptions& options)
+      : channel_(std::move(channel)),
+        kv_(v1::KV::NewStub(channel_)),
+        versions_(v1::Versions::NewStub(channel_)),
+        options_(options) {}
+
+  // A context with the call deadline and the bearer token.
+  std::unique_ptr<grpc::ClientContext> Context(bool deadline = true) const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    if (deadline) ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+    if (!options_.token.empty()) {
+      ctx->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+    }
+    return ctx;
+  }
+
+  v1::KV::Stub& kv() { return *kv_; }
+
+  absl::StatusOr<Entry> Get(std::string_view key, std::optional<uint64_t> at) override {
+    v1::GetRequest req;
+    req.set_key(std::string(key));
+    if (at) req.mutable_read()->set_at_version(*at);
+    return GetImpl(req);
+  }
+
+  absl::StatusOr<Entry> GetImpl(const v1::GetRequest& req) {
+    v1::GetResponse resp;
+    if (absl::Status s = FromGrpc(kv_->Get(Context().get(), req, &resp)); !s.ok()) return s;
+    return Entry{resp.kv().value(), resp.kv().mod_version(), resp.read_version()};
+  }
+
+  absl::StatusOr<uint64_t> Scan(const ScanOptions& options,
+                                const std::function<bool(const KeyValue&)>& visit) override {
+    if (options.at) return ScanImpl(options, visit, [&](v1::ReadSelector* r) {
+      r->set_at_version(*options.at);
+    });
+    return ScanImpl(options, visit, [](v1::ReadSelector*) {});
+  }
+
+  // Streams a scan whose read selector `select` fills in.
+  absl::StatusOr<uint64_t> ScanImpl(const ScanOptions& options,
+                                    const std::function<bool(const KeyValue&)>& visit,
+                                    const std::function<void(v1::ReadSelector*)>& select) {
+    v1::ScanRequest req;
+    *req.mutable_range() = ToProto(options.range);
+    select(req.mutable_read());
+    req.set_limit(options.limit);
+    req.set_reverse(options.reverse);
+    req.set_keys_only(options.keys_only);
+    std::unique_ptr<grpc::ClientContext> ctx = Context();
+    std::unique_ptr<grpc::ClientReader<v1::ScanResponse>> reader = kv_->Scan(ctx.get(), req);
+    v1::ScanResponse page;
+    uint64_t version = 0;
+    bool stopped = false;
+    while (!stopped && reader->Read(&page)) {
+      version = page.read_version();
+      for (const v1::KeyValue& kv : page.kvs()) {
+        if (!visit(FromProto(kv))) {
+          stopped = true;
+          break;
+        }
+      }
+    }
+    if (stopped) {
+      ctx->TryCancel();  // the server stops at its next page
+      reader->Finish().ok();
+      return version;
+    }
+    if (absl::Status s = FromGrpc(reader->Finish()); !s.ok()) return s;
+    return version;
+  }
+
+  absl::StatusOr<uint64_t> Count(const Range& range, std::optional<uint64_t> at) override {
+    v1::ScanRequest req;
+    *req.mutable_range() = ToProto(range);
+    if (at) req.mutable_read()->set_at_version(*at);
+    return CountImpl(req);
+  }
+
+  absl::StatusOr<uint64_t> CountImpl(v1::ScanRequest& req) {
+    req.set_count_only(true);
+    std::unique_ptr<grpc::ClientContext> ctx = Context();
+    auto reader = kv_->Scan(ctx.get(), req);
+    v1::ScanResponse resp;
+    uint64_t count = 0;
+    while (reader->Read(&resp)) count = resp.count();
+    if (absl::Status s = FromGrpc(reader->Finish()); !s.ok()) return s;
+    return count;
+  }
+
+  absl::StatusOr<uint64_t> Put(std::string_view key, std::string_view value) override {
+    v1::PutRequest req;
+    req.set_key(std::string(key));
+    req.set_value(std::string(value));
+    v1::PutResponse resp;
+    if (absl::Status s = FromGrpc(kv_->Put(Context().get(), req, &resp)); !s.ok()) return s;
+    return resp.version();
+  }
+
+  absl::StatusOr<uint64_t> Delete(std::string_view key) override {
+    v1::DeleteRequest req;
+    req.set_key(std::string(key));
+    v1::DeleteResponse resp;
+    if (absl::Status s = FromGrpc(kv_->Delete(Context().get(), req, &resp)); !s.ok()) return s;
+    return resp.version();
+  }
+
+  absl::StatusOr<TxnResult> Txn(const TxnRequest& request) override {
+    v1::TxnResponse resp;
+    absl::Status s = FromGrpc(kv_->Txn(Context().get(), ToProto(request), &resp));
+    if (!s.ok()) return s;
+    return FromProto(resp);
+  }
+
+  absl::StatusOr<std::unique_ptr<Transaction>> Begin(
+      const TransactionOptions& options) override {
+    v1::BeginRequest req;
+    req.set_read_only(options.read_only);
+    if (options.read_version) {
+      if (!options.read_only) {
+        return absl::InvalidArgumentError("read_version is for read-only transactions");
+      }
+      req.set_read_version(*options.read_version);
+    }
+    req.set_isolation(options.snapshot_isolation ? v1::BeginRequest::SNAPSHOT
+                                                 : v1::BeginRequest::SERIALIZABLE);
+    v1::BeginResponse resp;
+    if (absl::Status s = FromGrpc(kv_->Begin(Context().get(), req, &resp)); !s.ok()) return s;
+    return std::unique_ptr<Transaction>(
+        new RemoteTransaction(this, resp.transaction_id(), resp.read_version()));
+  }
+
+  absl::StatusOr<std::vector<VersionInfo>> ListVersions() override {
+    v1::ListVersionsResponse resp;
+    absl::Status s =
+        FromGrpc(versions_->ListVersions(Context().get(), v1::ListVersionsRequest(), &resp));
+    if (!s.ok()) return s;
+    std::vector<VersionInfo> out;
+    for (const v1::VersionInfo& v : resp.versions()) {
+      out.push_back(VersionInfo{v.version(), v.commit_unix_micros(), v.entries()});
+    }
+    return out;
+  }
+
+  absl::Status Tag(std::string_view name, uint64_t version) override {
+    v1::TagRequest req;
+    req.set_name(std::string(name));
+    req.set_version(version);
+    v1::TagResponse resp;
+    return FromGrpc(versions_->Tag(Context().get(), req, &resp));
+  }
+
+  absl::Status Untag(std::string_view name) override {
+    v1::UntagRequest req;
+    req.set_name(std::string(name));
+    v1::UntagResponse resp;
+    return FromGrpc(versions_->Untag(Context().get(), req, &resp));
+  }
+
+  absl::StatusOr<std::map<std::string, uint64_t>> ListTags() override {
+    v1::ListTagsResponse resp;
+    absl::Status s =
+        FromGrpc(versions_->ListTags(Context().get(), v1::ListTagsRequest(), &resp));
+    if (!s.ok()) return s;
+    return std::map<std::string, uint64_t>(resp.tags().begin(), resp.tags().end());
+  }
+
+  absl::Status Diff(uint64_t from, uint64_t to, const Range& range,
+                    const std::function<bool(const Change&)>& visit) override {
+    v1::DiffRequest req;
+    req.set_from_version(from);
+    req.set_to_version(to);
+    *req.mutable_range() = ToProto(range);
+    std::unique_ptr<grpc::ClientContext> ctx = Context();
+    auto reader = versions_->Diff(ctx.get(), req);
+    v1::DiffResponse page;
+    while (reader->Read(&page)) {
+      for (const v1::Change& c : page.changes()) {
+        if (!visit(FromProto(c))) {
+          ctx->TryCancel();
+          reader->Finish().ok();
+          return absl::OkStatus();
+        }
+      }
+    }
+    return FromGrpc(reader->Finish());
+  }
+
+  absl::Status Watch(uint64_t from, const Range& range,
+                     const std::function<bool(const WatchEvent&)>& visit) override {
+    v1::WatchRequest req;
+    req.set_from_version(from);
+    *req.mutable_range() = ToProto(range);
+    std::unique_ptr<grpc::ClientContext> ctx = Context(/*deadline=*/false);
+    auto reader = versions_->Watch(ctx.get(), req);
+    v1::WatchResponse resp;
+    while (reader->Read(&resp)) {
+      for (const v1::Change& c : resp.changes()) {
+        if (!visit(WatchEvent{resp.version(), FromProto(c), resp.net()})) {
+          ctx->TryCancel();
+          reader->Finish().ok();
+          return absl::OkStatus();
+        }
+      }
+    }
+    return FromGrpc(reader->Finish());
+  }
+
+  absl::StatusOr<ServerStatus> Status() override {
+    v1::StatusResponse r;
+    absl::Status s = FromGrpc(versions_->Status(Context().get(), v1::StatusRequest(), &r));
+    if (!s.ok()) return s;
+    return ServerStatus{r.latest_version(), r.oldest_version(), r.entries(), r.disk_bytes(),
+                        r.cache_hits(),     r.cache_misses(),   r.open_transactions()};
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::KV::Stub> kv_;
+  std::unique_ptr<v1::Versions::Stub> versions_;
+  const ConnectOptions options_;
+};
+
+absl::Status RemoteTransaction::Flush() {
+  if (finished_) return Finished();
+  if (pending_.mutations_size() == 0) return absl::OkStatus();
+  pending_.set_transaction_id(id_);
+  v1::WriteResponse resp;
+  absl::Status s = FromGrpc(client_->kv().Write(client_->Context().get(), pending_, &resp));
+  pending_.clear_mutations();
+  if (!s.ok() && !absl::IsResourceExhausted(s)) finished_ = true;  // the server ended it
+  return s;
+}
+
+absl::StatusOr<Entry> RemoteTransaction::Get(std::string_view key) {
+  if (absl::Status s = Flush(); !s.ok()) return s;
+  v1::GetRequest req;
+  req.set_key(std::string(key));
+  req.mutable_read()->set_transaction_id(id_);
+  return client_->GetImpl(req);
+}
+
+absl::StatusOr<uint64_t> RemoteTransaction::Scan(
+    const ScanOptions& options, const std::function<bool(const KeyValue&)>& visit) {
+  if (options.at) {
+    return absl::InvalidArgumentError("a transaction reads at its own snapshot; no `at`");
+  }
+  if (absl::Status s = Flush(); !s.ok()) return s;
+  return client_->ScanImpl(options, visit,
+                           [&](v1::ReadSelector* r) { r->set_transaction_id(id_); });
+}
+
+absl::StatusOr<uint64_t> RemoteTransaction::Count(const Range& range) {
+  if (absl::Status s = Flush(); !s.ok()) return s;
+  v1::ScanRequest req;
+  *req.mutable_range() = ToProto(range);
+  req.mutable_read()->set_transaction_id(id_);
+  return client_->CountImpl(req);
+}
+
+absl::StatusOr<uint64_t> RemoteTransaction::Commit() {
+  if (finished_) return Finished();
+  v1::CommitRequest req;
+  req.set_transaction_id(id_);
+  *req.mutable_mutations() = std::move(*pending_.mutable_mutations());
+  pending_.clear_mutations();
+  v1::CommitResponse resp;
+  absl::Status s = FromGrpc(client_->kv().Commit(client_->Context().get(), req, &resp));
+  if (absl::IsResourceExhausted(s)) return s;  // still open: roll back or retry
+  finished_ = true;
+  if (!s.ok()) return s;
+  return resp.version();
+}
+
+absl::Status RemoteTransaction::Rollback() {
+  if (finished_) return Finished();
+  finished_ = true;
+  pending_.clear_mutations();
+  v1::RollbackRequest req;
+  req.set_transaction_id(id_);
+  v1::RollbackResponse resp;
+  return FromGrpc(client_->kv().Rollback(client_->Context().get(), req, &resp));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> Connect(const ConnectOptions& options) {
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (options.tls_root_certs.empty()) {
+    if (!options.tls_client_cert.empty() || !options.tls_client_key.empty()) {
+      return absl::InvalidArgumentError("a client certificate needs TLS root certificates");
+    }
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    if (options.tls_client_cert.empty() != options.tls_client_key.empty()) {
+      return absl::InvalidArgumentError("a client certificate and key go together");
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_root_certs;
+    ssl.pem_cert_chain = options.tls_client_cert;
+    ssl.pem_private_key = options.tls_client_key;
+    creds = grpc::SslCredentials(ssl);
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(options.target, creds, args);
+  if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot reach a cowdb_server at ", options.target, " within ",
+        absl::FormatDuration(options.connect_timeout)));
+  }
+  return std::unique_ptr<Client>(new RemoteClient(std::move(channel), options));
+}
+
+}  // namespace cowdb::client
