@@ -154,7 +154,8 @@ class LocalClient final : public Client {
     absl::StatusOr<std::unique_ptr<Watcher>> w = db_->Watch(from, start, end);
     if (!w.ok()) return w.status();
     while (true) {
-      absl::StatusOr<cowdb::WatchEvent> e = (*w)->Next(absl::InfiniteDuration());
+      absl::StatusOr<cowdb::WatchEvent> e = (*w)->Next(absl::Seconds(1));
+      if (absl::IsDeadlineExceeded(e.status())) continue;  // no change yet
       if (!e.ok()) return e.status();
       if (!visit(WatchEvent{e->version, internal::FromEngine(e->change), e->net})) {
         return absl::OkStatus();

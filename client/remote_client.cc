@@ -23,8 +23,10 @@ class RemoteClient;
 // here and sent with the next read (so reads see them) or with Commit.
 class RemoteTransaction final : public Transaction {
  public:
-  RemoteTransaction(RemoteClient* client, std::string id, uint64_t read_version)
-      : client_(client), id_(std::move(id)), read_version_(read_version) {}
+  RemoteTransaction(RemoteClient* client, std::string id, uint64_t read_version,
+                    bool read_only)
+      : client_(client), id_(std::move(id)), read_version_(read_version),
+        read_only_(read_only) {}
   ~RemoteTransaction() override {
     if (!finished_) Rollback().IgnoreError();
   }
@@ -35,14 +37,14 @@ class RemoteTransaction final : public Transaction {
                                 const std::function<bool(const KeyValue&)>& visit) override;
   absl::StatusOr<uint64_t> Count(const Range& range) override;
   absl::Status Put(std::string_view key, std::string_view value) override {
-    if (finished_) return Finished();
+    if (absl::Status s = Writable(); !s.ok()) return s;
     v1::Mutation* m = pending_.add_mutations();
     m->mutable_put()->set_key(std::string(key));
     m->mutable_put()->set_value(std::string(value));
     return absl::OkStatus();
   }
   absl::Status Delete(std::string_view key) override {
-    if (finished_) return Finished();
+    if (absl::Status s = Writable(); !s.ok()) return s;
     pending_.add_mutations()->set_delete_key(std::string(key));
     return absl::OkStatus();
   }
@@ -53,12 +55,19 @@ class RemoteTransaction final : public Transaction {
   static absl::Status Finished() {
     return absl::FailedPreconditionError("the transaction has finished");
   }
+  // Writes are buffered here, so check what the server would.
+  absl::Status Writable() const {
+    if (finished_) return Finished();
+    if (read_only_) return absl::FailedPreconditionError("the transaction is read-only");
+    return absl::OkStatus();
+  }
   // Sends buffered writes so that the server's reads see them.
   absl::Status Flush();
 
   RemoteClient* const client_;
   const std::string id_;
   const uint64_t read_version_;
+  const bool read_only_;
   v1::WriteRequest pending_;
   bool finished_ = false;
 };
@@ -194,7 +203,7 @@ class RemoteClient final : public Client {
     v1::BeginResponse resp;
     if (absl::Status s = FromGrpc(kv_->Begin(Context().get(), req, &resp)); !s.ok()) return s;
     return std::unique_ptr<Transaction>(
-        new RemoteTransaction(this, resp.transaction_id(), resp.read_version()));
+        new RemoteTransaction(this, resp.transaction_id(), resp.read_version(), options.read_only));
   }
 
   absl::StatusOr<std::vector<VersionInfo>> ListVersions() override {

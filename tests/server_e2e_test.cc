@@ -14,6 +14,7 @@
 #include "cowdb/v1/cowdb.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/util/server_process.h"
 #include "tests/util/temp_dir.h"
 
 namespace cowdb {
@@ -26,62 +27,25 @@ class ServerTest : public ::testing::Test {
   // Starts the server with `extra` flags; returns false if it did not come
   // up (its exit status is then in `exit_status_`).
   bool Start(std::vector<std::string> extra) {
-    bool up = false;
-    StartImpl(extra, &up);
-    return up;
-  }
-
-  void StartImpl(const std::vector<std::string>& extra, bool* up) {
-    int out[2];
-    ASSERT_EQ(pipe(out), 0);
-    pid_ = fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      dup2(out[1], 1);
-      close(out[0]);
-      std::vector<std::string> args = {
-          "cowdb_server", "--data_dir=" + dir_.Sub("db"),
-          "--listen=127.0.0.1:0", "--scan_page_size=7",
-          "--transaction_idle_timeout=2s", "--retain_versions=50",
-          "--shutdown_grace=300ms"};
-      args.insert(args.end(), extra.begin(), extra.end());
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv("server/cowdb_server", argv.data());
-      _exit(127);
+    std::vector<std::string> flags = {"--scan_page_size=7", "--transaction_idle_timeout=2s",
+                                      "--retain_versions=50", "--shutdown_grace=300ms"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    if (!server_.Start(dir_.Sub("db"), flags)) {
+      exit_status_ = server_.exit_status();
+      return false;
     }
-    close(out[1]);
-    FILE* f = fdopen(out[0], "r");
-    char line[256] = {0};
-    if (fgets(line, sizeof(line), f) == nullptr) {
-      fclose(f);
-      ASSERT_EQ(waitpid(pid_, &exit_status_, 0), pid_);
-      pid_ = -1;
-      return;
-    }
-    std::string s(line);
-    ASSERT_EQ(s.rfind("listening on ", 0), 0u) << s;
-    addr_ = s.substr(13, s.size() - 14);
-    fclose(f);
+    addr_ = server_.addr();
     auto channel = grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials());
     kv_ = v1::KV::NewStub(channel);
     versions_ = v1::Versions::NewStub(channel);
-    *up = true;
+    return true;
   }
 
-  void Stop() {
-    TearDown();
-    pid_ = -1;
-  }
+  void Stop() { TearDown(); }
 
   void TearDown() override {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "the server did not shut down cleanly: " << status;
+    if (!server_.running()) return;
+    EXPECT_TRUE(server_.Stop()) << "the server did not shut down cleanly";
   }
 
   uint64_t Put(const std::string& k, const std::string& v) {
@@ -105,7 +69,7 @@ class ServerTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  pid_t pid_ = -1;
+  testing::ServerProcess server_;
   int exit_status_ = 0;
   std::string addr_;
   std::unique_ptr<v1::KV::Stub> kv_;

@@ -47,6 +47,15 @@ MATCHER_P2(StatusIs, code, substring,
          std::string(s.message()).find(substring) != std::string::npos;
 }
 
+// An OK StatusOr whose value matches `matcher`.
+MATCHER_P(IsOkAndHolds, matcher, "is OK and holds a matching value") {
+  if (!arg.ok()) {
+    *result_listener << "status: " << arg.status().ToString();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(matcher, *arg, result_listener);
+}
+
 }  // namespace cowdb::testing
 
 #define COWDB_TEST_CONCAT_INNER_(a, b) a##b

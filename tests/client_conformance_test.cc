@@ -1,0 +1,314 @@
+// One conformance suite for the client API, run against the in-process
+// client (the embedded DB) and the remote client (a real cowdb_server
+// process), so the two cannot drift apart.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/client.h"
+#include "client/local_client.h"
+#include "gtest/gtest.h"
+#include "tests/util/server_process.h"
+#include "tests/util/status_matchers.h"
+#include "tests/util/temp_dir.h"
+
+namespace cowdb::client {
+namespace {
+
+using ::cowdb::testing::IsOkAndHolds;
+using ::cowdb::testing::StatusIs;
+
+constexpr uint64_t kRetain = 20;
+
+enum class Backend { kLocal, kRemote };
+
+std::string Name(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kLocal ? "Local" : "Remote";
+}
+
+class ConformanceTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::kLocal) {
+      Options options;
+      options.retain_versions = kRetain;
+      auto c = OpenLocal(dir_.Sub("db"), options);
+      ASSERT_TRUE(c.ok()) << c.status();
+      db_ = *std::move(c);
+      return;
+    }
+    ASSERT_TRUE(server_.Start(dir_.Sub("db"), {absl::StrCat("--retain_versions=", kRetain),
+                                               "--scan_page_size=3", "--shutdown_grace=300ms"}));
+    ConnectOptions o;
+    o.target = server_.addr();
+    auto c = Connect(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    db_ = *std::move(c);
+  }
+
+  void TearDown() override {
+    db_.reset();
+    if (server_.running()) EXPECT_TRUE(server_.Stop());
+  }
+
+  // The keys and values of a scan, "k=v" each.
+  std::vector<std::string> Scan(const ScanOptions& o) {
+    std::vector<std::string> out;
+    auto kvs = db_->ScanAll(o);
+    EXPECT_TRUE(kvs.ok()) << kvs.status();
+    if (!kvs.ok()) return out;
+    for (const KeyValue& kv : *kvs) out.push_back(kv.key + "=" + kv.value);
+    return out;
+  }
+
+  testing::TempDir dir_;
+  testing::ServerProcess server_;
+  std::unique_ptr<Client> db_;
+};
+
+TEST_P(ConformanceTest, PutGetDeleteAtVersions) {
+  ASSERT_OK_AND_ASSIGN(uint64_t v1, db_->Put("k", "one"));
+  ASSERT_OK_AND_ASSIGN(uint64_t v2, db_->Put("k", "two"));
+  EXPECT_EQ(v2, v1 + 1);
+  ASSERT_OK_AND_ASSIGN(Entry e, db_->Get("k"));
+  EXPECT_EQ(e.value, "two");
+  EXPECT_EQ(e.mod_version, v2);
+  EXPECT_EQ(e.version, v2);
+  ASSERT_OK_AND_ASSIGN(Entry old, db_->Get("k", v1));
+  EXPECT_EQ(old.value, "one");
+  EXPECT_EQ(old.version, v1);
+  ASSERT_OK_AND_ASSIGN(uint64_t v3, db_->Delete("k"));
+  EXPECT_THAT(db_->Get("k"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->Get("k", v2), IsOkAndHolds(::testing::Field(&Entry::value, "two")));
+  EXPECT_THAT(db_->Get("k", v3 + 5), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->Put("", "x"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->Put(std::string(5000, 'k'), "x"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_P(ConformanceTest, TransactionsReadTheirOwnWrites) {
+  ASSERT_OK(db_->Put("a", "1").status());
+  ASSERT_OK(db_->Put("c", "3").status());
+  ASSERT_OK_AND_ASSIGN(auto txn, db_->Begin());
+  const uint64_t read_version = txn->read_version();
+  ASSERT_OK(txn->Put("b", "2"));
+  ASSERT_OK(txn->Delete("c"));
+  ASSERT_OK_AND_ASSIGN(Entry b, txn->Get("b"));
+  EXPECT_EQ(b.value, "2");
+  EXPECT_EQ(b.mod_version, 0u);  // not yet committed
+  EXPECT_THAT(txn->Get("c"), StatusIs(absl::StatusCode::kNotFound));
+  std::vector<std::string> seen;
+  ASSERT_OK_AND_ASSIGN(uint64_t v, txn->Scan({}, [&](const KeyValue& kv) {
+    seen.push_back(kv.key + "=" + kv.value);
+    return true;
+  }));
+  EXPECT_EQ(v, read_version);
+  EXPECT_EQ(seen, (std::vector<std::string>{"a=1", "b=2"}));
+  EXPECT_THAT(txn->Count({}), IsOkAndHolds(2u));
+  EXPECT_THAT(db_->Get("b"), StatusIs(absl::StatusCode::kNotFound));  // not visible outside
+  ASSERT_OK_AND_ASSIGN(uint64_t committed, txn->Commit());
+  EXPECT_EQ(committed, read_version + 1);
+  EXPECT_THAT(txn->Put("x", "y"), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(Scan({}), (std::vector<std::string>{"a=1", "b=2"}));
+
+  ASSERT_OK_AND_ASSIGN(auto rolled, db_->Begin());
+  ASSERT_OK(rolled->Put("z", "26"));
+  ASSERT_OK(rolled->Rollback());
+  EXPECT_THAT(db_->Get("z"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(ConformanceTest, SnapshotsAtVersions) {
+  ASSERT_OK_AND_ASSIGN(uint64_t v1, db_->Put("k", "old"));
+  ASSERT_OK(db_->Put("k", "new").status());
+  ASSERT_OK(db_->Put("k2", "added").status());
+  TransactionOptions o;
+  o.read_only = true;
+  o.read_version = v1;
+  ASSERT_OK_AND_ASSIGN(auto snap, db_->Begin(o));
+  EXPECT_EQ(snap->read_version(), v1);
+  EXPECT_THAT(snap->Get("k"), IsOkAndHolds(::testing::Field(&Entry::value, "old")));
+  EXPECT_THAT(snap->Get("k2"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(snap->Put("k", "x"), StatusIs(absl::StatusCode::kFailedPrecondition));
+  ScanOptions at;
+  at.at = v1;
+  EXPECT_EQ(Scan(at), (std::vector<std::string>{"k=old"}));
+  EXPECT_THAT(db_->Count({}, v1), IsOkAndHolds(1u));
+  EXPECT_THAT(db_->Count({}), IsOkAndHolds(2u));
+}
+
+TEST_P(ConformanceTest, ConflictsAbortAndRunTransactionRetries) {
+  ASSERT_OK(db_->Put("k", "0").status());
+  // Serializable: a read that changed aborts the commit.
+  ASSERT_OK_AND_ASSIGN(auto t1, db_->Begin());
+  ASSERT_OK(t1->Get("k").status());
+  ASSERT_OK(db_->Put("k", "1").status());
+  ASSERT_OK(t1->Put("other", "x"));
+  EXPECT_THAT(t1->Commit(), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(db_->Get("other"), StatusIs(absl::StatusCode::kNotFound));
+  // Snapshot isolation: only written keys conflict.
+  TransactionOptions si;
+  si.snapshot_isolation = true;
+  ASSERT_OK_AND_ASSIGN(auto t2, db_->Begin(si));
+  ASSERT_OK(t2->Get("k").status());
+  ASSERT_OK(db_->Put("k", "2").status());
+  ASSERT_OK(t2->Put("other", "x"));
+  EXPECT_OK(t2->Commit().status());
+  ASSERT_OK_AND_ASSIGN(auto t3, db_->Begin(si));
+  ASSERT_OK(t3->Put("k", "mine"));
+  ASSERT_OK(db_->Put("k", "theirs").status());
+  EXPECT_THAT(t3->Commit(), StatusIs(absl::StatusCode::kAborted));
+
+  // Concurrent read-modify-write increments through RunTransaction: none lost.
+  ASSERT_OK(db_->Put("counter", "0").status());
+  constexpr int kThreads = 4, kIncrements = 15;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kIncrements; ++i) {
+        absl::StatusOr<uint64_t> v = RunTransaction(*db_, {}, [](Transaction& txn) {
+          absl::StatusOr<Entry> e = txn.Get("counter");
+          if (!e.ok()) return e.status();
+          return txn.Put("counter", std::to_string(std::stoi(e->value) + 1));
+        }, /*max_attempts=*/100);
+        if (!v.ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_THAT(db_->Get("counter"), IsOkAndHolds(::testing::Field(
+                                       &Entry::value, std::to_string(kThreads * kIncrements))));
+}
+
+TEST_P(ConformanceTest, CompareAndSwapTxn) {
+  TxnRequest create;
+  create.compares.push_back({"lock", Compare::Target::kExists, Compare::Op::kEqual, "", 0, false});
+  create.success = {TxnOp::Put("lock", "alice")};
+  create.failure = {TxnOp::Get("lock")};
+  ASSERT_OK_AND_ASSIGN(TxnResult r1, db_->Txn(create));
+  EXPECT_TRUE(r1.succeeded);
+  ASSERT_OK_AND_ASSIGN(Entry lock, db_->Get("lock"));
+  EXPECT_EQ(lock.mod_version, r1.version);
+
+  create.success = {TxnOp::Put("lock", "bob")};
+  ASSERT_OK_AND_ASSIGN(TxnResult r2, db_->Txn(create));
+  EXPECT_FALSE(r2.succeeded);
+  ASSERT_EQ(r2.gets.size(), 1u);
+  EXPECT_EQ(r2.gets[0].value, "alice");
+  EXPECT_EQ(r2.gets[0].mod_version, r1.version);
+
+  TxnRequest by_version;
+  by_version.compares.push_back(
+      {"lock", Compare::Target::kModVersion, Compare::Op::kEqual, "", r1.version, true});
+  by_version.compares.push_back(
+      {"lock", Compare::Target::kValue, Compare::Op::kEqual, "alice", 0, true});
+  by_version.success = {TxnOp::Delete("lock"), TxnOp::Put("log", "released"),
+                        TxnOp::Get("log"), TxnOp::Get("absent")};
+  ASSERT_OK_AND_ASSIGN(TxnResult r3, db_->Txn(by_version));
+  EXPECT_TRUE(r3.succeeded);
+  ASSERT_EQ(r3.gets.size(), 1u);  // absent keys are omitted
+  EXPECT_EQ(r3.gets[0].value, "released");
+  EXPECT_THAT(db_->Get("lock"), StatusIs(absl::StatusCode::kNotFound));
+
+  TxnRequest bad;
+  bad.compares.push_back({"k", Compare::Target::kExists, Compare::Op::kLess, "", 0, true});
+  EXPECT_THAT(db_->Txn(bad), StatusIs(absl::StatusCode::kInvalidArgument));
+  TxnRequest empty_key;
+  empty_key.success = {TxnOp::Put("", "v")};
+  EXPECT_THAT(db_->Txn(empty_key), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_P(ConformanceTest, ScansWithEveryOption) {
+  for (const char* k : {"a", "b1", "b2", "b3", "c", "d"}) {
+    ASSERT_OK(db_->Put(k, std::string("v") + k).status());
+  }
+  using V = std::vector<std::string>;
+  EXPECT_EQ(Scan({}), (V{"a=va", "b1=vb1", "b2=vb2", "b3=vb3", "c=vc", "d=vd"}));
+  EXPECT_EQ(Scan({Range::Prefix("b")}), (V{"b1=vb1", "b2=vb2", "b3=vb3"}));
+  EXPECT_EQ(Scan({Range{"b2", "d", ""}}), (V{"b2=vb2", "b3=vb3", "c=vc"}));
+  ScanOptions o;
+  o.range = Range{"b2", "", ""};
+  o.limit = 2;
+  EXPECT_EQ(Scan(o), (V{"b2=vb2", "b3=vb3"}));
+  o.reverse = true;
+  o.range = Range{"a", "c", ""};
+  EXPECT_EQ(Scan(o), (V{"b3=vb3", "b2=vb2"}));
+  o.limit = 0;
+  o.keys_only = true;
+  EXPECT_EQ(Scan(o), (V{"b3=", "b2=", "b1=", "a="}));
+  o = ScanOptions();
+  o.reverse = true;
+  EXPECT_EQ(Scan(o).front(), "d=vd");
+  // Stopping early (the server's stream is cancelled).
+  int visited = 0;
+  ASSERT_OK(db_->Scan({}, [&](const KeyValue&) { return ++visited < 4; }).status());
+  EXPECT_EQ(visited, 4);
+  EXPECT_THAT(db_->Count(Range::Prefix("b")), IsOkAndHolds(3u));
+  EXPECT_THAT(db_->Count(Range{"b", "a", ""}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->ScanAll({Range{"x", "y", "p"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_P(ConformanceTest, TagsKeepVersionsDiffAndWatch) {
+  ASSERT_OK_AND_ASSIGN(uint64_t tagged, db_->Put("k", "tagged"));
+  ASSERT_OK(db_->Tag("release", tagged));
+  ASSERT_OK_AND_ASSIGN(uint64_t untagged, db_->Put("k", "untagged"));
+  for (uint64_t i = 0; i < 2 * kRetain; ++i) {
+    ASSERT_OK(db_->Put("n", std::to_string(i)).status());
+  }
+  // Versions outside the window are released by the background reclaimer,
+  // soon after the commits: wait for it.
+  std::vector<VersionInfo> versions;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_OK_AND_ASSIGN(versions, db_->ListVersions());
+    if (versions.size() <= kRetain + 1) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(versions.size(), kRetain + 1);  // the window and the tagged version
+  EXPECT_EQ(versions.front().version, tagged);
+  ASSERT_OK_AND_ASSIGN(auto tags, db_->ListTags());
+  EXPECT_EQ(tags, (std::map<std::string, uint64_t>{{"release", tagged}}));
+  EXPECT_THAT(db_->Get("k", tagged), IsOkAndHolds(::testing::Field(&Entry::value, "tagged")));
+  EXPECT_THAT(db_->Get("k", untagged), StatusIs(absl::StatusCode::kOutOfRange));
+
+  std::vector<std::string> changes;
+  ASSERT_OK_AND_ASSIGN(ServerStatus st, db_->Status());
+  ASSERT_OK(db_->Diff(tagged, st.latest_version, {}, [&](const Change& c) {
+    changes.push_back(c.key + ":" + c.old_value.value_or("-") + ">" + c.new_value.value_or("-"));
+    return true;
+  }));
+  EXPECT_EQ(changes, (std::vector<std::string>{
+                         "k:tagged>untagged", absl::StrCat("n:->", 2 * kRetain - 1)}));
+  ASSERT_OK(db_->Untag("release"));
+  EXPECT_THAT(db_->Untag("release"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->Tag("t", st.latest_version + 10), StatusIs(absl::StatusCode::kNotFound));
+
+  // A watch from the latest version sees the next commits in order.
+  std::vector<std::string> events;
+  std::thread watcher([&] {
+    absl::Status s = db_->Watch(st.latest_version, Range::Prefix("w"), [&](const WatchEvent& e) {
+      events.push_back(absl::StrCat(e.version - st.latest_version, ":", e.change.key, "=",
+                                    e.change.new_value.value_or("-")));
+      return events.size() < 3;
+    });
+    EXPECT_OK(s);
+  });
+  ASSERT_OK(db_->Put("w1", "a").status());
+  ASSERT_OK(db_->Put("skipped", "x").status());
+  ASSERT_OK(db_->Put("w2", "b").status());
+  ASSERT_OK(db_->Delete("w1").status());
+  watcher.join();
+  EXPECT_EQ(events, (std::vector<std::string>{"1:w1=a", "3:w2=b", "4:w1=-"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest,
+                         ::testing::Values(Backend::kLocal, Backend::kRemote), Name);
+
+}  // namespace
+}  // namespace cowdb::client
