@@ -13,6 +13,9 @@ namespace {
 
 // Changes per DiffResponse message.
 constexpr int kDiffPageSize = 1000;
+// A Scan page also ends once its keys and values reach this many bytes, so
+// that pages of large values stay far below the message size limit.
+constexpr size_t kScanPageBytes = 1 << 20;
 
 using client::internal::ApplyMutation;
 using client::internal::ToBounds;
@@ -71,13 +74,19 @@ absl::Status StreamScan(Iterator& it, uint64_t read_version, const v1::ScanReque
   v1::ScanResponse page;
   page.set_read_version(read_version);
   absl::Status sent = absl::OkStatus();
+  size_t page_bytes = 0;
   absl::Status s = client::internal::ScanRange(
       it, start, end, req.reverse(), req.limit(), req.keys_only(),
       [&](const client::KeyValue& kv) {
         Fill(page.add_kvs(), kv.key, kv.value, kv.mod_version);
-        if (static_cast<uint64_t>(page.kvs_size()) < limits.page_size) return true;
+        page_bytes += kv.key.size() + kv.value.size();
+        if (static_cast<uint64_t>(page.kvs_size()) < limits.page_size &&
+            page_bytes < kScanPageBytes) {
+          return true;
+        }
         sent = limits.Send(ctx, writer, page);
         page.clear_kvs();
+        page_bytes = 0;
         return sent.ok();
       });
   if (!s.ok()) return s;

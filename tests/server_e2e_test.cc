@@ -5,12 +5,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "cowdb/v1/cowdb.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -233,6 +239,179 @@ TEST_F(ServerTest, VersionsTagsDiffAndStatus) {
     v1::ListTagsResponse resp;
     ASSERT_TRUE(versions_->ListTags(&ctx, req, &resp).ok());
     EXPECT_EQ(resp.tags().at("first"), a);
+  }
+}
+
+TEST_F(ServerTest, LimitsAndBadRequestsGetTheirCodesAndTheServerKeepsServing) {
+  Stop();
+  ASSERT_TRUE(Start({"--max_message_bytes=100000", "--max_transaction_bytes=1000",
+                     "--max_transaction_ops=5"}));
+  // An oversized request is refused by gRPC itself.
+  {
+    grpc::ClientContext ctx;
+    v1::PutRequest req;
+    req.set_key("big");
+    req.set_value(std::string(200000, 'v'));
+    v1::PutResponse resp;
+    EXPECT_EQ(kv_->Put(&ctx, req, &resp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  // Oversized and empty keys.
+  {
+    grpc::ClientContext ctx;
+    v1::PutRequest req;
+    req.set_key(std::string(5000, 'k'));
+    v1::PutResponse resp;
+    EXPECT_EQ(kv_->Put(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  auto begin = [&] {
+    grpc::ClientContext ctx;
+    v1::BeginResponse resp;
+    EXPECT_TRUE(kv_->Begin(&ctx, v1::BeginRequest(), &resp).ok());
+    return resp.transaction_id();
+  };
+  auto write = [&](const std::string& id, const std::string& key, size_t value_bytes,
+                   int count = 1) {
+    grpc::ClientContext ctx;
+    v1::WriteRequest req;
+    req.set_transaction_id(id);
+    for (int i = 0; i < count; ++i) {
+      auto* put = req.add_mutations()->mutable_put();
+      put->set_key(key + std::to_string(i));
+      put->set_value(std::string(value_bytes, 'v'));
+    }
+    v1::WriteResponse resp;
+    return kv_->Write(&ctx, req, &resp).error_code();
+  };
+  auto commit = [&](const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::CommitRequest req;
+    req.set_transaction_id(id);
+    v1::CommitResponse resp;
+    return kv_->Commit(&ctx, req, &resp).error_code();
+  };
+  // Transaction size: bytes and operations add up across requests; over a
+  // limit nothing of the request is applied and the transaction stays open.
+  std::string id = begin();
+  EXPECT_EQ(write(id, "a", 600), grpc::StatusCode::OK);
+  EXPECT_EQ(write(id, "b", 600), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(write(id, "c", 10, 5), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(write(id, "c", 10, 4), grpc::StatusCode::OK);
+  EXPECT_EQ(commit(id), grpc::StatusCode::OK);
+  v1::GetResponse got;
+  EXPECT_TRUE(Get("a0", &got).ok());
+  EXPECT_TRUE(Get("c3", &got).ok());
+  EXPECT_EQ(Get("b0", &got).error_code(), grpc::StatusCode::NOT_FOUND);
+  // A bad mutation ends the transaction: no request is half applied.
+  id = begin();
+  EXPECT_EQ(write(id, "", 1), grpc::StatusCode::OK);  // key "0": fine
+  {
+    grpc::ClientContext ctx;
+    v1::WriteRequest req;
+    req.set_transaction_id(id);
+    req.add_mutations()->mutable_put()->set_key("ok");
+    req.add_mutations()->mutable_put()->set_key("");
+    v1::WriteResponse resp;
+    EXPECT_EQ(kv_->Write(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_EQ(commit(id), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Get("ok", &got).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(commit("no-such-transaction"), grpc::StatusCode::NOT_FOUND);
+  // And the server still serves.
+  EXPECT_TRUE(Get("a0", &got).ok());
+}
+
+TEST_F(ServerTest, CallsWithoutDeadlineGetTheDefaultDeadline) {
+  Stop();
+  ASSERT_TRUE(Start({"--default_deadline=200ms", "--scan_page_size=1",
+                     "--max_transaction_ops=1000000"}));
+  // 100,000 keys streamed one per message take the server well over 200 ms.
+  {
+    grpc::ClientContext ctx;
+    v1::BeginResponse txn;
+    ASSERT_TRUE(kv_->Begin(&ctx, v1::BeginRequest(), &txn).ok());
+    grpc::ClientContext cctx;
+    v1::CommitRequest req;
+    req.set_transaction_id(txn.transaction_id());
+    for (int i = 0; i < 100000; ++i) {
+      auto* put = req.add_mutations()->mutable_put();
+      put->set_key(absl::StrCat("scan/", 1000000 + i));
+      put->set_value("v");
+    }
+    v1::CommitResponse resp;
+    ASSERT_TRUE(kv_->Commit(&cctx, req, &resp).ok());
+  }
+  // A slow reader of a long scan, without a deadline, is cut off with
+  // DEADLINE_EXCEEDED once --default_deadline has passed.
+  grpc::ClientContext ctx;
+  v1::ScanRequest req;
+  req.mutable_range()->set_prefix("scan/");
+  auto reader = kv_->Scan(&ctx, req);
+  v1::ScanResponse page;
+  ASSERT_TRUE(reader->Read(&page));
+  absl::SleepFor(absl::Milliseconds(300));
+  size_t keys = 1;
+  while (reader->Read(&page)) keys += page.kvs_size();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LT(keys, 100000u);
+  // And the server still serves.
+  v1::GetResponse got;
+  EXPECT_TRUE(Get("scan/1000000", &got).ok());
+}
+
+TEST_F(ServerTest, ScanPagesOfLargeValuesStayUnderTheMessageLimit) {
+  Stop();
+  ASSERT_TRUE(Start({"--max_message_bytes=2000000", "--scan_page_size=1000"}));
+  for (int i = 0; i < 10; ++i) Put(absl::StrCat("big/", i), std::string(300000, 'b'));
+  auto channel = grpc::CreateCustomChannel(addr_, grpc::InsecureChannelCredentials(), [] {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(2000000);
+    return args;
+  }());
+  auto kv = v1::KV::NewStub(channel);
+  grpc::ClientContext ctx;
+  v1::ScanRequest req;
+  req.mutable_range()->set_prefix("big/");
+  auto reader = kv->Scan(&ctx, req);
+  v1::ScanResponse page;
+  size_t keys = 0;
+  while (reader->Read(&page)) keys += page.kvs_size();
+  grpc::Status s = reader->Finish();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(keys, 10u);
+}
+
+TEST_F(ServerTest, KilledDuringCommitsLosesNothingAcknowledged) {
+  // Writers commit as fast as they can; the server is SIGKILLed under them.
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::map<std::string, uint64_t> acked;  // key -> version that acknowledged it
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; !stop.load(); ++i) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+        v1::PutRequest req;
+        req.set_key(absl::StrCat("w", w, "/", i));
+        req.set_value(absl::StrCat("value of ", i));
+        v1::PutResponse resp;
+        if (!kv_->Put(&ctx, req, &resp).ok()) return;  // the server is gone
+        std::lock_guard<std::mutex> lock(mu);
+        acked[req.key()] = resp.version();
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(700));
+  server_.Kill();
+  stop = true;
+  for (auto& t : writers) t.join();
+  ASSERT_GT(acked.size(), 20u) << "too few commits before the kill to mean anything";
+  ASSERT_TRUE(Start({}));
+  for (const auto& [key, version] : acked) {
+    v1::GetResponse resp;
+    grpc::Status s = Get(key, &resp);
+    ASSERT_TRUE(s.ok()) << key << " acknowledged at version " << version << " is gone";
+    EXPECT_EQ(resp.kv().mod_version(), version);
   }
 }
 

@@ -1,0 +1,234 @@
+// The cowdb CLI end to end: the real binary against a real cowdb_server,
+// and in embedded mode on a data directory. Checks output (tables and
+// JSON) and the exit code of every failure class.
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/util/server_process.h"
+#include "tests/util/temp_dir.h"
+
+namespace cowdb {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string Slurp(int fd) {
+  std::string s;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) s.append(buf, n);
+  close(fd);
+  return s;
+}
+
+// Runs `cowdb args...` with `input` on stdin.
+Result RunCli(const std::vector<std::string>& args, const std::string& input = "") {
+  int in[2], out[2], err[2];
+  EXPECT_EQ(pipe(in), 0);
+  EXPECT_EQ(pipe(out), 0);
+  EXPECT_EQ(pipe(err), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) close(fd);
+    std::vector<std::string> all = {"cowdb"};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("client/cowdb", argv.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  EXPECT_EQ(write(in[1], input.data(), input.size()), static_cast<ssize_t>(input.size()));
+  close(in[1]);
+  Result r;
+  std::thread t([&] { r.err = Slurp(err[0]); });
+  r.out = Slurp(out[0]);
+  t.join();
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.Start(dir_.Sub("db"), {"--shutdown_grace=300ms"}));
+    endpoint_ = "--endpoint=" + server_.addr();
+  }
+  void TearDown() override {
+    if (server_.running()) EXPECT_TRUE(server_.Stop());
+  }
+
+  // `cowdb --endpoint=... args...`
+  Result Cli(std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), endpoint_);
+    return RunCli(args, input);
+  }
+
+  testing::TempDir dir_;
+  testing::ServerProcess server_;
+  std::string endpoint_;
+};
+
+TEST_F(CliTest, PutGetScanAndJson) {
+  EXPECT_EQ(Cli({"put", "fruit/apple", "red"}).out, "OK version 1\n");
+  EXPECT_EQ(Cli({"put", "fruit/kiwi", "green"}).code, 0);
+  EXPECT_EQ(Cli({"put", "veg/leek", "white"}).code, 0);
+  Result get = Cli({"get", "fruit/apple"});
+  EXPECT_EQ(get.code, 0);
+  EXPECT_EQ(get.out, "red\n");
+  EXPECT_EQ(Cli({"get", "fruit/apple", "--json"}).out,
+            "{\"key\":\"fruit/apple\",\"value\":\"red\",\"mod_version\":1,\"read_version\":3}\n");
+  EXPECT_EQ(Cli({"scan", "fruit/"}).out,
+            "KEY          VALUE  MOD_VERSION\n"
+            "fruit/apple  red    1\n"
+            "fruit/kiwi   green  2\n"
+            "(2 keys at version 3)\n");
+  EXPECT_EQ(Cli({"scan", "--reverse", "--limit=1", "--keys_only", "--json"}).out,
+            "{\"key\":\"veg/leek\",\"mod_version\":3}\n");
+  EXPECT_EQ(Cli({"scan", "--start=fruit/b", "--end=veg/", "--count"}).out, "1\n");
+  EXPECT_EQ(Cli({"get", "fruit/apple", "--at=0"}).code, 1);
+  EXPECT_EQ(Cli({"del", "fruit/apple"}).out, "OK version 4\n");
+  EXPECT_EQ(Cli({"get", "fruit/apple", "--at=3"}).out, "red\n");
+  // Bytes that are not text are escaped (base64 in JSON) and read back.
+  EXPECT_EQ(Cli({"put", "bin", "-"}, std::string("\x01\xff", 2)).code, 0);
+  EXPECT_EQ(Cli({"get", "bin"}).out, "\\x01\\xff\n");
+  EXPECT_THAT(Cli({"get", "bin", "--json"}).out, HasSubstr("\"value_base64\":\"Af8=\""));
+}
+
+TEST_F(CliTest, ExitCodesPerFailureClass) {
+  Result missing = Cli({"get", "nope"});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_THAT(missing.err, HasSubstr("NOT_FOUND"));
+  EXPECT_EQ(Cli({"get"}).code, 2);                    // usage
+  EXPECT_EQ(Cli({"frobnicate"}).code, 2);             // unknown command
+  EXPECT_EQ(Cli({"put", "", "v"}).code, 2);           // empty key
+  EXPECT_EQ(Cli({"scan", "--start=b", "--end=a"}).code, 2);
+  EXPECT_EQ(Cli({"get", "k", "--at=no-such-tag"}).code, 1);
+  EXPECT_EQ(RunCli({}).code, 2);
+  Result unreachable = RunCli({"--endpoint=127.0.0.1:1", "--timeout=1s", "get", "k"});
+  EXPECT_EQ(unreachable.code, 4);
+  EXPECT_THAT(unreachable.err, HasSubstr("cannot reach"));
+  // A txn whose compares fail runs its else branch and exits 3.
+  EXPECT_EQ(Cli({"txn", "if lock missing", "put lock me"}).code, 0);
+  Result lost = Cli({"txn", "if lock missing", "put lock you", "else", "get lock"});
+  EXPECT_EQ(lost.code, 3);
+  EXPECT_THAT(lost.out, HasSubstr("FAILED"));
+  EXPECT_THAT(lost.out, HasSubstr("lock  me"));
+  Result bad_script = Cli({"txn", "if lock frob = 1"});
+  EXPECT_EQ(bad_script.code, 2);
+  EXPECT_THAT(bad_script.err, HasSubstr("line 1"));
+}
+
+TEST_F(CliTest, TxnScriptFromStdin) {
+  Result r = Cli({"txn", "--json"},
+                 "# move a token\n"
+                 "if token value = \"at a\"\n"
+                 "\n"
+                 "put token \"at b\"\n"
+                 "get token\n"
+                 "else\n"
+                 "put token \"at a\"\n");
+  EXPECT_EQ(r.code, 3);  // token was absent: the else branch ran
+  EXPECT_THAT(r.out, HasSubstr("\"succeeded\":false"));
+  EXPECT_EQ(Cli({"get", "token"}).out, "at a\n");
+  r = Cli({"txn"}, "if token value = \"at a\"\nput token \"at b\"\nget token\n");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("SUCCEEDED"));
+  EXPECT_EQ(Cli({"get", "token"}).out, "at b\n");
+}
+
+TEST_F(CliTest, VersionsTagsDiffStatusAndWatch) {
+  ASSERT_EQ(Cli({"put", "k", "one"}).code, 0);
+  EXPECT_EQ(Cli({"tag", "first"}).out, "OK tag first = version 1\n");
+  ASSERT_EQ(Cli({"put", "k", "two"}).code, 0);
+  ASSERT_EQ(Cli({"put", "n", "new"}).code, 0);
+  EXPECT_EQ(Cli({"tags"}).out, "TAG    VERSION\nfirst  1\n");
+  EXPECT_EQ(Cli({"get", "k", "--at=first"}).out, "one\n");
+  EXPECT_EQ(Cli({"diff", "first", "3"}).out,
+            "OP      KEY  OLD  NEW\n"
+            "update  k    one  two\n"
+            "put     n    -    new\n"
+            "(2 changes from version 1 to 3)\n");
+  Result versions = Cli({"versions", "--json"});
+  EXPECT_EQ(std::vector<std::string>(absl::StrSplit(versions.out, '\n', absl::SkipEmpty())).size(),
+            4u);  // 0..3
+  EXPECT_THAT(Cli({"status"}).out, HasSubstr("latest version     3"));
+  EXPECT_THAT(Cli({"status", "--json"}).out, HasSubstr("\"latest_version\":3"));
+  EXPECT_EQ(Cli({"untag", "first"}).code, 0);
+  EXPECT_EQ(Cli({"untag", "first"}).code, 1);
+
+  // A watch prints changes as they commit and exits after --limit.
+  Result watched;
+  std::thread watcher([&] { watched = Cli({"watch", "w/", "--from=3", "--limit=2", "--json"}); });
+  ASSERT_EQ(Cli({"put", "w/1", "a"}).code, 0);
+  ASSERT_EQ(Cli({"put", "x", "skipped"}).code, 0);
+  ASSERT_EQ(Cli({"del", "w/1"}).code, 0);
+  watcher.join();
+  EXPECT_EQ(watched.code, 0);
+  EXPECT_EQ(watched.out,
+            "{\"version\":4,\"op\":\"put\",\"key\":\"w/1\",\"new_value\":\"a\","
+            "\"old_mod_version\":0,\"new_mod_version\":4}\n"
+            "{\"version\":6,\"op\":\"del\",\"key\":\"w/1\",\"old_value\":\"a\","
+            "\"old_mod_version\":4,\"new_mod_version\":0}\n");
+}
+
+TEST_F(CliTest, TokensAreSentAndChecked) {
+  ASSERT_TRUE(server_.Stop());
+  {
+    std::ofstream(dir_.Sub("tokens")) << "s3cret\n";
+    std::ofstream(dir_.Sub("good")) << "s3cret\n";
+    std::ofstream(dir_.Sub("bad")) << "guess\n";
+  }
+  ASSERT_TRUE(server_.Start(dir_.Sub("db"), {"--auth_token_file=" + dir_.Sub("tokens"),
+                                             "--shutdown_grace=300ms"}));
+  endpoint_ = "--endpoint=" + server_.addr();
+  EXPECT_EQ(Cli({"put", "k", "v"}).code, 5);
+  EXPECT_EQ(Cli({"--token_file=" + dir_.Sub("bad"), "put", "k", "v"}).code, 5);
+  EXPECT_EQ(Cli({"--token_file=" + dir_.Sub("good"), "put", "k", "v"}).code, 0);
+  EXPECT_EQ(Cli({"--token_file=" + dir_.Sub("missing"), "put", "k", "v"}).code, 2);
+}
+
+TEST_F(CliTest, EmbeddedModeOpensADirectory) {
+  const std::string local = "--data_dir=" + dir_.Sub("local");
+  // Reads never create a database.
+  Result none = RunCli({local, "get", "k"});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_THAT(none.err, HasSubstr("no database"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("local")));
+  EXPECT_EQ(RunCli({local, "put", "k", "v"}).out, "OK version 1\n");
+  EXPECT_EQ(RunCli({local, "get", "k"}).out, "v\n");
+  EXPECT_EQ(RunCli({local, "scan", "--count"}).out, "1\n");
+  // The directory the server has open is refused, not shared.
+  Result locked = RunCli({"--data_dir=" + dir_.Sub("db"), "get", "k"});
+  EXPECT_NE(locked.code, 0);
+  EXPECT_THAT(locked.err, HasSubstr("lock"));
+  EXPECT_EQ(RunCli({local, endpoint_, "get", "k"}).code, 2);
+}
+
+}  // namespace
+}  // namespace cowdb
