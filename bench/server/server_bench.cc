@@ -1,0 +1,532 @@
+// Server benchmark: cowdb_server and etcd side by side over loopback gRPC,
+// driven by the same closed-loop load generator (one thread per client,
+// clients spread over --conns connections).
+//
+//   bazel run --config=opt //bench/server:server_bench               # all
+//   bazel run --config=opt //bench/server:server_bench -- --quick    # subset
+//
+// Workloads: put (durable single-key write), get (one key; etcd:
+// serializable Range), range10 (10 keys from a random start), cas (a
+// compare-and-swap on the client's own key: compare the mod revision it
+// last saw, then put). Both servers run with their default durability:
+// cowdb syncs every commit (group commit), etcd fsyncs its WAL per raft
+// batch. Each figure is the median of --repeats runs; prints a table of
+// throughput and p50/p99 latency with the cowdb/etcd ratio, and writes
+// CSV rows to --csv.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "cowdb/v1/cowdb.grpc.pb.h"
+#include "etcd_kv.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+ABSL_FLAG(std::string, targets, "cowdb,etcd", "servers to benchmark");
+ABSL_FLAG(std::string, workloads, "put,get,range10,cas", "workloads to run");
+ABSL_FLAG(std::string, clients, "1,16,64,256", "concurrent clients per row");
+ABSL_FLAG(int, conns, 8, "gRPC connections the clients share (at most one per client)");
+ABSL_FLAG(int, keys, 100000, "keys preloaded for get and range10");
+ABSL_FLAG(double, seconds, 3, "measured seconds per run");
+ABSL_FLAG(int, repeats, 3, "runs per row (the median is reported)");
+ABSL_FLAG(bool, quick, false, "a quick subset: 1 and 16 clients, 1 second, 1 repeat, 10,000 keys");
+ABSL_FLAG(std::string, dir, "/var/tmp", "where the servers' data directories go");
+ABSL_FLAG(std::string, csv, "", "also write the results as CSV here");
+ABSL_FLAG(std::string, etcd, "/usr/bin/etcd", "the etcd binary");
+
+namespace cowdb::bench {
+namespace {
+
+constexpr size_t kValueBytes = 100;
+
+std::string Key(uint64_t i) {
+  char buf[17];
+  snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(i * 0x9E3779B97F4A7C15ull));
+  return std::string(buf, 16);
+}
+
+[[noreturn]] void Die(const std::string& msg) {
+  std::cerr << "server_bench: " << msg << std::endl;
+  std::exit(1);
+}
+
+void Check(const grpc::Status& s, const char* what) {
+  if (!s.ok()) Die(absl::StrCat(what, ": ", s.error_message(), " (code ", s.error_code(), ")"));
+}
+
+// A port nobody listens on right now.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) Die("bind");
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+uint64_t RssKiB(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      uint64_t kib = 0;
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kib)) {
+        return 0;
+      }
+      return kib;
+    }
+  }
+  return 0;
+}
+
+// A server process and the client side of its API.
+class Target {
+ public:
+  virtual ~Target() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+    std::filesystem::remove_all(dir_);
+  }
+  virtual std::string name() const = 0;
+  // Starts the server and connects `conns` channels.
+  virtual void Start(int conns) = 0;
+  virtual void Preload(int keys) = 0;
+  virtual grpc::Status Put(int conn, const std::string& key, const std::string& value) = 0;
+  virtual grpc::Status Get(int conn, const std::string& key) = 0;
+  virtual grpc::Status Range10(int conn, const std::string& start) = 0;
+  // Puts `value` under `key` if its mod revision is still *mod; updates *mod.
+  virtual grpc::Status Cas(int conn, const std::string& key, const std::string& value,
+                           int64_t* mod) = 0;
+  uint64_t rss_kib() const { return RssKiB(pid_); }
+
+ protected:
+  // Forks `argv`; stdout goes to a pipe whose read end is returned.
+  int Spawn(std::vector<std::string> argv) {
+    dir_ = absl::StrCat(absl::GetFlag(FLAGS_dir), "/server_bench.", name(), ".", getpid());
+    std::filesystem::remove_all(dir_);
+    int out[2];
+    if (pipe(out) != 0) Die("pipe");
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], 1);
+      close(out[0]);
+      std::vector<char*> args;
+      for (auto& a : argv) {
+        a = absl::StrReplaceAll(a, {{"$DIR", dir_}});
+        args.push_back(a.data());
+      }
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    close(out[1]);
+    return out[0];
+  }
+
+  static std::vector<std::shared_ptr<grpc::Channel>> Channels(const std::string& addr, int n) {
+    std::vector<std::shared_ptr<grpc::Channel>> out;
+    for (int i = 0; i < n; ++i) {
+      grpc::ChannelArguments args;
+      args.SetInt("grpc.channel_id", i);  // distinct args: one connection each
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      auto ch = grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+      if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) {
+        Die(absl::StrCat("cannot connect to ", addr));
+      }
+      out.push_back(ch);
+    }
+    return out;
+  }
+
+  pid_t pid_ = -1;
+  std::string dir_;
+};
+
+class CowdbTarget final : public Target {
+ public:
+  std::string name() const override { return "cowdb"; }
+
+  void Start(int conns) override {
+    int fd = Spawn({"server/cowdb_server", "--data_dir=$DIR", "--listen=127.0.0.1:0",
+                    "--max_transaction_ops=1000000"});
+    FILE* f = fdopen(fd, "r");
+    char line[256] = {0};
+    if (fgets(line, sizeof(line), f) == nullptr) Die("cowdb_server did not start");
+    std::string s(line);
+    std::string addr = s.substr(13, s.size() - 14);
+    for (auto& ch : Channels(addr, conns)) stubs_.push_back(v1::KV::NewStub(ch));
+  }
+
+  void Preload(int keys) override {
+    const std::string value(kValueBytes, 'v');
+    for (int i = 0; i < keys; i += 1000) {
+      grpc::ClientContext ctx;
+      v1::TxnRequest req;
+      for (int j = i; j < std::min(keys, i + 1000); ++j) {
+        auto* put = req.add_success()->mutable_mutation()->mutable_put();
+        put->set_key(Key(j));
+        put->set_value(value);
+      }
+      v1::TxnResponse resp;
+      Check(stubs_[0]->Txn(&ctx, req, &resp), "preload");
+    }
+  }
+
+  grpc::Status Put(int conn, const std::string& key, const std::string& value) override {
+    grpc::ClientContext ctx;
+    v1::PutRequest req;
+    req.set_key(key);
+    req.set_value(value);
+    v1::PutResponse resp;
+    return stubs_[conn]->Put(&ctx, req, &resp);
+  }
+
+  grpc::Status Get(int conn, const std::string& key) override {
+    grpc::ClientContext ctx;
+    v1::GetRequest req;
+    req.set_key(key);
+    v1::GetResponse resp;
+    return stubs_[conn]->Get(&ctx, req, &resp);
+  }
+
+  grpc::Status Range10(int conn, const std::string& start) override {
+    grpc::ClientContext ctx;
+    v1::ScanRequest req;
+    req.mutable_range()->set_start(start);
+    req.set_limit(10);
+    auto reader = stubs_[conn]->Scan(&ctx, req);
+    v1::ScanResponse page;
+    while (reader->Read(&page)) {
+    }
+    return reader->Finish();
+  }
+
+  grpc::Status Cas(int conn, const std::string& key, const std::string& value,
+                   int64_t* mod) override {
+    grpc::ClientContext ctx;
+    v1::TxnRequest req;
+    auto* c = req.add_compares();
+    c->set_key(key);
+    c->set_target(v1::Compare::MOD_VERSION);
+    c->set_op(v1::Compare::EQUAL);
+    c->set_mod_version(*mod);
+    auto* put = req.add_success()->mutable_mutation()->mutable_put();
+    put->set_key(key);
+    put->set_value(value);
+    req.add_failure()->set_get_key(key);
+    v1::TxnResponse resp;
+    grpc::Status s = stubs_[conn]->Txn(&ctx, req, &resp);
+    if (!s.ok()) return s;
+    if (resp.succeeded()) {
+      *mod = resp.version();
+    } else {
+      *mod = resp.gets_size() > 0 ? resp.gets(0).mod_version() : 0;
+    }
+    return s;
+  }
+
+ private:
+  std::vector<std::unique_ptr<v1::KV::Stub>> stubs_;
+};
+
+class EtcdTarget final : public Target {
+ public:
+  std::string name() const override { return "etcd"; }
+
+  void Start(int conns) override {
+    const int client_port = FreePort(), peer_port = FreePort();
+    const std::string client = absl::StrCat("http://127.0.0.1:", client_port);
+    const std::string peer = absl::StrCat("http://127.0.0.1:", peer_port);
+    int fd = Spawn({absl::GetFlag(FLAGS_etcd), "--name=bench", "--data-dir=$DIR",
+                    "--listen-client-urls=" + client, "--advertise-client-urls=" + client,
+                    "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
+                    "--initial-cluster=bench=" + peer, "--log-level=error",
+                    "--quota-backend-bytes=8589934592", "--max-txn-ops=1024"});
+    close(fd);
+    for (auto& ch : Channels(absl::StrCat("127.0.0.1:", client_port), conns)) {
+      stubs_.push_back(etcdserverpb::KV::NewStub(ch));
+    }
+    // The member serves once it has elected itself leader.
+    for (int i = 0;; ++i) {
+      if (Put(0, "ready", "1").ok()) break;
+      if (i == 200) Die("etcd did not become ready");
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+
+  void Preload(int keys) override {
+    const std::string value(kValueBytes, 'v');
+    for (int i = 0; i < keys; i += 1000) {
+      grpc::ClientContext ctx;
+      etcdserverpb::TxnRequest req;
+      for (int j = i; j < std::min(keys, i + 1000); ++j) {
+        auto* put = req.add_success()->mutable_request_put();
+        put->set_key(Key(j));
+        put->set_value(value);
+      }
+      etcdserverpb::TxnResponse resp;
+      Check(stubs_[0]->Txn(&ctx, req, &resp), "preload");
+    }
+  }
+
+  grpc::Status Put(int conn, const std::string& key, const std::string& value) override {
+    grpc::ClientContext ctx;
+    etcdserverpb::PutRequest req;
+    req.set_key(key);
+    req.set_value(value);
+    etcdserverpb::PutResponse resp;
+    return stubs_[conn]->Put(&ctx, req, &resp);
+  }
+
+  grpc::Status Get(int conn, const std::string& key) override {
+    grpc::ClientContext ctx;
+    etcdserverpb::RangeRequest req;
+    req.set_key(key);
+    req.set_serializable(true);
+    etcdserverpb::RangeResponse resp;
+    return stubs_[conn]->Range(&ctx, req, &resp);
+  }
+
+  grpc::Status Range10(int conn, const std::string& start) override {
+    grpc::ClientContext ctx;
+    etcdserverpb::RangeRequest req;
+    req.set_key(start);
+    req.set_range_end(std::string(1, '\0'));  // every key >= start
+    req.set_limit(10);
+    req.set_serializable(true);
+    etcdserverpb::RangeResponse resp;
+    return stubs_[conn]->Range(&ctx, req, &resp);
+  }
+
+  grpc::Status Cas(int conn, const std::string& key, const std::string& value,
+                   int64_t* mod) override {
+    grpc::ClientContext ctx;
+    etcdserverpb::TxnRequest req;
+    auto* c = req.add_compare();
+    c->set_key(key);
+    c->set_target(etcdserverpb::Compare::MOD);
+    c->set_result(etcdserverpb::Compare::EQUAL);
+    c->set_mod_revision(*mod);
+    auto* put = req.add_success()->mutable_request_put();
+    put->set_key(key);
+    put->set_value(value);
+    req.add_failure()->mutable_request_range()->set_key(key);
+    etcdserverpb::TxnResponse resp;
+    grpc::Status s = stubs_[conn]->Txn(&ctx, req, &resp);
+    if (!s.ok()) return s;
+    if (resp.succeeded()) {
+      *mod = resp.header().revision();
+    } else {
+      const auto& r = resp.responses(0).response_range();
+      *mod = r.kvs_size() > 0 ? r.kvs(0).mod_revision() : 0;
+    }
+    return s;
+  }
+
+ private:
+  std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> stubs_;
+};
+
+struct Run {
+  double ops_per_sec = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  uint64_t errors = 0;
+};
+
+// Runs `workload` with `clients` closed-loop clients for --seconds.
+Run Measure(Target& t, const std::string& workload, int clients, int conns, int keys) {
+  const absl::Duration length = absl::Seconds(absl::GetFlag(FLAGS_seconds));
+  std::atomic<bool> go{false}, stop{false};
+  std::vector<std::vector<float>> latencies(clients);
+  std::atomic<uint64_t> errors{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      std::mt19937_64 rng(c * 7919 + 1);
+      const int conn = c % conns;
+      const std::string cas_key = absl::StrCat("cas/", c);
+      const std::string value(kValueBytes, 'x');
+      int64_t mod = -1;
+      if (workload == "cas") t.Cas(conn, cas_key, value, &mod);  // learn the current mod
+      auto& lat = latencies[c];
+      lat.reserve(1 << 16);
+      while (!go.load()) std::this_thread::yield();
+      while (!stop.load(std::memory_order_relaxed)) {
+        const auto start = std::chrono::steady_clock::now();
+        grpc::Status s;
+        if (workload == "put") {
+          s = t.Put(conn, Key(keys + rng() % 1000000000), value);
+        } else if (workload == "get") {
+          s = t.Get(conn, Key(rng() % keys));
+        } else if (workload == "range10") {
+          s = t.Range10(conn, Key(rng() % keys));
+        } else {
+          s = t.Cas(conn, cas_key, value, &mod);
+        }
+        const auto end = std::chrono::steady_clock::now();
+        if (!s.ok()) ++errors;
+        lat.push_back(std::chrono::duration<float, std::micro>(end - start).count());
+      }
+    });
+  }
+  const absl::Time begin = absl::Now();
+  go = true;
+  absl::SleepFor(length);
+  stop = true;
+  for (auto& th : threads) th.join();
+  const double elapsed = absl::ToDoubleSeconds(absl::Now() - begin);
+  std::vector<float> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  Run r;
+  r.errors = errors;
+  if (all.empty()) return r;
+  std::sort(all.begin(), all.end());
+  r.ops_per_sec = all.size() / elapsed;
+  r.p50_us = all[all.size() / 2];
+  r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  return r;
+}
+
+// The run with the median throughput of `runs`.
+Run MedianRun(std::vector<Run> runs) {
+  std::sort(runs.begin(), runs.end(),
+            [](const Run& a, const Run& b) { return a.ops_per_sec < b.ops_per_sec; });
+  return runs[runs.size() / 2];
+}
+
+std::vector<int> ParseInts(const std::string& s) {
+  std::vector<int> out;
+  for (absl::string_view part : absl::StrSplit(s, ',', absl::SkipEmpty())) {
+    int v = 0;
+    if (!absl::SimpleAtoi(part, &v) || v <= 0) Die(absl::StrCat("bad number \"", part, "\""));
+    out.push_back(v);
+  }
+  return out;
+}
+
+int Main() {
+  std::vector<int> client_counts = ParseInts(absl::GetFlag(FLAGS_clients));
+  int keys = absl::GetFlag(FLAGS_keys);
+  int repeats = absl::GetFlag(FLAGS_repeats);
+  if (absl::GetFlag(FLAGS_quick)) {
+    client_counts = {1, 16};
+    keys = 10000;
+    repeats = 1;
+    absl::SetFlag(&FLAGS_seconds, 1);
+  }
+  const int max_clients = *std::max_element(client_counts.begin(), client_counts.end());
+  const int conns = std::max(1, std::min(absl::GetFlag(FLAGS_conns), max_clients));
+  std::vector<std::string> workloads = absl::StrSplit(absl::GetFlag(FLAGS_workloads), ',');
+  std::vector<std::string> names = absl::StrSplit(absl::GetFlag(FLAGS_targets), ',');
+
+  // results[workload][clients][target]
+  std::map<std::string, std::map<int, std::map<std::string, Run>>> results;
+  std::map<std::string, uint64_t> peak_rss;
+  for (const std::string& name : names) {
+    std::unique_ptr<Target> t;
+    if (name == "cowdb") {
+      t = std::make_unique<CowdbTarget>();
+    } else if (name == "etcd") {
+      if (access(absl::GetFlag(FLAGS_etcd).c_str(), X_OK) != 0) {
+        Die("no etcd binary: apt-get install etcd-server, or --targets=cowdb");
+      }
+      t = std::make_unique<EtcdTarget>();
+    } else {
+      Die(absl::StrCat("unknown target \"", name, "\""));
+    }
+    t->Start(conns);
+    std::cerr << name << ": preloading " << keys << " keys" << std::endl;
+    t->Preload(keys);
+    for (const std::string& w : workloads) {
+      for (int clients : client_counts) {
+        std::vector<Run> runs;
+        for (int r = 0; r < repeats; ++r) {
+          runs.push_back(Measure(*t, w, clients, conns, keys));
+          peak_rss[name] = std::max(peak_rss[name], t->rss_kib());
+        }
+        Run m = MedianRun(runs);
+        results[w][clients][name] = m;
+        std::cerr << absl::StrFormat("%s %s clients=%d: %.0f ops/s p50 %.0f us p99 %.0f us%s\n",
+                                     name, w, clients, m.ops_per_sec, m.p50_us, m.p99_us,
+                                     m.errors ? absl::StrCat(" errors=", m.errors) : "");
+      }
+    }
+  }
+
+  std::ofstream csv;
+  if (!absl::GetFlag(FLAGS_csv).empty()) {
+    csv.open(absl::GetFlag(FLAGS_csv));
+    csv << "workload,clients,target,ops_per_sec,p50_us,p99_us,errors\n";
+  }
+  std::cout << absl::StrFormat("%-8s %7s", "workload", "clients");
+  for (const auto& n : names) std::cout << absl::StrFormat(" | %10s %8s %8s", n + " op/s", "p50 us", "p99 us");
+  if (names.size() == 2) std::cout << absl::StrFormat(" | %s/%s", names[0], names[1]);
+  std::cout << "\n";
+  for (const std::string& w : workloads) {
+    for (int clients : client_counts) {
+      std::cout << absl::StrFormat("%-8s %7d", w, clients);
+      for (const auto& n : names) {
+        const Run& r = results[w][clients][n];
+        std::cout << absl::StrFormat(" | %10.0f %8.0f %8.0f", r.ops_per_sec, r.p50_us, r.p99_us);
+        if (csv.is_open()) {
+          csv << absl::StrFormat("%s,%d,%s,%.0f,%.0f,%.0f,%d\n", w, clients, n, r.ops_per_sec,
+                                 r.p50_us, r.p99_us, r.errors);
+        }
+      }
+      if (names.size() == 2) {
+        const double b = results[w][clients][names[1]].ops_per_sec;
+        std::cout << absl::StrFormat(" | %.2fx", b > 0 ? results[w][clients][names[0]].ops_per_sec / b : 0);
+      }
+      std::cout << "\n";
+    }
+  }
+  for (const auto& [n, kib] : peak_rss) {
+    std::cout << n << " peak RSS: " << kib / 1024 << " MiB\n";
+  }
+  std::cout << "(" << conns << " connections, " << repeats << " runs per row, "
+            << absl::GetFlag(FLAGS_seconds) << " s each, " << keys << " keys preloaded)\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace cowdb::bench
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  return cowdb::bench::Main();
+}
