@@ -7,7 +7,8 @@
 // read says the version it read; every write the version that made it
 // visible; every key its mod_version.
 //
-//   ASSIGN_OR_RETURN(auto db, cowdb::client::Connect({.target = "127.0.0.1:7390"}));
+//   cowdb::client::ConnectOptions options;  // default target 127.0.0.1:7390
+//   ASSIGN_OR_RETURN(auto db, cowdb::client::Connect(options));
 //   ASSIGN_OR_RETURN(uint64_t v, db->Put("greeting", "hello"));
 //   ASSIGN_OR_RETURN(cowdb::client::Entry e, db->Get("greeting"));
 //
