@@ -327,18 +327,15 @@ TEST_F(ServerTest, CallsWithoutDeadlineGetTheDefaultDeadline) {
   // 100,000 keys streamed one per message take the server well over 200 ms.
   {
     grpc::ClientContext ctx;
-    v1::BeginResponse txn;
-    ASSERT_TRUE(kv_->Begin(&ctx, v1::BeginRequest(), &txn).ok());
-    grpc::ClientContext cctx;
-    v1::CommitRequest req;
-    req.set_transaction_id(txn.transaction_id());
+    v1::TxnRequest req;
     for (int i = 0; i < 100000; ++i) {
-      auto* put = req.add_mutations()->mutable_put();
+      auto* put = req.add_success()->mutable_mutation()->mutable_put();
       put->set_key(absl::StrCat("scan/", 1000000 + i));
       put->set_value("v");
     }
-    v1::CommitResponse resp;
-    ASSERT_TRUE(kv_->Commit(&cctx, req, &resp).ok());
+    v1::TxnResponse resp;
+    grpc::Status s = kv_->Txn(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
   }
   // A slow reader of a long scan, without a deadline, is cut off with
   // DEADLINE_EXCEEDED once --default_deadline has passed.
