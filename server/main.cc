@@ -106,14 +106,6 @@ absl::Status Validate(const cowdb::server::ServiceOptions& o) {
   return absl::OkStatus();
 }
 
-void Log(const std::string& level, const std::string& msg,
-         const std::string& fields = "") {
-  std::cerr << "ts=" << absl::FormatTime(absl::RFC3339_full, absl::Now(),
-                                         absl::UTCTimeZone())
-            << " level=" << level << " msg=\"" << msg << "\""
-            << (fields.empty() ? "" : " ") << fields << std::endl;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,14 +124,14 @@ int main(int argc, char** argv) {
     absl::StatusOr<cowdb::server::Authenticator> a =
         cowdb::server::Authenticator::FromFile(absl::GetFlag(FLAGS_auth_token_file));
     if (!a.ok()) {
-      Log("error", "bad --auth_token_file", absl::StrCat("error=\"", a.status().ToString(), "\""));
+      cowdb::server::Log("error", "bad --auth_token_file", absl::StrCat("error=\"", a.status().ToString(), "\""));
       return 1;
     }
     auth = *std::move(a);
   }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials();
   if (!creds.ok()) {
-    Log("error", "bad TLS flags", absl::StrCat("error=\"", creds.status().ToString(), "\""));
+    cowdb::server::Log("error", "bad TLS flags", absl::StrCat("error=\"", creds.status().ToString(), "\""));
     return 1;
   }
 
@@ -153,7 +145,7 @@ int main(int argc, char** argv) {
   service_options.transaction_idle_timeout =
       absl::GetFlag(FLAGS_transaction_idle_timeout);
   if (absl::Status s = Validate(service_options); !s.ok()) {
-    Log("error", "bad flags", absl::StrCat("error=\"", s.message(), "\""));
+    cowdb::server::Log("error", "bad flags", absl::StrCat("error=\"", s.message(), "\""));
     return 1;
   }
 
@@ -168,7 +160,7 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<std::unique_ptr<cowdb::DB>> db = cowdb::DB::Open(options, dir);
   if (!db.ok()) {
-    Log("error", "cannot open the database",
+    cowdb::server::Log("error", "cannot open the database",
         absl::StrCat("dir=\"", dir, "\" error=\"", db.status().ToString(), "\""));
     return 1;
   }
@@ -189,19 +181,19 @@ int main(int argc, char** argv) {
   builder.RegisterService(&versions);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    Log("error", "cannot listen", absl::StrCat("addr=\"", listen, "\""));
+    cowdb::server::Log("error", "cannot listen", absl::StrCat("addr=\"", listen, "\""));
     return 1;
   }
   std::string host = listen.substr(0, listen.rfind(':'));
   std::string addr = absl::StrCat(host, ":", port);
-  Log("info", "serving", absl::StrCat("addr=", addr, " dir=\"", dir,
+  cowdb::server::Log("info", "serving", absl::StrCat("addr=", addr, " dir=\"", dir,
                                       "\" version=", (*db)->LatestVersion()));
   std::cout << "listening on " << addr << std::endl;
 
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    Log("info", "shutting down", absl::StrCat("signal=", sig));
+    cowdb::server::Log("info", "shutting down", absl::StrCat("signal=", sig));
     server->Shutdown(std::chrono::system_clock::now() +
                      absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_shutdown_grace)));
   });
@@ -209,6 +201,6 @@ int main(int argc, char** argv) {
   stopper.join();
   txns.reset();  // rolls back open transactions
   db->reset();
-  Log("info", "stopped");
+  cowdb::server::Log("info", "stopped");
   return 0;
 }

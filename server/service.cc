@@ -1,8 +1,10 @@
 #include "server/service.h"
 
 #include <fstream>
+#include <iostream>
 #include <random>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/internal/engine_ops.h"
@@ -98,7 +100,27 @@ absl::Status StreamScan(Iterator& it, uint64_t read_version, const v1::ScanReque
 
 }  // namespace
 
-grpc::Status ToGrpcStatus(const absl::Status& s) { return client::internal::ToGrpc(s); }
+grpc::Status ToGrpcStatus(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kInternal:
+      Log("error", "request failed",
+          absl::StrCat("code=", absl::StatusCodeToString(s.code()), " error=\"",
+                       absl::CEscape(s.message()), "\""));
+      break;
+    default:
+      break;
+  }
+  return client::internal::ToGrpc(s);
+}
+
+void Log(const std::string& level, const std::string& msg, const std::string& fields) {
+  std::string line = absl::StrCat(
+      "ts=", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()),
+      " level=", level, " msg=\"", msg, "\"", fields.empty() ? "" : " ", fields, "\n");
+  std::cerr << line << std::flush;  // one write per line: lines do not interleave
+}
 
 // ------------------------------------------------------------ Authenticator
 

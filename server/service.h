@@ -45,8 +45,13 @@ struct ServiceOptions {
   absl::Duration transaction_idle_timeout = absl::Seconds(60);
 };
 
-// The one mapping from engine status to gRPC status.
+// The one mapping from engine status to gRPC status. Statuses that mean
+// the server or its storage is in trouble (UNKNOWN outcome, DATA_LOSS,
+// INTERNAL) are also logged.
 grpc::Status ToGrpcStatus(const absl::Status& s);
+
+// One log line on stderr: ts=... level=... msg="..." [fields].
+void Log(const std::string& level, const std::string& msg, const std::string& fields = "");
 
 // Bearer tokens: every call must carry "authorization: Bearer <token>"
 // with one of them. With no tokens configured, every call passes.
