@@ -175,6 +175,12 @@ struct ServerStatus {
   uint64_t cache_hits = 0;
   uint64_t cache_misses = 0;
   uint64_t open_transactions = 0;
+  // Since the server (or the local database) started:
+  uint64_t commits = 0;        // versions committed
+  uint64_t syncs = 0;          // synced storage writes (group commit: <= commits)
+  uint64_t pages_written = 0;  // tree pages written
+  uint64_t bytes_written = 0;  // bytes handed to storage
+  uint64_t cache_bytes = 0;    // bytes of decoded pages in the node cache
 };
 
 class Client {

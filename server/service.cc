@@ -524,6 +524,11 @@ grpc::Status VersionsService::Status(grpc::ServerContext* ctx, const v1::StatusR
   resp->set_cache_hits(st.cache_hits);
   resp->set_cache_misses(st.cache_misses);
   resp->set_open_transactions(txns_->size());
+  resp->set_commits(st.commits);
+  resp->set_syncs(st.syncs);
+  resp->set_pages_written(st.pages_written);
+  resp->set_bytes_written(st.bytes_written);
+  resp->set_cache_bytes(st.cache_bytes);
   return grpc::Status::OK;
 }
 

@@ -89,6 +89,16 @@ TEST_P(ConformanceTest, PutGetDeleteAtVersions) {
   EXPECT_THAT(db_->Put("", "x"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(db_->Put(std::string(5000, 'k'), "x"),
               StatusIs(absl::StatusCode::kInvalidArgument));
+
+  ASSERT_OK_AND_ASSIGN(ServerStatus before, db_->Status());
+  for (int i = 0; i < 3; ++i) ASSERT_OK(db_->Put("s", std::to_string(i)).status());
+  ASSERT_OK_AND_ASSIGN(ServerStatus after, db_->Status());
+  EXPECT_EQ(after.latest_version, before.latest_version + 3);
+  EXPECT_EQ(after.commits, before.commits + 3);
+  EXPECT_EQ(after.syncs, before.syncs + 3);  // one at a time: nothing to group
+  EXPECT_GT(after.pages_written, before.pages_written);
+  EXPECT_GT(after.bytes_written, before.bytes_written);
+  EXPECT_EQ(after.entries, 1u);
 }
 
 TEST_P(ConformanceTest, TransactionsReadTheirOwnWrites) {

@@ -504,7 +504,11 @@ absl::Status Cli::Status(const std::vector<std::string>& a) {
          << ",\"oldest_version\":" << st->oldest_version << ",\"entries\":" << st->entries
          << ",\"disk_bytes\":" << st->disk_bytes << ",\"cache_hits\":" << st->cache_hits
          << ",\"cache_misses\":" << st->cache_misses
-         << ",\"open_transactions\":" << st->open_transactions << "}\n";
+         << ",\"open_transactions\":" << st->open_transactions
+         << ",\"commits\":" << st->commits << ",\"syncs\":" << st->syncs
+         << ",\"pages_written\":" << st->pages_written
+         << ",\"bytes_written\":" << st->bytes_written
+         << ",\"cache_bytes\":" << st->cache_bytes << "}\n";
     return absl::OkStatus();
   }
   Table table({"FIELD", "VALUE"});
@@ -514,6 +518,10 @@ absl::Status Cli::Status(const std::vector<std::string>& a) {
   table.Add({"disk bytes", absl::StrCat(st->disk_bytes)});
   table.Add({"cache hit rate", absl::StrFormat("%.1f%% of %d lookups", hit_rate, lookups)});
   table.Add({"open transactions", absl::StrCat(st->open_transactions)});
+  table.Add({"commits / syncs", absl::StrCat(st->commits, " / ", st->syncs, " since start")});
+  table.Add({"pages written", absl::StrCat(st->pages_written, " (", st->bytes_written,
+                                           " bytes) since start")});
+  table.Add({"cache bytes", absl::StrCat(st->cache_bytes)});
   table.Print(out_);
   return absl::OkStatus();
 }
