@@ -96,9 +96,14 @@ TEST_F(ServerTest, PutGetAtVersionsAndErrorCodes) {
   EXPECT_EQ(Get("missing", &resp).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Get("greeting", &resp, 999).error_code(), grpc::StatusCode::NOT_FOUND);
   grpc::ClientContext ctx;
-  v1::PutRequest bad;
+  v1::PutRequest bad;  // empty key
   v1::PutResponse out;
   EXPECT_EQ(kv_->Put(&ctx, bad, &out).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::ClientContext big_ctx;
+  v1::PutRequest big;  // a value over the engine's 16 MiB limit, within the message limit
+  big.set_key("big");
+  big.set_value(std::string((16 << 20) + 1, 'v'));
+  EXPECT_EQ(kv_->Put(&big_ctx, big, &out).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(ServerTest, ScanStreamsPagesPrefixReverseAndCount) {
@@ -255,7 +260,7 @@ TEST_F(ServerTest, LimitsAndBadRequestsGetTheirCodesAndTheServerKeepsServing) {
     v1::PutResponse resp;
     EXPECT_EQ(kv_->Put(&ctx, req, &resp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
-  // Oversized and empty keys.
+  // Oversized keys.
   {
     grpc::ClientContext ctx;
     v1::PutRequest req;
