@@ -45,6 +45,17 @@ void SaveHistory(const History& h, int run) {
   WriteHistory(h, out);
 }
 
+TEST(OutcomeTest, OnlyDefiniteFailuresCountAsNotApplied) {
+  EXPECT_EQ(OutcomeOf(absl::OkStatus()), Outcome::kOk);
+  EXPECT_EQ(OutcomeOf(absl::AbortedError("conflict")), Outcome::kFailed);
+  EXPECT_EQ(OutcomeOf(absl::NotFoundError("no open transaction")), Outcome::kFailed);
+  EXPECT_EQ(OutcomeOf(absl::FailedPreconditionError("refused")), Outcome::kFailed);
+  EXPECT_EQ(OutcomeOf(absl::UnavailableError("socket closed")), Outcome::kUnknown);
+  EXPECT_EQ(OutcomeOf(absl::DeadlineExceededError("timeout")), Outcome::kUnknown);
+  EXPECT_EQ(OutcomeOf(absl::UnknownError("storage failed")), Outcome::kUnknown);
+  EXPECT_EQ(OutcomeOf(absl::CancelledError("cancelled")), Outcome::kUnknown);
+}
+
 TEST(HistoryTest, ClientsAgainstAKilledServer) {
   const int runs = static_cast<int>(EnvInt("COWDB_HISTORY_RUNS", 1));
   const uint64_t seed = Seed();
