@@ -22,16 +22,22 @@ uint64_t Snapshot::version() const {
 
 absl::StatusOr<std::unique_ptr<DB>> DB::Open(const Options& options,
                                              const std::string& path) {
-  internal::RocksDBStoreOptions store_options;
-  store_options.create_if_missing = options.create_if_missing;
-  ASSIGN_OR_RETURN(std::unique_ptr<internal::PageStore> store,
-                   internal::OpenRocksDBPageStore(path, store_options));
-  ASSIGN_OR_RETURN(std::unique_ptr<internal::DBImpl> db,
-                   internal::DBImpl::Open(options, std::move(store)));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<internal::DBImpl> db,
+      internal::DBImpl::OpenAt(options, path, internal::RocksDBStoreOptions()));
   return std::unique_ptr<DB>(std::move(db));
 }
 
 namespace internal {
+
+absl::StatusOr<std::unique_ptr<DBImpl>> DBImpl::OpenAt(
+    const Options& options, const std::string& path,
+    RocksDBStoreOptions store_options) {
+  store_options.create_if_missing = options.create_if_missing;
+  ASSIGN_OR_RETURN(std::unique_ptr<PageStore> store,
+                   OpenRocksDBPageStore(path, store_options));
+  return Open(options, std::move(store));
+}
 namespace {
 
 absl::Status ValidateOptions(const Options& o) {

@@ -18,6 +18,10 @@
 #include "absl/status/statusor.h"
 #include "engine/store/page_store.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace cowdb::internal {
 
 // Directory layout version written to the marker file. DO NOT CHANGE
@@ -29,6 +33,18 @@ struct RocksDBStoreOptions {
   bool create_if_missing = true;
   // RocksDB's own block cache; the node cache above is the main cache.
   size_t block_cache_bytes = 8 << 20;
+
+  // For fault-injection tests. When set, every file operation of the store
+  // goes through this Env's FileSystem: RocksDB's and the marker file's.
+  // Not owned; must outlive the store.
+  // Default: nullptr, the process's default file system.
+  rocksdb::Env* env = nullptr;
+
+  // RocksDB's memtable size in bytes; 0 keeps RocksDB's default (64 MiB).
+  // Tests set it small so that flushes, compactions and manifest updates
+  // happen within a short workload.
+  // Default: 0.
+  size_t write_buffer_bytes = 0;
 };
 
 // Opens (or creates) the store at `path`.
