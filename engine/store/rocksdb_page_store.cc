@@ -50,15 +50,28 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
 // The marker is written and read through RocksDB's FileSystem (the one of
 // RocksDBStoreOptions::env), so that fault-injection tests see its I/O too.
 
-// Returns true if `path` is a directory with no entries.
+// The directory that holds `path`.
+std::string ParentDirectory(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Returns true if `path` is a directory with no entries, or with nothing
+// but the temporary marker of a creation that was interrupted (a crash or
+// an I/O error between creating COWDB.tmp and renaming it): creation can
+// start over.
 absl::StatusOr<bool> IsEmptyDirectory(rocksdb::FileSystem& fs,
                                       const std::string& path) {
   std::vector<std::string> children;
   RETURN_IF_ERROR(FromRocks(
       fs.GetChildren(path, rocksdb::IOOptions(), &children, nullptr),
       absl::StrCat("list ", path)));
+  const std::string tmp_marker = absl::StrCat(kMarkerFile, ".tmp");
   for (const std::string& child : children) {
-    if (child != "." && child != "..") return false;
+    if (child != "." && child != ".." && child != tmp_marker) return false;
   }
   return true;
 }
@@ -151,6 +164,10 @@ absl::Status PrepareDirectory(rocksdb::FileSystem& fs, const std::string& path,
     RETURN_IF_ERROR(
         FromRocks(fs.CreateDir(path, rocksdb::IOOptions(), nullptr),
                   absl::StrCat("create directory ", path)));
+    // The new directory's entry lives in its parent: without this sync a
+    // power loss can take the whole database, acknowledged commits and
+    // all (RocksDB syncs the database directory, never its parent).
+    RETURN_IF_ERROR(SyncDirectory(fs, ParentDirectory(path)));
     return WriteMarker(fs, path);
   }
   RETURN_IF_ERROR(FromRocks(exists, absl::StrCat("look up ", path)));

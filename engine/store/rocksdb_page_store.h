@@ -4,7 +4,10 @@
 // Directory layout:
 //   <path>/COWDB        marker file: "cowdb <layout version>\n"; written
 //                       (and synced) before anything else, so a directory
-//                       without it is never mistaken for a database
+//                       without it is never mistaken for a database. When
+//                       the store creates <path>, it syncs the parent
+//                       directory too. A directory holding nothing but
+//                       COWDB.tmp (an interrupted creation) counts as empty.
 //   <path>/...          RocksDB's files
 //
 // This is the only file of cowdb that sees RocksDB types.
