@@ -213,7 +213,7 @@ struct LoopStats {
 TEST(IoErrorTest, EveryFailedFileOperationIsACleanError) {
   const uint64_t seed = Seed();
   std::cout << "COWDB_SEED=" << seed << std::endl;
-  testing::TempDir dir;
+  testing::TempDir dir = testing::TempDir::InMemory();
   // Dry run: count the operations.
   uint64_t n = 0;
   {
@@ -340,7 +340,7 @@ void BuildReadOnlyDatabase(const std::string& path, uint64_t seed) {
 
 TEST(IoErrorTest, SstBitFlipsAreDataLossNeverWrongData) {
   const uint64_t seed = Seed();
-  testing::TempDir dir;
+  testing::TempDir dir = testing::TempDir::InMemory();
   const std::string path = dir.Sub("db");
   ASSERT_NO_FATAL_FAILURE(BuildReadOnlyDatabase(path, seed));
   ModelHistory history(seed, kBatchOps);
@@ -433,7 +433,7 @@ class FlippingStore final : public internal::PageStore {
 
 TEST(IoErrorTest, PageBitFlipsAreDataLoss) {
   const uint64_t seed = Seed();
-  testing::TempDir dir;
+  testing::TempDir dir = testing::TempDir::InMemory();
   const std::string path = dir.Sub("db");
   ASSERT_NO_FATAL_FAILURE(BuildReadOnlyDatabase(path, seed));
   ModelHistory history(seed, kBatchOps);
@@ -474,7 +474,7 @@ TEST(IoErrorTest, PageBitFlipsAreDataLoss) {
 // renaming it to COWDB (an I/O error here; a crash does the same), the
 // directory was refused forever after as "not a cowdb database".
 TEST(IoErrorTest, InterruptedMarkerCreationCanBeRetried) {
-  testing::TempDir dir;
+  testing::TempDir dir = testing::TempDir::InMemory();
   auto fs = std::make_shared<FaultFileSystem>(rocksdb::FileSystem::Default(),
                                               dir.Sub("stash"));
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
