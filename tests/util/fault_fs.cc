@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <filesystem>
 #include <utility>
 
@@ -60,7 +61,10 @@ class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
     IOStatus s = fs_->CheckFault(FaultFileSystem::OpKind::kMutation, "append",
                                  path_);
     if (s.ok()) s = target()->Append(data, o, dbg);
-    if (s.ok()) state_->size += data.size();
+    if (s.ok()) {
+      state_->size += data.size();
+      state_->appends.emplace_back(fs_->NextSeq(), state_->size);
+    }
     return s;
   }
   IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
@@ -126,7 +130,10 @@ class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
     IOStatus s = fs_->CheckFault(FaultFileSystem::OpKind::kMutation, "sync",
                                  path_);
     if (s.ok()) s = full ? target()->Fsync(o, dbg) : target()->Sync(o, dbg);
-    if (s.ok()) state_->synced = state_->size;
+    if (s.ok()) {
+      state_->synced = state_->size;
+      state_->appends.clear();
+    }
     return s;
   }
 
@@ -306,6 +313,11 @@ bool FaultFileSystem::TakeSstFlip(uint64_t* seed) {
   return true;
 }
 
+void FaultFileSystem::LogDirOp(DirOp op) {
+  op.seq = NextSeq();
+  dir_log_.push_back(std::move(op));
+}
+
 void FaultFileSystem::RecordDirSync(const std::string& dir) {
   for (DirOp& op : dir_log_) {
     if (op.dir == dir) op.synced = true;
@@ -435,6 +447,11 @@ PowerLossReport FaultFileSystem::SimulatePowerLoss(std::mt19937_64& rng,
       report.unsynced_dirs.push_back(op.path);
     }
   }
+  // Bytes appended after the first lost directory operation cannot
+  // survive (the journal keeps metadata, file sizes included, in order).
+  const uint64_t cut_seq = keep < unsynced.size()
+                               ? dir_log_[unsynced[keep]].seq
+                               : std::numeric_limits<uint64_t>::max();
   for (size_t k = unsynced.size(); k > keep; --k) {
     UndoDirOp(dir_log_[unsynced[k - 1]]);
     ++report.dir_ops_undone;
@@ -450,8 +467,12 @@ PowerLossReport FaultFileSystem::SimulatePowerLoss(std::mt19937_64& rng,
     uint64_t actual = stdfs::file_size(path, ec);
     if (ec) continue;
     uint64_t len = state->synced;
-    if (state->size > state->synced && coin(rng) < torn_fraction) {
-      len += rng() % (state->size - state->synced + 1);
+    uint64_t limit = state->synced;
+    for (const auto& [seq, size_after] : state->appends) {
+      if (seq < cut_seq) limit = std::max(limit, size_after);
+    }
+    if (limit > state->synced && coin(rng) < torn_fraction) {
+      len += rng() % (limit - state->synced + 1);
       ++report.files_torn;
     }
     if (len >= actual) continue;
@@ -473,7 +494,7 @@ PowerLossReport FaultFileSystem::SimulatePowerLoss(std::mt19937_64& rng,
 void FaultFileSystem::AddUnsyncedDirCreation(const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string p = Normalize(path);
-  dir_log_.push_back({DirOp::kCreateDir, Parent(p), p, "", ""});
+  LogDirOp({DirOp::kCreateDir, Parent(p), p, "", ""});
 }
 
 void FaultFileSystem::ResetDurability() {
@@ -586,7 +607,7 @@ IOStatus FaultFileSystem::NewWritableFile(
   s = target()->NewWritableFile(f, file_opts, &file, dbg);
   if (!s.ok()) return s;
   if (!existed) {
-    dir_log_.push_back({DirOp::kCreateFile, Parent(path), path, "", ""});
+    LogDirOp({DirOp::kCreateFile, Parent(path), path, "", ""});
   }
   // Truncated (or new): nothing of it is durable yet.
   auto state = std::make_shared<FileState>();
@@ -609,7 +630,7 @@ IOStatus FaultFileSystem::ReopenWritableFile(
   s = target()->ReopenWritableFile(f, file_opts, &file, dbg);
   if (!s.ok()) return s;
   if (!existed) {
-    dir_log_.push_back({DirOp::kCreateFile, Parent(path), path, "", ""});
+    LogDirOp({DirOp::kCreateFile, Parent(path), path, "", ""});
   }
   r->reset(new FaultWritableFile(std::move(file), this, path,
                                  StateFor(path, /*create=*/true)));
@@ -721,7 +742,7 @@ IOStatus FaultFileSystem::DeleteFile(const std::string& f,
   // Kept in the stash, so that a power loss can bring it back.
   std::string stash = StashFile(path);
   if (stash.empty()) return IOStatus::IOError("FaultFileSystem: cannot stash ", path);
-  dir_log_.push_back({DirOp::kDelete, Parent(path), path, "", stash});
+  LogDirOp({DirOp::kDelete, Parent(path), path, "", stash});
   return IOStatus::OK();
 }
 
@@ -747,7 +768,7 @@ IOStatus FaultFileSystem::CreateDir(const std::string& d,
   std::lock_guard<std::mutex> lock(mu_);
   IOStatus s = CheckFault(OpKind::kMutation, "mkdir", path);
   if (s.ok()) s = target()->CreateDir(d, io_opts, dbg);
-  if (s.ok()) dir_log_.push_back({DirOp::kCreateDir, Parent(path), path, "", ""});
+  if (s.ok()) LogDirOp({DirOp::kCreateDir, Parent(path), path, "", ""});
   return s;
 }
 
@@ -762,7 +783,7 @@ IOStatus FaultFileSystem::CreateDirIfMissing(const std::string& d,
   const bool existed = stdfs::exists(path, ec);
   s = target()->CreateDirIfMissing(d, io_opts, dbg);
   if (s.ok() && !existed) {
-    dir_log_.push_back({DirOp::kCreateDir, Parent(path), path, "", ""});
+    LogDirOp({DirOp::kCreateDir, Parent(path), path, "", ""});
   }
   return s;
 }
@@ -774,7 +795,7 @@ IOStatus FaultFileSystem::DeleteDir(const std::string& d,
   std::lock_guard<std::mutex> lock(mu_);
   IOStatus s = CheckFault(OpKind::kMutation, "rmdir", path);
   if (s.ok()) s = target()->DeleteDir(d, io_opts, dbg);
-  if (s.ok()) dir_log_.push_back({DirOp::kDeleteDir, Parent(path), path, "", ""});
+  if (s.ok()) LogDirOp({DirOp::kDeleteDir, Parent(path), path, "", ""});
   return s;
 }
 
@@ -801,7 +822,7 @@ IOStatus FaultFileSystem::RenameFile(const std::string& src,
     return s;
   }
   MoveState(from, to);
-  dir_log_.push_back({DirOp::kRename, Parent(to), from, to, stash});
+  LogDirOp({DirOp::kRename, Parent(to), from, to, stash});
   return s;
 }
 

@@ -228,12 +228,17 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
   struct FileState {
     uint64_t size = 0;    // bytes appended
     uint64_t synced = 0;  // bytes synced
+    // Appends since the last sync: (operation sequence number, size after).
+    std::vector<std::pair<uint64_t, uint64_t>> appends;
   };
   enum class OpKind { kQuery, kRead, kMutation };
   // Counts one operation and returns the error to inject, if any.
   rocksdb::IOStatus CheckFault(OpKind kind, const char* what,
                                const std::string& path);
   void RecordDirSync(const std::string& dir);
+  // The next operation sequence number (orders appends and directory
+  // operations for the journal model).
+  uint64_t NextSeq() { return ++seq_; }
   // Counts an SST read; true (and the seed) if it is the one to corrupt.
   bool TakeSstFlip(uint64_t* seed);
   std::mutex& mu() const { return mu_; }
@@ -248,6 +253,7 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
     std::string target;   // rename target
     std::string stash;    // where the deleted or replaced file waits
     bool synced = false;
+    uint64_t seq = 0;     // its place among all operations
   };
 
   std::shared_ptr<FileState> StateFor(const std::string& path, bool create)
@@ -258,6 +264,7 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
   void MoveState(const std::string& from, const std::string& to)
       /* REQUIRES: mu_ held */;
   void UndoDirOp(const DirOp& op) /* REQUIRES: mu_ held */;
+  void LogDirOp(DirOp op) /* REQUIRES: mu_ held */;
 
   const std::string stash_dir_;
   const bool verbose_;  // COWDB_FAULT_FS_VERBOSE set: log injected faults
@@ -266,6 +273,7 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
   std::map<std::string, std::shared_ptr<FileState>> files_;  // written files
   std::vector<DirOp> dir_log_;
   uint64_t stash_seq_ = 0;
+  uint64_t seq_ = 0;
   bool frozen_ = false;
   uint64_t freeze_at_mutation_ = 0;  // 0: none
   uint64_t ops_ = 0;
