@@ -15,6 +15,7 @@
 #include "engine/cache/node_cache.h"
 #include "engine/db.h"
 #include "engine/store/page_store.h"
+#include "engine/store/rocksdb_page_store.h"
 #include "engine/tree/btree.h"
 #include "engine/txn/commit.h"
 #include "engine/version/version_set.h"
@@ -26,6 +27,13 @@ class DBImpl final : public DB, public TxnHost {
   // Opens a database over `store` (creating it when the store is empty).
   static absl::StatusOr<std::unique_ptr<DBImpl>> Open(
       const Options& options, std::shared_ptr<PageStore> store);
+
+  // Opens the database in directory `path` on RocksDB, as DB::Open does,
+  // with `store_options` for the store (its create_if_missing is taken from
+  // `options`). Tests use it to put a fault-injecting Env under the store.
+  static absl::StatusOr<std::unique_ptr<DBImpl>> OpenAt(
+      const Options& options, const std::string& path,
+      RocksDBStoreOptions store_options);
 
   absl::StatusOr<uint64_t> Put(std::string_view key,
                                std::string_view value) override;

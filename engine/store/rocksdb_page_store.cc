@@ -1,18 +1,15 @@
 #include "engine/store/rocksdb_page_store.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "engine/util/status_macros.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
@@ -50,68 +47,96 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   }
 }
 
-absl::Status ErrnoError(absl::string_view what, const std::string& path) {
-  return absl::InternalError(
-      absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+// The marker is written and read through RocksDB's FileSystem (the one of
+// RocksDBStoreOptions::env), so that fault-injection tests see its I/O too.
+
+// The directory that holds `path`.
+std::string ParentDirectory(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
 }
 
-// Returns true if `path` is a directory with no entries.
-absl::StatusOr<bool> IsEmptyDirectory(const std::string& path) {
-  DIR* dir = opendir(path.c_str());
-  if (dir == nullptr) return ErrnoError("cannot open directory", path);
-  bool empty = true;
-  while (struct dirent* e = readdir(dir)) {
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-      empty = false;
-      break;
-    }
+// Returns true if `path` is a directory with no entries, or with nothing
+// but the temporary marker of a creation that was interrupted (a crash or
+// an I/O error between creating COWDB.tmp and renaming it): creation can
+// start over.
+absl::StatusOr<bool> IsEmptyDirectory(rocksdb::FileSystem& fs,
+                                      const std::string& path) {
+  std::vector<std::string> children;
+  RETURN_IF_ERROR(FromRocks(
+      fs.GetChildren(path, rocksdb::IOOptions(), &children, nullptr),
+      absl::StrCat("list ", path)));
+  const std::string tmp_marker = absl::StrCat(kMarkerFile, ".tmp");
+  for (const std::string& child : children) {
+    if (child != "." && child != ".." && child != tmp_marker) return false;
   }
-  closedir(dir);
-  return empty;
+  return true;
 }
 
-absl::Status SyncPath(const std::string& path, int flags) {
-  int fd = open(path.c_str(), flags);
-  if (fd < 0) return ErrnoError("cannot open", path);
-  int rc = fsync(fd);
-  close(fd);
-  if (rc != 0) return ErrnoError("cannot sync", path);
-  return absl::OkStatus();
+// Makes the entries of directory `dir` durable (created, renamed or deleted
+// files).
+absl::Status SyncDirectory(rocksdb::FileSystem& fs, const std::string& dir) {
+  std::unique_ptr<rocksdb::FSDirectory> d;
+  RETURN_IF_ERROR(FromRocks(
+      fs.NewDirectory(dir, rocksdb::IOOptions(), &d, nullptr),
+      absl::StrCat("open directory ", dir)));
+  RETURN_IF_ERROR(FromRocks(d->Fsync(rocksdb::IOOptions(), nullptr),
+                            absl::StrCat("sync directory ", dir)));
+  return FromRocks(d->Close(rocksdb::IOOptions(), nullptr),
+                   absl::StrCat("close directory ", dir));
+}
+
+// Writes `content` to a new file at `path` and syncs it.
+absl::Status WriteSyncedFile(rocksdb::FileSystem& fs, const std::string& path,
+                             absl::string_view content) {
+  std::unique_ptr<rocksdb::FSWritableFile> file;
+  RETURN_IF_ERROR(FromRocks(
+      fs.NewWritableFile(path, rocksdb::FileOptions(), &file, nullptr),
+      absl::StrCat("create ", path)));
+  rocksdb::IOOptions io;
+  absl::Status s = FromRocks(
+      file->Append(rocksdb::Slice(content.data(), content.size()), io,
+                   nullptr),
+      absl::StrCat("write ", path));
+  if (s.ok()) s = FromRocks(file->Fsync(io, nullptr), absl::StrCat("sync ", path));
+  absl::Status closed =
+      FromRocks(file->Close(io, nullptr), absl::StrCat("close ", path));
+  return s.ok() ? closed : s;
 }
 
 // Writes the marker durably: temp file, fsync, rename, fsync directory.
-absl::Status WriteMarker(const std::string& dir) {
+absl::Status WriteMarker(rocksdb::FileSystem& fs, const std::string& dir) {
   std::string tmp = absl::StrCat(dir, "/", kMarkerFile, ".tmp");
   std::string final_path = absl::StrCat(dir, "/", kMarkerFile);
-  std::string content = absl::StrCat("cowdb ", kStoreLayoutVersion, "\n");
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return ErrnoError("cannot create", tmp);
-  bool ok = write(fd, content.data(), content.size()) ==
-                static_cast<ssize_t>(content.size()) &&
-            fsync(fd) == 0;
-  close(fd);
-  if (!ok) return ErrnoError("cannot write", tmp);
-  if (rename(tmp.c_str(), final_path.c_str()) != 0) {
-    return ErrnoError("cannot rename", tmp);
-  }
-  return SyncPath(dir, O_RDONLY | O_DIRECTORY);
+  RETURN_IF_ERROR(WriteSyncedFile(
+      fs, tmp, absl::StrCat("cowdb ", kStoreLayoutVersion, "\n")));
+  RETURN_IF_ERROR(FromRocks(
+      fs.RenameFile(tmp, final_path, rocksdb::IOOptions(), nullptr),
+      absl::StrCat("rename ", tmp)));
+  return SyncDirectory(fs, dir);
 }
 
 // Reads and checks the marker. Returns NotFound when there is none.
-absl::Status CheckMarker(const std::string& dir) {
+absl::Status CheckMarker(rocksdb::FileSystem& fs, const std::string& dir) {
   std::string path = absl::StrCat(dir, "/", kMarkerFile);
-  int fd = open(path.c_str(), O_RDONLY);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError("no marker");
-    return ErrnoError("cannot open", path);
-  }
+  rocksdb::IOStatus exists = fs.FileExists(path, rocksdb::IOOptions(), nullptr);
+  if (exists.IsNotFound()) return absl::NotFoundError("no marker");
+  RETURN_IF_ERROR(FromRocks(exists, absl::StrCat("look up ", path)));
+  std::unique_ptr<rocksdb::FSSequentialFile> file;
+  RETURN_IF_ERROR(FromRocks(
+      fs.NewSequentialFile(path, rocksdb::FileOptions(), &file, nullptr),
+      absl::StrCat("open ", path)));
   char buf[64];
-  ssize_t n = read(fd, buf, sizeof(buf));
-  close(fd);
-  if (n < 0) return ErrnoError("cannot read", path);
+  rocksdb::Slice content;
+  RETURN_IF_ERROR(FromRocks(
+      file->Read(sizeof(buf), rocksdb::IOOptions(), &content, buf, nullptr),
+      absl::StrCat("read ", path)));
   std::vector<std::string> parts =
-      absl::StrSplit(absl::string_view(buf, n), absl::ByAnyChar(" \n"),
-                     absl::SkipEmpty());
+      absl::StrSplit(absl::string_view(content.data(), content.size()),
+                     absl::ByAnyChar(" \n"), absl::SkipEmpty());
   int version = 0;
   if (parts.size() != 1 + 1 || parts[0] != "cowdb" ||
       !absl::SimpleAtoi(parts[1], &version) || version <= 0) {
@@ -128,26 +153,35 @@ absl::Status CheckMarker(const std::string& dir) {
 }
 
 // Ensures `path` is a cowdb directory, creating it when allowed.
-absl::Status PrepareDirectory(const std::string& path, bool create) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
-    if (errno != ENOENT) return ErrnoError("cannot stat", path);
+absl::Status PrepareDirectory(rocksdb::FileSystem& fs, const std::string& path,
+                              bool create) {
+  rocksdb::IOStatus exists = fs.FileExists(path, rocksdb::IOOptions(), nullptr);
+  if (exists.IsNotFound()) {
     if (!create) {
       return absl::NotFoundError(absl::StrCat(
           "no cowdb database at ", path, " (create_if_missing is false)"));
     }
-    if (mkdir(path.c_str(), 0755) != 0) {
-      return ErrnoError("cannot create directory", path);
-    }
-    return WriteMarker(path);
+    RETURN_IF_ERROR(
+        FromRocks(fs.CreateDir(path, rocksdb::IOOptions(), nullptr),
+                  absl::StrCat("create directory ", path)));
+    // The new directory's entry lives in its parent: without this sync a
+    // power loss can take the whole database, acknowledged commits and
+    // all (RocksDB syncs the database directory, never its parent).
+    RETURN_IF_ERROR(SyncDirectory(fs, ParentDirectory(path)));
+    return WriteMarker(fs, path);
   }
-  if (!S_ISDIR(st.st_mode)) {
+  RETURN_IF_ERROR(FromRocks(exists, absl::StrCat("look up ", path)));
+  bool is_dir = false;
+  RETURN_IF_ERROR(FromRocks(
+      fs.IsDirectory(path, rocksdb::IOOptions(), &is_dir, nullptr),
+      absl::StrCat("stat ", path)));
+  if (!is_dir) {
     return absl::FailedPreconditionError(
         absl::StrCat(path, " is not a directory, so not a cowdb database"));
   }
-  absl::Status marker = CheckMarker(path);
+  absl::Status marker = CheckMarker(fs, path);
   if (!absl::IsNotFound(marker)) return marker;
-  ASSIGN_OR_RETURN(bool empty, IsEmptyDirectory(path));
+  ASSIGN_OR_RETURN(bool empty, IsEmptyDirectory(fs, path));
   if (!empty) {
     return absl::FailedPreconditionError(absl::StrCat(
         path,
@@ -158,14 +192,15 @@ absl::Status PrepareDirectory(const std::string& path, bool create) {
     return absl::NotFoundError(absl::StrCat(
         "no cowdb database at ", path, " (create_if_missing is false)"));
   }
-  return WriteMarker(path);
+  return WriteMarker(fs, path);
 }
 
 class RocksDBPageStore final : public PageStore {
  public:
   RocksDBPageStore(std::unique_ptr<rocksdb::DB> db,
-                   std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : db_(std::move(db)), handles_(std::move(handles)) {}
+                   std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                   std::shared_ptr<rocksdb::FileSystem> fs)
+      : db_(std::move(db)), handles_(std::move(handles)), fs_(std::move(fs)) {}
 
   ~RocksDBPageStore() override {
     for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
@@ -227,7 +262,7 @@ class RocksDBPageStore final : public PageStore {
                               "checkpoint"));
     std::unique_ptr<rocksdb::Checkpoint> cp(raw);
     RETURN_IF_ERROR(FromRocks(cp->CreateCheckpoint(dir), "checkpoint"));
-    return WriteMarker(dir);
+    return WriteMarker(*fs_, dir);
   }
 
   StoreStats GetStats() override {
@@ -250,6 +285,7 @@ class RocksDBPageStore final : public PageStore {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  const std::shared_ptr<rocksdb::FileSystem> fs_;  // the marker's
   std::atomic<uint64_t> reads_{0};
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> syncs_{0};
@@ -260,12 +296,19 @@ class RocksDBPageStore final : public PageStore {
 
 absl::StatusOr<std::unique_ptr<PageStore>> OpenRocksDBPageStore(
     const std::string& path, const RocksDBStoreOptions& options) {
-  RETURN_IF_ERROR(PrepareDirectory(path, options.create_if_missing));
+  rocksdb::Env* env =
+      options.env != nullptr ? options.env : rocksdb::Env::Default();
+  std::shared_ptr<rocksdb::FileSystem> fs = env->GetFileSystem();
+  RETURN_IF_ERROR(PrepareDirectory(*fs, path, options.create_if_missing));
 
   rocksdb::Options db_options;
+  db_options.env = env;
   db_options.create_if_missing = true;  // the marker decided above
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
+  if (options.write_buffer_bytes != 0) {
+    db_options.write_buffer_size = options.write_buffer_bytes;
+  }
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
@@ -282,7 +325,7 @@ absl::StatusOr<std::unique_ptr<PageStore>> OpenRocksDBPageStore(
                         &handles, &raw),
       absl::StrCat("open ", path)));
   return std::unique_ptr<PageStore>(new RocksDBPageStore(
-      std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+      std::unique_ptr<rocksdb::DB>(raw), std::move(handles), std::move(fs)));
 }
 
 }  // namespace cowdb::internal

@@ -4,7 +4,10 @@
 // Directory layout:
 //   <path>/COWDB        marker file: "cowdb <layout version>\n"; written
 //                       (and synced) before anything else, so a directory
-//                       without it is never mistaken for a database
+//                       without it is never mistaken for a database. When
+//                       the store creates <path>, it syncs the parent
+//                       directory too. A directory holding nothing but
+//                       COWDB.tmp (an interrupted creation) counts as empty.
 //   <path>/...          RocksDB's files
 //
 // This is the only file of cowdb that sees RocksDB types.
@@ -18,6 +21,10 @@
 #include "absl/status/statusor.h"
 #include "engine/store/page_store.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace cowdb::internal {
 
 // Directory layout version written to the marker file. DO NOT CHANGE
@@ -29,6 +36,18 @@ struct RocksDBStoreOptions {
   bool create_if_missing = true;
   // RocksDB's own block cache; the node cache above is the main cache.
   size_t block_cache_bytes = 8 << 20;
+
+  // For fault-injection tests. When set, every file operation of the store
+  // goes through this Env's FileSystem: RocksDB's and the marker file's.
+  // Not owned; must outlive the store.
+  // Default: nullptr, the process's default file system.
+  rocksdb::Env* env = nullptr;
+
+  // RocksDB's memtable size in bytes; 0 keeps RocksDB's default (64 MiB).
+  // Tests set it small so that flushes, compactions and manifest updates
+  // happen within a short workload.
+  // Default: 0.
+  size_t write_buffer_bytes = 0;
 };
 
 // Opens (or creates) the store at `path`.
