@@ -18,37 +18,62 @@ NodeRef NodeCache::Lookup(uint64_t page_id) {
     MutexLock lock(&s.mu);
     auto it = s.index.find(page_id);
     if (it != s.index.end()) {
-      s.lru.splice(s.lru.begin(), s.lru, it->second);
+      Slot& slot = s.slots[it->second];
+      slot.referenced = true;
       hits_.fetch_add(1, std::memory_order_relaxed);
-      return it->second->second;
+      return slot.node;
     }
   }
   misses_.fetch_add(1, std::memory_order_relaxed);
   return nullptr;
 }
 
+void NodeCache::EvictOne(Shard& s, std::vector<NodeRef>* evicted) {
+  // Terminates: every pass clears the bits it skips, and bytes > 0 means
+  // some slot is occupied.
+  while (true) {
+    if (s.hand >= s.slots.size()) s.hand = 0;
+    Slot& slot = s.slots[s.hand++];
+    if (slot.node == nullptr) continue;
+    if (slot.referenced) {
+      slot.referenced = false;
+      continue;
+    }
+    s.bytes -= slot.charge;
+    s.index.erase(slot.page_id);
+    evicted->push_back(std::move(slot.node));
+    slot.node = nullptr;
+    s.free.push_back(&slot - s.slots.data());
+    return;
+  }
+}
+
 void NodeCache::Insert(uint64_t page_id, NodeRef node) {
-  size_t charge = Charge(*node);
+  const size_t charge = Charge(*node);
   if (charge > shard_capacity_) return;
   Shard& s = ShardFor(page_id);
-  // Evicted nodes are released outside the lock.
-  std::list<std::pair<uint64_t, NodeRef>> evicted;
+  std::vector<NodeRef> evicted;  // released outside the lock
   {
     MutexLock lock(&s.mu);
-    auto it = s.index.find(page_id);
-    if (it != s.index.end()) {
-      s.lru.splice(s.lru.begin(), s.lru, it->second);
+    auto [it, inserted] = s.index.try_emplace(page_id, 0);
+    if (!inserted) {
+      s.slots[it->second].referenced = true;
       return;
     }
-    s.lru.emplace_front(page_id, std::move(node));
-    s.index[page_id] = s.lru.begin();
-    s.bytes += charge;
-    while (s.bytes > shard_capacity_) {
-      auto last = std::prev(s.lru.end());
-      s.bytes -= Charge(*last->second);
-      s.index.erase(last->first);
-      evicted.splice(evicted.begin(), s.lru, last);
+    while (s.bytes + charge > shard_capacity_) EvictOne(s, &evicted);
+    size_t i;
+    if (!s.free.empty()) {
+      i = s.free.back();
+      s.free.pop_back();
+    } else {
+      i = s.slots.size();
+      s.slots.emplace_back();
     }
+    // Once the cache is full, `i` is the slot just evicted, right behind
+    // the hand: a new entry is the last the hand reaches.
+    s.slots[i] = Slot{page_id, std::move(node), charge, false};
+    it->second = i;
+    s.bytes += charge;
   }
 }
 

@@ -1,8 +1,10 @@
 // A cache of decoded pages: page id -> immutable Node, bounded by bytes.
 //
 // Pages never change once written and page ids are never reused, so entries
-// are never invalidated, only evicted (least recently used first). The cache
-// is shared by every reader and the writer.
+// are never invalidated, only evicted. Eviction is CLOCK (second chance): a
+// hit only sets the entry's referenced bit, so the read path does no list
+// surgery; the eviction hand clears bits and evicts the first entry not used
+// since its last pass. The cache is shared by every reader and the writer.
 //
 // Thread safety: all methods may be called concurrently. The cache is split
 // into shards, each under its own mutex, so readers rarely contend.
@@ -12,7 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
-#include <list>
+#include <vector>
 #include <memory>
 
 #include "absl/container/flat_hash_map.h"
@@ -48,13 +50,25 @@ class NodeCache {
  private:
   static constexpr int kShards = 16;
 
+  struct Slot {
+    uint64_t page_id = 0;
+    NodeRef node;  // nullptr: a free slot
+    size_t charge = 0;
+    bool referenced = false;
+  };
+
   struct Shard {
     mutable Mutex mu;
-    std::list<std::pair<uint64_t, NodeRef>> lru ABSL_GUARDED_BY(mu);  // front = newest
-    absl::flat_hash_map<uint64_t, std::list<std::pair<uint64_t, NodeRef>>::iterator>
-        index ABSL_GUARDED_BY(mu);
+    std::vector<Slot> slots ABSL_GUARDED_BY(mu);  // the clock
+    std::vector<size_t> free ABSL_GUARDED_BY(mu);  // free slots
+    absl::flat_hash_map<uint64_t, size_t> index ABSL_GUARDED_BY(mu);  // page id -> slot
+    size_t hand ABSL_GUARDED_BY(mu) = 0;
     size_t bytes ABSL_GUARDED_BY(mu) = 0;
   };
+
+  // Evicts one entry of `s` into `evicted`.
+  static void EvictOne(Shard& s, std::vector<NodeRef>* evicted)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
 
   static size_t Charge(const Node& node);
   Shard& ShardFor(uint64_t page_id) { return shards_[page_id % kShards]; }

@@ -28,7 +28,7 @@ TEST(NodeCacheTest, HitAndMissAreCounted) {
   EXPECT_GT(s.bytes, 100u);
 }
 
-TEST(NodeCacheTest, StaysWithinCapacityAndEvictsLeastRecentlyUsed) {
+TEST(NodeCacheTest, StaysWithinCapacityAndKeepsRecentlyUsed) {
   const size_t capacity = 16 * 10000;  // 10,000 bytes per shard
   NodeCache cache(capacity);
   // Ids 0, 16, 32, ... all land in shard 0.
