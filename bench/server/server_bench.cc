@@ -6,7 +6,8 @@
 //   bazel run --config=opt //bench/server:server_bench -- --quick    # subset
 //
 // Workloads: put (durable single-key write), get (one key; etcd:
-// serializable Range), range10 (10 keys from a random start), cas (a
+// serializable Range), range10 (the first 10 keys of a random range that
+// holds about 20), cas (a
 // compare-and-swap on the client's own key: compare the mod revision it
 // last saw, then put). Both servers run with their default durability:
 // cowdb syncs every commit (group commit), etcd fsyncs its WAL per raft
@@ -74,6 +75,18 @@ std::string Key(uint64_t i) {
   return std::string(buf, 16);
 }
 
+// The end of a range that starts at benchmark key `start` and holds about
+// 20 of `keys` keys: bounded, because etcd counts every key of a range
+// even under a limit.
+std::string RangeEnd(const std::string& start, uint64_t keys) {
+  const uint64_t from = std::stoull(start, nullptr, 16);
+  const uint64_t span = ~0ull / keys * 20;
+  const uint64_t to = from > ~0ull - span ? ~0ull : from + span;
+  char buf[17];
+  snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(to));
+  return std::string(buf, 16);
+}
+
 [[noreturn]] void Die(const std::string& msg) {
   std::cerr << "server_bench: " << msg << std::endl;
   std::exit(1);
@@ -110,6 +123,29 @@ uint64_t RssKiB(pid_t pid) {
   return 0;
 }
 
+// Bytes the process `pid` has caused to be written to storage so far
+// (/proc/PID/io write_bytes: its own writes and its threads').
+uint64_t WriteBytes(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/io"));
+  for (std::string line; std::getline(in, line);) {
+    uint64_t n = 0;
+    if (line.rfind("write_bytes:", 0) == 0 &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(12)), &n)) {
+      return n;
+    }
+  }
+  return 0;
+}
+
+uint64_t DirBytes(const std::string& dir) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+    if (e.is_regular_file(ec)) n += e.file_size(ec);
+  }
+  return n;
+}
+
 // A server process and the client side of its API.
 class Target {
  public:
@@ -126,11 +162,14 @@ class Target {
   virtual void Preload(int keys) = 0;
   virtual grpc::Status Put(int conn, const std::string& key, const std::string& value) = 0;
   virtual grpc::Status Get(int conn, const std::string& key) = 0;
-  virtual grpc::Status Range10(int conn, const std::string& start) = 0;
+  // Up to 10 keys of [start, end).
+  virtual grpc::Status Range10(int conn, const std::string& start, const std::string& end) = 0;
   // Puts `value` under `key` if its mod revision is still *mod; updates *mod.
   virtual grpc::Status Cas(int conn, const std::string& key, const std::string& value,
                            int64_t* mod) = 0;
   uint64_t rss_kib() const { return RssKiB(pid_); }
+  uint64_t write_bytes() const { return WriteBytes(pid_); }
+  uint64_t disk_bytes() const { return DirBytes(dir_); }
 
  protected:
   // Forks `argv`; stdout goes to a pipe whose read end is returned.
@@ -222,10 +261,11 @@ class CowdbTarget final : public Target {
     return stubs_[conn]->Get(&ctx, req, &resp);
   }
 
-  grpc::Status Range10(int conn, const std::string& start) override {
+  grpc::Status Range10(int conn, const std::string& start, const std::string& end) override {
     grpc::ClientContext ctx;
     v1::ScanRequest req;
     req.mutable_range()->set_start(start);
+    req.mutable_range()->set_end(end);
     req.set_limit(10);
     auto reader = stubs_[conn]->Scan(&ctx, req);
     v1::ScanResponse page;
@@ -320,11 +360,11 @@ class EtcdTarget final : public Target {
     return stubs_[conn]->Range(&ctx, req, &resp);
   }
 
-  grpc::Status Range10(int conn, const std::string& start) override {
+  grpc::Status Range10(int conn, const std::string& start, const std::string& end) override {
     grpc::ClientContext ctx;
     etcdserverpb::RangeRequest req;
     req.set_key(start);
-    req.set_range_end(std::string(1, '\0'));  // every key >= start
+    req.set_range_end(end);
     req.set_limit(10);
     req.set_serializable(true);
     etcdserverpb::RangeResponse resp;
@@ -362,6 +402,7 @@ class EtcdTarget final : public Target {
 
 struct Run {
   double ops_per_sec = 0;
+  double bytes_per_op = 0;  // written by the server process
   double p50_us = 0;
   double p99_us = 0;
   uint64_t errors = 0;
@@ -393,7 +434,8 @@ Run Measure(Target& t, const std::string& workload, int clients, int conns, int 
         } else if (workload == "get") {
           s = t.Get(conn, Key(rng() % keys));
         } else if (workload == "range10") {
-          s = t.Range10(conn, Key(rng() % keys));
+          const uint64_t k = rng() % keys;
+          s = t.Range10(conn, Key(k), RangeEnd(Key(k), keys));
         } else {
           s = t.Cas(conn, cas_key, value, &mod);
         }
@@ -403,6 +445,7 @@ Run Measure(Target& t, const std::string& workload, int clients, int conns, int 
       }
     });
   }
+  const uint64_t written_before = t.write_bytes();
   const absl::Time begin = absl::Now();
   go = true;
   absl::SleepFor(length);
@@ -416,6 +459,7 @@ Run Measure(Target& t, const std::string& workload, int clients, int conns, int 
   if (all.empty()) return r;
   std::sort(all.begin(), all.end());
   r.ops_per_sec = all.size() / elapsed;
+  r.bytes_per_op = static_cast<double>(t.write_bytes() - written_before) / all.size();
   r.p50_us = all[all.size() / 2];
   r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
   return r;
@@ -456,6 +500,7 @@ int Main() {
   // results[workload][clients][target]
   std::map<std::string, std::map<int, std::map<std::string, Run>>> results;
   std::map<std::string, uint64_t> peak_rss;
+  std::map<std::string, uint64_t> disk;  // data directory bytes after all rows
   for (const std::string& name : names) {
     std::unique_ptr<Target> t;
     if (name == "cowdb") {
@@ -480,20 +525,24 @@ int Main() {
         }
         Run m = MedianRun(runs);
         results[w][clients][name] = m;
-        std::cerr << absl::StrFormat("%s %s clients=%d: %.0f ops/s p50 %.0f us p99 %.0f us%s\n",
-                                     name, w, clients, m.ops_per_sec, m.p50_us, m.p99_us,
-                                     m.errors ? absl::StrCat(" errors=", m.errors) : "");
+        std::cerr << absl::StrFormat(
+            "%s %s clients=%d: %.0f ops/s p50 %.0f us p99 %.0f us, %.0f bytes written/op%s\n",
+            name, w, clients, m.ops_per_sec, m.p50_us, m.p99_us, m.bytes_per_op,
+            m.errors ? absl::StrCat(" errors=", m.errors) : "");
       }
     }
+    disk[name] = t->disk_bytes();
   }
 
   std::ofstream csv;
   if (!absl::GetFlag(FLAGS_csv).empty()) {
     csv.open(absl::GetFlag(FLAGS_csv));
-    csv << "workload,clients,target,ops_per_sec,p50_us,p99_us,errors\n";
+    csv << "workload,clients,target,ops_per_sec,p50_us,p99_us,bytes_written_per_op,errors\n";
   }
   std::cout << absl::StrFormat("%-8s %7s", "workload", "clients");
-  for (const auto& n : names) std::cout << absl::StrFormat(" | %10s %8s %8s", n + " op/s", "p50 us", "p99 us");
+  for (const auto& n : names) {
+    std::cout << absl::StrFormat(" | %10s %8s %8s %8s", n + " op/s", "p50 us", "p99 us", "B/op");
+  }
   if (names.size() == 2) std::cout << absl::StrFormat(" | %s/%s", names[0], names[1]);
   std::cout << "\n";
   for (const std::string& w : workloads) {
@@ -501,10 +550,11 @@ int Main() {
       std::cout << absl::StrFormat("%-8s %7d", w, clients);
       for (const auto& n : names) {
         const Run& r = results[w][clients][n];
-        std::cout << absl::StrFormat(" | %10.0f %8.0f %8.0f", r.ops_per_sec, r.p50_us, r.p99_us);
+        std::cout << absl::StrFormat(" | %10.0f %8.0f %8.0f %8.0f", r.ops_per_sec, r.p50_us,
+                                     r.p99_us, r.bytes_per_op);
         if (csv.is_open()) {
-          csv << absl::StrFormat("%s,%d,%s,%.0f,%.0f,%.0f,%d\n", w, clients, n, r.ops_per_sec,
-                                 r.p50_us, r.p99_us, r.errors);
+          csv << absl::StrFormat("%s,%d,%s,%.0f,%.0f,%.0f,%.0f,%d\n", w, clients, n,
+                                 r.ops_per_sec, r.p50_us, r.p99_us, r.bytes_per_op, r.errors);
         }
       }
       if (names.size() == 2) {
@@ -515,7 +565,8 @@ int Main() {
     }
   }
   for (const auto& [n, kib] : peak_rss) {
-    std::cout << n << " peak RSS: " << kib / 1024 << " MiB\n";
+    std::cout << n << ": peak RSS " << kib / 1024 << " MiB, data directory "
+              << disk[n] / (1 << 20) << " MiB at the end\n";
   }
   std::cout << "(" << conns << " connections, " << repeats << " runs per row, "
             << absl::GetFlag(FLAGS_seconds) << " s each, " << keys << " keys preloaded)\n";
