@@ -20,6 +20,17 @@ constexpr size_t kScanPageBytes = 1 << 20;
 using client::internal::ApplyMutation;
 using client::internal::ToBounds;
 
+// The sink of a live call: its ServerWriter.
+template <typename T>
+class WriterSink final : public StreamSink<T> {
+ public:
+  explicit WriterSink(grpc::ServerWriter<T>* writer) : writer_(writer) {}
+  bool Write(const T& msg) override { return writer_->Write(msg); }
+
+ private:
+  grpc::ServerWriter<T>* const writer_;
+};
+
 // The bounds one streaming call runs under.
 struct CallLimits {
   uint64_t page_size;
@@ -28,7 +39,7 @@ struct CallLimits {
   // Writes one message of a stream: Cancelled if the client went away,
   // DeadlineExceeded once past the deadline.
   template <typename T>
-  absl::Status Send(grpc::ServerContext* ctx, grpc::ServerWriter<T>* writer,
+  absl::Status Send(grpc::ServerContext* ctx, StreamSink<T>* writer,
                     const T& msg) const {
     if (ctx->IsCancelled()) return absl::CancelledError("the client cancelled");
     if (absl::Now() > deadline) {
@@ -70,7 +81,7 @@ void Fill(v1::KeyValue* kv, std::string_view key, std::string_view value,
 absl::Status StreamScan(Iterator& it, uint64_t read_version, const v1::ScanRequest& req,
                         const std::string& start, const std::string& end,
                         const CallLimits& limits, grpc::ServerContext* ctx,
-                        grpc::ServerWriter<v1::ScanResponse>* writer) {
+                        StreamSink<v1::ScanResponse>* writer) {
   v1::ScanResponse page;
   page.set_read_version(read_version);
   absl::Status sent = absl::OkStatus();
@@ -290,6 +301,12 @@ grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
 
 grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                              grpc::ServerWriter<v1::ScanResponse>* writer) {
+  WriterSink<v1::ScanResponse> sink(writer);
+  return ScanTo(ctx, req, &sink);
+}
+
+grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* req,
+                               StreamSink<v1::ScanResponse>* writer) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
@@ -450,6 +467,12 @@ grpc::Status VersionsService::ListTags(grpc::ServerContext* ctx, const v1::ListT
 
 grpc::Status VersionsService::Diff(grpc::ServerContext* ctx, const v1::DiffRequest* req,
                                    grpc::ServerWriter<v1::DiffResponse>* writer) {
+  WriterSink<v1::DiffResponse> sink(writer);
+  return DiffTo(ctx, req, &sink);
+}
+
+grpc::Status VersionsService::DiffTo(grpc::ServerContext* ctx, const v1::DiffRequest* req,
+                                     StreamSink<v1::DiffResponse>* writer) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
@@ -472,6 +495,12 @@ grpc::Status VersionsService::Diff(grpc::ServerContext* ctx, const v1::DiffReque
 
 grpc::Status VersionsService::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                                     grpc::ServerWriter<v1::WatchResponse>* writer) {
+  WriterSink<v1::WatchResponse> sink(writer);
+  return WatchTo(ctx, req, &sink);
+}
+
+grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchRequest* req,
+                                      StreamSink<v1::WatchResponse>* writer) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);

@@ -45,6 +45,17 @@ struct ServiceOptions {
   absl::Duration transaction_idle_timeout = absl::Seconds(60);
 };
 
+// Where a streaming handler writes its messages. The gRPC handlers wrap
+// the call's ServerWriter in one; tests and fuzzers call the handlers'
+// *To variants with their own sink, without a live call.
+template <typename T>
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  // Sends `msg`; false once the stream is broken (the client went away).
+  virtual bool Write(const T& msg) = 0;
+};
+
 // The one mapping from engine status to gRPC status.
 grpc::Status ToGrpcStatus(const absl::Status& s);
 
@@ -120,6 +131,10 @@ class KvService final : public cowdb::v1::KV::Service {
                    v1::GetResponse*) override;
   grpc::Status Scan(grpc::ServerContext*, const v1::ScanRequest*,
                     grpc::ServerWriter<v1::ScanResponse>*) override;
+  // Scan, streaming into `sink`. With a default-constructed `ctx` (no
+  // call behind it) the handler runs as if the call had no deadline.
+  grpc::Status ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* req,
+                      StreamSink<v1::ScanResponse>* sink);
   grpc::Status Put(grpc::ServerContext*, const v1::PutRequest*,
                    v1::PutResponse*) override;
   grpc::Status Delete(grpc::ServerContext*, const v1::DeleteRequest*,
@@ -160,6 +175,12 @@ class VersionsService final : public cowdb::v1::Versions::Service {
                     grpc::ServerWriter<v1::DiffResponse>*) override;
   grpc::Status Watch(grpc::ServerContext*, const v1::WatchRequest*,
                      grpc::ServerWriter<v1::WatchResponse>*) override;
+  // Diff and Watch, streaming into `sink` (see KvService::ScanTo). WatchTo
+  // returns only once `ctx` is cancelled or the sink breaks.
+  grpc::Status DiffTo(grpc::ServerContext* ctx, const v1::DiffRequest* req,
+                      StreamSink<v1::DiffResponse>* sink);
+  grpc::Status WatchTo(grpc::ServerContext* ctx, const v1::WatchRequest* req,
+                       StreamSink<v1::WatchResponse>* sink);
   grpc::Status Status(grpc::ServerContext*, const v1::StatusRequest*,
                       v1::StatusResponse*) override;
 
