@@ -45,7 +45,13 @@ struct CallLimits {
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError("the call ran past its deadline");
     }
-    if (!writer->Write(msg)) return absl::CancelledError("the client went away");
+    if (!writer->Write(msg)) {
+      // The watchdog cancels a Write blocked past the deadline.
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError("the call ran past its deadline");
+      }
+      return absl::CancelledError("the client went away");
+    }
     return absl::OkStatus();
   }
 };
@@ -60,6 +66,13 @@ CallLimits Limits(const grpc::ServerContext* ctx, const ServiceOptions& options,
     deadline = absl::FromChrono(ctx->deadline());
   }
   return CallLimits{page_size, std::min(deadline, now + options.max_deadline)};
+}
+
+// Puts the call of `ctx` under `watchdog` (if any) until `deadline`.
+CallWatchdog::Guard GuardCall(CallWatchdog* watchdog, grpc::ServerContext* ctx,
+                          absl::Time deadline) {
+  if (watchdog == nullptr) return CallWatchdog::Guard();
+  return watchdog->Watch(ctx, deadline);
 }
 
 ReadOptions ToReadOptions(const v1::ReadSelector& sel) {
@@ -150,6 +163,65 @@ grpc::Status Authenticator::Check(const grpc::ServerContext* ctx) const {
   }
   return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                       "missing or invalid bearer token");
+}
+
+// ------------------------------------------------------------ CallWatchdog
+
+CallWatchdog::Guard::~Guard() {
+  if (watchdog_ != nullptr) watchdog_->Unwatch(id_);
+}
+
+CallWatchdog::CallWatchdog() : thread_([this] { Loop(); }) {}
+
+CallWatchdog::~CallWatchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+CallWatchdog::Guard CallWatchdog::Watch(grpc::ServerContext* ctx, absl::Time deadline) {
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    id = next_id_++;
+    calls_.emplace(id, Call{deadline, ctx});
+  }
+  cv_.notify_all();  // the new deadline may be the earliest
+  return Guard(this, id);
+}
+
+void CallWatchdog::Unwatch(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  calls_.erase(id);
+}
+
+uint64_t CallWatchdog::cancelled() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cancelled_;
+}
+
+void CallWatchdog::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    // Cancelling under mu_ means a call's guard, which takes mu_, cannot
+    // finish while its context is being cancelled.
+    const absl::Time now = absl::Now();
+    absl::Time next = now + absl::Seconds(1);
+    for (auto it = calls_.begin(); it != calls_.end();) {
+      if (it->second.deadline <= now) {
+        it->second.ctx->TryCancel();
+        ++cancelled_;
+        it = calls_.erase(it);
+      } else {
+        next = std::min(next, it->second.deadline);
+        ++it;
+      }
+    }
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(next - now));
+  }
 }
 
 // ------------------------------------------------------- TransactionRegistry
@@ -308,6 +380,8 @@ grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* re
 grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                                StreamSink<v1::ScanResponse>* writer) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  const CallLimits limits = Limits(ctx, options_, options_.scan_page_size);
+  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
@@ -328,8 +402,7 @@ grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* 
       }
       absl::StatusOr<std::unique_ptr<Iterator>> it = t.NewIterator();
       if (!it.ok()) return it.status();
-      return StreamScan(**it, t.read_version(), *req, start, end,
-                        Limits(ctx, options_, options_.scan_page_size), ctx, writer);
+      return StreamScan(**it, t.read_version(), *req, start, end, limits, ctx, writer);
     }));
   }
   ReadOptions ro = ToReadOptions(req->read());
@@ -343,8 +416,7 @@ grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* 
     count(*n, (*it)->version());
     return grpc::Status::OK;
   }
-  return ToGrpcStatus(StreamScan(**it, (*it)->version(), *req, start, end,
-                                 Limits(ctx, options_, options_.scan_page_size), ctx,
+  return ToGrpcStatus(StreamScan(**it, (*it)->version(), *req, start, end, limits, ctx,
                                  writer));
 }
 
@@ -478,6 +550,7 @@ grpc::Status VersionsService::DiffTo(grpc::ServerContext* ctx, const v1::DiffReq
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
   const CallLimits limits = Limits(ctx, options_, kDiffPageSize);
+  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
   v1::DiffResponse page;
   absl::Status sent = absl::OkStatus();
   s = db_->Diff(req->from_version(), req->to_version(), start, end, [&](const Change& c) {
@@ -515,6 +588,10 @@ grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchR
     resp.set_version(e->version);
     resp.set_net(e->net);
     client::internal::ToProto(e->change, resp.add_changes());
+    // A watch has no deadline, but a client that takes no message for
+    // default_deadline is cut off rather than holding a thread and a pin.
+    CallWatchdog::Guard guard =
+        GuardCall(watchdog_, ctx, absl::Now() + options_.default_deadline);
     if (!writer->Write(resp)) break;
   }
   return grpc::Status(grpc::StatusCode::CANCELLED, "watch ended");
