@@ -533,5 +533,49 @@ TEST_F(ServerAbuseTest, StreamBlockedInWriteEndsAtTheDefaultDeadline) {
   }
 }
 
+// A Watch has no deadline, but one whose client takes no message for
+// --default_deadline is cancelled too: it would hold a thread and pin the
+// version it has reached, holding back reclamation.
+TEST_F(ServerAbuseTest, WatchBlockedInWriteIsCancelledAfterTheDefaultDeadline) {
+  ASSERT_NO_FATAL_FAILURE(Start({}));
+  ASSERT_NO_FATAL_FAILURE(Preload());
+  absl::SleepFor(absl::Milliseconds(300));
+  const int idle_threads = SampleProcess(server_.pid()).threads;
+  struct SlowWatcher {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::Versions::Stub> versions;
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> reader;
+  };
+  std::vector<std::unique_ptr<SlowWatcher>> watchers;
+  for (int i = 0; i < 5; ++i) {
+    auto w = std::make_unique<SlowWatcher>();
+    w->channel = OwnChannel(server_.addr(), /*small_window=*/true);
+    w->versions = v1::Versions::NewStub(w->channel);
+    v1::WatchRequest req;
+    req.set_from_version(0);  // every preloaded value: far more than a window
+    w->reader = w->versions->Watch(&w->ctx, req);
+    v1::WatchResponse event;
+    ASSERT_TRUE(w->reader->Read(&event));
+    watchers.push_back(std::move(w));
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  const int blocked_threads = SampleProcess(server_.pid()).threads;
+  EXPECT_GE(blocked_threads, idle_threads + 4);
+  int threads = 0;
+  const bool released = WaitFor(absl::Seconds(5), [&] {
+    threads = SampleProcess(server_.pid()).threads;
+    return threads <= idle_threads + 2;
+  });
+  EXPECT_TRUE(released) << "threads: idle " << idle_threads << ", with 5 blocked watches "
+                        << blocked_threads << ", 5 s after the default deadline " << threads;
+  for (auto& w : watchers) {
+    v1::WatchResponse event;
+    while (w->reader->Read(&event)) {
+    }
+    EXPECT_EQ(w->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+}
+
 }  // namespace
 }  // namespace cowdb
