@@ -70,7 +70,7 @@ CallLimits Limits(const grpc::ServerContext* ctx, const ServiceOptions& options,
 
 // Puts the call of `ctx` under `watchdog` (if any) until `deadline`.
 CallWatchdog::Guard GuardCall(CallWatchdog* watchdog, grpc::ServerContext* ctx,
-                          absl::Time deadline) {
+                              absl::Time deadline) {
   if (watchdog == nullptr) return CallWatchdog::Guard();
   return watchdog->Watch(ctx, deadline);
 }
@@ -184,23 +184,20 @@ CallWatchdog::~CallWatchdog() {
 
 CallWatchdog::Guard CallWatchdog::Watch(grpc::ServerContext* ctx, absl::Time deadline) {
   uint64_t id;
+  bool earliest;
   {
     std::lock_guard<std::mutex> lock(mu_);
     id = next_id_++;
     calls_.emplace(id, Call{deadline, ctx});
+    earliest = deadline < next_wake_;
   }
-  cv_.notify_all();  // the new deadline may be the earliest
+  if (earliest) cv_.notify_all();
   return Guard(this, id);
 }
 
 void CallWatchdog::Unwatch(uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   calls_.erase(id);
-}
-
-uint64_t CallWatchdog::cancelled() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return cancelled_;
 }
 
 void CallWatchdog::Loop() {
@@ -213,13 +210,13 @@ void CallWatchdog::Loop() {
     for (auto it = calls_.begin(); it != calls_.end();) {
       if (it->second.deadline <= now) {
         it->second.ctx->TryCancel();
-        ++cancelled_;
         it = calls_.erase(it);
       } else {
         next = std::min(next, it->second.deadline);
         ++it;
       }
     }
+    next_wake_ = next;
     cv_.wait_for(lock, absl::ToChronoNanoseconds(next - now));
   }
 }

@@ -97,9 +97,6 @@ class CallWatchdog {
   // watchdog never touches `ctx` again.
   Guard Watch(grpc::ServerContext* ctx, absl::Time deadline);
 
-  // Calls cancelled so far.
-  uint64_t cancelled();
-
  private:
   struct Call {
     absl::Time deadline;
@@ -112,8 +109,9 @@ class CallWatchdog {
   std::condition_variable cv_;
   std::map<uint64_t, Call> calls_;  // by id; guarded by mu_
   uint64_t next_id_ = 1;            // guarded by mu_
-  uint64_t cancelled_ = 0;          // guarded by mu_
   bool stopping_ = false;           // guarded by mu_
+  // When the watchdog thread wakes next; guarded by mu_.
+  absl::Time next_wake_ = absl::InfinitePast();
   std::thread thread_;
 };
 

@@ -23,7 +23,7 @@ for t in "${targets[@]}"; do
   "bazel-bin/tests/fuzz/${t}_fuzzer" -max_total_time="$seconds" -entropic=0 \
       -print_funcs=0 -artifact_prefix="$work/crashes/" "$work/corpus" \
       >"$work/log" 2>&1 || true
-  execs=$(grep -o '^#[0-9]*' "$work/log" | tail -1 | tr -d '#')
+  execs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$work/log" | tail -1)
   rate=$((${execs:-0} / seconds))
   crashes=$(find "$work/crashes" -type f | wc -l)
   printf '%-8s %10s %8s %8s\n' "$t" "${execs:-0}" "$rate" "$crashes"
