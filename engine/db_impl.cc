@@ -771,10 +771,10 @@ absl::StatusOr<std::shared_ptr<const Version>> DBImpl::PinAtOrAfter(
   for (;;) {
     absl::StatusOr<std::shared_ptr<const Version>> v = LoadVersion(version);
     if (!absl::IsOutOfRange(v.status())) return v;
-    // Released: everything below the floor that is not kept is gone; try
-    // the floor (it only moves up, so this ends).
-    uint64_t floor = versions_.floor();
-    version = std::max(version + 1, floor);
+    // Released: try the next version still retained (pinned or tagged
+    // below the floor, or the floor). Versions only get released, so this
+    // ends.
+    version = std::max(version + 1, versions_.NextRetained(version + 1));
   }
 }
 

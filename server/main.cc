@@ -166,8 +166,10 @@ int main(int argc, char** argv) {
   }
 
   auto txns = std::make_unique<cowdb::server::TransactionRegistry>(service_options);
-  cowdb::server::KvService kv(db->get(), txns.get(), service_options, &auth);
-  cowdb::server::VersionsService versions(db->get(), txns.get(), service_options, &auth);
+  cowdb::server::CallWatchdog watchdog;
+  cowdb::server::KvService kv(db->get(), txns.get(), service_options, &auth, &watchdog);
+  cowdb::server::VersionsService versions(db->get(), txns.get(), service_options, &auth,
+                                          &watchdog);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -22,6 +22,17 @@ constexpr size_t kScanPageBytes = 1 << 20;
 using client::internal::ApplyMutation;
 using client::internal::ToBounds;
 
+// The sink of a live call: its ServerWriter.
+template <typename T>
+class WriterSink final : public StreamSink<T> {
+ public:
+  explicit WriterSink(grpc::ServerWriter<T>* writer) : writer_(writer) {}
+  bool Write(const T& msg) override { return writer_->Write(msg); }
+
+ private:
+  grpc::ServerWriter<T>* const writer_;
+};
+
 // The bounds one streaming call runs under.
 struct CallLimits {
   uint64_t page_size;
@@ -30,13 +41,19 @@ struct CallLimits {
   // Writes one message of a stream: Cancelled if the client went away,
   // DeadlineExceeded once past the deadline.
   template <typename T>
-  absl::Status Send(grpc::ServerContext* ctx, grpc::ServerWriter<T>* writer,
+  absl::Status Send(grpc::ServerContext* ctx, StreamSink<T>* writer,
                     const T& msg) const {
     if (ctx->IsCancelled()) return absl::CancelledError("the client cancelled");
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError("the call ran past its deadline");
     }
-    if (!writer->Write(msg)) return absl::CancelledError("the client went away");
+    if (!writer->Write(msg)) {
+      // The watchdog cancels a Write blocked past the deadline.
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError("the call ran past its deadline");
+      }
+      return absl::CancelledError("the client went away");
+    }
     return absl::OkStatus();
   }
 };
@@ -51,6 +68,13 @@ CallLimits Limits(const grpc::ServerContext* ctx, const ServiceOptions& options,
     deadline = absl::FromChrono(ctx->deadline());
   }
   return CallLimits{page_size, std::min(deadline, now + options.max_deadline)};
+}
+
+// Puts the call of `ctx` under `watchdog` (if any) until `deadline`.
+CallWatchdog::Guard GuardCall(CallWatchdog* watchdog, grpc::ServerContext* ctx,
+                              absl::Time deadline) {
+  if (watchdog == nullptr) return CallWatchdog::Guard();
+  return watchdog->Watch(ctx, deadline);
 }
 
 ReadOptions ToReadOptions(const v1::ReadSelector& sel) {
@@ -72,7 +96,7 @@ void Fill(v1::KeyValue* kv, std::string_view key, std::string_view value,
 absl::Status StreamScan(Iterator& it, uint64_t read_version, const v1::ScanRequest& req,
                         const std::string& start, const std::string& end,
                         const CallLimits& limits, grpc::ServerContext* ctx,
-                        grpc::ServerWriter<v1::ScanResponse>* writer) {
+                        StreamSink<v1::ScanResponse>* writer) {
   v1::ScanResponse page;
   page.set_read_version(read_version);
   absl::Status sent = absl::OkStatus();
@@ -161,6 +185,62 @@ grpc::Status Authenticator::Check(const grpc::ServerContext* ctx) const {
   }
   return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                       "missing or invalid bearer token");
+}
+
+// ------------------------------------------------------------ CallWatchdog
+
+CallWatchdog::Guard::~Guard() {
+  if (watchdog_ != nullptr) watchdog_->Unwatch(id_);
+}
+
+CallWatchdog::CallWatchdog() : thread_([this] { Loop(); }) {}
+
+CallWatchdog::~CallWatchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+CallWatchdog::Guard CallWatchdog::Watch(grpc::ServerContext* ctx, absl::Time deadline) {
+  uint64_t id;
+  bool earliest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    id = next_id_++;
+    calls_.emplace(id, Call{deadline, ctx});
+    earliest = deadline < next_wake_;
+  }
+  if (earliest) cv_.notify_all();
+  return Guard(this, id);
+}
+
+void CallWatchdog::Unwatch(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  calls_.erase(id);
+}
+
+void CallWatchdog::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    // Cancelling under mu_ means a call's guard, which takes mu_, cannot
+    // finish while its context is being cancelled.
+    const absl::Time now = absl::Now();
+    absl::Time next = now + absl::Seconds(1);
+    for (auto it = calls_.begin(); it != calls_.end();) {
+      if (it->second.deadline <= now) {
+        it->second.ctx->TryCancel();
+        it = calls_.erase(it);
+      } else {
+        next = std::min(next, it->second.deadline);
+        ++it;
+      }
+    }
+    next_wake_ = next;
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(next - now));
+  }
 }
 
 // ------------------------------------------------------- TransactionRegistry
@@ -312,7 +392,15 @@ grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
 
 grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                              grpc::ServerWriter<v1::ScanResponse>* writer) {
+  WriterSink<v1::ScanResponse> sink(writer);
+  return ScanTo(ctx, req, &sink);
+}
+
+grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* req,
+                               StreamSink<v1::ScanResponse>* writer) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  const CallLimits limits = Limits(ctx, options_, options_.scan_page_size);
+  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
@@ -333,8 +421,7 @@ grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* re
       }
       absl::StatusOr<std::unique_ptr<Iterator>> it = t.NewIterator();
       if (!it.ok()) return it.status();
-      return StreamScan(**it, t.read_version(), *req, start, end,
-                        Limits(ctx, options_, options_.scan_page_size), ctx, writer);
+      return StreamScan(**it, t.read_version(), *req, start, end, limits, ctx, writer);
     }));
   }
   ReadOptions ro = ToReadOptions(req->read());
@@ -348,8 +435,7 @@ grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* re
     count(*n, (*it)->version());
     return grpc::Status::OK;
   }
-  return ToGrpcStatus(StreamScan(**it, (*it)->version(), *req, start, end,
-                                 Limits(ctx, options_, options_.scan_page_size), ctx,
+  return ToGrpcStatus(StreamScan(**it, (*it)->version(), *req, start, end, limits, ctx,
                                  writer));
 }
 
@@ -472,11 +558,18 @@ grpc::Status VersionsService::ListTags(grpc::ServerContext* ctx, const v1::ListT
 
 grpc::Status VersionsService::Diff(grpc::ServerContext* ctx, const v1::DiffRequest* req,
                                    grpc::ServerWriter<v1::DiffResponse>* writer) {
+  WriterSink<v1::DiffResponse> sink(writer);
+  return DiffTo(ctx, req, &sink);
+}
+
+grpc::Status VersionsService::DiffTo(grpc::ServerContext* ctx, const v1::DiffRequest* req,
+                                     StreamSink<v1::DiffResponse>* writer) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
   const CallLimits limits = Limits(ctx, options_, kDiffPageSize);
+  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
   v1::DiffResponse page;
   absl::Status sent = absl::OkStatus();
   s = db_->Diff(req->from_version(), req->to_version(), start, end, [&](const Change& c) {
@@ -494,6 +587,12 @@ grpc::Status VersionsService::Diff(grpc::ServerContext* ctx, const v1::DiffReque
 
 grpc::Status VersionsService::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                                     grpc::ServerWriter<v1::WatchResponse>* writer) {
+  WriterSink<v1::WatchResponse> sink(writer);
+  return WatchTo(ctx, req, &sink);
+}
+
+grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchRequest* req,
+                                      StreamSink<v1::WatchResponse>* writer) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
@@ -508,6 +607,10 @@ grpc::Status VersionsService::Watch(grpc::ServerContext* ctx, const v1::WatchReq
     resp.set_version(e->version);
     resp.set_net(e->net);
     client::internal::ToProto(e->change, resp.add_changes());
+    // A watch has no deadline, but a client that takes no message for
+    // default_deadline is cut off rather than holding a thread and a pin.
+    CallWatchdog::Guard guard =
+        GuardCall(watchdog_, ctx, absl::Now() + options_.default_deadline);
     if (!writer->Write(resp)) break;
   }
   return grpc::Status(grpc::StatusCode::CANCELLED, "watch ended");

@@ -38,11 +38,81 @@ struct ServiceOptions {
   uint64_t max_transaction_bytes = 64 << 20;
   // The deadline of a call that sets none, and the longest deadline
   // honoured. Streams (Scan, Diff) that run past it end with
-  // DEADLINE_EXCEEDED; a Watch has no deadline.
+  // DEADLINE_EXCEEDED, also while blocked writing to a client that does
+  // not read (see CallWatchdog). A Watch has no deadline, but one whose
+  // client takes no message for default_deadline is cancelled.
   absl::Duration default_deadline = absl::Seconds(60);
   absl::Duration max_deadline = absl::Minutes(10);
   // A transaction unused this long is rolled back.
   absl::Duration transaction_idle_timeout = absl::Seconds(60);
+};
+
+// Where a streaming handler writes its messages. The gRPC handlers wrap
+// the call's ServerWriter in one; tests and fuzzers call the handlers'
+// *To variants with their own sink, without a live call.
+template <typename T>
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  // Sends `msg`; false once the stream is broken (the client went away).
+  virtual bool Write(const T& msg) = 0;
+};
+
+// Cancels calls that run past their deadline. gRPC itself enforces only a
+// deadline that the client set, and the handlers check the server's
+// default deadline between messages, which a handler blocked in a Write to
+// a client that does not read never reaches: it would hold its server
+// thread (and its snapshot) for as long as the client keeps the connection
+// open. The watchdog calls ServerContext::TryCancel() on such a call,
+// which fails the blocked Write.
+//
+// Thread safety: all methods may be called concurrently.
+// REQUIRES: no Guard outlives its watchdog.
+class CallWatchdog {
+ public:
+  // Keeps one call under watch while it lives. Movable.
+  class Guard {
+   public:
+    Guard() = default;
+    Guard(Guard&& other) noexcept : watchdog_(other.watchdog_), id_(other.id_) {
+      other.watchdog_ = nullptr;
+    }
+    Guard& operator=(Guard&&) = delete;
+    ~Guard();
+
+   private:
+    friend class CallWatchdog;
+    Guard(CallWatchdog* watchdog, uint64_t id) : watchdog_(watchdog), id_(id) {}
+    CallWatchdog* watchdog_ = nullptr;
+    uint64_t id_ = 0;
+  };
+
+  CallWatchdog();
+  ~CallWatchdog();
+  CallWatchdog(const CallWatchdog&) = delete;
+  CallWatchdog& operator=(const CallWatchdog&) = delete;
+
+  // Cancels the call of `ctx` once `deadline` has passed, unless the
+  // returned guard is destroyed first. After the guard is gone the
+  // watchdog never touches `ctx` again.
+  Guard Watch(grpc::ServerContext* ctx, absl::Time deadline);
+
+ private:
+  struct Call {
+    absl::Time deadline;
+    grpc::ServerContext* ctx;
+  };
+  void Unwatch(uint64_t id);
+  void Loop();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<uint64_t, Call> calls_;  // by id; guarded by mu_
+  uint64_t next_id_ = 1;            // guarded by mu_
+  bool stopping_ = false;           // guarded by mu_
+  // When the watchdog thread wakes next; guarded by mu_.
+  absl::Time next_wake_ = absl::InfinitePast();
+  std::thread thread_;
 };
 
 // The one mapping from engine status to gRPC status. Statuses that mean
@@ -115,16 +185,22 @@ class TransactionRegistry {
   std::thread reaper_;
 };
 
+// The services. `watchdog` (may be null: then only the client's deadline
+// can end a stream blocked in a Write) must outlive them.
 class KvService final : public cowdb::v1::KV::Service {
  public:
   KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
-            const Authenticator* auth)
-      : db_(db), txns_(txns), options_(options), auth_(auth) {}
+            const Authenticator* auth, CallWatchdog* watchdog = nullptr)
+      : db_(db), txns_(txns), options_(options), auth_(auth), watchdog_(watchdog) {}
 
   grpc::Status Get(grpc::ServerContext*, const v1::GetRequest*,
                    v1::GetResponse*) override;
   grpc::Status Scan(grpc::ServerContext*, const v1::ScanRequest*,
                     grpc::ServerWriter<v1::ScanResponse>*) override;
+  // Scan, streaming into `sink`. With a default-constructed `ctx` (no
+  // call behind it) the handler runs as if the call had no deadline.
+  grpc::Status ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* req,
+                      StreamSink<v1::ScanResponse>* sink);
   grpc::Status Put(grpc::ServerContext*, const v1::PutRequest*,
                    v1::PutResponse*) override;
   grpc::Status Delete(grpc::ServerContext*, const v1::DeleteRequest*,
@@ -145,13 +221,14 @@ class KvService final : public cowdb::v1::KV::Service {
   TransactionRegistry* const txns_;
   const ServiceOptions options_;
   const Authenticator* const auth_;
+  CallWatchdog* const watchdog_;
 };
 
 class VersionsService final : public cowdb::v1::Versions::Service {
  public:
   VersionsService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
-                  const Authenticator* auth)
-      : db_(db), txns_(txns), options_(options), auth_(auth) {}
+                  const Authenticator* auth, CallWatchdog* watchdog = nullptr)
+      : db_(db), txns_(txns), options_(options), auth_(auth), watchdog_(watchdog) {}
 
   grpc::Status ListVersions(grpc::ServerContext*, const v1::ListVersionsRequest*,
                             v1::ListVersionsResponse*) override;
@@ -165,6 +242,12 @@ class VersionsService final : public cowdb::v1::Versions::Service {
                     grpc::ServerWriter<v1::DiffResponse>*) override;
   grpc::Status Watch(grpc::ServerContext*, const v1::WatchRequest*,
                      grpc::ServerWriter<v1::WatchResponse>*) override;
+  // Diff and Watch, streaming into `sink` (see KvService::ScanTo). WatchTo
+  // returns only once `ctx` is cancelled or the sink breaks.
+  grpc::Status DiffTo(grpc::ServerContext* ctx, const v1::DiffRequest* req,
+                      StreamSink<v1::DiffResponse>* sink);
+  grpc::Status WatchTo(grpc::ServerContext* ctx, const v1::WatchRequest* req,
+                       StreamSink<v1::WatchResponse>* sink);
   grpc::Status Status(grpc::ServerContext*, const v1::StatusRequest*,
                       v1::StatusResponse*) override;
 
@@ -173,6 +256,7 @@ class VersionsService final : public cowdb::v1::Versions::Service {
   TransactionRegistry* const txns_;
   const ServiceOptions options_;
   const Authenticator* const auth_;
+  CallWatchdog* const watchdog_;
 };
 
 }  // namespace cowdb::server

@@ -5,6 +5,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "engine/db.h"
 #include "engine/db_impl.h"
 #include "engine/store/page_store.h"
@@ -423,6 +424,34 @@ TEST_F(WatchTest, StartingAtAReleasedVersionDeliversTheStateAsNet) {
   EXPECT_EQ(base, db_->OldestVersion());
   EXPECT_EQ(model, State(db_.get(), db_->LatestVersion(), "k", "l"));
   EXPECT_THAT(db_->Watch(1000, "", ""), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// Regression test for a db_ops_fuzzer find: a watcher that had to skip
+// released versions jumped straight to the release floor, past versions
+// below it that were still retained (pinned or tagged), so it delivered a
+// net step over a version that was never released.
+TEST_F(WatchTest, WatcherSkipsOnlyReleasedVersionsNotPinnedOnesBelowTheFloor) {
+  ASSERT_OK(db_->Put("k1", "a"));                  // 1
+  ASSERT_OK(db_->Put("k2", "b"));                  // 2
+  Snapshot pinned = db_->GetSnapshot();            // keeps 2
+  ASSERT_OK(db_->Put("k3", "c"));                  // 3
+  ASSERT_OK(db_->Tag("kept", 3));                  // keeps 3
+  for (int i = 4; i <= 10; ++i) ASSERT_OK(db_->Put("k9", std::to_string(i)));
+  ASSERT_OK_AND_ASSIGN(ReclaimStats st, db_->Reclaim());
+  ASSERT_GT(st.floor, 3u);
+  ASSERT_THAT(db_->SnapshotAt(1), StatusIs(absl::StatusCode::kOutOfRange));
+  // From the released version 0: the state of 2 (the first retained), then
+  // a plain step to 3, then a net step over the released 4..floor-1.
+  ASSERT_OK_AND_ASSIGN(auto w, db_->Watch(0, "k", "l"));
+  std::vector<std::string> seen;
+  for (;;) {
+    absl::StatusOr<WatchEvent> e = w->Next(absl::ZeroDuration());
+    if (absl::IsDeadlineExceeded(e.status())) break;
+    ASSERT_OK(e);
+    if (e->version > 3) break;
+    seen.push_back(absl::StrCat(e->version, e->net ? " net " : " ", e->change.key));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"2 net k1", "2 net k2", "3 k3"}));
 }
 
 }  // namespace

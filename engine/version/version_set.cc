@@ -76,6 +76,22 @@ uint64_t VersionSet::oldest_retained() const {
   return state_->OldestRetainedLocked();
 }
 
+uint64_t VersionSet::NextRetained(uint64_t version) const {
+  MutexLock lock(&state_->mu);
+  const State& s = *state_;
+  if (version >= s.floor) return version;
+  uint64_t next = s.floor;
+  for (auto it = s.pins.lower_bound(version); it != s.pins.end() && it->first < next; ++it) {
+    if (it->second > 0) {
+      next = it->first;
+      break;
+    }
+  }
+  auto tag = s.tagged.lower_bound(version);
+  if (tag != s.tagged.end()) next = std::min(next, *tag);
+  return next;
+}
+
 uint64_t VersionSet::floor() const {
   MutexLock lock(&state_->mu);
   return state_->floor;

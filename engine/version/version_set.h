@@ -76,6 +76,10 @@ class VersionSet {
 
   // The oldest retained version.
   uint64_t oldest_retained() const;
+  // The first version at or after `version` that is retained right now:
+  // `version` itself if at or above the floor, else the first pinned or
+  // tagged one below the floor, else the floor.
+  uint64_t NextRetained(uint64_t version) const;
   uint64_t floor() const;
 
   // For the reclaimer: raises the floor to `window_floor` (never above the

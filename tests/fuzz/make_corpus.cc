@@ -1,5 +1,6 @@
-// Writes the page fuzzer's seed corpus (valid pages) and the corpus of
-// corrupted pages that must decode to DataLoss.
+// Writes the page fuzzer's seed corpus (valid pages), the corpus of
+// corrupted pages that must decode to DataLoss, and the seed scripts of the
+// operation fuzzer (db_ops/) and the handler fuzzer (service/).
 //
 //   bazel run //tests/fuzz:make_corpus -- $PWD/tests/fuzz/corpus
 
@@ -7,9 +8,12 @@
 #include <iostream>
 #include <random>
 
+#include "cowdb/v1/cowdb.pb.h"
 #include "engine/format/page.h"
 #include "engine/util/coding.h"
+#include "tests/fuzz/db_ops_input.h"
 #include "tests/fuzz/page_input.h"
+#include "tests/fuzz/service_input.h"
 
 namespace cowdb::internal {
 namespace {
@@ -53,6 +57,184 @@ void Write(const std::string& path, const std::string& bytes) {
 
 }  // namespace
 }  // namespace cowdb::internal
+
+namespace cowdb::fuzz {
+namespace {
+
+// A script of operations, each an opcode and its argument bytes.
+using Script = std::vector<std::vector<uint8_t>>;
+
+std::string Bytes(const Script& script) {
+  std::string out;
+  for (const auto& op : script) out.append(op.begin(), op.end());
+  return out;
+}
+
+// Seed scripts for db_ops_fuzzer, by name. Key bytes 0..39 are k00..k39;
+// version byte 0 is the latest, 2 + n is n versions back.
+std::vector<std::pair<std::string, std::string>> DbOpsSeeds() {
+  std::vector<std::pair<std::string, std::string>> seeds;
+  // Writes, then every read path.
+  seeds.push_back({"writes_and_reads", Bytes({
+      {kPut, 1, 5}, {kPut, 2, 7}, {kPut, 3, 15}, {kDelete, 2},
+      {kBatch, 4, 1, 10, 3, 0, 11, 4, 0, 1, 0, 2, 12, 0},
+      {kGet, 0, 1}, {kGet, 3, 2}, {kScan, 0, 0}, {kScan, 0, 1}, {kScan, 4, 0},
+      {kSeek, 0, 2, 0x5a}, {kCount, 0, 1, 11}, {kCount, 2, 0, 255}, {kCheck}})});
+  // Enough keys for several pages, blobs included, then a reopen.
+  Script many;
+  for (uint8_t k = 0; k < 40; ++k) many.push_back({kPut, k, static_cast<uint8_t>(k * 5 + 7)});
+  many.push_back({kBatch, 8, 0, 3, 0, 1, 4, 7, 0, 5, 0, 1, 6, 15, 0, 7, 0, 1, 8, 23, 0, 9, 0,
+                  1, 10, 31});
+  many.push_back({kReopen});
+  many.push_back({kScan, 0, 1});
+  many.push_back({kCheck});
+  seeds.push_back({"many_keys_reopen", Bytes(many)});
+  // Transactions: read-your-writes, a conflict between the two slots, a
+  // read-only one at an old version, a rollback.
+  seeds.push_back({"transactions", Bytes({
+      {kPut, 1, 1}, {kPut, 2, 2},
+      {kBegin, 0, 0, 0}, {kBegin, 1, 1, 0},
+      {kTxnGet, 0, 1}, {kTxnPut, 0, 3, 9}, {kTxnScan, 0, 1}, {kTxnCount, 0, 0, 255},
+      {kTxnPut, 1, 1, 4}, {kCommit, 1}, {kTxnPut, 0, 1, 6}, {kCommit, 0},
+      {kBegin, 0, 3, 3}, {kTxnGet, 0, 1}, {kTxnPut, 0, 1, 1}, {kCommit, 0},
+      {kBegin, 1, 0, 0}, {kTxnDelete, 1, 2}, {kRollback, 1}, {kBegin, 0, 4, 2},
+      {kScan, 0, 0}})});
+  // Conflicts without ranges: a serializable read of a key changed since
+  // (aborts), a blind serializable write of it (commits), a snapshot
+  // write of it (aborts).
+  seeds.push_back({"txn_key_conflicts", Bytes({
+      {kPut, 1, 1}, {kBegin, 0, 0, 0}, {kTxnGet, 0, 1}, {kPut, 1, 2},
+      {kTxnPut, 0, 2, 3}, {kCommit, 0},
+      {kBegin, 0, 0, 0}, {kPut, 1, 4}, {kTxnPut, 0, 1, 5}, {kCommit, 0},
+      {kBegin, 1, 1, 0}, {kTxnGet, 1, 2}, {kPut, 1, 6}, {kTxnPut, 1, 1, 7}, {kCommit, 1},
+      {kGet, 0, 1}})});
+  // Retention: snapshots, tags, reclamation, reads of released versions.
+  seeds.push_back({"retention", Bytes({
+      {kPut, 1, 1}, {kSnapshot}, {kPut, 1, 2}, {kPut, 2, 3}, {kTag, 0, 3},
+      {kPut, 3, 4}, {kPut, 4, 5}, {kPut, 5, 6}, {kPut, 6, 7}, {kReclaim},
+      {kGet, 7, 1}, {kGet, 6, 1}, {kScan, 0, 2}, {kRelease, 0}, {kReclaim},
+      {kGet, 8, 1}, {kUntag, 0}, {kReclaim}, {kTag, 1, 9}, {kCheck}})});
+  // Diffs and change feeds across released versions.
+  seeds.push_back({"diff_watch", Bytes({
+      {kPut, 1, 1}, {kPut, 2, 2}, {kDelete, 1}, {kPut, 3, 3}, {kPut, 4, 4},
+      {kDiff, 5, 0, 0, 255}, {kWatch, 4, 0, 255}, {kPut, 5, 5}, {kPut, 6, 6},
+      {kReclaim}, {kWatch, 8, 1, 5}, {kDiff, 3, 0, 2, 4}, {kWatch, 1, 0, 255}})});
+  // Bad input: empty and over-long keys, an over-long value, empty tags.
+  seeds.push_back({"bad_input", Bytes({
+      {kPut, 255, 1}, {kPut, 254, 1}, {kPut, 1, 255}, {kDelete, 255},
+      {kBatch, 2, 1, 1, 1, 1, 255, 1}, {kTag, 3, 0}, {kUntag, 1}, {kGet, 1, 1},
+      {kBegin, 0, 2, 0}, {kTxnPut, 0, 1, 1}, {kCommit, 0}})});
+  // A long random script.
+  std::mt19937 rng(7);
+  std::string random;
+  for (int i = 0; i < 1500; ++i) random.push_back(static_cast<char>(rng() % 256));
+  seeds.push_back({"random", random});
+  return seeds;
+}
+
+std::string Serialized(const google::protobuf::Message& m) { return m.SerializeAsString(); }
+
+// Seed call sequences for service_fuzzer.
+std::vector<std::pair<std::string, std::string>> ServiceSeeds() {
+  std::vector<std::pair<std::string, std::string>> seeds;
+  v1::PutRequest put;
+  v1::GetRequest get;
+  v1::ScanRequest scan;
+  v1::DeleteRequest del;
+  {
+    std::string in;
+    for (int i = 0; i < 8; ++i) {
+      put.set_key("key" + std::to_string(i));
+      put.set_value(std::string(i * 10, 'v'));
+      AppendCall(&in, kRpcPut, Serialized(put));
+    }
+    get.set_key("key3");
+    AppendCall(&in, kRpcGet, Serialized(get));
+    get.mutable_read()->set_at_version(2);
+    AppendCall(&in, kRpcGet, Serialized(get));
+    scan.mutable_range()->set_prefix("key");
+    AppendCall(&in, kRpcScan, Serialized(scan));
+    scan.set_reverse(true);
+    scan.set_limit(5);
+    AppendCall(&in, kRpcScan, Serialized(scan));
+    scan.set_count_only(true);
+    AppendCall(&in, kRpcScan, Serialized(scan));
+    del.set_key("key1");
+    AppendCall(&in, kRpcDelete, Serialized(del));
+    AppendCall(&in, kRpcReclaim, "");
+    AppendCall(&in, kRpcListVersions, "");
+    AppendCall(&in, kRpcStatus, "");
+    seeds.push_back({"reads_writes", in});
+  }
+  {
+    std::string in;
+    put.set_key("a");
+    put.set_value("1");
+    AppendCall(&in, kRpcPut, Serialized(put));
+    v1::BeginRequest begin;
+    AppendCall(&in, kRpcBegin, Serialized(begin));
+    begin.set_isolation(v1::BeginRequest::SNAPSHOT);
+    AppendCall(&in, kRpcBegin, Serialized(begin));
+    v1::WriteRequest write;
+    write.set_transaction_id(std::string(1, '\0'));
+    auto* m = write.add_mutations()->mutable_put();
+    m->set_key("b");
+    m->set_value("2");
+    write.add_mutations()->set_delete_key("a");
+    AppendCall(&in, kRpcWrite, Serialized(write));
+    get.Clear();
+    get.set_key("b");
+    get.mutable_read()->set_transaction_id(std::string(1, '\0'));
+    AppendCall(&in, kRpcGet, Serialized(get));
+    scan.Clear();
+    scan.mutable_read()->set_transaction_id(std::string(1, '\0'));
+    AppendCall(&in, kRpcScan, Serialized(scan));
+    v1::CommitRequest commit;
+    commit.set_transaction_id(std::string(1, '\0'));
+    AppendCall(&in, kRpcCommit, Serialized(commit));
+    commit.set_transaction_id(std::string(1, '\1'));
+    commit.add_mutations()->set_delete_key("a");
+    AppendCall(&in, kRpcCommit, Serialized(commit));
+    v1::RollbackRequest rollback;
+    rollback.set_transaction_id(std::string(1, '\1'));
+    AppendCall(&in, kRpcRollback, Serialized(rollback));
+    for (int i = 0; i < 4; ++i) AppendCall(&in, kRpcBegin, "");  // over the cap
+    AppendCall(&in, kRpcStatus, "");
+    seeds.push_back({"transactions", in});
+  }
+  {
+    std::string in;
+    v1::TxnRequest txn;
+    auto* cmp = txn.add_compares();
+    cmp->set_key("lock");
+    txn.add_success()->mutable_mutation()->mutable_put()->set_key("lock");
+    txn.add_success()->set_get_key("lock");
+    txn.add_failure()->set_get_key("lock");
+    AppendCall(&in, kRpcTxn, Serialized(txn));
+    AppendCall(&in, kRpcTxn, Serialized(txn));
+    v1::TagRequest tag;
+    tag.set_name("release");
+    tag.set_version(1);
+    AppendCall(&in, kRpcTag, Serialized(tag));
+    AppendCall(&in, kRpcListTags, "");
+    v1::DiffRequest diff;
+    diff.set_from_version(0);
+    diff.set_to_version(2);
+    AppendCall(&in, kRpcDiff, Serialized(diff));
+    diff.mutable_range()->set_start("z");
+    diff.mutable_range()->set_end("a");  // bad range
+    AppendCall(&in, kRpcDiff, Serialized(diff));
+    v1::UntagRequest untag;
+    untag.set_name("release");
+    AppendCall(&in, kRpcUntag, Serialized(untag));
+    AppendCall(&in, kRpcUntag, Serialized(untag));
+    seeds.push_back({"txn_tags_diff", in});
+  }
+  return seeds;
+}
+
+}  // namespace
+}  // namespace cowdb::fuzz
 
 int main(int argc, char** argv) {
   using namespace cowdb::internal;
@@ -121,7 +303,13 @@ int main(int argc, char** argv) {
     PutVarint64(&overlong_key, 1000000);
     add_corrupt("leaf_key_too_long", 7, 1, overlong_key);
   }
-  std::cout << "wrote " << seeds.size() * 2 << " seeds and " << corrupt
-            << " corrupt pages under " << dir << "\n";
+  for (const auto& [name, bytes] : cowdb::fuzz::DbOpsSeeds()) {
+    Write(dir + "/db_ops/" + name, bytes);
+  }
+  for (const auto& [name, bytes] : cowdb::fuzz::ServiceSeeds()) {
+    Write(dir + "/service/" + name, bytes);
+  }
+  std::cout << "wrote " << seeds.size() * 2 << " page seeds, " << corrupt
+            << " corrupt pages and the db_ops and service scripts under " << dir << "\n";
   return 0;
 }

@@ -84,6 +84,8 @@ class ServerProcess {
   }
 
   bool running() const { return pid_ > 0; }
+  // The server's process id; -1 when not running.
+  pid_t pid() const { return pid_; }
   const std::string& addr() const { return addr_; }
   int exit_status() const { return exit_status_; }
 
