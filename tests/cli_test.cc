@@ -40,10 +40,13 @@ std::string Slurp(int fd) {
 
 // Runs `cowdb args...` with `input` on stdin.
 Result RunCli(const std::vector<std::string>& args, const std::string& input = "") {
+  // Close-on-exec: tests run the CLI from two threads at once, and a child
+  // that inherited the other's pipe would keep it open (its reader would
+  // never see EOF: a deadlock found under ASan).
   int in[2], out[2], err[2];
-  EXPECT_EQ(pipe(in), 0);
-  EXPECT_EQ(pipe(out), 0);
-  EXPECT_EQ(pipe(err), 0);
+  EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+  EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+  EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
   pid_t pid = fork();
   if (pid == 0) {
     dup2(in[0], 0);

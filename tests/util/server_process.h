@@ -5,6 +5,7 @@
 #ifndef COWDB_TESTS_UTIL_SERVER_PROCESS_H_
 #define COWDB_TESTS_UTIL_SERVER_PROCESS_H_
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,7 +34,7 @@ class ServerProcess {
   // Returns false if it exited before serving (see exit_status()).
   bool Start(const std::string& dir, const std::vector<std::string>& flags) {
     int out[2];
-    if (pipe(out) != 0) return false;
+    if (pipe2(out, O_CLOEXEC) != 0) return false;  // no other child inherits it
     pid_ = fork();
     if (pid_ < 0) return false;
     if (pid_ == 0) {
