@@ -17,7 +17,6 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
-#include <random>
 
 #include "engine/db.h"
 #include "engine/db_impl.h"
@@ -25,11 +24,14 @@
 #include "tests/util/db_test_util.h"
 #include "tests/util/status_matchers.h"
 #include "tests/util/temp_dir.h"
+#include "tests/util/workload.h"
 
 namespace cowdb {
 namespace {
 
-using Model = std::map<std::string, std::string>;
+using testing::BatchFor;
+using testing::Model;
+using testing::ModelHistory;
 
 uint64_t g_seed = 0;
 
@@ -42,55 +44,6 @@ Options CrashOptions() {
   o.retain_versions = Options::kRetainAll;
   return o;
 }
-
-// The batch that version `v` commits.
-WriteBatch BatchFor(uint64_t seed, uint64_t v) {
-  std::mt19937_64 rng(seed * 1000003 + v);
-  WriteBatch batch;
-  int n = 1 + rng() % 60;
-  for (int i = 0; i < n; ++i) {
-    std::string key = "k" + std::to_string(rng() % 3000);
-    if (rng() % 4 == 0) {
-      batch.Delete(key);
-    } else {
-      // Every value names its version: a mixed state would show.
-      size_t len = rng() % 8 == 0 ? 2000 : rng() % 150;
-      batch.Put(key, "v" + std::to_string(v) + ":" + std::string(len, 'x'));
-    }
-  }
-  batch.Put("last_batch", std::to_string(v));
-  return batch;
-}
-
-void Apply(const WriteBatch& batch, Model* m) {
-  for (const auto& op : batch.ops()) {
-    if (op.is_delete) {
-      m->erase(op.key);
-    } else {
-      (*m)[op.key] = op.value;
-    }
-  }
-}
-
-// Models of versions, rebuilt from checkpoints every 64 versions.
-class ModelHistory {
- public:
-  explicit ModelHistory(uint64_t seed) : seed_(seed) { checkpoints_[0] = Model(); }
-
-  Model At(uint64_t v) {
-    auto it = std::prev(checkpoints_.upper_bound(v));
-    Model m = it->second;
-    for (uint64_t x = it->first + 1; x <= v; ++x) {
-      Apply(BatchFor(seed_, x), &m);
-      if (x % 64 == 0) checkpoints_.emplace(x, m);
-    }
-    return m;
-  }
-
- private:
-  uint64_t seed_;
-  std::map<uint64_t, Model> checkpoints_;
-};
 
 // The child: commit forever, reporting each acknowledged version.
 [[noreturn]] void RunChild(const std::string& path, uint64_t seed, int fd) {
