@@ -6,10 +6,12 @@ NodeCache::NodeCache(size_t capacity_bytes)
     : capacity_(capacity_bytes), shard_capacity_(capacity_bytes / kShards) {}
 
 size_t NodeCache::Charge(const Node& node) {
-  // Decoded nodes carry per-entry allocations on top of the encoded bytes.
-  return node.ByteSize() + sizeof(Node) +
-         node.size() * (node.is_leaf() ? sizeof(LeafEntry) : sizeof(ChildRef) +
-                                                                  sizeof(std::string));
+  // A decoded node is its page plus fixed-size entries viewing into it.
+  size_t bytes = node.page ? node.page->size() : node.ByteSize();
+  return bytes + sizeof(Node) + sizeof(std::string) +
+         node.entries.capacity() * sizeof(LeafEntry) +
+         node.keys.capacity() * sizeof(std::string_view) +
+         node.children.capacity() * sizeof(ChildRef);
 }
 
 NodeRef NodeCache::Lookup(uint64_t page_id) {

@@ -3,8 +3,15 @@
 //
 // A node reachable from a published version is immutable and shared as a
 // NodeRef. A node being built by a commit ("dirty") is owned by that commit
-// through a DirtyRef and becomes immutable when the commit assigns it a page
-// id.
+// through a DirtyRef; when the commit writes it, the page it encodes to is
+// decoded again into the immutable node readers see.
+//
+// Keys and inline values are views, not copies. An immutable node's views
+// point into its own page bytes (`page`), so a decoded node is one buffer
+// plus an array of small fixed-size entries: no allocation per key. A
+// dirty node's views point into storage its TreeBuilder keeps alive (the
+// committed pages it copied, and an arena for the bytes put), which is why
+// a dirty node never outlives its builder.
 
 #ifndef COWDB_ENGINE_FORMAT_NODE_H_
 #define COWDB_ENGINE_FORMAT_NODE_H_
@@ -12,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cowdb::internal {
@@ -24,14 +32,14 @@ using DirtyRef = std::shared_ptr<Node>;
 struct StoredValue {
   uint64_t blob_id = 0;    // 0 = inline
   uint64_t blob_size = 0;  // length of the blob's value
-  std::string data;        // the inline value (empty for blobs)
+  std::string_view data;   // the inline value (empty for blobs)
 
   bool is_blob() const { return blob_id != 0; }
   uint64_t size() const { return is_blob() ? blob_size : data.size(); }
 };
 
 struct LeafEntry {
-  std::string key;
+  std::string_view key;
   StoredValue value;
   uint64_t mod_version = 0;  // the version that last wrote this key
 };
@@ -54,8 +62,12 @@ struct Node {
 
   // Internal: children.size() >= 1 and keys.size() == children.size() - 1.
   // Child i holds the keys k with keys[i-1] <= k < keys[i].
-  std::vector<std::string> keys;
+  std::vector<std::string_view> keys;
   std::vector<ChildRef> children;
+
+  // The page bytes the views point into (immutable nodes); shared, never
+  // copied, when a node is copied.
+  std::shared_ptr<const std::string> page;
 
   bool is_leaf() const { return level == 0; }
   size_t size() const { return is_leaf() ? entries.size() : children.size(); }
@@ -70,7 +82,7 @@ struct Node {
 // Encoded-size contributions, kept next to the format they approximate.
 inline constexpr size_t kNodeHeaderBytes = 24;
 size_t LeafEntryBytes(const LeafEntry& e);
-size_t ChildEntryBytes(const std::string& separator);
+size_t ChildEntryBytes(std::string_view separator);
 
 }  // namespace cowdb::internal
 

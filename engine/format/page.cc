@@ -57,7 +57,7 @@ size_t LeafEntryBytes(const LeafEntry& e) {
          VarintLength(e.mod_version);
 }
 
-size_t ChildEntryBytes(const std::string& separator) {
+size_t ChildEntryBytes(std::string_view separator) {
   return VarintLength(separator.size()) + separator.size() + 8 + 10 + 5;
 }
 
@@ -105,7 +105,10 @@ std::string EncodePage(const Node& node, uint64_t page_id) {
   return out;
 }
 
-absl::StatusOr<NodeRef> DecodePage(std::string_view page, uint64_t page_id) {
+absl::StatusOr<NodeRef> DecodePage(std::string bytes, uint64_t page_id) {
+  auto node = std::make_shared<Node>();
+  node->page = std::make_shared<const std::string>(std::move(bytes));
+  std::string_view page = *node->page;
   if (!CheckAndStrip(&page, page_id)) return Corrupt(page_id, "bad checksum");
   Reader in(page);
   uint32_t magic;
@@ -121,7 +124,6 @@ absl::StatusOr<NodeRef> DecodePage(std::string_view page, uint64_t page_id) {
       !in.ReadVarint64(&birth)) {
     return Corrupt(page_id, "truncated header");
   }
-  auto node = std::make_shared<Node>();
   node->level = level;
   node->birth = birth;
   // Every entry takes at least 3 bytes and every child 10: a count larger
@@ -138,7 +140,7 @@ absl::StatusOr<NodeRef> DecodePage(std::string_view page, uint64_t page_id) {
         return Corrupt(page_id, "truncated entry");
       }
       if (key.empty()) return Corrupt(page_id, "empty key");
-      e.key.assign(key.data(), key.size());
+      e.key = key;
       if (i > 0 && !(node->entries[i - 1].key < e.key)) {
         return Corrupt(page_id, "keys out of order");
       }
@@ -147,7 +149,7 @@ absl::StatusOr<NodeRef> DecodePage(std::string_view page, uint64_t page_id) {
         if (!in.ReadLengthPrefixed(&data)) {
           return Corrupt(page_id, "truncated value");
         }
-        e.value.data.assign(data.data(), data.size());
+        e.value.data = data;
       } else if (tag == kValueBlob) {
         if (!in.ReadFixed64LE(&e.value.blob_id) ||
             !in.ReadVarint64(&e.value.blob_size) || e.value.blob_id == 0) {
@@ -175,7 +177,7 @@ absl::StatusOr<NodeRef> DecodePage(std::string_view page, uint64_t page_id) {
         if (!in.ReadLengthPrefixed(&key)) {
           return Corrupt(page_id, "truncated separator");
         }
-        node->keys[i - 1].assign(key.data(), key.size());
+        node->keys[i - 1] = key;
         if (i > 1 && !(node->keys[i - 2] < node->keys[i - 1])) {
           return Corrupt(page_id, "separators out of order");
         }

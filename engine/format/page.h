@@ -44,8 +44,9 @@ inline constexpr uint8_t kPageFormatVersion = 1;
 // Encodes a node whose children (if any) all have page ids.
 std::string EncodePage(const Node& node, uint64_t page_id);
 
-// Decodes and validates a page. Errors: DataLoss naming `page_id`.
-absl::StatusOr<NodeRef> DecodePage(std::string_view page, uint64_t page_id);
+// Decodes and validates a page. The node keeps `page` and its keys and
+// values are views into it. Errors: DataLoss naming `page_id`.
+absl::StatusOr<NodeRef> DecodePage(std::string page, uint64_t page_id);
 
 std::string EncodeBlob(std::string_view value, uint64_t blob_id);
 

@@ -13,7 +13,7 @@ namespace {
 // Index of the child of `n` whose range holds `key`.
 size_t ChildIndex(const Node& n, std::string_view key) {
   return std::upper_bound(n.keys.begin(), n.keys.end(), key,
-                          [](std::string_view k, const std::string& s) {
+                          [](std::string_view k, std::string_view s) {
                             return k < s;
                           }) -
          n.keys.begin();
@@ -54,7 +54,7 @@ absl::StatusOr<NodeRef> NodeSource::Load(uint64_t page_id) {
   if (!bytes) {
     return absl::DataLossError(absl::StrCat("missing page ", page_id));
   }
-  ASSIGN_OR_RETURN(NodeRef n, DecodePage(*bytes, page_id));
+  ASSIGN_OR_RETURN(NodeRef n, DecodePage(*std::move(bytes), page_id));
   cache_->Insert(page_id, n);
   return n;
 }
@@ -70,7 +70,7 @@ absl::StatusOr<std::string> NodeSource::LoadBlob(uint64_t blob_id) {
 
 absl::StatusOr<std::string> NodeSource::ReadValue(const StoredValue& v) {
   if (v.is_blob()) return LoadBlob(v.blob_id);
-  return v.data;
+  return std::string(v.data);
 }
 
 std::string_view ValueReader::Read(const StoredValue& v, absl::Status* status) {
@@ -249,6 +249,7 @@ absl::StatusOr<Node*> TreeBuilder::Touch(ChildRef& ref) {
   auto copy = std::make_shared<Node>(*clean);
   copy->birth = version_;
   freed_.push_back({FreedItem::kPage, ref.page_id, clean->birth});
+  pinned_.push_back(std::move(clean));  // the copy's views point into it
   ref.page_id = 0;
   ref.dirty = std::move(copy);
   return ref.dirty.get();
@@ -275,14 +276,14 @@ void TreeBuilder::Release(const LeafEntry& e) {
 
 absl::Status TreeBuilder::Put(std::string_view key, std::string_view value) {
   LeafEntry entry;
-  entry.key.assign(key.data(), key.size());
+  entry.key = arena_.Copy(key);
   entry.mod_version = version_;
   if (value.size() > inline_limit_) {
     entry.value.blob_id = (*next_id_)++;
     entry.value.blob_size = value.size();
     pending_blobs_.emplace(entry.value.blob_id, std::string(value));
   } else {
-    entry.value.data.assign(value.data(), value.size());
+    entry.value.data = arena_.Copy(value);
   }
   if (root_.page_id == 0 && !root_.dirty) {
     root_.dirty = std::make_shared<Node>();
@@ -391,7 +392,7 @@ void TreeBuilder::SplitInTwo(Node* parent, size_t i) {
   right->birth = version_;
   size_t half = left->ByteSize() / 2;
   size_t acc = kNodeHeaderBytes;
-  std::string separator;
+  std::string_view separator;
   if (left->is_leaf()) {
     size_t m = 1;  // entries [0, m) stay left; m in [1, n-1]
     for (; m < left->entries.size() - 1; ++m) {
@@ -410,7 +411,7 @@ void TreeBuilder::SplitInTwo(Node* parent, size_t i) {
       acc += ChildEntryBytes(left->keys[m - 1]);
       if (acc >= half) break;
     }
-    separator = std::move(left->keys[m]);
+    separator = left->keys[m];
     right->keys.assign(std::make_move_iterator(left->keys.begin() + m + 1),
                        std::make_move_iterator(left->keys.end()));
     right->children.assign(
@@ -456,7 +457,7 @@ void TreeBuilder::FixRoot() {
 
 absl::StatusOr<Root> TreeBuilder::Finish(
     StoreBatch* batch, std::vector<std::pair<uint64_t, NodeRef>>* written) {
-  if (root_.dirty) WriteRec(root_, batch, written);
+  if (root_.dirty) RETURN_IF_ERROR(WriteRec(root_, batch, written));
   for (auto& [id, value] : pending_blobs_) {
     batch->Put(Space::kBlobs, BigEndianKey(id), EncodeBlob(value, id));
   }
@@ -464,16 +465,26 @@ absl::StatusOr<Root> TreeBuilder::Finish(
   return Root{root_.page_id, root_.count, root_.max_mod};
 }
 
-void TreeBuilder::WriteRec(ChildRef& ref, StoreBatch* batch,
-                           std::vector<std::pair<uint64_t, NodeRef>>* written) {
+absl::Status TreeBuilder::WriteRec(
+    ChildRef& ref, StoreBatch* batch,
+    std::vector<std::pair<uint64_t, NodeRef>>* written) {
   for (ChildRef& c : ref.dirty->children) {
-    if (c.dirty) WriteRec(c, batch, written);
+    if (c.dirty) RETURN_IF_ERROR(WriteRec(c, batch, written));
   }
   uint64_t id = (*next_id_)++;
-  batch->Put(Space::kPages, BigEndianKey(id), EncodePage(*ref.dirty, id));
-  written->emplace_back(id, std::move(ref.dirty));
+  std::string page = EncodePage(*ref.dirty, id);
+  batch->Put(Space::kPages, BigEndianKey(id), page);
+  // Readers get the node decoded from its page: one buffer, views into it,
+  // nothing pointing into this builder. Decoding also checks the encoding.
+  absl::StatusOr<NodeRef> node = DecodePage(std::move(page), id);
+  if (!node.ok()) {
+    return absl::InternalError(absl::StrCat(
+        "a page just encoded does not decode: ", node.status().message()));
+  }
+  written->emplace_back(id, *std::move(node));
   ref.dirty = nullptr;
   ref.page_id = id;
+  return absl::OkStatus();
 }
 
 // -------------------------------------------------------------------- Verify
@@ -495,8 +506,8 @@ absl::Status Violation(uint64_t page_id, absl::string_view what) {
 // unbounded). Returns the subtree's entry count.
 absl::StatusOr<uint64_t> VerifyRec(VerifyContext& ctx, const ChildRef& ref,
                                    int expected_level, bool is_root,
-                                   const std::string* lo,
-                                   const std::string* hi) {
+                                   const std::string_view* lo,
+                                   const std::string_view* hi) {
   ASSIGN_OR_RETURN(NodeRef n, ctx.src.Load(ref.page_id));
   const uint64_t id = ref.page_id;
   if (expected_level >= 0 && n->level != expected_level) {
@@ -517,7 +528,7 @@ absl::StatusOr<uint64_t> VerifyRec(VerifyContext& ctx, const ChildRef& ref,
       return Violation(id, "non-root node under a quarter full");
     }
   }
-  auto in_bounds = [&](const std::string& k) {
+  auto in_bounds = [&](std::string_view k) {
     return (lo == nullptr || *lo <= k) && (hi == nullptr || k < *hi);
   };
   uint64_t count = 0;
@@ -538,8 +549,9 @@ absl::StatusOr<uint64_t> VerifyRec(VerifyContext& ctx, const ChildRef& ref,
       return Violation(id, "internal root with one child");
     }
     for (size_t i = 0; i < n->children.size(); ++i) {
-      const std::string* clo = i == 0 ? lo : &n->keys[i - 1];
-      const std::string* chi = i + 1 == n->children.size() ? hi : &n->keys[i];
+      const std::string_view* clo = i == 0 ? lo : &n->keys[i - 1];
+      const std::string_view* chi =
+          i + 1 == n->children.size() ? hi : &n->keys[i];
       if (i > 0 && !in_bounds(n->keys[i - 1])) {
         return Violation(id, "separator outside parent bounds");
       }

@@ -41,6 +41,7 @@
 #include "engine/cache/node_cache.h"
 #include "engine/format/node.h"
 #include "engine/store/page_store.h"
+#include "engine/util/arena.h"
 
 namespace cowdb::internal {
 
@@ -174,8 +175,8 @@ class TreeBuilder {
   void Refresh(ChildRef& ref);
   void Release(const LeafEntry& e);
   void FixRoot();
-  void WriteRec(ChildRef& ref, StoreBatch* batch,
-                std::vector<std::pair<uint64_t, NodeRef>>* written);
+  absl::Status WriteRec(ChildRef& ref, StoreBatch* batch,
+                        std::vector<std::pair<uint64_t, NodeRef>>* written);
   bool TooBig(const Node& n) const;
   bool TooSmall(const Node& n) const;
 
@@ -187,6 +188,10 @@ class TreeBuilder {
   ChildRef root_;
   std::vector<FreedItem> freed_;
   absl::flat_hash_map<uint64_t, std::string> pending_blobs_;
+  // What the dirty nodes' views point into: the bytes put, and the
+  // committed nodes they were copied from.
+  Arena arena_;
+  std::vector<NodeRef> pinned_;
 };
 
 // Checks every invariant above for the tree at `root`; with `strict`, also

@@ -20,11 +20,11 @@ struct Range {
 
 // The intersection of `r` with [lo, hi) (nullptr = unbounded); nullopt if
 // empty.
-std::optional<Range> Intersect(const Range& r, const std::string* lo,
-                               const std::string* hi) {
+std::optional<Range> Intersect(const Range& r, const std::string_view* lo,
+                               const std::string_view* hi) {
   Range out = r;
-  if (lo != nullptr && *lo > out.lo) out.lo = *lo;
-  if (hi != nullptr && (!out.hi || *hi < *out.hi)) out.hi = *hi;
+  if (lo != nullptr && *lo > out.lo) out.lo = std::string(*lo);
+  if (hi != nullptr && (!out.hi || *hi < *out.hi)) out.hi = std::string(*hi);
   if (out.hi && *out.hi <= out.lo) return std::nullopt;
   return out;
 }
@@ -103,7 +103,7 @@ class Differ {
     const auto& eb = b.node ? b.node->entries : kNone;
     auto first = [&](const std::vector<LeafEntry>& v) {
       return std::lower_bound(v.begin(), v.end(), r.lo,
-                              [](const LeafEntry& e, const std::string& k) {
+                              [](const LeafEntry& e, std::string_view k) {
                                 return e.key < k;
                               });
     };

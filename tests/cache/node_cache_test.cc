@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "tests/util/kept_bytes.h"
 
 namespace cowdb::internal {
 namespace {
@@ -11,7 +12,7 @@ NodeRef MakeNode(size_t value_bytes) {
   auto n = std::make_shared<Node>();
   LeafEntry e;
   e.key = "k";
-  e.value.data.assign(value_bytes, 'v');
+  e.value.data = testing::Keep(std::string(value_bytes, 'v'));
   n->entries.push_back(e);
   return n;
 }

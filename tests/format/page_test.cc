@@ -3,6 +3,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "tests/util/kept_bytes.h"
 #include "tests/util/status_matchers.h"
 
 namespace cowdb::internal {
@@ -15,13 +16,13 @@ Node MakeLeaf() {
   n.birth = 7;
   for (int i = 0; i < 20; ++i) {
     LeafEntry e;
-    e.key = "key" + std::to_string(100 + i);
+    e.key = testing::Keep("key" + std::to_string(100 + i));
     e.mod_version = i % 5;
     if (i % 4 == 0) {
       e.value.blob_id = 1000 + i;
       e.value.blob_size = 5000 + i;
     } else {
-      e.value.data = std::string(i, 'v');
+      e.value.data = testing::Keep(std::string(i, 'v'));
     }
     n.entries.push_back(e);
   }
@@ -38,7 +39,7 @@ Node MakeInternal() {
     c.count = 1000 * i + 1;
     c.max_mod = i + 1;
     n.children.push_back(c);
-    if (i > 0) n.keys.push_back("sep" + std::to_string(i));
+    if (i > 0) n.keys.push_back(testing::Keep("sep" + std::to_string(i)));
   }
   return n;
 }

@@ -13,6 +13,7 @@
 #include "engine/util/coding.h"
 #include "tests/fuzz/db_ops_input.h"
 #include "tests/fuzz/page_input.h"
+#include "tests/util/kept_bytes.h"
 #include "tests/fuzz/service_input.h"
 
 namespace cowdb::internal {
@@ -23,13 +24,13 @@ Node Leaf(int n, bool blobs) {
   node.birth = 42;
   for (int i = 0; i < n; ++i) {
     LeafEntry e;
-    e.key = "key" + std::to_string(1000 + i);
+    e.key = testing::Keep("key" + std::to_string(1000 + i));
     e.mod_version = 40 + i % 3;
     if (blobs && i % 3 == 0) {
       e.value.blob_id = 900 + i;
       e.value.blob_size = 4096 + i;
     } else {
-      e.value.data = std::string(i % 17, 'a' + i % 26);
+      e.value.data = testing::Keep(std::string(i % 17, 'a' + i % 26));
     }
     node.entries.push_back(e);
   }
@@ -46,7 +47,7 @@ Node Internal(int n) {
     c.count = 30 + i;
     c.max_mod = 41;
     node.children.push_back(c);
-    if (i > 0) node.keys.push_back("sep" + std::to_string(100 + i));
+    if (i > 0) node.keys.push_back(testing::Keep("sep" + std::to_string(100 + i)));
   }
   return node;
 }
