@@ -461,9 +461,20 @@ absl::StatusOr<std::shared_ptr<const Version>> DBImpl::Resolve(
   return versions_.latest();
 }
 
+absl::StatusOr<const Version*> DBImpl::ResolveForCall(
+    const ReadOptions& options, std::shared_ptr<const Version>* hold) {
+  if (options.snapshot != nullptr && options.snapshot->valid() &&
+      !options.version) {
+    return options.snapshot->version_.get();
+  }
+  ASSIGN_OR_RETURN(*hold, Resolve(options));
+  return hold->get();
+}
+
 absl::StatusOr<Entry> DBImpl::GetEntry(const ReadOptions& options,
                                        std::string_view key) {
-  ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, Resolve(options));
+  std::shared_ptr<const Version> hold;
+  ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
   ASSIGN_OR_RETURN(std::optional<Found> found, TreeGet(source_, v->root, key));
   if (!found) return absl::NotFoundError("key not found");
   Entry e;
@@ -492,7 +503,8 @@ absl::StatusOr<std::unique_ptr<Transaction>> DBImpl::Begin(
 
 absl::StatusOr<std::string> DBImpl::Get(const ReadOptions& options,
                                         std::string_view key) {
-  ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, Resolve(options));
+  std::shared_ptr<const Version> hold;
+  ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
   ASSIGN_OR_RETURN(std::optional<Found> found, TreeGet(source_, v->root, key));
   if (!found) return absl::NotFoundError("key not found");
   return source_.ReadValue(found->entry->value);

@@ -119,6 +119,12 @@ class DBImpl final : public DB, public TxnHost {
   // The version chosen by `options`.
   absl::StatusOr<std::shared_ptr<const Version>> Resolve(
       const ReadOptions& options);
+  // The same for the length of one call: a snapshot's version is borrowed
+  // (the snapshot outlives the call, and copying its shared_ptr would make
+  // every reader of that snapshot contend on one reference count); any
+  // other is held in `*hold`.
+  absl::StatusOr<const Version*> ResolveForCall(
+      const ReadOptions& options, std::shared_ptr<const Version>* hold);
   absl::StatusOr<std::shared_ptr<const Version>> LoadVersion(uint64_t version);
   // The record of `version`, or nullopt if it has none (released).
   absl::StatusOr<std::optional<Version>> ReadVersionRecord(uint64_t version);

@@ -69,6 +69,14 @@ struct Node {
   // copied, when a node is copied.
   std::shared_ptr<const std::string> page;
 
+  // The search index of an immutable node (BuildIndex; empty while dirty):
+  // the length of the prefix all its keys share, and for each key the 8
+  // bytes after that prefix as a big-endian integer, zero-padded. Those
+  // integers are ordered like the keys, so a binary search runs over one
+  // dense array and compares whole keys only where two integers tie.
+  size_t index_skip = 0;
+  std::vector<uint64_t> index;
+
   bool is_leaf() const { return level == 0; }
   size_t size() const { return is_leaf() ? entries.size() : children.size(); }
 
@@ -77,7 +85,26 @@ struct Node {
 
   // Approximate encoded size in bytes; what split and merge decisions use.
   size_t ByteSize() const;
+
+  // The keys searched: a leaf's entry keys, an internal node's separators.
+  size_t num_keys() const { return is_leaf() ? entries.size() : keys.size(); }
+  std::string_view key(size_t i) const {
+    return is_leaf() ? entries[i].key : keys[i];
+  }
+
+  // Builds the search index; for nodes that will not change again.
+  void BuildIndex();
+  // Drops the index; a node about to be modified must do this first.
+  void DropIndex() {
+    index_skip = 0;
+    index = {};
+  }
 };
+
+// The first i with n.key(i) >= key (LowerBound) or > key (UpperBound);
+// n.num_keys() if none. Uses the index when the node has one.
+size_t LowerBound(const Node& n, std::string_view key);
+size_t UpperBound(const Node& n, std::string_view key);
 
 // Encoded-size contributions, kept next to the format they approximate.
 inline constexpr size_t kNodeHeaderBytes = 24;

@@ -193,6 +193,7 @@ absl::StatusOr<NodeRef> DecodePage(std::string bytes, uint64_t page_id) {
     return Corrupt(page_id, "unknown node kind");
   }
   if (!in.empty()) return Corrupt(page_id, "trailing bytes");
+  node->BuildIndex();
   return NodeRef(std::move(node));
 }
 

@@ -12,35 +12,26 @@ namespace {
 
 // Index of the child of `n` whose range holds `key`.
 size_t ChildIndex(const Node& n, std::string_view key) {
-  return std::upper_bound(n.keys.begin(), n.keys.end(), key,
-                          [](std::string_view k, std::string_view s) {
-                            return k < s;
-                          }) -
-         n.keys.begin();
+  return UpperBound(n, key);
 }
 
 // Index of the first entry of leaf `n` whose key is >= `key`.
 size_t LeafIndex(const Node& n, std::string_view key) {
-  return std::lower_bound(n.entries.begin(), n.entries.end(), key,
-                          [](const LeafEntry& e, std::string_view k) {
-                            return e.key < k;
-                          }) -
-         n.entries.begin();
+  return LowerBound(n, key);
 }
 
 // Number of keys < `key` in the tree.
 absl::StatusOr<uint64_t> Rank(NodeSource& src, const Root& root,
                               std::string_view key) {
+  if (root.page_id == 0) return 0;
   uint64_t rank = 0;
-  uint64_t page_id = root.page_id;
-  while (page_id != 0) {
-    ASSIGN_OR_RETURN(NodeRef n, src.Load(page_id));
-    if (n->is_leaf()) return rank + LeafIndex(*n, key);
+  ASSIGN_OR_RETURN(NodeRef n, src.LoadRoot(root));
+  while (!n->is_leaf()) {
     size_t i = ChildIndex(*n, key);
     for (size_t j = 0; j < i; ++j) rank += n->children[j].count;
-    page_id = n->children[i].page_id;
+    ASSIGN_OR_RETURN(n, src.Load(n->children[i].page_id));
   }
-  return rank;
+  return rank + LeafIndex(*n, key);
 }
 
 }  // namespace
@@ -57,6 +48,11 @@ absl::StatusOr<NodeRef> NodeSource::Load(uint64_t page_id) {
   ASSIGN_OR_RETURN(NodeRef n, DecodePage(*std::move(bytes), page_id));
   cache_->Insert(page_id, n);
   return n;
+}
+
+absl::StatusOr<NodeRef> NodeSource::LoadRoot(const Root& root) {
+  if (root.node != nullptr) return root.node;
+  return Load(root.page_id);
 }
 
 absl::StatusOr<std::string> NodeSource::LoadBlob(uint64_t blob_id) {
@@ -91,18 +87,23 @@ std::string_view ValueReader::Read(const StoredValue& v, absl::Status* status) {
 
 absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
                                              std::string_view key) {
-  uint64_t page_id = root.page_id;
-  while (page_id != 0) {
-    ASSIGN_OR_RETURN(NodeRef n, src.Load(page_id));
-    if (n->is_leaf()) {
-      size_t i = LeafIndex(*n, key);
-      if (i == n->entries.size() || n->entries[i].key != key) break;
-      const LeafEntry* e = &n->entries[i];
-      return Found{std::move(n), e};
-    }
-    page_id = n->children[ChildIndex(*n, key)].page_id;
+  if (root.page_id == 0) return std::nullopt;
+  // The root is usually pinned by the version: borrow it without touching
+  // its reference count, which every reader would contend on.
+  const Node* n = root.node.get();
+  NodeRef hold;
+  if (n == nullptr) {
+    ASSIGN_OR_RETURN(hold, src.Load(root.page_id));
+    n = hold.get();
   }
-  return std::nullopt;
+  while (!n->is_leaf()) {
+    ASSIGN_OR_RETURN(hold, src.Load(n->children[ChildIndex(*n, key)].page_id));
+    n = hold.get();
+  }
+  size_t i = LeafIndex(*n, key);
+  if (i == n->entries.size() || n->entries[i].key != key) return std::nullopt;
+  if (hold == nullptr) hold = root.node;  // the root is the leaf
+  return Found{std::move(hold), &n->entries[i]};
 }
 
 absl::StatusOr<uint64_t> TreeCount(NodeSource& src, const Root& root,
@@ -151,7 +152,7 @@ absl::Status TreeCursor::StepLeaf(bool forward) {
 absl::Status TreeCursor::SeekToFirst() {
   path_.clear();
   if (root_.page_id == 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(NodeRef n, src_->Load(root_.page_id));
+  ASSIGN_OR_RETURN(NodeRef n, src_->LoadRoot(root_));
   path_.emplace_back(std::move(n), 0);
   RETURN_IF_ERROR(Descend(true));
   while (Valid() && path_.back().first->entries.empty()) {
@@ -163,7 +164,7 @@ absl::Status TreeCursor::SeekToFirst() {
 absl::Status TreeCursor::SeekToLast() {
   path_.clear();
   if (root_.page_id == 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(NodeRef n, src_->Load(root_.page_id));
+  ASSIGN_OR_RETURN(NodeRef n, src_->LoadRoot(root_));
   int last = static_cast<int>(n->size()) - 1;
   path_.emplace_back(std::move(n), last);
   RETURN_IF_ERROR(Descend(false));
@@ -177,7 +178,9 @@ absl::Status TreeCursor::Seek(std::string_view key) {
   path_.clear();
   uint64_t page_id = root_.page_id;
   while (page_id != 0) {
-    absl::StatusOr<NodeRef> n = src_->Load(page_id);
+    absl::StatusOr<NodeRef> n = page_id == root_.page_id
+                                    ? src_->LoadRoot(root_)
+                                    : src_->Load(page_id);
     if (!n.ok()) {
       path_.clear();
       return n.status();
@@ -247,6 +250,7 @@ absl::StatusOr<Node*> TreeBuilder::Touch(ChildRef& ref) {
   if (ref.dirty) return ref.dirty.get();
   ASSIGN_OR_RETURN(NodeRef clean, src_->Load(ref.page_id));
   auto copy = std::make_shared<Node>(*clean);
+  copy->DropIndex();  // about to change
   copy->birth = version_;
   freed_.push_back({FreedItem::kPage, ref.page_id, clean->birth});
   pinned_.push_back(std::move(clean));  // the copy's views point into it
@@ -462,7 +466,12 @@ absl::StatusOr<Root> TreeBuilder::Finish(
     batch->Put(Space::kBlobs, BigEndianKey(id), EncodeBlob(value, id));
   }
   pending_blobs_.clear();
-  return Root{root_.page_id, root_.count, root_.max_mod};
+  // The new root (written last) is pinned by the root for readers.
+  NodeRef node;
+  if (!written->empty() && written->back().first == root_.page_id) {
+    node = written->back().second;
+  }
+  return Root{root_.page_id, root_.count, root_.max_mod, std::move(node)};
 }
 
 absl::Status TreeBuilder::WriteRec(

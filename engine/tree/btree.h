@@ -50,6 +50,9 @@ struct Root {
   uint64_t page_id = 0;  // 0 = the empty tree
   uint64_t count = 0;    // entries in the tree
   uint64_t max_mod = 0;  // birth version of the root page
+  // The root page, when the holder of this Root pins it (a version made by
+  // a commit does); else loaded through the cache. Never set otherwise.
+  NodeRef node;
 };
 
 // Loads committed pages and blobs: the node cache first, then the store.
@@ -59,6 +62,8 @@ class NodeSource {
 
   // Errors: DataLoss for a missing or corrupt page; store errors.
   absl::StatusOr<NodeRef> Load(uint64_t page_id);
+  // The root page of a non-empty tree: the pinned node, else Load.
+  absl::StatusOr<NodeRef> LoadRoot(const Root& root);
   absl::StatusOr<std::string> LoadBlob(uint64_t blob_id);
   // The bytes of a stored value: inline, or its blob loaded.
   absl::StatusOr<std::string> ReadValue(const StoredValue& v);

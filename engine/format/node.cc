@@ -1,0 +1,81 @@
+#include "engine/format/node.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace cowdb::internal {
+namespace {
+
+// The (up to) 8 bytes of `key` after its first `skip`, big-endian,
+// zero-padded: a < b implies Prefix(a) <= Prefix(b).
+uint64_t Prefix(std::string_view key, size_t skip) {
+  unsigned char buf[8] = {};
+  if (key.size() > skip) {
+    std::memcpy(buf, key.data() + skip, std::min<size_t>(8, key.size() - skip));
+  }
+  uint64_t v;
+  std::memcpy(&v, buf, 8);
+  return __builtin_bswap64(v);
+}
+
+// The first i in [lo, hi) at which `before(n.key(i))` is false, where
+// `before` holds for a prefix of the keys.
+template <typename Before>
+size_t Partition(const Node& n, size_t lo, size_t hi, Before before) {
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (before(n.key(mid))) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+template <typename Before>
+size_t Search(const Node& n, std::string_view key, Before before) {
+  const size_t count = n.num_keys();
+  if (n.index.size() != count || count == 0) {
+    return Partition(n, 0, count, before);
+  }
+  if (n.index_skip > 0) {
+    // Every key starts with the shared prefix; a key that does not sorts
+    // before or after all of them.
+    int c = key.substr(0, n.index_skip).compare(n.key(0).substr(0, n.index_skip));
+    if (c < 0) return 0;
+    if (c > 0) return count;
+  }
+  // Keys whose integer is below the key's sort before it, those above sort
+  // after it; only a tie needs whole keys.
+  const uint64_t p = Prefix(key, n.index_skip);
+  auto first = std::lower_bound(n.index.begin(), n.index.end(), p);
+  auto last = std::upper_bound(first, n.index.end(), p);
+  return Partition(n, first - n.index.begin(), last - n.index.begin(), before);
+}
+
+}  // namespace
+
+void Node::BuildIndex() {
+  const size_t count = num_keys();
+  index.clear();
+  index_skip = 0;
+  if (count == 0) return;
+  std::string_view first = key(0), last = key(count - 1);
+  size_t common = std::min(first.size(), last.size());
+  size_t skip = 0;
+  while (skip < common && first[skip] == last[skip]) ++skip;
+  index_skip = skip;  // keys are sorted: what first and last share, all do
+  index.resize(count);
+  for (size_t i = 0; i < count; ++i) index[i] = Prefix(key(i), skip);
+}
+
+size_t LowerBound(const Node& n, std::string_view key) {
+  return Search(n, key, [key](std::string_view k) { return k < key; });
+}
+
+size_t UpperBound(const Node& n, std::string_view key) {
+  return Search(n, key, [key](std::string_view k) { return k <= key; });
+}
+
+}  // namespace cowdb::internal
