@@ -14,20 +14,33 @@ size_t NodeCache::Charge(const Node& node) {
          node.children.capacity() * sizeof(ChildRef);
 }
 
+NodeCache::Slot* NodeCache::Find(Shard& s, uint64_t page_id) {
+  auto it = s.index.find(page_id);
+  if (it == s.index.end()) {
+    ++s.misses;
+    return nullptr;
+  }
+  ++s.hits;
+  Slot* slot = &s.slots[it->second];
+  if (!slot->referenced) slot->referenced = true;  // no store when set
+  return slot;
+}
+
 NodeRef NodeCache::Lookup(uint64_t page_id) {
   Shard& s = ShardFor(page_id);
-  {
-    MutexLock lock(&s.mu);
-    auto it = s.index.find(page_id);
-    if (it != s.index.end()) {
-      Slot& slot = s.slots[it->second];
-      slot.referenced = true;
-      hits_.fetch_add(1, std::memory_order_relaxed);
-      return slot.node;
-    }
-  }
-  misses_.fetch_add(1, std::memory_order_relaxed);
-  return nullptr;
+  MutexLock lock(&s.mu);
+  Slot* slot = Find(s, page_id);
+  return slot != nullptr ? slot->node : nullptr;
+}
+
+bool NodeCache::Visit(uint64_t page_id,
+                      absl::FunctionRef<void(const Node&)> visit) {
+  Shard& s = ShardFor(page_id);
+  MutexLock lock(&s.mu);
+  Slot* slot = Find(s, page_id);
+  if (slot == nullptr) return false;
+  visit(*slot->node);
+  return true;
 }
 
 void NodeCache::EvictOne(Shard& s, std::vector<NodeRef>* evicted) {
@@ -81,12 +94,12 @@ void NodeCache::Insert(uint64_t page_id, NodeRef node) {
 
 CacheStats NodeCache::GetStats() const {
   CacheStats st;
-  st.hits = hits_.load(std::memory_order_relaxed);
-  st.misses = misses_.load(std::memory_order_relaxed);
   st.capacity = capacity_;
   for (const Shard& s : shards_) {
     MutexLock lock(&s.mu);
     st.bytes += s.bytes;
+    st.hits += s.hits;
+    st.misses += s.misses;
   }
   return st;
 }

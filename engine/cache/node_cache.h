@@ -12,12 +12,12 @@
 #ifndef COWDB_ENGINE_CACHE_NODE_CACHE_H_
 #define COWDB_ENGINE_CACHE_NODE_CACHE_H_
 
-#include <atomic>
 #include <cstdint>
 #include <vector>
 #include <memory>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "engine/util/mutex.h"
 #include "engine/format/node.h"
 
@@ -40,6 +40,13 @@ class NodeCache {
 
   // Returns the node, or nullptr on a miss. Counts a hit or a miss.
   NodeRef Lookup(uint64_t page_id);
+
+  // On a hit, calls `visit` with the node while the node's shard is locked
+  // and returns true: for a short look at a node without taking a
+  // reference (a reference count is a cache line every reader of a hot
+  // node would write). `visit` must not call into the cache. Counts a hit
+  // or a miss.
+  bool Visit(uint64_t page_id, absl::FunctionRef<void(const Node&)> visit);
 
   // Inserts (or refreshes) a node and evicts down to the capacity. A node
   // larger than a shard's capacity is not kept.
@@ -64,7 +71,16 @@ class NodeCache {
     absl::flat_hash_map<uint64_t, size_t> index ABSL_GUARDED_BY(mu);  // page id -> slot
     size_t hand ABSL_GUARDED_BY(mu) = 0;
     size_t bytes ABSL_GUARDED_BY(mu) = 0;
+    // Per shard, under `mu`: one global counter would be a cache line
+    // every reader writes.
+    uint64_t hits ABSL_GUARDED_BY(mu) = 0;
+    uint64_t misses ABSL_GUARDED_BY(mu) = 0;
   };
+
+  // The slot of `page_id` or nullptr; counts a hit or a miss and marks the
+  // slot referenced.
+  static Slot* Find(Shard& s, uint64_t page_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
 
   // Evicts one entry of `s` into `evicted`.
   static void EvictOne(Shard& s, std::vector<NodeRef>* evicted)
@@ -76,8 +92,6 @@ class NodeCache {
   const size_t capacity_;
   const size_t shard_capacity_;
   Shard shards_[kShards];
-  std::atomic<uint64_t> hits_{0};
-  std::atomic<uint64_t> misses_{0};
 };
 
 }  // namespace cowdb::internal

@@ -40,6 +40,27 @@ absl::StatusOr<uint64_t> Rank(NodeSource& src, const Root& root,
 
 absl::StatusOr<NodeRef> NodeSource::Load(uint64_t page_id) {
   if (NodeRef n = cache_->Lookup(page_id)) return n;
+  return LoadFromStore(page_id);
+}
+
+absl::StatusOr<uint64_t> NodeSource::ChildFor(uint64_t page_id,
+                                              std::string_view key) {
+  uint64_t child = 0;
+  auto pick = [&](const Node& n) {
+    if (!n.is_leaf()) child = n.children[ChildIndex(n, key)].page_id;
+  };
+  if (!cache_->Visit(page_id, pick)) {
+    ASSIGN_OR_RETURN(NodeRef n, LoadFromStore(page_id));
+    pick(*n);
+  }
+  if (child == 0) {
+    return absl::DataLossError(absl::StrCat(
+        "page ", page_id, " is a leaf where its parent's level says internal"));
+  }
+  return child;
+}
+
+absl::StatusOr<NodeRef> NodeSource::LoadFromStore(uint64_t page_id) {
   ASSIGN_OR_RETURN(std::optional<std::string> bytes,
                    store_->Get(Space::kPages, BigEndianKey(page_id)));
   if (!bytes) {
@@ -96,9 +117,20 @@ absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
     ASSIGN_OR_RETURN(hold, src.Load(root.page_id));
     n = hold.get();
   }
-  while (!n->is_leaf()) {
-    ASSIGN_OR_RETURN(hold, src.Load(n->children[ChildIndex(*n, key)].page_id));
+  if (!n->is_leaf()) {
+    // Above the leaves' parents, look at each node under the cache's lock
+    // without taking a reference; take one only on the leaf, which the
+    // answer points into.
+    uint64_t page_id = n->children[ChildIndex(*n, key)].page_id;
+    for (int level = n->level - 1; level > 0; --level) {
+      ASSIGN_OR_RETURN(page_id, src.ChildFor(page_id, key));
+    }
+    ASSIGN_OR_RETURN(hold, src.Load(page_id));
     n = hold.get();
+    if (!n->is_leaf()) {
+      return absl::DataLossError(absl::StrCat(
+          "page ", page_id, " is internal where its parent's level says leaf"));
+    }
   }
   size_t i = LeafIndex(*n, key);
   if (i == n->entries.size() || n->entries[i].key != key) return std::nullopt;

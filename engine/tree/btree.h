@@ -64,9 +64,16 @@ class NodeSource {
   absl::StatusOr<NodeRef> Load(uint64_t page_id);
   // The root page of a non-empty tree: the pinned node, else Load.
   absl::StatusOr<NodeRef> LoadRoot(const Root& root);
+  // The id of the child of internal page `page_id` whose range holds
+  // `key`, without taking a reference to the page when it is cached.
+  // Errors: those of Load; DataLoss if the page is a leaf.
+  absl::StatusOr<uint64_t> ChildFor(uint64_t page_id, std::string_view key);
   absl::StatusOr<std::string> LoadBlob(uint64_t blob_id);
   // The bytes of a stored value: inline, or its blob loaded.
   absl::StatusOr<std::string> ReadValue(const StoredValue& v);
+
+  // Loads from the store (a cache miss) and caches the node.
+  absl::StatusOr<NodeRef> LoadFromStore(uint64_t page_id);
 
   // Makes a node just written by a commit available to readers.
   void Remember(uint64_t page_id, NodeRef node) {

@@ -3,6 +3,7 @@
 #include <map>
 #include <random>
 
+#include "engine/format/page.h"
 #include "engine/util/coding.h"
 #include "gtest/gtest.h"
 #include "tests/util/status_matchers.h"
@@ -295,6 +296,54 @@ TEST_F(TreeTest, CorruptPageIsDataLossNamingIt) {
   EXPECT_THAT(TreeGet(fresh, root, Key(1)),
               StatusIs(absl::StatusCode::kDataLoss,
                        "page " + std::to_string(root.page_id)));
+}
+
+// A page whose level contradicts its parent's (possible only through
+// corruption behind a valid checksum) is DataLoss on the read path, both
+// where the descent looks at nodes without a reference and at the leaf.
+TEST_F(TreeTest, LevelMismatchIsDataLoss) {
+  Node leaf;
+  LeafEntry e;
+  e.key = "a";
+  leaf.entries.push_back(e);
+  Node internal;  // level 1 over the leaf page
+  internal.level = 1;
+  internal.children.resize(1);
+  internal.children[0].page_id = 900001;
+  auto level2 = [](uint64_t child) {  // claims its child is at level 1
+    Node n;
+    n.level = 2;
+    n.children.resize(1);
+    n.children[0].page_id = child;
+    return n;
+  };
+  auto level1 = [](uint64_t child) {  // claims its child is a leaf
+    Node n;
+    n.level = 1;
+    n.children.resize(1);
+    n.children[0].page_id = child;
+    return n;
+  };
+  StoreBatch batch;
+  batch.Put(Space::kPages, BigEndianKey(900001), EncodePage(leaf, 900001));
+  batch.Put(Space::kPages, BigEndianKey(900002), EncodePage(level2(900001), 900002));
+  batch.Put(Space::kPages, BigEndianKey(900003), EncodePage(level1(900004), 900003));
+  batch.Put(Space::kPages, BigEndianKey(900004), EncodePage(internal, 900004));
+  ASSERT_OK(store_->Commit(batch, false));
+
+  for (bool cached : {false, true}) {
+    NodeCache cache(1 << 20);
+    NodeSource src(store_.get(), &cache);
+    if (cached) {
+      for (uint64_t id = 900001; id <= 900004; ++id) ASSERT_OK(src.Load(id));
+    }
+    // Level 2 says its child is internal, but page 900001 is a leaf.
+    EXPECT_THAT(TreeGet(src, Root{900002, 1, 0, nullptr}, "a"),
+                StatusIs(absl::StatusCode::kDataLoss, "page 900001"));
+    // Level 1 says its child is a leaf, but page 900004 is internal.
+    EXPECT_THAT(TreeGet(src, Root{900003, 1, 0, nullptr}, "a"),
+                StatusIs(absl::StatusCode::kDataLoss, "page 900004"));
+  }
 }
 
 }  // namespace
