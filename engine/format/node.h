@@ -109,7 +109,9 @@ size_t UpperBound(const Node& n, std::string_view key);
 // Encoded-size contributions, kept next to the format they approximate.
 inline constexpr size_t kNodeHeaderBytes = 24;
 size_t LeafEntryBytes(const LeafEntry& e);
-size_t ChildEntryBytes(std::string_view separator);
+// A child reference, and a separator with the child after it.
+size_t ChildBytes(const ChildRef& c);
+size_t ChildEntryBytes(std::string_view separator, const ChildRef& c);
 
 }  // namespace cowdb::internal
 

@@ -57,8 +57,12 @@ size_t LeafEntryBytes(const LeafEntry& e) {
          VarintLength(e.mod_version);
 }
 
-size_t ChildEntryBytes(std::string_view separator) {
-  return VarintLength(separator.size()) + separator.size() + 8 + 10 + 5;
+size_t ChildBytes(const ChildRef& c) {
+  return 8 + VarintLength(c.count) + VarintLength(c.max_mod);
+}
+
+size_t ChildEntryBytes(std::string_view separator, const ChildRef& c) {
+  return VarintLength(separator.size()) + separator.size() + ChildBytes(c);
 }
 
 size_t Node::ByteSize() const {
@@ -66,8 +70,10 @@ size_t Node::ByteSize() const {
   if (is_leaf()) {
     for (const auto& e : entries) n += LeafEntryBytes(e);
   } else {
-    n += 8 + 10 + 5;  // the first child has no separator
-    for (const auto& k : keys) n += ChildEntryBytes(k);
+    if (!children.empty()) n += ChildBytes(children[0]);  // no separator
+    for (size_t i = 1; i < children.size(); ++i) {
+      n += ChildEntryBytes(keys[i - 1], children[i]);
+    }
   }
   return n;
 }

@@ -15,6 +15,15 @@ size_t ChildIndex(const Node& n, std::string_view key) {
   return UpperBound(n, key);
 }
 
+// The shortest prefix of `hi` that is greater than `lo` (REQUIRES lo < hi):
+// a separator between two leaves needs no more, and short separators mean
+// more children per internal node and fewer levels.
+std::string_view ShortestSeparator(std::string_view lo, std::string_view hi) {
+  size_t n = 0;
+  while (n < lo.size() && n < hi.size() && lo[n] == hi[n]) ++n;
+  return hi.substr(0, n + 1);
+}
+
 // Index of the first entry of leaf `n` whose key is >= `key`.
 size_t LeafIndex(const Node& n, std::string_view key) {
   return LowerBound(n, key);
@@ -438,13 +447,14 @@ void TreeBuilder::SplitInTwo(Node* parent, size_t i) {
     right->entries.assign(std::make_move_iterator(left->entries.begin() + m),
                           std::make_move_iterator(left->entries.end()));
     left->entries.resize(m);
-    separator = right->entries.front().key;
+    separator = ShortestSeparator(left->entries.back().key,
+                                  right->entries.front().key);
   } else {
     // keys[m] moves up; children [0, m] stay left; m in [1, n-3].
     size_t n = left->children.size();
     size_t m = 1;
     for (; m < n - 3; ++m) {
-      acc += ChildEntryBytes(left->keys[m - 1]);
+      acc += ChildEntryBytes(left->keys[m - 1], left->children[m]);
       if (acc >= half) break;
     }
     separator = left->keys[m];
