@@ -70,11 +70,18 @@ CallLimits Limits(const grpc::ServerContext* ctx, const ServiceOptions& options,
   return CallLimits{page_size, std::min(deadline, now + options.max_deadline)};
 }
 
-// Puts the call of `ctx` under `watchdog` (if any) until `deadline`.
+// How long past its deadline a call may stay blocked in a Write before the
+// watchdog cancels it. A client that reads again within it (a slow reader)
+// gets DEADLINE_EXCEEDED from the handler's own check; one cancelled by the
+// watchdog sees CANCELLED.
+constexpr absl::Duration kWatchdogGrace = absl::Seconds(1);
+
+// Puts the call of `ctx` under `watchdog` (if any) until `deadline` and the
+// grace after it.
 CallWatchdog::Guard GuardCall(CallWatchdog* watchdog, grpc::ServerContext* ctx,
                               absl::Time deadline) {
   if (watchdog == nullptr) return CallWatchdog::Guard();
-  return watchdog->Watch(ctx, deadline);
+  return watchdog->Watch(ctx, deadline + kWatchdogGrace);
 }
 
 ReadOptions ToReadOptions(const v1::ReadSelector& sel) {

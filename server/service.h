@@ -38,9 +38,10 @@ struct ServiceOptions {
   uint64_t max_transaction_bytes = 64 << 20;
   // The deadline of a call that sets none, and the longest deadline
   // honoured. Streams (Scan, Diff) that run past it end with
-  // DEADLINE_EXCEEDED, also while blocked writing to a client that does
-  // not read (see CallWatchdog). A Watch has no deadline, but one whose
-  // client takes no message for default_deadline is cancelled.
+  // DEADLINE_EXCEEDED; one blocked writing to a client that does not read
+  // is cancelled 1 s after its deadline (see CallWatchdog). A Watch has no
+  // deadline, but one whose client takes no message for default_deadline
+  // (and 1 s) is cancelled.
   absl::Duration default_deadline = absl::Seconds(60);
   absl::Duration max_deadline = absl::Minutes(10);
   // A transaction unused this long is rolled back.
