@@ -30,7 +30,7 @@ class ConcurrencyTest : public ::testing::TestWithParam<bool> {
     o.retain_versions = Options::kRetainAll;
     o.page_size = 1024;  // deeper trees, more pages copied per commit
     o.inline_value_limit = 64;
-    o.cache_bytes = 512 << 10;
+    o.cache_bytes = 2 << 20;
     if (GetParam() && testing::kUnderTsan) {
       GTEST_SKIP() << "RocksDB is not instrumented for TSan";
     }

@@ -27,7 +27,7 @@ class DBTest : public ::testing::Test {
 
   void Reopen(Options options = Options()) {
     db_.reset();
-    options.cache_bytes = 1 << 20;
+    options.cache_bytes = 4 << 20;
     auto db = DB::Open(options, dir_.Sub("db"));
     ASSERT_OK(db);
     db_ = *std::move(db);

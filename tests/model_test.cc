@@ -38,7 +38,7 @@ class ModelTest : public ::testing::Test {
     o.retain_versions = Options::kRetainAll;
     o.page_size = 1024;
     o.inline_value_limit = 128;
-    o.cache_bytes = 256 << 10;  // small: exercise eviction and page reads
+    o.cache_bytes = 1 << 20;  // small: exercise eviction and page reads
     ASSERT_OK_AND_ASSIGN(db_, DB::Open(o, dir_.Sub("db")));
   }
 
@@ -216,7 +216,7 @@ TEST_F(ModelTest, RetainedVersionsMatchModelUnderReclamation) {
   o.sync = false;
   o.page_size = 1024;
   o.inline_value_limit = 128;
-  o.cache_bytes = 256 << 10;
+  o.cache_bytes = 1 << 20;
   o.retain_versions = 20;
   o.background_reclaim = false;
   auto open = [&] {

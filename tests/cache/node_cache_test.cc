@@ -30,31 +30,34 @@ TEST(NodeCacheTest, HitAndMissAreCounted) {
 }
 
 TEST(NodeCacheTest, StaysWithinCapacityAndKeepsRecentlyUsed) {
-  const size_t capacity = 16 * 10000;  // 10,000 bytes per shard
+  constexpr uint64_t kShards = NodeCache::kShards;
+  const size_t capacity = kShards * 10000;  // 10,000 bytes per shard
   NodeCache cache(capacity);
-  // Ids 0, 16, 32, ... all land in shard 0.
+  // Ids 0, kShards, 2 * kShards, ... all land in shard 0.
   for (uint64_t i = 0; i < 100; ++i) {
-    cache.Insert(i * 16, MakeNode(1000));
+    cache.Insert(i * kShards, MakeNode(1000));
     if (i > 0) cache.Lookup(0);  // keep id 0 hot
     EXPECT_LE(cache.GetStats().bytes, capacity);
   }
   EXPECT_NE(cache.Lookup(0), nullptr) << "the hot entry was evicted";
-  EXPECT_NE(cache.Lookup(99 * 16), nullptr) << "the newest entry was evicted";
-  EXPECT_EQ(cache.Lookup(16), nullptr) << "a cold entry survived";
+  EXPECT_NE(cache.Lookup(99 * kShards), nullptr) << "the newest entry was evicted";
+  EXPECT_EQ(cache.Lookup(kShards), nullptr) << "a cold entry survived";
 }
 
 TEST(NodeCacheTest, OversizedNodeIsNotKept) {
-  NodeCache cache(16 * 1000);
+  NodeCache cache(NodeCache::kShards * 1000);
   cache.Insert(1, MakeNode(5000));
   EXPECT_EQ(cache.Lookup(1), nullptr);
   EXPECT_EQ(cache.GetStats().bytes, 0u);
 }
 
 TEST(NodeCacheTest, EvictedNodeStaysValidForItsHolder) {
-  NodeCache cache(16 * 3000);
+  NodeCache cache(NodeCache::kShards * 3000);
   cache.Insert(0, MakeNode(1000));
   NodeRef held = cache.Lookup(0);
-  for (uint64_t i = 1; i < 50; ++i) cache.Insert(i * 16, MakeNode(1000));
+  for (uint64_t i = 1; i < 50; ++i) {
+    cache.Insert(i * NodeCache::kShards, MakeNode(1000));
+  }
   EXPECT_EQ(cache.Lookup(0), nullptr);
   EXPECT_EQ(held->entries[0].value.data.size(), 1000u);
 }

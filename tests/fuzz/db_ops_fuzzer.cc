@@ -219,7 +219,7 @@ class Harness {
     Options o;
     o.sync = false;
     o.page_size = 512;
-    o.cache_bytes = 16 << 10;  // small: evictions and page decoding
+    o.cache_bytes = 64 << 10;  // small: evictions and page decoding
     o.max_key_size = kMaxKeySize;
     o.max_value_size = kMaxValueSize;
     o.inline_value_limit = kInlineValueLimit;
