@@ -20,7 +20,10 @@ struct Options {
 
   // Acknowledge a commit only after it is synced to stable storage. With
   // false, a machine crash (not a process crash) may lose the most recent
-  // acknowledged commits, never part of one.
+  // acknowledged commits, and may damage the database: the power-loss
+  // harness sees, in about 1 of 10 runs of 30 cycles, a store RocksDB
+  // refuses to open ("SST file is ahead of WALs") or a version with a
+  // missing page. Use false only for data you can rebuild.
   // Default: true.
   bool sync = true;
 
