@@ -72,15 +72,15 @@ class NodeSource {
   // The bytes of a stored value: inline, or its blob loaded.
   absl::StatusOr<std::string> ReadValue(const StoredValue& v);
 
-  // Loads from the store (a cache miss) and caches the node.
-  absl::StatusOr<NodeRef> LoadFromStore(uint64_t page_id);
-
   // Makes a node just written by a commit available to readers.
   void Remember(uint64_t page_id, NodeRef node) {
     cache_->Insert(page_id, std::move(node));
   }
 
  private:
+  // Loads from the store (a cache miss) and caches the node.
+  absl::StatusOr<NodeRef> LoadFromStore(uint64_t page_id);
+
   PageStore* const store_;
   NodeCache* const cache_;
 };
