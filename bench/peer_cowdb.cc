@@ -36,12 +36,11 @@ class CowdbReader final : public PeerReader {
     ro_.snapshot = &snap_;
   }
   bool Get(std::string_view key, std::string_view* value) override {
-    absl::StatusOr<std::string> v = db_->Get(ro_, key);
-    if (!v.ok()) {
-      if (absl::IsNotFound(v.status())) return false;
-      Check(v.status(), "cowdb get");
+    absl::Status s = db_->Get(ro_, key, &buf_);
+    if (!s.ok()) {
+      if (absl::IsNotFound(s)) return false;
+      Check(s, "cowdb get");
     }
-    buf_ = *std::move(v);
     *value = buf_;
     return true;
   }

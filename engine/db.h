@@ -161,6 +161,12 @@ class DB {
   virtual absl::StatusOr<std::string> Get(const ReadOptions& options,
                                           std::string_view key) = 0;
 
+  // As Get, into `*value`, whose capacity is reused: a loop of reads into
+  // one string allocates only when a value outgrows it. `*value` is
+  // unspecified after an error.
+  virtual absl::Status Get(const ReadOptions& options, std::string_view key,
+                           std::string* value) = 0;
+
   // As Get, with the key's mod_version and the version read.
   virtual absl::StatusOr<Entry> GetEntry(const ReadOptions& options,
                                          std::string_view key) = 0;

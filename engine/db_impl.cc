@@ -475,12 +475,11 @@ absl::StatusOr<Entry> DBImpl::GetEntry(const ReadOptions& options,
                                        std::string_view key) {
   std::shared_ptr<const Version> hold;
   ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
-  ASSIGN_OR_RETURN(std::optional<Found> found, TreeGet(source_, v->root, key));
-  if (!found) return absl::NotFoundError("key not found");
   Entry e;
   e.version = v->version;
-  e.mod_version = found->entry->mod_version;
-  ASSIGN_OR_RETURN(e.value, source_.ReadValue(found->entry->value));
+  ASSIGN_OR_RETURN(bool found,
+                   TreeRead(source_, v->root, key, &e.value, &e.mod_version));
+  if (!found) return absl::NotFoundError("key not found");
   return e;
 }
 
@@ -503,11 +502,18 @@ absl::StatusOr<std::unique_ptr<Transaction>> DBImpl::Begin(
 
 absl::StatusOr<std::string> DBImpl::Get(const ReadOptions& options,
                                         std::string_view key) {
+  std::string value;
+  RETURN_IF_ERROR(Get(options, key, &value));
+  return value;
+}
+
+absl::Status DBImpl::Get(const ReadOptions& options, std::string_view key,
+                         std::string* value) {
   std::shared_ptr<const Version> hold;
   ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
-  ASSIGN_OR_RETURN(std::optional<Found> found, TreeGet(source_, v->root, key));
+  ASSIGN_OR_RETURN(bool found, TreeRead(source_, v->root, key, value));
   if (!found) return absl::NotFoundError("key not found");
-  return source_.ReadValue(found->entry->value);
+  return absl::OkStatus();
 }
 
 Snapshot DBImpl::GetSnapshot() { return Snapshot(versions_.latest()); }

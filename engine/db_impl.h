@@ -41,6 +41,8 @@ class DBImpl final : public DB, public TxnHost {
   absl::StatusOr<uint64_t> Write(const WriteBatch& batch) override;
   absl::StatusOr<std::string> Get(const ReadOptions& options,
                                   std::string_view key) override;
+  absl::Status Get(const ReadOptions& options, std::string_view key,
+                   std::string* value) override;
   absl::StatusOr<Entry> GetEntry(const ReadOptions& options,
                                  std::string_view key) override;
   absl::StatusOr<std::unique_ptr<Transaction>> Begin(

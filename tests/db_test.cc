@@ -179,6 +179,27 @@ TEST_F(DBTest, LargeValuesRoundTripThroughBlobs) {
   EXPECT_GE(db_->GetStats().blobs_written, 1u);
 }
 
+TEST_F(DBTest, GetIntoACallersStringReusesIt) {
+  std::string big(5000, 'b');  // above the inline limit: a blob
+  ASSERT_OK(db_->Put("a", "1"));
+  ASSERT_OK(db_->Put("big", big));
+  std::string value;
+  ASSERT_OK(db_->Get(ReadOptions(), "big", &value));
+  EXPECT_EQ(value, big);
+  const size_t capacity = value.capacity();
+  ASSERT_OK(db_->Get(ReadOptions(), "a", &value));
+  EXPECT_EQ(value, "1");  // replaced, not appended
+  EXPECT_EQ(value.capacity(), capacity);
+  EXPECT_THAT(db_->Get(ReadOptions(), "missing", &value),
+              StatusIs(absl::StatusCode::kNotFound));
+  ReadOptions at1;
+  at1.version = 1;
+  ASSERT_OK(db_->Get(at1, "a", &value));
+  EXPECT_EQ(value, "1");
+  EXPECT_THAT(db_->Get(at1, "big", &value),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
 TEST_F(DBTest, LimitsAreInvalidArgument) {
   EXPECT_THAT(db_->Put("", "v"), StatusIs(absl::StatusCode::kInvalidArgument,
                                           "empty key"));

@@ -11,7 +11,9 @@ size_t NodeCache::Charge(const Node& node) {
   return bytes + sizeof(Node) + sizeof(std::string) +
          node.entries.capacity() * sizeof(LeafEntry) +
          node.keys.capacity() * sizeof(std::string_view) +
-         node.children.capacity() * sizeof(ChildRef);
+         node.children.capacity() * sizeof(ChildRef) +
+         node.index.capacity() * sizeof(uint64_t) +
+         (node.links ? ChildLinks::BytesFor(node.children.size()) : 0);
 }
 
 NodeCache::Slot* NodeCache::Find(Shard& s, uint64_t page_id) {

@@ -56,7 +56,19 @@ size_t Search(const Node& n, std::string_view key, Before before) {
 
 }  // namespace
 
+const Node* ChildLinks::Link(size_t i, NodeRef child) {
+  MutexLock lock(&mu_);
+  Slot& slot = slots_[i];
+  if (const Node* linked = slot.node.load(std::memory_order_relaxed)) {
+    return linked;
+  }
+  slot.owner = std::move(child);
+  slot.node.store(slot.owner.get(), std::memory_order_release);
+  return slot.owner.get();
+}
+
 void Node::BuildIndex() {
+  links = level >= 2 ? std::make_shared<ChildLinks>(children.size()) : nullptr;
   const size_t count = num_keys();
   index.clear();
   index_skip = 0;

@@ -16,11 +16,14 @@
 #ifndef COWDB_ENGINE_FORMAT_NODE_H_
 #define COWDB_ENGINE_FORMAT_NODE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "engine/util/mutex.h"
 
 namespace cowdb::internal {
 
@@ -53,6 +56,43 @@ struct ChildRef {
                          // (= the child page's birth version)
 };
 
+// An immutable internal node's links to its decoded children, kept by
+// nodes above level 1 (whose children are internal nodes too). Readers
+// link a child on first use; after that a descent reaches it with one
+// atomic load: no cache lock, no hash lookup, no reference count. A linked
+// child lives as long as its parent, so links hold only internal nodes, a
+// small fraction of a tree, outside the cache's eviction. Leaves are never
+// linked: their memory stays bounded by the node cache.
+class ChildLinks {
+ public:
+  explicit ChildLinks(size_t children) : slots_(new Slot[children]) {}
+
+  // Child i if it is linked, else nullptr.
+  const Node* Get(size_t i) const {
+    return slots_[i].node.load(std::memory_order_acquire);
+  }
+  // The reference that keeps linked child i alive; only after Get(i)
+  // returned it (the owner is written before the node is published).
+  const NodeRef& Owner(size_t i) const { return slots_[i].owner; }
+  // Links `child` as child i unless one is linked already; returns the
+  // linked one.
+  const Node* Link(size_t i, NodeRef child);
+
+  // Memory of the links of a node with `children` children (not counting
+  // the linked nodes, which are charged as what they are).
+  static size_t BytesFor(size_t children) {
+    return sizeof(ChildLinks) + children * sizeof(Slot);
+  }
+
+ private:
+  struct Slot {
+    std::atomic<const Node*> node{nullptr};
+    NodeRef owner;  // written once, under mu_, before `node`
+  };
+  std::unique_ptr<Slot[]> slots_;
+  Mutex mu_;  // serializes Link
+};
+
 struct Node {
   uint8_t level = 0;   // 0 = leaf; a parent is one above its children
   uint64_t birth = 0;  // the version that created this page
@@ -76,6 +116,9 @@ struct Node {
   // dense array and compares whole keys only where two integers tie.
   size_t index_skip = 0;
   std::vector<uint64_t> index;
+  // Links to the decoded children (BuildIndex, for levels >= 2; null
+  // otherwise and while dirty). Shared, not copied, when a node is copied.
+  std::shared_ptr<ChildLinks> links;
 
   bool is_leaf() const { return level == 0; }
   size_t size() const { return is_leaf() ? entries.size() : children.size(); }
@@ -92,12 +135,14 @@ struct Node {
     return is_leaf() ? entries[i].key : keys[i];
   }
 
-  // Builds the search index; for nodes that will not change again.
+  // Builds the search index and, above level 1, the child links; for
+  // nodes that will not change again.
   void BuildIndex();
-  // Drops the index; a node about to be modified must do this first.
+  // Drops both; a node about to be modified must do this first.
   void DropIndex() {
     index_skip = 0;
     index = {};
+    links = nullptr;
   }
 };
 

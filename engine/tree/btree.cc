@@ -34,11 +34,12 @@ absl::StatusOr<uint64_t> Rank(NodeSource& src, const Root& root,
                               std::string_view key) {
   if (root.page_id == 0) return 0;
   uint64_t rank = 0;
-  ASSIGN_OR_RETURN(NodeRef n, src.LoadRoot(root));
+  ASSIGN_OR_RETURN(NodeRef hold, src.LoadRoot(root));
+  const Node* n = hold.get();
   while (!n->is_leaf()) {
     size_t i = ChildIndex(*n, key);
     for (size_t j = 0; j < i; ++j) rank += n->children[j].count;
-    ASSIGN_OR_RETURN(n, src.Load(n->children[i].page_id));
+    ASSIGN_OR_RETURN(n, src.Child(*n, i, &hold));
   }
   return rank + LeafIndex(*n, key);
 }
@@ -52,20 +53,61 @@ absl::StatusOr<NodeRef> NodeSource::Load(uint64_t page_id) {
   return LoadFromStore(page_id);
 }
 
-absl::StatusOr<uint64_t> NodeSource::ChildFor(uint64_t page_id,
-                                              std::string_view key) {
-  uint64_t child = 0;
-  auto pick = [&](const Node& n) {
-    if (!n.is_leaf()) child = n.children[ChildIndex(n, key)].page_id;
-  };
-  if (!cache_->Visit(page_id, pick)) {
-    ASSIGN_OR_RETURN(NodeRef n, LoadFromStore(page_id));
-    pick(*n);
+namespace {
+
+absl::Status CheckChildLevel(const Node& parent, size_t i, const Node& child) {
+  if (child.level + 1 == parent.level) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(
+      "page ", parent.children[i].page_id, " is at level ", child.level,
+      " where its parent (level ", parent.level, ") needs level ",
+      parent.level - 1));
+}
+
+}  // namespace
+
+absl::StatusOr<NodeRef> NodeSource::LoadUnlinkedChild(const Node& parent,
+                                                       size_t i) {
+  ASSIGN_OR_RETURN(NodeRef child, Load(parent.children[i].page_id));
+  RETURN_IF_ERROR(CheckChildLevel(parent, i, *child));
+  return child;
+}
+
+absl::Status NodeSource::VisitChild(
+    const Node& parent, size_t i, absl::FunctionRef<void(const Node&)> visit) {
+  if (parent.links != nullptr) {
+    if (const Node* linked = parent.links->Get(i)) {
+      visit(*linked);
+      return absl::OkStatus();
+    }
   }
-  if (child == 0) {
-    return absl::DataLossError(absl::StrCat(
-        "page ", page_id, " is a leaf where its parent's level says internal"));
+  absl::Status level = absl::OkStatus();
+  bool cached = cache_->Visit(parent.children[i].page_id, [&](const Node& c) {
+    level = CheckChildLevel(parent, i, c);
+    if (level.ok()) visit(c);
+  });
+  if (cached) return level;
+  ASSIGN_OR_RETURN(NodeRef child, LoadUnlinkedChild(parent, i));
+  visit(*child);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const Node*> NodeSource::Child(const Node& parent, size_t i,
+                                              NodeRef* hold) {
+  ChildLinks* links = parent.links.get();
+  if (links != nullptr) {
+    if (const Node* linked = links->Get(i)) return linked;
   }
+  ASSIGN_OR_RETURN(NodeRef child, LoadUnlinkedChild(parent, i));
+  if (links != nullptr) return links->Link(i, std::move(child));
+  *hold = std::move(child);  // may release `parent`: not used below
+  return hold->get();
+}
+
+absl::StatusOr<NodeRef> NodeSource::LoadChild(const Node& parent, size_t i) {
+  ChildLinks* links = parent.links.get();
+  if (links != nullptr && links->Get(i) != nullptr) return links->Owner(i);
+  ASSIGN_OR_RETURN(NodeRef child, LoadUnlinkedChild(parent, i));
+  if (links != nullptr) links->Link(i, child);
   return child;
 }
 
@@ -126,25 +168,51 @@ absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
     ASSIGN_OR_RETURN(hold, src.Load(root.page_id));
     n = hold.get();
   }
-  if (!n->is_leaf()) {
-    // Above the leaves' parents, look at each node under the cache's lock
-    // without taking a reference; take one only on the leaf, which the
-    // answer points into.
-    uint64_t page_id = n->children[ChildIndex(*n, key)].page_id;
-    for (int level = n->level - 1; level > 0; --level) {
-      ASSIGN_OR_RETURN(page_id, src.ChildFor(page_id, key));
-    }
-    ASSIGN_OR_RETURN(hold, src.Load(page_id));
-    n = hold.get();
-    if (!n->is_leaf()) {
-      return absl::DataLossError(absl::StrCat(
-          "page ", page_id, " is internal where its parent's level says leaf"));
-    }
+  // Nodes above level 1 are borrowed through their parents' links: no
+  // lock, no reference count. The leaf, which the answer points into, is
+  // held.
+  while (!n->is_leaf()) {
+    ASSIGN_OR_RETURN(n, src.Child(*n, ChildIndex(*n, key), &hold));
   }
   size_t i = LeafIndex(*n, key);
   if (i == n->entries.size() || n->entries[i].key != key) return std::nullopt;
-  if (hold == nullptr) hold = root.node;  // the root is the leaf
+  if (hold.get() != n) hold = root.node;  // the root is the leaf
   return Found{std::move(hold), &n->entries[i]};
+}
+
+absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
+                              std::string_view key, std::string* value,
+                              uint64_t* mod_version) {
+  if (root.page_id == 0) return false;
+  const Node* n = root.node.get();
+  NodeRef hold;
+  if (n == nullptr) {
+    ASSIGN_OR_RETURN(hold, src.Load(root.page_id));
+    n = hold.get();
+  }
+  while (n->level > 1) {  // as TreeGet, down to the leaf's parent
+    ASSIGN_OR_RETURN(n, src.Child(*n, ChildIndex(*n, key), &hold));
+  }
+  bool found = false;
+  uint64_t blob_id = 0;
+  auto read = [&](const Node& leaf) {
+    size_t i = LeafIndex(leaf, key);
+    if (i == leaf.entries.size() || leaf.entries[i].key != key) return;
+    const LeafEntry& e = leaf.entries[i];
+    found = true;
+    if (mod_version != nullptr) *mod_version = e.mod_version;
+    blob_id = e.value.blob_id;
+    if (!e.value.is_blob()) value->assign(e.value.data);
+  };
+  if (n->is_leaf()) {
+    read(*n);  // the root is the leaf
+  } else {
+    RETURN_IF_ERROR(src.VisitChild(*n, ChildIndex(*n, key), read));
+  }
+  if (blob_id != 0) {
+    ASSIGN_OR_RETURN(*value, src.LoadBlob(blob_id));
+  }
+  return found;
 }
 
 absl::StatusOr<uint64_t> TreeCount(NodeSource& src, const Root& root,
@@ -164,7 +232,7 @@ absl::StatusOr<uint64_t> TreeCount(NodeSource& src, const Root& root,
 absl::Status TreeCursor::Descend(bool leftmost) {
   while (!path_.back().first->is_leaf()) {
     const auto& [node, idx] = path_.back();
-    absl::StatusOr<NodeRef> child = src_->Load(node->children[idx].page_id);
+    absl::StatusOr<NodeRef> child = src_->LoadChild(*node, idx);
     if (!child.ok()) {
       path_.clear();
       return child.status();
@@ -217,11 +285,9 @@ absl::Status TreeCursor::SeekToLast() {
 
 absl::Status TreeCursor::Seek(std::string_view key) {
   path_.clear();
-  uint64_t page_id = root_.page_id;
-  while (page_id != 0) {
-    absl::StatusOr<NodeRef> n = page_id == root_.page_id
-                                    ? src_->LoadRoot(root_)
-                                    : src_->Load(page_id);
+  if (root_.page_id == 0) return absl::OkStatus();
+  absl::StatusOr<NodeRef> n = src_->LoadRoot(root_);
+  while (true) {
     if (!n.ok()) {
       path_.clear();
       return n.status();
@@ -233,8 +299,8 @@ absl::Status TreeCursor::Seek(std::string_view key) {
       break;
     }
     size_t i = ChildIndex(node, key);
-    page_id = node.children[i].page_id;
     path_.emplace_back(*std::move(n), static_cast<int>(i));
+    n = src_->LoadChild(*path_.back().first, i);
   }
   // Past the end of this leaf: the answer is the next leaf's first key.
   while (Valid() && path_.back().second >=

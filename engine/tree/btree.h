@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/cache/node_cache.h"
@@ -64,10 +65,20 @@ class NodeSource {
   absl::StatusOr<NodeRef> Load(uint64_t page_id);
   // The root page of a non-empty tree: the pinned node, else Load.
   absl::StatusOr<NodeRef> LoadRoot(const Root& root);
-  // The id of the child of internal page `page_id` whose range holds
-  // `key`, without taking a reference to the page when it is cached.
-  // Errors: those of Load; DataLoss if the page is a leaf.
-  absl::StatusOr<uint64_t> ChildFor(uint64_t page_id, std::string_view key);
+  // Child i of the committed internal node `parent`, borrowed from
+  // `parent` when it links its children (levels >= 2; see ChildLinks) and
+  // then valid for as long as `parent` is; otherwise loaded and kept
+  // alive by `*hold`. Errors: those of Load; DataLoss if the child's level
+  // is not one below its parent's.
+  absl::StatusOr<const Node*> Child(const Node& parent, size_t i,
+                                    NodeRef* hold);
+  // The same, as a reference of its own.
+  absl::StatusOr<NodeRef> LoadChild(const Node& parent, size_t i);
+  // Calls `visit` on child i of `parent` without taking a reference to
+  // it when it is cached (under the cache's lock: `visit` must be short
+  // and must not call into this source). Errors: as Child.
+  absl::Status VisitChild(const Node& parent, size_t i,
+                          absl::FunctionRef<void(const Node&)> visit);
   absl::StatusOr<std::string> LoadBlob(uint64_t blob_id);
   // The bytes of a stored value: inline, or its blob loaded.
   absl::StatusOr<std::string> ReadValue(const StoredValue& v);
@@ -78,6 +89,8 @@ class NodeSource {
   }
 
  private:
+  // Loads child i of `parent` through the cache and checks its level.
+  absl::StatusOr<NodeRef> LoadUnlinkedChild(const Node& parent, size_t i);
   // Loads from the store (a cache miss) and caches the node.
   absl::StatusOr<NodeRef> LoadFromStore(uint64_t page_id);
 
@@ -109,6 +122,14 @@ struct Found {
 // Point lookup. O(depth).
 absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
                                              std::string_view key);
+
+// Point lookup that copies the value into `*value` (loading it if it is a
+// blob) and the key's mod_version into `*mod_version` (if not null),
+// instead of holding the leaf: a point read then writes no shared memory
+// but the cache shard's lock. Returns false if `key` is absent. O(depth).
+absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
+                              std::string_view key, std::string* value,
+                              uint64_t* mod_version = nullptr);
 
 // Number of keys in [begin, end); an empty `end` means no upper bound.
 // O(depth) through the per-child entry counts.

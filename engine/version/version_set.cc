@@ -78,17 +78,17 @@ uint64_t VersionSet::oldest_retained() const {
 
 uint64_t VersionSet::NextRetained(uint64_t version) const {
   MutexLock lock(&state_->mu);
-  const State& s = *state_;
-  if (version >= s.floor) return version;
-  uint64_t next = s.floor;
-  for (auto it = s.pins.lower_bound(version); it != s.pins.end() && it->first < next; ++it) {
+  if (version >= state_->floor) return version;
+  uint64_t next = state_->floor;
+  for (auto it = state_->pins.lower_bound(version);
+       it != state_->pins.end() && it->first < next; ++it) {
     if (it->second > 0) {
       next = it->first;
       break;
     }
   }
-  auto tag = s.tagged.lower_bound(version);
-  if (tag != s.tagged.end()) next = std::min(next, *tag);
+  auto tag = state_->tagged.lower_bound(version);
+  if (tag != state_->tagged.end()) next = std::min(next, *tag);
   return next;
 }
 

@@ -4,6 +4,7 @@
 #include "engine/format/node.h"
 
 #include <algorithm>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -89,6 +90,29 @@ TEST(NodeIndexTest, SharedPrefixIsSkipped) {
   EXPECT_EQ(n.index_skip, 6u);  // "user:0"
   EXPECT_LT(n.index[0], n.index[1]);
   EXPECT_LT(n.index[1], n.index[2]);
+}
+
+TEST(ChildLinksTest, OnlyNodesAboveLevelOneLinkTheirChildren) {
+  for (uint8_t level : {0, 1, 2, 3}) {
+    Node n = MakeNode(level == 0, {"m"});
+    n.level = level;
+    n.BuildIndex();
+    EXPECT_EQ(n.links != nullptr, level >= 2) << "level " << int(level);
+    n.DropIndex();
+    EXPECT_EQ(n.links, nullptr);
+  }
+}
+
+TEST(ChildLinksTest, FirstLinkWins) {
+  ChildLinks links(2);
+  auto a = std::make_shared<const Node>();
+  auto b = std::make_shared<const Node>();
+  EXPECT_EQ(links.Get(0), nullptr);
+  EXPECT_EQ(links.Link(0, a), a.get());
+  EXPECT_EQ(links.Link(0, b), a.get());
+  EXPECT_EQ(links.Get(0), a.get());
+  EXPECT_EQ(links.Owner(0), a);
+  EXPECT_EQ(links.Get(1), nullptr);
 }
 
 TEST(NodeIndexTest, DroppedIndexFallsBackToPlainSearch) {

@@ -343,7 +343,89 @@ TEST_F(TreeTest, LevelMismatchIsDataLoss) {
     // Level 1 says its child is a leaf, but page 900004 is internal.
     EXPECT_THAT(TreeGet(src, Root{900003, 1, 0, nullptr}, "a"),
                 StatusIs(absl::StatusCode::kDataLoss, "page 900004"));
+    std::string value;
+    EXPECT_THAT(TreeRead(src, Root{900002, 1, 0, nullptr}, "a", &value),
+                StatusIs(absl::StatusCode::kDataLoss, "page 900001"));
+    EXPECT_THAT(TreeRead(src, Root{900003, 1, 0, nullptr}, "a", &value),
+                StatusIs(absl::StatusCode::kDataLoss, "page 900004"));
   }
+}
+
+// TreeRead (copies out of the leaf) answers as TreeGet (holds the leaf),
+// at the latest and at older roots, for inline values, blobs and absent
+// keys, into a string reused across calls.
+TEST_F(TreeTest, TreeReadAgreesWithTreeGet) {
+  std::mt19937_64 rng(1127);
+  std::vector<Root> roots;
+  for (int commit = 0; commit < 30; ++commit) {
+    std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+    for (int i = 0; i < 100; ++i) {
+      std::string key = Key(rng() % 2000);
+      if (rng() % 5 == 0) {
+        ops.emplace_back(key, std::nullopt);
+      } else {
+        // Some values are above the inline limit (64): blobs.
+        ops.emplace_back(key, std::string(rng() % 100, 'a' + commit % 26));
+      }
+    }
+    roots.push_back(Commit(ops));
+  }
+  std::string value = std::string(500, '?');  // longer than any value
+  for (const Root& root : roots) {
+    for (int k = 0; k < 2000; k += 3) {
+      const std::string key = Key(k);
+      ASSERT_OK_AND_ASSIGN(std::optional<Found> want, TreeGet(src_, root, key));
+      uint64_t mod = 0;
+      ASSERT_OK_AND_ASSIGN(bool found, TreeRead(src_, root, key, &value, &mod));
+      ASSERT_EQ(found, want.has_value()) << key;
+      if (!found) continue;
+      ASSERT_OK_AND_ASSIGN(std::string want_value,
+                           src_.ReadValue(want->entry->value));
+      EXPECT_EQ(value, want_value) << key;
+      EXPECT_EQ(mod, want->entry->mod_version) << key;
+    }
+  }
+}
+
+// Nodes above level 1 link their children as reads pass through them;
+// leaves' parents do not, so a tree's leaves are held only by the cache.
+TEST_F(TreeTest, ReadsLinkInternalChildrenButNeverLeaves) {
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  for (int i = 0; i < 5000; ++i) ops.emplace_back(Key(i), "value");
+  Commit(ops);
+  NodeCache tiny(1);  // keeps nothing
+  NodeSource src(store_.get(), &tiny);
+  ASSERT_OK_AND_ASSIGN(NodeRef top, src.Load(root_.page_id));
+  ASSERT_GE(top->level, 2) << "the test needs a tree of three levels";
+  ASSERT_NE(top->links, nullptr);
+  Root pinned = root_;
+  pinned.node = top;
+  std::string value;
+  for (int i = 0; i < 5000; ++i) {
+    ASSERT_OK_AND_ASSIGN(bool found, TreeRead(src, pinned, Key(i), &value));
+    ASSERT_TRUE(found);
+  }
+  // Every child of the root was linked, with its own links iff it is above
+  // level 1; linked nodes are what their parent's page ids name.
+  std::vector<const Node*> frontier = {top.get()};
+  while (!frontier.empty()) {
+    const Node* n = frontier.back();
+    frontier.pop_back();
+    if (n->level < 2) {
+      EXPECT_EQ(n->links, nullptr) << "level " << int(n->level);
+      continue;
+    }
+    ASSERT_NE(n->links, nullptr);
+    for (size_t i = 0; i < n->children.size(); ++i) {
+      const Node* child = n->links->Get(i);
+      ASSERT_NE(child, nullptr) << "child " << i << " of a level " << int(n->level);
+      EXPECT_EQ(child->level + 1, n->level);
+      EXPECT_EQ(n->links->Owner(i).get(), child);
+      EXPECT_EQ(child->birth, n->children[i].max_mod);
+      frontier.push_back(child);
+    }
+  }
+  EXPECT_GT(tiny.GetStats().misses, 0u);
 }
 
 }  // namespace
