@@ -161,9 +161,10 @@ class DB {
   virtual absl::StatusOr<std::string> Get(const ReadOptions& options,
                                           std::string_view key) = 0;
 
-  // As Get, into `*value`, whose capacity is reused: a loop of reads into
-  // one string allocates only when a value outgrows it. `*value` is
-  // unspecified after an error.
+  // As Get, into `*value`, whose capacity is reused for values stored
+  // inline: a loop of reads into one string allocates only when a value
+  // outgrows it (a value above Options::inline_value_limit is read into a
+  // new buffer). `*value` is unspecified after an error.
   virtual absl::Status Get(const ReadOptions& options, std::string_view key,
                            std::string* value) = 0;
 

@@ -46,13 +46,18 @@ bool NodeCache::Visit(uint64_t page_id,
 }
 
 void NodeCache::EvictOne(Shard& s, std::vector<NodeRef>* evicted) {
-  // Terminates: every pass clears the bits it skips, and bytes > 0 means
-  // some slot is occupied.
-  while (true) {
+  // The clock also passes over nodes someone else holds (a parent's child
+  // link, a reader, a commit): evicting one frees no memory, it only drops
+  // its entry, and the next load would decode a second copy of the page
+  // while the first lives on. After two rounds it evicts whatever comes
+  // next, so the byte bound holds even when every node is held.
+  // Terminates: bytes > 0 means some slot is occupied.
+  const size_t patience = 2 * s.slots.size();
+  for (size_t step = 0;; ++step) {
     if (s.hand >= s.slots.size()) s.hand = 0;
     Slot& slot = s.slots[s.hand++];
     if (slot.node == nullptr) continue;
-    if (slot.referenced) {
+    if (step < patience && (slot.referenced || slot.node.use_count() > 1)) {
       slot.referenced = false;
       continue;
     }

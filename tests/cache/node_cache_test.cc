@@ -51,15 +51,34 @@ TEST(NodeCacheTest, OversizedNodeIsNotKept) {
   EXPECT_EQ(cache.GetStats().bytes, 0u);
 }
 
-TEST(NodeCacheTest, EvictedNodeStaysValidForItsHolder) {
-  NodeCache cache(NodeCache::kShards * 3000);
+// Evicting a node someone holds would free nothing and make the next load
+// decode a second copy: the clock passes over it.
+TEST(NodeCacheTest, HeldNodeIsPassedOverByEviction) {
+  const size_t capacity = NodeCache::kShards * 3000;
+  NodeCache cache(capacity);
   cache.Insert(0, MakeNode(1000));
   NodeRef held = cache.Lookup(0);
   for (uint64_t i = 1; i < 50; ++i) {
-    cache.Insert(i * NodeCache::kShards, MakeNode(1000));
+    cache.Insert(i * NodeCache::kShards, MakeNode(1000));  // all in shard 0
+    EXPECT_LE(cache.GetStats().bytes, capacity);
+  }
+  EXPECT_EQ(cache.Lookup(0), held) << "a held node lost its entry";
+  EXPECT_EQ(cache.Lookup(NodeCache::kShards), nullptr) << "a cold entry survived";
+}
+
+// When every node is held the bound still holds, and an evicted node
+// stays valid for its holder.
+TEST(NodeCacheTest, BoundHoldsWhenEveryNodeIsHeld) {
+  const size_t capacity = NodeCache::kShards * 3000;
+  NodeCache cache(capacity);
+  std::vector<NodeRef> held;
+  for (uint64_t i = 0; i < 50; ++i) {
+    held.push_back(MakeNode(1000));
+    cache.Insert(i * NodeCache::kShards, held.back());
+    EXPECT_LE(cache.GetStats().bytes, capacity);
   }
   EXPECT_EQ(cache.Lookup(0), nullptr);
-  EXPECT_EQ(held->entries[0].value.data.size(), 1000u);
+  EXPECT_EQ(held[0]->entries[0].value.data.size(), 1000u);
 }
 
 TEST(NodeCacheTest, ConcurrentUse) {

@@ -371,19 +371,29 @@ TEST_F(TreeTest, TreeReadAgreesWithTreeGet) {
     roots.push_back(Commit(ops));
   }
   std::string value = std::string(500, '?');  // longer than any value
-  for (const Root& root : roots) {
+  auto check = [&](NodeSource& src, const Root& root) {
     for (int k = 0; k < 2000; k += 3) {
       const std::string key = Key(k);
-      ASSERT_OK_AND_ASSIGN(std::optional<Found> want, TreeGet(src_, root, key));
+      ASSERT_OK_AND_ASSIGN(std::optional<Found> want, TreeGet(src, root, key));
       uint64_t mod = 0;
-      ASSERT_OK_AND_ASSIGN(bool found, TreeRead(src_, root, key, &value, &mod));
+      ASSERT_OK_AND_ASSIGN(bool found, TreeRead(src, root, key, &value, &mod));
       ASSERT_EQ(found, want.has_value()) << key;
       if (!found) continue;
       ASSERT_OK_AND_ASSIGN(std::string want_value,
-                           src_.ReadValue(want->entry->value));
+                           src.ReadValue(want->entry->value));
       EXPECT_EQ(value, want_value) << key;
       EXPECT_EQ(mod, want->entry->mod_version) << key;
     }
+  };
+  // Also through a cache that keeps nothing, from roots that are not
+  // pinned: every node then lives only as long as the read's references.
+  NodeCache none(1);
+  NodeSource cold(store_.get(), &none);
+  for (const Root& root : roots) {
+    check(src_, root);
+    Root unpinned = root;
+    unpinned.node = nullptr;
+    check(cold, unpinned);
   }
 }
 
