@@ -71,9 +71,12 @@ class ChildLinks {
   const Node* Get(size_t i) const {
     return slots_[i].node.load(std::memory_order_acquire);
   }
-  // The reference that keeps linked child i alive; only after Get(i)
-  // returned it (the owner is written before the node is published).
-  const NodeRef& Owner(size_t i) const { return slots_[i].owner; }
+  // Child i as a reference of its own if it is linked, else nullptr.
+  NodeRef GetRef(size_t i) const {
+    // The owner is written once, before the release store Get acquires.
+    if (Get(i) == nullptr) return nullptr;
+    return slots_[i].owner;
+  }
   // Links `child` as child i unless one is linked already; returns the
   // linked one.
   const Node* Link(size_t i, NodeRef child);

@@ -105,7 +105,9 @@ absl::StatusOr<const Node*> NodeSource::Child(const Node& parent, size_t i,
 
 absl::StatusOr<NodeRef> NodeSource::LoadChild(const Node& parent, size_t i) {
   ChildLinks* links = parent.links.get();
-  if (links != nullptr && links->Get(i) != nullptr) return links->Owner(i);
+  if (links != nullptr) {
+    if (NodeRef linked = links->GetRef(i)) return linked;
+  }
   ASSIGN_OR_RETURN(NodeRef child, LoadUnlinkedChild(parent, i));
   if (links != nullptr) links->Link(i, child);
   return child;

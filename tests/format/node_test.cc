@@ -111,8 +111,9 @@ TEST(ChildLinksTest, FirstLinkWins) {
   EXPECT_EQ(links.Link(0, a), a.get());
   EXPECT_EQ(links.Link(0, b), a.get());
   EXPECT_EQ(links.Get(0), a.get());
-  EXPECT_EQ(links.Owner(0), a);
+  EXPECT_EQ(links.GetRef(0), a);
   EXPECT_EQ(links.Get(1), nullptr);
+  EXPECT_EQ(links.GetRef(1), nullptr);
 }
 
 TEST(NodeIndexTest, DroppedIndexFallsBackToPlainSearch) {

@@ -430,7 +430,7 @@ TEST_F(TreeTest, ReadsLinkInternalChildrenButNeverLeaves) {
       const Node* child = n->links->Get(i);
       ASSERT_NE(child, nullptr) << "child " << i << " of a level " << int(n->level);
       EXPECT_EQ(child->level + 1, n->level);
-      EXPECT_EQ(n->links->Owner(i).get(), child);
+      EXPECT_EQ(n->links->GetRef(i).get(), child);
       EXPECT_EQ(child->birth, n->children[i].max_mod);
       frontier.push_back(child);
     }
