@@ -74,12 +74,6 @@ absl::StatusOr<NodeRef> NodeSource::LoadUnlinkedChild(const Node& parent,
 
 absl::Status NodeSource::VisitChild(
     const Node& parent, size_t i, absl::FunctionRef<void(const Node&)> visit) {
-  if (parent.links != nullptr) {
-    if (const Node* linked = parent.links->Get(i)) {
-      visit(*linked);
-      return absl::OkStatus();
-    }
-  }
   absl::Status level = absl::OkStatus();
   bool cached = cache_->Visit(parent.children[i].page_id, [&](const Node& c) {
     level = CheckChildLevel(parent, i, c);
@@ -159,26 +153,38 @@ std::string_view ValueReader::Read(const StoredValue& v, absl::Status* status) {
 
 // ------------------------------------------------------------------- reading
 
+namespace {
+
+// The first node at or below `level` on the path from the root toward
+// `key`. Nodes above level 1 are borrowed through their parents' links
+// (no lock, no reference count); `*hold` keeps the others, and the root
+// when its version does not pin it.
+absl::StatusOr<const Node*> DescendToward(NodeSource& src, const Root& root,
+                                          std::string_view key, int level,
+                                          NodeRef* hold) {
+  const Node* n = root.node.get();
+  if (n == nullptr) {
+    ASSIGN_OR_RETURN(*hold, src.Load(root.page_id));
+    n = hold->get();
+  }
+  while (n->level > level) {
+    ASSIGN_OR_RETURN(n, src.Child(*n, ChildIndex(*n, key), hold));
+  }
+  return n;
+}
+
+}  // namespace
+
 absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
                                              std::string_view key) {
   if (root.page_id == 0) return std::nullopt;
-  // The root is usually pinned by the version: borrow it without touching
-  // its reference count, which every reader would contend on.
-  const Node* n = root.node.get();
+  // The root is usually pinned by the version and borrowed, like the
+  // levels above 1; the leaf, which the answer points into, is held.
   NodeRef hold;
-  if (n == nullptr) {
-    ASSIGN_OR_RETURN(hold, src.Load(root.page_id));
-    n = hold.get();
-  }
-  // Nodes above level 1 are borrowed through their parents' links: no
-  // lock, no reference count. The leaf, which the answer points into, is
-  // held.
-  while (!n->is_leaf()) {
-    ASSIGN_OR_RETURN(n, src.Child(*n, ChildIndex(*n, key), &hold));
-  }
+  ASSIGN_OR_RETURN(const Node* n, DescendToward(src, root, key, 0, &hold));
   size_t i = LeafIndex(*n, key);
   if (i == n->entries.size() || n->entries[i].key != key) return std::nullopt;
-  if (hold.get() != n) hold = root.node;  // the root is the leaf
+  if (n == root.node.get()) hold = root.node;  // the pinned root is the leaf
   return Found{std::move(hold), &n->entries[i]};
 }
 
@@ -186,15 +192,8 @@ absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
                               std::string_view key, std::string* value,
                               uint64_t* mod_version) {
   if (root.page_id == 0) return false;
-  const Node* n = root.node.get();
-  NodeRef hold;
-  if (n == nullptr) {
-    ASSIGN_OR_RETURN(hold, src.Load(root.page_id));
-    n = hold.get();
-  }
-  while (n->level > 1) {  // as TreeGet, down to the leaf's parent
-    ASSIGN_OR_RETURN(n, src.Child(*n, ChildIndex(*n, key), &hold));
-  }
+  NodeRef hold;  // down to the leaf's parent; the leaf is only visited
+  ASSIGN_OR_RETURN(const Node* n, DescendToward(src, root, key, 1, &hold));
   bool found = false;
   uint64_t blob_id = 0;
   auto read = [&](const Node& leaf) {

@@ -74,9 +74,10 @@ class NodeSource {
                                     NodeRef* hold);
   // The same, as a reference of its own.
   absl::StatusOr<NodeRef> LoadChild(const Node& parent, size_t i);
-  // Calls `visit` on child i of `parent` without taking a reference to
-  // it when it is cached (under the cache's lock: `visit` must be short
-  // and must not call into this source). Errors: as Child.
+  // Calls `visit` on child i of `parent` (a leaf's parent: links are not
+  // followed) without taking a reference to it when it is cached (under
+  // the cache's lock: `visit` must be short and must not call into this
+  // source). Errors: as Child.
   absl::Status VisitChild(const Node& parent, size_t i,
                           absl::FunctionRef<void(const Node&)> visit);
   absl::StatusOr<std::string> LoadBlob(uint64_t blob_id);
