@@ -173,7 +173,7 @@ absl::StatusOr<Authenticator> Authenticator::FromFile(const std::string& path) {
   return a;
 }
 
-grpc::Status Authenticator::Check(const grpc::ServerContext* ctx) const {
+grpc::Status Authenticator::Check(const grpc::ServerContextBase* ctx) const {
   if (tokens_.empty()) return grpc::Status::OK;
   auto it = ctx->client_metadata().find("authorization");
   if (it != ctx->client_metadata().end()) {
@@ -378,8 +378,15 @@ void TransactionRegistry::ReapLoop() {
 
 // ---------------------------------------------------------------- KvService
 
-grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
-                            v1::GetResponse* resp) {
+grpc::ServerUnaryReactor* KvService::Get(grpc::CallbackServerContext* ctx,
+                                         const v1::GetRequest* req, v1::GetResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(HandleGet(ctx, req, resp));
+  return reactor;
+}
+
+grpc::Status KvService::HandleGet(const grpc::ServerContextBase* ctx,
+                                  const v1::GetRequest* req, v1::GetResponse* resp) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   if (req->read().selector_case() == v1::ReadSelector::kTransactionId) {
     return ToGrpcStatus(txns_->With(req->read().transaction_id(), [&](Transaction& t) {

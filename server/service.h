@@ -134,7 +134,7 @@ class Authenticator {
   static absl::StatusOr<Authenticator> FromFile(const std::string& path);
 
   // UNAUTHENTICATED unless the call carries a valid token.
-  grpc::Status Check(const grpc::ServerContext* ctx) const;
+  grpc::Status Check(const grpc::ServerContextBase* ctx) const;
 
  private:
   std::vector<std::string> tokens_;
@@ -188,14 +188,21 @@ class TransactionRegistry {
 
 // The services. `watchdog` (may be null: then only the client's deadline
 // can end a stream blocked in a Write) must outlive them.
-class KvService final : public cowdb::v1::KV::Service {
+// Get runs on gRPC's callback threads: a point read never blocks for long,
+// and answering on the thread that read the request saves the sync API's
+// handoff to a worker thread. Every other method may wait (a commit, a
+// stream's flow control) and stays on the sync thread pool.
+class KvService final : public cowdb::v1::KV::WithCallbackMethod_Get<cowdb::v1::KV::Service> {
  public:
   KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
             const Authenticator* auth, CallWatchdog* watchdog = nullptr)
       : db_(db), txns_(txns), options_(options), auth_(auth), watchdog_(watchdog) {}
 
-  grpc::Status Get(grpc::ServerContext*, const v1::GetRequest*,
-                   v1::GetResponse*) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext*, const v1::GetRequest*,
+                                v1::GetResponse*) override;
+  // Get's work, without a reactor (also for callers that have no call).
+  grpc::Status HandleGet(const grpc::ServerContextBase* ctx, const v1::GetRequest* req,
+                         v1::GetResponse* resp);
   grpc::Status Scan(grpc::ServerContext*, const v1::ScanRequest*,
                     grpc::ServerWriter<v1::ScanResponse>*) override;
   // Scan, streaming into `sink`. With a default-constructed `ctx` (no

@@ -433,6 +433,19 @@ TEST_F(ServerTest, BearerTokensAreCheckedOnEveryCall) {
   EXPECT_EQ(put(""), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(put("wrong"), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(put("secret-2"), grpc::StatusCode::OK);
+  // Get is served by the callback API, the rest by the sync API: both check.
+  auto get = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::GetRequest req;
+    req.set_key("k");
+    v1::GetResponse resp;
+    grpc::Status s = kv_->Get(&ctx, req, &resp);
+    return s.ok() ? resp.kv().value() : "error " + std::to_string(s.error_code());
+  };
+  EXPECT_EQ(get(""), "error " + std::to_string(grpc::StatusCode::UNAUTHENTICATED));
+  EXPECT_EQ(get("wrong"), "error " + std::to_string(grpc::StatusCode::UNAUTHENTICATED));
+  EXPECT_EQ(get("secret-1"), "v");
   grpc::ClientContext ctx;
   v1::StatusRequest req;
   v1::StatusResponse resp;

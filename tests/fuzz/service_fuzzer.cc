@@ -128,7 +128,7 @@ class Harness {
         if (!Parse(bytes, len, &req)) return;
         ResolveRead(req.mutable_read());
         v1::GetResponse resp;
-        s = kv_.Get(&ctx, &req, &resp);
+        s = kv_.HandleGet(&ctx, &req, &resp);
         if (s.ok()) {
           FUZZ_EXPECT(resp.read_version() <= db_->LatestVersion() &&
                           resp.kv().mod_version() <= resp.read_version() &&
