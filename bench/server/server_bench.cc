@@ -1,6 +1,8 @@
 // Server benchmark: cowdb_server and etcd side by side over loopback gRPC,
-// driven by the same closed-loop load generator (one thread per client,
-// clients spread over --conns connections).
+// driven by the same closed-loop load generator (each client issues its
+// next call when the last one completes, through gRPC's callback API, so
+// 256 clients need no 256 threads; clients spread over --conns
+// connections).
 //
 //   bazel run --config=opt //bench/server:server_bench               # all
 //   bazel run --config=opt //bench/server:server_bench -- --quick    # subset
@@ -16,10 +18,13 @@
 // left as large as the last burst of writes (the preload, the puts) into
 // every read and runs gets 2-6x slower than it can (see EtcdTarget::Settle).
 // Each figure is the median of --repeats runs; prints a table of
-// throughput and p50/p99 latency with the cowdb/etcd ratio, and writes
-// CSV rows to --csv.
+// throughput, p50/p99 latency and the CPU time each server process used per
+// operation (the servers share the machine with the load generator, so at
+// high client counts CPU per operation says more than throughput) with the
+// cowdb/etcd ratio, and writes CSV rows to --csv.
 
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -50,6 +55,8 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cowdb/v1/cowdb.grpc.pb.h"
@@ -141,6 +148,59 @@ uint64_t WriteBytes(pid_t pid) {
   return 0;
 }
 
+// CPU time (user + system) the process `pid` has used so far, in µs.
+double CpuMicros(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  std::vector<std::string> f = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
+  uint64_t utime = 0, stime = 0;
+  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &utime) || !absl::SimpleAtoi(f[12], &stime)) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) * 1e6 / sysconf(_SC_CLK_TCK);
+}
+
+// CPU time this process (the load generator) has used so far, in µs.
+double SelfCpuMicros() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec * 1e6 + u.ru_utime.tv_usec + u.ru_stime.tv_sec * 1e6 +
+         u.ru_stime.tv_usec;
+}
+
+// The completion of one asynchronous call.
+using Done = std::function<void(const grpc::Status&)>;
+
+// Runs one unary call through a stub's callback API: `start(ctx, req,
+// resp, callback)` issues it; `then(status, resp)` runs when it completes.
+template <typename Req, typename Resp, typename Start, typename Then>
+void Unary(Req req, Start start, Then then) {
+  struct Call {
+    grpc::ClientContext ctx;
+    Req req;
+    Resp resp;
+  };
+  auto* c = new Call;
+  c->req = std::move(req);
+  start(&c->ctx, &c->req, &c->resp, [c, then = std::move(then)](grpc::Status s) {
+    then(s, c->resp);
+    delete c;
+  });
+}
+
+// Waits for an asynchronous call issued by `issue(done)`.
+grpc::Status Wait(const std::function<void(Done)>& issue) {
+  absl::Notification finished;
+  grpc::Status status;
+  issue([&](const grpc::Status& s) {
+    status = s;
+    finished.Notify();
+  });
+  finished.WaitForNotification();
+  return status;
+}
+
 uint64_t DirBytes(const std::string& dir) {
   uint64_t n = 0;
   std::error_code ec;
@@ -167,14 +227,19 @@ class Target {
   // Brings the server to a quiet state before a workload starts: by
   // default, half a second for background work the last one left.
   virtual void Settle() { absl::SleepFor(absl::Milliseconds(500)); }
-  virtual grpc::Status Put(int conn, const std::string& key, const std::string& value) = 0;
-  virtual grpc::Status Get(int conn, const std::string& key) = 0;
+  // The calls, asynchronous: each calls `done` once it completes, on one
+  // of gRPC's threads.
+  virtual void Put(int conn, const std::string& key, const std::string& value, Done done) = 0;
+  virtual void Get(int conn, const std::string& key, Done done) = 0;
   // Up to 10 keys of [start, end).
-  virtual grpc::Status Range10(int conn, const std::string& start, const std::string& end) = 0;
-  // Puts `value` under `key` if its mod revision is still *mod; updates *mod.
-  virtual grpc::Status Cas(int conn, const std::string& key, const std::string& value,
-                           int64_t* mod) = 0;
+  virtual void Range10(int conn, const std::string& start, const std::string& end,
+                       Done done) = 0;
+  // Puts `value` under `key` if its mod revision is still *mod; updates *mod
+  // before `done` runs.
+  virtual void Cas(int conn, const std::string& key, const std::string& value, int64_t* mod,
+                   Done done) = 0;
   uint64_t rss_kib() const { return RssKiB(pid_); }
+  double cpu_micros() const { return CpuMicros(pid_); }
   uint64_t write_bytes() const { return WriteBytes(pid_); }
   uint64_t disk_bytes() const { return DirBytes(dir_); }
 
@@ -222,6 +287,30 @@ class Target {
 };
 
 class CowdbTarget final : public Target {
+  // A Scan read to its end; deletes itself.
+  class ScanCall final : public grpc::ClientReadReactor<v1::ScanResponse> {
+   public:
+    ScanCall(v1::KV::Stub* stub, v1::ScanRequest req, Done done)
+        : req_(std::move(req)), done_(std::move(done)) {
+      stub->async()->Scan(&ctx_, &req_, this);
+      StartRead(&page_);
+      StartCall();
+    }
+    void OnReadDone(bool ok) override {
+      if (ok) StartRead(&page_);
+    }
+    void OnDone(const grpc::Status& s) override {
+      done_(s);
+      delete this;
+    }
+
+   private:
+    grpc::ClientContext ctx_;
+    v1::ScanRequest req_;
+    v1::ScanResponse page_;
+    Done done_;
+  };
+
  public:
   std::string name() const override { return "cowdb"; }
 
@@ -251,39 +340,36 @@ class CowdbTarget final : public Target {
     }
   }
 
-  grpc::Status Put(int conn, const std::string& key, const std::string& value) override {
-    grpc::ClientContext ctx;
+  void Put(int conn, const std::string& key, const std::string& value, Done done) override {
     v1::PutRequest req;
     req.set_key(key);
     req.set_value(value);
-    v1::PutResponse resp;
-    return stubs_[conn]->Put(&ctx, req, &resp);
+    Unary<v1::PutRequest, v1::PutResponse>(
+        std::move(req),
+        [stub = stubs_[conn].get()](auto... a) { stub->async()->Put(a...); },
+        [done = std::move(done)](const grpc::Status& s, const v1::PutResponse&) { done(s); });
   }
 
-  grpc::Status Get(int conn, const std::string& key) override {
-    grpc::ClientContext ctx;
+  void Get(int conn, const std::string& key, Done done) override {
     v1::GetRequest req;
     req.set_key(key);
-    v1::GetResponse resp;
-    return stubs_[conn]->Get(&ctx, req, &resp);
+    Unary<v1::GetRequest, v1::GetResponse>(
+        std::move(req),
+        [stub = stubs_[conn].get()](auto... a) { stub->async()->Get(a...); },
+        [done = std::move(done)](const grpc::Status& s, const v1::GetResponse&) { done(s); });
   }
 
-  grpc::Status Range10(int conn, const std::string& start, const std::string& end) override {
-    grpc::ClientContext ctx;
+  void Range10(int conn, const std::string& start, const std::string& end,
+               Done done) override {
     v1::ScanRequest req;
     req.mutable_range()->set_start(start);
     req.mutable_range()->set_end(end);
     req.set_limit(10);
-    auto reader = stubs_[conn]->Scan(&ctx, req);
-    v1::ScanResponse page;
-    while (reader->Read(&page)) {
-    }
-    return reader->Finish();
+    new ScanCall(stubs_[conn].get(), std::move(req), std::move(done));
   }
 
-  grpc::Status Cas(int conn, const std::string& key, const std::string& value,
-                   int64_t* mod) override {
-    grpc::ClientContext ctx;
+  void Cas(int conn, const std::string& key, const std::string& value, int64_t* mod,
+           Done done) override {
     v1::TxnRequest req;
     auto* c = req.add_compares();
     c->set_key(key);
@@ -294,15 +380,16 @@ class CowdbTarget final : public Target {
     put->set_key(key);
     put->set_value(value);
     req.add_failure()->set_get_key(key);
-    v1::TxnResponse resp;
-    grpc::Status s = stubs_[conn]->Txn(&ctx, req, &resp);
-    if (!s.ok()) return s;
-    if (resp.succeeded()) {
-      *mod = resp.version();
-    } else {
-      *mod = resp.gets_size() > 0 ? resp.gets(0).mod_version() : 0;
-    }
-    return s;
+    Unary<v1::TxnRequest, v1::TxnResponse>(
+        std::move(req), [stub = stubs_[conn].get()](auto... a) { stub->async()->Txn(a...); },
+        [mod, done = std::move(done)](const grpc::Status& s, const v1::TxnResponse& resp) {
+          if (s.ok() && resp.succeeded()) {
+            *mod = resp.version();
+          } else if (s.ok()) {
+            *mod = resp.gets_size() > 0 ? resp.gets(0).mod_version() : 0;
+          }
+          done(s);
+        });
   }
 
  private:
@@ -328,7 +415,7 @@ class EtcdTarget final : public Target {
     }
     // The member serves once it has elected itself leader.
     for (int i = 0;; ++i) {
-      if (Put(0, "ready", "1").ok()) break;
+      if (Wait([&](Done d) { Put(0, "ready", "1", std::move(d)); }).ok()) break;
       if (i == 200) Die("etcd did not become ready");
       absl::SleepFor(absl::Milliseconds(100));
     }
@@ -378,38 +465,37 @@ class EtcdTarget final : public Target {
     absl::SleepFor(absl::Milliseconds(250));  // and the compaction's own commit
   }
 
-  grpc::Status Put(int conn, const std::string& key, const std::string& value) override {
-    grpc::ClientContext ctx;
+  void Put(int conn, const std::string& key, const std::string& value, Done done) override {
     etcdserverpb::PutRequest req;
     req.set_key(key);
     req.set_value(value);
-    etcdserverpb::PutResponse resp;
-    return stubs_[conn]->Put(&ctx, req, &resp);
+    Unary<etcdserverpb::PutRequest, etcdserverpb::PutResponse>(
+        std::move(req),
+        [stub = stubs_[conn].get()](auto... a) { stub->async()->Put(a...); },
+        [done = std::move(done)](const grpc::Status& s, const etcdserverpb::PutResponse&) {
+          done(s);
+        });
   }
 
-  grpc::Status Get(int conn, const std::string& key) override {
-    grpc::ClientContext ctx;
+  void Get(int conn, const std::string& key, Done done) override {
     etcdserverpb::RangeRequest req;
     req.set_key(key);
     req.set_serializable(true);
-    etcdserverpb::RangeResponse resp;
-    return stubs_[conn]->Range(&ctx, req, &resp);
+    Range(conn, std::move(req), std::move(done));
   }
 
-  grpc::Status Range10(int conn, const std::string& start, const std::string& end) override {
-    grpc::ClientContext ctx;
+  void Range10(int conn, const std::string& start, const std::string& end,
+               Done done) override {
     etcdserverpb::RangeRequest req;
     req.set_key(start);
     req.set_range_end(end);
     req.set_limit(10);
     req.set_serializable(true);
-    etcdserverpb::RangeResponse resp;
-    return stubs_[conn]->Range(&ctx, req, &resp);
+    Range(conn, std::move(req), std::move(done));
   }
 
-  grpc::Status Cas(int conn, const std::string& key, const std::string& value,
-                   int64_t* mod) override {
-    grpc::ClientContext ctx;
+  void Cas(int conn, const std::string& key, const std::string& value, int64_t* mod,
+           Done done) override {
     etcdserverpb::TxnRequest req;
     auto* c = req.add_compare();
     c->set_key(key);
@@ -420,19 +506,30 @@ class EtcdTarget final : public Target {
     put->set_key(key);
     put->set_value(value);
     req.add_failure()->mutable_request_range()->set_key(key);
-    etcdserverpb::TxnResponse resp;
-    grpc::Status s = stubs_[conn]->Txn(&ctx, req, &resp);
-    if (!s.ok()) return s;
-    if (resp.succeeded()) {
-      *mod = resp.header().revision();
-    } else {
-      const auto& r = resp.responses(0).response_range();
-      *mod = r.kvs_size() > 0 ? r.kvs(0).mod_revision() : 0;
-    }
-    return s;
+    Unary<etcdserverpb::TxnRequest, etcdserverpb::TxnResponse>(
+        std::move(req), [stub = stubs_[conn].get()](auto... a) { stub->async()->Txn(a...); },
+        [mod, done = std::move(done)](const grpc::Status& s,
+                                      const etcdserverpb::TxnResponse& resp) {
+          if (s.ok() && resp.succeeded()) {
+            *mod = resp.header().revision();
+          } else if (s.ok() && resp.responses_size() > 0) {
+            const auto& r = resp.responses(0).response_range();
+            *mod = r.kvs_size() > 0 ? r.kvs(0).mod_revision() : 0;
+          }
+          done(s);
+        });
   }
 
  private:
+  void Range(int conn, etcdserverpb::RangeRequest req, Done done) {
+    Unary<etcdserverpb::RangeRequest, etcdserverpb::RangeResponse>(
+        std::move(req),
+        [stub = stubs_[conn].get()](auto... a) { stub->async()->Range(a...); },
+        [done = std::move(done)](const grpc::Status& s, const etcdserverpb::RangeResponse&) {
+          done(s);
+        });
+  }
+
   std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> stubs_;
 };
 
@@ -441,61 +538,94 @@ struct Run {
   double bytes_per_op = 0;  // written by the server process
   double p50_us = 0;
   double p99_us = 0;
+  double server_cpu_us_per_op = 0;  // user + system time of the server process
+  double client_cpu_us_per_op = 0;  // the load generator's, for comparison
   uint64_t errors = 0;
+};
+
+// One closed-loop client: it issues its next call when the last completes.
+struct Client {
+  Target* target;
+  std::string workload;
+  int conn;
+  int keys;
+  std::mt19937_64 rng;
+  std::string cas_key;
+  int64_t mod = -1;
+  const std::string value = std::string(kValueBytes, 'x');
+  std::vector<float> latencies;
+  std::atomic<uint64_t>* errors;
+  const std::atomic<bool>* stop;
+  absl::BlockingCounter* finished;
+  std::chrono::steady_clock::time_point start;
+
+  void Issue(Done done) {
+    if (workload == "put") {
+      target->Put(conn, Key(keys + rng() % 1000000000), value, std::move(done));
+    } else if (workload == "get") {
+      target->Get(conn, Key(rng() % keys), std::move(done));
+    } else if (workload == "range10") {
+      const std::string k = Key(rng() % keys);
+      target->Range10(conn, k, RangeEnd(k, keys), std::move(done));
+    } else {
+      target->Cas(conn, cas_key, value, &mod, std::move(done));
+    }
+  }
+
+  void Next() {
+    if (stop->load(std::memory_order_relaxed)) {
+      finished->DecrementCount();
+      return;
+    }
+    start = std::chrono::steady_clock::now();
+    Issue([this](const grpc::Status& s) {
+      const auto end = std::chrono::steady_clock::now();
+      if (!s.ok()) errors->fetch_add(1, std::memory_order_relaxed);
+      latencies.push_back(std::chrono::duration<float, std::micro>(end - start).count());
+      Next();
+    });
+  }
 };
 
 // Runs `workload` with `clients` closed-loop clients for --seconds.
 Run Measure(Target& t, const std::string& workload, int clients, int conns, int keys) {
   const absl::Duration length = absl::Seconds(absl::GetFlag(FLAGS_seconds));
-  std::atomic<bool> go{false}, stop{false};
-  std::vector<std::vector<float>> latencies(clients);
+  std::atomic<bool> stop{false};
   std::atomic<uint64_t> errors{0};
-  std::vector<std::thread> threads;
+  absl::BlockingCounter finished(clients);
+  std::vector<std::unique_ptr<Client>> all_clients;
   for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      std::mt19937_64 rng(c * 7919 + 1);
-      const int conn = c % conns;
-      const std::string cas_key = absl::StrCat("cas/", c);
-      const std::string value(kValueBytes, 'x');
-      int64_t mod = -1;
-      if (workload == "cas") t.Cas(conn, cas_key, value, &mod);  // learn the current mod
-      auto& lat = latencies[c];
-      lat.reserve(1 << 16);
-      while (!go.load()) std::this_thread::yield();
-      while (!stop.load(std::memory_order_relaxed)) {
-        const auto start = std::chrono::steady_clock::now();
-        grpc::Status s;
-        if (workload == "put") {
-          s = t.Put(conn, Key(keys + rng() % 1000000000), value);
-        } else if (workload == "get") {
-          s = t.Get(conn, Key(rng() % keys));
-        } else if (workload == "range10") {
-          const uint64_t k = rng() % keys;
-          s = t.Range10(conn, Key(k), RangeEnd(Key(k), keys));
-        } else {
-          s = t.Cas(conn, cas_key, value, &mod);
-        }
-        const auto end = std::chrono::steady_clock::now();
-        if (!s.ok()) ++errors;
-        lat.push_back(std::chrono::duration<float, std::micro>(end - start).count());
-      }
-    });
+    auto client = std::make_unique<Client>(Client{&t, workload, c % conns, keys,
+                                                  std::mt19937_64(c * 7919 + 1),
+                                                  absl::StrCat("cas/", c)});
+    client->latencies.reserve(1 << 16);
+    client->errors = &errors;
+    client->stop = &stop;
+    client->finished = &finished;
+    if (workload == "cas") {  // learn the current mod revision
+      Wait([&](Done d) { client->Issue(std::move(d)); });
+    }
+    all_clients.push_back(std::move(client));
   }
   const uint64_t written_before = t.write_bytes();
+  const double server_cpu_before = t.cpu_micros();
+  const double client_cpu_before = SelfCpuMicros();
   const absl::Time begin = absl::Now();
-  go = true;
+  for (auto& c : all_clients) c->Next();
   absl::SleepFor(length);
   stop = true;
-  for (auto& th : threads) th.join();
+  finished.Wait();
   const double elapsed = absl::ToDoubleSeconds(absl::Now() - begin);
   std::vector<float> all;
-  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  for (auto& c : all_clients) all.insert(all.end(), c->latencies.begin(), c->latencies.end());
   Run r;
   r.errors = errors;
   if (all.empty()) return r;
   std::sort(all.begin(), all.end());
   r.ops_per_sec = all.size() / elapsed;
   r.bytes_per_op = static_cast<double>(t.write_bytes() - written_before) / all.size();
+  r.server_cpu_us_per_op = (t.cpu_micros() - server_cpu_before) / all.size();
+  r.client_cpu_us_per_op = (SelfCpuMicros() - client_cpu_before) / all.size();
   r.p50_us = all[all.size() / 2];
   r.p99_us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
   return r;
@@ -563,8 +693,10 @@ int Main() {
         Run m = MedianRun(runs);
         results[w][clients][name] = m;
         std::cerr << absl::StrFormat(
-            "%s %s clients=%d: %.0f ops/s p50 %.0f us p99 %.0f us, %.0f bytes written/op%s\n",
+            "%s %s clients=%d: %.0f ops/s p50 %.0f us p99 %.0f us, %.0f bytes written/op, "
+            "CPU/op %.0f us server, %.0f us load generator%s\n",
             name, w, clients, m.ops_per_sec, m.p50_us, m.p99_us, m.bytes_per_op,
+            m.server_cpu_us_per_op, m.client_cpu_us_per_op,
             m.errors ? absl::StrCat(" errors=", m.errors) : "");
       }
     }
@@ -574,11 +706,13 @@ int Main() {
   std::ofstream csv;
   if (!absl::GetFlag(FLAGS_csv).empty()) {
     csv.open(absl::GetFlag(FLAGS_csv));
-    csv << "workload,clients,target,ops_per_sec,p50_us,p99_us,bytes_written_per_op,errors\n";
+    csv << "workload,clients,target,ops_per_sec,p50_us,p99_us,bytes_written_per_op,errors,"
+           "server_cpu_us_per_op,client_cpu_us_per_op\n";
   }
   std::cout << absl::StrFormat("%-8s %7s", "workload", "clients");
   for (const auto& n : names) {
-    std::cout << absl::StrFormat(" | %10s %8s %8s %8s", n + " op/s", "p50 us", "p99 us", "B/op");
+    std::cout << absl::StrFormat(" | %10s %8s %8s %8s %9s", n + " op/s", "p50 us", "p99 us",
+                                 "B/op", "cpu us/op");
   }
   if (names.size() == 2) std::cout << absl::StrFormat(" | %s/%s", names[0], names[1]);
   std::cout << "\n";
@@ -587,11 +721,13 @@ int Main() {
       std::cout << absl::StrFormat("%-8s %7d", w, clients);
       for (const auto& n : names) {
         const Run& r = results[w][clients][n];
-        std::cout << absl::StrFormat(" | %10.0f %8.0f %8.0f %8.0f", r.ops_per_sec, r.p50_us,
-                                     r.p99_us, r.bytes_per_op);
+        std::cout << absl::StrFormat(" | %10.0f %8.0f %8.0f %8.0f %9.1f", r.ops_per_sec,
+                                     r.p50_us, r.p99_us, r.bytes_per_op,
+                                     r.server_cpu_us_per_op);
         if (csv.is_open()) {
-          csv << absl::StrFormat("%s,%d,%s,%.0f,%.0f,%.0f,%.0f,%d\n", w, clients, n,
-                                 r.ops_per_sec, r.p50_us, r.p99_us, r.bytes_per_op, r.errors);
+          csv << absl::StrFormat("%s,%d,%s,%.0f,%.0f,%.0f,%.0f,%d,%.1f,%.1f\n", w, clients, n,
+                                 r.ops_per_sec, r.p50_us, r.p99_us, r.bytes_per_op, r.errors,
+                                 r.server_cpu_us_per_op, r.client_cpu_us_per_op);
         }
       }
       if (names.size() == 2) {
