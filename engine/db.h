@@ -157,6 +157,20 @@ class DB {
   // batch commits nothing and returns the latest version.
   virtual absl::StatusOr<uint64_t> Write(const WriteBatch& batch) = 0;
 
+  // The outcome of WriteAsync: the version, or why nothing was committed.
+  using WriteCallback = std::function<void(absl::StatusOr<uint64_t>)>;
+
+  // As Write, without waiting: queues `batch` for the next group commit and
+  // returns. `done` runs once with Write's result, when the commit is as
+  // durable as Write's would be. It runs on the thread that led the
+  // commit (a background committer, or another writer's thread; a bad
+  // batch: the caller's, before WriteAsync returns), so it must be quick
+  // and must not call the blocking writes (Put, Delete, Write, a
+  // transaction's Commit); WriteAsync is fine. For a server that answers
+  // many writers without a thread per write. The database waits for every
+  // queued write when it closes.
+  virtual void WriteAsync(WriteBatch batch, WriteCallback done) = 0;
+
   // Returns the value of `key`. Errors: NotFound if absent.
   virtual absl::StatusOr<std::string> Get(const ReadOptions& options,
                                           std::string_view key) = 0;

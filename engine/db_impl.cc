@@ -107,6 +107,12 @@ DBImpl::DBImpl(const Options& options, std::shared_ptr<PageStore> store,
 
 DBImpl::~DBImpl() {
   {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    committer_stopping_ = true;
+  }
+  committer_cv_.notify_one();
+  if (committer_.joinable()) committer_.join();  // after the queued writes
+  {
     std::lock_guard<std::mutex> lock(reclaim_wake_mu_);
     shutting_down_ = true;
   }
@@ -210,42 +216,80 @@ absl::StatusOr<uint64_t> DBImpl::Delete(std::string_view key) {
   return Write(batch);
 }
 
-absl::StatusOr<uint64_t> DBImpl::Write(const WriteBatch& batch) {
-  for (const auto& op : batch.ops()) {
-    RETURN_IF_ERROR(ValidateWrite(op.key, op.value));
-  }
-  if (batch.Count() == 0) return versions_.latest()->version;
-  CommitRequest req;  // a blind write: nothing to validate
-  req.written_keys.reserve(batch.Count());
-  for (const auto& op : batch.ops()) req.written_keys.push_back(op.key);
-  req.apply = [&batch](TreeBuilder& builder) -> absl::Status {
+namespace {
+
+// A commit request for the blind writes of `batch`, which must outlive it.
+void PrepareBlindWrite(const WriteBatch& batch, CommitRequest* req) {
+  req->written_keys.reserve(batch.Count());
+  for (const auto& op : batch.ops()) req->written_keys.push_back(op.key);
+  req->apply = [&batch](TreeBuilder& builder) -> absl::Status {
     for (const auto& op : batch.ops()) {
       RETURN_IF_ERROR(op.is_delete ? builder.Delete(op.key)
                                    : builder.Put(op.key, op.value));
     }
     return absl::OkStatus();
   };
+}
+
+}  // namespace
+
+absl::Status DBImpl::ValidateBatch(const WriteBatch& batch) {
+  for (const auto& op : batch.ops()) {
+    RETURN_IF_ERROR(ValidateWrite(op.key, op.value));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> DBImpl::Write(const WriteBatch& batch) {
+  RETURN_IF_ERROR(ValidateBatch(batch));
+  if (batch.Count() == 0) return versions_.latest()->version;
+  CommitRequest req;  // a blind write: nothing to validate
+  PrepareBlindWrite(batch, &req);
   return SubmitCommit(req);
+}
+
+void DBImpl::WriteAsync(WriteBatch batch, WriteCallback done) {
+  if (absl::Status s = ValidateBatch(batch); !s.ok()) return done(s);
+  if (batch.Count() == 0) return done(versions_.latest()->version);
+  struct AsyncWrite {
+    WriteBatch batch;
+    CommitRequest req;
+  };
+  auto* w = new AsyncWrite{std::move(batch), {}};
+  PrepareBlindWrite(w->batch, &w->req);
+  w->req.on_done = [w, done = std::move(done)](absl::StatusOr<uint64_t> v) {
+    std::unique_ptr<AsyncWrite> owned(w);
+    done(std::move(v));
+  };
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  if (!committer_.joinable()) committer_ = std::thread([this] { CommitLoop(); });
+  queue_.push_back(&w->req);
+  if (!leader_active_ && queue_.front() == &w->req) committer_cv_.notify_one();
 }
 
 absl::StatusOr<uint64_t> DBImpl::SubmitCommit(CommitRequest& req) {
   // LevelDB's writer queue: the request at the front leads a group made of
   // everything queued behind it; the others wait to be told their outcome.
-  // A leader that finds more requests queued when it is done leads those
-  // too (a few rounds at most), which saves a thread handoff per group.
-  constexpr size_t kMaxGroup = 4096;
-  constexpr int kMaxRounds = 4;
   std::unique_lock<std::mutex> lock(queue_mu_);
   queue_.push_back(&req);
   req.cv.wait(lock, [&] {
     return req.done || (!leader_active_ && queue_.front() == &req);
   });
-  if (req.done) {
-    if (!req.status.ok()) return req.status;
-    return req.version;
-  }
+  if (!req.done) Lead(lock, &req);
+  lock.unlock();
+  if (!req.status.ok()) return req.status;
+  return req.version;
+}
+
+void DBImpl::Lead(std::unique_lock<std::mutex>& lock, CommitRequest* self) {
+  // A leader that finds more requests queued when it is done leads those
+  // too (a few rounds at most), which saves a thread handoff per group.
+  constexpr size_t kMaxGroup = 4096;
+  constexpr int kMaxRounds = 4;
   leader_active_ = true;
-  for (int round = 0; !req.done || (round < kMaxRounds && !queue_.empty());
+  std::vector<CommitRequest*> finished;  // asynchronous requests
+  for (int round = 0;
+       (self != nullptr && !self->done) || (round < kMaxRounds && !queue_.empty());
        ++round) {
     std::vector<CommitRequest*> group(
         queue_.begin(), queue_.begin() + std::min(queue_.size(), kMaxGroup));
@@ -256,14 +300,42 @@ absl::StatusOr<uint64_t> DBImpl::SubmitCommit(CommitRequest& req) {
       CommitRequest* member = queue_.front();
       queue_.pop_front();
       member->done = true;
-      if (member != &req) member->cv.notify_one();
+      if (member->on_done) {
+        finished.push_back(member);
+      } else if (member != self) {
+        member->cv.notify_one();
+      }
+    }
+    if (!finished.empty()) {  // their callbacks run without the lock
+      lock.unlock();
+      for (CommitRequest* r : finished) {
+        auto on_done = std::move(r->on_done);  // r may be gone after the call
+        on_done(r->status.ok() ? absl::StatusOr<uint64_t>(r->version) : r->status);
+      }
+      finished.clear();
+      lock.lock();
     }
   }
   leader_active_ = false;
-  if (!queue_.empty()) queue_.front()->cv.notify_one();
-  lock.unlock();
-  if (!req.status.ok()) return req.status;
-  return req.version;
+  if (queue_.empty()) {
+    if (committer_stopping_) committer_cv_.notify_one();
+  } else if (queue_.front()->on_done) {
+    committer_cv_.notify_one();
+  } else {
+    queue_.front()->cv.notify_one();
+  }
+}
+
+void DBImpl::CommitLoop() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  for (;;) {
+    committer_cv_.wait(lock, [&] {
+      return (!leader_active_ && !queue_.empty() && queue_.front()->on_done) ||
+             (committer_stopping_ && queue_.empty() && !leader_active_);
+    });
+    if (queue_.empty()) return;  // closing, and every write is done
+    Lead(lock, nullptr);
+  }
 }
 
 namespace {

@@ -39,6 +39,7 @@ class DBImpl final : public DB, public TxnHost {
                                std::string_view value) override;
   absl::StatusOr<uint64_t> Delete(std::string_view key) override;
   absl::StatusOr<uint64_t> Write(const WriteBatch& batch) override;
+  void WriteAsync(WriteBatch batch, WriteCallback done) override;
   absl::StatusOr<std::string> Get(const ReadOptions& options,
                                   std::string_view key) override;
   absl::Status Get(const ReadOptions& options, std::string_view key,
@@ -113,7 +114,15 @@ class DBImpl final : public DB, public TxnHost {
   using KeySet = std::set<std::string, std::less<>>;
 
   // Commits `group` as one version (the caller is the group's leader).
+  // Leads group commits while `lock` (on queue_mu_) is held on entry and
+  // exit: until `self` (null for the committer thread) is done, and a few
+  // rounds more while requests wait; then hands leadership to the front.
+  void Lead(std::unique_lock<std::mutex>& lock, CommitRequest* self);
   void RunGroup(const std::vector<CommitRequest*>& group);
+  absl::Status ValidateBatch(const WriteBatch& batch);
+  // The committer thread: leads whenever the front request is asynchronous
+  // and no writer leads.
+  void CommitLoop();
   // Checks `req` against `base` and the keys written by earlier members of
   // its group. Returns Aborted on a conflict.
   absl::Status Validate(const CommitRequest& req, const Version& base,
@@ -148,6 +157,10 @@ class DBImpl final : public DB, public TxnHost {
   std::mutex queue_mu_;
   std::deque<CommitRequest*> queue_;   // guarded by queue_mu_
   bool leader_active_ = false;         // guarded by queue_mu_
+  // The committer thread, started by the first WriteAsync.
+  std::condition_variable committer_cv_;
+  bool committer_stopping_ = false;    // guarded by queue_mu_
+  std::thread committer_;              // guarded by queue_mu_
 
   // Touched only by the current leader; leaders are ordered by queue_mu_.
   uint64_t next_id_;

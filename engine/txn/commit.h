@@ -54,7 +54,11 @@ struct CommitRequest {
   absl::Status status;
   uint64_t version = 0;
   bool done = false;
+  // How the submitter learns the outcome: it waits on `cv`, or, for a
+  // request nobody waits for, the leader calls `on_done` (which may delete
+  // the request).
   std::condition_variable cv;
+  std::function<void(absl::StatusOr<uint64_t>)> on_done;
 };
 
 // The database as a transaction sees it.
