@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <string>
@@ -209,18 +210,17 @@ TEST_P(AsyncWriteTest, SustainedMixedWritersNeverStall) {
     });
   }
   for (int c = 0; c < kChains; ++c) chains[c](0);
-  for (auto& th : threads) th.join();
-  // A missed handoff leaves the queue without a leader: fail, do not hang.
-  absl::Notification waited;
+  // A missed handoff leaves the queue without a leader, and every writer
+  // waits forever: fail with a message instead of hanging.
+  absl::Notification finished;
   std::thread waiter([&] {
+    for (auto& th : threads) th.join();
     chains_done.Wait();
-    waited.Notify();
+    finished.Notify();
   });
-  const bool finished = waited.WaitForNotificationWithTimeout(absl::Seconds(60));
-  if (!finished) {
-    ADD_FAILURE() << "queued writes stalled";
-    waiter.detach();
-    std::_Exit(1);  // the queue can never drain; closing would hang too
+  if (!finished.WaitForNotificationWithTimeout(absl::Seconds(60))) {
+    std::cerr << "queued writes stalled: no thread leads the commit queue" << std::endl;
+    std::_Exit(1);  // the writers can never finish; closing would hang too
   }
   waiter.join();
   EXPECT_EQ(failures, 0);
