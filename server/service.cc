@@ -453,22 +453,54 @@ grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* 
                                  writer));
 }
 
-grpc::Status KvService::Put(grpc::ServerContext* ctx, const v1::PutRequest* req,
-                            v1::PutResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
-  absl::StatusOr<uint64_t> v = db_->Put(req->key(), req->value());
-  if (!v.ok()) return ToGrpcStatus(v.status());
-  resp->set_version(*v);
-  return grpc::Status::OK;
+namespace {
+
+// Answers a callback-API call once `start(finish)` calls finish.
+template <typename Start>
+grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, Start start) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  start([reactor](const grpc::Status& s) { reactor->Finish(s); });
+  return reactor;
 }
 
-grpc::Status KvService::Delete(grpc::ServerContext* ctx, const v1::DeleteRequest* req,
-                               v1::DeleteResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
-  absl::StatusOr<uint64_t> v = db_->Delete(req->key());
-  if (!v.ok()) return ToGrpcStatus(v.status());
-  resp->set_version(*v);
-  return grpc::Status::OK;
+// Queues `batch` and finishes with the version it commits.
+template <typename Resp>
+void WriteAndFinish(DB* db, WriteBatch batch, Resp* resp, KvService::Finish finish) {
+  db->WriteAsync(std::move(batch),
+                 [resp, finish = std::move(finish)](absl::StatusOr<uint64_t> v) {
+                   if (!v.ok()) return finish(ToGrpcStatus(v.status()));
+                   resp->set_version(*v);
+                   finish(grpc::Status::OK);
+                 });
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
+                                         const v1::PutRequest* req, v1::PutResponse* resp) {
+  return Answer(ctx, [&](Finish finish) { StartPut(ctx, req, resp, std::move(finish)); });
+}
+
+grpc::ServerUnaryReactor* KvService::Delete(grpc::CallbackServerContext* ctx,
+                                            const v1::DeleteRequest* req,
+                                            v1::DeleteResponse* resp) {
+  return Answer(ctx, [&](Finish finish) { StartDelete(ctx, req, resp, std::move(finish)); });
+}
+
+void KvService::StartPut(const grpc::ServerContextBase* ctx, const v1::PutRequest* req,
+                         v1::PutResponse* resp, Finish finish) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return finish(a);
+  WriteBatch batch;
+  batch.Put(req->key(), req->value());
+  WriteAndFinish(db_, std::move(batch), resp, std::move(finish));
+}
+
+void KvService::StartDelete(const grpc::ServerContextBase* ctx, const v1::DeleteRequest* req,
+                            v1::DeleteResponse* resp, Finish finish) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return finish(a);
+  WriteBatch batch;
+  batch.Delete(req->key());
+  WriteAndFinish(db_, std::move(batch), resp, std::move(finish));
 }
 
 grpc::Status KvService::Txn(grpc::ServerContext* ctx, const v1::TxnRequest* req,

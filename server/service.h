@@ -188,11 +188,15 @@ class TransactionRegistry {
 
 // The services. `watchdog` (may be null: then only the client's deadline
 // can end a stream blocked in a Write) must outlive them.
-// Get runs on gRPC's callback threads: a point read never blocks for long,
-// and answering on the thread that read the request saves the sync API's
-// handoff to a worker thread. Every other method may wait (a commit, a
-// stream's flow control) and stays on the sync thread pool.
-class KvService final : public cowdb::v1::KV::WithCallbackMethod_Get<cowdb::v1::KV::Service> {
+// Get, Put and Delete use gRPC's callback API: a point read never blocks
+// for long, so it is answered on the thread that read the request (no
+// handoff to a worker thread), and a write is queued with DB::WriteAsync
+// and answered when its group commit is durable (no thread waits for it).
+// The other methods may wait (a transaction's commit, a stream's flow
+// control) and stay on the sync thread pool.
+class KvService final
+    : public cowdb::v1::KV::WithCallbackMethod_Get<cowdb::v1::KV::WithCallbackMethod_Put<
+          cowdb::v1::KV::WithCallbackMethod_Delete<cowdb::v1::KV::Service>>> {
  public:
   KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
             const Authenticator* auth, CallWatchdog* watchdog = nullptr)
@@ -209,10 +213,18 @@ class KvService final : public cowdb::v1::KV::WithCallbackMethod_Get<cowdb::v1::
   // call behind it) the handler runs as if the call had no deadline.
   grpc::Status ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                       StreamSink<v1::ScanResponse>* sink);
-  grpc::Status Put(grpc::ServerContext*, const v1::PutRequest*,
-                   v1::PutResponse*) override;
-  grpc::Status Delete(grpc::ServerContext*, const v1::DeleteRequest*,
-                      v1::DeleteResponse*) override;
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext*, const v1::PutRequest*,
+                                v1::PutResponse*) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext*, const v1::DeleteRequest*,
+                                   v1::DeleteResponse*) override;
+  // Put's and Delete's work, without a reactor: `finish` runs once with the
+  // call's status, on the engine's committing thread once the write is
+  // durable (at once for a refused call). `resp` must live until then.
+  using Finish = std::function<void(const grpc::Status&)>;
+  void StartPut(const grpc::ServerContextBase* ctx, const v1::PutRequest* req,
+                v1::PutResponse* resp, Finish finish);
+  void StartDelete(const grpc::ServerContextBase* ctx, const v1::DeleteRequest* req,
+                   v1::DeleteResponse* resp, Finish finish);
   grpc::Status Txn(grpc::ServerContext*, const v1::TxnRequest*,
                    v1::TxnResponse*) override;
   grpc::Status Begin(grpc::ServerContext*, const v1::BeginRequest*,

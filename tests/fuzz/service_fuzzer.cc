@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "cowdb/v1/cowdb.pb.h"
 #include "engine/db_impl.h"
 #include "engine/store/page_store.h"
@@ -118,6 +119,19 @@ class Harness {
     }
   }
 
+  // Runs a callback-style handler, `start(finish)`, and waits for its status.
+  template <typename Start>
+  static grpc::Status Await(Start start) {
+    absl::Notification finished;
+    grpc::Status status;
+    start([&](const grpc::Status& s) {
+      status = s;
+      finished.Notify();
+    });
+    finished.WaitForNotification();
+    return status;
+  }
+
   void Call(Rpc rpc, const char* bytes, size_t len) {
     grpc::ServerContext ctx;
     grpc::Status s;
@@ -150,7 +164,7 @@ class Harness {
         v1::PutRequest req;
         if (!Parse(bytes, len, &req)) return;
         v1::PutResponse resp;
-        s = kv_.Put(&ctx, &req, &resp);
+        s = Await([&](auto finish) { kv_.StartPut(&ctx, &req, &resp, std::move(finish)); });
         if (s.ok()) {
           FUZZ_EXPECT(resp.version() == latest_before + 1, "put: not the next version");
         }
@@ -160,7 +174,7 @@ class Harness {
         v1::DeleteRequest req;
         if (!Parse(bytes, len, &req)) return;
         v1::DeleteResponse resp;
-        s = kv_.Delete(&ctx, &req, &resp);
+        s = Await([&](auto finish) { kv_.StartDelete(&ctx, &req, &resp, std::move(finish)); });
         if (s.ok()) {
           FUZZ_EXPECT(resp.version() == latest_before + 1, "delete: not the next version");
         }
