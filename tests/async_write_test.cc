@@ -4,6 +4,7 @@
 // that TSan sees the queue handoffs, in memory.
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -13,12 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/blocking_counter.h"
-#include "absl/synchronization/notification.h"
-#include "absl/time/time.h"
 #include "engine/db.h"
 #include "gtest/gtest.h"
 #include "tests/util/db_test_util.h"
+#include "tests/util/latch.h"
 #include "tests/util/status_matchers.h"
 #include "tests/util/temp_dir.h"
 
@@ -64,7 +63,7 @@ TEST_P(AsyncWriteTest, MixesWithBlockingWritersInQueueOrder) {
   std::map<std::string, uint64_t> acked;
   std::vector<std::vector<uint64_t>> async_versions(kAsyncThreads);
   std::atomic<int> failures{0};
-  absl::BlockingCounter async_done(kAsyncThreads * kEach);
+  testing::Latch async_done(kAsyncThreads * kEach);
   const uint64_t commits_before = db_->GetStats().commits;
   std::vector<std::thread> threads;
   for (int t = 0; t < kAsyncThreads; ++t) {
@@ -85,7 +84,7 @@ TEST_P(AsyncWriteTest, MixesWithBlockingWritersInQueueOrder) {
             acked[b] = *v;
             async_versions[t].push_back(*v);
           }
-          async_done.DecrementCount();
+          async_done.CountDown();
         });
       }
     });
@@ -156,7 +155,7 @@ TEST_P(AsyncWriteTest, CloseWaitsForEveryQueuedWrite) {
 TEST_P(AsyncWriteTest, CallbacksMayQueueMoreWrites) {
   constexpr int kChain = 40;
   std::vector<uint64_t> versions;
-  absl::Notification finished;
+  testing::Latch finished(1);
   std::function<void(int)> write_next = [&](int i) {
     const std::string k = "chain" + std::to_string(i);
     WriteBatch batch;
@@ -167,12 +166,12 @@ TEST_P(AsyncWriteTest, CallbacksMayQueueMoreWrites) {
       if (i + 1 < kChain) {
         write_next(i + 1);
       } else {
-        finished.Notify();
+        finished.CountDown();
       }
     });
   };
   write_next(0);
-  finished.WaitForNotification();
+  finished.Wait();
   ASSERT_EQ(versions.size(), size_t{kChain});
   for (size_t i = 1; i < versions.size(); ++i) EXPECT_LT(versions[i - 1], versions[i]);
 }
@@ -182,7 +181,7 @@ TEST_P(AsyncWriteTest, CallbacksMayQueueMoreWrites) {
 // committer thread and back many times.
 TEST_P(AsyncWriteTest, SustainedMixedWritersNeverStall) {
   constexpr int kChains = 4, kChainLength = 150, kBlockingThreads = 3, kEach = 100;
-  absl::BlockingCounter chains_done(kChains);
+  testing::Latch chains_done(kChains);
   std::atomic<int> failures{0};
   std::vector<std::function<void(int)>> chains(kChains);
   for (int c = 0; c < kChains; ++c) {
@@ -195,7 +194,7 @@ TEST_P(AsyncWriteTest, SustainedMixedWritersNeverStall) {
         if (i + 1 < kChainLength) {
           chains[c](i + 1);
         } else {
-          chains_done.DecrementCount();
+          chains_done.CountDown();
         }
       });
     };
@@ -212,13 +211,13 @@ TEST_P(AsyncWriteTest, SustainedMixedWritersNeverStall) {
   for (int c = 0; c < kChains; ++c) chains[c](0);
   // A missed handoff leaves the queue without a leader, and every writer
   // waits forever: fail with a message instead of hanging.
-  absl::Notification finished;
+  testing::Latch finished(1);
   std::thread waiter([&] {
     for (auto& th : threads) th.join();
     chains_done.Wait();
-    finished.Notify();
+    finished.CountDown();
   });
-  if (!finished.WaitForNotificationWithTimeout(absl::Seconds(60))) {
+  if (!finished.WaitFor(std::chrono::seconds(60))) {
     std::cerr << "queued writes stalled: no thread leads the commit queue" << std::endl;
     std::_Exit(1);  // the writers can never finish; closing would hang too
   }
