@@ -261,10 +261,14 @@ void DBImpl::WriteAsync(WriteBatch batch, WriteCallback done) {
     std::unique_ptr<AsyncWrite> owned(w);
     done(std::move(v));
   };
+  SubmitAsync(&w->req);
+}
+
+void DBImpl::SubmitAsync(CommitRequest* req) {
   std::lock_guard<std::mutex> lock(queue_mu_);
   if (!committer_.joinable()) committer_ = std::thread([this] { CommitLoop(); });
-  queue_.push_back(&w->req);
-  if (!leader_active_ && queue_.front() == &w->req) committer_cv_.notify_one();
+  queue_.push_back(req);
+  if (!leader_active_ && queue_.front() == req) committer_cv_.notify_one();
 }
 
 absl::StatusOr<uint64_t> DBImpl::SubmitCommit(CommitRequest& req) {

@@ -105,6 +105,7 @@ class DBImpl final : public DB, public TxnHost {
   absl::Status ValidateWrite(std::string_view key,
                              std::string_view value) override;
   absl::StatusOr<uint64_t> SubmitCommit(CommitRequest& req) override;
+  void SubmitAsync(CommitRequest* req) override;
 
  private:
   DBImpl(const Options& options, std::shared_ptr<PageStore> store,

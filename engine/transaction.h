@@ -42,6 +42,7 @@
 #define COWDB_ENGINE_TRANSACTION_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,6 +114,12 @@ class Transaction {
   // transaction without writes commits without validation and returns its
   // read version.
   virtual absl::StatusOr<uint64_t> Commit() = 0;
+
+  // As Commit, without waiting: `done` runs once with Commit's result, on
+  // the thread that led the commit, under the same rules as
+  // DB::WriteAsync's callback. The transaction must stay alive until
+  // `done` runs; `done` may destroy it.
+  virtual void CommitAsync(std::function<void(absl::StatusOr<uint64_t>)> done) = 0;
 
   // Discards the writes. Errors: FailedPrecondition if finished.
   virtual absl::Status Rollback() = 0;

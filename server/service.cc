@@ -503,16 +503,23 @@ void KvService::StartDelete(const grpc::ServerContextBase* ctx, const v1::Delete
   WriteAndFinish(db_, std::move(batch), resp, std::move(finish));
 }
 
-grpc::Status KvService::Txn(grpc::ServerContext* ctx, const v1::TxnRequest* req,
-                            v1::TxnResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
+                                         const v1::TxnRequest* req, v1::TxnResponse* resp) {
+  return Answer(ctx, [&](Finish finish) { StartTxn(ctx, req, resp, std::move(finish)); });
+}
+
+void KvService::StartTxn(const grpc::ServerContextBase* ctx, const v1::TxnRequest* req,
+                         v1::TxnResponse* resp, Finish finish) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return finish(a);
   if (static_cast<uint64_t>(req->success_size() + req->failure_size()) >
       options_.max_transaction_ops) {
-    return ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+    return finish(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
         "too many operations in a Txn (max_transaction_ops = ",
-        options_.max_transaction_ops, ")")));
+        options_.max_transaction_ops, ")"))));
   }
-  return ToGrpcStatus(client::internal::ExecuteTxn(*db_, *req, resp));
+  client::internal::ExecuteTxnAsync(
+      *db_, *req, resp,
+      [finish = std::move(finish)](absl::Status s) { finish(ToGrpcStatus(s)); });
 }
 
 grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* req,

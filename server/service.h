@@ -188,15 +188,17 @@ class TransactionRegistry {
 
 // The services. `watchdog` (may be null: then only the client's deadline
 // can end a stream blocked in a Write) must outlive them.
-// Get, Put and Delete use gRPC's callback API: a point read never blocks
-// for long, so it is answered on the thread that read the request (no
-// handoff to a worker thread), and a write is queued with DB::WriteAsync
-// and answered when its group commit is durable (no thread waits for it).
-// The other methods may wait (a transaction's commit, a stream's flow
-// control) and stay on the sync thread pool.
+// Get, Put, Delete and Txn use gRPC's callback API: a point read never
+// blocks for long, so it is answered on the thread that read the request
+// (no handoff to a worker thread), and a write is queued with
+// DB::WriteAsync (a Txn: Transaction::CommitAsync) and answered when its
+// group commit is durable (no thread waits for it). The other methods may
+// wait (an interactive transaction's commit, a stream's flow control) and
+// stay on the sync thread pool.
 class KvService final
     : public cowdb::v1::KV::WithCallbackMethod_Get<cowdb::v1::KV::WithCallbackMethod_Put<
-          cowdb::v1::KV::WithCallbackMethod_Delete<cowdb::v1::KV::Service>>> {
+          cowdb::v1::KV::WithCallbackMethod_Delete<
+              cowdb::v1::KV::WithCallbackMethod_Txn<cowdb::v1::KV::Service>>>> {
  public:
   KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
             const Authenticator* auth, CallWatchdog* watchdog = nullptr)
@@ -225,8 +227,10 @@ class KvService final
                 v1::PutResponse* resp, Finish finish);
   void StartDelete(const grpc::ServerContextBase* ctx, const v1::DeleteRequest* req,
                    v1::DeleteResponse* resp, Finish finish);
-  grpc::Status Txn(grpc::ServerContext*, const v1::TxnRequest*,
-                   v1::TxnResponse*) override;
+  void StartTxn(const grpc::ServerContextBase* ctx, const v1::TxnRequest* req,
+                v1::TxnResponse* resp, Finish finish);
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext*, const v1::TxnRequest*,
+                                v1::TxnResponse*) override;
   grpc::Status Begin(grpc::ServerContext*, const v1::BeginRequest*,
                      v1::BeginResponse*) override;
   grpc::Status Write(grpc::ServerContext*, const v1::WriteRequest*,

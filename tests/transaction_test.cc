@@ -10,6 +10,7 @@
 #include "engine/db_impl.h"
 #include "engine/store/page_store.h"
 #include "gtest/gtest.h"
+#include "tests/util/latch.h"
 #include "tests/util/status_matchers.h"
 
 namespace cowdb {
@@ -329,6 +330,59 @@ TEST_F(TransactionTest, WriteSkewPreventedUnderSerializable) {
   int committed = 0;
   WriteSkew(this, db_.get(), Isolation::kSerializable, &committed);
   EXPECT_EQ(committed, 1);
+}
+
+// CommitAsync's outcome, waited for.
+absl::StatusOr<uint64_t> CommitAndWait(Transaction& t) {
+  testing::Latch done(1);
+  absl::StatusOr<uint64_t> result = absl::InternalError("no callback");
+  t.CommitAsync([&](absl::StatusOr<uint64_t> v) {
+    result = std::move(v);
+    done.CountDown();
+  });
+  done.Wait();
+  return result;
+}
+
+TEST_F(TransactionTest, CommitAsyncValidatesAndAppliesLikeCommit) {
+  ASSERT_OK(db_->Put("k", "0"));
+  auto t = Begin();
+  ASSERT_OK_AND_ASSIGN(std::string v, t->Get("k"));
+  ASSERT_OK(t->Put("k", v + "1"));
+  ASSERT_OK_AND_ASSIGN(uint64_t version, CommitAndWait(*t));
+  EXPECT_EQ(version, db_->LatestVersion());
+  EXPECT_EQ(Read("k"), "01");
+  EXPECT_THAT(CommitAndWait(*t), StatusIs(absl::StatusCode::kFailedPrecondition));
+
+  // A read changed by another commit aborts, and nothing is applied.
+  auto a = Begin();
+  ASSERT_OK(a->Get("k").status());
+  ASSERT_OK(a->Put("other", "x"));
+  ASSERT_OK(db_->Put("k", "2"));
+  EXPECT_THAT(CommitAndWait(*a), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_EQ(Read("other"), "NOT_FOUND");
+
+  // Without writes: the read version, no commit.
+  auto r = Begin();
+  const uint64_t read_version = r->read_version();
+  ASSERT_OK_AND_ASSIGN(uint64_t got, CommitAndWait(*r));
+  EXPECT_EQ(got, read_version);
+}
+
+TEST_F(TransactionTest, CommitAsyncCallbackMayDestroyTheTransaction) {
+  std::shared_ptr<Transaction> t = Begin();
+  ASSERT_OK(t->Put("a", "1"));
+  testing::Latch done(1);
+  absl::StatusOr<uint64_t> result = absl::InternalError("no callback");
+  Transaction* raw = t.get();
+  raw->CommitAsync([&, t = std::move(t)](absl::StatusOr<uint64_t> v) mutable {
+    result = std::move(v);
+    t.reset();  // the last reference: the transaction and its request go
+    done.CountDown();
+  });
+  done.Wait();
+  ASSERT_OK(result);
+  EXPECT_EQ(Read("a"), "1");
 }
 
 TEST_F(TransactionTest, CommitWithoutWritesReturnsReadVersion) {

@@ -56,8 +56,11 @@ absl::StatusOr<std::optional<cowdb::Entry>> Lookup(cowdb::Transaction& t,
   return std::optional<cowdb::Entry>(*std::move(e));
 }
 
-// One attempt of ExecuteTxn.
-absl::Status TryTxn(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp) {
+// One attempt of ExecuteTxn up to its commit: begins the transaction,
+// evaluates the compares and runs the chosen branch into `resp`.
+absl::StatusOr<std::unique_ptr<cowdb::Transaction>> PrepareTxn(DB& db,
+                                                               const v1::TxnRequest& req,
+                                                               v1::TxnResponse* resp) {
   resp->Clear();
   absl::StatusOr<std::unique_ptr<cowdb::Transaction>> t = db.Begin(cowdb::TransactionOptions());
   if (!t.ok()) return t.status();
@@ -85,11 +88,29 @@ absl::Status TryTxn(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp) {
       return absl::InvalidArgumentError("a Txn op without an operation");
     }
   }
-  absl::StatusOr<uint64_t> v = (*t)->Commit();
-  if (!v.ok()) return v.status();
   resp->set_succeeded(holds);
-  resp->set_version(*v);
-  return absl::OkStatus();
+  return t;
+}
+
+// Attempt `attempt` of ExecuteTxnAsync.
+void TryTxnAsync(DB* db, const v1::TxnRequest* req, v1::TxnResponse* resp, int attempt,
+                 std::function<void(absl::Status)> done) {
+  absl::StatusOr<std::unique_ptr<cowdb::Transaction>> t = PrepareTxn(*db, *req, resp);
+  if (!t.ok()) return done(t.status());
+  std::shared_ptr<cowdb::Transaction> txn = *std::move(t);
+  cowdb::Transaction* raw = txn.get();
+  // The callback holds the transaction until the commit is decided.
+  raw->CommitAsync([db, req, resp, attempt, done = std::move(done),
+                    txn = std::move(txn)](absl::StatusOr<uint64_t> v) mutable {
+    txn.reset();
+    if (absl::IsAborted(v.status())) {
+      if (attempt + 1 < kTxnAttempts) return TryTxnAsync(db, req, resp, attempt + 1, done);
+      return done(absl::AbortedError("Txn kept conflicting; retry"));
+    }
+    if (!v.ok()) return done(v.status());
+    resp->set_version(*v);
+    done(absl::OkStatus());
+  });
 }
 
 }  // namespace
@@ -109,10 +130,21 @@ absl::Status ExecuteTxn(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp
   // Serializable: the compares are reads, so a commit between them and the
   // writes aborts the attempt, which is then retried.
   for (int attempt = 0; attempt < kTxnAttempts; ++attempt) {
-    absl::Status s = TryTxn(db, req, resp);
-    if (!absl::IsAborted(s)) return s;
+    absl::StatusOr<std::unique_ptr<cowdb::Transaction>> t = PrepareTxn(db, req, resp);
+    if (!t.ok()) return t.status();
+    absl::StatusOr<uint64_t> v = (*t)->Commit();
+    if (v.ok()) {
+      resp->set_version(*v);
+      return absl::OkStatus();
+    }
+    if (!absl::IsAborted(v.status())) return v.status();
   }
   return absl::AbortedError("Txn kept conflicting; retry");
+}
+
+void ExecuteTxnAsync(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp,
+                     std::function<void(absl::Status)> done) {
+  TryTxnAsync(&db, &req, resp, 0, std::move(done));
 }
 
 absl::Status ScanRange(Iterator& it, const std::string& start, const std::string& end,

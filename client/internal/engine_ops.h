@@ -23,6 +23,12 @@ absl::Status ApplyMutation(cowdb::Transaction& txn, const v1::Mutation& m);
 // retrying internally while it conflicts (then Aborted).
 absl::Status ExecuteTxn(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp);
 
+// As ExecuteTxn, without waiting for the commit: `done` runs once with the
+// outcome, on the engine's committing thread (or the caller's, when the
+// Txn fails before its commit). `req` and `resp` must live until then.
+void ExecuteTxnAsync(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp,
+                     std::function<void(absl::Status)> done);
+
 // Visits the keys of `it` in [start, end) (empty end: unbounded), forward
 // or in reverse, at most `limit` (0: all), until `visit` returns false.
 // With keys_only, values are left empty and not read.

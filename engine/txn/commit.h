@@ -70,6 +70,9 @@ class TxnHost {
                                      std::string_view value) = 0;
   // Queues `req` for group commit and waits for its outcome.
   virtual absl::StatusOr<uint64_t> SubmitCommit(CommitRequest& req) = 0;
+  // Queues `req`, whose `on_done` is set, and returns: the leader of its
+  // group calls `on_done` (see DB::WriteAsync).
+  virtual void SubmitAsync(CommitRequest* req) = 0;
 };
 
 }  // namespace cowdb::internal

@@ -315,21 +315,36 @@ absl::StatusOr<uint64_t> TransactionImpl::Commit() {
   // Without writes, the transaction is serializable at its snapshot.
   if (writes_.empty()) return snapshot_->version;
   CommitRequest req;
-  req.snapshot = snapshot_;
-  req.isolation = options_.isolation;
+  PrepareCommit(&req);
+  return host_->SubmitCommit(req);
+}
+
+void TransactionImpl::CommitAsync(
+    std::function<void(absl::StatusOr<uint64_t>)> done) {
+  if (absl::Status s = CheckOpen(); !s.ok()) return done(s);
+  finished_ = true;
+  if (writes_.empty()) return done(snapshot_->version);
+  pending_ = std::make_unique<CommitRequest>();
+  PrepareCommit(pending_.get());
+  pending_->on_done = std::move(done);
+  host_->SubmitAsync(pending_.get());
+}
+
+void TransactionImpl::PrepareCommit(CommitRequest* req) {
+  req->snapshot = snapshot_;
+  req->isolation = options_.isolation;
   if (tracks_reads_) {
-    req.reads = &reads_;
-    req.ranges = &ranges_;
+    req->reads = &reads_;
+    req->ranges = &ranges_;
   }
-  req.written_keys.reserve(writes_.size());
-  for (const auto& [k, v] : writes_) req.written_keys.push_back(k);
-  req.apply = [this](TreeBuilder& builder) -> absl::Status {
+  req->written_keys.reserve(writes_.size());
+  for (const auto& [k, v] : writes_) req->written_keys.push_back(k);
+  req->apply = [this](TreeBuilder& builder) -> absl::Status {
     for (const auto& [k, v] : writes_) {
       RETURN_IF_ERROR(v ? builder.Put(k, *v) : builder.Delete(k));
     }
     return absl::OkStatus();
   };
-  return host_->SubmitCommit(req);
 }
 
 }  // namespace cowdb::internal

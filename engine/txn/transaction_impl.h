@@ -33,6 +33,7 @@ class TransactionImpl final : public Transaction {
   absl::Status Put(std::string_view key, std::string_view value) override;
   absl::Status Delete(std::string_view key) override;
   absl::StatusOr<uint64_t> Commit() override;
+  void CommitAsync(std::function<void(absl::StatusOr<uint64_t>)> done) override;
   absl::Status Rollback() override;
 
   // For iterators: record the ranges they observe.
@@ -45,6 +46,8 @@ class TransactionImpl final : public Transaction {
 
  private:
   absl::Status CheckOpen() const;
+  // Fills `req` with this transaction's validation and writes.
+  void PrepareCommit(CommitRequest* req);
   absl::Status CheckWritable() const;
   // Reads `key` from the snapshot, recording the read.
   absl::StatusOr<std::optional<Found>> ReadSnapshot(std::string_view key);
@@ -57,6 +60,9 @@ class TransactionImpl final : public Transaction {
   WriteMap writes_;
   std::vector<ReadRecord> reads_;
   std::vector<KeyRange> ranges_;
+  // The request of a CommitAsync in flight; it lives as long as the
+  // transaction, which its callback may destroy.
+  std::unique_ptr<CommitRequest> pending_;
 };
 
 }  // namespace cowdb::internal

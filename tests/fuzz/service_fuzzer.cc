@@ -184,7 +184,7 @@ class Harness {
         v1::TxnRequest req;
         if (!Parse(bytes, len, &req)) return;
         v1::TxnResponse resp;
-        s = kv_.Txn(&ctx, &req, &resp);
+        s = Await([&](auto finish) { kv_.StartTxn(&ctx, &req, &resp, std::move(finish)); });
         if (s.ok()) {
           FUZZ_EXPECT(resp.version() <= db_->LatestVersion(), "txn: version after the latest");
         }
