@@ -458,6 +458,36 @@ TEST(PowerLossTest, NewDatabaseDirectoryIsSyncedInItsParent) {
   EXPECT_EQ(value, "acknowledged");
 }
 
+// Regression: a database directory that already existed (created by an
+// earlier open that failed or crashed before the sync of its parent) was
+// opened without a sync of its parent, so a power loss could still take
+// the whole database with commits acknowledged since (found by
+// AcknowledgedCommitsSurvivePowerLoss, seed 3602511114).
+TEST(PowerLossTest, ExistingDatabaseDirectoryIsSyncedInItsParent) {
+  testing::TempDir dir = testing::TempDir::InMemory();
+  auto fs = std::make_shared<FaultFileSystem>(rocksdb::FileSystem::Default(),
+                                              dir.Sub("stash"));
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  internal::RocksDBStoreOptions store;
+  store.env = env.get();
+  const std::string path = dir.Sub("db");
+  // The interrupted creation: the directory, its parent never synced.
+  ASSERT_TRUE(fs->CreateDir(path, rocksdb::IOOptions(), nullptr).ok());
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<internal::DBImpl> db,
+                         internal::DBImpl::OpenAt(Options(), path, store));
+    ASSERT_OK(db->Put("k", "acknowledged").status());
+    fs->Freeze();
+  }
+  std::mt19937_64 rng(1);
+  testing::PowerLossReport loss =
+      fs->SimulatePowerLoss(rng, 0.0, /*keep_unsynced_dir_ops=*/0);
+  std::cout << "directory operations undone: " << loss.dir_ops_undone << std::endl;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DB> db, DB::Open(Options(), path));
+  ASSERT_OK_AND_ASSIGN(std::string value, db->Get(ReadOptions(), "k"));
+  EXPECT_EQ(value, "acknowledged");
+}
+
 }  // namespace
 }  // namespace cowdb
 

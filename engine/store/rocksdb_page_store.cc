@@ -179,6 +179,11 @@ absl::Status PrepareDirectory(rocksdb::FileSystem& fs, const std::string& path,
     return absl::FailedPreconditionError(
         absl::StrCat(path, " is not a directory, so not a cowdb database"));
   }
+  // The directory may exist only in the page cache: an earlier open that
+  // created it can have failed or crashed before the sync of its parent,
+  // and a power loss can still take the directory with every commit
+  // acknowledged since. So sync its entry on every open, before any commit.
+  RETURN_IF_ERROR(SyncDirectory(fs, ParentDirectory(path)));
   absl::Status marker = CheckMarker(fs, path);
   if (!absl::IsNotFound(marker)) return marker;
   ASSIGN_OR_RETURN(bool empty, IsEmptyDirectory(fs, path));
