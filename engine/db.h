@@ -166,9 +166,13 @@ class DB {
   // commit (a background committer, or another writer's thread; a bad
   // batch: the caller's, before WriteAsync returns), so it must be quick
   // and must not call the blocking writes (Put, Delete, Write, a
-  // transaction's Commit); WriteAsync is fine. For a server that answers
-  // many writers without a thread per write. The database waits for every
-  // queued write when it closes.
+  // transaction's Commit); WriteAsync is fine. An empty `done` drops the
+  // outcome. Versions follow queue order, but callbacks run after the
+  // blocking writers of the same group are woken, so a later Write can
+  // return before an earlier WriteAsync's callback has run. Nothing bounds
+  // the queue: a caller with many writers in flight should bound them. For
+  // a server that answers many writers without a thread per write. The
+  // database waits for every queued write when it closes.
   virtual void WriteAsync(WriteBatch batch, WriteCallback done) = 0;
 
   // Returns the value of `key`. Errors: NotFound if absent.

@@ -1,5 +1,6 @@
 #include "engine/db_impl.h"
 
+#include <cassert>
 #include <deque>
 
 #include "absl/strings/escaping.h"
@@ -249,6 +250,8 @@ absl::StatusOr<uint64_t> DBImpl::Write(const WriteBatch& batch) {
 }
 
 void DBImpl::WriteAsync(WriteBatch batch, WriteCallback done) {
+  // The queue tells asynchronous requests by their callback: never empty.
+  if (!done) done = [](absl::StatusOr<uint64_t>) {};
   if (absl::Status s = ValidateBatch(batch); !s.ok()) return done(s);
   if (batch.Count() == 0) return done(versions_.latest()->version);
   struct AsyncWrite {
@@ -265,6 +268,7 @@ void DBImpl::WriteAsync(WriteBatch batch, WriteCallback done) {
 }
 
 void DBImpl::SubmitAsync(CommitRequest* req) {
+  assert(req->on_done);  // without it the request would never be led
   std::lock_guard<std::mutex> lock(queue_mu_);
   if (!committer_.joinable()) committer_ = std::thread([this] { CommitLoop(); });
   queue_.push_back(req);

@@ -114,11 +114,11 @@ class DBImpl final : public DB, public TxnHost {
 
   using KeySet = std::set<std::string, std::less<>>;
 
-  // Commits `group` as one version (the caller is the group's leader).
   // Leads group commits while `lock` (on queue_mu_) is held on entry and
   // exit: until `self` (null for the committer thread) is done, and a few
   // rounds more while requests wait; then hands leadership to the front.
   void Lead(std::unique_lock<std::mutex>& lock, CommitRequest* self);
+  // Commits `group` as one version (the caller is the group's leader).
   void RunGroup(const std::vector<CommitRequest*>& group);
   absl::Status ValidateBatch(const WriteBatch& batch);
   // The committer thread: leads whenever the front request is asynchronous

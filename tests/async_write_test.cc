@@ -227,6 +227,22 @@ TEST_P(AsyncWriteTest, SustainedMixedWritersNeverStall) {
   EXPECT_EQ(n, uint64_t{kChains * kChainLength + kBlockingThreads * kEach});
 }
 
+// A caller that does not want the outcome passes no callback; the request
+// must still be led (the queue tells asynchronous requests by their
+// callback), and the writers behind it must not wait forever.
+TEST_P(AsyncWriteTest, WithoutCallbackTheWriteStillCommits) {
+  WriteBatch batch;
+  batch.Put("fire", "and forget");
+  db_->WriteAsync(std::move(batch), nullptr);
+  ASSERT_OK_AND_ASSIGN(auto txn, db_->Begin(TransactionOptions()));
+  ASSERT_OK(txn->Put("txn", "no callback either"));
+  txn->CommitAsync(nullptr);
+  // A blocking write queued behind both returns only after they committed.
+  ASSERT_OK(db_->Put("after", "x"));
+  EXPECT_EQ(db_->Get(ReadOptions(), "fire").value_or("NOT_FOUND"), "and forget");
+  EXPECT_EQ(db_->Get(ReadOptions(), "txn").value_or("NOT_FOUND"), "no callback either");
+}
+
 TEST_P(AsyncWriteTest, BadInputFailsAtOnceAndCommitsNothing) {
   const uint64_t latest = db_->LatestVersion();
   auto call = [&](WriteBatch batch) {

@@ -321,6 +321,7 @@ absl::StatusOr<uint64_t> TransactionImpl::Commit() {
 
 void TransactionImpl::CommitAsync(
     std::function<void(absl::StatusOr<uint64_t>)> done) {
+  if (!done) done = [](absl::StatusOr<uint64_t>) {};  // the outcome is dropped
   if (absl::Status s = CheckOpen(); !s.ok()) return done(s);
   finished_ = true;
   if (writes_.empty()) return done(snapshot_->version);
