@@ -68,6 +68,12 @@ struct DBStats {
   uint64_t cache_bytes = 0;      // bytes held by the node cache
   uint64_t cache_capacity = 0;   // Options::cache_bytes
   uint64_t disk_bytes = 0;       // approximate size on disk
+  uint64_t log_bytes = 0;        // commit log bytes written
+  uint64_t checkpoints = 0;      // checkpoints written since open
+  uint64_t checkpoint_version = 0;  // version of the last checkpoint
+  uint64_t unwritten_bytes = 0;  // tree nodes not yet checkpointed
+  uint64_t replayed_commits = 0;    // log records replayed by open
+  uint64_t recovery_micros = 0;     // time open took to recover
 };
 
 // A retained version, as ListVersions reports it.
@@ -115,6 +121,8 @@ struct ReclaimStats {
   uint64_t versions_released = 0;
   uint64_t pages_deleted = 0;
   uint64_t blobs_deleted = 0;
+  uint64_t log_records_deleted = 0;
+  uint64_t checkpoints_deleted = 0;
 };
 
 // The result of DB::Check.
@@ -258,6 +266,14 @@ class DB {
   // deletes the pages and blobs that no retained version reaches. Never
   // blocks commits or readers.
   virtual absl::StatusOr<ReclaimStats> Reclaim() = 0;
+
+  // Writes a checkpoint now: the tree nodes of the latest version that no
+  // checkpoint has written yet become pages, so that opening replays no
+  // log before it. Commits and reads go on meanwhile. Usually automatic
+  // (see Options::checkpoint_*). Errors: storage errors; after one, writes
+  // are refused until the database is reopened (nothing committed is lost:
+  // opening replays the log).
+  virtual absl::Status Checkpoint() = 0;
 
   // Verifies every retained version: all reachable pages and blobs decode
   // and pass their checksums, tree invariants hold, no reachable page is

@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "engine/format/export_file.h"
 #include "engine/store/rocksdb_page_store.h"
+#include "engine/tree/checkpoint.h"
 #include "engine/tree/diff.h"
 #include "engine/txn/transaction_impl.h"
 #include "engine/util/coding.h"
@@ -93,7 +94,8 @@ class DBIter final : public Iterator {
 
 DBImpl::DBImpl(const Options& options, std::shared_ptr<PageStore> store,
                size_t page_size, uint64_t next_id, const Version& latest,
-               uint64_t floor, std::map<std::string, uint64_t> tags)
+               uint64_t floor, std::map<std::string, uint64_t> tags,
+               std::map<uint64_t, Root> checkpoints)
     : options_(options),
       store_(std::move(store)),
       page_size_(page_size),
@@ -101,9 +103,10 @@ DBImpl::DBImpl(const Options& options, std::shared_ptr<PageStore> store,
       source_(store_.get(), &cache_),
       versions_(latest, floor, std::move(tags)),
       next_id_(next_id) {
-  if (options_.background_reclaim) {
-    reclaimer_ = std::thread([this] { ReclaimLoop(); });
-  }
+  MutexLock lock(&roots_mu_);
+  checkpoints_ = std::move(checkpoints);
+  last_checkpoint_ = latest.version;
+  last_checkpoint_micros_ = absl::ToUnixMicros(absl::Now());
 }
 
 DBImpl::~DBImpl() {
@@ -114,6 +117,15 @@ DBImpl::~DBImpl() {
   committer_cv_.notify_one();
   if (committer_.joinable()) committer_.join();  // after the queued writes
   {
+    std::lock_guard<std::mutex> lock(checkpoint_wake_mu_);
+    checkpointer_stopping_ = true;
+  }
+  checkpoint_cv_.notify_one();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  // A clean close checkpoints, so that the next open replays nothing. A
+  // failure loses nothing: the log stays.
+  if (checkpoint_on_close_) Checkpoint().IgnoreError();
+  {
     std::lock_guard<std::mutex> lock(reclaim_wake_mu_);
     shutting_down_ = true;
   }
@@ -121,19 +133,63 @@ DBImpl::~DBImpl() {
   if (reclaimer_.joinable()) reclaimer_.join();
 }
 
+namespace {
+
+// Upgrades a format-1 database in place: there every commit stored its
+// whole tree, so every version on record is a checkpoint of itself (and
+// its freed records, keyed by death version, mean the same).
+absl::Status UpgradeFromFormat1(PageStore& store, MetaRecord* meta) {
+  StoreBatch batch;
+  absl::Status status;
+  RETURN_IF_ERROR(store.Scan(Space::kVersions, "", [&](std::string_view k,
+                                                       std::string_view v) {
+    batch.Put(Space::kCheckpoints, std::string(k), std::string(v));
+    return true;
+  }));
+  meta->format = kDatabaseFormatVersion;  // checkpoint: the latest version
+  batch.Put(Space::kMeta, kMetaKey, EncodeMeta(*meta));
+  return store.Commit(batch, /*sync=*/true);
+}
+
+absl::StatusOr<std::map<uint64_t, Root>> ReadCheckpoints(PageStore& store) {
+  std::map<uint64_t, Root> out;
+  absl::Status status;
+  RETURN_IF_ERROR(store.Scan(Space::kCheckpoints, "", [&](std::string_view k,
+                                                          std::string_view v) {
+    uint64_t version;
+    if (!ParseBigEndianKey(k, &version)) {
+      status = absl::DataLossError("corrupt checkpoint key");
+      return false;
+    }
+    absl::StatusOr<VersionRecord> r = DecodeVersionRecord(v, version);
+    if (!r.ok()) {
+      status = r.status();
+      return false;
+    }
+    out[version] = r->root;
+    return true;
+  }));
+  RETURN_IF_ERROR(status);
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<DBImpl>> DBImpl::Open(
     const Options& options, std::shared_ptr<PageStore> store) {
   RETURN_IF_ERROR(ValidateOptions(options));
+  const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(std::optional<std::string> meta_bytes,
                    store->Get(Space::kMeta, kMetaKey));
   MetaRecord meta;
-  VersionRecord latest;
   if (!meta_bytes) {
-    // A new database: version 0, the empty tree.
+    // A new database: version 0, the empty tree, is its first checkpoint.
     meta.page_size = options.page_size;
-    latest.commit_micros = absl::ToUnixMicros(absl::Now());
+    VersionRecord zero;
+    zero.commit_micros = absl::ToUnixMicros(absl::Now());
     StoreBatch batch;
-    batch.Put(Space::kVersions, BigEndianKey(0), EncodeVersionRecord(latest));
+    batch.Put(Space::kVersions, BigEndianKey(0), EncodeVersionRecord(zero));
+    batch.Put(Space::kCheckpoints, BigEndianKey(0), EncodeVersionRecord(zero));
     batch.Put(Space::kMeta, kMetaKey, EncodeMeta(meta));
     RETURN_IF_ERROR(store->Commit(batch, /*sync=*/true));
   } else {
@@ -148,20 +204,24 @@ absl::StatusOr<std::unique_ptr<DBImpl>> DBImpl::Open(
       return absl::DataLossError(
           absl::StrCat("corrupt meta record: page size ", meta.page_size));
     }
-    ASSIGN_OR_RETURN(std::optional<std::string> record,
-                     store->Get(Space::kVersions,
-                                BigEndianKey(meta.latest_version)));
-    if (!record) {
-      return absl::DataLossError(absl::StrCat(
-          "the record of the latest version ", meta.latest_version,
-          " is missing"));
-    }
-    ASSIGN_OR_RETURN(latest,
-                     DecodeVersionRecord(*record, meta.latest_version));
+    if (meta.format < 2) RETURN_IF_ERROR(UpgradeFromFormat1(*store, &meta));
   }
+  using RootMap = std::map<uint64_t, Root>;
+  ASSIGN_OR_RETURN(RootMap checkpoints, ReadCheckpoints(*store));
+  auto cp = checkpoints.find(meta.checkpoint);
+  if (cp == checkpoints.end()) {
+    return absl::DataLossError(absl::StrCat(
+        "the record of the last checkpoint, version ", meta.checkpoint,
+        ", is missing"));
+  }
+  // (Its version record may be released; the checkpoint record is not.)
+  ASSIGN_OR_RETURN(std::optional<std::string> record,
+                   store->Get(Space::kCheckpoints, BigEndianKey(meta.checkpoint)));
+  ASSIGN_OR_RETURN(VersionRecord latest,
+                   DecodeVersionRecord(*record, meta.checkpoint));
   Version v;
-  v.version = meta.latest_version;
-  v.root = latest.root;
+  v.version = meta.checkpoint;
+  v.root = cp->second;
   v.commit_micros = latest.commit_micros;
   uint64_t floor = 0;
   ASSIGN_OR_RETURN(std::optional<std::string> floor_bytes,
@@ -182,9 +242,87 @@ absl::StatusOr<std::unique_ptr<DBImpl>> DBImpl::Open(
     return true;
   }));
   RETURN_IF_ERROR(tag_status);
-  return std::unique_ptr<DBImpl>(new DBImpl(options, std::move(store),
-                                            meta.page_size, meta.next_id, v,
-                                            floor, std::move(tags)));
+  std::unique_ptr<DBImpl> db(new DBImpl(options, std::move(store),
+                                        meta.page_size, meta.next_id, v,
+                                        floor, std::move(tags),
+                                        std::move(checkpoints)));
+  RETURN_IF_ERROR(db->Recover());
+  db->recovery_micros_ = absl::ToInt64Microseconds(absl::Now() - start);
+  if (options.background_reclaim) {
+    db->reclaimer_ = std::thread([p = db.get()] { p->ReclaimLoop(); });
+  }
+  if (options.background_checkpoint) {
+    db->checkpointer_ = std::thread([p = db.get()] { p->CheckpointLoop(); });
+  }
+  return db;
+}
+
+absl::Status DBImpl::Recover() {
+  // The last checkpoint plus every log record after it, in version order.
+  // Records at or before it are for rebuilding older versions.
+  const uint64_t from = versions_.latest()->version;
+  uint64_t expected = from + 1;
+  absl::Status status;
+  MutexLock lock(&tree_mu_);
+  // (The analysis cannot see that the lambda runs under `lock`.)
+  RETURN_IF_ERROR(store_->Scan(
+      Space::kLog, BigEndianKey(from + 1),
+      [&](std::string_view k, std::string_view bytes)
+          ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        uint64_t version;
+        if (!ParseBigEndianKey(k, &version)) {
+          status = absl::DataLossError("corrupt log key");
+          return false;
+        }
+        if (version != expected) {
+          status = absl::DataLossError(absl::StrCat(
+              "the log record of version ", expected, " is missing (the next "
+              "one is ", version, ")"));
+          return false;
+        }
+        absl::StatusOr<LogRecord> rec = DecodeLogRecord(bytes, version);
+        if (!rec.ok()) {
+          status = rec.status();
+          return false;
+        }
+        std::shared_ptr<const Version> base = versions_.latest();
+        TreeBuilder builder(&source_, base->root, version, page_size_,
+                            options_.inline_value_limit);
+        status = Apply(builder, rec->ops);
+        if (!status.ok()) return false;
+        PublishLocked(builder, version, rec->commit_micros, bytes.size());
+        ++expected;
+        ++replayed_commits_;
+        return true;
+      }));
+  return status;
+}
+
+absl::Status DBImpl::Apply(TreeBuilder& builder,
+                           const std::vector<Mutation>& ops) {
+  for (const Mutation& m : ops) {
+    RETURN_IF_ERROR(m.is_delete ? builder.Delete(m.key)
+                                : builder.Put(m.key, m.value));
+  }
+  return absl::OkStatus();
+}
+
+void DBImpl::PublishLocked(TreeBuilder& builder, uint64_t version,
+                           int64_t commit_micros, size_t log_bytes) {
+  Version v;
+  v.version = version;
+  v.root = builder.Finish();
+  v.commit_micros = commit_micros;
+  std::vector<FreedItem> freed = builder.TakeFreed();
+  pending_freed_.insert(pending_freed_.end(), freed.begin(), freed.end());
+  unwritten_bytes_.fetch_add(builder.sealed_bytes(), std::memory_order_relaxed);
+  log_bytes_since_checkpoint_.fetch_add(log_bytes, std::memory_order_relaxed);
+  log_bytes_.fetch_add(log_bytes, std::memory_order_relaxed);
+  {
+    MutexLock lock(&roots_mu_);
+    recent_[version] = v.root;
+  }
+  versions_.Publish(v);
 }
 
 absl::Status DBImpl::ValidateWrite(std::string_view key,
@@ -222,14 +360,11 @@ namespace {
 // A commit request for the blind writes of `batch`, which must outlive it.
 void PrepareBlindWrite(const WriteBatch& batch, CommitRequest* req) {
   req->written_keys.reserve(batch.Count());
-  for (const auto& op : batch.ops()) req->written_keys.push_back(op.key);
-  req->apply = [&batch](TreeBuilder& builder) -> absl::Status {
-    for (const auto& op : batch.ops()) {
-      RETURN_IF_ERROR(op.is_delete ? builder.Delete(op.key)
-                                   : builder.Put(op.key, op.value));
-    }
-    return absl::OkStatus();
-  };
+  req->mutations.reserve(batch.Count());
+  for (const auto& op : batch.ops()) {
+    req->written_keys.push_back(op.key);
+    req->mutations.push_back(Mutation{op.is_delete, op.key, op.value});
+  }
 }
 
 }  // namespace
@@ -417,61 +552,50 @@ void DBImpl::RunGroup(const std::vector<CommitRequest*>& group) {
   auto fail_all = [&](const absl::Status& s) {
     for (CommitRequest* r : group) r->status = s;
   };
+  MutexLock lock(&tree_mu_);
   if (!write_error_.ok()) {
     fail_all(absl::FailedPreconditionError(absl::StrCat(
-        "writes are refused after a commit of unknown outcome (",
+        "writes are refused after a write of unknown outcome (",
         write_error_.message(), "); reopen the database")));
     return;
   }
   std::shared_ptr<const Version> base = versions_.latest();
   const uint64_t version = base->version + 1;
-  uint64_t next_id = next_id_;
   TreeBuilder builder(&source_, base->root, version, page_size_,
-                      options_.inline_value_limit, &next_id);
+                      options_.inline_value_limit);
   KeySet group_writes;
   std::vector<CommitRequest*> accepted;
+  std::vector<Mutation> ops;  // the group's log record, as applied
   for (CommitRequest* r : group) {
     r->status = Validate(*r, *base, group_writes);
     if (!r->status.ok()) continue;
-    absl::Status applied = r->apply(builder);
+    absl::Status applied = Apply(builder, r->mutations);
     if (!applied.ok()) {
       // The shared builder is now part-applied: commit nothing.
       fail_all(applied);
       return;
     }
+    ops.insert(ops.end(), r->mutations.begin(), r->mutations.end());
     for (std::string_view k : r->written_keys) group_writes.emplace(k);
     accepted.push_back(r);
   }
   if (accepted.empty()) return;
 
-  // Everything of the commit goes into one atomic store batch.
-  StoreBatch store_batch;
-  std::vector<std::pair<uint64_t, NodeRef>> written;
-  absl::StatusOr<Root> root = builder.Finish(&store_batch, &written);
-  if (!root.ok()) {
-    fail_all(root.status());
-    return;
-  }
-  uint64_t blobs = 0;
-  for (const auto& op : store_batch.ops()) blobs += op.space == Space::kBlobs;
-  if (!builder.freed().empty()) {
-    store_batch.Put(Space::kFreed, BigEndianKey(version),
-                    EncodeFreed(builder.freed()));
-  }
-  Version v;
-  v.version = version;
-  v.root = *root;
+  // The commit's durable form: its log record (and its version record for
+  // listings), in one write. No page is written here.
   // Commit times never go backwards, so VersionAt can search them.
-  v.commit_micros =
+  const int64_t micros =
       std::max(absl::ToUnixMicros(absl::Now()), base->commit_micros);
+  std::string record = EncodeLogRecord(version, micros, ops);
+  const size_t record_bytes = record.size();
+  VersionRecord listing;  // for listings and time lookups; no root
+  listing.root.count = builder.count();
+  listing.root.max_mod = builder.max_mod();
+  listing.commit_micros = micros;
+  StoreBatch store_batch;
+  store_batch.Put(Space::kLog, BigEndianKey(version), std::move(record));
   store_batch.Put(Space::kVersions, BigEndianKey(version),
-                  EncodeVersionRecord({*root, v.commit_micros}));
-  MetaRecord meta;
-  meta.latest_version = version;
-  meta.next_id = next_id;
-  meta.page_size = page_size_;
-  store_batch.Put(Space::kMeta, kMetaKey, EncodeMeta(meta));
-
+                  EncodeVersionRecord(listing));
   absl::Status s = store_->Commit(store_batch, options_.sync);
   if (!s.ok()) {
     write_error_ = s;
@@ -483,18 +607,15 @@ void DBImpl::RunGroup(const std::vector<CommitRequest*>& group) {
     for (CommitRequest* r : accepted) r->status = unknown;
     return;
   }
-  next_id_ = next_id;
-  for (auto& [id, node] : written) source_.Remember(id, std::move(node));
-  versions_.Publish(v);
+  PublishLocked(builder, version, micros, record_bytes);
   for (CommitRequest* r : accepted) r->version = version;
   {
-    std::lock_guard<std::mutex> lock(published_mu_);  // no lost wake-ups
+    std::lock_guard<std::mutex> published(published_mu_);  // no lost wake-ups
   }
   published_cv_.notify_all();
   WakeReclaimer();
+  if (CheckpointDue()) WakeCheckpointer();
   commits_.fetch_add(1, std::memory_order_relaxed);
-  pages_written_.fetch_add(written.size(), std::memory_order_relaxed);
-  blobs_written_.fetch_add(blobs, std::memory_order_relaxed);
 }
 
 absl::StatusOr<std::optional<Version>> DBImpl::ReadVersionRecord(
@@ -525,7 +646,85 @@ absl::StatusOr<std::shared_ptr<const Version>> DBImpl::LoadVersion(
         "version is ", versions_.oldest_retained(), " and the latest is ",
         versions_.latest()->version));
   }
+  absl::StatusOr<Root> root = RootOf(version);
+  if (!root.ok()) {
+    versions_.ReleasePin(version);
+    return root.status();
+  }
+  (*v)->root = *std::move(root);
   return versions_.AdoptPin(**v);
+}
+
+absl::StatusOr<Root> DBImpl::RootOf(uint64_t version) {
+  {
+    MutexLock lock(&roots_mu_);
+    for (const auto* roots : {&recent_, &checkpoints_, &rebuilt_}) {
+      auto it = roots->find(version);
+      if (it != roots->end()) return it->second;
+    }
+  }
+  return Rebuild(version);
+}
+
+absl::StatusOr<Root> DBImpl::Rebuild(uint64_t version) {
+  // The checkpoint at or before `version` plus the log records after it,
+  // replayed in memory; a version rebuilt earlier in between saves replay.
+  // Only stored and rebuilt trees are started from: the nodes of the
+  // versions held since their commit may be planned by a checkpoint
+  // meanwhile, and a TreeBuilder must not read them then.
+  MutexLock one(&rebuild_mu_);
+  uint64_t from;
+  Root root;
+  {
+    MutexLock lock(&roots_mu_);
+    auto done = rebuilt_.find(version);
+    if (done != rebuilt_.end()) return done->second;
+    auto cp = checkpoints_.upper_bound(version);
+    if (cp == checkpoints_.begin()) {
+      return absl::DataLossError(absl::StrCat(
+          "no checkpoint at or before version ", version, " is on record"));
+    }
+    --cp;
+    from = cp->first;
+    root = cp->second;
+    auto near = rebuilt_.lower_bound(version);
+    if (near != rebuilt_.begin() && (--near)->first > from) {
+      from = near->first;
+      root = near->second;
+    }
+  }
+  uint64_t next = from + 1;
+  absl::Status status;
+  RETURN_IF_ERROR(store_->Scan(
+      Space::kLog, BigEndianKey(next),
+      [&](std::string_view k, std::string_view bytes) {
+        uint64_t v;
+        if (!ParseBigEndianKey(k, &v) || v > version) return false;
+        if (v != next) return false;  // a gap: reported below
+        absl::StatusOr<LogRecord> rec = DecodeLogRecord(bytes, v);
+        if (!rec.ok()) {
+          status = rec.status();
+          return false;
+        }
+        TreeBuilder builder(&source_, root, v, page_size_,
+                            options_.inline_value_limit);
+        status = Apply(builder, rec->ops);
+        if (!status.ok()) return false;
+        root = builder.Finish();
+        ++next;
+        return true;
+      }));
+  RETURN_IF_ERROR(status);
+  if (next != version + 1) {
+    return absl::DataLossError(absl::StrCat(
+        "version ", version, " cannot be rebuilt: the log record of version ",
+        next, " is missing"));
+  }
+  constexpr size_t kMaxRebuilt = 64;
+  MutexLock lock(&roots_mu_);
+  rebuilt_[version] = root;
+  if (rebuilt_.size() > kMaxRebuilt) rebuilt_.erase(rebuilt_.begin());
+  return root;
 }
 
 absl::StatusOr<std::shared_ptr<const Version>> DBImpl::Resolve(
@@ -636,11 +835,25 @@ DBStats DBImpl::GetStats() {
   s.cache_misses = cache.misses;
   s.cache_bytes = cache.bytes;
   s.cache_capacity = cache.capacity;
+  s.log_bytes = log_bytes_.load(std::memory_order_relaxed);
+  s.checkpoints = checkpoints_written_.load(std::memory_order_relaxed);
+  s.unwritten_bytes = unwritten_bytes_.load(std::memory_order_relaxed);
+  s.replayed_commits = replayed_commits_;
+  s.recovery_micros = recovery_micros_;
+  {
+    MutexLock lock(&roots_mu_);
+    s.checkpoint_version = last_checkpoint_;
+  }
   return s;
 }
 
 absl::StatusOr<Root> DBImpl::RootAt(uint64_t version) {
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, LoadVersion(version));
+  {
+    MutexLock lock(&roots_mu_);
+    auto it = checkpoints_.find(version);
+    if (it != checkpoints_.end()) return it->second;  // stored
+  }
   return v->root;
 }
 
@@ -883,6 +1096,114 @@ bool DBImpl::WaitForVersionAfter(uint64_t version, absl::Duration timeout) {
       [&] { return versions_.latest()->version > version; });
 }
 
+// ------------------------------------------------------------ checkpoints
+
+absl::Status DBImpl::Checkpoint() {
+  MutexLock one(&checkpoint_mu_);
+  std::shared_ptr<const Version> latest;
+  CheckpointPlan plan;
+  std::vector<FreedItem> freed;
+  uint64_t next_id;
+  {
+    // Planning gives the unwritten nodes their ids; no commit runs
+    // meanwhile. Everything after it runs beside commits and readers.
+    MutexLock lock(&tree_mu_);
+    if (!write_error_.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no checkpoint after a write of unknown outcome (",
+          write_error_.message(), "); reopen the database"));
+    }
+    latest = versions_.latest();
+    {
+      MutexLock roots(&roots_mu_);
+      if (latest->version == last_checkpoint_) return absl::OkStatus();
+    }
+    plan = PlanCheckpoint(latest->root, &next_id_);
+    next_id = next_id_;
+    freed.swap(pending_freed_);
+    unwritten_bytes_.store(0, std::memory_order_relaxed);
+    log_bytes_since_checkpoint_.store(0, std::memory_order_relaxed);
+  }
+  const uint64_t c = latest->version;
+  StoreBatch batch;
+  EncodeCheckpoint(plan, &batch);
+  // What the commits since the last checkpoint freed dies with this one.
+  if (!freed.empty()) {
+    batch.Put(Space::kFreed, BigEndianKey(c), EncodeFreed(freed));
+  }
+  Root stored{plan.root.page_id, plan.root.count, plan.root.max_mod, nullptr};
+  batch.Put(Space::kCheckpoints, BigEndianKey(c),
+            EncodeVersionRecord({stored, latest->commit_micros}));
+  MetaRecord meta;
+  meta.checkpoint = c;
+  meta.next_id = next_id;
+  meta.page_size = page_size_;
+  batch.Put(Space::kMeta, kMetaKey, EncodeMeta(meta));
+  absl::Status s = store_->Commit(batch, /*sync=*/true);
+  if (!s.ok()) {
+    // The planned ids are in the nodes now, and may or may not be stored:
+    // refuse writes until a reopen recovers from the last good checkpoint
+    // and the log (which has every commit).
+    MutexLock lock(&tree_mu_);
+    write_error_ = s;
+    return absl::UnknownError(absl::StrCat(
+        "checkpoint of version ", c, " failed (", s.message(),
+        "); nothing committed is lost, but writes are refused until the "
+        "database is reopened"));
+  }
+  {
+    MutexLock lock(&roots_mu_);
+    checkpoints_[c] = stored;
+    last_checkpoint_ = c;
+    recent_.erase(recent_.begin(), recent_.upper_bound(c));
+  }
+  last_checkpoint_micros_.store(absl::ToUnixMicros(absl::Now()));
+  checkpoints_written_.fetch_add(1, std::memory_order_relaxed);
+  pages_written_.fetch_add(plan.nodes.size(), std::memory_order_relaxed);
+  blobs_written_.fetch_add(plan.blobs, std::memory_order_relaxed);
+  WakeReclaimer();
+  return absl::OkStatus();
+}
+
+bool DBImpl::CheckpointDue() {
+  const uint64_t log = log_bytes_since_checkpoint_.load(std::memory_order_relaxed);
+  if (log == 0) return false;
+  if (options_.checkpoint_log_bytes != 0 && log >= options_.checkpoint_log_bytes) {
+    return true;
+  }
+  if (options_.checkpoint_memory_bytes != 0 &&
+      unwritten_bytes_.load(std::memory_order_relaxed) >=
+          options_.checkpoint_memory_bytes) {
+    return true;
+  }
+  return options_.checkpoint_interval_seconds != 0 &&
+         absl::ToUnixMicros(absl::Now()) - last_checkpoint_micros_.load() >=
+             static_cast<int64_t>(options_.checkpoint_interval_seconds) * 1000000;
+}
+
+void DBImpl::WakeCheckpointer() {
+  if (!options_.background_checkpoint) return;
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_wake_mu_);
+    checkpoint_requested_ = true;
+  }
+  checkpoint_cv_.notify_one();
+}
+
+void DBImpl::CheckpointLoop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(checkpoint_wake_mu_);
+      checkpoint_cv_.wait_for(lock, std::chrono::seconds(1), [&] {
+        return checkpoint_requested_ || checkpointer_stopping_;
+      });
+      if (checkpointer_stopping_) return;
+      checkpoint_requested_ = false;
+    }
+    if (CheckpointDue()) Checkpoint().IgnoreError();  // writes refused after
+  }
+}
+
 // ---------------------------------------------------------------- reclaim
 
 absl::StatusOr<uint64_t> DBImpl::WindowFloor(const Version& latest) {
@@ -926,6 +1247,30 @@ absl::StatusOr<ReclaimStats> DBImpl::ReclaimLocked() {
   VersionSet::Plan plan = versions_.PlanRelease(window);
   ReclaimStats stats;
   stats.floor = plan.floor;
+  // A retained version needs its base checkpoint (the last one at or
+  // before it: its stored tree) and the log records after that base up to
+  // itself. Every version from the floor on is retained, so everything
+  // after the floor's base is needed; below it, only what kept versions
+  // (tagged or pinned) need.
+  std::map<uint64_t, Root> checkpoints;
+  {
+    MutexLock lock(&roots_mu_);
+    checkpoints = checkpoints_;
+  }
+  auto base_of = [&](uint64_t v) -> uint64_t {
+    auto it = checkpoints.upper_bound(v);
+    return it == checkpoints.begin() ? 0 : std::prev(it)->first;
+  };
+  const uint64_t floor_base = base_of(plan.floor);
+  std::set<uint64_t> kept_bases;
+  for (uint64_t v : plan.keep) kept_bases.insert(base_of(v));
+  auto log_needed = [&](uint64_t r) {
+    if (r > floor_base) return true;
+    for (uint64_t v : plan.keep) {
+      if (base_of(v) < r && r <= v) return true;
+    }
+    return false;
+  };
   constexpr size_t kBatchOps = 4096;
   StoreBatch batch;
   auto flush = [&]() -> absl::Status {
@@ -970,16 +1315,16 @@ absl::StatusOr<ReclaimStats> DBImpl::ReclaimLocked() {
   kept_versions_ = std::move(still_kept);
   versions_scanned_to_ = std::max(versions_scanned_to_, plan.floor);
 
-  // 2. Pages and blobs freed at or before the floor whose life [birth,
-  //    death) holds no kept version.
+  // 2. Pages and blobs freed at or before the floor's base whose life
+  //    [birth, death) holds no kept version's base.
   std::set<uint64_t> retry;
   auto process = [&](uint64_t death, std::string_view key,
                      std::string_view val) -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<FreedItem> items, DecodeFreed(val, death));
     std::vector<FreedItem> remaining;
     for (const FreedItem& item : items) {
-      auto kept = plan.keep.lower_bound(item.birth);
-      if (kept != plan.keep.end() && *kept < death) {
+      auto kept = kept_bases.lower_bound(item.birth);
+      if (kept != kept_bases.end() && *kept < death) {
         remaining.push_back(item);
         continue;
       }
@@ -1012,14 +1357,54 @@ absl::StatusOr<ReclaimStats> DBImpl::ReclaimLocked() {
       Space::kFreed, BigEndianKey(freed_scanned_to_),
       [&](std::string_view k, std::string_view val) {
         uint64_t death;
-        if (!ParseBigEndianKey(k, &death) || death > plan.floor) return false;
+        if (!ParseBigEndianKey(k, &death) || death > floor_base) return false;
         status = process(death, k, val);
         return status.ok();
       }));
   RETURN_IF_ERROR(status);
   RETURN_IF_ERROR(flush());
   kept_freed_ = std::move(retry);
-  freed_scanned_to_ = std::max(freed_scanned_to_, plan.floor + 1);
+  freed_scanned_to_ = std::max(freed_scanned_to_, floor_base + 1);
+
+  // 3. Log records no retained version needs for its rebuild.
+  std::set<uint64_t> log_kept;
+  auto consider_log = [&](uint64_t r) {
+    if (log_needed(r)) {
+      log_kept.insert(r);
+    } else {
+      batch.Delete(Space::kLog, BigEndianKey(r));
+      ++stats.log_records_deleted;
+    }
+  };
+  for (uint64_t r : kept_log_) consider_log(r);
+  RETURN_IF_ERROR(store_->Scan(
+      Space::kLog, BigEndianKey(log_scanned_to_),
+      [&](std::string_view k, std::string_view) {
+        uint64_t r;
+        if (!ParseBigEndianKey(k, &r) || r > floor_base) return false;
+        consider_log(r);
+        if (batch.ops().size() >= kBatchOps) status = flush();
+        return status.ok();
+      }));
+  RETURN_IF_ERROR(status);
+  log_scanned_to_ = std::max(log_scanned_to_, floor_base + 1);
+  kept_log_ = std::move(log_kept);
+
+  // 4. Checkpoint records no retained version is based on.
+  std::vector<uint64_t> dropped;
+  for (const auto& [b, root] : checkpoints) {
+    if (b >= floor_base) break;
+    if (kept_bases.count(b) == 0) {
+      batch.Delete(Space::kCheckpoints, BigEndianKey(b));
+      dropped.push_back(b);
+    }
+  }
+  RETURN_IF_ERROR(flush());
+  {
+    MutexLock lock(&roots_mu_);
+    for (uint64_t b : dropped) checkpoints_.erase(b);
+  }
+  stats.checkpoints_deleted = dropped.size();
   return stats;
 }
 
@@ -1195,7 +1580,28 @@ absl::StatusOr<CheckReport> DBImpl::Check() {
     return sum;
   };
 
+  // The stored trees: the checkpoints that retained versions are based
+  // on. Then every retained version as readers see it: held in memory,
+  // stored, or rebuilt from its checkpoint and the log.
   ASSIGN_OR_RETURN(std::vector<VersionInfo> versions, ListVersions());
+  std::map<uint64_t, Root> checkpoints;
+  {
+    MutexLock lock(&roots_mu_);
+    checkpoints = checkpoints_;
+  }
+  std::set<uint64_t> bases;
+  for (const VersionInfo& info : versions) {
+    auto it = checkpoints.upper_bound(info.version);
+    if (it != checkpoints.begin()) bases.insert(std::prev(it)->first);
+  }
+  for (uint64_t b : bases) {
+    const Root& root = checkpoints[b];
+    if (root.page_id == 0) continue;
+    ASSIGN_OR_RETURN(Summary s, visit(root.page_id, b));
+    if (s.count != root.count) {
+      return violation(root.page_id, absl::StrCat("checkpoint ", b, " count"));
+    }
+  }
   for (const VersionInfo& info : versions) {
     absl::StatusOr<std::shared_ptr<const Version>> loaded =
         LoadVersion(info.version);
@@ -1205,10 +1611,11 @@ absl::StatusOr<CheckReport> DBImpl::Check() {
     RETURN_IF_ERROR(loaded.status());
     std::shared_ptr<const Version> v = *std::move(loaded);
     ++report.versions_checked;
-    if (v->root.page_id == 0) continue;
-    ASSIGN_OR_RETURN(Summary s, visit(v->root.page_id, v->version));
-    if (s.count != v->root.count) {
-      return violation(v->root.page_id, absl::StrCat("version ", v->version, " count"));
+    RETURN_IF_ERROR(VerifyTree(source_, v->root, page_size_, /*strict=*/false));
+    if (v->root.count != info.entries) {
+      return absl::InternalError(absl::StrCat(
+          "check: version ", v->version, " has ", v->root.count,
+          " entries; its record says ", info.entries));
     }
   }
   report.pages_reachable = seen.size();

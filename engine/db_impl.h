@@ -18,6 +18,7 @@
 #include "engine/store/rocksdb_page_store.h"
 #include "engine/tree/btree.h"
 #include "engine/txn/commit.h"
+#include "engine/version/records.h"
 #include "engine/version/version_set.h"
 
 namespace cowdb::internal {
@@ -66,6 +67,7 @@ class DBImpl final : public DB, public TxnHost {
                     std::string_view end,
                     const std::function<bool(const Change&)>& fn) override;
   absl::StatusOr<ReclaimStats> Reclaim() override;
+  absl::Status Checkpoint() override;
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(uint64_t from_version,
                                                  std::string_view begin,
                                                  std::string_view end) override;
@@ -94,10 +96,13 @@ class DBImpl final : public DB, public TxnHost {
   // The pages and blobs that `version` made unreachable.
   absl::StatusOr<std::vector<FreedItem>> FreedAt(uint64_t version);
 
-  // The root of `version`.
+  // The root of `version`: its stored root if it is a checkpoint.
   absl::StatusOr<Root> RootAt(uint64_t version);
 
   size_t page_size() const { return page_size_; }
+  // Test hook: whether closing writes a checkpoint (default true). With
+  // false, the next open replays the log, as after a crash.
+  void set_checkpoint_on_close(bool on) { checkpoint_on_close_ = on; }
   PageStore* store() { return store_.get(); }
 
   // TxnHost.
@@ -110,7 +115,27 @@ class DBImpl final : public DB, public TxnHost {
  private:
   DBImpl(const Options& options, std::shared_ptr<PageStore> store,
          size_t page_size, uint64_t next_id, const Version& latest,
-         uint64_t floor, std::map<std::string, uint64_t> tags);
+         uint64_t floor, std::map<std::string, uint64_t> tags,
+         std::map<uint64_t, Root> checkpoints);
+
+  // Replays the log records after the latest checkpoint (Open).
+  absl::Status Recover();
+  // Applies `ops` to `builder` in order.
+  static absl::Status Apply(TreeBuilder& builder,
+                            const std::vector<Mutation>& ops);
+  // Makes the tree `builder` built the latest version: records what it
+  // freed and holds in memory, then publishes it.
+  // REQUIRES: tree_mu_ held; the version's log record is durable.
+  void PublishLocked(TreeBuilder& builder, uint64_t version,
+                     int64_t commit_micros, size_t log_bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tree_mu_);
+  // The root of retained `version`: held in memory, a checkpoint's, or
+  // rebuilt from the checkpoint before it and the log after that.
+  absl::StatusOr<Root> RootOf(uint64_t version);
+  absl::StatusOr<Root> Rebuild(uint64_t version);
+  bool CheckpointDue();
+  void CheckpointLoop();
+  void WakeCheckpointer();
 
   using KeySet = std::set<std::string, std::less<>>;
 
@@ -163,10 +188,42 @@ class DBImpl final : public DB, public TxnHost {
   bool committer_stopping_ = false;    // guarded by queue_mu_
   std::thread committer_;              // guarded by queue_mu_
 
-  // Touched only by the current leader; leaders are ordered by queue_mu_.
-  uint64_t next_id_;
-  // Set when a commit's outcome became unknown; writes are refused after.
-  absl::Status write_error_;
+  // Held while a group is applied and published, and while a checkpoint
+  // is planned: a checkpoint's planning step never runs beside a
+  // TreeBuilder (see tree/checkpoint.h).
+  Mutex tree_mu_;
+  // The id counter for pages and blobs; checkpoints take ids from it.
+  uint64_t next_id_ ABSL_GUARDED_BY(tree_mu_);
+  // Set when a commit's or a checkpoint's outcome became unknown; writes
+  // are refused after.
+  absl::Status write_error_ ABSL_GUARDED_BY(tree_mu_);
+  // What the commits since the last planned checkpoint freed (stored pages
+  // and blobs), the bytes of tree nodes they hold in memory, and the log
+  // bytes they wrote: the next checkpoint's freed record and triggers.
+  std::vector<FreedItem> pending_freed_ ABSL_GUARDED_BY(tree_mu_);
+  std::atomic<uint64_t> unwritten_bytes_{0};
+  std::atomic<uint64_t> log_bytes_since_checkpoint_{0};
+  std::atomic<int64_t> last_checkpoint_micros_{0};
+
+  // Roots: the checkpoints on record (stored roots), the versions after
+  // the last complete checkpoint (held in memory since their commit), and
+  // a few versions rebuilt by replay.
+  Mutex roots_mu_;
+  std::map<uint64_t, Root> checkpoints_ ABSL_GUARDED_BY(roots_mu_);
+  std::map<uint64_t, Root> recent_ ABSL_GUARDED_BY(roots_mu_);
+  std::map<uint64_t, Root> rebuilt_ ABSL_GUARDED_BY(roots_mu_);
+  uint64_t last_checkpoint_ ABSL_GUARDED_BY(roots_mu_) = 0;
+  Mutex rebuild_mu_;  // one rebuild at a time
+
+  // Checkpoints run one at a time; the background checkpointer and its
+  // wake-up.
+  Mutex checkpoint_mu_;
+  std::mutex checkpoint_wake_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_requested_ = false;    // guarded by checkpoint_wake_mu_
+  bool checkpointer_stopping_ = false;  // guarded by checkpoint_wake_mu_
+  std::thread checkpointer_;
+  bool checkpoint_on_close_ = true;
 
   // Reclamation passes run one at a time. Each pass scans only what is new
   // since the last one (released records become RocksDB tombstones, and
@@ -177,6 +234,8 @@ class DBImpl final : public DB, public TxnHost {
   uint64_t freed_scanned_to_ ABSL_GUARDED_BY(reclaim_mu_) = 0;
   std::set<uint64_t> kept_versions_ ABSL_GUARDED_BY(reclaim_mu_);
   std::set<uint64_t> kept_freed_ ABSL_GUARDED_BY(reclaim_mu_);
+  uint64_t log_scanned_to_ ABSL_GUARDED_BY(reclaim_mu_) = 1;
+  std::set<uint64_t> kept_log_ ABSL_GUARDED_BY(reclaim_mu_);
   // The background reclaimer and its wake-up.
   std::mutex reclaim_wake_mu_;
   std::condition_variable reclaim_cv_;
@@ -192,6 +251,10 @@ class DBImpl final : public DB, public TxnHost {
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> pages_written_{0};
   std::atomic<uint64_t> blobs_written_{0};
+  std::atomic<uint64_t> log_bytes_{0};
+  std::atomic<uint64_t> checkpoints_written_{0};
+  uint64_t replayed_commits_ = 0;  // set by Open
+  uint64_t recovery_micros_ = 0;   // set by Open
 };
 
 }  // namespace cowdb::internal

@@ -60,6 +60,21 @@ struct Options {
   // Default: true.
   bool background_reclaim = true;
 
+  // Checkpoints. A commit writes only its log record; a checkpoint writes
+  // the latest version's new tree nodes as pages, each once, so that
+  // opening replays only the log after it. A background thread starts one
+  // when any trigger is reached (0 turns a trigger off); DB::Checkpoint()
+  // and a clean close always do. The log bytes bound recovery time; the
+  // memory bytes bound the tree nodes held in memory until written.
+  // Defaults: 64 MiB of log, 64 MiB of unwritten nodes, 60 seconds (time
+  // counts only when something was committed since the last checkpoint).
+  uint64_t checkpoint_log_bytes = 64 << 20;
+  uint64_t checkpoint_memory_bytes = 64 << 20;
+  uint64_t checkpoint_interval_seconds = 60;
+  // With false, only DB::Checkpoint() and a clean close checkpoint.
+  // Default: true.
+  bool background_checkpoint = true;
+
   // Values longer than this are stored out of line (as blobs), so that
   // pages stay small and scans of keys stay fast. At most page_size / 4.
   // Default: 1024.

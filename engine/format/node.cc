@@ -1,6 +1,7 @@
 #include "engine/format/node.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 namespace cowdb::internal {
@@ -80,6 +81,48 @@ void Node::BuildIndex() {
   index_skip = skip;  // keys are sorted: what first and last share, all do
   index.resize(count);
   for (size_t i = 0; i < count; ++i) index[i] = Prefix(key(i), skip);
+}
+
+void Node::Seal(const BlobPool& pool) {
+  size_t bytes = 0;
+  for (const LeafEntry& e : entries) {
+    bytes += e.key.size() + (e.value.is_blob() ? 0 : e.value.data.size());
+  }
+  for (std::string_view k : keys) bytes += k.size();
+  auto buffer = std::make_shared<std::string>();
+  buffer->reserve(bytes);
+  auto keep = [&](std::string_view v) {
+    size_t at = buffer->size();
+    buffer->append(v.data(), v.size());
+    return at;
+  };
+  // Offsets first: the buffer must not move while views are taken.
+  std::vector<size_t> at;
+  at.reserve(entries.size() * 2 + keys.size());
+  for (const LeafEntry& e : entries) {
+    at.push_back(keep(e.key));
+    if (!e.value.is_blob()) at.push_back(keep(e.value.data));
+  }
+  for (std::string_view k : keys) at.push_back(keep(k));
+  const char* base = buffer->data();
+  size_t j = 0;
+  std::vector<std::shared_ptr<const std::string>> blobs;
+  for (LeafEntry& e : entries) {
+    e.key = std::string_view(base + at[j++], e.key.size());
+    if (!e.value.is_blob()) {
+      e.value.data = std::string_view(base + at[j++], e.value.data.size());
+    } else if (!e.value.data.empty()) {
+      auto it = pool.find(e.value.data.data());
+      assert(it != pool.end());  // the builder pools every held blob
+      if (it != pool.end()) blobs.push_back(it->second);
+    }
+  }
+  for (std::string_view& k : keys) {
+    k = std::string_view(base + at[j++], k.size());
+  }
+  page = std::move(buffer);
+  held_blobs = std::move(blobs);
+  BuildIndex();
 }
 
 size_t LowerBound(const Node& n, std::string_view key) {

@@ -23,21 +23,34 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "engine/util/mutex.h"
 
 namespace cowdb::internal {
 
 struct Node;
+// Blob bytes held in memory, by the address of their first byte.
+using BlobPool =
+    absl::flat_hash_map<const char*, std::shared_ptr<const std::string>>;
 using NodeRef = std::shared_ptr<const Node>;
 using DirtyRef = std::shared_ptr<Node>;
 
-// A value as stored in a leaf: inline bytes, or a reference to a blob.
+// A value as stored in a leaf: inline bytes, or a blob (a value stored out
+// of line because it is longer than the inline limit).
+//
+// A blob decoded from a page is a reference: `blob_id` names it and `data`
+// is empty until it is loaded. A blob in a node not yet written (or copied
+// from one) holds its bytes in `data` (kept alive by the node's
+// `held_blobs`) and gets its id when a checkpoint writes it; `blob_id` is
+// 0 until then.
 struct StoredValue {
-  uint64_t blob_id = 0;    // 0 = inline
-  uint64_t blob_size = 0;  // length of the blob's value
-  std::string_view data;   // the inline value (empty for blobs)
+  uint64_t blob_id = 0;    // the blob's id; 0 = inline, or not yet assigned
+  uint64_t blob_size = 0;  // length of a blob's value; 0 = inline
+  std::string_view data;   // the inline value, or a blob's bytes in memory
 
-  bool is_blob() const { return blob_id != 0; }
+  bool is_blob() const { return blob_size != 0; }
+  // Whether the bytes are in `data` (else the blob must be loaded by id).
+  bool in_memory() const { return !is_blob() || !data.empty(); }
   uint64_t size() const { return is_blob() ? blob_size : data.size(); }
 };
 
@@ -47,9 +60,12 @@ struct LeafEntry {
   uint64_t mod_version = 0;  // the version that last wrote this key
 };
 
-// An internal node's reference to a child subtree.
+// An internal node's reference to a child subtree: a stored page, a node
+// in memory that a published version reaches (not yet written when the
+// reference was made; see Node::written_id), or a node being built.
 struct ChildRef {
-  uint64_t page_id = 0;  // 0 while the child is dirty
+  uint64_t page_id = 0;  // 0 unless the child is a stored page
+  NodeRef mem;           // set for a published node held in memory
   DirtyRef dirty;        // set while the child is being built
   uint64_t count = 0;    // entries in the subtree
   uint64_t max_mod = 0;  // the last version that changed the subtree
@@ -96,9 +112,23 @@ class ChildLinks {
   Mutex mu_;  // serializes Link
 };
 
+// The page id a checkpoint gave a node held in memory; 0 until then. Set
+// once. A copy of a node is a new, unwritten node: it copies as 0.
+class WrittenId {
+ public:
+  WrittenId() = default;
+  WrittenId(const WrittenId&) {}
+  WrittenId& operator=(const WrittenId&) { return *this; }
+  uint64_t get() const { return id_.load(std::memory_order_acquire); }
+  void set(uint64_t id) const { id_.store(id, std::memory_order_release); }
+
+ private:
+  mutable std::atomic<uint64_t> id_{0};
+};
+
 struct Node {
   uint8_t level = 0;   // 0 = leaf; a parent is one above its children
-  uint64_t birth = 0;  // the version that created this page
+  uint64_t birth = 0;  // the version that created this node
 
   // Leaf: the entries, strictly ascending by key.
   std::vector<LeafEntry> entries;
@@ -108,9 +138,21 @@ struct Node {
   std::vector<std::string_view> keys;
   std::vector<ChildRef> children;
 
-  // The page bytes the views point into (immutable nodes); shared, never
-  // copied, when a node is copied.
+  // The bytes the views point into (immutable nodes): the page a node was
+  // decoded from, or the buffer a sealed node packed its keys and inline
+  // values into. Shared, never copied, when a node is copied.
   std::shared_ptr<const std::string> page;
+  // The bytes of the blobs not yet written whose values `entries` hold in
+  // memory (see StoredValue).
+  std::vector<std::shared_ptr<const std::string>> held_blobs;
+
+  // For a node held in memory: its page id once a checkpoint wrote it, and
+  // the ids that checkpoint gave to its held blobs (indexed like
+  // `entries`; 0 for entries that are not blobs or that already had one).
+  // Set by the checkpoint's planning step, which runs between commits;
+  // read only by commits and checkpoints, never by readers.
+  WrittenId written_id;
+  mutable std::vector<uint64_t> assigned_blob_ids;
 
   // The search index of an immutable node (BuildIndex; empty while dirty):
   // the length of the prefix all its keys share, and for each key the 8
@@ -147,6 +189,13 @@ struct Node {
     index = {};
     links = nullptr;
   }
+
+  // Makes a node that was built in place immutable and self-contained:
+  // copies its keys and inline values into one buffer of its own (`page`),
+  // keeps only the held blobs its entries still use (found in `pool`, by
+  // the address of their bytes), and builds the index. Children must be
+  // sealed first (they are referenced, not copied).
+  void Seal(const BlobPool& pool);
 };
 
 // The first i with n.key(i) >= key (LowerBound) or > key (UpperBound);

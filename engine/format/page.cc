@@ -158,7 +158,8 @@ absl::StatusOr<NodeRef> DecodePage(std::string bytes, uint64_t page_id) {
         e.value.data = data;
       } else if (tag == kValueBlob) {
         if (!in.ReadFixed64LE(&e.value.blob_id) ||
-            !in.ReadVarint64(&e.value.blob_size) || e.value.blob_id == 0) {
+            !in.ReadVarint64(&e.value.blob_size) || e.value.blob_id == 0 ||
+            e.value.blob_size == 0) {
           return Corrupt(page_id, "bad blob reference");
         }
       } else {

@@ -37,10 +37,12 @@ enum class Space : uint8_t {
   kPages = 1,     // page id (8-byte big-endian) -> encoded node
   kBlobs = 2,     // blob id (8-byte big-endian) -> encoded large value
   kVersions = 3,  // version (8-byte big-endian) -> version record
-  kFreed = 4,     // death version (8-byte big-endian) -> freed record
+  kFreed = 4,     // death checkpoint (8-byte big-endian) -> freed record
   kTags = 5,      // tag name -> version
+  kLog = 6,       // version (8-byte big-endian) -> commit log record
+  kCheckpoints = 7,  // version (8-byte big-endian) -> checkpoint record
 };
-inline constexpr int kNumSpaces = 6;
+inline constexpr int kNumSpaces = 8;
 
 // A set of writes to apply atomically.
 class StoreBatch {

@@ -32,7 +32,7 @@ size_t LeafIndex(const Node& n, std::string_view key) {
 // Number of keys < `key` in the tree.
 absl::StatusOr<uint64_t> Rank(NodeSource& src, const Root& root,
                               std::string_view key) {
-  if (root.page_id == 0) return 0;
+  if (root.empty()) return 0;
   uint64_t rank = 0;
   ASSIGN_OR_RETURN(NodeRef hold, src.LoadRoot(root));
   const Node* n = hold.get();
@@ -74,6 +74,10 @@ absl::StatusOr<NodeRef> NodeSource::LoadUnlinkedChild(const Node& parent,
 
 absl::Status NodeSource::VisitChild(
     const Node& parent, size_t i, absl::FunctionRef<void(const Node&)> visit) {
+  if (const Node* held = parent.children[i].mem.get()) {
+    visit(*held);
+    return absl::OkStatus();
+  }
   absl::Status level = absl::OkStatus();
   bool cached = cache_->Visit(parent.children[i].page_id, [&](const Node& c) {
     level = CheckChildLevel(parent, i, c);
@@ -87,6 +91,7 @@ absl::Status NodeSource::VisitChild(
 
 absl::StatusOr<const Node*> NodeSource::Child(const Node& parent, size_t i,
                                               NodeRef* hold) {
+  if (const Node* held = parent.children[i].mem.get()) return held;
   ChildLinks* links = parent.links.get();
   if (links != nullptr) {
     if (const Node* linked = links->Get(i)) return linked;
@@ -98,6 +103,7 @@ absl::StatusOr<const Node*> NodeSource::Child(const Node& parent, size_t i,
 }
 
 absl::StatusOr<NodeRef> NodeSource::LoadChild(const Node& parent, size_t i) {
+  if (const NodeRef& held = parent.children[i].mem) return held;
   ChildLinks* links = parent.links.get();
   if (links != nullptr) {
     if (NodeRef linked = links->GetRef(i)) return linked;
@@ -133,12 +139,12 @@ absl::StatusOr<std::string> NodeSource::LoadBlob(uint64_t blob_id) {
 }
 
 absl::StatusOr<std::string> NodeSource::ReadValue(const StoredValue& v) {
-  if (v.is_blob()) return LoadBlob(v.blob_id);
+  if (!v.in_memory()) return LoadBlob(v.blob_id);
   return std::string(v.data);
 }
 
 std::string_view ValueReader::Read(const StoredValue& v, absl::Status* status) {
-  if (!v.is_blob()) return v.data;
+  if (v.in_memory()) return v.data;
   if (blob_id_ != v.blob_id) {
     absl::StatusOr<std::string> blob = src_->LoadBlob(v.blob_id);
     if (!blob.ok()) {
@@ -177,7 +183,7 @@ absl::StatusOr<const Node*> DescendToward(NodeSource& src, const Root& root,
 
 absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
                                              std::string_view key) {
-  if (root.page_id == 0) return std::nullopt;
+  if (root.empty()) return std::nullopt;
   // The root is usually pinned by the version and borrowed, like the
   // levels above 1; the leaf, which the answer points into, is held.
   NodeRef hold;
@@ -191,7 +197,7 @@ absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
 absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
                               std::string_view key, std::string* value,
                               uint64_t* mod_version) {
-  if (root.page_id == 0) return false;
+  if (root.empty()) return false;
   NodeRef hold;  // down to the leaf's parent; the leaf is only visited
   ASSIGN_OR_RETURN(const Node* n, DescendToward(src, root, key, 1, &hold));
   bool found = false;
@@ -202,8 +208,11 @@ absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
     const LeafEntry& e = leaf.entries[i];
     found = true;
     if (mod_version != nullptr) *mod_version = e.mod_version;
-    blob_id = e.value.blob_id;
-    if (!e.value.is_blob()) value->assign(e.value.data);
+    if (e.value.in_memory()) {
+      value->assign(e.value.data);
+    } else {
+      blob_id = e.value.blob_id;
+    }
   };
   if (n->is_leaf()) {
     read(*n);  // the root is the leaf
@@ -261,7 +270,7 @@ absl::Status TreeCursor::StepLeaf(bool forward) {
 
 absl::Status TreeCursor::SeekToFirst() {
   path_.clear();
-  if (root_.page_id == 0) return absl::OkStatus();
+  if (root_.empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(NodeRef n, src_->LoadRoot(root_));
   path_.emplace_back(std::move(n), 0);
   RETURN_IF_ERROR(Descend(true));
@@ -273,7 +282,7 @@ absl::Status TreeCursor::SeekToFirst() {
 
 absl::Status TreeCursor::SeekToLast() {
   path_.clear();
-  if (root_.page_id == 0) return absl::OkStatus();
+  if (root_.empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(NodeRef n, src_->LoadRoot(root_));
   int last = static_cast<int>(n->size()) - 1;
   path_.emplace_back(std::move(n), last);
@@ -286,7 +295,7 @@ absl::Status TreeCursor::SeekToLast() {
 
 absl::Status TreeCursor::Seek(std::string_view key) {
   path_.clear();
-  if (root_.page_id == 0) return absl::OkStatus();
+  if (root_.empty()) return absl::OkStatus();
   absl::StatusOr<NodeRef> n = src_->LoadRoot(root_);
   while (true) {
     if (!n.ok()) {
@@ -332,14 +341,13 @@ absl::Status TreeCursor::Prev() {
 // --------------------------------------------------------------- TreeBuilder
 
 TreeBuilder::TreeBuilder(NodeSource* src, const Root& base, uint64_t version,
-                         size_t page_size, size_t inline_limit,
-                         uint64_t* next_id)
+                         size_t page_size, size_t inline_limit)
     : src_(src),
       version_(version),
       page_size_(page_size),
-      inline_limit_(inline_limit),
-      next_id_(next_id) {
+      inline_limit_(inline_limit) {
   root_.page_id = base.page_id;
+  if (base.page_id == 0) root_.mem = base.node;
   root_.count = base.count;
   root_.max_mod = base.max_mod;
 }
@@ -356,11 +364,30 @@ bool TreeBuilder::TooSmall(const Node& n) const {
 
 absl::StatusOr<Node*> TreeBuilder::Touch(ChildRef& ref) {
   if (ref.dirty) return ref.dirty.get();
-  ASSIGN_OR_RETURN(NodeRef clean, src_->Load(ref.page_id));
+  NodeRef clean;
+  if (ref.mem) {
+    // Held in memory. If a checkpoint has written it (or is writing it),
+    // the page dies with this version; else it was never stored.
+    clean = std::move(ref.mem);
+    if (uint64_t id = clean->written_id.get()) {
+      freed_.push_back({FreedItem::kPage, id, clean->birth});
+    }
+  } else {
+    ASSIGN_OR_RETURN(clean, src_->Load(ref.page_id));
+    freed_.push_back({FreedItem::kPage, ref.page_id, clean->birth});
+  }
   auto copy = std::make_shared<Node>(*clean);
   copy->DropIndex();  // about to change
   copy->birth = version_;
-  freed_.push_back({FreedItem::kPage, ref.page_id, clean->birth});
+  // Held blobs that a checkpoint gave ids keep them: their bytes stay in
+  // memory, and the id is what the copy frees when it drops them.
+  const std::vector<uint64_t>& ids = clean->assigned_blob_ids;
+  for (size_t i = 0; i < ids.size() && i < copy->entries.size(); ++i) {
+    if (ids[i] != 0) copy->entries[i].value.blob_id = ids[i];
+  }
+  copy->assigned_blob_ids.clear();
+  for (const auto& b : clean->held_blobs) blob_pool_.emplace(b->data(), b);
+  copy->held_blobs.clear();
   pinned_.push_back(std::move(clean));  // the copy's views point into it
   ref.page_id = 0;
   ref.dirty = std::move(copy);
@@ -370,6 +397,7 @@ absl::StatusOr<Node*> TreeBuilder::Touch(ChildRef& ref) {
 absl::StatusOr<const Node*> TreeBuilder::View(const ChildRef& ref,
                                               NodeRef* hold) {
   if (ref.dirty) return ref.dirty.get();
+  if (ref.mem) return ref.mem.get();
   ASSIGN_OR_RETURN(*hold, src_->Load(ref.page_id));
   return hold->get();
 }
@@ -380,10 +408,9 @@ void TreeBuilder::Refresh(ChildRef& ref) {
 }
 
 void TreeBuilder::Release(const LeafEntry& e) {
-  if (!e.value.is_blob()) return;
-  if (pending_blobs_.erase(e.value.blob_id) == 0) {
-    freed_.push_back({FreedItem::kBlob, e.value.blob_id, e.mod_version});
-  }
+  // A blob without an id was never written: dropping it frees memory only.
+  if (!e.value.is_blob() || e.value.blob_id == 0) return;
+  freed_.push_back({FreedItem::kBlob, e.value.blob_id, e.mod_version});
 }
 
 absl::Status TreeBuilder::Put(std::string_view key, std::string_view value) {
@@ -391,13 +418,14 @@ absl::Status TreeBuilder::Put(std::string_view key, std::string_view value) {
   entry.key = arena_.Copy(key);
   entry.mod_version = version_;
   if (value.size() > inline_limit_) {
-    entry.value.blob_id = (*next_id_)++;
-    entry.value.blob_size = value.size();
-    pending_blobs_.emplace(entry.value.blob_id, std::string(value));
+    auto held = std::make_shared<const std::string>(value);
+    entry.value.blob_size = held->size();
+    entry.value.data = *held;
+    blob_pool_.emplace(held->data(), std::move(held));
   } else {
     entry.value.data = arena_.Copy(value);
   }
-  if (root_.page_id == 0 && !root_.dirty) {
+  if (IsEmpty(root_)) {
     root_.dirty = std::make_shared<Node>();
     root_.dirty->birth = version_;
   }
@@ -415,7 +443,7 @@ absl::Status TreeBuilder::Delete(std::string_view key) {
 }
 
 absl::StatusOr<bool> TreeBuilder::Contains(std::string_view key) {
-  if (root_.page_id == 0 && !root_.dirty) return false;
+  if (IsEmpty(root_)) return false;
   NodeRef hold;
   ASSIGN_OR_RETURN(const Node* n, View(root_, &hold));
   while (!n->is_leaf()) {
@@ -568,41 +596,19 @@ void TreeBuilder::FixRoot() {
   }
 }
 
-absl::StatusOr<Root> TreeBuilder::Finish(
-    StoreBatch* batch, std::vector<std::pair<uint64_t, NodeRef>>* written) {
-  if (root_.dirty) RETURN_IF_ERROR(WriteRec(root_, batch, written));
-  for (auto& [id, value] : pending_blobs_) {
-    batch->Put(Space::kBlobs, BigEndianKey(id), EncodeBlob(value, id));
-  }
-  pending_blobs_.clear();
-  // The new root (written last) is pinned by the root for readers.
-  NodeRef node;
-  if (!written->empty() && written->back().first == root_.page_id) {
-    node = written->back().second;
-  }
-  return Root{root_.page_id, root_.count, root_.max_mod, std::move(node)};
+Root TreeBuilder::Finish() {
+  if (root_.dirty) SealRec(root_);
+  return Root{root_.page_id, root_.count, root_.max_mod, root_.mem};
 }
 
-absl::Status TreeBuilder::WriteRec(
-    ChildRef& ref, StoreBatch* batch,
-    std::vector<std::pair<uint64_t, NodeRef>>* written) {
+void TreeBuilder::SealRec(ChildRef& ref) {
   for (ChildRef& c : ref.dirty->children) {
-    if (c.dirty) RETURN_IF_ERROR(WriteRec(c, batch, written));
+    if (c.dirty) SealRec(c);
   }
-  uint64_t id = (*next_id_)++;
-  std::string page = EncodePage(*ref.dirty, id);
-  batch->Put(Space::kPages, BigEndianKey(id), page);
-  // Readers get the node decoded from its page: one buffer, views into it,
-  // nothing pointing into this builder. Decoding also checks the encoding.
-  absl::StatusOr<NodeRef> node = DecodePage(std::move(page), id);
-  if (!node.ok()) {
-    return absl::InternalError(absl::StrCat(
-        "a page just encoded does not decode: ", node.status().message()));
-  }
-  written->emplace_back(id, *std::move(node));
-  ref.dirty = nullptr;
-  ref.page_id = id;
-  return absl::OkStatus();
+  ref.dirty->Seal(blob_pool_);
+  sealed_bytes_ += ref.dirty->ByteSize();
+  ref.mem = std::move(ref.dirty);
+  ref.page_id = 0;
 }
 
 // -------------------------------------------------------------------- Verify
@@ -626,8 +632,11 @@ absl::StatusOr<uint64_t> VerifyRec(VerifyContext& ctx, const ChildRef& ref,
                                    int expected_level, bool is_root,
                                    const std::string_view* lo,
                                    const std::string_view* hi) {
-  ASSIGN_OR_RETURN(NodeRef n, ctx.src.Load(ref.page_id));
-  const uint64_t id = ref.page_id;
+  NodeRef n = ref.mem;
+  if (n == nullptr) {
+    ASSIGN_OR_RETURN(n, ctx.src.Load(ref.page_id));
+  }
+  const uint64_t id = ref.mem ? ref.mem->written_id.get() : ref.page_id;
   if (expected_level >= 0 && n->level != expected_level) {
     return Violation(id, "level does not match depth");
   }
@@ -693,13 +702,14 @@ absl::StatusOr<uint64_t> VerifyRec(VerifyContext& ctx, const ChildRef& ref,
 
 absl::Status VerifyTree(NodeSource& src, const Root& root, size_t page_size,
                         bool strict) {
-  if (root.page_id == 0) {
+  if (root.empty()) {
     if (root.count != 0) return Violation(0, "empty tree with nonzero count");
     return absl::OkStatus();
   }
   VerifyContext ctx{src, page_size, strict};
   ChildRef ref;
   ref.page_id = root.page_id;
+  if (root.page_id == 0) ref.mem = root.node;
   ref.max_mod = root.max_mod;
   ASSIGN_OR_RETURN(uint64_t count,
                    VerifyRec(ctx, ref, -1, true, nullptr, nullptr));

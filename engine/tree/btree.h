@@ -1,11 +1,14 @@
 // The copy-on-write B+tree: pure operations on roots.
 //
-// A committed tree is identified by its Root (the root page id, 0 for the
-// empty tree). Reading never modifies anything; writing goes through a
-// TreeBuilder, which copies the path from each touched leaf to the root
-// ("path copying") and leaves every committed page untouched. Nodes the
-// builder has created are private to it and are modified in place, so a
-// batch of N writes copies each touched node once (LMDB's dirty pages).
+// A published tree is identified by its Root: a stored root page, or a
+// root node held in memory. Reading never modifies anything; writing goes
+// through a TreeBuilder, which copies the path from each touched leaf to
+// the root ("path copying") and leaves every published node untouched.
+// Nodes the builder has created are private to it and are modified in
+// place, so a batch of N writes copies each touched node once (LMDB's dirty
+// pages). Finish seals them: they become immutable nodes held in memory,
+// reached from their parents by pointer, until a checkpoint writes them as
+// pages (tree/checkpoint.h). No page is written by a commit.
 //
 // Invariants (checked by VerifyTree):
 //  - Keys are strictly ascending within a leaf, and every key of child i of
@@ -19,8 +22,8 @@
 //    of one entry, an internal node of fewer than four children); a non-root
 //    node is at least page_size/4 bytes unless its entries are too large to
 //    balance.
-//  - A committed page is never modified; pages replaced by a commit are
-//    reported as freed with their birth version.
+//  - A published node is never modified; stored pages and written nodes
+//    replaced by a commit are reported as freed with their birth version.
 //
 // Thread safety: reads on committed roots are safe from any thread. A
 // TreeBuilder is used by one thread.
@@ -46,14 +49,17 @@
 
 namespace cowdb::internal {
 
-// The root of a committed tree.
+// The root of a published tree.
 struct Root {
-  uint64_t page_id = 0;  // 0 = the empty tree
+  uint64_t page_id = 0;  // the stored root page; 0 = in memory, or empty
   uint64_t count = 0;    // entries in the tree
-  uint64_t max_mod = 0;  // birth version of the root page
-  // The root page, when the holder of this Root pins it (a version made by
-  // a commit does); else loaded through the cache. Never set otherwise.
+  uint64_t max_mod = 0;  // birth version of the root node
+  // The root node: the tree's only handle when it is held in memory
+  // (page_id 0); else, when set, the stored root page pinned by the
+  // holder of this Root. Null for the empty tree.
   NodeRef node;
+
+  bool empty() const { return page_id == 0 && node == nullptr; }
 };
 
 // Loads committed pages and blobs: the node cache first, then the store.
@@ -65,10 +71,10 @@ class NodeSource {
   absl::StatusOr<NodeRef> Load(uint64_t page_id);
   // The root page of a non-empty tree: the pinned node, else Load.
   absl::StatusOr<NodeRef> LoadRoot(const Root& root);
-  // Child i of the committed internal node `parent`, borrowed from
-  // `parent` when it links its children (levels >= 2; see ChildLinks) and
-  // then valid for as long as `parent` is; otherwise loaded and kept
-  // alive by `*hold`. Errors: those of Load; DataLoss if the child's level
+  // Child i of the published internal node `parent`, borrowed from
+  // `parent` when it holds the child in memory or links its children
+  // (levels >= 2; see ChildLinks) and then valid for as long as `parent`
+  // is; otherwise loaded and kept alive by `*hold`. Errors: those of Load; DataLoss if the child's level
   // is not one below its parent's.
   absl::StatusOr<const Node*> Child(const Node& parent, size_t i,
                                     NodeRef* hold);
@@ -81,13 +87,9 @@ class NodeSource {
   absl::Status VisitChild(const Node& parent, size_t i,
                           absl::FunctionRef<void(const Node&)> visit);
   absl::StatusOr<std::string> LoadBlob(uint64_t blob_id);
-  // The bytes of a stored value: inline, or its blob loaded.
+  // The bytes of a stored value: inline or held, or its blob loaded.
   absl::StatusOr<std::string> ReadValue(const StoredValue& v);
 
-  // Makes a node just written by a commit available to readers.
-  void Remember(uint64_t page_id, NodeRef node) {
-    cache_->Insert(page_id, std::move(node));
-  }
 
  private:
   // Loads child i of `parent` through the cache and checks its level.
@@ -176,27 +178,32 @@ struct FreedItem {
 };
 
 // Builds the next version of a tree. Use once: Put/Delete any number of
-// times, then Finish.
+// times, then Finish. Deterministic: the same base, version and operations
+// give the same tree (recovery replays commits through it).
 class TreeBuilder {
  public:
-  // `next_id` is the shared id counter for pages and blobs; the builder
-  // takes ids from it. Values longer than `inline_limit` become blobs.
+  // Values longer than `inline_limit` become blobs.
   TreeBuilder(NodeSource* src, const Root& base, uint64_t version,
-              size_t page_size, size_t inline_limit, uint64_t* next_id);
+              size_t page_size, size_t inline_limit);
 
   // Inserts or overwrites `key`; its mod_version becomes the new version.
   absl::Status Put(std::string_view key, std::string_view value);
   // Removes `key`. Writes nothing (copies no page) when the key is absent.
   absl::Status Delete(std::string_view key);
 
-  // Assigns page ids to the new nodes (bottom-up), adds the pages and
-  // blobs to `batch`, and returns the new root. The new nodes, now
-  // immutable, are appended to `written` for the cache.
-  absl::StatusOr<Root> Finish(StoreBatch* batch,
-                              std::vector<std::pair<uint64_t, NodeRef>>* written);
+  // Seals the new nodes (immutable, self-contained, held in memory) and
+  // returns the new root. Nothing is written.
+  Root Finish();
 
-  // Committed pages and blobs that the new version no longer reaches.
+  // Stored pages and blobs (written by a checkpoint, or being written by
+  // one) that the new version no longer reaches.
   const std::vector<FreedItem>& freed() const { return freed_; }
+  std::vector<FreedItem> TakeFreed() { return std::move(freed_); }
+  // Entries in the tree as built so far, and its root's max_mod.
+  uint64_t count() const { return root_.count; }
+  uint64_t max_mod() const { return root_.max_mod; }
+  // Bytes of the nodes Finish sealed (ByteSize): memory not yet written.
+  size_t sealed_bytes() const { return sealed_bytes_; }
 
  private:
   absl::StatusOr<Node*> Touch(ChildRef& ref);
@@ -209,8 +216,10 @@ class TreeBuilder {
   void Refresh(ChildRef& ref);
   void Release(const LeafEntry& e);
   void FixRoot();
-  absl::Status WriteRec(ChildRef& ref, StoreBatch* batch,
-                        std::vector<std::pair<uint64_t, NodeRef>>* written);
+  void SealRec(ChildRef& ref);
+  bool IsEmpty(const ChildRef& ref) const {
+    return ref.page_id == 0 && !ref.mem && !ref.dirty;
+  }
   bool TooBig(const Node& n) const;
   bool TooSmall(const Node& n) const;
 
@@ -218,14 +227,14 @@ class TreeBuilder {
   const uint64_t version_;
   const size_t page_size_;
   const size_t inline_limit_;
-  uint64_t* const next_id_;
   ChildRef root_;
   std::vector<FreedItem> freed_;
-  absl::flat_hash_map<uint64_t, std::string> pending_blobs_;
-  // What the dirty nodes' views point into: the bytes put, and the
-  // committed nodes they were copied from.
+  size_t sealed_bytes_ = 0;
+  // What the dirty nodes' views point into: the bytes put, the published
+  // nodes they were copied from, and the held blobs' bytes.
   Arena arena_;
   std::vector<NodeRef> pinned_;
+  BlobPool blob_pool_;
 };
 
 // Checks every invariant above for the tree at `root`; with `strict`, also

@@ -29,13 +29,36 @@ std::optional<Range> Intersect(const Range& r, const std::string_view* lo,
   return out;
 }
 
-// One side of the walk: a subtree by page id (0 = empty), loaded lazily.
+// One side of the walk: a stored subtree by page id, loaded lazily, or a
+// subtree held in memory; neither = empty.
 struct Side {
   uint64_t page_id = 0;
   NodeRef node;
   int level = kUnknownLevel;  // known without loading when reached from above
+  bool held = false;          // `node` is held in memory, not loaded
 
   static constexpr int kUnknownLevel = -2;
+
+  static Side Of(const ChildRef& c, int level) {
+    return Side{c.page_id, c.mem, level, c.mem != nullptr};
+  }
+  static Side Of(const Root& r) {
+    return Side{r.page_id, r.page_id == 0 ? r.node : nullptr, kUnknownLevel,
+                r.page_id == 0 && r.node != nullptr};
+  }
+  bool empty() const { return page_id == 0 && !held; }
+  // The page id this subtree is stored under, 0 if none (yet).
+  uint64_t stored_id() const {
+    return held ? node->written_id.get() : page_id;
+  }
+  // Whether both sides are certainly the same subtree: the same node in
+  // memory, or the same page (nodes never change, ids are never reused).
+  static bool Same(const Side& a, const Side& b) {
+    if (a.held && b.held && a.node == b.node) return true;
+    if (a.empty() || b.empty()) return a.empty() && b.empty();
+    uint64_t ia = a.stored_id();
+    return ia != 0 && ia == b.stored_id();
+  }
 };
 
 class Differ {
@@ -44,7 +67,7 @@ class Differ {
 
   // Returns false once the callback asked to stop.
   absl::StatusOr<bool> Walk(Side a, Side b, const Range& r) {
-    if (a.page_id == b.page_id) return true;
+    if (Side::Same(a, b)) return true;
     RETURN_IF_ERROR(Load(a));
     RETURN_IF_ERROR(Load(b));
     int la = Level(a), lb = Level(b);
@@ -59,7 +82,7 @@ class Differ {
           Intersect(r, i == 0 ? nullptr : &n.keys[i - 1],
                     i + 1 == n.children.size() ? nullptr : &n.keys[i]);
       if (!sub) continue;
-      Side child{n.children[i].page_id, nullptr, n.level - 1};
+      Side child = Side::Of(n.children[i], n.level - 1);
       Side other = split_a ? b : a;
       ASSIGN_OR_RETURN(other, Narrow(other, n.level - 1, *sub));
       ASSIGN_OR_RETURN(bool go, split_a ? Walk(child, other, *sub)
@@ -73,7 +96,7 @@ class Differ {
   static int Level(const Side& s) { return s.node ? s.node->level : -1; }
 
   absl::Status Load(Side& s) {
-    if (s.page_id != 0 && !s.node) {
+    if (!s.empty() && !s.node) {
       ASSIGN_OR_RETURN(s.node, src_.Load(s.page_id));
     }
     return absl::OkStatus();
@@ -85,14 +108,14 @@ class Differ {
     for (;;) {
       if (s.level == Side::kUnknownLevel) RETURN_IF_ERROR(Load(s));
       int current = s.node ? s.node->level : s.level;
-      if (s.page_id == 0 || current <= level || current <= 0) return s;
+      if (s.empty() || current <= level || current <= 0) return s;
       RETURN_IF_ERROR(Load(s));
       const Node& n = *s.node;
       auto it = std::upper_bound(n.keys.begin(), n.keys.end(), r.lo);
       size_t i = it - n.keys.begin();
       // Child i covers [keys[i-1], keys[i]); it covers r if r ends by keys[i].
       if (i < n.keys.size() && (!r.hi || *r.hi > n.keys[i])) return s;
-      s = Side{n.children[i].page_id, nullptr, n.level - 1};
+      s = Side::Of(n.children[i], n.level - 1);
     }
   }
 
@@ -121,8 +144,7 @@ class Differ {
         go = fn_(nullptr, &*ib++);
       } else {
         if (ia->mod_version != ib->mod_version ||
-            ia->value.blob_id != ib->value.blob_id ||
-            ia->value.data != ib->value.data) {
+            !SameValue(ia->value, ib->value)) {
           go = fn_(&*ia, &*ib);
         }
         ++ia;
@@ -130,6 +152,17 @@ class Differ {
       }
       if (!go) return false;
     }
+  }
+
+  // For two entries of one key with the same mod_version (one write, so
+  // one value), whether what is known of the values agrees; a check, not
+  // a comparison: a blob held in memory on one side and stored on the
+  // other is not loaded.
+  static bool SameValue(const StoredValue& a, const StoredValue& b) {
+    if (a.size() != b.size() || a.is_blob() != b.is_blob()) return false;
+    if (a.in_memory() && b.in_memory()) return a.data == b.data;
+    if (a.blob_id != 0 && b.blob_id != 0) return a.blob_id == b.blob_id;
+    return true;
   }
 
   NodeSource& src_;
@@ -145,8 +178,7 @@ absl::Status TreeDiff(NodeSource& src, const Root& a, const Root& b,
                                       : std::optional<std::string>(hi)};
   if (r.hi && *r.hi <= r.lo) return absl::OkStatus();
   Differ d(src, fn);
-  return d.Walk(Side{a.page_id, nullptr}, Side{b.page_id, nullptr}, r)
-      .status();
+  return d.Walk(Side::Of(a), Side::Of(b), r).status();
 }
 
 absl::StatusOr<bool> TreeRangeChanged(NodeSource& src, const Root& a,

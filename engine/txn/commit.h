@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "engine/transaction.h"
 #include "engine/tree/btree.h"
+#include "engine/version/records.h"
 #include "engine/version/version_set.h"
 
 namespace cowdb::internal {
@@ -47,8 +48,9 @@ struct CommitRequest {
   const std::vector<KeyRange>* ranges = nullptr;   // serializable
   std::vector<std::string_view> written_keys;      // for snapshot isolation
                                                    // and later group members
-  // Applies the writes to the group's tree.
-  std::function<absl::Status(TreeBuilder&)> apply;
+  // The writes, in order: views into the submitter's data, which outlives
+  // the request. The leader applies them to the group's tree and logs them.
+  std::vector<Mutation> mutations;
 
   // Filled in by the leader.
   absl::Status status;

@@ -340,12 +340,11 @@ void TransactionImpl::PrepareCommit(CommitRequest* req) {
   }
   req->written_keys.reserve(writes_.size());
   for (const auto& [k, v] : writes_) req->written_keys.push_back(k);
-  req->apply = [this](TreeBuilder& builder) -> absl::Status {
-    for (const auto& [k, v] : writes_) {
-      RETURN_IF_ERROR(v ? builder.Put(k, *v) : builder.Delete(k));
-    }
-    return absl::OkStatus();
-  };
+  req->mutations.reserve(writes_.size());
+  for (const auto& [k, v] : writes_) {
+    req->mutations.push_back(
+        Mutation{!v.has_value(), k, v ? std::string_view(*v) : std::string_view()});
+  }
 }
 
 }  // namespace cowdb::internal

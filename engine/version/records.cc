@@ -1,6 +1,7 @@
 #include "engine/version/records.h"
 
 #include "absl/strings/str_cat.h"
+#include "xxhash.h"
 #include "engine/util/coding.h"
 
 namespace cowdb::internal {
@@ -8,7 +9,7 @@ namespace cowdb::internal {
 std::string EncodeMeta(const MetaRecord& m) {
   std::string out;
   PutVarint64(&out, m.format);
-  PutVarint64(&out, m.latest_version);
+  PutVarint64(&out, m.checkpoint);
   PutVarint64(&out, m.next_id);
   PutVarint64(&out, m.page_size);
   return out;
@@ -24,7 +25,7 @@ absl::StatusOr<MetaRecord> DecodeMeta(std::string_view in) {
     // Newer formats may lay out the rest differently: stop here.
     return m;
   }
-  if (!r.ReadVarint64(&m.latest_version) || !r.ReadVarint64(&m.next_id) ||
+  if (!r.ReadVarint64(&m.checkpoint) || !r.ReadVarint64(&m.next_id) ||
       !r.ReadVarint64(&m.page_size) || !r.empty() || m.next_id == 0) {
     return absl::DataLossError("corrupt meta record");
   }
@@ -53,6 +54,60 @@ absl::StatusOr<VersionRecord> DecodeVersionRecord(std::string_view in,
   }
   v.commit_micros = static_cast<int64_t>(micros);
   return v;
+}
+
+std::string EncodeLogRecord(uint64_t version, int64_t commit_micros,
+                            const std::vector<Mutation>& ops) {
+  std::string out;
+  size_t bytes = 24;
+  for (const Mutation& m : ops) bytes += m.key.size() + m.value.size() + 11;
+  out.reserve(bytes);
+  PutVarint64(&out, static_cast<uint64_t>(commit_micros));
+  PutVarint64(&out, ops.size());
+  for (const Mutation& m : ops) {
+    out.push_back(m.is_delete ? 1 : 0);
+    PutLengthPrefixed(&out, m.key);
+    if (!m.is_delete) PutLengthPrefixed(&out, m.value);
+  }
+  PutFixed64LE(&out, XXH3_64bits_withSeed(out.data(), out.size(), version));
+  return out;
+}
+
+absl::StatusOr<LogRecord> DecodeLogRecord(std::string_view in,
+                                          uint64_t version) {
+  auto corrupt = [&](std::string_view what) {
+    return absl::DataLossError(absl::StrCat("corrupt log record of version ",
+                                            version, ": ", std::string(what)));
+  };
+  if (in.size() < 8) return corrupt("truncated");
+  std::string_view body = in.substr(0, in.size() - 8);
+  if (DecodeFixed64LE(in.data() + body.size()) !=
+      XXH3_64bits_withSeed(body.data(), body.size(), version)) {
+    return corrupt("bad checksum");
+  }
+  Reader r(body);
+  LogRecord rec;
+  uint64_t micros, count;
+  if (!r.ReadVarint64(&micros) || !r.ReadVarint64(&count)) {
+    return corrupt("bad header");
+  }
+  rec.commit_micros = static_cast<int64_t>(micros);
+  if (count > body.size()) return corrupt("bad count");
+  rec.ops.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    Mutation m;
+    uint8_t kind;
+    if (!r.ReadByte(&kind) || kind > 1 || !r.ReadLengthPrefixed(&m.key)) {
+      return corrupt("bad mutation");
+    }
+    m.is_delete = kind == 1;
+    if (!m.is_delete && !r.ReadLengthPrefixed(&m.value)) {
+      return corrupt("bad mutation");
+    }
+    rec.ops.push_back(m);
+  }
+  if (!r.empty()) return corrupt("trailing bytes");
+  return rec;
 }
 
 std::string EncodeVarint(uint64_t v) {

@@ -1,21 +1,36 @@
-// The small records kept next to the pages: the meta record, one record per
-// version, and one freed record per version that made pages unreachable.
+// The records kept next to the pages: the meta record, the commit log, one
+// record per version and per checkpoint, and one freed record per
+// checkpoint that made pages unreachable.
 //
 // Formats (varints and fixed64 as in engine/util/coding.h). Persisted:
 // DO NOT CHANGE; bump kDatabaseFormatVersion instead.
 //
 //   meta (Space::kMeta, key "meta")
-//     := format:varint latest_version:varint next_id:varint page_size:varint
+//     := format:varint checkpoint:varint next_id:varint page_size:varint
+//     checkpoint: the version of the last complete checkpoint (format 1:
+//     the latest version, every version being stored whole)
 //   release floor (Space::kMeta, key "floor") := version:varint
 //     versions below it are released unless tagged
 //   tag (Space::kTags, key = tag name) := version:varint
+//   log (Space::kLog, key = version as 8-byte big-endian)
+//     := commit_micros:varint count:varint op{count} checksum:fixed64
+//     op := 0:u8 key:bytes value:bytes       put
+//         | 1:u8 key:bytes                   delete
+//     bytes := length:varint byte{length}
+//     checksum := XXH3_64bits_withSeed(the record before it, seed = version)
+//     The mutations of the commit, in the order they were applied.
 //   version (Space::kVersions, key = version as 8-byte big-endian)
 //     := root_page_id:fixed64 count:varint max_mod:varint commit_micros:varint
-//   freed (Space::kFreed, key = death version as 8-byte big-endian)
+//     root_page_id is 0 (format 2: roots live in checkpoint records)
+//   checkpoint (Space::kCheckpoints, key = version as 8-byte big-endian)
+//     := the version format, with the stored root of that version's tree
+//   freed (Space::kFreed, key = death checkpoint as 8-byte big-endian)
 //     := (kind:u8 id:fixed64 birth:varint)*      kind: 1 page, 2 blob
 //
-// A page or blob listed in the freed record of version d with birth b is
-// reachable from exactly the versions in [b, d).
+// A page or blob listed in the freed record of checkpoint d with birth b
+// (the version that created it) is reachable from exactly the checkpoints
+// in [b, d), and so needed by the versions whose base checkpoint (the last
+// checkpoint at or before them) lies in [b, d).
 
 #ifndef COWDB_ENGINE_VERSION_RECORDS_H_
 #define COWDB_ENGINE_VERSION_RECORDS_H_
@@ -31,13 +46,15 @@
 namespace cowdb::internal {
 
 // The database format this build writes and the newest it reads.
-inline constexpr uint64_t kDatabaseFormatVersion = 1;
+// Format 1: every commit stored its pages. Format 2: commits are log
+// records; checkpoints store pages. Open upgrades format 1 in place.
+inline constexpr uint64_t kDatabaseFormatVersion = 2;
 inline constexpr char kMetaKey[] = "meta";
 inline constexpr char kFloorKey[] = "floor";
 
 struct MetaRecord {
   uint64_t format = kDatabaseFormatVersion;
-  uint64_t latest_version = 0;
+  uint64_t checkpoint = 0;  // format 1: the latest version
   uint64_t next_id = 1;  // ids start at 1; 0 means "no page"
   uint64_t page_size = 0;
 };
@@ -59,6 +76,25 @@ absl::StatusOr<VersionRecord> DecodeVersionRecord(std::string_view in,
 std::string EncodeVarint(uint64_t v);
 // Errors: DataLoss naming `what`.
 absl::StatusOr<uint64_t> DecodeVarint(std::string_view in, std::string_view what);
+
+// One mutation of a commit; views into the record or the caller's data.
+struct Mutation {
+  bool is_delete = false;
+  std::string_view key;
+  std::string_view value;  // empty for deletes
+};
+
+struct LogRecord {
+  int64_t commit_micros = 0;
+  std::vector<Mutation> ops;
+};
+
+std::string EncodeLogRecord(uint64_t version, int64_t commit_micros,
+                            const std::vector<Mutation>& ops);
+// The record's views point into `in`. Errors: DataLoss naming the version
+// (torn, corrupt, or stored under another version).
+absl::StatusOr<LogRecord> DecodeLogRecord(std::string_view in,
+                                          uint64_t version);
 
 std::string EncodeFreed(const std::vector<FreedItem>& items);
 // Errors: DataLoss naming the version.

@@ -1,4 +1,5 @@
 #include "engine/tree/btree.h"
+#include "engine/tree/checkpoint.h"
 
 #include <map>
 #include <random>
@@ -25,17 +26,19 @@ class TreeTest : public ::testing::Test {
   Root Commit(const std::vector<std::pair<std::string,
                                           std::optional<std::string>>>& ops) {
     ++version_;
-    TreeBuilder b(&src_, root_, version_, kPageSize, /*inline_limit=*/64,
-                  &next_id_);
+    TreeBuilder b(&src_, root_, version_, kPageSize, /*inline_limit=*/64);
     for (const auto& [k, v] : ops) {
       EXPECT_OK(v ? b.Put(k, *v) : b.Delete(k));
     }
+    // Each commit is checkpointed at once, so that the trees read back
+    // are stored pages (the engine's tests cover trees held in memory).
+    CheckpointPlan plan = PlanCheckpoint(b.Finish(), &next_id_);
     StoreBatch batch;
-    std::vector<std::pair<uint64_t, NodeRef>> written;
-    absl::StatusOr<Root> root = b.Finish(&batch, &written);
-    EXPECT_OK(root);
+    EncodeCheckpoint(plan, &batch);
     EXPECT_OK(store_->Commit(batch, false));
-    last_written_ = written.size();
+    absl::StatusOr<Root> root =
+        Root{plan.root.page_id, plan.root.count, plan.root.max_mod, nullptr};
+    last_written_ = plan.nodes.size();
     last_freed_ = b.freed();
     root_ = *root;
     return root_;

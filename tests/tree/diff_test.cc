@@ -1,4 +1,5 @@
 #include "engine/tree/diff.h"
+#include "engine/tree/checkpoint.h"
 
 #include <map>
 #include <random>
@@ -24,7 +25,7 @@ class DiffTest : public ::testing::Test {
   Root Commit(const std::vector<std::pair<std::string,
                                           std::optional<std::string>>>& ops) {
     ++version_;
-    TreeBuilder b(&src_, roots_.back(), version_, page_size_, 64, &next_id_);
+    TreeBuilder b(&src_, roots_.back(), version_, page_size_, 64);
     Model m = models_.back();
     for (const auto& [k, v] : ops) {
       EXPECT_OK(v ? b.Put(k, *v) : b.Delete(k));
@@ -34,11 +35,14 @@ class DiffTest : public ::testing::Test {
         m.erase(k);
       }
     }
+    // Each commit is checkpointed at once, so that the trees read back
+    // are stored pages (the engine's tests cover trees held in memory).
+    CheckpointPlan plan = PlanCheckpoint(b.Finish(), &next_id_);
     StoreBatch batch;
-    std::vector<std::pair<uint64_t, NodeRef>> written;
-    absl::StatusOr<Root> root = b.Finish(&batch, &written);
-    EXPECT_OK(root);
+    EncodeCheckpoint(plan, &batch);
     EXPECT_OK(store_->Commit(batch, false));
+    absl::StatusOr<Root> root =
+        Root{plan.root.page_id, plan.root.count, plan.root.max_mod, nullptr};
     roots_.push_back(*root);
     models_.push_back(m);
     return *root;
