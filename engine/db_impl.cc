@@ -1152,10 +1152,22 @@ absl::Status DBImpl::Checkpoint() {
         "database is reopened"));
   }
   {
-    MutexLock lock(&roots_mu_);
-    checkpoints_[c] = stored;
-    last_checkpoint_ = c;
-    recent_.erase(recent_.begin(), recent_.upper_bound(c));
+    // Let go of what it wrote: the held trees reach written nodes by page
+    // id from now on, through the cache (see Releaser). No commit runs
+    // meanwhile.
+    MutexLock lock(&tree_mu_);
+    Releaser releaser(&cache_);
+    std::shared_ptr<const Version> now = versions_.latest();
+    Version v = *now;
+    v.root = releaser.Release(now->root);
+    {
+      MutexLock roots(&roots_mu_);
+      checkpoints_[c] = stored;
+      last_checkpoint_ = c;
+      recent_.erase(recent_.begin(), recent_.upper_bound(c));
+      for (auto& [version, root] : recent_) root = releaser.Release(root);
+    }
+    versions_.ReplaceLatest(v);
   }
   last_checkpoint_micros_.store(absl::ToUnixMicros(absl::Now()));
   checkpoints_written_.fetch_add(1, std::memory_order_relaxed);
@@ -1163,6 +1175,22 @@ absl::Status DBImpl::Checkpoint() {
   blobs_written_.fetch_add(plan.blobs, std::memory_order_relaxed);
   WakeReclaimer();
   return absl::OkStatus();
+}
+
+DBImpl::HeldCount DBImpl::HeldNodesOfLatest() {
+  HeldCount count;
+  std::set<const Node*> seen;
+  std::function<void(const NodeRef&)> visit = [&](const NodeRef& n) {
+    if (!seen.insert(n.get()).second) return;
+    ++count.held;
+    if (n->written_id.get() != 0) ++count.written;
+    for (const ChildRef& c : n->children) {
+      if (c.mem) visit(c.mem);
+    }
+  };
+  std::shared_ptr<const Version> latest = versions_.latest();
+  if (latest->root.page_id == 0 && latest->root.node) visit(latest->root.node);
+  return count;
 }
 
 bool DBImpl::CheckpointDue() {

@@ -100,6 +100,13 @@ class DBImpl final : public DB, public TxnHost {
   absl::StatusOr<Root> RootAt(uint64_t version);
 
   size_t page_size() const { return page_size_; }
+  // Test hook: the nodes the latest version holds in memory (reached by
+  // pointer), and how many of those a checkpoint has written.
+  struct HeldCount {
+    size_t held = 0;
+    size_t written = 0;
+  };
+  HeldCount HeldNodesOfLatest();
   // Test hook: whether closing writes a checkpoint (default true). With
   // false, the next open replays the log, as after a crash.
   void set_checkpoint_on_close(bool on) { checkpoint_on_close_ = on; }

@@ -120,6 +120,23 @@ TEST_F(CheckpointTest, AHotLeafIsWrittenOncePerCheckpoint) {
   EXPECT_EQ(db_->GetStats().pages_written, 1u);  // one leaf, not 200
 }
 
+TEST_F(CheckpointTest, ACheckpointLetsGoOfWhatItWrote) {
+  std::mt19937 rng(10);
+  for (int i = 0; i < 40; ++i) ASSERT_NO_FATAL_FAILURE(RandomCommit(&rng));
+  EXPECT_GT(db_->HeldNodesOfLatest().held, 10u);
+  ASSERT_OK(db_->Checkpoint());
+  // Everything the latest reached was written; it now reaches it by page
+  // id, through the cache, which can evict it.
+  EXPECT_EQ(db_->HeldNodesOfLatest().held, 0u);
+  ASSERT_NO_FATAL_FAILURE(RandomCommit(&rng));
+  internal::DBImpl::HeldCount after = db_->HeldNodesOfLatest();
+  EXPECT_GT(after.held, 0u);       // the commit's new path
+  EXPECT_EQ(after.written, 0u);    // and nothing written
+  ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());
+  ASSERT_NO_FATAL_FAILURE(Open(/*crash=*/true));
+  ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());
+}
+
 TEST_F(CheckpointTest, EveryVersionSurvivesCheckpointsReopensAndCrashes) {
   std::mt19937 rng(7);
   for (int round = 0; round < 12; ++round) {

@@ -83,4 +83,62 @@ void EncodeCheckpoint(const CheckpointPlan& plan, StoreBatch* batch) {
   }
 }
 
+NodeRef Releaser::PageForm(const Node& n) {
+  auto page = std::make_shared<Node>(n);  // views into n's shared buffers
+  page->DropIndex();
+  for (ChildRef& c : page->children) {
+    if (c.mem) {
+      c.page_id = c.mem->written_id.get();  // written before its parent
+      c.mem = nullptr;
+    }
+  }
+  const std::vector<uint64_t>& ids = n.assigned_blob_ids;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] != 0) page->entries[i].value.blob_id = ids[i];
+  }
+  page->assigned_blob_ids.clear();
+  page->BuildIndex();
+  return page;
+}
+
+ChildRef Releaser::Ref(const NodeRef& n) {
+  auto it = done_.find(n.get());
+  if (it != done_.end()) return it->second;
+  ChildRef ref;
+  if (uint64_t id = n->written_id.get()) {
+    cache_->Insert(id, PageForm(*n));
+    ref.page_id = id;
+  } else {
+    bool changed = false;
+    std::vector<ChildRef> children = n->children;
+    for (ChildRef& c : children) {
+      if (!c.mem) continue;
+      ChildRef r = Ref(c.mem);
+      changed |= r.mem != c.mem;
+      c.page_id = r.page_id;
+      c.mem = std::move(r.mem);
+    }
+    if (changed) {
+      auto copy = std::make_shared<Node>(*n);
+      copy->children = std::move(children);
+      copy->assigned_blob_ids.clear();
+      // Links of its own: they cache the children it reaches by id now.
+      if (copy->links) copy->links = std::make_shared<ChildLinks>(copy->children.size());
+      ref.mem = std::move(copy);
+    } else {
+      ref.mem = n;
+    }
+  }
+  done_.emplace(n.get(), ref);
+  return ref;
+}
+
+Root Releaser::Release(const Root& root) {
+  if (root.page_id != 0 || root.node == nullptr) return root;
+  ChildRef r = Ref(root.node);
+  Root out{r.page_id, root.count, root.max_mod, r.mem};
+  if (r.page_id != 0) out.node = cache_->Lookup(r.page_id);  // page form
+  return out;
+}
+
 }  // namespace cowdb::internal

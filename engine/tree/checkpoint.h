@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "engine/cache/node_cache.h"
 #include "engine/store/page_store.h"
 #include "engine/tree/btree.h"
 
@@ -39,6 +41,29 @@ CheckpointPlan PlanCheckpoint(const Root& root, uint64_t* next_id);
 
 // Adds the planned pages and blobs to `batch`.
 void EncodeCheckpoint(const CheckpointPlan& plan, StoreBatch* batch);
+
+// After a checkpoint is durable, lets go of what it wrote: gives the same
+// trees with every node a checkpoint has written referenced by its page id
+// instead of held by pointer, and puts those nodes (in page form) into the
+// node cache, which evicts them like any page. Unwritten nodes on the way
+// to them are copied. Without this, a held tree would keep every node it
+// ever reached in memory, outside the cache's bound. Nodes shared between
+// the trees are handled once. REQUIRES: no checkpoint is being written
+// (every written_id set is durable).
+class Releaser {
+ public:
+  explicit Releaser(NodeCache* cache) : cache_(cache) {}
+  Root Release(const Root& root);
+
+ private:
+  // The reference a parent should keep to the held node `n`.
+  ChildRef Ref(const NodeRef& n);
+  // `n`, written, as the node a page read would give (children by id).
+  NodeRef PageForm(const Node& n);
+
+  NodeCache* const cache_;
+  absl::flat_hash_map<const Node*, ChildRef> done_;
+};
 
 }  // namespace cowdb::internal
 

@@ -59,6 +59,8 @@ void VersionSet::Publish(const Version& v) {
   // `old` may release its pin here, outside the lock.
 }
 
+void VersionSet::ReplaceLatest(const Version& v) { Publish(v); }
+
 uint64_t VersionSet::State::OldestRetainedLocked() const {
   uint64_t oldest = std::min(floor, latest->version);
   for (const auto& [v, n] : pins) {

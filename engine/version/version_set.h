@@ -59,6 +59,10 @@ class VersionSet {
   // Makes `v` the latest. REQUIRES: v.version == latest()->version + 1 and
   // v is durable.
   void Publish(const Version& v);
+  // Replaces the latest version's handle by `v`, the same version with an
+  // equivalent tree (a checkpoint releasing what it wrote). REQUIRES:
+  // v.version == latest()->version.
+  void ReplaceLatest(const Version& v);
 
   // Pins `version` if it is retained. Then `v` (read by the caller from its
   // record) becomes a handle that holds the pin. Errors: OutOfRange for a
