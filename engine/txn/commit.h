@@ -1,5 +1,5 @@
-// What a transaction hands to the commit pipeline, and what it needs from
-// the database. The pipeline itself (group commit) lives in DBImpl.
+// What a transaction or a blind write hands to the commit pipeline
+// (commit_queue.h).
 
 #ifndef COWDB_ENGINE_TXN_COMMIT_H_
 #define COWDB_ENGINE_TXN_COMMIT_H_
@@ -61,20 +61,6 @@ struct CommitRequest {
   // the request).
   std::condition_variable cv;
   std::function<void(absl::StatusOr<uint64_t>)> on_done;
-};
-
-// The database as a transaction sees it.
-class TxnHost {
- public:
-  virtual ~TxnHost() = default;
-  virtual NodeSource& source() = 0;
-  virtual absl::Status ValidateWrite(std::string_view key,
-                                     std::string_view value) = 0;
-  // Queues `req` for group commit and waits for its outcome.
-  virtual absl::StatusOr<uint64_t> SubmitCommit(CommitRequest& req) = 0;
-  // Queues `req`, whose `on_done` is set, and returns: the leader of its
-  // group calls `on_done` (see DB::WriteAsync).
-  virtual void SubmitAsync(CommitRequest* req) = 0;
 };
 
 }  // namespace cowdb::internal

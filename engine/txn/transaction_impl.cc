@@ -198,10 +198,10 @@ class TxnIterator final : public Iterator {
 
 }  // namespace
 
-TransactionImpl::TransactionImpl(TxnHost* host,
+TransactionImpl::TransactionImpl(CommitQueue* queue,
                                  std::shared_ptr<const Version> snapshot,
                                  const TransactionOptions& options)
-    : host_(host),
+    : queue_(queue),
       snapshot_(std::move(snapshot)),
       options_(options),
       tracks_reads_(!options.read_only &&
@@ -228,7 +228,7 @@ absl::Status TransactionImpl::CheckWritable() const {
 absl::StatusOr<std::optional<Found>> TransactionImpl::ReadSnapshot(
     std::string_view key) {
   ASSIGN_OR_RETURN(std::optional<Found> found,
-                   TreeGet(host_->source(), snapshot_->root, key));
+                   TreeGet(queue_->source(), snapshot_->root, key));
   if (tracks_reads_) {
     reads_.push_back(ReadRecord{std::string(key), found.has_value(),
                                 found ? found->entry->mod_version : 0});
@@ -250,7 +250,7 @@ absl::StatusOr<Entry> TransactionImpl::GetEntry(std::string_view key) {
   if (!found) return absl::NotFoundError("key not found");
   const StoredValue& v = found->entry->value;
   e.mod_version = found->entry->mod_version;
-  ASSIGN_OR_RETURN(e.value, host_->source().ReadValue(v));
+  ASSIGN_OR_RETURN(e.value, queue_->source().ReadValue(v));
   return e;
 }
 
@@ -262,13 +262,13 @@ absl::StatusOr<std::string> TransactionImpl::Get(std::string_view key) {
 absl::StatusOr<std::unique_ptr<Iterator>> TransactionImpl::NewIterator() {
   RETURN_IF_ERROR(CheckOpen());
   return std::unique_ptr<Iterator>(
-      new TxnIterator(this, &host_->source(), *snapshot_, &writes_));
+      new TxnIterator(this, &queue_->source(), *snapshot_, &writes_));
 }
 
 absl::StatusOr<uint64_t> TransactionImpl::Count(std::string_view begin,
                                                 std::string_view end) {
   RETURN_IF_ERROR(CheckOpen());
-  ASSIGN_OR_RETURN(uint64_t n, TreeCount(host_->source(), snapshot_->root,
+  ASSIGN_OR_RETURN(uint64_t n, TreeCount(queue_->source(), snapshot_->root,
                                          begin, end));
   if (!end.empty() && end <= begin) return 0;
   if (tracks_reads_) {
@@ -280,7 +280,7 @@ absl::StatusOr<uint64_t> TransactionImpl::Count(std::string_view begin,
   for (auto it = writes_.lower_bound(begin);
        it != writes_.end() && (end.empty() || it->first < end); ++it) {
     ASSIGN_OR_RETURN(std::optional<Found> base,
-                     TreeGet(host_->source(), snapshot_->root, it->first));
+                     TreeGet(queue_->source(), snapshot_->root, it->first));
     if (it->second && !base) ++n;
     if (!it->second && base) --n;
   }
@@ -290,14 +290,14 @@ absl::StatusOr<uint64_t> TransactionImpl::Count(std::string_view begin,
 absl::Status TransactionImpl::Put(std::string_view key,
                                   std::string_view value) {
   RETURN_IF_ERROR(CheckWritable());
-  RETURN_IF_ERROR(host_->ValidateWrite(key, value));
+  RETURN_IF_ERROR(queue_->ValidateWrite(key, value));
   writes_.insert_or_assign(std::string(key), std::string(value));
   return absl::OkStatus();
 }
 
 absl::Status TransactionImpl::Delete(std::string_view key) {
   RETURN_IF_ERROR(CheckWritable());
-  RETURN_IF_ERROR(host_->ValidateWrite(key, ""));
+  RETURN_IF_ERROR(queue_->ValidateWrite(key, ""));
   writes_.insert_or_assign(std::string(key), std::nullopt);
   return absl::OkStatus();
 }
@@ -316,7 +316,7 @@ absl::StatusOr<uint64_t> TransactionImpl::Commit() {
   if (writes_.empty()) return snapshot_->version;
   CommitRequest req;
   PrepareCommit(&req);
-  return host_->SubmitCommit(req);
+  return queue_->SubmitCommit(req);
 }
 
 void TransactionImpl::CommitAsync(
@@ -328,7 +328,7 @@ void TransactionImpl::CommitAsync(
   pending_ = std::make_unique<CommitRequest>();
   PrepareCommit(pending_.get());
   pending_->on_done = std::move(done);
-  host_->SubmitAsync(pending_.get());
+  queue_->SubmitAsync(pending_.get());
 }
 
 void TransactionImpl::PrepareCommit(CommitRequest* req) {

@@ -12,6 +12,7 @@
 
 #include "engine/transaction.h"
 #include "engine/txn/commit.h"
+#include "engine/txn/commit_queue.h"
 
 namespace cowdb::internal {
 
@@ -20,7 +21,7 @@ class TransactionImpl final : public Transaction {
   // The write buffer: key -> value, or nullopt for a delete.
   using WriteMap = std::map<std::string, std::optional<std::string>, std::less<>>;
 
-  TransactionImpl(TxnHost* host, std::shared_ptr<const Version> snapshot,
+  TransactionImpl(CommitQueue* queue, std::shared_ptr<const Version> snapshot,
                   const TransactionOptions& options);
   ~TransactionImpl() override;
 
@@ -52,7 +53,7 @@ class TransactionImpl final : public Transaction {
   // Reads `key` from the snapshot, recording the read.
   absl::StatusOr<std::optional<Found>> ReadSnapshot(std::string_view key);
 
-  TxnHost* const host_;
+  CommitQueue* const queue_;
   const std::shared_ptr<const Version> snapshot_;
   const TransactionOptions options_;
   const bool tracks_reads_;

@@ -1,0 +1,660 @@
+#include "engine/version/version_store.h"
+
+#include <functional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/tree/checkpoint.h"
+#include "engine/util/coding.h"
+#include "engine/util/status_macros.h"
+
+namespace cowdb::internal {
+
+namespace {
+
+// Upgrades a format-1 database in place: there every commit stored its
+// whole tree, so every version on record is a checkpoint of itself (and
+// its freed records, keyed by death version, mean the same).
+absl::Status UpgradeFromFormat1(PageStore& store, MetaRecord* meta) {
+  StoreBatch batch;
+  absl::Status status;
+  RETURN_IF_ERROR(store.Scan(Space::kVersions, "", [&](std::string_view k,
+                                                       std::string_view v) {
+    batch.Put(Space::kCheckpoints, std::string(k), std::string(v));
+    return true;
+  }));
+  meta->format = kDatabaseFormatVersion;  // checkpoint: the latest version
+  batch.Put(Space::kMeta, kMetaKey, EncodeMeta(*meta));
+  return store.Commit(batch, /*sync=*/true);
+}
+
+absl::StatusOr<std::map<uint64_t, Root>> ReadCheckpoints(PageStore& store) {
+  std::map<uint64_t, Root> out;
+  absl::Status status;
+  RETURN_IF_ERROR(store.Scan(Space::kCheckpoints, "", [&](std::string_view k,
+                                                          std::string_view v) {
+    uint64_t version;
+    if (!ParseBigEndianKey(k, &version)) {
+      status = absl::DataLossError("corrupt checkpoint key");
+      return false;
+    }
+    absl::StatusOr<VersionRecord> r = DecodeVersionRecord(v, version);
+    if (!r.ok()) {
+      status = r.status();
+      return false;
+    }
+    out[version] = r->root;
+    return true;
+  }));
+  RETURN_IF_ERROR(status);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
+    const Options& options, PageStore* store, NodeCache* cache,
+    NodeSource* source) {
+  ASSIGN_OR_RETURN(std::optional<std::string> meta_bytes,
+                   store->Get(Space::kMeta, kMetaKey));
+  MetaRecord meta;
+  if (!meta_bytes) {
+    // A new database: version 0, the empty tree, is its first checkpoint.
+    meta.page_size = options.page_size;
+    VersionRecord zero;
+    zero.commit_micros = absl::ToUnixMicros(absl::Now());
+    StoreBatch batch;
+    batch.Put(Space::kVersions, BigEndianKey(0), EncodeVersionRecord(zero));
+    batch.Put(Space::kCheckpoints, BigEndianKey(0), EncodeVersionRecord(zero));
+    batch.Put(Space::kMeta, kMetaKey, EncodeMeta(meta));
+    RETURN_IF_ERROR(store->Commit(batch, /*sync=*/true));
+  } else {
+    ASSIGN_OR_RETURN(meta, DecodeMeta(*meta_bytes));
+    if (meta.format > kDatabaseFormatVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the database has format version ", meta.format,
+          "; this build reads up to version ", kDatabaseFormatVersion,
+          ". Upgrade cowdb to open it."));
+    }
+    if (meta.page_size < 512 || meta.page_size > 65536) {
+      return absl::DataLossError(
+          absl::StrCat("corrupt meta record: page size ", meta.page_size));
+    }
+    if (meta.format < 2) RETURN_IF_ERROR(UpgradeFromFormat1(*store, &meta));
+  }
+  using RootMap = std::map<uint64_t, Root>;
+  ASSIGN_OR_RETURN(RootMap checkpoints, ReadCheckpoints(*store));
+  auto cp = checkpoints.find(meta.checkpoint);
+  if (cp == checkpoints.end()) {
+    return absl::DataLossError(absl::StrCat(
+        "the record of the last checkpoint, version ", meta.checkpoint,
+        ", is missing"));
+  }
+  // (Its version record may be released; the checkpoint record is not.)
+  ASSIGN_OR_RETURN(std::optional<std::string> record,
+                   store->Get(Space::kCheckpoints, BigEndianKey(meta.checkpoint)));
+  ASSIGN_OR_RETURN(VersionRecord latest,
+                   DecodeVersionRecord(*record, meta.checkpoint));
+  Version v;
+  v.version = meta.checkpoint;
+  v.root = cp->second;
+  v.commit_micros = latest.commit_micros;
+  uint64_t floor = 0;
+  ASSIGN_OR_RETURN(std::optional<std::string> floor_bytes,
+                   store->Get(Space::kMeta, kFloorKey));
+  if (floor_bytes) {
+    ASSIGN_OR_RETURN(floor, DecodeVarint(*floor_bytes, "release floor"));
+  }
+  std::map<std::string, uint64_t> tags;
+  absl::Status tag_status;
+  RETURN_IF_ERROR(store->Scan(Space::kTags, "", [&](std::string_view k,
+                                                    std::string_view val) {
+    absl::StatusOr<uint64_t> tv = DecodeVarint(val, "tag");
+    if (!tv.ok()) {
+      tag_status = tv.status();
+      return false;
+    }
+    tags.emplace(std::string(k), *tv);
+    return true;
+  }));
+  RETURN_IF_ERROR(tag_status);
+  std::unique_ptr<VersionStore> vs(new VersionStore(
+      options, store, cache, source, meta.page_size, meta.next_id, v, floor,
+      std::move(tags), std::move(checkpoints)));
+  RETURN_IF_ERROR(vs->Recover());
+  return vs;
+}
+
+VersionStore::VersionStore(const Options& options, PageStore* store,
+                           NodeCache* cache, NodeSource* source,
+                           size_t page_size, uint64_t next_id,
+                           const Version& latest, uint64_t floor,
+                           std::map<std::string, uint64_t> tags,
+                           std::map<uint64_t, Root> checkpoints)
+    : options_(options),
+      store_(store),
+      cache_(cache),
+      source_(source),
+      page_size_(page_size),
+      set_(latest, floor, std::move(tags)),
+      next_id_(next_id) {
+  MutexLock lock(&roots_mu_);
+  checkpoints_ = std::move(checkpoints);
+  last_checkpoint_ = latest.version;
+  last_checkpoint_micros_ = absl::ToUnixMicros(absl::Now());
+}
+
+VersionStore::~VersionStore() {
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_wake_mu_);
+    checkpointer_stopping_ = true;
+  }
+  checkpoint_cv_.notify_one();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  // A clean close checkpoints, so that the next open replays nothing. A
+  // failure loses nothing: the log stays.
+  if (checkpoint_on_close_) Checkpoint().IgnoreError();
+}
+
+void VersionStore::StartCheckpointer() {
+  if (options_.background_checkpoint && !checkpointer_.joinable()) {
+    checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  }
+}
+
+absl::Status VersionStore::Recover() {
+  // The last checkpoint plus every log record after it, in version order.
+  // Records at or before it are for rebuilding older versions.
+  const uint64_t from = set_.latest()->version;
+  uint64_t expected = from + 1;
+  absl::Status status;
+  MutexLock lock(&write_mu_);
+  // (The analysis cannot see that the lambda runs under `lock`.)
+  RETURN_IF_ERROR(store_->Scan(
+      Space::kLog, BigEndianKey(from + 1),
+      [&](std::string_view k, std::string_view bytes)
+          ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        uint64_t version;
+        if (!ParseBigEndianKey(k, &version)) {
+          status = absl::DataLossError("corrupt log key");
+          return false;
+        }
+        if (version != expected) {
+          status = absl::DataLossError(absl::StrCat(
+              "the log record of version ", expected, " is missing (the next "
+              "one is ", version, ")"));
+          return false;
+        }
+        absl::StatusOr<LogRecord> rec = DecodeLogRecord(bytes, version);
+        if (!rec.ok()) {
+          status = rec.status();
+          return false;
+        }
+        std::shared_ptr<const Version> base = set_.latest();
+        TreeBuilder builder(source_, base->root, version, page_size_,
+                            options_.inline_value_limit);
+        status = ApplyMutations(builder, rec->ops);
+        if (!status.ok()) return false;
+        PublishLocked(builder, version, rec->commit_micros, bytes.size());
+        ++expected;
+        ++replayed_commits_;
+        return true;
+      }));
+  return status;
+}
+
+absl::Status ApplyMutations(TreeBuilder& builder,
+                            const std::vector<Mutation>& ops) {
+  for (const Mutation& m : ops) {
+    RETURN_IF_ERROR(m.is_delete ? builder.Delete(m.key)
+                                : builder.Put(m.key, m.value));
+  }
+  return absl::OkStatus();
+}
+
+void VersionStore::PublishLocked(TreeBuilder& builder, uint64_t version,
+                           int64_t commit_micros, size_t log_bytes) {
+  Version v;
+  v.version = version;
+  v.root = builder.Finish();
+  v.commit_micros = commit_micros;
+  std::vector<FreedItem> freed = builder.TakeFreed();
+  pending_freed_.insert(pending_freed_.end(), freed.begin(), freed.end());
+  unwritten_bytes_.fetch_add(builder.sealed_bytes(), std::memory_order_relaxed);
+  log_bytes_since_checkpoint_.fetch_add(log_bytes, std::memory_order_relaxed);
+  log_bytes_.fetch_add(log_bytes, std::memory_order_relaxed);
+  {
+    MutexLock lock(&roots_mu_);
+    recent_[version] = v.root;
+  }
+  set_.Publish(v);
+}
+
+absl::Status VersionStore::CheckWritable() {
+  if (write_error_.ok()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "writes are refused after a write of unknown outcome (",
+      write_error_.message(), "); reopen the database"));
+}
+
+absl::StatusOr<uint64_t> VersionStore::Commit(
+    TreeBuilder& builder, const std::vector<Mutation>& ops) {
+  RETURN_IF_ERROR(CheckWritable());
+  std::shared_ptr<const Version> base = set_.latest();
+  const uint64_t version = base->version + 1;
+  // The commit's durable form: its log record (and its version record for
+  // listings), in one write. No page is written here.
+  // Commit times never go backwards, so VersionAt can search them.
+  const int64_t micros =
+      std::max(absl::ToUnixMicros(absl::Now()), base->commit_micros);
+  std::string record = EncodeLogRecord(version, micros, ops);
+  const size_t record_bytes = record.size();
+  VersionRecord listing;  // for listings and time lookups; no root
+  listing.root.count = builder.count();
+  listing.root.max_mod = builder.max_mod();
+  listing.commit_micros = micros;
+  StoreBatch store_batch;
+  store_batch.Put(Space::kLog, BigEndianKey(version), std::move(record));
+  store_batch.Put(Space::kVersions, BigEndianKey(version),
+                  EncodeVersionRecord(listing));
+  absl::Status s = store_->Commit(store_batch, options_.sync);
+  if (!s.ok()) {
+    write_error_ = s;
+    return absl::UnknownError(absl::StrCat(
+        "commit of version ", version,
+        " has an unknown outcome: the storage write failed (", s.message(),
+        "). It may or may not be durable; the database refuses writes "
+        "until reopened"));
+  }
+  PublishLocked(builder, version, micros, record_bytes);
+  {
+    std::lock_guard<std::mutex> published(published_mu_);  // no lost wake-ups
+  }
+  published_cv_.notify_all();
+  if (CheckpointDue()) WakeCheckpointer();
+  return version;
+}
+
+absl::StatusOr<std::optional<Version>> VersionStore::ReadRecord(
+    uint64_t version) {
+  ASSIGN_OR_RETURN(std::optional<std::string> record,
+                   store_->Get(Space::kVersions, BigEndianKey(version)));
+  if (!record) return std::nullopt;
+  ASSIGN_OR_RETURN(VersionRecord r, DecodeVersionRecord(*record, version));
+  Version v;
+  v.version = version;
+  v.root = r.root;
+  v.commit_micros = r.commit_micros;
+  return v;
+}
+
+absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
+    uint64_t version) {
+  std::shared_ptr<const Version> latest = set_.latest();
+  if (version == latest->version) return latest;
+  // Pin first, so that the reclaimer keeps the version while we read it.
+  RETURN_IF_ERROR(set_.AcquirePin(version));
+  absl::StatusOr<std::optional<Version>> v = ReadRecord(version);
+  if (!v.ok() || !v->has_value()) {
+    set_.ReleasePin(version);
+    if (!v.ok()) return v.status();
+    return absl::OutOfRangeError(absl::StrCat(
+        "version ", version, " is no longer retained; the oldest retained "
+        "version is ", set_.oldest_retained(), " and the latest is ",
+        set_.latest()->version));
+  }
+  absl::StatusOr<Root> root = RootOf(version);
+  if (!root.ok()) {
+    set_.ReleasePin(version);
+    return root.status();
+  }
+  (*v)->root = *std::move(root);
+  return set_.AdoptPin(**v);
+}
+
+absl::StatusOr<Root> VersionStore::RootOf(uint64_t version) {
+  {
+    MutexLock lock(&roots_mu_);
+    for (const auto* roots : {&recent_, &checkpoints_, &rebuilt_}) {
+      auto it = roots->find(version);
+      if (it != roots->end()) return it->second;
+    }
+  }
+  return Rebuild(version);
+}
+
+absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
+  // The checkpoint at or before `version` plus the log records after it,
+  // replayed in memory; a version rebuilt earlier in between saves replay.
+  // Only stored and rebuilt trees are started from: the nodes of the
+  // versions held since their commit may be planned by a checkpoint
+  // meanwhile, and a TreeBuilder must not read them then.
+  MutexLock one(&rebuild_mu_);
+  uint64_t from;
+  Root root;
+  {
+    MutexLock lock(&roots_mu_);
+    auto done = rebuilt_.find(version);
+    if (done != rebuilt_.end()) return done->second;
+    auto cp = checkpoints_.upper_bound(version);
+    if (cp == checkpoints_.begin()) {
+      return absl::DataLossError(absl::StrCat(
+          "no checkpoint at or before version ", version, " is on record"));
+    }
+    --cp;
+    from = cp->first;
+    root = cp->second;
+    auto near = rebuilt_.lower_bound(version);
+    if (near != rebuilt_.begin() && (--near)->first > from) {
+      from = near->first;
+      root = near->second;
+    }
+  }
+  uint64_t next = from + 1;
+  absl::Status status;
+  RETURN_IF_ERROR(store_->Scan(
+      Space::kLog, BigEndianKey(next),
+      [&](std::string_view k, std::string_view bytes) {
+        uint64_t v;
+        if (!ParseBigEndianKey(k, &v) || v > version) return false;
+        if (v != next) return false;  // a gap: reported below
+        absl::StatusOr<LogRecord> rec = DecodeLogRecord(bytes, v);
+        if (!rec.ok()) {
+          status = rec.status();
+          return false;
+        }
+        TreeBuilder builder(source_, root, v, page_size_,
+                            options_.inline_value_limit);
+        status = ApplyMutations(builder, rec->ops);
+        if (!status.ok()) return false;
+        root = builder.Finish();
+        ++next;
+        return true;
+      }));
+  RETURN_IF_ERROR(status);
+  if (next != version + 1) {
+    return absl::DataLossError(absl::StrCat(
+        "version ", version, " cannot be rebuilt: the log record of version ",
+        next, " is missing"));
+  }
+  constexpr size_t kMaxRebuilt = 64;
+  MutexLock lock(&roots_mu_);
+  rebuilt_[version] = root;
+  if (rebuilt_.size() > kMaxRebuilt) rebuilt_.erase(rebuilt_.begin());
+  return root;
+}
+
+absl::StatusOr<std::shared_ptr<const Version>> VersionStore::PinAtOrAfter(
+    uint64_t version) {
+  for (;;) {
+    absl::StatusOr<std::shared_ptr<const Version>> v = Pin(version);
+    if (!absl::IsOutOfRange(v.status())) return v;
+    // Released: try the next version still retained (pinned or tagged
+    // below the floor, or the floor). Versions only get released, so this
+    // ends.
+    version = std::max(version + 1, set_.NextRetained(version + 1));
+  }
+}
+
+bool VersionStore::WaitForVersionAfter(uint64_t version,
+                                       absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(published_mu_);
+  return published_cv_.wait_for(
+      lock, absl::ToChronoNanoseconds(std::max(timeout, absl::ZeroDuration())),
+      [&] { return set_.latest()->version > version; });
+}
+
+absl::StatusOr<std::vector<VersionInfo>> VersionStore::ListVersions() {
+  std::vector<VersionInfo> out;
+  absl::Status status;
+  RETURN_IF_ERROR(store_->Scan(Space::kVersions, "", [&](std::string_view k,
+                                                         std::string_view val) {
+    uint64_t v;
+    if (!ParseBigEndianKey(k, &v)) {
+      status = absl::DataLossError("corrupt version key");
+      return false;
+    }
+    if (!set_.CheckRetained(v).ok()) return true;  // released
+    absl::StatusOr<VersionRecord> r = DecodeVersionRecord(val, v);
+    if (!r.ok()) {
+      status = r.status();
+      return false;
+    }
+    out.push_back({v, r->commit_micros, r->root.count});
+    return true;
+  }));
+  RETURN_IF_ERROR(status);
+  return out;
+}
+
+absl::StatusOr<uint64_t> VersionStore::VersionAt(int64_t unix_micros) {
+  // Commit times ascend with versions: binary search the retained window.
+  std::shared_ptr<const Version> latest = set_.latest();
+  if (unix_micros >= latest->commit_micros) return latest->version;
+  uint64_t lo = set_.floor(), hi = latest->version;  // answer in [lo, hi)
+  ASSIGN_OR_RETURN(std::optional<Version> first, ReadRecord(lo));
+  if (!first || first->commit_micros > unix_micros) {
+    // Before the window: only kept (tagged or pinned) versions remain.
+    ASSIGN_OR_RETURN(std::vector<VersionInfo> all, ListVersions());
+    uint64_t best = 0;
+    bool found = false;
+    for (const VersionInfo& info : all) {
+      if (info.commit_micros > unix_micros) break;
+      best = info.version;
+      found = true;
+    }
+    // Only exact: the version latest at that time must itself be kept,
+    // i.e. the next retained version must be its successor.
+    for (const VersionInfo& info : all) {
+      if (found && info.version == best + 1 && info.commit_micros > unix_micros) {
+        return best;
+      }
+    }
+    return absl::OutOfRangeError(absl::StrCat(
+        "the version latest at ", absl::FormatTime(absl::FromUnixMicros(unix_micros)),
+        " is no longer retained; the oldest retained version is ",
+        set_.oldest_retained()));
+  }
+  while (hi - lo > 1) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    ASSIGN_OR_RETURN(std::optional<Version> m, ReadRecord(mid));
+    if (!m) return absl::DataLossError(absl::StrCat("missing record of version ", mid));
+    if (m->commit_micros <= unix_micros) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+absl::Status VersionStore::Tag(std::string_view name, uint64_t version) {
+  if (name.empty() || name.size() > 256) {
+    return absl::InvalidArgumentError("a tag name is 1 to 256 bytes");
+  }
+  // The pin keeps the version from being released while the tag is written.
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> pinned, Pin(version));
+  StoreBatch batch;
+  batch.Put(Space::kTags, std::string(name), EncodeVarint(version));
+  RETURN_IF_ERROR(store_->Commit(batch, /*sync=*/true));
+  set_.SetTag(std::string(name), version);
+  return absl::OkStatus();
+}
+
+absl::Status VersionStore::Untag(std::string_view name) {
+  std::map<std::string, uint64_t> tags = set_.tags();
+  if (tags.count(std::string(name)) == 0) {
+    return absl::NotFoundError(absl::StrCat("no tag named \"", std::string(name), "\""));
+  }
+  StoreBatch batch;
+  batch.Delete(Space::kTags, std::string(name));
+  RETURN_IF_ERROR(store_->Commit(batch, /*sync=*/true));
+  set_.RemoveTag(std::string(name));
+  return absl::OkStatus();
+}
+
+absl::Status VersionStore::Checkpoint() {
+  MutexLock one(&checkpoint_mu_);
+  std::shared_ptr<const Version> latest;
+  CheckpointPlan plan;
+  std::vector<FreedItem> freed;
+  uint64_t next_id;
+  {
+    // Planning gives the unwritten nodes their ids; no commit runs
+    // meanwhile. Everything after it runs beside commits and readers.
+    MutexLock lock(&write_mu_);
+    if (!write_error_.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no checkpoint after a write of unknown outcome (",
+          write_error_.message(), "); reopen the database"));
+    }
+    latest = set_.latest();
+    {
+      MutexLock roots(&roots_mu_);
+      if (latest->version == last_checkpoint_) return absl::OkStatus();
+    }
+    plan = PlanCheckpoint(latest->root, &next_id_);
+    next_id = next_id_;
+    freed.swap(pending_freed_);
+    unwritten_bytes_.store(0, std::memory_order_relaxed);
+    log_bytes_since_checkpoint_.store(0, std::memory_order_relaxed);
+  }
+  const uint64_t c = latest->version;
+  StoreBatch batch;
+  EncodeCheckpoint(plan, &batch);
+  // What the commits since the last checkpoint freed dies with this one.
+  if (!freed.empty()) {
+    batch.Put(Space::kFreed, BigEndianKey(c), EncodeFreed(freed));
+  }
+  Root stored{plan.root.page_id, plan.root.count, plan.root.max_mod, nullptr};
+  batch.Put(Space::kCheckpoints, BigEndianKey(c),
+            EncodeVersionRecord({stored, latest->commit_micros}));
+  MetaRecord meta;
+  meta.checkpoint = c;
+  meta.next_id = next_id;
+  meta.page_size = page_size_;
+  batch.Put(Space::kMeta, kMetaKey, EncodeMeta(meta));
+  absl::Status s = store_->Commit(batch, /*sync=*/true);
+  if (!s.ok()) {
+    // The planned ids are in the nodes now, and may or may not be stored:
+    // refuse writes until a reopen recovers from the last good checkpoint
+    // and the log (which has every commit).
+    MutexLock lock(&write_mu_);
+    write_error_ = s;
+    return absl::UnknownError(absl::StrCat(
+        "checkpoint of version ", c, " failed (", s.message(),
+        "); nothing committed is lost, but writes are refused until the "
+        "database is reopened"));
+  }
+  {
+    // Let go of what it wrote: the held trees reach written nodes by page
+    // id from now on, through the cache (see Releaser). No commit runs
+    // meanwhile.
+    MutexLock lock(&write_mu_);
+    Releaser releaser(cache_);
+    std::shared_ptr<const Version> now = set_.latest();
+    Version v = *now;
+    v.root = releaser.Release(now->root);
+    {
+      MutexLock roots(&roots_mu_);
+      checkpoints_[c] = stored;
+      last_checkpoint_ = c;
+      recent_.erase(recent_.begin(), recent_.upper_bound(c));
+      for (auto& [version, root] : recent_) root = releaser.Release(root);
+    }
+    set_.ReplaceLatest(v);
+  }
+  last_checkpoint_micros_.store(absl::ToUnixMicros(absl::Now()));
+  checkpoints_written_.fetch_add(1, std::memory_order_relaxed);
+  pages_written_.fetch_add(plan.nodes.size(), std::memory_order_relaxed);
+  blobs_written_.fetch_add(plan.blobs, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+VersionStore::HeldCount VersionStore::HeldNodesOfLatest() {
+  HeldCount count;
+  std::set<const Node*> seen;
+  std::function<void(const NodeRef&)> visit = [&](const NodeRef& n) {
+    if (!seen.insert(n.get()).second) return;
+    ++count.held;
+    if (n->written_id.get() != 0) ++count.written;
+    for (const ChildRef& c : n->children) {
+      if (c.mem) visit(c.mem);
+    }
+  };
+  std::shared_ptr<const Version> latest = set_.latest();
+  if (latest->root.page_id == 0 && latest->root.node) visit(latest->root.node);
+  return count;
+}
+
+bool VersionStore::CheckpointDue() const {
+  const uint64_t log = log_bytes_since_checkpoint_.load(std::memory_order_relaxed);
+  if (log == 0) return false;
+  if (options_.checkpoint_log_bytes != 0 && log >= options_.checkpoint_log_bytes) {
+    return true;
+  }
+  if (options_.checkpoint_memory_bytes != 0 &&
+      unwritten_bytes_.load(std::memory_order_relaxed) >=
+          options_.checkpoint_memory_bytes) {
+    return true;
+  }
+  return options_.checkpoint_interval_seconds != 0 &&
+         absl::ToUnixMicros(absl::Now()) - last_checkpoint_micros_.load() >=
+             static_cast<int64_t>(options_.checkpoint_interval_seconds) * 1000000;
+}
+
+void VersionStore::WakeCheckpointer() {
+  if (!options_.background_checkpoint) return;
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_wake_mu_);
+    checkpoint_requested_ = true;
+  }
+  checkpoint_cv_.notify_one();
+}
+
+void VersionStore::CheckpointLoop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(checkpoint_wake_mu_);
+      checkpoint_cv_.wait_for(lock, std::chrono::seconds(1), [&] {
+        return checkpoint_requested_ || checkpointer_stopping_;
+      });
+      if (checkpointer_stopping_) return;
+      checkpoint_requested_ = false;
+    }
+    if (CheckpointDue()) Checkpoint().IgnoreError();  // writes refused after
+  }
+}
+
+std::optional<Root> VersionStore::CheckpointRoot(uint64_t version) {
+  MutexLock lock(&roots_mu_);
+  auto it = checkpoints_.find(version);
+  if (it == checkpoints_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::map<uint64_t, Root> VersionStore::Checkpoints() {
+  MutexLock lock(&roots_mu_);
+  return checkpoints_;
+}
+
+void VersionStore::DropCheckpoints(const std::vector<uint64_t>& versions) {
+  MutexLock lock(&roots_mu_);
+  for (uint64_t v : versions) checkpoints_.erase(v);
+}
+
+VersionStore::Stats VersionStore::GetStats() {
+  Stats s;
+  s.log_bytes = log_bytes_.load(std::memory_order_relaxed);
+  s.checkpoints = checkpoints_written_.load(std::memory_order_relaxed);
+  s.unwritten_bytes = unwritten_bytes_.load(std::memory_order_relaxed);
+  s.pages_written = pages_written_.load(std::memory_order_relaxed);
+  s.blobs_written = blobs_written_.load(std::memory_order_relaxed);
+  s.replayed_commits = replayed_commits_;
+  MutexLock lock(&roots_mu_);
+  s.checkpoint_version = last_checkpoint_;
+  return s;
+}
+
+}  // namespace cowdb::internal

@@ -1,0 +1,228 @@
+// The versions layer with its own I/O: which versions exist and what their
+// trees are, the records that make them durable, recovery and checkpoints.
+//
+// Durable state (formats in records.h): a commit is a log record; a
+// checkpoint stores the latest tree's pages (tree/checkpoint.h) with its
+// checkpoint record; the meta record names the last complete checkpoint.
+//
+// In memory: the versions after the last checkpoint are held trees (their
+// new nodes since their commit); an older retained version is rebuilt on
+// first use from its base checkpoint (the last one at or before it) plus
+// the log records after that base, and cached.
+//
+// Invariants:
+//  - The database after any crash is exactly the last complete checkpoint
+//    plus every whole log record after it, replayed in version order; a
+//    record is applied once (its version says whether it already is).
+//  - A checkpoint's pages, freed record, checkpoint record and meta record
+//    go in one synced write; a torn checkpoint leaves the previous one.
+//  - Planning a checkpoint (ids into nodes) never runs beside a commit's
+//    TreeBuilder: both hold write_mutex().
+//  - latest() moves forward by one version per commit, only after that
+//    commit's log record is durable.
+//
+// Thread safety: all methods may be called concurrently, except as noted.
+
+#ifndef COWDB_ENGINE_VERSION_VERSION_STORE_H_
+#define COWDB_ENGINE_VERSION_VERSION_STORE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/db.h"
+#include "engine/options.h"
+#include "engine/store/page_store.h"
+#include "engine/tree/btree.h"
+#include "engine/util/mutex.h"
+#include "engine/version/records.h"
+#include "engine/version/version_set.h"
+
+namespace cowdb::internal {
+
+// Applies `ops` to `builder` in order: a commit's mutations, or a log
+// record's on replay.
+absl::Status ApplyMutations(TreeBuilder& builder,
+                            const std::vector<Mutation>& ops);
+
+class VersionStore {
+ public:
+  // Opens the records of `store` (creating a new database if it has none;
+  // upgrading format 1 in place), then replays the log after the last
+  // checkpoint. `source` reads `store` through the node cache `cache`; all
+  // three must outlive the VersionStore. Errors: DataLoss for damaged or
+  // missing records (naming them); FailedPrecondition for a newer format.
+  static absl::StatusOr<std::unique_ptr<VersionStore>> Open(
+      const Options& options, PageStore* store, NodeCache* cache,
+      NodeSource* source);
+
+  // Stops the background checkpointer and, unless turned off, writes a
+  // last checkpoint (a clean close).
+  ~VersionStore();
+
+  VersionStore(const VersionStore&) = delete;
+  VersionStore& operator=(const VersionStore&) = delete;
+
+  // Starts the background checkpointer (Options::background_checkpoint).
+  void StartCheckpointer();
+
+  size_t page_size() const { return page_size_; }
+
+  // ---- reading
+
+  std::shared_ptr<const Version> latest() const { return set_.latest(); }
+  // A handle that pins retained `version` (held, stored or rebuilt).
+  // Errors: OutOfRange for a released version (naming the oldest retained),
+  // NotFound after the latest, DataLoss if it cannot be rebuilt.
+  absl::StatusOr<std::shared_ptr<const Version>> Pin(uint64_t version);
+  // Pins `version`, or if it was released the first retained version after
+  // it (for watchers that fell behind).
+  absl::StatusOr<std::shared_ptr<const Version>> PinAtOrAfter(uint64_t version);
+  // Waits until the latest version is after `version` or `timeout` passes.
+  bool WaitForVersionAfter(uint64_t version, absl::Duration timeout);
+  uint64_t oldest_retained() const { return set_.oldest_retained(); }
+  absl::StatusOr<std::vector<VersionInfo>> ListVersions();
+  absl::StatusOr<uint64_t> VersionAt(int64_t unix_micros);
+  // The record of `version`, or nullopt if it has none (released).
+  absl::StatusOr<std::optional<Version>> ReadRecord(uint64_t version);
+  // The stored root of `version` if it is a checkpoint.
+  std::optional<Root> CheckpointRoot(uint64_t version);
+
+  // ---- tags (durable)
+
+  absl::Status Tag(std::string_view name, uint64_t version);
+  absl::Status Untag(std::string_view name);
+  std::map<std::string, uint64_t> ListTags() const { return set_.tags(); }
+
+  // ---- committing (the group-commit leader)
+
+  // Held while one group builds, logs and publishes its version.
+  Mutex* write_mutex() ABSL_LOCK_RETURNED(write_mu_) { return &write_mu_; }
+  // Ok unless a write of unknown outcome happened (then FailedPrecondition).
+  absl::Status CheckWritable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Makes the tree `builder` built (on latest()) the next version: writes
+  // its log record of `ops` and its version record in one write, then
+  // publishes. Returns the version. On a storage failure the outcome is
+  // unknown: returns Unknown and refuses writes until reopen.
+  absl::StatusOr<uint64_t> Commit(TreeBuilder& builder,
+                                  const std::vector<Mutation>& ops)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+
+  // ---- checkpoints
+
+  // Writes a checkpoint of the latest version now (see DB::Checkpoint).
+  absl::Status Checkpoint();
+  // Whether a trigger (log bytes, held bytes, time) is reached.
+  bool CheckpointDue() const;
+  void set_checkpoint_on_close(bool on) { checkpoint_on_close_ = on; }
+
+  // ---- for the reclaimer
+
+  VersionSet::Plan PlanRelease(uint64_t window_floor) {
+    return set_.PlanRelease(window_floor);
+  }
+  uint64_t floor() const { return set_.floor(); }
+  // The checkpoints on record: version -> stored root.
+  std::map<uint64_t, Root> Checkpoints();
+  // Forgets checkpoints whose records the reclaimer deleted.
+  void DropCheckpoints(const std::vector<uint64_t>& versions);
+
+  // ---- statistics and test hooks
+
+  struct Stats {
+    uint64_t log_bytes = 0;
+    uint64_t checkpoints = 0;
+    uint64_t checkpoint_version = 0;
+    uint64_t unwritten_bytes = 0;
+    uint64_t pages_written = 0;
+    uint64_t blobs_written = 0;
+    uint64_t replayed_commits = 0;
+  };
+  Stats GetStats();
+  // The nodes the latest version holds in memory, and how many of those a
+  // checkpoint has written.
+  struct HeldCount {
+    size_t held = 0;
+    size_t written = 0;
+  };
+  HeldCount HeldNodesOfLatest();
+
+ private:
+  VersionStore(const Options& options, PageStore* store, NodeCache* cache,
+               NodeSource* source, size_t page_size, uint64_t next_id,
+               const Version& latest, uint64_t floor,
+               std::map<std::string, uint64_t> tags,
+               std::map<uint64_t, Root> checkpoints);
+
+  absl::Status Recover();
+  // Publishes the tree `builder` built as `version` (its log record is
+  // durable).
+  void PublishLocked(TreeBuilder& builder, uint64_t version,
+                     int64_t commit_micros, size_t log_bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::StatusOr<Root> RootOf(uint64_t version);
+  absl::StatusOr<Root> Rebuild(uint64_t version);
+  void CheckpointLoop();
+  void WakeCheckpointer();
+
+  const Options options_;
+  PageStore* const store_;
+  NodeCache* const cache_;
+  NodeSource* const source_;
+  const size_t page_size_;
+  VersionSet set_;
+
+  Mutex write_mu_;
+  // The id counter for pages and blobs; checkpoints take ids from it.
+  uint64_t next_id_ ABSL_GUARDED_BY(write_mu_);
+  // Set when a commit's or a checkpoint's outcome became unknown.
+  absl::Status write_error_ ABSL_GUARDED_BY(write_mu_);
+  // What the commits since the last planned checkpoint freed: the next
+  // checkpoint's freed record.
+  std::vector<FreedItem> pending_freed_ ABSL_GUARDED_BY(write_mu_);
+  std::atomic<uint64_t> unwritten_bytes_{0};
+  std::atomic<uint64_t> log_bytes_since_checkpoint_{0};
+  std::atomic<int64_t> last_checkpoint_micros_{0};
+
+  // Roots: the checkpoints on record (stored roots), the versions after
+  // the last complete checkpoint (held since their commit), and a few
+  // versions rebuilt by replay.
+  mutable Mutex roots_mu_;
+  std::map<uint64_t, Root> checkpoints_ ABSL_GUARDED_BY(roots_mu_);
+  std::map<uint64_t, Root> recent_ ABSL_GUARDED_BY(roots_mu_);
+  std::map<uint64_t, Root> rebuilt_ ABSL_GUARDED_BY(roots_mu_);
+  uint64_t last_checkpoint_ ABSL_GUARDED_BY(roots_mu_) = 0;
+  Mutex rebuild_mu_;  // one rebuild at a time
+
+  // Checkpoints run one at a time; the background checkpointer.
+  Mutex checkpoint_mu_;
+  std::mutex checkpoint_wake_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_requested_ = false;    // guarded by checkpoint_wake_mu_
+  bool checkpointer_stopping_ = false;  // guarded by checkpoint_wake_mu_
+  std::thread checkpointer_;
+  bool checkpoint_on_close_ = true;
+
+  // Signalled after every published version, for watchers.
+  std::mutex published_mu_;
+  std::condition_variable published_cv_;
+
+  std::atomic<uint64_t> log_bytes_{0};
+  std::atomic<uint64_t> checkpoints_written_{0};
+  std::atomic<uint64_t> pages_written_{0};
+  std::atomic<uint64_t> blobs_written_{0};
+  uint64_t replayed_commits_ = 0;  // set by Open
+};
+
+}  // namespace cowdb::internal
+
+#endif  // COWDB_ENGINE_VERSION_VERSION_STORE_H_
