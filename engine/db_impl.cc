@@ -11,6 +11,7 @@
 #include "engine/store/rocksdb_page_store.h"
 #include "engine/tree/checkpoint.h"
 #include "engine/tree/diff.h"
+#include "engine/tree/verify.h"
 #include "engine/txn/transaction_impl.h"
 #include "engine/util/coding.h"
 #include "engine/util/status_macros.h"
@@ -513,22 +514,9 @@ absl::StatusOr<uint64_t> DBImpl::Import(const std::string& path) {
 
 // ------------------------------------------------------------------ check
 
-namespace {
-
-// What Check remembers of a verified subtree, to check it again cheaply
-// under every parent that shares it.
-struct Summary {
-  uint64_t count;
-  std::string min_key, max_key;  // empty subtree: count == 0
-  uint8_t level;
-  uint64_t birth;
-};
-
-}  // namespace
-
 absl::StatusOr<CheckReport> DBImpl::Check() {
   CheckReport report;
-  // Freed pages and blobs: id -> death version.
+  // Freed pages and blobs: id -> death checkpoint.
   std::map<uint64_t, uint64_t> freed_pages, freed_blobs;
   absl::Status status;
   RETURN_IF_ERROR(store_->Scan(Space::kFreed, "", [&](std::string_view k,
@@ -550,81 +538,56 @@ absl::StatusOr<CheckReport> DBImpl::Check() {
   }));
   RETURN_IF_ERROR(status);
 
-  std::map<uint64_t, Summary> seen;
+  // One walker over every tree: the tree invariants, plus, through its
+  // hooks, that nothing reachable from a tree based on checkpoint `base`
+  // was freed at or before `base`, and that every stored blob loads.
+  uint64_t base = 0;
   std::set<uint64_t> blobs;
   auto violation = [](uint64_t id, const std::string& what) {
     return absl::InternalError(absl::StrCat("check: page ", id, ": ", what));
   };
-  // Verifies the subtree at `id` once; returns its summary.
-  std::function<absl::StatusOr<Summary>(uint64_t, uint64_t)> visit =
-      [&](uint64_t id, uint64_t version) -> absl::StatusOr<Summary> {
+  TreeVerifier::Hooks hooks;
+  hooks.on_reach = [&](uint64_t id) -> absl::Status {
     auto death = freed_pages.find(id);
-    if (death != freed_pages.end() && death->second <= version) {
-      return violation(id, absl::StrCat("reachable from version ", version,
-                                        " but freed at version ", death->second));
+    if (death != freed_pages.end() && death->second <= base) {
+      return violation(id, absl::StrCat("reachable from checkpoint ", base,
+                                        " but freed at checkpoint ",
+                                        death->second));
     }
-    auto it = seen.find(id);
-    if (it != seen.end()) return it->second;
-    ASSIGN_OR_RETURN(NodeRef n, source_.Load(id));
-    Summary sum{0, "", "", n->level, n->birth};
-    if (n->is_leaf()) {
-      for (size_t i = 0; i < n->entries.size(); ++i) {
-        const LeafEntry& e = n->entries[i];
-        if (i > 0 && !(n->entries[i - 1].key < e.key)) return violation(id, "keys not ascending");
-        if (e.mod_version > n->birth) return violation(id, "entry newer than its page");
-        if (e.value.is_blob() && blobs.insert(e.value.blob_id).second) {
-          auto bd = freed_blobs.find(e.value.blob_id);
-          if (bd != freed_blobs.end() && bd->second <= version) {
-            return violation(id, absl::StrCat("blob ", e.value.blob_id, " freed at version ", bd->second));
-          }
-          ASSIGN_OR_RETURN(std::string blob, source_.LoadBlob(e.value.blob_id));
-          if (blob.size() != e.value.blob_size) return violation(id, "blob size mismatch");
-        }
-      }
-      sum.count = n->entries.size();
-      if (sum.count > 0) {
-        sum.min_key = n->entries.front().key;
-        sum.max_key = n->entries.back().key;
-      }
-    } else {
-      for (size_t i = 0; i < n->children.size(); ++i) {
-        const ChildRef& c = n->children[i];
-        ASSIGN_OR_RETURN(Summary cs, visit(c.page_id, version));
-        if (cs.level + 1 != n->level) return violation(id, "child level");
-        if (cs.count != c.count) return violation(id, absl::StrCat("child ", i, " count"));
-        if (cs.birth != c.max_mod) return violation(id, "child max_mod");
-        if (cs.count > 0) {
-          if (i > 0 && cs.min_key < n->keys[i - 1]) return violation(id, "key below separator");
-          if (i + 1 < n->children.size() && !(cs.max_key < n->keys[i])) {
-            return violation(id, "key above separator");
-          }
-          if (sum.count == 0) sum.min_key = cs.min_key;
-          sum.max_key = cs.max_key;
-        }
-        sum.count += cs.count;
-      }
-    }
-    seen.emplace(id, sum);
-    return sum;
+    return absl::OkStatus();
   };
+  hooks.on_node = [&](uint64_t id, const Node& n) -> absl::Status {
+    for (const LeafEntry& e : n.entries) {
+      if (!e.value.is_blob() || e.value.in_memory()) continue;
+      if (!blobs.insert(e.value.blob_id).second) continue;
+      auto death = freed_blobs.find(e.value.blob_id);
+      if (death != freed_blobs.end() && death->second <= base) {
+        return violation(id, absl::StrCat("blob ", e.value.blob_id,
+                                          " freed at checkpoint ", death->second));
+      }
+      ASSIGN_OR_RETURN(std::string blob, source_.LoadBlob(e.value.blob_id));
+      if (blob.size() != e.value.blob_size) {
+        return violation(id, "blob size mismatch");
+      }
+    }
+    return absl::OkStatus();
+  };
+  TreeVerifier verifier(source_, page_size(), /*strict=*/false, hooks);
 
-  // The stored trees: the checkpoints that retained versions are based
-  // on. Then every retained version as readers see it: held in memory,
-  // stored, or rebuilt from its checkpoint and the log.
+  // The stored trees of the checkpoints retained versions are based on,
+  // then every retained version as readers see it (held, stored or
+  // rebuilt from its checkpoint and the log).
   ASSIGN_OR_RETURN(std::vector<VersionInfo> versions, ListVersions());
   std::map<uint64_t, Root> checkpoints = versions_->Checkpoints();
+  auto base_of = [&](uint64_t v) -> uint64_t {
+    auto it = checkpoints.upper_bound(v);
+    return it == checkpoints.begin() ? 0 : std::prev(it)->first;
+  };
   std::set<uint64_t> bases;
-  for (const VersionInfo& info : versions) {
-    auto it = checkpoints.upper_bound(info.version);
-    if (it != checkpoints.begin()) bases.insert(std::prev(it)->first);
-  }
+  for (const VersionInfo& info : versions) bases.insert(base_of(info.version));
   for (uint64_t b : bases) {
-    const Root& root = checkpoints[b];
-    if (root.page_id == 0) continue;
-    ASSIGN_OR_RETURN(Summary s, visit(root.page_id, b));
-    if (s.count != root.count) {
-      return violation(root.page_id, absl::StrCat("checkpoint ", b, " count"));
-    }
+    base = b;
+    RETURN_IF_ERROR(verifier.Verify(checkpoints[b]));
   }
   for (const VersionInfo& info : versions) {
     absl::StatusOr<std::shared_ptr<const Version>> loaded =
@@ -635,24 +598,24 @@ absl::StatusOr<CheckReport> DBImpl::Check() {
     RETURN_IF_ERROR(loaded.status());
     std::shared_ptr<const Version> v = *std::move(loaded);
     ++report.versions_checked;
-    RETURN_IF_ERROR(VerifyTree(source_, v->root, page_size(), /*strict=*/false));
+    base = base_of(v->version);
+    RETURN_IF_ERROR(verifier.Verify(v->root));
     if (v->root.count != info.entries) {
       return absl::InternalError(absl::StrCat(
           "check: version ", v->version, " has ", v->root.count,
           " entries; its record says ", info.entries));
     }
   }
-  report.pages_reachable = seen.size();
+  report.pages_reachable = verifier.stored_pages();
   report.blobs_reachable = blobs.size();
-  auto count_stored = [&](Space space, const std::map<uint64_t, Summary>* pages,
-                          const std::set<uint64_t>* blob_set,
+  auto count_stored = [&](Space space, bool pages,
                           const std::map<uint64_t, uint64_t>& freed,
                           uint64_t* stored, uint64_t* pending, uint64_t* leaked) {
     return store_->Scan(space, "", [&](std::string_view k, std::string_view) {
       uint64_t id;
       if (!ParseBigEndianKey(k, &id)) return true;
       ++*stored;
-      bool reachable = pages ? pages->count(id) != 0 : blob_set->count(id) != 0;
+      bool reachable = pages ? verifier.Verified(id) : blobs.count(id) != 0;
       if (reachable) return true;
       if (freed.count(id) != 0) {
         ++*pending;
@@ -662,10 +625,10 @@ absl::StatusOr<CheckReport> DBImpl::Check() {
       return true;
     });
   };
-  RETURN_IF_ERROR(count_stored(Space::kPages, &seen, nullptr, freed_pages,
+  RETURN_IF_ERROR(count_stored(Space::kPages, true, freed_pages,
                                &report.pages_stored, &report.pages_pending,
                                &report.pages_leaked));
-  RETURN_IF_ERROR(count_stored(Space::kBlobs, nullptr, &blobs, freed_blobs,
+  RETURN_IF_ERROR(count_stored(Space::kBlobs, false, freed_blobs,
                                &report.blobs_stored, &report.blobs_pending,
                                &report.blobs_leaked));
   return report;

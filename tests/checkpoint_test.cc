@@ -13,6 +13,7 @@
 #include "engine/db_impl.h"
 #include "engine/store/page_store.h"
 #include "engine/util/coding.h"
+#include "engine/version/records.h"
 #include "gtest/gtest.h"
 #include "tests/util/status_matchers.h"
 
@@ -194,6 +195,24 @@ TEST_F(CheckpointTest, ReclamationDropsLogRecordsAndCheckpointsNoVersionNeeds) {
   ASSERT_OK(db_->Reclaim());
   EXPECT_LE(Count(internal::Space::kLog), 10u + 5);
   ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());
+}
+
+TEST_F(CheckpointTest, CheckFindsAReachablePageRecordedAsFreed) {
+  std::mt19937 rng(11);
+  for (int i = 0; i < 30; ++i) ASSERT_NO_FATAL_FAILURE(RandomCommit(&rng));
+  ASSERT_OK(db_->Checkpoint());
+  const uint64_t c = db_->LatestVersion();
+  ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());
+  // A freed record claiming the checkpoint's own root died with it.
+  ASSERT_OK_AND_ASSIGN(internal::Root root, db_->RootAt(c));
+  ASSERT_NE(root.page_id, 0u);
+  internal::StoreBatch b;
+  b.Put(internal::Space::kFreed, internal::BigEndianKey(c),
+        internal::EncodeFreed({{internal::FreedItem::kPage, root.page_id, 1}}));
+  ASSERT_OK(store_->Commit(b, false));
+  EXPECT_THAT(db_->Check(),
+              StatusIs(absl::StatusCode::kInternal,
+                       absl::StrCat("reachable from checkpoint ", c)));
 }
 
 TEST_F(CheckpointTest, ADamagedLogRecordIsDataLossNamingItsVersion) {

@@ -239,7 +239,8 @@ class TreeBuilder {
 
 // Checks every invariant above for the tree at `root`; with `strict`, also
 // the minimum fill (meaningful when entries are small against the page).
-// Returns Internal describing the first violation, or a load error.
+// Returns Internal describing the first violation, or a load error. (One
+// TreeVerifier walk; see verify.h.)
 absl::Status VerifyTree(NodeSource& src, const Root& root, size_t page_size,
                         bool strict);
 
