@@ -333,6 +333,7 @@ absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
   MutexLock one(&rebuild_mu_);
   uint64_t from;
   Root root;
+  uint64_t held_bytes = 0;  // sealed while replaying: bounds the tree's
   {
     MutexLock lock(&roots_mu_);
     auto done = rebuilt_.find(version);
@@ -349,6 +350,7 @@ absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
     if (near != rebuilt_.begin() && (--near)->first > from) {
       from = near->first;
       root = near->second;
+      held_bytes = rebuilt_bytes_[from];  // its nodes are this one's too
     }
   }
   uint64_t next = from + 1;
@@ -369,6 +371,7 @@ absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
         status = ApplyMutations(builder, rec->ops);
         if (!status.ok()) return false;
         root = builder.Finish();
+        held_bytes += builder.sealed_bytes();
         ++next;
         return true;
       }));
@@ -378,10 +381,26 @@ absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
         "version ", version, " cannot be rebuilt: the log record of version ",
         next, " is missing"));
   }
-  constexpr size_t kMaxRebuilt = 64;
+  // Cached within a byte budget (the memory checkpoint trigger's, at
+  // least one tree): a rebuilt tree holds every node changed since its
+  // checkpoint.
+  const uint64_t budget = std::max<uint64_t>(options_.checkpoint_memory_bytes,
+                                             16 << 20);
   MutexLock lock(&roots_mu_);
   rebuilt_[version] = root;
-  if (rebuilt_.size() > kMaxRebuilt) rebuilt_.erase(rebuilt_.begin());
+  rebuilt_bytes_[version] = held_bytes;
+  uint64_t total = 0;
+  for (const auto& [v, b] : rebuilt_bytes_) total += b;
+  while (total > budget && rebuilt_.size() > 1) {
+    // Drop the one farthest from this version.
+    auto first = rebuilt_bytes_.begin();
+    auto last = std::prev(rebuilt_bytes_.end());
+    auto drop = version - first->first > last->first - version ? first : last;
+    if (drop->first == version) drop = drop == first ? last : first;
+    total -= drop->second;
+    rebuilt_.erase(drop->first);
+    rebuilt_bytes_.erase(drop);
+  }
   return root;
 }
 

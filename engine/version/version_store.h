@@ -200,6 +200,7 @@ class VersionStore {
   std::map<uint64_t, Root> checkpoints_ ABSL_GUARDED_BY(roots_mu_);
   std::map<uint64_t, Root> recent_ ABSL_GUARDED_BY(roots_mu_);
   std::map<uint64_t, Root> rebuilt_ ABSL_GUARDED_BY(roots_mu_);
+  std::map<uint64_t, uint64_t> rebuilt_bytes_ ABSL_GUARDED_BY(roots_mu_);
   uint64_t last_checkpoint_ ABSL_GUARDED_BY(roots_mu_) = 0;
   Mutex rebuild_mu_;  // one rebuild at a time
 
