@@ -85,6 +85,8 @@ struct PeerOptions {
   size_t cache_bytes = 256 << 20;
   // LMDB's map size (address space reserved; the file grows as written).
   size_t lmdb_map_bytes = size_t{64} << 30;
+  // cowdb's Options::checkpoint_memory_bytes; 0 keeps the default.
+  uint64_t cowdb_checkpoint_memory_bytes = 0;
 };
 
 // Opens (creating) a database of `engine` ("cowdb", "lmdb", "rocksdb") in

@@ -89,6 +89,8 @@ ABSL_FLAG(uint64_t, load_batch, 10000, "W7: puts per durable load commit");
 ABSL_FLAG(double, zipf_theta, 0.99, "R1: Zipf skew");
 ABSL_FLAG(uint64_t, cache_mb, 256, "cowdb node cache and RocksDB block cache, MiB");
 ABSL_FLAG(uint64_t, lmdb_map_gb, 64, "LMDB map size, GiB");
+ABSL_FLAG(uint64_t, cowdb_checkpoint_mb, 0,
+          "cowdb: Options::checkpoint_memory_bytes in MiB (0: the default)");
 ABSL_FLAG(double, settle_max, 60,
           "longest wait, in seconds, for an engine's background writes to stop "
           "between rows");
@@ -1018,6 +1020,7 @@ int Main(int argc, char** argv) {
   c.settle_max = absl::GetFlag(FLAGS_settle_max);
   c.peer.cache_bytes = absl::GetFlag(FLAGS_cache_mb) << 20;
   c.peer.lmdb_map_bytes = absl::GetFlag(FLAGS_lmdb_map_gb) << 30;
+  c.peer.cowdb_checkpoint_memory_bytes = absl::GetFlag(FLAGS_cowdb_checkpoint_mb) << 20;
   c.workloads = absl::StrSplit(absl::GetFlag(FLAGS_workloads), ',', absl::SkipEmpty());
   if (absl::GetFlag(FLAGS_quick)) {
     c.keys = 100000;

@@ -104,6 +104,9 @@ std::unique_ptr<PeerDB> OpenCowdbPeer(const std::string& dir,
                                       const PeerOptions& peer_options) {
   Options options;  // defaults: sync = true
   options.cache_bytes = peer_options.cache_bytes;
+  if (peer_options.cowdb_checkpoint_memory_bytes != 0) {
+    options.checkpoint_memory_bytes = peer_options.cowdb_checkpoint_memory_bytes;
+  }
   absl::StatusOr<std::unique_ptr<DB>> db = DB::Open(options, dir);
   Check(db.status(), "cowdb open");
   return std::make_unique<CowdbPeer>(*std::move(db), options);
