@@ -197,6 +197,45 @@ TEST_F(CheckpointTest, ReclamationDropsLogRecordsAndCheckpointsNoVersionNeeds) {
   ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());
 }
 
+TEST_F(CheckpointTest, CheckpointsAreThinnedButNeverUnderATreeThatUsesThem) {
+  options_.retain_versions = 200;
+  options_.checkpoint_log_bytes = 1 << 20;  // thinning keeps one per MiB
+  options_.cache_bytes = 16 << 10;  // reads go to the store
+  ASSERT_NO_FATAL_FAILURE(Open());
+  std::mt19937 rng(12);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_NO_FATAL_FAILURE(RandomCommit(&rng));
+    ASSERT_OK(db_->Checkpoint());  // a checkpoint per commit
+  }
+  // A snapshot of a version rebuilt from its checkpoint uses that
+  // checkpoint: it must survive thinning and keep reading.
+  ASSERT_OK_AND_ASSIGN(Snapshot snap, db_->SnapshotAt(17));  // checkpoint 17
+  const Model at_17 = models_[17];
+  const uint64_t before = Count(internal::Space::kCheckpoints);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_NO_FATAL_FAILURE(RandomCommit(&rng));
+    ASSERT_OK(db_->Checkpoint());
+  }
+  ASSERT_OK_AND_ASSIGN(ReclaimStats st, db_->Reclaim());
+  EXPECT_GT(st.checkpoints_deleted, 0u);
+  EXPECT_LT(Count(internal::Space::kCheckpoints), before + 40)
+      << "no checkpoint was thinned";
+  ReadOptions ro;
+  ro.snapshot = &snap;
+  ASSERT_OK_AND_ASSIGN(auto it, db_->NewIterator(ro));
+  Model got;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    got[std::string(it->key())] = std::string(it->value());
+  }
+  ASSERT_OK(it->status());
+  EXPECT_EQ(got, at_17);
+  // Every version reads as it was (rebuilt from the checkpoints kept),
+  // Check is clean, also after a crash.
+  ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());
+  ASSERT_NO_FATAL_FAILURE(Open(/*crash=*/true));
+  ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());
+}
+
 TEST_F(CheckpointTest, CheckFindsAReachablePageRecordedAsFreed) {
   std::mt19937 rng(11);
   for (int i = 0; i < 30; ++i) ASSERT_NO_FATAL_FAILURE(RandomCommit(&rng));

@@ -22,7 +22,9 @@ std::string Key(uint64_t i) {
 class SharingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_OK_AND_ASSIGN(db_, internal::DBImpl::Open(Options(),
+    Options options;
+    options.background_reclaim = false;  // the freed records are read below
+    ASSERT_OK_AND_ASSIGN(db_, internal::DBImpl::Open(options,
                                                      internal::NewMemoryPageStore()));
     // 100,000 keys with 100-byte values: a tree of depth 3 at 4 KiB pages.
     for (int b = 0; b < 100; ++b) {

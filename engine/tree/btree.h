@@ -58,6 +58,10 @@ struct Root {
   // (page_id 0); else, when set, the stored root page pinned by the
   // holder of this Root. Null for the empty tree.
   NodeRef node;
+  // Keeps the stored pages this tree reads: a use of the checkpoint it is
+  // based on, which is not thinned away while used (version_store.h).
+  // Null for trees outside a database.
+  std::shared_ptr<const void> base;
 
   bool empty() const { return page_id == 0 && node == nullptr; }
 };

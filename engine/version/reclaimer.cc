@@ -72,21 +72,38 @@ absl::StatusOr<ReclaimStats> Reclaimer::ReclaimLocked() {
   // itself. Every version from the floor on is retained, so everything
   // after the floor's base is needed; below it, only what kept versions
   // (tagged or pinned) need.
-  std::map<uint64_t, Root> checkpoints = versions_->Checkpoints();
+  std::set<uint64_t> checkpoints;
+  for (const auto& [c, root] : versions_->Checkpoints()) checkpoints.insert(c);
   auto base_of = [&](uint64_t v) -> uint64_t {
     auto it = checkpoints.upper_bound(v);
-    return it == checkpoints.begin() ? 0 : std::prev(it)->first;
+    return it == checkpoints.begin() ? 0 : *std::prev(it);
   };
   const uint64_t floor_base = base_of(plan.floor);
   std::set<uint64_t> kept_bases;
-  for (uint64_t v : plan.keep) kept_bases.insert(base_of(v));
+  std::vector<std::pair<uint64_t, uint64_t>> kept_logs;  // (base, version]
+  for (uint64_t v : plan.keep) {
+    kept_bases.insert(base_of(v));
+    kept_logs.emplace_back(base_of(v), v);
+  }
   auto log_needed = [&](uint64_t r) {
     if (r > floor_base) return true;
-    for (uint64_t v : plan.keep) {
-      if (base_of(v) < r && r <= v) return true;
+    for (const auto& [base, v] : kept_logs) {
+      if (base < r && r <= v) return true;
     }
     return false;
   };
+  // Thinning: after the floor's base, keep a checkpoint only every
+  // `checkpoint_log_bytes` of log (the versions in between are rebuilt
+  // from the one before), unless a tree uses it.
+  const uint64_t spacing = options_.checkpoint_log_bytes != 0
+                               ? options_.checkpoint_log_bytes
+                               : uint64_t{64} << 20;
+  std::vector<uint64_t> thinned = versions_->ThinCheckpoints(floor_base, spacing);
+  for (uint64_t c : thinned) checkpoints.erase(c);
+  // The checkpoints retained versions are based on now.
+  std::set<uint64_t> needed_bases = kept_bases;
+  needed_bases.insert(checkpoints.lower_bound(floor_base), checkpoints.end());
+  const uint64_t last_checkpoint = checkpoints.empty() ? 0 : *checkpoints.rbegin();
   constexpr size_t kBatchOps = 4096;
   StoreBatch batch;
   auto flush = [&]() -> absl::Status {
@@ -100,6 +117,8 @@ absl::StatusOr<ReclaimStats> Reclaimer::ReclaimLocked() {
   // 1. The floor, then the records of released versions: after this, no
   //    one can pin them, so their pages can go.
   batch.Put(Space::kMeta, kFloorKey, EncodeVarint(plan.floor));
+  for (uint64_t c : thinned) batch.Delete(Space::kCheckpoints, BigEndianKey(c));
+  stats.checkpoints_deleted += thinned.size();
   absl::Status status;
   auto release_version = [&](uint64_t v) {
     batch.Delete(Space::kVersions, BigEndianKey(v));
@@ -131,16 +150,18 @@ absl::StatusOr<ReclaimStats> Reclaimer::ReclaimLocked() {
   kept_versions_ = std::move(still_kept);
   versions_scanned_to_ = std::max(versions_scanned_to_, plan.floor);
 
-  // 2. Pages and blobs freed at or before the floor's base whose life
-  //    [birth, death) holds no kept version's base.
+  // 2. Pages and blobs whose life [birth, death) holds no checkpoint a
+  //    retained version is based on. Only records up to the last
+  //    checkpoint seen above: a later one may die at a checkpoint this
+  //    pass does not know of.
   std::set<uint64_t> retry;
   auto process = [&](uint64_t death, std::string_view key,
                      std::string_view val) -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<FreedItem> items, DecodeFreed(val, death));
     std::vector<FreedItem> remaining;
     for (const FreedItem& item : items) {
-      auto kept = kept_bases.lower_bound(item.birth);
-      if (kept != kept_bases.end() && *kept < death) {
+      auto kept = needed_bases.lower_bound(item.birth);
+      if (kept != needed_bases.end() && *kept < death) {
         remaining.push_back(item);
         continue;
       }
@@ -173,14 +194,14 @@ absl::StatusOr<ReclaimStats> Reclaimer::ReclaimLocked() {
       Space::kFreed, BigEndianKey(freed_scanned_to_),
       [&](std::string_view k, std::string_view val) {
         uint64_t death;
-        if (!ParseBigEndianKey(k, &death) || death > floor_base) return false;
+        if (!ParseBigEndianKey(k, &death) || death > last_checkpoint) return false;
         status = process(death, k, val);
         return status.ok();
       }));
   RETURN_IF_ERROR(status);
   RETURN_IF_ERROR(flush());
   kept_freed_ = std::move(retry);
-  freed_scanned_to_ = std::max(freed_scanned_to_, floor_base + 1);
+  freed_scanned_to_ = std::max(freed_scanned_to_, last_checkpoint + 1);
 
   // 3. Log records no retained version needs for its rebuild.
   std::set<uint64_t> log_kept;
@@ -208,7 +229,7 @@ absl::StatusOr<ReclaimStats> Reclaimer::ReclaimLocked() {
 
   // 4. Checkpoint records no retained version is based on.
   std::vector<uint64_t> dropped;
-  for (const auto& [b, root] : checkpoints) {
+  for (uint64_t b : checkpoints) {
     if (b >= floor_base) break;
     if (kept_bases.count(b) == 0) {
       batch.Delete(Space::kCheckpoints, BigEndianKey(b));
@@ -217,7 +238,7 @@ absl::StatusOr<ReclaimStats> Reclaimer::ReclaimLocked() {
   }
   RETURN_IF_ERROR(flush());
   versions_->DropCheckpoints(dropped);
-  stats.checkpoints_deleted = dropped.size();
+  stats.checkpoints_deleted += dropped.size();
   return stats;
 }
 

@@ -45,6 +45,7 @@ absl::StatusOr<std::map<uint64_t, Root>> ReadCheckpoints(PageStore& store) {
       return false;
     }
     out[version] = r->root;
+    out[version].base = std::make_shared<const uint64_t>(version);
     return true;
   }));
   RETURN_IF_ERROR(status);
@@ -142,6 +143,7 @@ VersionStore::VersionStore(const Options& options, PageStore* store,
   MutexLock lock(&roots_mu_);
   checkpoints_ = std::move(checkpoints);
   last_checkpoint_ = latest.version;
+  log_pos_[latest.version] = 0;  // log bytes count from here
   last_checkpoint_micros_ = absl::ToUnixMicros(absl::Now());
 }
 
@@ -218,6 +220,7 @@ void VersionStore::PublishLocked(TreeBuilder& builder, uint64_t version,
   Version v;
   v.version = version;
   v.root = builder.Finish();
+  v.root.base = set_.latest()->root.base;  // built on it: the same pages
   v.commit_micros = commit_micros;
   std::vector<FreedItem> freed = builder.TakeFreed();
   pending_freed_.insert(pending_freed_.end(), freed.begin(), freed.end());
@@ -370,7 +373,9 @@ absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
                             options_.inline_value_limit);
         status = ApplyMutations(builder, rec->ops);
         if (!status.ok()) return false;
+        std::shared_ptr<const void> base = std::move(root.base);
         root = builder.Finish();
+        root.base = std::move(base);
         held_bytes += builder.sealed_bytes();
         ++next;
         return true;
@@ -519,6 +524,7 @@ absl::Status VersionStore::Checkpoint() {
   CheckpointPlan plan;
   std::vector<FreedItem> freed;
   uint64_t next_id;
+  uint64_t log_pos;  // log bytes written before this checkpoint
   {
     // Planning gives the unwritten nodes their ids; no commit runs
     // meanwhile. Everything after it runs beside commits and readers.
@@ -538,6 +544,7 @@ absl::Status VersionStore::Checkpoint() {
     freed.swap(pending_freed_);
     unwritten_bytes_.store(0, std::memory_order_relaxed);
     log_bytes_since_checkpoint_.store(0, std::memory_order_relaxed);
+    log_pos = log_bytes_.load(std::memory_order_relaxed);
   }
   const uint64_t c = latest->version;
   StoreBatch batch;
@@ -546,7 +553,8 @@ absl::Status VersionStore::Checkpoint() {
   if (!freed.empty()) {
     batch.Put(Space::kFreed, BigEndianKey(c), EncodeFreed(freed));
   }
-  Root stored{plan.root.page_id, plan.root.count, plan.root.max_mod, nullptr};
+  Root stored{plan.root.page_id, plan.root.count, plan.root.max_mod, nullptr,
+              std::make_shared<const uint64_t>(c)};
   batch.Put(Space::kCheckpoints, BigEndianKey(c),
             EncodeVersionRecord({stored, latest->commit_micros}));
   MetaRecord meta;
@@ -575,12 +583,17 @@ absl::Status VersionStore::Checkpoint() {
     std::shared_ptr<const Version> now = set_.latest();
     Version v = *now;
     v.root = releaser.Release(now->root);
+    v.root.base = stored.base;
     {
       MutexLock roots(&roots_mu_);
       checkpoints_[c] = stored;
+      log_pos_[c] = log_pos;
       last_checkpoint_ = c;
       recent_.erase(recent_.begin(), recent_.upper_bound(c));
-      for (auto& [version, root] : recent_) root = releaser.Release(root);
+      for (auto& [version, root] : recent_) {
+        root = releaser.Release(root);
+        root.base = stored.base;
+      }
     }
     set_.ReplaceLatest(v);
   }
@@ -660,7 +673,40 @@ std::map<uint64_t, Root> VersionStore::Checkpoints() {
 
 void VersionStore::DropCheckpoints(const std::vector<uint64_t>& versions) {
   MutexLock lock(&roots_mu_);
-  for (uint64_t v : versions) checkpoints_.erase(v);
+  for (uint64_t v : versions) {
+    checkpoints_.erase(v);
+    log_pos_.erase(v);
+  }
+}
+
+std::vector<uint64_t> VersionStore::ThinCheckpoints(uint64_t from,
+                                                    uint64_t spacing) {
+  std::vector<uint64_t> dropped;
+  MutexLock lock(&roots_mu_);
+  auto pos = [&](uint64_t c)
+                 ABSL_NO_THREAD_SAFETY_ANALYSIS -> std::optional<uint64_t> {
+    auto it = log_pos_.find(c);
+    if (it == log_pos_.end()) return std::nullopt;
+    return it->second;
+  };
+  std::optional<uint64_t> kept = pos(from);
+  for (auto it = checkpoints_.upper_bound(from);
+       it != checkpoints_.end() && it->first < last_checkpoint_;) {
+    const uint64_t c = it->first;
+    std::optional<uint64_t> p = pos(c);
+    // Unused: only this map holds the checkpoint's use (no tree reads its
+    // pages, and none can start to: new uses are taken under roots_mu_).
+    const bool unused = it->second.base.use_count() == 1;
+    if (kept && p && *p - *kept < spacing && unused) {
+      dropped.push_back(c);
+      log_pos_.erase(c);
+      it = checkpoints_.erase(it);
+    } else {
+      kept = p;
+      ++it;
+    }
+  }
+  return dropped;
 }
 
 VersionStore::Stats VersionStore::GetStats() {

@@ -135,6 +135,13 @@ class VersionStore {
   std::map<uint64_t, Root> Checkpoints();
   // Forgets checkpoints whose records the reclaimer deleted.
   void DropCheckpoints(const std::vector<uint64_t>& versions);
+  // Thins the checkpoints after `from` (and before the last one): forgets
+  // each that no tree uses and that lies less than `spacing` log bytes
+  // after the previous one kept, so that the versions based on it are
+  // rebuilt from that one instead, and returns them (their records and
+  // the pages only they stored can go). Checkpoints written before this
+  // open (log position unknown) are kept.
+  std::vector<uint64_t> ThinCheckpoints(uint64_t from, uint64_t spacing);
 
   // ---- statistics and test hooks
 
@@ -202,6 +209,8 @@ class VersionStore {
   std::map<uint64_t, Root> rebuilt_ ABSL_GUARDED_BY(roots_mu_);
   std::map<uint64_t, uint64_t> rebuilt_bytes_ ABSL_GUARDED_BY(roots_mu_);
   uint64_t last_checkpoint_ ABSL_GUARDED_BY(roots_mu_) = 0;
+  // Log bytes written before each checkpoint made since open.
+  std::map<uint64_t, uint64_t> log_pos_ ABSL_GUARDED_BY(roots_mu_);
   Mutex rebuild_mu_;  // one rebuild at a time
 
   // Checkpoints run one at a time; the background checkpointer.
