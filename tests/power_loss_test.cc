@@ -27,6 +27,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 #include <memory>
@@ -346,9 +347,19 @@ bool Recover(const PowerLossConfig& config, int cycle, uint64_t acked,
   return true;
 }
 
+// With COWDB_POWER_LOSS_KEEP=DIR, every cycle whose reopen fails or whose
+// check finds a problem leaves in DIR/cycle-N the database as the power
+// loss left it (before the reopen touched it) and the fault file system's
+// trace of the child (COWDB_FAULT_FS_TRACE): for diagnosis.
+const char* KeepDir() { return std::getenv("COWDB_POWER_LOSS_KEEP"); }
+
 PowerLossStats RunPowerLossCycles(const PowerLossConfig& config, uint64_t seed,
                                   const std::string& base) {
   PowerLossStats stats;
+  namespace stdfs = std::filesystem;
+  if (KeepDir() != nullptr) {
+    setenv("COWDB_FAULT_FS_TRACE", (base + "/trace").c_str(), 1);
+  }
   std::mt19937_64 rng(seed);
   Database d;
   std::vector<std::string> unsynced_dirs;
@@ -384,7 +395,30 @@ PowerLossStats RunPowerLossCycles(const PowerLossConfig& config, uint64_t seed,
     stats.dir_ops_undone += r.dir_ops_undone;
     unsynced_dirs = r.unsynced_dirs;
     const uint64_t acked = r.acks > 0 ? r.acked : d.durable;
-    if (!Recover(config, cycle, acked, r.attempted, &d, &stats)) {
+    const size_t problems_before = stats.problems.size();
+    const int cycles_with_problems_before =
+        stats.reopen_failures + stats.rocksdb_manifest_errors + stats.check_failures +
+        stats.wrong_states + stats.cycles_with_loss + stats.versions_from_nowhere;
+    if (KeepDir() != nullptr) {
+      std::error_code ec;
+      stdfs::remove_all(base + "/before-reopen", ec);
+      stdfs::copy(d.path, base + "/before-reopen", stdfs::copy_options::recursive, ec);
+    }
+    const bool recovered = Recover(config, cycle, acked, r.attempted, &d, &stats);
+    if (KeepDir() != nullptr &&
+        (stats.problems.size() != problems_before ||
+         stats.reopen_failures + stats.rocksdb_manifest_errors + stats.check_failures +
+                 stats.wrong_states + stats.cycles_with_loss +
+                 stats.versions_from_nowhere !=
+             cycles_with_problems_before)) {
+      std::error_code ec;
+      const std::string keep = std::string(KeepDir()) + "/cycle-" + std::to_string(cycle);
+      stdfs::create_directories(keep, ec);
+      stdfs::copy(base + "/before-reopen", keep + "/db", stdfs::copy_options::recursive, ec);
+      stdfs::copy(base + "/trace", keep + "/trace", ec);
+      std::cout << "kept cycle " << cycle << " in " << keep << std::endl;
+    }
+    if (!recovered) {
       // Cannot go on with this database: start the next one.
       cycle += config.cycles_per_db - 1 - cycle % config.cycles_per_db;
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <filesystem>
@@ -64,6 +65,10 @@ class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
     if (s.ok()) {
       state_->size += data.size();
       state_->appends.emplace_back(fs_->NextSeq(), state_->size);
+      fs_->Trace("  appended " + std::to_string(data.size()) + " seq " +
+                 std::to_string(state_->appends.back().first) + " size " +
+                 std::to_string(state_->size) + " synced " +
+                 std::to_string(state_->synced));
     }
     return s;
   }
@@ -133,6 +138,7 @@ class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
     if (s.ok()) {
       state_->synced = state_->size;
       state_->appends.clear();
+      fs_->Trace("  synced " + std::to_string(state_->synced));
     }
     return s;
   }
@@ -262,7 +268,10 @@ FaultFileSystem::FaultFileSystem(std::shared_ptr<rocksdb::FileSystem> base,
                                  std::string stash_dir)
     : FileSystemWrapper(base),
       stash_dir_(Normalize(stash_dir)),
-      verbose_(std::getenv("COWDB_FAULT_FS_VERBOSE") != nullptr) {}
+      verbose_(std::getenv("COWDB_FAULT_FS_VERBOSE") != nullptr),
+      trace_path_(std::getenv("COWDB_FAULT_FS_TRACE") != nullptr
+                      ? std::getenv("COWDB_FAULT_FS_TRACE")
+                      : "") {}
 
 FaultFileSystem::~FaultFileSystem() {
   std::error_code ec;
@@ -277,6 +286,12 @@ IOStatus FaultFileSystem::CheckFault(OpKind kind, const char* what,
   if (op_names_.size() < 20000) {
     op_names_.push_back(std::to_string(n) + " " + what + " " + path);
   }
+  Trace("op " + std::to_string(n) + " seq " + std::to_string(seq_) + " " +
+        what + " " + path +
+        (kind == OpKind::kMutation && (frozen_ || (freeze_at_mutation_ != 0 &&
+                                                   mutations_ + 1 >= freeze_at_mutation_))
+             ? " [frozen]"
+             : ""));
   if (kind == OpKind::kMutation) {
     ++mutations_;
     if (freeze_at_mutation_ != 0 && mutations_ >= freeze_at_mutation_) {
@@ -315,10 +330,15 @@ bool FaultFileSystem::TakeSstFlip(uint64_t* seed) {
 
 void FaultFileSystem::LogDirOp(DirOp op) {
   op.seq = NextSeq();
+  Trace("  dir-op seq " + std::to_string(op.seq) + " kind " +
+        std::to_string(op.kind) + " " + op.path +
+        (op.target.empty() ? "" : " -> " + op.target) +
+        (op.stash.empty() ? "" : " stash " + op.stash));
   dir_log_.push_back(std::move(op));
 }
 
 void FaultFileSystem::RecordDirSync(const std::string& dir) {
+  Trace("  dir synced " + dir);
   for (DirOp& op : dir_log_) {
     if (op.dir == dir) op.synced = true;
   }
@@ -453,6 +473,7 @@ PowerLossReport FaultFileSystem::SimulatePowerLoss(std::mt19937_64& rng,
                                ? dir_log_[unsynced[keep]].seq
                                : std::numeric_limits<uint64_t>::max();
   for (size_t k = unsynced.size(); k > keep; --k) {
+    Trace("loss: undo dir-op seq " + std::to_string(dir_log_[unsynced[k - 1]].seq));
     UndoDirOp(dir_log_[unsynced[k - 1]]);
     ++report.dir_ops_undone;
   }
@@ -475,10 +496,21 @@ PowerLossReport FaultFileSystem::SimulatePowerLoss(std::mt19937_64& rng,
       len += rng() % (limit - state->synced + 1);
       ++report.files_torn;
     }
+    Trace("loss: file " + path + " size " + std::to_string(state->size) +
+          " synced " + std::to_string(state->synced) + " limit " +
+          std::to_string(limit) + " actual " + std::to_string(actual) +
+          " keeps " + std::to_string(std::min(len, actual)));
     if (len >= actual) continue;
     stdfs::resize_file(path, len, ec);
     ++report.files_cut;
     report.bytes_dropped += actual - len;
+  }
+  if (tracing()) {
+    Trace("loss: unsynced dir ops " + std::to_string(unsynced.size()) +
+          " kept " + std::to_string(keep) + " cut_seq " + std::to_string(cut_seq));
+    std::ofstream out(trace_path_, std::ios::trunc);
+    for (const std::string& line : trace_) out << line << "\n";
+    trace_.clear();
   }
   // 3. Start afresh.
   files_.clear();

@@ -36,7 +36,9 @@
 //    RocksDB's info LOG, which RocksDB writes through its own logger.
 //
 // With COWDB_FAULT_FS_VERBOSE set in the environment, every injected fault
-// is logged to stderr.
+// is logged to stderr. With COWDB_FAULT_FS_TRACE=FILE, SimulatePowerLoss
+// writes to FILE every operation since the last power loss (appends and
+// syncs with the file's sizes) and what the power loss kept.
 //
 // Thread safety: all methods may be called concurrently; file operations
 // are serialized by one mutex (this is a test tool, not a fast one).
@@ -241,6 +243,11 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
   uint64_t NextSeq() { return ++seq_; }
   // Counts an SST read; true (and the seed) if it is the one to corrupt.
   bool TakeSstFlip(uint64_t* seed);
+  // With COWDB_FAULT_FS_TRACE=FILE: notes a line for the trace, which
+  // SimulatePowerLoss writes to FILE (every operation, every append and
+  // sync with the file's sizes, and what the power loss kept).
+  bool tracing() const { return !trace_path_.empty(); }
+  void Trace(std::string line) { if (tracing()) trace_.push_back(std::move(line)); }
   std::mutex& mu() const { return mu_; }
 
  private:
@@ -268,6 +275,8 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
 
   const std::string stash_dir_;
   const bool verbose_;  // COWDB_FAULT_FS_VERBOSE set: log injected faults
+  const std::string trace_path_;  // COWDB_FAULT_FS_TRACE, or empty
+  std::vector<std::string> trace_;
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<FileState>> files_;  // written files
