@@ -512,12 +512,18 @@ PowerLossReport FaultFileSystem::SimulatePowerLoss(std::mt19937_64& rng,
     for (const std::string& line : trace_) out << line << "\n";
     trace_.clear();
   }
-  // 3. Start afresh.
+  // 3. Start afresh, still frozen: the machine is off. A process that
+  //    keeps running on this file system (a database that was not closed,
+  //    with its background threads, some of them waiting for mu_ right
+  //    now) must change nothing on disk after the power loss. Unfrozen,
+  //    a flush blocked in its directory sync went on to sync the directory
+  //    and append a MANIFEST record naming an SST whose create had just
+  //    been undone, and WAL and MANIFEST appends landed past the cut tails.
   files_.clear();
   dir_log_ = std::move(carried);
   std::error_code ec;
   stdfs::remove_all(stash_dir_, ec);
-  frozen_ = false;
+  frozen_ = true;
   freeze_at_mutation_ = 0;
   fail_once_ = fail_from_ = flip_read_ = 0;
   return report;

@@ -14,8 +14,9 @@
 //    as if the machine had stopped;
 //  - can flip one bit in the n-th read of an SST file.
 //
-// The power-loss model (SimulatePowerLoss), applied to the real files once
-// the database is closed:
+// The power-loss model (SimulatePowerLoss), applied to the real files of a
+// frozen file system (the database may still be open, as in a crashed
+// process; the file system stays frozen afterwards):
 //  - A file keeps the bytes that were synced (Sync/Fsync) before the
 //    freeze. Torn variant: it also keeps a random prefix of its unsynced
 //    tail. RangeSync (sync_file_range) earns no credit: it does not flush
@@ -100,11 +101,13 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
 
   // Simulates a power loss on the real files, as described above, keeping
   // a random part of each unsynced tail with probability `torn_fraction`.
-  // Then unfreezes and starts tracking afresh: what survived counts as
-  // durable, except directory creations that survived unsynced (they are
-  // listed in the report and stay unsynced here).
-  // REQUIRES: frozen(); no file of this file system is open (the database
-  // is closed).
+  // Then starts tracking afresh: what survived counts as durable, except
+  // directory creations that survived unsynced (they are listed in the
+  // report and stay unsynced here). The file system stays frozen (the
+  // machine is off): files still open, and threads still running on it,
+  // change nothing any more. ResetDurability unfreezes.
+  // REQUIRES: frozen(). The database may still be open (a crashed process
+  // never closes it); its later writes all fail.
   // `keep_unsynced_dir_ops` >= 0 keeps exactly that many (at most all) of
   // the unsynced directory operations instead of a random number.
   PowerLossReport SimulatePowerLoss(std::mt19937_64& rng,
@@ -117,7 +120,8 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
   void AddUnsyncedDirCreation(const std::string& path);
 
   // Forgets what was synced: the files as they are now count as durable,
-  // and the stash is emptied. Also clears faults and unfreezes.
+  // and the stash is emptied. Also clears faults and unfreezes (also after
+  // SimulatePowerLoss: a new machine on the same disk).
   void ResetDurability();
 
   // ---- Injected errors.
