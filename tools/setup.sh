@@ -7,6 +7,8 @@ packages=(
   bazel-bootstrap          # Bazel 4.2.3
   clang                    # the compiler (libFuzzer targets need it)
   libclang-rt-14-dev       # sanitizer and libFuzzer runtimes
+  lld                      # links the ASan/UBSan binaries (gold warns on them)
+  llvm                     # llvm-symbolizer: sanitizer reports with file:line
   librocksdb-dev
   libabsl-dev
   libprotobuf-dev protobuf-compiler
