@@ -253,6 +253,7 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
   bool tracing() const { return !trace_path_.empty(); }
   void Trace(std::string line) { if (tracing()) trace_.push_back(std::move(line)); }
   std::mutex& mu() const { return mu_; }
+  bool frozen_locked() const { return frozen_; }
 
  private:
   // A directory operation that a power loss may undo.
