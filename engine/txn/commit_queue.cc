@@ -1,6 +1,8 @@
 #include "engine/txn/commit_queue.h"
 
 #include <cassert>
+#include <functional>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -63,7 +65,12 @@ void CommitQueue::Lead(std::unique_lock<std::mutex>& lock, CommitRequest* self) 
   constexpr size_t kMaxGroup = 4096;
   constexpr int kMaxRounds = 4;
   leader_active_ = true;
-  std::vector<CommitRequest*> finished;  // asynchronous requests
+  // The asynchronous requests' callbacks and outcomes, taken out under the
+  // lock: once a request is done and the lock is released, its owner may
+  // free it (a writer woken below may be the one it waits for).
+  std::vector<std::pair<std::function<void(absl::StatusOr<uint64_t>)>,
+                        absl::StatusOr<uint64_t>>>
+      finished;
   for (int round = 0;
        (self != nullptr && !self->done) || (round < kMaxRounds && !queue_.empty());
        ++round) {
@@ -77,17 +84,17 @@ void CommitQueue::Lead(std::unique_lock<std::mutex>& lock, CommitRequest* self) 
       queue_.pop_front();
       member->done = true;
       if (member->on_done) {
-        finished.push_back(member);
+        finished.emplace_back(std::move(member->on_done),
+                              member->status.ok()
+                                  ? absl::StatusOr<uint64_t>(member->version)
+                                  : absl::StatusOr<uint64_t>(member->status));
       } else if (member != self) {
         member->cv.notify_one();
       }
     }
     if (!finished.empty()) {  // their callbacks run without the lock
       lock.unlock();
-      for (CommitRequest* r : finished) {
-        auto on_done = std::move(r->on_done);  // r may be gone after the call
-        on_done(r->status.ok() ? absl::StatusOr<uint64_t>(r->version) : r->status);
-      }
+      for (auto& [on_done, outcome] : finished) on_done(std::move(outcome));
       finished.clear();
       lock.lock();
     }
