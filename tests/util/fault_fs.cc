@@ -60,11 +60,16 @@ class FaultWritableFile final : public rocksdb::FSWritableFileWrapper {
   // POSIX file's close trims its preallocation with ftruncate(fd, size it
   // wrote), which after SimulatePowerLoss grew a cut file back to its old
   // length, the lost tail as zeros (a torn MANIFEST record then became a
-  // checksum mismatch). The descriptor leaks; the process is about to end.
+  // checksum mismatch). The file is kept open, reachable (not a leak to
+  // LeakSanitizer), until the process ends.
   ~FaultWritableFile() override {
     std::lock_guard<std::mutex> lock(fs_->mu());
     if (fs_->frozen_locked()) {
-      (void)owned_.release();
+      static std::mutex kept_mu;
+      static auto* kept =
+          new std::vector<std::unique_ptr<rocksdb::FSWritableFile>>();
+      std::lock_guard<std::mutex> keep(kept_mu);
+      kept->push_back(std::move(owned_));
     } else {
       owned_.reset();
     }
