@@ -88,8 +88,8 @@ struct Change {
   std::string key;
   std::optional<std::string> old_value;  // nullopt: absent in `from`
   std::optional<std::string> new_value;  // nullopt: absent in `to`
-  uint64_t old_mod_version = 0;
-  uint64_t new_mod_version = 0;
+  KeyMeta old_meta;  // zero when absent in `from`
+  KeyMeta new_meta;  // zero when absent in `to`
 };
 
 // One change delivered by a Watcher.
@@ -261,6 +261,12 @@ class DB {
   // Errors: NotFound for a version after the latest.
   virtual absl::StatusOr<std::unique_ptr<Watcher>> Watch(
       uint64_t from_version, std::string_view begin, std::string_view end) = 0;
+
+  // Releases every version below `version` except tagged ones, whatever
+  // the retention options keep, persistently (etcd's Compact). Reads below
+  // it then fail with OutOfRange. Lowering it again has no effect.
+  // Errors: NotFound for a version after the latest.
+  virtual absl::Status ReleaseBefore(uint64_t version) = 0;
 
   // Runs one reclamation pass now: releases versions outside retention and
   // deletes the pages and blobs that no retained version reaches. Never

@@ -22,6 +22,18 @@
 
 namespace cowdb {
 
+// What the database keeps about a key besides its value. A key that is
+// deleted and put again starts over: new create_version, writes = 1.
+struct KeyMeta {
+  uint64_t mod_version = 0;     // the version that last wrote the key
+  uint64_t create_version = 0;  // the version whose put created it
+  uint64_t writes = 0;          // puts since it was created, that one
+                                // included (etcd's per-key "version")
+  uint64_t lease = 0;           // what the last put attached; 0 = none.
+                                // An opaque number to the engine (the
+                                // etcd face stores lease ids in it)
+};
+
 class Iterator {
  public:
   Iterator() = default;
@@ -51,6 +63,8 @@ class Iterator {
   virtual std::string_view value() const = 0;
   // The version that last wrote the current key.
   virtual uint64_t mod_version() const = 0;
+  // REQUIRES: Valid(). Everything kept about the current key.
+  virtual KeyMeta meta() const = 0;
 
   // The version this iterator reads.
   virtual uint64_t version() const = 0;

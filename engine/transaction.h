@@ -79,6 +79,11 @@ struct Entry {
   std::string value;
   uint64_t mod_version = 0;  // 0 for the transaction's own uncommitted write
   uint64_t version = 0;      // the version read
+  // As KeyMeta (iterator.h); 0 for the transaction's own uncommitted
+  // write, except `lease`, which is the lease that write attaches.
+  uint64_t create_version = 0;
+  uint64_t writes = 0;
+  uint64_t lease = 0;
 };
 
 class Transaction {
@@ -107,7 +112,13 @@ class Transaction {
 
   // Buffered until Commit. Errors: InvalidArgument (limits, as DB::Put);
   // FailedPrecondition if read-only or finished.
-  virtual absl::Status Put(std::string_view key, std::string_view value) = 0;
+  absl::Status Put(std::string_view key, std::string_view value) {
+    return Put(key, value, /*lease=*/0);
+  }
+  // As Put, attaching `lease` to the key (KeyMeta::lease) until its next
+  // write.
+  virtual absl::Status Put(std::string_view key, std::string_view value,
+                           uint64_t lease) = 0;
   virtual absl::Status Delete(std::string_view key) = 0;
 
   // Validates and applies the writes; see the status codes above. A

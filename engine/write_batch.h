@@ -26,15 +26,17 @@ class WriteBatch {
     bool is_delete;
     std::string key;
     std::string value;  // empty for deletes
+    uint64_t lease = 0;  // KeyMeta::lease for puts
   };
 
-  void Put(std::string_view key, std::string_view value) {
+  // Sets `key` to `value`, attaching `lease` (KeyMeta::lease; 0 = none).
+  void Put(std::string_view key, std::string_view value, uint64_t lease = 0) {
     bytes_ += key.size() + value.size();
-    ops_.push_back({false, std::string(key), std::string(value)});
+    ops_.push_back({false, std::string(key), std::string(value), lease});
   }
   void Delete(std::string_view key) {
     bytes_ += key.size();
-    ops_.push_back({true, std::string(key), {}});
+    ops_.push_back({true, std::string(key), {}, 0});
   }
   void Clear() {
     ops_.clear();
