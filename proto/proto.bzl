@@ -5,25 +5,31 @@ runs the system `protoc` with `grpc_cpp_plugin` and a cc_library wraps the
 output.
 """
 
-def cc_grpc_proto(name, src, deps = [], visibility = None):
-    """A cc_library `name` with the messages and services of `src`.
+def cc_grpc_proto(name, src = None, srcs = [], deps = [], visibility = None):
+    """A cc_library `name` with the messages and services of `srcs`.
 
     Args:
       name: the library's name.
-      src: one .proto file in this package.
+      src: one .proto file in this package (or use srcs).
+      srcs: .proto files in this package that import each other by their
+        paths from this package.
       deps: extra cc deps.
       visibility: the library's visibility.
     """
-    base = src[:-len(".proto")]
-    outs = [
-        base + ".pb.h",
-        base + ".pb.cc",
-        base + ".grpc.pb.h",
-        base + ".grpc.pb.cc",
-    ]
+    if src:
+        srcs = srcs + [src]
+    outs = []
+    for s in srcs:
+        base = s[:-len(".proto")]
+        outs += [
+            base + ".pb.h",
+            base + ".pb.cc",
+            base + ".grpc.pb.h",
+            base + ".grpc.pb.cc",
+        ]
     native.genrule(
         name = name + "_gen",
-        srcs = [src],
+        srcs = srcs,
         outs = outs,
         cmd = " ".join([
             "protoc",
@@ -31,14 +37,13 @@ def cc_grpc_proto(name, src, deps = [], visibility = None):
             "--cpp_out=$(GENDIR)/" + native.package_name(),
             "--grpc_out=$(GENDIR)/" + native.package_name(),
             "--plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin)",
-            "$(location %s)" % src,
-        ]),
+        ] + ["$(location %s)" % s for s in srcs]),
     )
     native.cc_library(
         name = name,
-        srcs = [base + ".pb.cc", base + ".grpc.pb.cc"],
-        hdrs = [base + ".pb.h", base + ".grpc.pb.h"],
-        # The generated code includes itself as "cowdb/v1/...".
+        srcs = [o for o in outs if o.endswith(".cc")],
+        hdrs = [o for o in outs if o.endswith(".h")],
+        # The generated code includes itself by its path in this package.
         includes = ["."],
         deps = deps + ["//third_party:grpc"],
         visibility = visibility,
