@@ -52,6 +52,7 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(std::string, etcd_listen, "",
           "also serve etcd 3.4's v3 API on this address (off if empty); "
           "the same TLS and token options apply");
+ABSL_FLAG(int, etcd_max_txn_ops, 128, "etcd face: compares and ops per Txn branch at most");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "time in-flight calls get on shutdown");
 
@@ -207,6 +208,9 @@ int main(int argc, char** argv) {
     etcd_builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
     cowdb::server::etcd::EtcdOptions etcd_options;
     etcd_options.lease_file = dir + "/etcd-leases";
+    etcd_options.max_txn_ops = absl::GetFlag(FLAGS_etcd_max_txn_ops);
+    etcd_options.client_urls = {absl::StrCat(
+        absl::GetFlag(FLAGS_tls_cert).empty() ? "http://" : "https://", etcd_listen)};
     absl::StatusOr<std::unique_ptr<cowdb::server::etcd::EtcdFace>> face =
         cowdb::server::etcd::EtcdFace::Create(db->get(), etcd_options, &auth);
     if (!face.ok()) {

@@ -61,8 +61,11 @@ class KvService final : public pb::KV::Service {
                        pb::CompactionResponse* resp) override {
     COWDB_ETCD_AUTH(s_, ctx);
     uint64_t latest = s_.db->LatestVersion();
-    if (r->revision() < 0 ||
-        static_cast<uint64_t>(r->revision()) < s_.CompactRevision()) {
+    // The oldest retained version is the compaction revision once anything
+    // was released; etcd refuses compacting at or below it.
+    uint64_t compacted = s_.CompactRevision();
+    if (r->revision() < 0 || static_cast<uint64_t>(r->revision()) < compacted ||
+        (compacted > 0 && static_cast<uint64_t>(r->revision()) == compacted)) {
       return errors::Compacted();
     }
     if (static_cast<uint64_t>(r->revision()) > latest) return errors::FutureRev();

@@ -40,6 +40,9 @@ struct EtcdOptions {
   // Put/Txn requests get "etcdserver: request is too large". Also the
   // size at which a fragmenting watch splits its responses.
   uint64_t max_request_bytes = 1536 * 1024;
+  // Compares, and ops per branch, in one Txn at most (etcd's
+  // --max-txn-ops).
+  int max_txn_ops = 128;
   // How often a watch created with progress_notify gets an empty response
   // when it had no events (etcd: 10 minutes).
   absl::Duration progress_interval = absl::Minutes(10);

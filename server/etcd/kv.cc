@@ -246,7 +246,7 @@ class Exec {
   absl::StatusOr<bool> Compare(const pb::Compare& c);
   grpc::Status Path(const pb::TxnRequest& r, TxnPath* path);
   grpc::Status CheckPath(const pb::TxnRequest& r, const TxnPath& path,
-                         size_t* at);
+                         bool puts, size_t* at);
   grpc::Status Apply(const pb::TxnRequest& r, const TxnPath& path, size_t* at,
                      pb::TxnResponse* resp);
   // Fills `kv`; if the key was written by this request, notes it for Finish.
@@ -364,7 +364,7 @@ grpc::Status RangeOver(Iterator* it, const KeySpan& span,
       std::string_view value = it->value();
       if (!it->status().ok()) break;
       rows.emplace_back();
-      report(it->key(), r.keys_only() ? std::string_view() : value, m, &rows.back());
+      report(it->key(), value, m, &rows.back());
     }
     if (descend) {
       it->Prev();
@@ -401,7 +401,10 @@ grpc::Status RangeOver(Iterator* it, const KeySpan& span,
     rows.resize(static_cast<size_t>(r.limit()));
     resp->set_more(true);
   }
-  for (mvccpb::KeyValue& kv : rows) resp->add_kvs()->Swap(&kv);
+  for (mvccpb::KeyValue& kv : rows) {
+    if (r.keys_only()) kv.clear_value();  // after sorting, which may use it
+    resp->add_kvs()->Swap(&kv);
+  }
   return grpc::Status::OK;
 }
 
@@ -438,7 +441,7 @@ grpc::Status RangeAt(const Shared& s, const Snapshot& snap,
 // The snapshot a Range at `revision` reads, given the latest version.
 grpc::Status SnapshotFor(const Shared& s, int64_t revision, uint64_t latest,
                          Snapshot* out) {
-  if (revision < 0) return errors::Compacted();
+  if (revision <= 0) revision = static_cast<int64_t>(latest);  // as etcd
   if (static_cast<uint64_t>(revision) > latest) return errors::FutureRev();
   absl::StatusOr<Snapshot> snap = s.db->SnapshotAt(static_cast<uint64_t>(revision));
   if (absl::IsNotFound(snap.status())) return errors::FutureRev();
@@ -449,7 +452,7 @@ grpc::Status SnapshotFor(const Shared& s, int64_t revision, uint64_t latest,
 
 grpc::Status Exec::Range(const pb::RangeRequest& r, pb::RangeResponse* resp) {
   Header(resp->mutable_header());
-  if (r.revision() != 0) {
+  if (r.revision() > 0) {
     Snapshot snap;
     grpc::Status st = SnapshotFor(s_, r.revision(), begin(), &snap);
     if (!st.ok()) return st;
@@ -470,9 +473,7 @@ grpc::Status Exec::Range(const pb::RangeRequest& r, pb::RangeResponse* resp) {
                     mvccpb::KeyValue* kv) {
     auto w = written_.find(std::string(k));
     if (w != written_.end() && w->second.has_value()) {
-      Current c = *w->second;
-      if (r.keys_only()) c.value.clear();
-      Report(k, c, kv);
+      Report(k, *w->second, kv);
     } else {
       FillKv(k, v, m, kv);
     }
@@ -483,6 +484,8 @@ grpc::Status Exec::Range(const pb::RangeRequest& r, pb::RangeResponse* resp) {
 grpc::Status Exec::Put(const pb::PutRequest& r, pb::PutResponse* resp) {
   absl::StatusOr<std::optional<Current>> prev = Lookup(r.key());
   if (!prev.ok()) return FromEngine(prev.status());
+  // etcd looks the lease up before the key.
+  if (r.lease() != 0 && !s_.lessor->Exists(r.lease())) return errors::LeaseNotFound();
   if ((r.ignore_value() || r.ignore_lease()) && !prev->has_value()) {
     return errors::KeyNotFound();
   }
@@ -630,37 +633,28 @@ grpc::Status Exec::Path(const pb::TxnRequest& r, TxnPath* path) {
 // need their leases and (with ignore_*) their keys, and its ranges a
 // readable revision.
 grpc::Status Exec::CheckPath(const pb::TxnRequest& r, const TxnPath& path,
-                             size_t* at) {
+                             bool puts, size_t* at) {
   bool ok = path[(*at)++];
   for (const pb::RequestOp& op : ok ? r.success() : r.failure()) {
-    switch (op.request_case()) {
-      case pb::RequestOp::kRequestPut: {
-        const pb::PutRequest& p = op.request_put();
-        if (p.lease() != 0 && !s_.lessor->Exists(p.lease())) {
-          return errors::LeaseNotFound();
-        }
-        if (p.ignore_value() || p.ignore_lease()) {
-          absl::StatusOr<std::optional<Current>> c = Lookup(p.key());
-          if (!c.ok()) return FromEngine(c.status());
-          if (!c->has_value()) return errors::KeyNotFound();
-        }
-        break;
+    if (op.request_case() == pb::RequestOp::kRequestTxn) {
+      grpc::Status st = CheckPath(op.request_txn(), path, puts, at);
+      if (!st.ok()) return st;
+    } else if (puts && op.request_case() == pb::RequestOp::kRequestPut) {
+      const pb::PutRequest& p = op.request_put();
+      if (p.ignore_value() || p.ignore_lease()) {
+        absl::StatusOr<std::optional<Current>> c = Lookup(p.key());
+        if (!c.ok()) return FromEngine(c.status());
+        if (!c->has_value()) return errors::KeyNotFound();
       }
-      case pb::RequestOp::kRequestRange: {
-        int64_t rev = op.request_range().revision();
-        if (rev > 0 && static_cast<uint64_t>(rev) > begin()) return errors::FutureRev();
-        if (rev > 0 && static_cast<uint64_t>(rev) < s_.CompactRevision()) {
-          return errors::Compacted();
-        }
-        break;
+      if (p.lease() != 0 && !s_.lessor->Exists(p.lease())) {
+        return errors::LeaseNotFound();
       }
-      case pb::RequestOp::kRequestTxn: {
-        grpc::Status st = CheckPath(op.request_txn(), path, at);
-        if (!st.ok()) return st;
-        break;
+    } else if (!puts && op.request_case() == pb::RequestOp::kRequestRange) {
+      int64_t rev = op.request_range().revision();
+      if (rev > 0 && static_cast<uint64_t>(rev) > begin()) return errors::FutureRev();
+      if (rev > 0 && static_cast<uint64_t>(rev) < s_.CompactRevision()) {
+        return errors::Compacted();
       }
-      default:
-        break;
     }
   }
   return grpc::Status::OK;
@@ -691,8 +685,9 @@ grpc::Status Exec::Apply(const pb::TxnRequest& r, const TxnPath& path,
     }
     if (!st.ok()) return st;
   }
-  // A nested txn's header: its revision once everything before it ran.
-  Header(resp->mutable_header());
+  // etcd leaves a nested txn's header empty (the outer one is filled by
+  // the caller).
+  resp->mutable_header();
   return grpc::Status::OK;
 }
 
@@ -700,10 +695,13 @@ grpc::Status Exec::Txn(const pb::TxnRequest& r, pb::TxnResponse* resp) {
   TxnPath path;
   grpc::Status st = Path(r, &path);
   if (!st.ok()) return st;
+  // As etcd: every put on the path first, then every range.
+  for (bool puts : {true, false}) {
+    size_t at = 0;
+    st = CheckPath(r, path, puts, &at);
+    if (!st.ok()) return st;
+  }
   size_t at = 0;
-  st = CheckPath(r, path, &at);
-  if (!st.ok()) return st;
-  at = 0;
   return Apply(r, path, &at, resp);
 }
 
@@ -773,8 +771,7 @@ grpc::Status RunDelete(const Shared& s, const pb::DeleteRangeRequest& r,
 
 grpc::Status RunTxn(const Shared& s, const pb::TxnRequest& r,
                     pb::TxnResponse* resp) {
-  constexpr int kMaxTxnOps = 128;  // etcd's --max-txn-ops default
-  grpc::Status st = CheckTxn(r, kMaxTxnOps);
+  grpc::Status st = CheckTxn(r, s.options->max_txn_ops);
   if (!st.ok()) return st;
   if (r.ByteSizeLong() > s.options->max_request_bytes) return errors::RequestTooLarge();
   return RunWrite(s, resp, [&](Exec& e) { return e.Txn(r, resp); });
