@@ -116,6 +116,18 @@ std::vector<std::pair<std::string, std::string>> DbOpsSeeds() {
       {kBegin, 0, 0, 0}, {kPut, 1, 4}, {kTxnPut, 0, 1, 5}, {kCommit, 0},
       {kBegin, 1, 1, 0}, {kTxnGet, 1, 2}, {kPut, 1, 6}, {kTxnPut, 1, 1, 7}, {kCommit, 1},
       {kGet, 0, 1}})});
+  // Per-key metadata: leases (value bytes 3 and 4 attach 1 and 2, see
+  // LeaseOf), overwrites, a delete and recreate, repeats in a batch, a
+  // transaction's own leased write; then ReleaseBefore below, at and after
+  // the latest, and reads of released versions.
+  seeds.push_back({"key_meta", Bytes({
+      {kPut, 1, 3}, {kPut, 1, 4}, {kPut, 1, 5}, {kDelete, 1}, {kPut, 1, 8},
+      {kBatch, 3, 1, 2, 3, 1, 2, 9, 1, 3, 0},
+      {kBegin, 0, 0, 0}, {kTxnPut, 0, 3, 13}, {kTxnGet, 0, 3}, {kTxnScan, 0, 0},
+      {kCommit, 0}, {kGet, 0, 1}, {kGet, 4, 1}, {kScan, 0, 0}, {kDiff, 6, 0, 255, 255},
+      {kTag, 0, 5}, {kReleaseBefore, 3}, {kGet, 5, 1}, {kGet, 6, 1},
+      {kReleaseBefore, 1}, {kReleaseBefore, 0}, {kWatch, 7, 255, 255},
+      {kReopen}, {kGet, 5, 1}, {kReclaim}, {kCheck}})});
   // Retention: snapshots, tags, reclamation, reads of released versions.
   seeds.push_back({"retention", Bytes({
       {kPut, 1, 1}, {kSnapshot}, {kPut, 1, 2}, {kPut, 2, 3}, {kTag, 0, 3},
