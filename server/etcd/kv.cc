@@ -108,6 +108,8 @@ grpc::Status CheckDelete(const pb::DeleteRangeRequest& r) {
 
 namespace {
 
+grpc::Status CheckTxnOps(const pb::TxnRequest& r, int max_ops);
+
 grpc::Status CheckOp(const pb::RequestOp& op, int max_ops) {
   switch (op.request_case()) {
     case pb::RequestOp::kRequestRange:
@@ -117,7 +119,7 @@ grpc::Status CheckOp(const pb::RequestOp& op, int max_ops) {
     case pb::RequestOp::kRequestDeleteRange:
       return CheckDelete(op.request_delete_range());
     case pb::RequestOp::kRequestTxn:
-      return CheckTxn(op.request_txn(), max_ops);
+      return CheckTxnOps(op.request_txn(), max_ops);
     default:
       return grpc::Status::OK;
   }
@@ -182,9 +184,8 @@ grpc::Status CheckIntervals(
   return grpc::Status::OK;
 }
 
-}  // namespace
-
-grpc::Status CheckTxn(const pb::TxnRequest& r, int max_ops) {
+// etcd's checkTxnRequest: sizes and each op, recursively.
+grpc::Status CheckTxnOps(const pb::TxnRequest& r, int max_ops) {
   int opc = std::max({r.compare_size(), r.success_size(), r.failure_size()});
   if (opc > max_ops) return errors::TooManyOps();
   for (const pb::Compare& c : r.compare()) {
@@ -196,8 +197,17 @@ grpc::Status CheckTxn(const pb::TxnRequest& r, int max_ops) {
       if (!st.ok()) return st;
     }
   }
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+// Then, at the top only, the put/delete overlaps (as etcd's Txn handler).
+grpc::Status CheckTxn(const pb::TxnRequest& r, int max_ops) {
+  grpc::Status st = CheckTxnOps(r, max_ops);
+  if (!st.ok()) return st;
   Intervals unused;
-  grpc::Status st = CheckIntervals(r.success(), &unused);
+  st = CheckIntervals(r.success(), &unused);
   if (!st.ok()) return st;
   return CheckIntervals(r.failure(), &unused);
 }
