@@ -29,6 +29,7 @@
 #include "engine/util/coding.h"
 #include "engine/version/records.h"
 #include "gtest/gtest.h"
+#include "tests/util/db_test_util.h"
 #include "tests/util/legacy_page.h"
 #include "tests/util/model_db.h"
 #include "tests/util/status_matchers.h"
@@ -424,6 +425,7 @@ TEST_F(KeyMetaTest, ReleaseBeforeLeavesOpenSnapshots) {
 }
 
 TEST(KeyMetaRocksDBTest, ReleaseBeforeSurvivesReopen) {
+  if (testing::kUnderTsan) GTEST_SKIP() << "RocksDB is not instrumented";
   testing::TempDir dir;
   Options options;
   options.retain_versions = Options::kRetainAll;
