@@ -268,6 +268,12 @@ class DB {
   // Errors: NotFound for a version after the latest.
   virtual absl::Status ReleaseBefore(uint64_t version) = 0;
 
+  // The release floor: versions below it are released unless tagged or
+  // pinned by a snapshot, iterator or watcher. ReleaseBefore and the
+  // retention options raise it (retention when the reclaimer runs); it
+  // never goes down. 0 until anything was released.
+  virtual uint64_t ReleaseFloor() = 0;
+
   // Runs one reclamation pass now: releases versions outside retention and
   // deletes the pages and blobs that no retained version reaches. Never
   // blocks commits or readers.

@@ -483,6 +483,8 @@ absl::Status DBImpl::ReleaseBefore(uint64_t version) {
   return reclaimer_->ReleaseBefore(version);
 }
 
+uint64_t DBImpl::ReleaseFloor() { return versions_->floor(); }
+
 absl::Status DBImpl::Backup(const std::string& dir) {
   return store_->Checkpoint(dir);
 }

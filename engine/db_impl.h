@@ -68,6 +68,7 @@ class DBImpl final : public DB {
                     std::string_view end,
                     const std::function<bool(const Change&)>& fn) override;
   absl::Status ReleaseBefore(uint64_t version) override;
+  uint64_t ReleaseFloor() override;
   absl::StatusOr<ReclaimStats> Reclaim() override;
   absl::Status Checkpoint() override;
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(uint64_t from_version,

@@ -352,6 +352,7 @@ TEST_F(KeyMetaTest, ReleaseBefore) {
   for (int i = 1; i <= 10; ++i) ASSERT_OK(db_->Put("k", std::to_string(i)));
   ASSERT_OK(db_->Tag("keep", 3));
   EXPECT_THAT(db_->ReleaseBefore(11), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(db_->ReleaseFloor(), 0u);
   ASSERT_OK(db_->ReleaseBefore(6));
   auto code_at = [&](uint64_t v) {
     ReadOptions ro;
@@ -366,6 +367,7 @@ TEST_F(KeyMetaTest, ReleaseBefore) {
           << "version " << v;
     }
     EXPECT_EQ(db_->OldestVersion(), 3u);
+    EXPECT_EQ(db_->ReleaseFloor(), floor);  // tags do not lower it
   };
   expect_released_below(6);
   ReadOptions at5;

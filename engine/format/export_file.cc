@@ -1,5 +1,7 @@
 #include "engine/format/export_file.h"
 
+#include <algorithm>
+
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -110,9 +112,24 @@ absl::StatusOr<ExportHeader> ReadExport(
     return Damaged(path, "not a cowdb export file");
   }
   std::string_view body(data.data(), data.size() - 8);
-  if (DecodeFixed64LE(data.data() + body.size()) !=
-      XXH3_64bits(body.data(), body.size())) {
-    return Damaged(path, "bad checksum");
+  auto verifies = [](std::string_view b) {
+    return DecodeFixed64LE(b.data() + b.size() - 8) ==
+           XXH3_64bits(b.data(), b.size() - 8);
+  };
+  if (!verifies(data)) {
+    // In an etcd snapshot frame? Then the export is the first `length`
+    // bytes (see the format above).
+    constexpr size_t kTrailer = 8 + 32;
+    uint64_t length = 0;
+    if (data.size() % 512 == 32 && data.size() >= kTrailer) {
+      length = DecodeFixed64LE(data.data() + data.size() - kTrailer);
+    }
+    bool framed = length >= kMagicLen + 8 && length <= data.size() - kTrailer &&
+                  std::all_of(data.begin() + length, data.end() - kTrailer,
+                              [](char c) { return c == 0; }) &&
+                  verifies(std::string_view(data.data(), length));
+    if (!framed) return Damaged(path, "bad checksum");
+    body = std::string_view(data.data(), length - 8);
   }
   Reader in(body.substr(kMagicLen));
   ExportHeader header;

@@ -6,6 +6,15 @@
 //   checksum := fixed64: XXH3-64 of everything before it
 //   bytes    := length:varint byte{length}
 //
+// A file may also hold an export in an etcd snapshot frame (what the etcd
+// face's Snapshot streams, so that `etcdctl snapshot save` accepts it):
+//
+//   framed   := file zero* length:fixed64 sha256:32 bytes
+//
+// with `length` the size of `file` and the whole a multiple of 512 bytes
+// plus 32. The reader accepts both (the frame's SHA-256 is etcdctl's; the
+// file's own checksum is what is verified).
+//
 // Records are in key order. The format does not depend on page layout, so
 // any cowdb build can read it. DO NOT CHANGE; add a new magic instead.
 

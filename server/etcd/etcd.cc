@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include <xxhash.h>
 
 #include <cstdio>
@@ -61,16 +62,16 @@ class KvService final : public pb::KV::Service {
                        pb::CompactionResponse* resp) override {
     COWDB_ETCD_AUTH(s_, ctx);
     uint64_t latest = s_.db->LatestVersion();
-    // The oldest retained version is the compaction revision once anything
-    // was released; etcd refuses compacting at or below it.
     uint64_t compacted = s_.CompactRevision();
-    if (r->revision() < 0 || static_cast<uint64_t>(r->revision()) < compacted ||
-        (compacted > 0 && static_cast<uint64_t>(r->revision()) == compacted)) {
+    if (r->revision() < 0 ||
+        (compacted > 0 && static_cast<uint64_t>(r->revision()) <= compacted)) {
       return errors::Compacted();
     }
     if (static_cast<uint64_t>(r->revision()) > latest) return errors::FutureRev();
-    absl::Status st = s_.db->ReleaseBefore(static_cast<uint64_t>(r->revision()));
-    if (!st.ok()) return FromEngine(st);
+    if (r->revision() > 1) {
+      absl::Status st = s_.db->ReleaseBefore(static_cast<uint64_t>(r->revision()) - 1);
+      if (!st.ok()) return FromEngine(st);
+    }
     if (r->physical()) {
       absl::StatusOr<ReclaimStats> rs = s_.db->Reclaim();
       if (!rs.ok()) return FromEngine(rs.status());
@@ -171,7 +172,7 @@ class ClusterService final : public pb::Cluster::Service {
   grpc::Status MemberList(grpc::ServerContext* ctx, const pb::MemberListRequest*,
                           pb::MemberListResponse* resp) override {
     COWDB_ETCD_AUTH(s_, ctx);
-    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    s_.FillHeader(0, resp->mutable_header());  // etcd's has no revision
     pb::Member* m = resp->add_members();
     m->set_id(s_.options->member_id);
     m->set_name(s_.options->member_name);
@@ -264,9 +265,9 @@ class MaintenanceService final : public pb::Maintenance::Service {
     COWDB_ETCD_AUTH(s_, ctx);
     cowdb::Snapshot latest = s_.db->GetSnapshot();
     cowdb::Snapshot snap = latest;
-    if (r->revision() != 0) {
-      if (r->revision() < 0) return errors::Compacted();
+    if (r->revision() > 0) {
       if (static_cast<uint64_t>(r->revision()) > latest.version()) return errors::FutureRev();
+      if (s_.IsCompacted(static_cast<uint64_t>(r->revision()))) return errors::Compacted();
       absl::StatusOr<cowdb::Snapshot> at = s_.db->SnapshotAt(static_cast<uint64_t>(r->revision()));
       if (!at.ok()) return FromEngine(at.status());
       snap = *std::move(at);
@@ -275,11 +276,15 @@ class MaintenanceService final : public pb::Maintenance::Service {
     if (!h.ok()) return FromEngine(h.status());
     s_.FillHeader(latest.version(), resp->mutable_header());
     resp->set_hash(*h);
-    resp->set_compact_revision(static_cast<int64_t>(s_.CompactRevision()));
+    uint64_t compacted = s_.CompactRevision();
+    resp->set_compact_revision(compacted == 0 ? -1 : static_cast<int64_t>(compacted));
     return grpc::Status::OK;
   }
-  // Streams an export of the latest version (engine/format/export_file.h):
-  // restore it with `cowdb import`, not `etcdctl snapshot restore`.
+  // Streams an export of the latest version (engine/format/export_file.h)
+  // in etcd's snapshot frame: zero padding, the export's length and a
+  // SHA-256 of everything before it, which `etcdctl snapshot save` checks
+  // for. `cowdb import` reads the file; `etcdctl snapshot restore` cannot
+  // (it expects etcd's bbolt file).
   grpc::Status Snapshot(grpc::ServerContext* ctx, const pb::SnapshotRequest*,
                         grpc::ServerWriter<pb::SnapshotResponse>* w) override {
     COWDB_ETCD_AUTH(s_, ctx);
@@ -295,19 +300,39 @@ class MaintenanceService final : public pb::Maintenance::Service {
     std::ifstream in(path, std::ios::binary);
     ::unlink(path.c_str());  // the open stream keeps it readable
     in.seekg(0, std::ios::end);
-    int64_t left = in.tellg();
+    const uint64_t length = static_cast<uint64_t>(in.tellg());
     in.seekg(0);
-    std::string chunk(32 * 1024, '\0');
-    while (left > 0 && !ctx->IsCancelled()) {
-      auto n = static_cast<int64_t>(std::min<int64_t>(left, chunk.size()));
-      if (!in.read(chunk.data(), n)) return grpc::Status(grpc::INTERNAL, "snapshot read failed");
-      left -= n;
+    const uint64_t padding = (512 - (length + 8) % 512) % 512;
+    const uint64_t total = length + padding + 8 + 32;
+    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr);
+    uint64_t sent = 0;
+    auto send = [&](std::string_view bytes, bool hash) {
+      if (hash) EVP_DigestUpdate(sha.get(), bytes.data(), bytes.size());
+      sent += bytes.size();
       pb::SnapshotResponse resp;
       s_.FillHeader(s_.db->LatestVersion(), resp.mutable_header());
-      resp.set_remaining_bytes(static_cast<uint64_t>(left));
-      resp.set_blob(chunk.data(), static_cast<size_t>(n));
-      if (!w->Write(resp)) break;
+      resp.set_remaining_bytes(total - sent);
+      resp.set_blob(bytes.data(), bytes.size());
+      return w->Write(resp);
+    };
+    std::string chunk(32 * 1024, '\0');
+    for (uint64_t left = length; left > 0;) {
+      if (ctx->IsCancelled()) return grpc::Status(grpc::CANCELLED, "snapshot cancelled");
+      auto n = static_cast<size_t>(std::min<uint64_t>(left, chunk.size()));
+      if (!in.read(chunk.data(), static_cast<std::streamsize>(n))) {
+        return grpc::Status(grpc::INTERNAL, "snapshot read failed");
+      }
+      left -= n;
+      if (!send(std::string_view(chunk.data(), n), true)) return grpc::Status::OK;
     }
+    std::string tail(padding, '\0');
+    for (int i = 0; i < 8; ++i) tail.push_back(static_cast<char>(length >> (8 * i)));
+    if (!send(tail, true)) return grpc::Status::OK;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    EVP_DigestFinal_ex(sha.get(), digest, &digest_len);
+    send(std::string_view(reinterpret_cast<const char*>(digest), digest_len), false);
     return grpc::Status::OK;
   }
   grpc::Status MoveLeader(grpc::ServerContext* ctx, const pb::MoveLeaderRequest* r,

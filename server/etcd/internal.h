@@ -84,8 +84,24 @@ struct Shared {
     h->set_revision(static_cast<int64_t>(revision));
     h->set_raft_term(1);
   }
-  // The oldest revision etcd would still serve (its compaction floor).
-  uint64_t CompactRevision() const { return db->OldestVersion(); }
+  // etcd's compaction revision: the oldest revision it still serves, 0
+  // when nothing was compacted. Compact(r) releases the versions below
+  // r - 1: cowdb keeps the version before the compaction revision, so
+  // that a watch can start at it (its events are the difference from the
+  // version before). Retention raises it too.
+  uint64_t CompactRevision() const {
+    uint64_t floor = db->ReleaseFloor();
+    return floor == 0 ? 0 : floor + 1;
+  }
+  // Whether etcd would refuse reading at `revision` as compacted. A tagged
+  // version stays readable (what cowdb adds).
+  bool IsCompacted(uint64_t revision) const {
+    if (revision >= CompactRevision()) return false;
+    for (const auto& [name, v] : db->ListTags()) {
+      if (v == revision) return false;
+    }
+    return true;
+  }
 };
 
 // Checks a request as etcd's gRPC layer does before it runs it.

@@ -338,11 +338,14 @@ grpc::Status RangeOver(Iterator* it, const KeySpan& span,
   }
   bool filtered = r.min_mod_revision() != 0 || r.max_mod_revision() != 0 ||
                   r.min_create_revision() != 0 || r.max_create_revision() != 0;
-  // Reading keys in order gives the answer directly unless a filter or a
-  // sort on something else than the key needs every key first.
-  bool key_order = !filtered && r.sort_target() == pb::RangeRequest::KEY;
-  bool descend = key_order && order == pb::RangeRequest::DESCEND;
-  int64_t fetch = key_order && r.limit() > 0 ? r.limit() + 1 : 0;
+  // Keys are read in key order (backwards for a descending sort by key),
+  // filtered, sorted by another target if asked, and cut at the limit. As
+  // etcd: without a sort order and without filters only limit + 1 keys are
+  // read, even when a target other than the key then sorts them.
+  bool by_key = r.sort_target() == pb::RangeRequest::KEY;
+  bool descend = by_key && order == pb::RangeRequest::DESCEND;
+  bool pushdown = !filtered && (r.sort_order() == pb::RangeRequest::NONE || by_key);
+  int64_t fetch = pushdown && r.limit() > 0 ? r.limit() + 1 : 0;
 
   std::vector<mvccpb::KeyValue> rows;
   auto keep = [&](const mvccpb::KeyValue& kv) {
@@ -388,7 +391,7 @@ grpc::Status RangeOver(Iterator* it, const KeySpan& span,
   }
   if (!it->status().ok()) return FromEngine(it->status());
 
-  if (!key_order && order != pb::RangeRequest::NONE) {
+  if (!by_key && order != pb::RangeRequest::NONE) {
     // This request's own writes (revision 0 until the commit) are newer
     // than everything else.
     auto rev = [](int64_t v) { return v == 0 ? INT64_MAX : v; };
@@ -459,6 +462,7 @@ grpc::Status SnapshotFor(const Shared& s, int64_t revision, uint64_t latest,
                          Snapshot* out) {
   if (revision <= 0) revision = static_cast<int64_t>(latest);  // as etcd
   if (static_cast<uint64_t>(revision) > latest) return errors::FutureRev();
+  if (s.IsCompacted(static_cast<uint64_t>(revision))) return errors::Compacted();
   absl::StatusOr<Snapshot> snap = s.db->SnapshotAt(static_cast<uint64_t>(revision));
   if (absl::IsNotFound(snap.status())) return errors::FutureRev();
   if (!snap.ok()) return FromEngine(snap.status());

@@ -222,23 +222,23 @@ void Watch::Run(uint64_t from) {
   while (!cancel_ && !stream_->done() && from > s.db->LatestVersion()) {
     absl::SleepFor(kPoll);
   }
-  auto compacted = [&](uint64_t oldest) {
+  auto compacted = [&] {
     pb::WatchResponse resp;
     s.FillHeader(s.db->LatestVersion(), resp.mutable_header());
     resp.set_watch_id(id_);
-    // The first revision a new watch can start at.
-    resp.set_compact_revision(static_cast<int64_t>(oldest) + 1);
+    resp.set_compact_revision(static_cast<int64_t>(s.CompactRevision()));
     resp.set_canceled(true);
     stream_->Send(resp, false);
   };
-  if (from < s.db->OldestVersion()) {
-    compacted(s.db->OldestVersion());
+  // Changes after `from` start at revision from + 1.
+  if (from + 1 < s.CompactRevision()) {
+    compacted();
     return;
   }
   absl::StatusOr<std::unique_ptr<Watcher>> watcher =
       s.db->Watch(from, span.begin, end);
   if (!watcher.ok()) {
-    if (absl::IsOutOfRange(watcher.status())) compacted(s.db->OldestVersion());
+    if (absl::IsOutOfRange(watcher.status())) compacted();
     return;
   }
   delivered_ = from;
@@ -265,7 +265,7 @@ void Watch::Run(uint64_t from) {
       return;
     }
     if (ev->net) {  // versions were released under the watch
-      compacted(s.db->OldestVersion());
+      compacted();
       return;
     }
     // The rest of this version's events.

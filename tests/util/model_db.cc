@@ -864,6 +864,11 @@ absl::Status ModelDB::ReleaseBefore(uint64_t version) {
   return absl::OkStatus();
 }
 
+uint64_t ModelDB::ReleaseFloor() {
+  absl::MutexLock lock(&mu_);
+  return floor_;
+}
+
 absl::StatusOr<ReclaimStats> ModelDB::Reclaim() {
   absl::MutexLock lock(&mu_);
   ReclaimStats stats;

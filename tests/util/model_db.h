@@ -163,6 +163,7 @@ class ModelDB final : public DB {
                                                  std::string_view begin,
                                                  std::string_view end) override;
   absl::Status ReleaseBefore(uint64_t version) override;
+  uint64_t ReleaseFloor() override;
   absl::StatusOr<ReclaimStats> Reclaim() override;
   absl::Status Checkpoint() override;                  // OK, nothing to do
   absl::StatusOr<CheckReport> Check() override;        // trivial report
