@@ -59,6 +59,10 @@ absl::Status ValidateOptions(const Options& o) {
   return absl::OkStatus();
 }
 
+KeyMeta MetaOf(const LeafEntry& e) {
+  return KeyMeta{e.mod_version, e.create_version, e.writes, e.lease};
+}
+
 // A DB iterator: a tree cursor over a pinned version, plus blob loading.
 class DBIter final : public Iterator {
  public:
@@ -77,6 +81,7 @@ class DBIter final : public Iterator {
     return values_.Read(cursor_.entry().value, &status_);
   }
   uint64_t mod_version() const override { return cursor_.entry().mod_version; }
+  KeyMeta meta() const override { return MetaOf(cursor_.entry()); }
   uint64_t version() const override { return version_->version; }
   absl::Status status() const override { return status_; }
 
@@ -145,7 +150,8 @@ void PrepareBlindWrite(const WriteBatch& batch, CommitRequest* req) {
   req->mutations.reserve(batch.Count());
   for (const auto& op : batch.ops()) {
     req->written_keys.push_back(op.key);
-    req->mutations.push_back(Mutation{op.is_delete, op.key, op.value});
+    req->mutations.push_back(Mutation{op.is_delete, op.key, op.value,
+                                      op.is_delete ? 0 : op.lease});
   }
 }
 
@@ -213,9 +219,14 @@ absl::StatusOr<Entry> DBImpl::GetEntry(const ReadOptions& options,
   ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
   Entry e;
   e.version = v->version;
+  EntryMeta meta;
   ASSIGN_OR_RETURN(bool found,
-                   TreeRead(source_, v->root, key, &e.value, &e.mod_version));
+                   TreeRead(source_, v->root, key, &e.value, &meta));
   if (!found) return absl::NotFoundError("key not found");
+  e.mod_version = meta.mod_version;
+  e.create_version = meta.create_version;
+  e.writes = meta.writes;
+  e.lease = meta.lease;
   return e;
 }
 
@@ -376,8 +387,8 @@ absl::Status DBImpl::DiffRoots(const Root& a, const Root& b,
                              c.old_value = value_of(before);
                              c.new_value = value_of(after);
                              if (!inner.ok()) return false;
-                             c.old_mod_version = before ? before->mod_version : 0;
-                             c.new_mod_version = after ? after->mod_version : 0;
+                             if (before) c.old_meta = MetaOf(*before);
+                             if (after) c.new_meta = MetaOf(*after);
                              return fn(c);
                            }));
   return inner;
@@ -467,6 +478,10 @@ absl::Status DBImpl::Checkpoint() {
 }
 
 absl::StatusOr<ReclaimStats> DBImpl::Reclaim() { return reclaimer_->Reclaim(); }
+
+absl::Status DBImpl::ReleaseBefore(uint64_t version) {
+  return reclaimer_->ReleaseBefore(version);
+}
 
 absl::Status DBImpl::Backup(const std::string& dir) {
   return store_->Checkpoint(dir);

@@ -67,6 +67,7 @@ class DBImpl final : public DB {
   absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,
                     std::string_view end,
                     const std::function<bool(const Change&)>& fn) override;
+  absl::Status ReleaseBefore(uint64_t version) override;
   absl::StatusOr<ReclaimStats> Reclaim() override;
   absl::Status Checkpoint() override;
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(uint64_t from_version,

@@ -25,6 +25,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/etcd/etcd.h"
 #include "server/service.h"
 
 ABSL_FLAG(std::string, data_dir, "cowdb-data",
@@ -48,6 +49,10 @@ ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain (enables TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle: require client certificates it signed (mTLS)");
+ABSL_FLAG(std::string, etcd_listen, "",
+          "also serve etcd 3.4's v3 API on this address (off if empty); "
+          "the same TLS and token options apply");
+ABSL_FLAG(int, etcd_max_txn_ops, 128, "etcd face: compares and ops per Txn branch at most");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "time in-flight calls get on shutdown");
 
@@ -192,15 +197,54 @@ int main(int argc, char** argv) {
                                       "\" version=", (*db)->LatestVersion()));
   std::cout << "listening on " << addr << std::endl;
 
+  // The etcd face, on its own address.
+  std::unique_ptr<cowdb::server::etcd::EtcdFace> etcd;
+  std::unique_ptr<grpc::Server> etcd_server;
+  if (const std::string etcd_listen = absl::GetFlag(FLAGS_etcd_listen); !etcd_listen.empty()) {
+    grpc::ServerBuilder etcd_builder;
+    int etcd_port = 0;
+    etcd_builder.AddListeningPort(etcd_listen, *creds, &etcd_port);
+    etcd_builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+    etcd_builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+    cowdb::server::etcd::EtcdOptions etcd_options;
+    etcd_options.lease_file = dir + "/etcd-leases";
+    etcd_options.max_txn_ops = absl::GetFlag(FLAGS_etcd_max_txn_ops);
+    etcd_options.client_urls = {absl::StrCat(
+        absl::GetFlag(FLAGS_tls_cert).empty() ? "http://" : "https://", etcd_listen)};
+    absl::StatusOr<std::unique_ptr<cowdb::server::etcd::EtcdFace>> face =
+        cowdb::server::etcd::EtcdFace::Create(db->get(), etcd_options, &auth);
+    if (!face.ok()) {
+      cowdb::server::Log("error", "cannot start the etcd face",
+                         absl::StrCat("error=\"", face.status().ToString(), "\""));
+      return 1;
+    }
+    etcd = *std::move(face);
+    etcd->Register(&etcd_builder);
+    etcd_server = etcd_builder.BuildAndStart();
+    if (etcd_server == nullptr || etcd_port == 0) {
+      cowdb::server::Log("error", "cannot listen", absl::StrCat("addr=\"", etcd_listen, "\""));
+      return 1;
+    }
+    std::string etcd_addr =
+        absl::StrCat(etcd_listen.substr(0, etcd_listen.rfind(':')), ":", etcd_port);
+    cowdb::server::Log("info", "serving etcd v3 API", absl::StrCat("addr=", etcd_addr));
+    std::cout << "etcd API on " << etcd_addr << std::endl;
+  }
+
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&signals, &sig);
     cowdb::server::Log("info", "shutting down", absl::StrCat("signal=", sig));
-    server->Shutdown(std::chrono::system_clock::now() +
-                     absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_shutdown_grace)));
+    auto deadline = std::chrono::system_clock::now() +
+                    absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_shutdown_grace));
+    if (etcd_server != nullptr) etcd_server->Shutdown(deadline);
+    server->Shutdown(deadline);
   });
   server->Wait();
   stopper.join();
+  if (etcd_server != nullptr) etcd_server->Wait();
+  if (etcd != nullptr) etcd->Stop();
+  etcd.reset();
   txns.reset();  // rolls back open transactions
   db->reset();
   cowdb::server::Log("info", "stopped");

@@ -1,13 +1,15 @@
 // Randomized model test: the database driven beside ModelDB
 // (tests/util/model_db.h), the executable specification of the DB API.
 //
-// Random puts, deletes and batches; snapshots kept at random versions and
-// checked again after later commits (point reads with their mod_versions,
-// iteration both ways, random seeks, counts, tree structure); the database
-// is closed and reopened midway and the kept versions are checked again.
-// The second test adds retention: snapshots taken and released, tags,
-// reclamation passes (the floor must be the model's) and reopens; every
-// version reads as the model's or fails with the model's code.
+// Random puts (some with leases), deletes and batches; snapshots kept at
+// random versions and checked again after later commits (point reads and
+// iterators with each key's metadata: mod_version, create_version, writes,
+// lease; iteration both ways, random seeks, counts, tree structure); the
+// database is closed and reopened midway and the kept versions are checked
+// again. The second test adds retention: snapshots taken and released,
+// tags, reclamation passes (the floor must be the model's), ReleaseBefore
+// and reopens; every version reads as the model's or fails with the
+// model's code.
 //
 // The seed is printed; rerun one with COWDB_SEED=<seed>.
 
@@ -29,6 +31,14 @@ namespace cowdb {
 namespace {
 
 using testing::ModelDB;
+
+// Use with ASSERT_NO_FATAL_FAILURE.
+void ExpectSameMeta(const KeyMeta& got, const KeyMeta& want) {
+  ASSERT_EQ(got.mod_version, want.mod_version);
+  ASSERT_EQ(got.create_version, want.create_version);
+  ASSERT_EQ(got.writes, want.writes);
+  ASSERT_EQ(got.lease, want.lease);
+}
 
 uint64_t Seed() {
   if (const char* s = std::getenv("COWDB_SEED")) return std::strtoull(s, nullptr, 10);
@@ -57,6 +67,8 @@ class ModelTest : public ::testing::Test {
   std::string RandomKey() {
     return "key" + std::to_string(rng_() % key_space_);
   }
+  // Mostly no lease, as most puts.
+  uint64_t RandomLease() { return rng_() % 3 == 0 ? 1 + rng_() % 5 : 0; }
   std::string RandomValue() {
     size_t len = rng_() % 10 == 0 ? 129 + rng_() % 3000 : rng_() % 100;
     std::string v(len, 'a' + rng_() % 26);
@@ -79,6 +91,9 @@ class ModelTest : public ::testing::Test {
       ASSERT_EQ(got->value, want->value) << k;
       ASSERT_EQ(got->mod_version, want->mod_version) << k;
       ASSERT_EQ(got->version, want->version) << k;
+      ASSERT_EQ(got->create_version, want->create_version) << k;
+      ASSERT_EQ(got->writes, want->writes) << k;
+      ASSERT_EQ(got->lease, want->lease) << k;
     }
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<Iterator> it, db_->NewIterator(ro));
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<Iterator> mit, model_->NewIterator(ro));
@@ -89,6 +104,8 @@ class ModelTest : public ::testing::Test {
       ASSERT_EQ(it->key(), mit->key());
       ASSERT_EQ(it->value(), mit->value()) << mit->key();
       ASSERT_EQ(it->mod_version(), mit->mod_version()) << mit->key();
+      ASSERT_NO_FATAL_FAILURE(ExpectSameMeta(it->meta(), mit->meta()))
+          << mit->key();
     };
     // Forward and backward iteration.
     size_t n = 0;
@@ -139,6 +156,29 @@ class ModelTest : public ::testing::Test {
     ReadOptions ro;
     ro.version = version;
     ASSERT_NO_FATAL_FAILURE(Check(ro));
+    if (version > 0 && model_->CheckReadable(version - 1).ok()) {
+      // What its commit changed, with the metadata before and after.
+      std::vector<Change> got, want;
+      auto into = [](std::vector<Change>* out) {
+        return [out](const Change& c) {
+          out->push_back(c);
+          return true;
+        };
+      };
+      ASSERT_OK(model_->Diff(version - 1, version, "", "", into(&want)));
+      ASSERT_OK(db_->Diff(version - 1, version, "", "", into(&got)));
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        SCOPED_TRACE("diff of " + want[i].key);
+        ASSERT_EQ(got[i].key, want[i].key);
+        ASSERT_EQ(got[i].old_value, want[i].old_value);
+        ASSERT_EQ(got[i].new_value, want[i].new_value);
+        ASSERT_NO_FATAL_FAILURE(
+            ExpectSameMeta(got[i].old_meta, want[i].old_meta));
+        ASSERT_NO_FATAL_FAILURE(
+            ExpectSameMeta(got[i].new_meta, want[i].new_meta));
+      }
+    }
     auto* impl = static_cast<internal::DBImpl*>(db_.get());
     ASSERT_OK(impl->VerifyVersion(version, /*strict=*/true));
   }
@@ -187,22 +227,24 @@ TEST_F(ModelTest, RandomOperationsMatchModelAtEveryKeptVersion) {
     uint64_t r = rng_() % 100;
     WriteBatch batch;
     if (r < 55) {
-      batch.Put(RandomKey(), RandomValue());
+      batch.Put(RandomKey(), RandomValue(), RandomLease());
     } else if (r < 75) {
       batch.Delete(RandomKey());
     } else {
+      // (Keys may repeat within a batch: each put counts as a write.)
       int n = rng_() % 10 == 0 ? 300 : 1 + rng_() % 20;
       bool deletes = rng_() % 3 == 0;
       for (int i = 0; i < n; ++i) {
         if (deletes && rng_() % 2 == 0) {
           batch.Delete(RandomKey());
         } else {
-          batch.Put(RandomKey(), RandomValue());
+          batch.Put(RandomKey(), RandomValue(), RandomLease());
         }
       }
     }
     uint64_t version;
-    if (batch.Count() == 1 && !batch.ops()[0].is_delete) {
+    if (batch.Count() == 1 && !batch.ops()[0].is_delete &&
+        batch.ops()[0].lease == 0) {
       ASSERT_OK_AND_ASSIGN(version, db_->Put(batch.ops()[0].key, batch.ops()[0].value));
       ASSERT_OK_AND_ASSIGN(uint64_t want,
                            model_->Put(batch.ops()[0].key, batch.ops()[0].value));
@@ -268,7 +310,7 @@ TEST_F(ModelTest, RetainedVersionsMatchModelUnderReclamation) {
         if (rng_() % 4 == 0) {
           batch.Delete(RandomKey());
         } else {
-          batch.Put(RandomKey(), RandomValue());
+          batch.Put(RandomKey(), RandomValue(), RandomLease());
         }
       }
       Write(batch);
@@ -291,10 +333,19 @@ TEST_F(ModelTest, RetainedVersionsMatchModelUnderReclamation) {
       std::string name = "tag" + std::to_string(rng_() % 5);
       absl::Status want = model_->Untag(name);
       ASSERT_EQ(db_->Untag(name).code(), want.code()) << name;
-    } else if (r < 97) {
+    } else if (r < 95) {
       ASSERT_OK_AND_ASSIGN(ReclaimStats want, model_->Reclaim());
       ASSERT_OK_AND_ASSIGN(ReclaimStats got, db_->Reclaim());
       ASSERT_EQ(got.floor, want.floor);
+    } else if (r < 97) {
+      // Release up to a recent version (sometimes below the floor, a
+      // no-op, or after the latest, NotFound).
+      const uint64_t latest = model_->LatestVersion();
+      const uint64_t back = std::min<uint64_t>(latest + 2, rng_() % 40);
+      const uint64_t v = latest + 2 - back;
+      absl::Status want = model_->ReleaseBefore(v);
+      ASSERT_EQ(db_->ReleaseBefore(v).code(), want.code()) << v << ": " << want;
+      ASSERT_EQ(db_->OldestVersion(), model_->OldestVersion()) << v;
     } else {
       pins.clear();  // snapshots do not survive a reopen
       ASSERT_NO_FATAL_FAILURE(Open());

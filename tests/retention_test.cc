@@ -223,7 +223,7 @@ TEST_F(RetentionTest, DiffReportsChangesWithOldAndNewValues) {
   ASSERT_OK(db_->Diff(from, to, "", "", [&](const Change& c) {
     seen.push_back(c.key + ":" + c.old_value.value_or("-") + ">" +
                    (c.new_value ? c.new_value->substr(0, 3) : "-") + "@" +
-                   std::to_string(c.new_mod_version));
+                   std::to_string(c.new_meta.mod_version));
     return true;
   }));
   EXPECT_EQ(seen, (std::vector<std::string>{"a:1>10@3", "b:2>-@0", "c:->ccc@3"}));

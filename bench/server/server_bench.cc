@@ -63,7 +63,8 @@
 #include "etcd_kv.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
-ABSL_FLAG(std::string, targets, "cowdb,etcd", "servers to benchmark");
+ABSL_FLAG(std::string, targets, "cowdb,etcd",
+          "servers to benchmark: cowdb, etcd, cowdb-etcd (cowdb_server's etcd face)");
 ABSL_FLAG(std::string, workloads, "put,get,range10,cas", "workloads to run");
 ABSL_FLAG(std::string, clients, "1,16,64,256", "concurrent clients per row");
 ABSL_FLAG(int, conns, 8, "gRPC connections the clients share (at most one per client)");
@@ -403,19 +404,25 @@ class CowdbTarget final : public Target {
   std::vector<std::unique_ptr<v1::KV::Stub>> stubs_;
 };
 
+// etcd, or cowdb_server's etcd face (`cowdb_face`): the same client code.
 class EtcdTarget final : public Target {
  public:
-  std::string name() const override { return "etcd"; }
+  explicit EtcdTarget(bool cowdb_face) : cowdb_face_(cowdb_face) {}
+  std::string name() const override { return cowdb_face_ ? "cowdb-etcd" : "etcd"; }
 
   void Start(int conns) override {
     const int client_port = FreePort(), peer_port = FreePort();
     const std::string client = absl::StrCat("http://127.0.0.1:", client_port);
     const std::string peer = absl::StrCat("http://127.0.0.1:", peer_port);
-    int fd = Spawn({absl::GetFlag(FLAGS_etcd), "--name=bench", "--data-dir=$DIR",
-                    "--listen-client-urls=" + client, "--advertise-client-urls=" + client,
-                    "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
-                    "--initial-cluster=bench=" + peer, "--log-level=error",
-                    "--quota-backend-bytes=8589934592", "--max-txn-ops=1024"});
+    int fd = cowdb_face_
+                 ? Spawn({"server/cowdb_server", "--data_dir=$DIR", "--listen=127.0.0.1:0",
+                          absl::StrCat("--etcd_listen=127.0.0.1:", client_port),
+                          "--etcd_max_txn_ops=1024"})
+                 : Spawn({absl::GetFlag(FLAGS_etcd), "--name=bench", "--data-dir=$DIR",
+                          "--listen-client-urls=" + client, "--advertise-client-urls=" + client,
+                          "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
+                          "--initial-cluster=bench=" + peer, "--log-level=error",
+                          "--quota-backend-bytes=8589934592", "--max-txn-ops=1024"});
     close(fd);
     for (auto& ch : Channels(absl::StrCat("127.0.0.1:", client_port), conns)) {
       stubs_.push_back(etcdserverpb::KV::NewStub(ch));
@@ -540,6 +547,7 @@ class EtcdTarget final : public Target {
         });
   }
 
+  const bool cowdb_face_;
   std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> stubs_;
 };
 
@@ -685,7 +693,9 @@ int Main() {
       if (access(absl::GetFlag(FLAGS_etcd).c_str(), X_OK) != 0) {
         Die("no etcd binary: apt-get install etcd-server, or --targets=cowdb");
       }
-      t = std::make_unique<EtcdTarget>();
+      t = std::make_unique<EtcdTarget>(/*cowdb_face=*/false);
+    } else if (name == "cowdb-etcd") {
+      t = std::make_unique<EtcdTarget>(/*cowdb_face=*/true);
     } else {
       Die(absl::StrCat("unknown target \"", name, "\""));
     }

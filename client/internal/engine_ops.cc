@@ -191,12 +191,13 @@ void ToProto(const cowdb::Change& c, v1::Change* out) {
   if (c.old_value) out->set_old_value(*c.old_value);
   out->set_new_exists(c.new_value.has_value());
   if (c.new_value) out->set_new_value(*c.new_value);
-  out->set_old_mod_version(c.old_mod_version);
-  out->set_new_mod_version(c.new_mod_version);
+  out->set_old_mod_version(c.old_meta.mod_version);
+  out->set_new_mod_version(c.new_meta.mod_version);
 }
 
 Change FromEngine(const cowdb::Change& c) {
-  return Change{c.key, c.old_value, c.new_value, c.old_mod_version, c.new_mod_version};
+  return Change{c.key, c.old_value, c.new_value, c.old_meta.mod_version,
+                c.new_meta.mod_version};
 }
 
 }  // namespace cowdb::client::internal

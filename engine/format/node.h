@@ -54,10 +54,17 @@ struct StoredValue {
   uint64_t size() const { return is_blob() ? blob_size : data.size(); }
 };
 
+// A key's entry. Besides the value, what the public KeyMeta reports
+// (iterator.h): the tree sets these when it applies a put
+// (TreeBuilder::Put), from the entry the put replaces.
 struct LeafEntry {
   std::string_view key;
   StoredValue value;
-  uint64_t mod_version = 0;  // the version that last wrote this key
+  uint64_t mod_version = 0;     // the version that last wrote this key
+  uint64_t create_version = 0;  // the version whose put created it
+                                // (<= mod_version)
+  uint64_t writes = 0;          // puts since its creation, >= 1
+  uint64_t lease = 0;           // what the last put attached; 0 = none
 };
 
 // An internal node's reference to a child subtree: a stored page, a node

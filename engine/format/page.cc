@@ -14,6 +14,7 @@ constexpr uint8_t kKindInternal = 2;
 constexpr uint8_t kValueInline = 0;
 constexpr uint8_t kValueBlob = 1;
 constexpr uint8_t kMaxLevel = 64;
+constexpr uint8_t kFormatWithoutMeta = 1;  // leaf entries end at mod_version
 
 uint64_t Checksum(std::string_view data, uint64_t seed) {
   return XXH3_64bits_withSeed(data.data(), data.size(), seed);
@@ -54,7 +55,9 @@ size_t LeafEntryBytes(const LeafEntry& e) {
                                    : 1 + VarintLength(e.value.data.size()) +
                                          e.value.data.size();
   return VarintLength(e.key.size()) + e.key.size() + value +
-         VarintLength(e.mod_version);
+         VarintLength(e.mod_version) +
+         VarintLength(e.mod_version - e.create_version) +
+         VarintLength(e.writes) + VarintLength(e.lease);
 }
 
 size_t ChildBytes(const ChildRef& c) {
@@ -99,6 +102,9 @@ std::string EncodePage(const Node& node, uint64_t page_id) {
         PutLengthPrefixed(&out, e.value.data);
       }
       PutVarint64(&out, e.mod_version);
+      PutVarint64(&out, e.mod_version - e.create_version);
+      PutVarint64(&out, e.writes);
+      PutVarint64(&out, e.lease);
     }
   } else {
     AppendChild(&out, node.children[0]);
@@ -123,7 +129,8 @@ absl::StatusOr<NodeRef> DecodePage(std::string bytes, uint64_t page_id) {
   if (!in.ReadFixed32LE(&magic) || magic != kPageMagic) {
     return Corrupt(page_id, "bad magic");
   }
-  if (!in.ReadByte(&format) || format != kPageFormatVersion) {
+  if (!in.ReadByte(&format) ||
+      (format != kPageFormatVersion && format != kFormatWithoutMeta)) {
     return Corrupt(page_id, "unknown page format");
   }
   if (!in.ReadByte(&kind) || !in.ReadByte(&level) || !in.ReadVarint64(&count) ||
@@ -168,6 +175,24 @@ absl::StatusOr<NodeRef> DecodePage(std::string bytes, uint64_t page_id) {
       if (!in.ReadVarint64(&e.mod_version)) {
         return Corrupt(page_id, "truncated entry");
       }
+      if (format == kFormatWithoutMeta) {
+        // The documented migration (page.h): the last write is all a
+        // format-1 page knows of the key.
+        e.create_version = e.mod_version;
+        e.writes = 1;
+        e.lease = 0;
+        continue;
+      }
+      uint64_t create_delta;
+      if (!in.ReadVarint64(&create_delta) || !in.ReadVarint64(&e.writes) ||
+          !in.ReadVarint64(&e.lease)) {
+        return Corrupt(page_id, "truncated entry");
+      }
+      if (create_delta > e.mod_version) {
+        return Corrupt(page_id, "created after its last write");
+      }
+      if (e.writes == 0) return Corrupt(page_id, "entry with no writes");
+      e.create_version = e.mod_version - create_delta;
     }
   } else if (kind == kKindInternal) {
     if (level == 0 || level > kMaxLevel) {

@@ -1,26 +1,41 @@
 // The page codec: Node <-> bytes.
 //
-// Page format (format version 1). All varints are LEB128 (coding.h); fixed
-// integers are little-endian.
+// Page format (format version 2; format 1 is still read). All varints are
+// LEB128 (coding.h); fixed integers are little-endian.
 //
 //   page          := header body checksum
 //   header        := magic:fixed32 ("CWP1" = 0x31505743)
-//                    format:u8 (1)
+//                    format:u8 (2; 1 in pages written before it)
 //                    kind:u8 (1 = leaf, 2 = internal)
 //                    level:u8 (0 for leaves, >= 1 for internal nodes)
 //                    count:varint (leaf entries, or internal children >= 1)
 //                    birth:varint (the version that created the page)
 //   body (leaf)   := leaf_entry{count}          keys strictly ascending
 //   leaf_entry    := key:bytes value mod_version:varint
+//                    create_delta:varint writes:varint lease:varint
+//                    (format 2; format 1 ends after mod_version)
+//     create_delta = mod_version - create_version, so <= mod_version
+//     writes       = puts since the key was created, >= 1
+//     lease        = what the last put attached (0 = none)
 //   value         := 0:u8 data:bytes            inline value
 //                  | 1:u8 blob_id:fixed64 size:varint
 //   body (internal) := child (separator:bytes child){count - 1}
+//                    (the same in both formats)
 //   child         := page_id:fixed64 entries:varint max_mod:varint
 //   bytes         := length:varint byte{length}
 //   checksum      := fixed64: XXH3_64bits_withSeed(page without checksum,
 //                                                  seed = page id)
 //
 //   blob          := data checksum   checksum seeded with the blob id
+//
+// Migration from format 1 is lazy: each page says its format, and no page
+// is rewritten. A format-1 leaf entry decodes as create_version =
+// mod_version, writes = 1, lease = 0 (what was known of the key: its last
+// write). A commit that copies such a leaf writes it in format 2 with those
+// values carried on, so a key written before the upgrade reports its last
+// pre-upgrade write as its creation. (A version rebuilt by replaying the
+// log from an older checkpoint gets what the replay computes instead; see
+// docs/ARCHITECTURE.md, "On disk".)
 //
 // Seeding with the id catches a page stored under the wrong id. Decoding
 // checks every length against the remaining input; any inconsistency is
@@ -39,9 +54,11 @@
 
 namespace cowdb::internal {
 
-inline constexpr uint8_t kPageFormatVersion = 1;
+// The page format written; DecodePage reads it and format 1.
+inline constexpr uint8_t kPageFormatVersion = 2;
 
-// Encodes a node whose children (if any) all have page ids.
+// Encodes a node whose children (if any) all have page ids, in format
+// kPageFormatVersion.
 std::string EncodePage(const Node& node, uint64_t page_id);
 
 // Decodes and validates a page. The node keeps `page` and its keys and

@@ -196,7 +196,7 @@ absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
 
 absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
                               std::string_view key, std::string* value,
-                              uint64_t* mod_version) {
+                              EntryMeta* meta) {
   if (root.empty()) return false;
   NodeRef hold;  // down to the leaf's parent; the leaf is only visited
   ASSIGN_OR_RETURN(const Node* n, DescendToward(src, root, key, 1, &hold));
@@ -207,7 +207,9 @@ absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
     if (i == leaf.entries.size() || leaf.entries[i].key != key) return;
     const LeafEntry& e = leaf.entries[i];
     found = true;
-    if (mod_version != nullptr) *mod_version = e.mod_version;
+    if (meta != nullptr) {
+      *meta = EntryMeta{e.mod_version, e.create_version, e.writes, e.lease};
+    }
     if (e.value.in_memory()) {
       value->assign(e.value.data);
     } else {
@@ -413,10 +415,16 @@ void TreeBuilder::Release(const LeafEntry& e) {
   freed_.push_back({FreedItem::kBlob, e.value.blob_id, e.mod_version});
 }
 
-absl::Status TreeBuilder::Put(std::string_view key, std::string_view value) {
+absl::Status TreeBuilder::Put(std::string_view key, std::string_view value,
+                              uint64_t lease) {
   LeafEntry entry;
   entry.key = arena_.Copy(key);
   entry.mod_version = version_;
+  entry.lease = lease;
+  // As a new key; InsertRec carries create_version and writes over from
+  // the entry it replaces.
+  entry.create_version = version_;
+  entry.writes = 1;
   if (value.size() > inline_limit_) {
     auto held = std::make_shared<const std::string>(value);
     entry.value.blob_size = held->size();
@@ -458,7 +466,10 @@ absl::Status TreeBuilder::InsertRec(ChildRef& ref, LeafEntry& entry) {
   if (n->is_leaf()) {
     size_t i = LeafIndex(*n, entry.key);
     if (i < n->entries.size() && n->entries[i].key == entry.key) {
-      Release(n->entries[i]);
+      const LeafEntry& old = n->entries[i];
+      entry.create_version = old.create_version;
+      entry.writes = old.writes + 1;
+      Release(old);
       n->entries[i] = std::move(entry);
     } else {
       n->entries.insert(n->entries.begin() + i, std::move(entry));

@@ -22,6 +22,8 @@
 //    of one entry, an internal node of fewer than four children); a non-root
 //    node is at least page_size/4 bytes unless its entries are too large to
 //    balance.
+//  - Every leaf entry has 1 <= writes and create_version <= mod_version <=
+//    the leaf's birth.
 //  - A published node is never modified; stored pages and written nodes
 //    replaced by a commit are reported as freed with their birth version.
 //
@@ -130,13 +132,21 @@ struct Found {
 absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
                                              std::string_view key);
 
+// What TreeRead copies out of an entry besides its value.
+struct EntryMeta {
+  uint64_t mod_version = 0;
+  uint64_t create_version = 0;
+  uint64_t writes = 0;
+  uint64_t lease = 0;
+};
+
 // Point lookup that copies the value into `*value` (loading it if it is a
-// blob) and the key's mod_version into `*mod_version` (if not null),
-// instead of holding the leaf: a point read then writes no shared memory
-// but the cache shard's lock. Returns false if `key` is absent. O(depth).
+// blob) and the key's metadata into `*meta` (if not null), instead of
+// holding the leaf: a point read then writes no shared memory but the
+// cache shard's lock. Returns false if `key` is absent. O(depth).
 absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
                               std::string_view key, std::string* value,
-                              uint64_t* mod_version = nullptr);
+                              EntryMeta* meta = nullptr);
 
 // Number of keys in [begin, end); an empty `end` means no upper bound.
 // O(depth) through the per-child entry counts.
@@ -190,8 +200,14 @@ class TreeBuilder {
   TreeBuilder(NodeSource* src, const Root& base, uint64_t version,
               size_t page_size, size_t inline_limit);
 
-  // Inserts or overwrites `key`; its mod_version becomes the new version.
-  absl::Status Put(std::string_view key, std::string_view value);
+  // Inserts or overwrites `key`; its mod_version becomes the new version
+  // and its lease `lease`. Overwriting keeps the entry's create_version
+  // and counts one more write; inserting an absent key (never written, or
+  // deleted) starts over: create_version = the new version, writes = 1.
+  // Each call counts, so a key put twice in one version has two more
+  // writes.
+  absl::Status Put(std::string_view key, std::string_view value,
+                   uint64_t lease = 0);
   // Removes `key`. Writes nothing (copies no page) when the key is absent.
   absl::Status Delete(std::string_view key);
 

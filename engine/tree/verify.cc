@@ -69,6 +69,10 @@ absl::StatusOr<TreeVerifier::Summary> TreeVerifier::VisitNode(uint64_t id,
       if (e.mod_version > n.birth) {
         return Violation(id, "entry newer than its page");
       }
+      if (e.create_version > e.mod_version) {
+        return Violation(id, "entry created after its last write");
+      }
+      if (e.writes == 0) return Violation(id, "entry with no writes");
     }
     s.count = n.entries.size();
     if (s.count > 0) widen(n.entries.front().key, n.entries.back().key);

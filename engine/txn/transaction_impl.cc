@@ -76,12 +76,18 @@ class TxnIterator final : public Iterator {
   std::string_view key() const override { return key_; }
 
   std::string_view value() const override {
-    if (own_) return **own_;
+    if (own_) return (*own_)->value;
     return values_.Read(base_.entry().value, &status_);
   }
 
   uint64_t mod_version() const override {
     return own_ ? 0 : base_.entry().mod_version;
+  }
+  // An own write: its lease, the rest 0 (as Entry's, transaction.h).
+  KeyMeta meta() const override {
+    if (own_) return KeyMeta{0, 0, 0, (*own_)->lease};
+    const LeafEntry& e = base_.entry();
+    return KeyMeta{e.mod_version, e.create_version, e.writes, e.lease};
   }
   uint64_t version() const override { return version_; }
   absl::Status status() const override { return status_; }
@@ -191,7 +197,7 @@ class TxnIterator final : public Iterator {
   bool valid_ = false;
   bool forward_ = true;
   std::string key_;
-  const std::optional<std::string>* own_ = nullptr;
+  const std::optional<TransactionImpl::OwnPut>* own_ = nullptr;
   std::optional<size_t> range_;
   mutable absl::Status status_;
 };
@@ -243,13 +249,17 @@ absl::StatusOr<Entry> TransactionImpl::GetEntry(std::string_view key) {
   auto own = writes_.find(key);
   if (own != writes_.end()) {
     if (!own->second) return absl::NotFoundError("key not found");
-    e.value = *own->second;
+    e.value = own->second->value;
+    e.lease = own->second->lease;  // the rest stays 0 until committed
     return e;
   }
   ASSIGN_OR_RETURN(std::optional<Found> found, ReadSnapshot(key));
   if (!found) return absl::NotFoundError("key not found");
   const StoredValue& v = found->entry->value;
   e.mod_version = found->entry->mod_version;
+  e.create_version = found->entry->create_version;
+  e.writes = found->entry->writes;
+  e.lease = found->entry->lease;
   ASSIGN_OR_RETURN(e.value, queue_->source().ReadValue(v));
   return e;
 }
@@ -287,11 +297,11 @@ absl::StatusOr<uint64_t> TransactionImpl::Count(std::string_view begin,
   return n;
 }
 
-absl::Status TransactionImpl::Put(std::string_view key,
-                                  std::string_view value) {
+absl::Status TransactionImpl::Put(std::string_view key, std::string_view value,
+                                  uint64_t lease) {
   RETURN_IF_ERROR(CheckWritable());
   RETURN_IF_ERROR(queue_->ValidateWrite(key, value));
-  writes_.insert_or_assign(std::string(key), std::string(value));
+  writes_.insert_or_assign(std::string(key), OwnPut{std::string(value), lease});
   return absl::OkStatus();
 }
 
@@ -342,8 +352,8 @@ void TransactionImpl::PrepareCommit(CommitRequest* req) {
   for (const auto& [k, v] : writes_) req->written_keys.push_back(k);
   req->mutations.reserve(writes_.size());
   for (const auto& [k, v] : writes_) {
-    req->mutations.push_back(
-        Mutation{!v.has_value(), k, v ? std::string_view(*v) : std::string_view()});
+    req->mutations.push_back(v ? Mutation{false, k, v->value, v->lease}
+                               : Mutation{true, k, {}, 0});
   }
 }
 

@@ -18,8 +18,13 @@ namespace cowdb::internal {
 
 class TransactionImpl final : public Transaction {
  public:
-  // The write buffer: key -> value, or nullopt for a delete.
-  using WriteMap = std::map<std::string, std::optional<std::string>, std::less<>>;
+  // A buffered put.
+  struct OwnPut {
+    std::string value;
+    uint64_t lease = 0;
+  };
+  // The write buffer: key -> put, or nullopt for a delete.
+  using WriteMap = std::map<std::string, std::optional<OwnPut>, std::less<>>;
 
   TransactionImpl(CommitQueue* queue, std::shared_ptr<const Version> snapshot,
                   const TransactionOptions& options);
@@ -31,7 +36,9 @@ class TransactionImpl final : public Transaction {
   absl::StatusOr<std::unique_ptr<Iterator>> NewIterator() override;
   absl::StatusOr<uint64_t> Count(std::string_view begin,
                                  std::string_view end) override;
-  absl::Status Put(std::string_view key, std::string_view value) override;
+  using Transaction::Put;  // the overload without a lease
+  absl::Status Put(std::string_view key, std::string_view value,
+                   uint64_t lease) override;
   absl::Status Delete(std::string_view key) override;
   absl::StatusOr<uint64_t> Commit() override;
   void CommitAsync(std::function<void(absl::StatusOr<uint64_t>)> done) override;

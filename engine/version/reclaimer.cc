@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/util/coding.h"
 #include "engine/util/status_macros.h"
@@ -58,6 +59,26 @@ absl::StatusOr<uint64_t> Reclaimer::WindowFloor(const Version& latest) {
 absl::StatusOr<ReclaimStats> Reclaimer::Reclaim() {
   MutexLock lock(&reclaim_mu_);
   return ReclaimLocked();
+}
+
+absl::Status Reclaimer::ReleaseBefore(uint64_t version) {
+  // Under the pass lock: a pass persists the floor it planned, which must
+  // not land after (and below) this one.
+  {
+    MutexLock lock(&reclaim_mu_);
+    const uint64_t latest = versions_->latest()->version;
+    if (version > latest) {
+      return absl::NotFoundError(absl::StrCat(
+          "version ", version, " does not exist; the latest is ", latest));
+    }
+    if (version <= versions_->floor()) return absl::OkStatus();
+    VersionSet::Plan plan = versions_->PlanRelease(version);
+    StoreBatch batch;
+    batch.Put(Space::kMeta, kFloorKey, EncodeVarint(plan.floor));
+    RETURN_IF_ERROR(store_->Commit(batch, /*sync=*/true));
+  }
+  Wake();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ReclaimStats> Reclaimer::ReclaimLocked() {

@@ -51,6 +51,13 @@ class Reclaimer {
   void Wake();
   // Runs one pass now.
   absl::StatusOr<ReclaimStats> Reclaim();
+  // Raises the release floor to `version` whatever the retention window
+  // keeps (DB::ReleaseBefore): versions below it are released at once
+  // unless tagged or pinned, and the floor is persisted with a synced
+  // write. A floor at or above `version` is left alone. What the released
+  // versions alone needed goes in the next pass (woken here). Errors:
+  // NotFound for a version after the latest; storage errors.
+  absl::Status ReleaseBefore(uint64_t version);
 
   uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
 

@@ -5,6 +5,14 @@
 #include "engine/util/coding.h"
 
 namespace cowdb::internal {
+namespace {
+
+// Log record op tags (records.h). Persisted: DO NOT CHANGE.
+constexpr uint8_t kOpPut = 0;
+constexpr uint8_t kOpDelete = 1;
+constexpr uint8_t kOpPutWithLease = 2;
+
+}  // namespace
 
 std::string EncodeMeta(const MetaRecord& m) {
   std::string out;
@@ -60,14 +68,16 @@ std::string EncodeLogRecord(uint64_t version, int64_t commit_micros,
                             const std::vector<Mutation>& ops) {
   std::string out;
   size_t bytes = 24;
-  for (const Mutation& m : ops) bytes += m.key.size() + m.value.size() + 11;
+  for (const Mutation& m : ops) bytes += m.key.size() + m.value.size() + 21;
   out.reserve(bytes);
   PutVarint64(&out, static_cast<uint64_t>(commit_micros));
   PutVarint64(&out, ops.size());
   for (const Mutation& m : ops) {
-    out.push_back(m.is_delete ? 1 : 0);
+    const bool leased = !m.is_delete && m.lease != 0;
+    out.push_back(m.is_delete ? kOpDelete : leased ? kOpPutWithLease : kOpPut);
     PutLengthPrefixed(&out, m.key);
     if (!m.is_delete) PutLengthPrefixed(&out, m.value);
+    if (leased) PutVarint64(&out, m.lease);
   }
   PutFixed64LE(&out, XXH3_64bits_withSeed(out.data(), out.size(), version));
   return out;
@@ -97,11 +107,15 @@ absl::StatusOr<LogRecord> DecodeLogRecord(std::string_view in,
   for (uint64_t i = 0; i < count; ++i) {
     Mutation m;
     uint8_t kind;
-    if (!r.ReadByte(&kind) || kind > 1 || !r.ReadLengthPrefixed(&m.key)) {
+    if (!r.ReadByte(&kind) || kind > kOpPutWithLease ||
+        !r.ReadLengthPrefixed(&m.key)) {
       return corrupt("bad mutation");
     }
-    m.is_delete = kind == 1;
+    m.is_delete = kind == kOpDelete;
     if (!m.is_delete && !r.ReadLengthPrefixed(&m.value)) {
+      return corrupt("bad mutation");
+    }
+    if (kind == kOpPutWithLease && !r.ReadVarint64(&m.lease)) {
       return corrupt("bad mutation");
     }
     rec.ops.push_back(m);

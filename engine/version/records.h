@@ -14,11 +14,18 @@
 //   tag (Space::kTags, key = tag name) := version:varint
 //   log (Space::kLog, key = version as 8-byte big-endian)
 //     := commit_micros:varint count:varint op{count} checksum:fixed64
-//     op := 0:u8 key:bytes value:bytes       put
+//     op := 0:u8 key:bytes value:bytes       put (lease 0)
 //         | 1:u8 key:bytes                   delete
+//         | 2:u8 key:bytes value:bytes lease:varint
+//                                            put with a lease (format 3;
+//                                            written only when lease != 0)
 //     bytes := length:varint byte{length}
 //     checksum := XXH3_64bits_withSeed(the record before it, seed = version)
 //     The mutations of the commit, in the order they were applied.
+//     Replaying them reproduces each key's create_version, writes and
+//     lease: the tree derives them from the entry a put replaces
+//     (TreeBuilder::Put), and replay applies the same puts to the same
+//     tree.
 //   version (Space::kVersions, key = version as 8-byte big-endian)
 //     := root_page_id:fixed64 count:varint max_mod:varint commit_micros:varint
 //     root_page_id is 0 (format 2: roots live in checkpoint records)
@@ -47,8 +54,15 @@ namespace cowdb::internal {
 
 // The database format this build writes and the newest it reads.
 // Format 1: every commit stored its pages. Format 2: commits are log
-// records; checkpoints store pages. Open upgrades format 1 in place.
-inline constexpr uint64_t kDatabaseFormatVersion = 2;
+// records; checkpoints store pages. Format 3: leaf entries keep
+// create_version, writes and lease (page format 2, engine/format/page.h),
+// and log records may hold puts with a lease (op 2). Open upgrades older
+// formats in place: format 1 as described in version_store.cc; format 2
+// by rewriting the meta record only, since its pages (page format 1) and
+// log records still decode, and are read as they are (lazily migrated).
+// The format number keeps an older build, which would misread page
+// format 2 and op 2, from opening the database (FailedPrecondition).
+inline constexpr uint64_t kDatabaseFormatVersion = 3;
 inline constexpr char kMetaKey[] = "meta";
 inline constexpr char kFloorKey[] = "floor";
 
@@ -82,6 +96,7 @@ struct Mutation {
   bool is_delete = false;
   std::string_view key;
   std::string_view value;  // empty for deletes
+  uint64_t lease = 0;      // for puts: KeyMeta::lease
 };
 
 struct LogRecord {

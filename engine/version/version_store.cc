@@ -29,6 +29,18 @@ absl::Status UpgradeFromFormat1(PageStore& store, MetaRecord* meta) {
   return store.Commit(batch, /*sync=*/true);
 }
 
+// Upgrades a format-2 database in place. Its pages (page format 1) and log
+// records (no op 2) are read as they are: a key they hold reads as
+// created by its last write, with one write and no lease (page.h). Only
+// the format number changes, before anything of format 3 is written, so
+// that an older build refuses the database instead of misreading it.
+absl::Status UpgradeFromFormat2(PageStore& store, MetaRecord* meta) {
+  meta->format = kDatabaseFormatVersion;
+  StoreBatch batch;
+  batch.Put(Space::kMeta, kMetaKey, EncodeMeta(*meta));
+  return store.Commit(batch, /*sync=*/true);
+}
+
 absl::StatusOr<std::map<uint64_t, Root>> ReadCheckpoints(PageStore& store) {
   std::map<uint64_t, Root> out;
   absl::Status status;
@@ -82,7 +94,11 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
       return absl::DataLossError(
           absl::StrCat("corrupt meta record: page size ", meta.page_size));
     }
-    if (meta.format < 2) RETURN_IF_ERROR(UpgradeFromFormat1(*store, &meta));
+    if (meta.format < 2) {
+      RETURN_IF_ERROR(UpgradeFromFormat1(*store, &meta));  // to the latest
+    } else if (meta.format == 2) {
+      RETURN_IF_ERROR(UpgradeFromFormat2(*store, &meta));
+    }
   }
   using RootMap = std::map<uint64_t, Root>;
   ASSIGN_OR_RETURN(RootMap checkpoints, ReadCheckpoints(*store));
@@ -210,7 +226,7 @@ absl::Status ApplyMutations(TreeBuilder& builder,
                             const std::vector<Mutation>& ops) {
   for (const Mutation& m : ops) {
     RETURN_IF_ERROR(m.is_delete ? builder.Delete(m.key)
-                                : builder.Put(m.key, m.value));
+                                : builder.Put(m.key, m.value, m.lease));
   }
   return absl::OkStatus();
 }

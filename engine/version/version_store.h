@@ -57,7 +57,7 @@ absl::Status ApplyMutations(TreeBuilder& builder,
 class VersionStore {
  public:
   // Opens the records of `store` (creating a new database if it has none;
-  // upgrading format 1 in place), then replays the log after the last
+  // upgrading formats 1 and 2 in place), then replays the log after the last
   // checkpoint. `source` reads `store` through the node cache `cache`; all
   // three must outlive the VersionStore. Errors: DataLoss for damaged or
   // missing records (naming them); FailedPrecondition for a newer format.

@@ -1,9 +1,14 @@
 #include "engine/format/page.h"
 
+#include <xxhash.h>
+
+#include <algorithm>
 #include <random>
 
+#include "engine/util/coding.h"
 #include "gtest/gtest.h"
 #include "tests/util/kept_bytes.h"
+#include "tests/util/legacy_page.h"
 #include "tests/util/status_matchers.h"
 
 namespace cowdb::internal {
@@ -18,6 +23,11 @@ Node MakeLeaf() {
     LeafEntry e;
     e.key = testing::Keep("key" + std::to_string(100 + i));
     e.mod_version = i % 5;
+    // Every shape of metadata: created by its last write or before it,
+    // many writes, no lease or a lease of up to 10 varint bytes.
+    e.create_version = e.mod_version - std::min<uint64_t>(e.mod_version, i % 3);
+    e.writes = 1 + (i % 4) * 1000;
+    e.lease = i % 3 == 0 ? 0 : i % 3 == 1 ? 7 : ~uint64_t{0} - i;
     if (i % 4 == 0) {
       e.value.blob_id = 1000 + i;
       e.value.blob_size = 5000 + i;
@@ -54,6 +64,9 @@ TEST(PageTest, LeafRoundTrip) {
   for (size_t i = 0; i < leaf.entries.size(); ++i) {
     EXPECT_EQ(back->entries[i].key, leaf.entries[i].key);
     EXPECT_EQ(back->entries[i].mod_version, leaf.entries[i].mod_version);
+    EXPECT_EQ(back->entries[i].create_version, leaf.entries[i].create_version);
+    EXPECT_EQ(back->entries[i].writes, leaf.entries[i].writes);
+    EXPECT_EQ(back->entries[i].lease, leaf.entries[i].lease);
     EXPECT_EQ(back->entries[i].value.blob_id, leaf.entries[i].value.blob_id);
     EXPECT_EQ(back->entries[i].value.blob_size,
               leaf.entries[i].value.blob_size);
@@ -78,6 +91,90 @@ TEST(PageTest, InternalRoundTrip) {
     EXPECT_EQ(back->children[i].max_mod, n.children[i].max_mod);
   }
   EXPECT_EQ(back->count(), n.count());
+}
+
+TEST(PageTest, WritesFormat2) {
+  std::string bytes = EncodePage(MakeLeaf(), 5);
+  EXPECT_EQ(bytes[4], 2);  // the format byte, after the magic
+  EXPECT_EQ(EncodePage(MakeInternal(), 5)[4], 2);
+}
+
+// A format-1 leaf (written before the metadata existed) decodes with the
+// migration's defaults (page.h): created by its last write, one write, no
+// lease.
+TEST(PageTest, Format1LeafDecodesWithDefaults) {
+  Node leaf = MakeLeaf();
+  std::string bytes = testing::EncodeFormat1Page(leaf, 5);
+  ASSERT_OK_AND_ASSIGN(NodeRef back, DecodePage(bytes, 5));
+  EXPECT_EQ(back->birth, 7u);
+  ASSERT_EQ(back->entries.size(), leaf.entries.size());
+  for (size_t i = 0; i < leaf.entries.size(); ++i) {
+    const LeafEntry& e = back->entries[i];
+    EXPECT_EQ(e.key, leaf.entries[i].key);
+    EXPECT_EQ(e.value.data, leaf.entries[i].value.data);
+    EXPECT_EQ(e.value.blob_id, leaf.entries[i].value.blob_id);
+    EXPECT_EQ(e.mod_version, leaf.entries[i].mod_version);
+    EXPECT_EQ(e.create_version, e.mod_version);
+    EXPECT_EQ(e.writes, 1u);
+    EXPECT_EQ(e.lease, 0u);
+  }
+  // Re-encoding writes format 2 with those values.
+  ASSERT_OK_AND_ASSIGN(NodeRef again, DecodePage(EncodePage(*back, 5), 5));
+  EXPECT_EQ(again->entries[3].create_version, again->entries[3].mod_version);
+  EXPECT_EQ(again->entries[3].writes, 1u);
+  // Format-1 pages are checked as strictly as format 2.
+  for (size_t len = 0; len < bytes.size(); ++len) {
+    EXPECT_THAT(DecodePage(bytes.substr(0, len), 5),
+                StatusIs(absl::StatusCode::kDataLoss))
+        << "length " << len;
+  }
+}
+
+TEST(PageTest, Format1InternalDecodes) {
+  Node n = MakeInternal();
+  ASSERT_OK_AND_ASSIGN(NodeRef back,
+                       DecodePage(testing::EncodeFormat1Page(n, 77), 77));
+  EXPECT_EQ(back->level, 2);
+  EXPECT_EQ(back->keys, n.keys);
+  EXPECT_EQ(back->count(), n.count());
+}
+
+// Metadata no write can produce, behind a valid checksum: DataLoss.
+TEST(PageTest, ImpossibleMetadataIsDataLoss) {
+  {
+    Node leaf = MakeLeaf();
+    // Created after its last write: create_delta, mod_version -
+    // create_version, wraps around to more than mod_version.
+    leaf.entries[6].create_version = leaf.entries[6].mod_version + 1;
+    EXPECT_THAT(DecodePage(EncodePage(leaf, 8), 8),
+                StatusIs(absl::StatusCode::kDataLoss,
+                         "corrupt page 8: created after its last write"));
+  }
+  {
+    Node leaf = MakeLeaf();
+    leaf.entries[4].mod_version = 3;
+    leaf.entries[4].create_version = 0;  // delta 3 = mod_version: fine
+    EXPECT_OK(DecodePage(EncodePage(leaf, 8), 8));
+  }
+  {
+    Node leaf = MakeLeaf();
+    leaf.entries[9].writes = 0;
+    EXPECT_THAT(DecodePage(EncodePage(leaf, 8), 8),
+                StatusIs(absl::StatusCode::kDataLoss,
+                         "corrupt page 8: entry with no writes"));
+  }
+}
+
+TEST(PageTest, UnknownFormatIsDataLoss) {
+  for (char format : {0, 3, 9}) {
+    std::string bytes = EncodePage(MakeLeaf(), 5);
+    std::string body = bytes.substr(0, bytes.size() - 8);
+    body[4] = format;
+    PutFixed64LE(&body, XXH3_64bits_withSeed(body.data(), body.size(), 5));
+    EXPECT_THAT(DecodePage(body, 5),
+                StatusIs(absl::StatusCode::kDataLoss, "unknown page format"))
+        << int{format};
+  }
 }
 
 TEST(PageTest, WrongPageIdIsDataLoss) {

@@ -7,11 +7,13 @@
 // isolations, read-only at a version), snapshots taken and released, tags,
 // reclamation passes, diffs, change feeds, reopens and integrity checks.
 //
-// What must agree: status codes, versions, values and mod_versions, the
-// keys an iterator visits, counts, tags, the reclamation floor, diffs,
-// watch events, and whether a transaction commits or aborts (the model
-// validates exactly the keys and ranges the engine's rules name). Any
-// mismatch aborts with a message.
+// What must agree: status codes, versions, values and each key's metadata
+// (mod_version, create_version, writes, lease; puts attach leases, see
+// LeaseOf), the keys an iterator visits, counts, tags, the reclamation
+// floor (also after ReleaseBefore), diffs with the metadata before and
+// after, watch events, and whether a transaction commits or aborts (the
+// model validates exactly the keys and ranges the engine's rules name).
+// Any mismatch aborts with a message.
 //
 //   bazel run //tests/fuzz:db_ops_fuzzer -- -max_total_time=600 \
 //       $PWD/tests/fuzz/corpus/db_ops
@@ -66,10 +68,24 @@ void ExpectSameResult(const absl::StatusOr<T>& got, const absl::StatusOr<T>& wan
   FUZZ_EXPECT(!want.ok() || *got == *want, what + ": a different result than the model's");
 }
 
+bool SameMeta(const KeyMeta& a, const KeyMeta& b) {
+  return a.mod_version == b.mod_version && a.create_version == b.create_version &&
+         a.writes == b.writes && a.lease == b.lease;
+}
+
+std::string MetaString(const KeyMeta& m) {
+  return absl::StrCat("{mod ", m.mod_version, " created ", m.create_version, " writes ",
+                      m.writes, " lease ", m.lease, "}");
+}
+
 void ExpectSameEntry(const absl::StatusOr<Entry>& got, const absl::StatusOr<Entry>& want,
                      const std::string& what) {
   ExpectSame(got.status(), want.status(), what);
   if (!want.ok()) return;
+  const KeyMeta g{got->mod_version, got->create_version, got->writes, got->lease};
+  const KeyMeta w{want->mod_version, want->create_version, want->writes, want->lease};
+  FUZZ_EXPECT(SameMeta(g, w), absl::StrCat(what, ": metadata ", MetaString(g),
+                                          ", the model's ", MetaString(w)));
   FUZZ_EXPECT(got->value == want->value && got->mod_version == want->mod_version &&
                   got->version == want->version,
               absl::StrCat(what, ": got ", got->value.substr(0, 20), "@", got->mod_version,
@@ -79,7 +95,7 @@ void ExpectSameEntry(const absl::StatusOr<Entry>& got, const absl::StatusOr<Entr
 
 bool SameChange(const Change& a, const Change& b) {
   return a.key == b.key && a.old_value == b.old_value && a.new_value == b.new_value &&
-         a.old_mod_version == b.old_mod_version && a.new_mod_version == b.new_mod_version;
+         SameMeta(a.old_meta, b.old_meta) && SameMeta(a.new_meta, b.new_meta);
 }
 
 // Both iterators at the same entry (or both invalid).
@@ -93,6 +109,9 @@ void ExpectSamePosition(const Iterator& got, const Iterator& want, const std::st
               absl::StrCat(what, ": at ", std::string(got.key()), "@", got.mod_version(),
                            ", the model at ", std::string(want.key()), "@",
                            want.mod_version()));
+  FUZZ_EXPECT(SameMeta(got.meta(), want.meta()),
+              absl::StrCat(what, ": at ", std::string(got.key()), " metadata ",
+                           MetaString(got.meta()), ", the model's ", MetaString(want.meta())));
 }
 
 // Walks both iterators over their whole version, forward or in reverse.
@@ -202,7 +221,11 @@ class Harness {
     const uint8_t op = in.Byte() % kNumOps;
     ++serial_;
     switch (op) {
-      case kPut: return Put(KeyOf(in.Byte()), ValueOf(in.Byte(), serial_));
+      case kPut: {
+        std::string k = KeyOf(in.Byte());
+        uint8_t vb = in.Byte();
+        return Put(k, ValueOf(vb, serial_), LeaseOf(vb));
+      }
       case kDelete: return Delete(KeyOf(in.Byte()));
       case kBatch: return Batch(in);
       case kGet: { uint8_t v = in.Byte(); return Get(v, KeyOf(in.Byte())); }
@@ -224,9 +247,13 @@ class Harness {
       case kTxnPut: {
         uint8_t slot = in.Byte() % 2;
         std::string k = KeyOf(in.Byte());
-        return TxnWrite(slot, k, ValueOf(in.Byte(), serial_));
+        uint8_t vb = in.Byte();
+        return TxnWrite(slot, k, ValueOf(vb, serial_), LeaseOf(vb));
       }
-      case kTxnDelete: { uint8_t slot = in.Byte() % 2; return TxnWrite(slot, KeyOf(in.Byte()), {}); }
+      case kTxnDelete: {
+        uint8_t slot = in.Byte() % 2;
+        return TxnWrite(slot, KeyOf(in.Byte()), {}, 0);
+      }
       case kTxnGet: { uint8_t slot = in.Byte() % 2; return TxnGet(slot, KeyOf(in.Byte())); }
       case kTxnScan: { uint8_t slot = in.Byte() % 2; return TxnScan(slot, in.Byte()); }
       case kTxnCount: {
@@ -253,6 +280,7 @@ class Harness {
       }
       case kReopen: return Reopen();
       case kCheck: return CheckAll();
+      case kReleaseBefore: return ReleaseBefore(VersionOf(in.Byte()));
     }
   }
 
@@ -265,8 +293,15 @@ class Harness {
                              ", the model's ", latest()));
   }
 
-  void Put(const std::string& k, const std::string& v) {
-    ExpectSameCommit(db_->Put(k, v), model_.Put(k, v), "put " + k);
+  void Put(const std::string& k, const std::string& v, uint64_t lease) {
+    if (lease == 0) {
+      ExpectSameCommit(db_->Put(k, v), model_.Put(k, v), "put " + k);
+      return;
+    }
+    WriteBatch batch;
+    batch.Put(k, v, lease);
+    ExpectSameCommit(db_->Write(batch), model_.Write(batch),
+                     absl::StrCat("put ", k, " with lease ", lease));
   }
 
   void Delete(const std::string& k) {
@@ -279,11 +314,12 @@ class Harness {
     for (int i = 0; i < n; ++i) {
       const uint8_t kind = in.Byte();
       const std::string k = KeyOf(in.Byte());
-      const std::string v = ValueOf(in.Byte(), serial_ * 16 + i);
+      const uint8_t vb = in.Byte();
+      const std::string v = ValueOf(vb, serial_ * 16 + i);
       if (kind % 3 == 0) {
         batch.Delete(k);
       } else {
-        batch.Put(k, v);
+        batch.Put(k, v, LeaseOf(vb));
       }
     }
     ExpectSameCommit(db_->Write(batch), model_.Write(batch),
@@ -387,11 +423,12 @@ class Harness {
     txns_[slot] = std::make_unique<OpenTxn>(OpenTxn{*std::move(got), *std::move(want)});
   }
 
-  void TxnWrite(uint8_t slot, const std::string& k, std::optional<std::string> v) {
+  void TxnWrite(uint8_t slot, const std::string& k, std::optional<std::string> v,
+                uint64_t lease) {
     OpenTxn* t = txns_[slot].get();
     if (t == nullptr) return;
-    ExpectSame(v ? t->db->Put(k, *v) : t->db->Delete(k),
-               v ? t->model->Put(k, *v) : t->model->Delete(k),
+    ExpectSame(v ? t->db->Put(k, *v, lease) : t->db->Delete(k),
+               v ? t->model->Put(k, *v, lease) : t->model->Delete(k),
                absl::StrCat("txn ", v ? "put " : "delete ", k));
   }
 
@@ -474,6 +511,14 @@ class Harness {
     FUZZ_EXPECT(db_->OldestVersion() == model_.OldestVersion(),
                 absl::StrCat("oldest version ", db_->OldestVersion(), ", the model's ",
                              model_.OldestVersion()));
+  }
+
+  void ReleaseBefore(uint64_t v) {
+    const std::string what = absl::StrCat("release before ", v);
+    ExpectSame(db_->ReleaseBefore(v), model_.ReleaseBefore(v), what);
+    FUZZ_EXPECT(db_->OldestVersion() == model_.OldestVersion(),
+                absl::StrCat(what, ": oldest version ", db_->OldestVersion(),
+                             ", the model's ", model_.OldestVersion()));
   }
 
   void Diff(uint64_t a, uint64_t b, const std::string& lo, const std::string& hi) {

@@ -46,6 +46,7 @@ enum Op : uint8_t {
   kWatch,         // version key key
   kReopen,        // (none)
   kCheck,         // (none)
+  kReleaseBefore, // version
   kNumOps,
 };
 
@@ -71,6 +72,12 @@ inline std::string ValueOf(uint8_t b, uint64_t serial) {
   if (b == 255) return v + std::string(kMaxValueSize, 'x');
   const size_t len = b % 8 == 7 ? kInlineValueLimit + b : b % 24;
   return v + std::string(len, static_cast<char>('a' + b % 26));
+}
+
+// The lease a put attaches, from its value byte: none for most, else 1
+// or 2 (so that puts of one key change and keep leases).
+inline uint64_t LeaseOf(uint8_t value_byte) {
+  return value_byte % 5 < 3 ? 0 : value_byte % 5 - 2;
 }
 
 // Tag names t0..t2; 3 is the (invalid) empty name.

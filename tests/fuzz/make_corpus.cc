@@ -2,6 +2,10 @@
 // corrupted pages that must decode to DataLoss, and the seed scripts of the
 // operation fuzzer (db_ops/) and the handler fuzzer (service/).
 //
+// The page seeds are format 2 (what EncodePage writes); the format-1 seeds
+// (page/format1_*) were written by the build before it and are kept as
+// they are.
+//
 //   bazel run //tests/fuzz:make_corpus -- $PWD/tests/fuzz/corpus
 
 #include <fstream>
@@ -26,6 +30,9 @@ Node Leaf(int n, bool blobs) {
     LeafEntry e;
     e.key = testing::Keep("key" + std::to_string(1000 + i));
     e.mod_version = 40 + i % 3;
+    e.create_version = 30 + i % 10;
+    e.writes = 1 + i % 4;
+    e.lease = i % 2 == 0 ? 0 : 70000 + i;
     if (blobs && i % 3 == 0) {
       e.value.blob_id = 900 + i;
       e.value.blob_size = 4096 + i;
@@ -109,6 +116,18 @@ std::vector<std::pair<std::string, std::string>> DbOpsSeeds() {
       {kBegin, 0, 0, 0}, {kPut, 1, 4}, {kTxnPut, 0, 1, 5}, {kCommit, 0},
       {kBegin, 1, 1, 0}, {kTxnGet, 1, 2}, {kPut, 1, 6}, {kTxnPut, 1, 1, 7}, {kCommit, 1},
       {kGet, 0, 1}})});
+  // Per-key metadata: leases (value bytes 3 and 4 attach 1 and 2, see
+  // LeaseOf), overwrites, a delete and recreate, repeats in a batch, a
+  // transaction's own leased write; then ReleaseBefore below, at and after
+  // the latest, and reads of released versions.
+  seeds.push_back({"key_meta", Bytes({
+      {kPut, 1, 3}, {kPut, 1, 4}, {kPut, 1, 5}, {kDelete, 1}, {kPut, 1, 8},
+      {kBatch, 3, 1, 2, 3, 1, 2, 9, 1, 3, 0},
+      {kBegin, 0, 0, 0}, {kTxnPut, 0, 3, 13}, {kTxnGet, 0, 3}, {kTxnScan, 0, 0},
+      {kCommit, 0}, {kGet, 0, 1}, {kGet, 4, 1}, {kScan, 0, 0}, {kDiff, 6, 0, 255, 255},
+      {kTag, 0, 5}, {kReleaseBefore, 3}, {kGet, 5, 1}, {kGet, 6, 1},
+      {kReleaseBefore, 1}, {kReleaseBefore, 0}, {kWatch, 7, 255, 255},
+      {kReopen}, {kGet, 5, 1}, {kReclaim}, {kCheck}})});
   // Retention: snapshots, tags, reclamation, reads of released versions.
   seeds.push_back({"retention", Bytes({
       {kPut, 1, 1}, {kSnapshot}, {kPut, 1, 2}, {kPut, 2, 3}, {kTag, 0, 3},
@@ -283,7 +302,7 @@ int main(int argc, char** argv) {
     bad_magic[0] ^= 1;
     add_corrupt(name + "_bad_magic", id, 1, bad_magic);
     std::string bad_format = body;
-    bad_format[4] = 2;
+    bad_format[4] = 3;  // no such format
     add_corrupt(name + "_bad_format", id, 1, bad_format);
   }
   // Specific structural faults.
@@ -303,6 +322,16 @@ int main(int argc, char** argv) {
     std::string overlong_key = p.substr(0, 12);  // header only
     PutVarint64(&overlong_key, 1000000);
     add_corrupt("leaf_key_too_long", 7, 1, overlong_key);
+    // Metadata no write produces: created after its last write (the
+    // encoder's mod_version - create_version wraps), no writes.
+    Node late = Leaf(3, false);
+    late.entries[1].create_version = late.entries[1].mod_version + 1;
+    p = EncodePage(late, 7);
+    add_corrupt("leaf_created_after_write", 7, 1, p.substr(0, p.size() - 8));
+    Node unwritten = Leaf(3, false);
+    unwritten.entries[2].writes = 0;
+    p = EncodePage(unwritten, 7);
+    add_corrupt("leaf_no_writes", 7, 1, p.substr(0, p.size() - 8));
   }
   for (const auto& [name, bytes] : cowdb::fuzz::DbOpsSeeds()) {
     Write(dir + "/db_ops/" + name, bytes);

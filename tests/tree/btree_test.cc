@@ -308,6 +308,7 @@ TEST_F(TreeTest, LevelMismatchIsDataLoss) {
   Node leaf;
   LeafEntry e;
   e.key = "a";
+  e.writes = 1;
   leaf.entries.push_back(e);
   Node internal;  // level 1 over the leaf page
   internal.level = 1;
@@ -378,14 +379,17 @@ TEST_F(TreeTest, TreeReadAgreesWithTreeGet) {
     for (int k = 0; k < 2000; k += 3) {
       const std::string key = Key(k);
       ASSERT_OK_AND_ASSIGN(std::optional<Found> want, TreeGet(src, root, key));
-      uint64_t mod = 0;
-      ASSERT_OK_AND_ASSIGN(bool found, TreeRead(src, root, key, &value, &mod));
+      EntryMeta meta;
+      ASSERT_OK_AND_ASSIGN(bool found, TreeRead(src, root, key, &value, &meta));
       ASSERT_EQ(found, want.has_value()) << key;
       if (!found) continue;
       ASSERT_OK_AND_ASSIGN(std::string want_value,
                            src.ReadValue(want->entry->value));
       EXPECT_EQ(value, want_value) << key;
-      EXPECT_EQ(mod, want->entry->mod_version) << key;
+      EXPECT_EQ(meta.mod_version, want->entry->mod_version) << key;
+      EXPECT_EQ(meta.create_version, want->entry->create_version) << key;
+      EXPECT_EQ(meta.writes, want->entry->writes) << key;
+      EXPECT_EQ(meta.lease, want->entry->lease) << key;
     }
   };
   // Also through a cache that keeps nothing, from roots that are not

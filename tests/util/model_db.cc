@@ -59,6 +59,7 @@ class ModelDB::ModelIterator final : public Iterator {
   std::string_view key() const override { return pos_->first; }
   std::string_view value() const override { return pos_->second.value; }
   uint64_t mod_version() const override { return pos_->second.mod_version; }
+  KeyMeta meta() const override { return pos_->second.meta(); }
   uint64_t version() const override { return version_; }
   absl::Status status() const override { return absl::OkStatus(); }
 
@@ -96,7 +97,8 @@ class ModelDB::ModelTransaction final : public Transaction {
     auto own = writes_.find(key);
     if (own != writes_.end()) {
       if (!own->second) return absl::NotFoundError("key not found");
-      e.value = *own->second;
+      e.value = own->second->value;
+      e.lease = own->second->lease;
       return e;
     }
     auto it = base_->find(key);
@@ -107,6 +109,9 @@ class ModelDB::ModelTransaction final : public Transaction {
     if (it == base_->end()) return absl::NotFoundError("key not found");
     e.value = it->second.value;
     e.mod_version = it->second.mod_version;
+    e.create_version = it->second.create_version;
+    e.writes = it->second.writes;
+    e.lease = it->second.lease;
     return e;
   }
 
@@ -135,10 +140,13 @@ class ModelDB::ModelTransaction final : public Transaction {
     return n;
   }
 
-  absl::Status Put(std::string_view key, std::string_view value) override {
+  using Transaction::Put;  // the overload without a lease
+  absl::Status Put(std::string_view key, std::string_view value,
+                   uint64_t lease) override {
     if (absl::Status s = CheckWritable(); !s.ok()) return s;
     if (absl::Status s = db_->ValidateWrite(key, value); !s.ok()) return s;
-    writes_.insert_or_assign(std::string(key), std::string(value));
+    writes_.insert_or_assign(std::string(key),
+                             PutValue{std::string(value), lease});
     return absl::OkStatus();
   }
 
@@ -155,7 +163,9 @@ class ModelDB::ModelTransaction final : public Transaction {
     if (writes_.empty()) return version_;
     absl::MutexLock lock(&db_->mu_);
     if (absl::Status s = ValidateLocked(); !s.ok()) return s;
-    return db_->CommitLocked(writes_);
+    std::vector<Mutation> ops;
+    for (const auto& [k, v] : writes_) ops.push_back(Mutation{k, v});
+    return db_->CommitLocked(std::move(ops));
   }
 
   void CommitAsync(std::function<void(absl::StatusOr<uint64_t>)> done) override {
@@ -181,7 +191,7 @@ class ModelDB::ModelTransaction final : public Transaction {
       if (!bv && !wv) return std::nullopt;
       if (wv && (!bv || w->first <= b->first)) {
         if (bv && b->first == w->first) ++b;
-        if (w->second) return std::make_pair(w->first, Value{*w->second, 0});
+        if (w->second) return std::make_pair(w->first, Own(*w->second));
         ++w;
         continue;
       }
@@ -202,12 +212,19 @@ class ModelDB::ModelTransaction final : public Transaction {
       if (!bv && !wv) return std::nullopt;
       if (wv && (!bv || w->first >= b->first)) {
         if (bv && b->first == w->first) ++b;
-        if (w->second) return std::make_pair(w->first, Value{*w->second, 0});
+        if (w->second) return std::make_pair(w->first, Own(*w->second));
         ++w;
         continue;
       }
       return std::make_pair(b->first, b->second);
     }
+  }
+  // An own write as the merged view shows it.
+  static Value Own(const PutValue& p) {
+    Value v;
+    v.value = p.value;
+    v.lease = p.lease;
+    return v;
   }
 
   bool tracks_reads() const { return tracks_reads_; }
@@ -326,6 +343,7 @@ ModelDB::ModelTransaction::NewIterator() {
     std::string_view key() const override { return cur_->first; }
     std::string_view value() const override { return cur_->second.value; }
     uint64_t mod_version() const override { return cur_->second.mod_version; }
+    KeyMeta meta() const override { return cur_->second.meta(); }
     uint64_t version() const override { return txn_->read_version(); }
     absl::Status status() const override { return absl::OkStatus(); }
 
@@ -444,20 +462,20 @@ std::vector<Change> ModelDB::DiffStates(const State& a, const State& b,
     if (x_in() && (!y_in() || x->first < y->first)) {
       c.key = x->first;
       c.old_value = x->second.value;
-      c.old_mod_version = x->second.mod_version;
+      c.old_meta = x->second.meta();
       ++x;
     } else if (y_in() && (!x_in() || y->first < x->first)) {
       c.key = y->first;
       c.new_value = y->second.value;
-      c.new_mod_version = y->second.mod_version;
+      c.new_meta = y->second.meta();
       ++y;
     } else {
       const bool same = x->second == y->second;
       c.key = x->first;
       c.old_value = x->second.value;
-      c.old_mod_version = x->second.mod_version;
+      c.old_meta = x->second.meta();
       c.new_value = y->second.value;
-      c.new_mod_version = y->second.mod_version;
+      c.new_meta = y->second.meta();
       ++x;
       ++y;
       if (same) continue;
@@ -483,18 +501,35 @@ absl::Status ModelDB::ValidateWrite(std::string_view key,
   return absl::OkStatus();
 }
 
-uint64_t ModelDB::CommitLocked(const Writes& writes) {
+void ModelDB::Apply(const std::vector<Mutation>& ops, uint64_t version,
+                    State* state) {
+  for (const Mutation& m : ops) {
+    if (!m.put) {
+      state->erase(m.key);
+      continue;
+    }
+    Value v;
+    v.value = m.put->value;
+    v.mod_version = version;
+    v.lease = m.put->lease;
+    auto old = state->find(m.key);
+    if (old != state->end()) {  // an overwrite: one more write
+      v.create_version = old->second.create_version;
+      v.writes = old->second.writes + 1;
+    } else {  // (re)created
+      v.create_version = version;
+      v.writes = 1;
+    }
+    (*state)[m.key] = std::move(v);
+  }
+}
+
+uint64_t ModelDB::CommitLocked(std::vector<Mutation> ops) {
   const uint64_t version = versions_.size();
   auto next = std::make_shared<State>(*latest_state_);
-  for (const auto& [k, v] : writes) {
-    if (v) {
-      (*next)[k] = Value{*v, version};
-    } else {
-      next->erase(k);
-    }
-  }
+  Apply(ops, version, next.get());
   Version rec;
-  rec.writes = writes;
+  rec.ops = std::move(ops);
   // Commit times never go backwards (as the engine's).
   rec.commit_micros = std::max(absl::ToUnixMicros(absl::Now()),
                                versions_.back().commit_micros);
@@ -519,18 +554,18 @@ absl::StatusOr<uint64_t> ModelDB::Delete(std::string_view key) {
 }
 
 absl::StatusOr<uint64_t> ModelDB::Write(const WriteBatch& batch) {
-  Writes writes;
+  std::vector<Mutation> ops;  // in batch order: each put counts
   for (const WriteBatch::Op& op : batch.ops()) {
     if (absl::Status s = ValidateWrite(op.key, op.value); !s.ok()) return s;
     if (op.is_delete) {
-      writes.insert_or_assign(op.key, std::nullopt);
+      ops.push_back(Mutation{op.key, std::nullopt});
     } else {
-      writes.insert_or_assign(op.key, op.value);
+      ops.push_back(Mutation{op.key, PutValue{op.value, op.lease}});
     }
   }
   absl::MutexLock lock(&mu_);
-  if (writes.empty()) return versions_.size() - 1;
-  return CommitLocked(writes);
+  if (ops.empty()) return versions_.size() - 1;
+  return CommitLocked(std::move(ops));
 }
 
 void ModelDB::WriteAsync(WriteBatch batch, WriteCallback done) {
@@ -599,13 +634,7 @@ std::shared_ptr<const ModelDB::State> ModelDB::StateLocked(uint64_t version) {
   if (base->first == version) return base->second;
   auto s = std::make_shared<State>(*base->second);
   for (uint64_t x = base->first + 1; x <= version; ++x) {
-    for (const auto& [k, v] : versions_[x].writes) {
-      if (v) {
-        (*s)[k] = Value{*v, x};
-      } else {
-        s->erase(k);
-      }
-    }
+    Apply(versions_[x].ops, x, s.get());
   }
   cached_version_ = version;
   cached_state_ = std::move(s);
@@ -646,7 +675,8 @@ absl::StatusOr<Entry> ModelDB::GetEntry(const ReadOptions& options,
   std::shared_ptr<const State> s = StateLocked(*v);
   auto it = s->find(key);
   if (it == s->end()) return absl::NotFoundError("key not found");
-  return Entry{it->second.value, it->second.mod_version, *v};
+  const Value& x = it->second;
+  return Entry{x.value, x.mod_version, *v, x.create_version, x.writes, x.lease};
 }
 
 absl::StatusOr<std::unique_ptr<Transaction>> ModelDB::Begin(
@@ -821,6 +851,17 @@ uint64_t ModelDB::WindowFloorLocked() const {
   if (versions_[lo].commit_micros > cutoff) return lo;
   while (lo + 1 < by_count && versions_[lo + 1].commit_micros <= cutoff) ++lo;
   return lo;
+}
+
+absl::Status ModelDB::ReleaseBefore(uint64_t version) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t last = versions_.size() - 1;
+  if (version > last) {
+    return absl::NotFoundError(absl::StrCat(
+        "version ", version, " does not exist; the latest is ", last));
+  }
+  floor_ = std::max(floor_, version);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ReclaimStats> ModelDB::Reclaim() {

@@ -5,11 +5,17 @@
 //
 //   ModelDB model(options);            // the options the real DB got
 //   uint64_t v = model.Put("k", "1").value();
-//   ModelDB::State s = model.StateAt(v).value();  // {"k": {"1", mod 1}}
+//   ModelDB::State s = model.StateAt(v).value();  // {"k": {"1", mod 1, ...}}
 //
 // What it models, as engine/db.h and engine/transaction.h document it:
-//  - versions: every commit makes the next version (0 is empty); mod
-//    versions; an empty batch commits nothing.
+//  - versions: every commit makes the next version (0 is empty); an empty
+//    batch commits nothing.
+//  - per-key metadata (KeyMeta, iterator.h): mod_version; create_version
+//    and writes, counted per put in the order a commit applies them (a
+//    batch's ops in order, so a key put twice in one batch has two more
+//    writes; a delete then a put of a key in one commit recreates it);
+//    the lease of the last put. A transaction's own uncommitted write
+//    reads as its lease with the rest 0.
 //  - errors: InvalidArgument for an empty or too long key, a too long
 //    value, a tag name outside 1..256 bytes, snapshot and version set
 //    together, a read_version on a read-write transaction; NotFound for an
@@ -21,6 +27,7 @@
 //    floor as the engine does: max(old floor, min(window, latest)), where
 //    the window keeps the last `retain_versions` versions, or also those
 //    younger than `retain_seconds` by the model's own commit clock.
+//    ReleaseBefore(v) raises the floor to v (NotFound after the latest).
 //  - transactions: read-your-writes (iterators both ways), read-only
 //    transactions at a version, FailedPrecondition once finished or for a
 //    write to a read-only one. SNAPSHOT validates the written keys;
@@ -82,19 +89,37 @@ namespace cowdb::testing {
 
 class ModelDB final : public DB {
  public:
-  // A key's value and the version that last wrote it (0 in a transaction's
-  // view: its own uncommitted write).
+  // A key's value and what KeyMeta reports of it (a transaction's own
+  // uncommitted write: its lease, the rest 0).
   struct Value {
     std::string value;
     uint64_t mod_version = 0;
+    uint64_t create_version = 0;
+    uint64_t writes = 0;
+    uint64_t lease = 0;
+    KeyMeta meta() const {
+      return KeyMeta{mod_version, create_version, writes, lease};
+    }
     bool operator==(const Value& o) const {
-      return value == o.value && mod_version == o.mod_version;
+      return value == o.value && mod_version == o.mod_version &&
+             create_version == o.create_version && writes == o.writes &&
+             lease == o.lease;
     }
     bool operator!=(const Value& o) const { return !(*this == o); }
   };
   using State = std::map<std::string, Value, std::less<>>;
-  // Writes by key; nullopt deletes.
-  using Writes = std::map<std::string, std::optional<std::string>, std::less<>>;
+  // What a put writes.
+  struct PutValue {
+    std::string value;
+    uint64_t lease = 0;
+  };
+  // A transaction's writes by key; nullopt deletes.
+  using Writes = std::map<std::string, std::optional<PutValue>, std::less<>>;
+  // One mutation of a commit; no `put` deletes.
+  struct Mutation {
+    std::string key;
+    std::optional<PutValue> put;
+  };
   // Holds a version retained while it lives (see Pin).
   using PinHandle = std::shared_ptr<const void>;
 
@@ -137,6 +162,7 @@ class ModelDB final : public DB {
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(uint64_t from_version,
                                                  std::string_view begin,
                                                  std::string_view end) override;
+  absl::Status ReleaseBefore(uint64_t version) override;
   absl::StatusOr<ReclaimStats> Reclaim() override;
   absl::Status Checkpoint() override;                  // OK, nothing to do
   absl::StatusOr<CheckReport> Check() override;        // trivial report
@@ -169,16 +195,20 @@ class ModelDB final : public DB {
   class ModelTransaction;
   class ModelWatcher;
   struct Version {
-    Writes writes;  // what its commit wrote
+    std::vector<Mutation> ops;  // what its commit applied, in order
     int64_t commit_micros = 0;
     uint64_t entries = 0;
   };
 
   absl::Status ValidateWrite(std::string_view key,
                              std::string_view value) const;
-  // Commits `writes` as the next version. REQUIRES: validated.
-  uint64_t CommitLocked(const Writes& writes)
+  // Commits `ops` as the next version. REQUIRES: validated, not empty.
+  uint64_t CommitLocked(std::vector<Mutation> ops)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies the mutations of version `version` to `state`, with the
+  // metadata rules above.
+  static void Apply(const std::vector<Mutation>& ops, uint64_t version,
+                    State* state);
   absl::StatusOr<uint64_t> ResolveLocked(const ReadOptions& options)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckReadableLocked(uint64_t version) const

@@ -1,0 +1,406 @@
+// The etcd face's gRPC services: thin handlers over kv.cc, watch.cc and
+// lease.cc, plus Maintenance, Cluster and Auth.
+
+#include "server/etcd/etcd.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "server/etcd/internal.h"
+
+namespace cowdb::server::etcd {
+namespace {
+
+// Every handler starts here: the server's token check.
+#define COWDB_ETCD_AUTH(s, ctx)                        \
+  do {                                                 \
+    grpc::Status auth_status = (s).auth->Check(ctx);   \
+    if (!auth_status.ok()) return auth_status;         \
+  } while (0)
+
+grpc::Status FromLease(const absl::Status& st) {
+  if (st.ok()) return grpc::Status::OK;
+  if (absl::IsNotFound(st)) return errors::LeaseNotFound();
+  if (absl::IsAlreadyExists(st)) return errors::LeaseExist();
+  if (absl::IsOutOfRange(st)) return errors::LeaseTTLTooLarge();
+  return ToGrpcStatus(st);
+}
+
+class KvService final : public pb::KV::Service {
+ public:
+  explicit KvService(const Shared& s) : s_(s) {}
+
+  grpc::Status Range(grpc::ServerContext* ctx, const pb::RangeRequest* r,
+                     pb::RangeResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    return RunRange(s_, *r, resp);
+  }
+  grpc::Status Put(grpc::ServerContext* ctx, const pb::PutRequest* r,
+                   pb::PutResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    return RunPut(s_, *r, resp);
+  }
+  grpc::Status DeleteRange(grpc::ServerContext* ctx, const pb::DeleteRangeRequest* r,
+                           pb::DeleteRangeResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    return RunDelete(s_, *r, resp);
+  }
+  grpc::Status Txn(grpc::ServerContext* ctx, const pb::TxnRequest* r,
+                   pb::TxnResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    return RunTxn(s_, *r, resp);
+  }
+  // Releases the versions below the revision, except tagged ones.
+  grpc::Status Compact(grpc::ServerContext* ctx, const pb::CompactionRequest* r,
+                       pb::CompactionResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    uint64_t latest = s_.db->LatestVersion();
+    // The oldest retained version is the compaction revision once anything
+    // was released; etcd refuses compacting at or below it.
+    uint64_t compacted = s_.CompactRevision();
+    if (r->revision() < 0 || static_cast<uint64_t>(r->revision()) < compacted ||
+        (compacted > 0 && static_cast<uint64_t>(r->revision()) == compacted)) {
+      return errors::Compacted();
+    }
+    if (static_cast<uint64_t>(r->revision()) > latest) return errors::FutureRev();
+    absl::Status st = s_.db->ReleaseBefore(static_cast<uint64_t>(r->revision()));
+    if (!st.ok()) return FromEngine(st);
+    if (r->physical()) {
+      absl::StatusOr<ReclaimStats> rs = s_.db->Reclaim();
+      if (!rs.ok()) return FromEngine(rs.status());
+    }
+    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    return grpc::Status::OK;
+  }
+
+ private:
+  const Shared& s_;
+};
+
+class WatchService final : public pb::Watch::Service {
+ public:
+  explicit WatchService(const Shared& s) : s_(s) {}
+  grpc::Status Watch(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<pb::WatchResponse, pb::WatchRequest>* rw) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    return ServeWatch(s_, ctx, rw);
+  }
+
+ private:
+  const Shared& s_;
+};
+
+class LeaseService final : public pb::Lease::Service {
+ public:
+  explicit LeaseService(const Shared& s) : s_(s) {}
+
+  grpc::Status LeaseGrant(grpc::ServerContext* ctx, const pb::LeaseGrantRequest* r,
+                          pb::LeaseGrantResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    absl::StatusOr<Lessor::Granted> g = s_.lessor->Grant(r->id(), r->ttl());
+    if (!g.ok()) return FromLease(g.status());
+    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    resp->set_id(g->id);
+    resp->set_ttl(g->ttl);
+    return grpc::Status::OK;
+  }
+  grpc::Status LeaseRevoke(grpc::ServerContext* ctx, const pb::LeaseRevokeRequest* r,
+                           pb::LeaseRevokeResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    absl::Status st = s_.lessor->Revoke(r->id());
+    if (!st.ok()) return FromLease(st);
+    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    return grpc::Status::OK;
+  }
+  grpc::Status LeaseKeepAlive(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<pb::LeaseKeepAliveResponse, pb::LeaseKeepAliveRequest>* rw)
+      override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    pb::LeaseKeepAliveRequest req;
+    while (rw->Read(&req)) {
+      pb::LeaseKeepAliveResponse resp;
+      absl::StatusOr<int64_t> ttl = s_.lessor->Renew(req.id());
+      if (!ttl.ok() && !absl::IsNotFound(ttl.status())) return ToGrpcStatus(ttl.status());
+      s_.FillHeader(s_.db->LatestVersion(), resp.mutable_header());
+      resp.set_id(req.id());
+      resp.set_ttl(ttl.ok() ? *ttl : 0);  // etcd: TTL 0 for an unknown lease
+      if (!rw->Write(resp)) break;
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status LeaseTimeToLive(grpc::ServerContext* ctx,
+                               const pb::LeaseTimeToLiveRequest* r,
+                               pb::LeaseTimeToLiveResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    absl::StatusOr<Lessor::Info> info = s_.lessor->TimeToLive(r->id(), r->keys());
+    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    resp->set_id(r->id());
+    if (absl::IsNotFound(info.status())) {
+      resp->set_ttl(-1);  // as etcd
+      return grpc::Status::OK;
+    }
+    if (!info.ok()) return ToGrpcStatus(info.status());
+    resp->set_ttl(info->remaining);
+    resp->set_grantedttl(info->granted);
+    for (const std::string& k : info->keys) resp->add_keys(k);
+    return grpc::Status::OK;
+  }
+  grpc::Status LeaseLeases(grpc::ServerContext* ctx, const pb::LeaseLeasesRequest*,
+                           pb::LeaseLeasesResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    for (int64_t id : s_.lessor->List()) resp->add_leases()->set_id(id);
+    return grpc::Status::OK;
+  }
+
+ private:
+  const Shared& s_;
+};
+
+class ClusterService final : public pb::Cluster::Service {
+ public:
+  explicit ClusterService(const Shared& s) : s_(s) {}
+  grpc::Status MemberList(grpc::ServerContext* ctx, const pb::MemberListRequest*,
+                          pb::MemberListResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    pb::Member* m = resp->add_members();
+    m->set_id(s_.options->member_id);
+    m->set_name(s_.options->member_name);
+    for (const std::string& u : s_.options->client_urls) m->add_clienturls(u);
+    return grpc::Status::OK;
+  }
+#define COWDB_ETCD_NO_MEMBERSHIP(Method)                                          \
+  grpc::Status Method(grpc::ServerContext* ctx, const pb::Method##Request*,       \
+                      pb::Method##Response*) override {                           \
+    COWDB_ETCD_AUTH(s_, ctx);                                                     \
+    return grpc::Status(grpc::UNIMPLEMENTED,                                      \
+                        "cowdb: a single-member cluster; membership cannot change"); \
+  }
+  COWDB_ETCD_NO_MEMBERSHIP(MemberAdd)
+  COWDB_ETCD_NO_MEMBERSHIP(MemberRemove)
+  COWDB_ETCD_NO_MEMBERSHIP(MemberUpdate)
+  COWDB_ETCD_NO_MEMBERSHIP(MemberPromote)
+#undef COWDB_ETCD_NO_MEMBERSHIP
+
+ private:
+  const Shared& s_;
+};
+
+// The hash of the keys, values and revisions of one version.
+absl::StatusOr<uint32_t> HashAt(const Shared& s, const Snapshot& snap) {
+  ReadOptions ro;
+  ro.snapshot = &snap;
+  absl::StatusOr<std::unique_ptr<Iterator>> it = s.db->NewIterator(ro);
+  if (!it.ok()) return it.status();
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) {
+    std::string_view k = (*it)->key(), v = (*it)->value();
+    KeyMeta m = (*it)->meta();
+    uint64_t lens[6] = {k.size(), v.size(), m.mod_version, m.create_version, m.writes,
+                        m.lease};
+    XXH3_64bits_update(state, lens, sizeof(lens));
+    XXH3_64bits_update(state, k.data(), k.size());
+    XXH3_64bits_update(state, v.data(), v.size());
+  }
+  uint64_t h = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  if (!(*it)->status().ok()) return (*it)->status();
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
+class MaintenanceService final : public pb::Maintenance::Service {
+ public:
+  explicit MaintenanceService(const Shared& s) : s_(s) {}
+
+  grpc::Status Alarm(grpc::ServerContext* ctx, const pb::AlarmRequest*,
+                     pb::AlarmResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    return grpc::Status::OK;  // cowdb raises no alarms
+  }
+  grpc::Status Status(grpc::ServerContext* ctx, const pb::StatusRequest*,
+                      pb::StatusResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    DBStats st = s_.db->GetStats();
+    s_.FillHeader(st.latest_version, resp->mutable_header());
+    resp->set_version("3.4.0-cowdb");
+    resp->set_dbsize(static_cast<int64_t>(st.disk_bytes));
+    resp->set_dbsizeinuse(static_cast<int64_t>(st.disk_bytes));
+    resp->set_leader(s_.options->member_id);
+    resp->set_raftindex(st.latest_version);
+    resp->set_raftterm(1);
+    resp->set_raftappliedindex(st.latest_version);
+    return grpc::Status::OK;
+  }
+  grpc::Status Defragment(grpc::ServerContext* ctx, const pb::DefragmentRequest*,
+                          pb::DefragmentResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    // Space is reclaimed continuously; nothing to do.
+    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    return grpc::Status::OK;
+  }
+  grpc::Status Hash(grpc::ServerContext* ctx, const pb::HashRequest*,
+                    pb::HashResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    cowdb::Snapshot snap = s_.db->GetSnapshot();
+    absl::StatusOr<uint32_t> h = HashAt(s_, snap);
+    if (!h.ok()) return FromEngine(h.status());
+    s_.FillHeader(snap.version(), resp->mutable_header());
+    resp->set_hash(*h);
+    return grpc::Status::OK;
+  }
+  grpc::Status HashKV(grpc::ServerContext* ctx, const pb::HashKVRequest* r,
+                      pb::HashKVResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    cowdb::Snapshot latest = s_.db->GetSnapshot();
+    cowdb::Snapshot snap = latest;
+    if (r->revision() != 0) {
+      if (r->revision() < 0) return errors::Compacted();
+      if (static_cast<uint64_t>(r->revision()) > latest.version()) return errors::FutureRev();
+      absl::StatusOr<cowdb::Snapshot> at = s_.db->SnapshotAt(static_cast<uint64_t>(r->revision()));
+      if (!at.ok()) return FromEngine(at.status());
+      snap = *std::move(at);
+    }
+    absl::StatusOr<uint32_t> h = HashAt(s_, snap);
+    if (!h.ok()) return FromEngine(h.status());
+    s_.FillHeader(latest.version(), resp->mutable_header());
+    resp->set_hash(*h);
+    resp->set_compact_revision(static_cast<int64_t>(s_.CompactRevision()));
+    return grpc::Status::OK;
+  }
+  // Streams an export of the latest version (engine/format/export_file.h):
+  // restore it with `cowdb import`, not `etcdctl snapshot restore`.
+  grpc::Status Snapshot(grpc::ServerContext* ctx, const pb::SnapshotRequest*,
+                        grpc::ServerWriter<pb::SnapshotResponse>* w) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    const char* tmpdir = std::getenv("TMPDIR");
+    std::string path = absl::StrCat(tmpdir != nullptr ? tmpdir : "/tmp",
+                                    "/cowdb-etcd-snapshot-XXXXXX");
+    int fd = ::mkstemp(path.data());
+    if (fd < 0) return grpc::Status(grpc::INTERNAL, "cannot create a snapshot file");
+    ::close(fd);
+    ::unlink(path.c_str());  // Export creates it
+    absl::Status st = s_.db->Export(s_.db->LatestVersion(), path);
+    if (!st.ok()) return FromEngine(st);
+    std::ifstream in(path, std::ios::binary);
+    ::unlink(path.c_str());  // the open stream keeps it readable
+    in.seekg(0, std::ios::end);
+    int64_t left = in.tellg();
+    in.seekg(0);
+    std::string chunk(32 * 1024, '\0');
+    while (left > 0 && !ctx->IsCancelled()) {
+      auto n = static_cast<int64_t>(std::min<int64_t>(left, chunk.size()));
+      if (!in.read(chunk.data(), n)) return grpc::Status(grpc::INTERNAL, "snapshot read failed");
+      left -= n;
+      pb::SnapshotResponse resp;
+      s_.FillHeader(s_.db->LatestVersion(), resp.mutable_header());
+      resp.set_remaining_bytes(static_cast<uint64_t>(left));
+      resp.set_blob(chunk.data(), static_cast<size_t>(n));
+      if (!w->Write(resp)) break;
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status MoveLeader(grpc::ServerContext* ctx, const pb::MoveLeaderRequest* r,
+                          pb::MoveLeaderResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx);
+    if (r->targetid() != s_.options->member_id) {
+      return grpc::Status(grpc::FAILED_PRECONDITION, "etcdserver: bad leader transferee");
+    }
+    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    return grpc::Status::OK;
+  }
+
+ private:
+  const Shared& s_;
+};
+
+class AuthService final : public pb::Auth::Service {
+ public:
+#define COWDB_ETCD_NO_AUTH(Method, Req, Resp)                                       \
+  grpc::Status Method(grpc::ServerContext*, const pb::Req*, pb::Resp*) override {   \
+    return grpc::Status(grpc::UNIMPLEMENTED,                                        \
+                        "cowdb: etcd's Auth service is not served: cowdb has no "   \
+                        "users or roles yet (use --auth_token_file or TLS client "  \
+                        "certificates)");                                           \
+  }
+  COWDB_ETCD_NO_AUTH(AuthEnable, AuthEnableRequest, AuthEnableResponse)
+  COWDB_ETCD_NO_AUTH(AuthDisable, AuthDisableRequest, AuthDisableResponse)
+  COWDB_ETCD_NO_AUTH(Authenticate, AuthenticateRequest, AuthenticateResponse)
+  COWDB_ETCD_NO_AUTH(UserAdd, AuthUserAddRequest, AuthUserAddResponse)
+  COWDB_ETCD_NO_AUTH(UserGet, AuthUserGetRequest, AuthUserGetResponse)
+  COWDB_ETCD_NO_AUTH(UserList, AuthUserListRequest, AuthUserListResponse)
+  COWDB_ETCD_NO_AUTH(UserDelete, AuthUserDeleteRequest, AuthUserDeleteResponse)
+  COWDB_ETCD_NO_AUTH(UserChangePassword, AuthUserChangePasswordRequest,
+                     AuthUserChangePasswordResponse)
+  COWDB_ETCD_NO_AUTH(UserGrantRole, AuthUserGrantRoleRequest, AuthUserGrantRoleResponse)
+  COWDB_ETCD_NO_AUTH(UserRevokeRole, AuthUserRevokeRoleRequest, AuthUserRevokeRoleResponse)
+  COWDB_ETCD_NO_AUTH(RoleAdd, AuthRoleAddRequest, AuthRoleAddResponse)
+  COWDB_ETCD_NO_AUTH(RoleGet, AuthRoleGetRequest, AuthRoleGetResponse)
+  COWDB_ETCD_NO_AUTH(RoleList, AuthRoleListRequest, AuthRoleListResponse)
+  COWDB_ETCD_NO_AUTH(RoleDelete, AuthRoleDeleteRequest, AuthRoleDeleteResponse)
+  COWDB_ETCD_NO_AUTH(RoleGrantPermission, AuthRoleGrantPermissionRequest,
+                     AuthRoleGrantPermissionResponse)
+  COWDB_ETCD_NO_AUTH(RoleRevokePermission, AuthRoleRevokePermissionRequest,
+                     AuthRoleRevokePermissionResponse)
+#undef COWDB_ETCD_NO_AUTH
+};
+
+}  // namespace
+
+struct EtcdFace::Services {
+  EtcdOptions options;
+  Shared shared;
+  std::unique_ptr<KvService> kv;
+  std::unique_ptr<WatchService> watch;
+  std::unique_ptr<LeaseService> lease;
+  std::unique_ptr<ClusterService> cluster;
+  std::unique_ptr<MaintenanceService> maintenance;
+  std::unique_ptr<AuthService> auth;
+};
+
+absl::StatusOr<std::unique_ptr<EtcdFace>> EtcdFace::Create(
+    DB* db, EtcdOptions options, const Authenticator* auth) {
+  std::unique_ptr<EtcdFace> face(new EtcdFace());
+  face->services_ = std::make_unique<Services>();
+  Services& sv = *face->services_;
+  sv.options = std::move(options);
+  absl::StatusOr<std::unique_ptr<Lessor>> lessor = Lessor::Create(db, sv.options);
+  if (!lessor.ok()) return lessor.status();
+  face->lessor_ = *std::move(lessor);
+  sv.shared = Shared{db, &sv.options, auth, face->lessor_.get()};
+  sv.kv = std::make_unique<KvService>(sv.shared);
+  sv.watch = std::make_unique<WatchService>(sv.shared);
+  sv.lease = std::make_unique<LeaseService>(sv.shared);
+  sv.cluster = std::make_unique<ClusterService>(sv.shared);
+  sv.maintenance = std::make_unique<MaintenanceService>(sv.shared);
+  sv.auth = std::make_unique<AuthService>();
+  return face;
+}
+
+EtcdFace::~EtcdFace() { Stop(); }
+
+void EtcdFace::Register(grpc::ServerBuilder* builder) {
+  Services& sv = *services_;
+  builder->RegisterService(sv.kv.get());
+  builder->RegisterService(sv.watch.get());
+  builder->RegisterService(sv.lease.get());
+  builder->RegisterService(sv.cluster.get());
+  builder->RegisterService(sv.maintenance.get());
+  builder->RegisterService(sv.auth.get());
+}
+
+void EtcdFace::Stop() {
+  if (lessor_ != nullptr) lessor_->Stop();
+}
+
+}  // namespace cowdb::server::etcd

@@ -1,0 +1,185 @@
+// The etcd face on its own (no etcd needed): lease expiry and restarts,
+// what cowdb adds (reads at a tagged version below a compaction), and the
+// services it does not serve. The answers etcd itself gives are checked by
+// etcd_diff_test.
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/db.h"
+#include "etcd/rpc.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "server/etcd/etcd.h"
+#include "server/service.h"
+#include "tests/util/temp_dir.h"
+
+namespace cowdb {
+namespace {
+
+namespace pb = ::etcdserverpb;
+
+class EtcdFaceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+  void TearDown() override { Stop(); }
+
+  void Start() {
+    Options o;
+    o.retain_versions = Options::kRetainAll;
+    auto db = DB::Open(o, tmp_.path() + "/db");
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = *std::move(db);
+    server::etcd::EtcdOptions eo;
+    eo.lease_file = tmp_.path() + "/leases";
+    eo.lease_tick = absl::Milliseconds(50);
+    auto face = server::etcd::EtcdFace::Create(db_.get(), eo, &auth_);
+    ASSERT_TRUE(face.ok()) << face.status();
+    face_ = *std::move(face);
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    face_->Register(&b);
+    server_ = b.BuildAndStart();
+    ASSERT_NE(port, 0);
+    auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                  grpc::InsecureChannelCredentials());
+    kv_ = pb::KV::NewStub(ch);
+    lease_ = pb::Lease::NewStub(ch);
+    auth_stub_ = pb::Auth::NewStub(ch);
+  }
+  void Stop() {
+    if (server_) server_->Shutdown();
+    if (face_) face_->Stop();
+    face_.reset();
+    server_.reset();
+    db_.reset();
+  }
+
+  pb::PutResponse Put(const std::string& k, const std::string& v, int64_t lease = 0) {
+    grpc::ClientContext ctx;
+    pb::PutRequest req;
+    req.set_key(k);
+    req.set_value(v);
+    req.set_lease(lease);
+    pb::PutResponse resp;
+    grpc::Status st = kv_->Put(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp;
+  }
+  grpc::Status Range(const std::string& k, int64_t rev, pb::RangeResponse* resp) {
+    grpc::ClientContext ctx;
+    pb::RangeRequest req;
+    req.set_key(k);
+    req.set_revision(rev);
+    return kv_->Range(&ctx, req, resp);
+  }
+  int64_t Grant(int64_t ttl) {
+    grpc::ClientContext ctx;
+    pb::LeaseGrantRequest req;
+    req.set_ttl(ttl);
+    pb::LeaseGrantResponse resp;
+    EXPECT_TRUE(lease_->LeaseGrant(&ctx, req, &resp).ok());
+    return resp.id();
+  }
+
+  cowdb::testing::TempDir tmp_;
+  server::Authenticator auth_;
+  std::unique_ptr<DB> db_;
+  std::unique_ptr<server::etcd::EtcdFace> face_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<pb::KV::Stub> kv_;
+  std::unique_ptr<pb::Lease::Stub> lease_;
+  std::unique_ptr<pb::Auth::Stub> auth_stub_;
+};
+
+TEST_F(EtcdFaceTest, ExpiredLeaseDeletesItsKeysInOneRevision) {
+  int64_t id = Grant(1);  // raised to etcd's minimum, 2 s
+  ASSERT_NE(id, 0);
+  Put("held/1", "a", id);
+  Put("held/2", "b", id);
+  Put("held/3", "c");             // no lease
+  Put("held/4", "d", id);
+  int64_t before = Put("held/4", "e").header().revision();  // detached
+  // Wait for the expiry (2 s TTL).
+  pb::RangeResponse resp;
+  for (int i = 0; i < 100; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    ASSERT_TRUE(Range("held/1", 0, &resp).ok());
+    if (resp.kvs_size() == 0) break;
+  }
+  ASSERT_EQ(resp.kvs_size(), 0) << "the lease did not expire";
+  // One new revision deleted both leased keys; the others stayed.
+  EXPECT_EQ(resp.header().revision(), before + 1);
+  ASSERT_TRUE(Range("held/2", 0, &resp).ok());
+  EXPECT_EQ(resp.kvs_size(), 0);
+  ASSERT_TRUE(Range("held/3", 0, &resp).ok());
+  EXPECT_EQ(resp.kvs_size(), 1);
+  ASSERT_TRUE(Range("held/4", 0, &resp).ok());
+  ASSERT_EQ(resp.kvs_size(), 1);
+  EXPECT_EQ(resp.kvs(0).value(), "e");
+  grpc::ClientContext ctx;
+  pb::LeaseTimeToLiveRequest ttl;
+  ttl.set_id(id);
+  pb::LeaseTimeToLiveResponse out;
+  ASSERT_TRUE(lease_->LeaseTimeToLive(&ctx, ttl, &out).ok());
+  EXPECT_EQ(out.ttl(), -1);  // gone
+}
+
+TEST_F(EtcdFaceTest, LeasesAndTheirKeysSurviveARestart) {
+  int64_t id = Grant(300);
+  Put("k", "v", id);
+  Stop();
+  Start();
+  grpc::ClientContext ctx;
+  pb::LeaseTimeToLiveRequest req;
+  req.set_id(id);
+  req.set_keys(true);
+  pb::LeaseTimeToLiveResponse resp;
+  ASSERT_TRUE(lease_->LeaseTimeToLive(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.grantedttl(), 300);
+  ASSERT_EQ(resp.keys_size(), 1);
+  EXPECT_EQ(resp.keys(0), "k");
+  // Revoking after the restart still finds the key.
+  grpc::ClientContext ctx2;
+  pb::LeaseRevokeRequest rev;
+  rev.set_id(id);
+  pb::LeaseRevokeResponse rresp;
+  ASSERT_TRUE(lease_->LeaseRevoke(&ctx2, rev, &rresp).ok());
+  pb::RangeResponse r;
+  ASSERT_TRUE(Range("k", 0, &r).ok());
+  EXPECT_EQ(r.kvs_size(), 0);
+}
+
+TEST_F(EtcdFaceTest, ATaggedVersionStaysReadableBelowACompaction) {
+  int64_t v1 = Put("k", "old").header().revision();
+  ASSERT_TRUE(db_->Tag("before", static_cast<uint64_t>(v1)).ok());
+  Put("k", "mid");
+  int64_t v3 = Put("k", "new").header().revision();
+  grpc::ClientContext ctx;
+  pb::CompactionRequest c;
+  c.set_revision(v3);
+  pb::CompactionResponse cr;
+  ASSERT_TRUE(kv_->Compact(&ctx, c, &cr).ok());
+  pb::RangeResponse r;
+  grpc::Status st = Range("k", v3 - 1, &r);  // released
+  EXPECT_EQ(st.error_code(), grpc::OUT_OF_RANGE);
+  EXPECT_EQ(st.error_message(), "etcdserver: mvcc: required revision has been compacted");
+  ASSERT_TRUE(Range("k", v1, &r).ok());  // tagged: kept
+  ASSERT_EQ(r.kvs_size(), 1);
+  EXPECT_EQ(r.kvs(0).value(), "old");
+}
+
+TEST_F(EtcdFaceTest, AuthSaysWhyItIsNotServed) {
+  grpc::ClientContext ctx;
+  pb::AuthenticateRequest req;
+  pb::AuthenticateResponse resp;
+  grpc::Status st = auth_stub_->Authenticate(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::UNIMPLEMENTED);
+  EXPECT_NE(st.error_message().find("not served"), std::string::npos) << st.error_message();
+}
+
+}  // namespace
+}  // namespace cowdb
