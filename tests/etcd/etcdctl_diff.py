@@ -163,8 +163,10 @@ class CowdbServer(Server):
         self.endpoint = f"127.0.0.1:{etcd_port}"
         data = os.path.join(self.workdir, "data")
         shutil.rmtree(data, ignore_errors=True)
+        # --retain_versions=0: keep every version until a Compact, as etcd
+        # keeps every revision (no auto-compaction by default).
         return [self.binary, "--data_dir=" + data, f"--listen=127.0.0.1:{free_port()}",
-                "--etcd_listen=" + self.endpoint]
+                "--etcd_listen=" + self.endpoint, "--retain_versions=0"]
 
     def start(self, deadline_s=30):
         try:
@@ -220,7 +222,8 @@ class Runner:
         if server.offset_writes:
             self._exec(["del", "offset-probe"])
         base = Result(*self._exec(["get", "ready-probe", "-w", "json"]))
-        self.base = base.json()["header"]["revision"]
+        # (etcd's JSON omits a zero revision: cowdb's empty database is 0)
+        self.base = base.json()["header"].get("revision", 0)
         self.revs["base"] = self.base
 
     # -- substitution and normalization ------------------------------------
@@ -380,7 +383,7 @@ class Runner:
                 self.lease_ph(res.json()["ID"])
         if cap and rc == 0:
             d = res.json()
-            self.revs[cap] = d["header"]["revision"] if "header" in d else d["revision"]
+            self.revs[cap] = (d["header"] if "header" in d else d).get("revision", 0)
         if record:
             as_json = "-w json" in template or "--write-out=json" in template
             self.record(template, stdin, rc, out, err, as_json, norm, show_out)
@@ -903,10 +906,18 @@ def _(r):
 
 
 def first_difference(a, b):
+    """The command (with its stdin, if any) whose output differs first."""
     cmd = None
-    for x, y in zip(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
         if x.startswith("$ ") or re.match(r"# \S+ ended: ", x):
             cmd = x
+            stdin = []
+            j = i + 1
+            while j < len(a) and a[j].startswith("  | "):
+                stdin.append(a[j][4:])
+                j += 1
+            if stdin:
+                cmd += "  <<< " + " / ".join(l for l in stdin if l)
         if x != y:
             return cmd or x
     return cmd or "(one transcript is longer)"
@@ -1010,19 +1021,21 @@ def main():
                 f.write("\n".join(r.raw) + "\n")
 
         print()
+        where = ("bazel-testlogs/tests/etcd/etcdctl_diff_test/test.outputs/outputs.zip"
+                 if "TEST_UNDECLARED_OUTPUTS_DIR" in os.environ else outdir)
         print(f"etcdctl_diff: etcd vs {other.name}, {time.time() - t0:.0f} s; transcripts"
-              f" (normalized, and raw) in {outdir}/etcdctl_diff.*.txt"
-              + (" (under bazel: bazel-testlogs/tests/etcd/etcdctl_diff_test/"
-                 "test.outputs/outputs.zip)" if "TEST_UNDECLARED_OUTPUTS_DIR" in os.environ
-                 else ""))
+              f" (etcdctl_diff.*.txt, normalized and raw) in {where}")
         for t in passed:
             print(f"  passed: {t}")
         for t in failed:
             print(f"  FAILED: {t}")
         print(f"etcdctl_diff: {len(passed)} passed, {len(failed)} failed")
         return 1 if failed else 0
-    except Exception as e:  # a server that would not start, mostly
+    except RuntimeError as e:  # a server that would not start
         print(f"etcdctl_diff: ERROR: {e}", flush=True)
+        return 1
+    except Exception:
+        print(f"etcdctl_diff: ERROR:\n{traceback.format_exc()}", flush=True)
         return 1
     finally:
         for r in runners:
