@@ -741,6 +741,22 @@ def _(r):
     r.ctl("txn", stdin=txn(['bogus("x/k") = "2"'], [], []))
 
 
+@case("txn: reads after a put in the same txn (etcd's lock and election recipe)")
+def _(r):
+    # concurrency.Mutex: If(create(me) = 0) Then(put me, get the prefix's
+    # first key by create revision); the lock is held when that is me.
+    r.ctl("put z/9 older")
+    r.ctl("txn -w json", stdin=txn(['create("z/1") = "0"'],
+                                   ["put z/1 newer", "get z/ --prefix --sort-by=CREATE "
+                                    "--order=ASCEND --limit=1"],
+                                   ["get z/1", "get z/ --prefix --sort-by=CREATE "
+                                    "--order=ASCEND --limit=1"]))
+    r.ctl("txn -w json", stdin=txn([], ["put z/5 x", "get z/ --prefix",
+                                        "get z/ --prefix --sort-by=MODIFY --order=DESCEND"], []))
+    r.ctl("txn -w json", stdin=txn([], ["del z/9", "get z/ --prefix --keys-only",
+                                        "put z/9 again", "get z/9"], []))
+
+
 @case("watch: history, live events, --prefix, --prev-kv, ranges")
 def _(r):
     r.ctl("put w/0 start -w json", cap="w0")
