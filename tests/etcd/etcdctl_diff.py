@@ -514,7 +514,8 @@ def norm_hashkv(r, doc):
         out.append({"Endpoint": r.text(e.get("Endpoint", "")),
                     "header": r.norm_json(h.get("header", {})),
                     "hash": "<nonzero>" if h.get("hash") else h.get("hash"),
-                    "compact_revision": r.rel(h.get("compact_revision"))})
+                    # absent: 0 (JSON omits zero; etcd says -1 for none)
+                    "compact_revision": r.rel(h.get("compact_revision", 0))})
     return out
 
 
