@@ -301,7 +301,9 @@ absl::Status TransactionImpl::Put(std::string_view key, std::string_view value,
                                   uint64_t lease) {
   RETURN_IF_ERROR(CheckWritable());
   RETURN_IF_ERROR(queue_->ValidateWrite(key, value));
-  writes_.insert_or_assign(std::string(key), OwnPut{std::string(value), lease});
+  auto it = writes_.find(key);
+  bool recreate = it != writes_.end() && (!it->second || it->second->recreate);
+  writes_.insert_or_assign(std::string(key), OwnPut{std::string(value), lease, recreate});
   return absl::OkStatus();
 }
 
@@ -352,6 +354,7 @@ void TransactionImpl::PrepareCommit(CommitRequest* req) {
   for (const auto& [k, v] : writes_) req->written_keys.push_back(k);
   req->mutations.reserve(writes_.size());
   for (const auto& [k, v] : writes_) {
+    if (v && v->recreate) req->mutations.push_back(Mutation{true, k, {}, 0});
     req->mutations.push_back(v ? Mutation{false, k, v->value, v->lease}
                                : Mutation{true, k, {}, 0});
   }

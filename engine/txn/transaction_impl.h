@@ -22,6 +22,9 @@ class TransactionImpl final : public Transaction {
   struct OwnPut {
     std::string value;
     uint64_t lease = 0;
+    // Deleted earlier in this transaction: the key starts over (new
+    // create_version, writes = 1), so the commit deletes it before the put.
+    bool recreate = false;
   };
   // The write buffer: key -> put, or nullopt for a delete.
   using WriteMap = std::map<std::string, std::optional<OwnPut>, std::less<>>;

@@ -108,6 +108,8 @@ grpc::Status CheckDelete(const pb::DeleteRangeRequest& r) {
 
 namespace {
 
+grpc::Status CheckTxnOps(const pb::TxnRequest& r, int max_ops);
+
 grpc::Status CheckOp(const pb::RequestOp& op, int max_ops) {
   switch (op.request_case()) {
     case pb::RequestOp::kRequestRange:
@@ -117,7 +119,7 @@ grpc::Status CheckOp(const pb::RequestOp& op, int max_ops) {
     case pb::RequestOp::kRequestDeleteRange:
       return CheckDelete(op.request_delete_range());
     case pb::RequestOp::kRequestTxn:
-      return CheckTxn(op.request_txn(), max_ops);
+      return CheckTxnOps(op.request_txn(), max_ops);
     default:
       return grpc::Status::OK;
   }
@@ -125,13 +127,18 @@ grpc::Status CheckOp(const pb::RequestOp& op, int max_ops) {
 
 // The keys a list of ops puts and the spans it deletes, checked as etcd's
 // checkIntervals: a key put twice, or put and deleted, on one path is a
-// duplicate; the two branches of a nested txn exclude each other.
+// duplicate; the two branches of a nested txn exclude each other. As in
+// etcd, a delete's range_end is taken literally here: "\0" (every key from
+// `key`) makes an empty interval, so it conflicts with no put.
 struct Intervals {
+  struct Span {
+    std::string begin, end;  // end empty: the single key `begin`
+  };
   std::set<std::string> puts;
-  std::vector<KeySpan> dels;
+  std::vector<Span> dels;
   bool Deleted(const std::string& k) const {
-    for (const KeySpan& d : dels) {
-      if (d.Contains(k)) return true;
+    for (const Span& d : dels) {
+      if (d.end.empty() ? k == d.begin : (d.begin <= k && k < d.end)) return true;
     }
     return false;
   }
@@ -144,7 +151,7 @@ grpc::Status CheckIntervals(
   for (const pb::RequestOp& op : ops) {
     if (op.request_case() != pb::RequestOp::kRequestDeleteRange) continue;
     const pb::DeleteRangeRequest& d = op.request_delete_range();
-    iv.dels.push_back(KeySpan::Of(d.key(), d.range_end()));
+    iv.dels.push_back({d.key(), d.range_end()});
   }
   for (const pb::RequestOp& op : ops) {
     if (op.request_case() != pb::RequestOp::kRequestTxn) continue;
@@ -177,9 +184,8 @@ grpc::Status CheckIntervals(
   return grpc::Status::OK;
 }
 
-}  // namespace
-
-grpc::Status CheckTxn(const pb::TxnRequest& r, int max_ops) {
+// etcd's checkTxnRequest: sizes and each op, recursively.
+grpc::Status CheckTxnOps(const pb::TxnRequest& r, int max_ops) {
   int opc = std::max({r.compare_size(), r.success_size(), r.failure_size()});
   if (opc > max_ops) return errors::TooManyOps();
   for (const pb::Compare& c : r.compare()) {
@@ -191,8 +197,17 @@ grpc::Status CheckTxn(const pb::TxnRequest& r, int max_ops) {
       if (!st.ok()) return st;
     }
   }
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+// Then, at the top only, the put/delete overlaps (as etcd's Txn handler).
+grpc::Status CheckTxn(const pb::TxnRequest& r, int max_ops) {
+  grpc::Status st = CheckTxnOps(r, max_ops);
+  if (!st.ok()) return st;
   Intervals unused;
-  grpc::Status st = CheckIntervals(r.success(), &unused);
+  st = CheckIntervals(r.success(), &unused);
   if (!st.ok()) return st;
   return CheckIntervals(r.failure(), &unused);
 }
@@ -330,9 +345,9 @@ grpc::Status RangeOver(Iterator* it, const KeySpan& span,
   int64_t fetch = key_order && r.limit() > 0 ? r.limit() + 1 : 0;
 
   std::vector<mvccpb::KeyValue> rows;
-  auto keep = [&](const KeyMeta& m) {
-    auto mod = static_cast<int64_t>(m.mod_version);
-    auto create = static_cast<int64_t>(m.create_version);
+  auto keep = [&](const mvccpb::KeyValue& kv) {
+    int64_t mod = kv.mod_revision();
+    int64_t create = kv.create_revision();
     // Own writes (0) are after every revision a client can name.
     if (mod == 0) mod = INT64_MAX;
     if (create == 0) create = INT64_MAX;
@@ -359,13 +374,11 @@ grpc::Status RangeOver(Iterator* it, const KeySpan& span,
   }
   while (it->Valid() && span.Contains(it->key())) {
     if (fetch > 0 && static_cast<int64_t>(rows.size()) >= fetch) break;
-    KeyMeta m = it->meta();
-    if (keep(m)) {
-      std::string_view value = it->value();
-      if (!it->status().ok()) break;
-      rows.emplace_back();
-      report(it->key(), value, m, &rows.back());
-    }
+    std::string_view value = it->value();
+    if (!it->status().ok()) break;
+    rows.emplace_back();
+    report(it->key(), value, it->meta(), &rows.back());
+    if (filtered && !keep(rows.back())) rows.pop_back();
     if (descend) {
       it->Prev();
     } else {
@@ -376,14 +389,17 @@ grpc::Status RangeOver(Iterator* it, const KeySpan& span,
   if (!it->status().ok()) return FromEngine(it->status());
 
   if (!key_order && order != pb::RangeRequest::NONE) {
+    // This request's own writes (revision 0 until the commit) are newer
+    // than everything else.
+    auto rev = [](int64_t v) { return v == 0 ? INT64_MAX : v; };
     auto less = [&](const mvccpb::KeyValue& a, const mvccpb::KeyValue& b) {
       switch (r.sort_target()) {
         case pb::RangeRequest::VERSION:
           return a.version() < b.version();
         case pb::RangeRequest::CREATE:
-          return a.create_revision() < b.create_revision();
+          return rev(a.create_revision()) < rev(b.create_revision());
         case pb::RangeRequest::MOD:
-          return a.mod_revision() < b.mod_revision();
+          return rev(a.mod_revision()) < rev(b.mod_revision());
         case pb::RangeRequest::VALUE:
           return a.value() < b.value();
         default:
@@ -473,12 +489,18 @@ grpc::Status Exec::Range(const pb::RangeRequest& r, pb::RangeResponse* resp) {
                     mvccpb::KeyValue* kv) {
     auto w = written_.find(std::string(k));
     if (w != written_.end() && w->second.has_value()) {
-      Report(k, *w->second, kv);
+      FillKv(k, w->second->value, w->second->meta, kv);
     } else {
       FillKv(k, v, m, kv);
     }
   };
-  return RangeOver(it->get(), span, r, *count, report, resp);
+  grpc::Status st = RangeOver(it->get(), span, r, *count, report, resp);
+  // Keys this request wrote (mod_revision 0 until the commit) get the
+  // commit's version; noted where they ended up.
+  for (mvccpb::KeyValue& kv : *resp->mutable_kvs()) {
+    if (kv.mod_revision() == 0) new_kvs_.push_back(&kv);
+  }
+  return st;
 }
 
 grpc::Status Exec::Put(const pb::PutRequest& r, pb::PutResponse* resp) {
