@@ -837,10 +837,12 @@ def _(r):
     r.wait_keys("dlock", 2)  # the second contender has queued
     time.sleep(0.5)
     r.bg_peek("second")  # still waiting: nothing printed
-    r.ctl("get dlock --prefix --keys-only")
+    # In creation order: in key order, the keys (which end in lease ids)
+    # would number the two leases by their ids, which differ per server.
+    r.ctl("get dlock --prefix --keys-only --sort-by=CREATE")
     r.bg_finish("holder")  # SIGINT: releases the lock
     r.bg_finish("second", sig=None)
-    r.ctl("get dlock --prefix --keys-only")
+    r.ctl("get dlock --prefix --keys-only --sort-by=CREATE")
 
 
 @case("elect: leader, waiting candidate, observer")
