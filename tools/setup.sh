@@ -18,6 +18,8 @@ packages=(
   libxxhash-dev
   liblmdb-dev
   openssl                  # test certificates for the TLS test
+  etcd-server etcd-client  # etcd 3.4 and etcdctl: the etcd face's differential test
+  python3                  # runs that test's script (standard library only)
 )
 
 missing=()
