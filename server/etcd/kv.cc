@@ -785,7 +785,20 @@ grpc::Status RunPut(const Shared& s, const pb::PutRequest& r,
   grpc::Status st = CheckPut(r);
   if (!st.ok()) return st;
   if (r.ByteSizeLong() > s.options->max_request_bytes) return errors::RequestTooLarge();
-  return RunWrite(s, resp, [&](Exec& e) { return e.Put(r, resp); });
+  if (r.prev_kv() || r.ignore_value() || r.ignore_lease()) {
+    return RunWrite(s, resp, [&](Exec& e) { return e.Put(r, resp); });
+  }
+  // A put that needs nothing of the key's previous state is a blind write:
+  // no read to validate, nothing to conflict with.
+  std::shared_lock<std::shared_mutex> attach(s.lessor->attach_mutex());
+  if (r.lease() != 0 && !s.lessor->Exists(r.lease())) return errors::LeaseNotFound();
+  WriteBatch batch;
+  batch.Put(r.key(), r.value(), static_cast<uint64_t>(r.lease()));
+  absl::StatusOr<uint64_t> v = s.db->Write(batch);
+  if (!v.ok()) return FromEngine(v.status());
+  if (r.lease() != 0) s.lessor->Attach(r.lease(), r.key());
+  s.FillHeader(*v, resp->mutable_header());
+  return grpc::Status::OK;
 }
 
 grpc::Status RunDelete(const Shared& s, const pb::DeleteRangeRequest& r,
