@@ -60,12 +60,14 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cowdb/v1/cowdb.grpc.pb.h"
-#include "etcd_kv.grpc.pb.h"
+#include "etcd/rpc.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, targets, "cowdb,etcd",
           "servers to benchmark: cowdb, etcd, cowdb-etcd (cowdb_server's etcd face)");
-ABSL_FLAG(std::string, workloads, "put,get,range10,cas", "workloads to run");
+ABSL_FLAG(std::string, workloads, "put,get,range10,cas",
+          "workloads to run: put, get, range10, cas, watch (etcd API targets: "
+          "1 writer, `clients` watchers, events delivered per second)");
 ABSL_FLAG(std::string, clients, "1,16,64,256", "concurrent clients per row");
 ABSL_FLAG(int, conns, 8, "gRPC connections the clients share (at most one per client)");
 ABSL_FLAG(int, keys, 100000, "keys preloaded for get and range10");
@@ -236,6 +238,11 @@ class Target {
   // of gRPC's threads.
   virtual void Put(int conn, const std::string& key, const std::string& value, Done done) = 0;
   virtual void Get(int conn, const std::string& key, Done done) = 0;
+  // For the watch workload: opens `n` watch streams on the keys "watch/..."
+  // that count the events they receive into `*events`; false if the
+  // target has no such API. StopWatchers ends them.
+  virtual bool StartWatchers(int n, std::atomic<uint64_t>* events) { return false; }
+  virtual void StopWatchers() {}
   // Up to 10 keys of [start, end).
   virtual void Range10(int conn, const std::string& start, const std::string& end,
                        Done done) = 0;
@@ -426,6 +433,7 @@ class EtcdTarget final : public Target {
     close(fd);
     for (auto& ch : Channels(absl::StrCat("127.0.0.1:", client_port), conns)) {
       stubs_.push_back(etcdserverpb::KV::NewStub(ch));
+      watch_stubs_.push_back(etcdserverpb::Watch::NewStub(ch));
     }
     // The member serves once it has elected itself leader.
     for (int i = 0;; ++i) {
@@ -547,8 +555,48 @@ class EtcdTarget final : public Target {
         });
   }
 
+  bool StartWatchers(int n, std::atomic<uint64_t>* events) override {
+    absl::BlockingCounter created(n);
+    for (int i = 0; i < n; ++i) {
+      auto w = std::make_unique<Watcher>();
+      w->stream = watch_stubs_[i % watch_stubs_.size()]->Watch(&w->ctx);
+      etcdserverpb::WatchRequest req;
+      req.mutable_create_request()->set_key("watch/");
+      req.mutable_create_request()->set_range_end("watch0");
+      if (!w->stream->Write(req)) Die("watch: cannot create");
+      w->reader = std::thread([s = w->stream.get(), events, &created] {
+        etcdserverpb::WatchResponse resp;
+        bool first = true;
+        while (s->Read(&resp)) {
+          if (first) created.DecrementCount();
+          first = false;
+          events->fetch_add(resp.events_size(), std::memory_order_relaxed);
+        }
+        if (first) created.DecrementCount();
+      });
+      watchers_.push_back(std::move(w));
+    }
+    created.Wait();
+    return true;
+  }
+  void StopWatchers() override {
+    for (auto& w : watchers_) w->ctx.TryCancel();
+    for (auto& w : watchers_) w->reader.join();
+    watchers_.clear();
+  }
+
+ private:
+  struct Watcher {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReaderWriter<etcdserverpb::WatchRequest,
+                                             etcdserverpb::WatchResponse>> stream;
+    std::thread reader;
+  };
+
   const bool cowdb_face_;
   std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> stubs_;
+  std::vector<std::unique_ptr<etcdserverpb::Watch::Stub>> watch_stubs_;
+  std::vector<std::unique_ptr<Watcher>> watchers_;
 };
 
 struct Run {
@@ -580,6 +628,8 @@ struct Client {
   void Issue(Done done) {
     if (workload == "put") {
       target->Put(conn, Key(keys + rng() % 1000000000), value, std::move(done));
+    } else if (workload == "watch") {
+      target->Put(conn, "watch/" + Key(rng() % 1000), value, std::move(done));
     } else if (workload == "get") {
       target->Get(conn, Key(rng() % keys), std::move(done));
     } else if (workload == "range10") {
@@ -605,9 +655,17 @@ struct Client {
   }
 };
 
-// Runs `workload` with `clients` closed-loop clients for --seconds.
+// Runs `workload` with `clients` closed-loop clients for --seconds. The
+// watch workload instead opens `clients` watchers and runs one writer; its
+// ops are the events the watchers received.
 Run Measure(Target& t, const std::string& workload, int clients, int conns, int keys) {
   const absl::Duration length = absl::Seconds(absl::GetFlag(FLAGS_seconds));
+  std::atomic<uint64_t> events{0};
+  const bool watch = workload == "watch";
+  if (watch) {
+    if (!t.StartWatchers(clients, &events)) return Run();
+    clients = 1;
+  }
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> errors{0};
   absl::BlockingCounter finished(clients);
@@ -634,6 +692,13 @@ Run Measure(Target& t, const std::string& workload, int clients, int conns, int 
   stop = true;
   finished.Wait();
   const double elapsed = absl::ToDoubleSeconds(absl::Now() - begin);
+  uint64_t delivered = events.load();
+  if (watch) {
+    // Events of the last writes may still be in flight: count them too.
+    absl::SleepFor(absl::Milliseconds(500));
+    delivered = events.load();
+    t.StopWatchers();
+  }
   std::vector<float> all;
   for (auto& c : all_clients) all.insert(all.end(), c->latencies.begin(), c->latencies.end());
   Run r;
@@ -641,6 +706,7 @@ Run Measure(Target& t, const std::string& workload, int clients, int conns, int 
   if (all.empty()) return r;
   std::sort(all.begin(), all.end());
   r.ops_per_sec = all.size() / elapsed;
+  if (watch) r.ops_per_sec = delivered / elapsed;  // p50/p99: the writer's puts
   r.bytes_per_op = static_cast<double>(t.write_bytes() - written_before) / all.size();
   r.server_cpu_us_per_op = (t.cpu_micros() - server_cpu_before) / all.size();
   r.client_cpu_us_per_op = (SelfCpuMicros() - client_cpu_before) / all.size();
