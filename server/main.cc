@@ -204,7 +204,10 @@ int main(int argc, char** argv) {
     grpc::ServerBuilder etcd_builder;
     int etcd_port = 0;
     etcd_builder.AddListeningPort(etcd_listen, *creds, &etcd_port);
-    etcd_builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+    cowdb::server::etcd::EtcdOptions etcd_defaults;
+    // As etcd: requests up to --max-request-bytes plus gRPC's overhead.
+    etcd_builder.SetMaxReceiveMessageSize(
+        static_cast<int>(etcd_defaults.max_request_bytes) + 512 * 1024);
     etcd_builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
     cowdb::server::etcd::EtcdOptions etcd_options;
     etcd_options.lease_file = dir + "/etcd-leases";

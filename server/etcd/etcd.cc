@@ -207,9 +207,9 @@ absl::StatusOr<uint32_t> HashAt(const Shared& s, const Snapshot& snap) {
   for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) {
     std::string_view k = (*it)->key(), v = (*it)->value();
     KeyMeta m = (*it)->meta();
-    uint64_t lens[6] = {k.size(), v.size(), m.mod_version, m.create_version, m.writes,
-                        m.lease};
-    XXH3_64bits_update(state, lens, sizeof(lens));
+    uint64_t fields[6] = {k.size(), v.size(), m.mod_version, m.create_version, m.writes,
+                          m.lease};
+    XXH3_64bits_update(state, fields, sizeof(fields));
     XXH3_64bits_update(state, k.data(), k.size());
     XXH3_64bits_update(state, v.data(), v.size());
   }
@@ -391,6 +391,7 @@ struct EtcdFace::Services {
   std::unique_ptr<ClusterService> cluster;
   std::unique_ptr<MaintenanceService> maintenance;
   std::unique_ptr<AuthService> auth;
+  std::unique_ptr<WatchHub> hub;
 };
 
 absl::StatusOr<std::unique_ptr<EtcdFace>> EtcdFace::Create(
@@ -402,7 +403,8 @@ absl::StatusOr<std::unique_ptr<EtcdFace>> EtcdFace::Create(
   absl::StatusOr<std::unique_ptr<Lessor>> lessor = Lessor::Create(db, sv.options);
   if (!lessor.ok()) return lessor.status();
   face->lessor_ = *std::move(lessor);
-  sv.shared = Shared{db, &sv.options, auth, face->lessor_.get()};
+  sv.hub = std::make_unique<WatchHub>(db);
+  sv.shared = Shared{db, &sv.options, auth, face->lessor_.get(), sv.hub.get()};
   sv.kv = std::make_unique<KvService>(sv.shared);
   sv.watch = std::make_unique<WatchService>(sv.shared);
   sv.lease = std::make_unique<LeaseService>(sv.shared);
@@ -426,6 +428,7 @@ void EtcdFace::Register(grpc::ServerBuilder* builder) {
 
 void EtcdFace::Stop() {
   if (lessor_ != nullptr) lessor_->Stop();
+  if (services_ != nullptr) services_->hub->Stop();
 }
 
 }  // namespace cowdb::server::etcd

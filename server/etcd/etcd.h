@@ -64,7 +64,8 @@ class EtcdFace {
   // Registers the five services with `builder`.
   void Register(grpc::ServerBuilder* builder);
 
-  // Stops lease expiry and ends open watch streams. Idempotent.
+  // Stops lease expiry and the watch hub's thread. Idempotent.
+  // REQUIRES: the server serving the face has shut down.
   void Stop();
 
  private:

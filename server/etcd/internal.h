@@ -11,7 +11,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
-#include <shared_mutex>
+#include <pthread.h>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -62,14 +62,13 @@ struct KeySpan {
   }
   // Whether the span can hold no key at all.
   bool Empty() const { return !single && !end.empty() && end <= begin; }
-  // The engine's end bound for Count/iteration ("" = unbounded).
-  std::string_view engine_end() const { return end; }
 };
 
 void FillKv(std::string_view key, std::string_view value, const KeyMeta& m,
             mvccpb::KeyValue* kv);
 
 class Lessor;
+class WatchHub;
 
 // Everything a service needs.
 struct Shared {
@@ -77,6 +76,7 @@ struct Shared {
   const EtcdOptions* options = nullptr;
   const Authenticator* auth = nullptr;
   Lessor* lessor = nullptr;
+  WatchHub* hub = nullptr;
 
   void FillHeader(uint64_t revision, pb::ResponseHeader* h) const {
     h->set_cluster_id(options->cluster_id);
@@ -110,9 +110,10 @@ grpc::Status CheckPut(const pb::PutRequest& r);
 grpc::Status CheckDelete(const pb::DeleteRangeRequest& r);
 grpc::Status CheckTxn(const pb::TxnRequest& r, int max_ops);
 
-// Runs Range, Put, DeleteRange and Txn requests: reads at the latest
-// version through one serializable cowdb transaction and buffers its
-// writes there, then commits; retried from the start on a conflict.
+// Runs the KV requests. Range reads a snapshot. A blind Put is one write.
+// The others read the latest version through one serializable cowdb
+// transaction and buffer their writes there, then commit; retried from the
+// start on a conflict.
 // Responses that report what this request wrote (mod_revision, revisions
 // in nested headers) are completed with the commit's version.
 grpc::Status RunRange(const Shared& s, const pb::RangeRequest& r,
@@ -128,6 +129,40 @@ grpc::Status RunTxn(const Shared& s, const pb::TxnRequest& r,
 // version (none if none is). Returns the latest version after.
 absl::StatusOr<uint64_t> DeleteLeased(DB* db, int64_t lease,
                                       const std::set<std::string>& keys);
+
+// One engine watcher over every key, shared by the watches that start at
+// the latest version (etcd's "synced" watchers): it copies each change
+// into the queues of the watches whose range holds the key, so N watches
+// cost one diff per version instead of N. A watch that starts in the past
+// (or whose queue overflows: a client that does not keep up) reads the
+// engine with its own watcher instead.
+class WatchHub {
+ public:
+  explicit WatchHub(DB* db) : db_(db) {}
+  ~WatchHub() { Stop(); }
+
+  // A watcher of [begin, end) (end empty: unbounded) fed by the hub from
+  // `from`, or nullptr if the hub has passed `from`.
+  std::unique_ptr<Watcher> Subscribe(uint64_t from, std::string begin, std::string end);
+  // Ends the hub's thread. REQUIRES: no subscription is left.
+  void Stop();
+
+  // Events a subscription queues before it falls back to its own watcher.
+  static constexpr size_t kMaxQueued = 100000;
+
+ private:
+  class Sub;
+  void Run(std::unique_ptr<Watcher> watcher);
+  void Remove(Sub* sub);
+
+  DB* const db_;
+  std::mutex mu_;
+  std::set<Sub*> subs_;
+  bool started_ = false;
+  bool stop_ = false;
+  uint64_t position_ = 0;  // every version up to it was handed to subs_
+  std::thread thread_;
+};
 
 // Serves one Watch stream until the client ends it.
 grpc::Status ServeWatch(const Shared& s, grpc::ServerContext* ctx,
@@ -165,19 +200,32 @@ class Lessor {
   absl::StatusOr<Info> TimeToLive(int64_t id, bool keys);
   std::vector<int64_t> List();
 
-  // Writes that attach keys to leases hold this (shared: writers never
-  // wait for each other) so that a revocation (exclusive) never misses a
-  // key attached while it runs.
-  std::shared_mutex& attach_mutex() { return attach_mu_; }
-  // REQUIRES: attach_mutex() held (shared or exclusive).
+  // Held (shared) by a write that attaches keys to leases, from checking
+  // that its leases exist until it has attached its keys, so that a
+  // revocation (which takes the lock exclusively) never misses a key. The
+  // lock prefers revocations: a steady stream of writes cannot starve them.
+  class AttachLock {
+   public:
+    explicit AttachLock(Lessor* l) : l_(l) { pthread_rwlock_rdlock(&l_->attach_mu_); }
+    ~AttachLock() { pthread_rwlock_unlock(&l_->attach_mu_); }
+    AttachLock(const AttachLock&) = delete;
+    AttachLock& operator=(const AttachLock&) = delete;
+
+   private:
+    Lessor* const l_;
+  };
+  // Whether the lease exists and has not expired.
   bool Exists(int64_t id);
+  // REQUIRES: an AttachLock held since Exists(id) was checked.
   void Attach(int64_t id, std::string_view key);
+  // `key` no longer carries lease `id`.
+  void Detach(int64_t id, std::string_view key);
 
   // Stops expiring leases. Idempotent.
   void Stop();
 
  private:
-  Lessor(DB* db, const EtcdOptions& options) : db_(db), options_(options) {}
+  Lessor(DB* db, const EtcdOptions& options);
   struct Lease {
     int64_t ttl = 0;
     absl::Time expiry;
@@ -190,7 +238,7 @@ class Lessor {
 
   DB* const db_;
   const EtcdOptions& options_;
-  std::shared_mutex attach_mu_;
+  pthread_rwlock_t attach_mu_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

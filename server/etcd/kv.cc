@@ -5,9 +5,12 @@
 // that changes nothing makes no revision.
 
 #include <algorithm>
+#include <functional>
 #include <optional>
+#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/etcd/internal.h"
 
 namespace cowdb::server::etcd {
@@ -218,6 +221,13 @@ namespace {
 
 constexpr int kMaxAttempts = 1000;
 
+// A random pause of up to 50 us times the attempts so far (at most 5 ms).
+void Backoff(int attempt) {
+  static thread_local std::mt19937 rng(std::random_device{}());
+  int64_t max_us = std::min(50 * (attempt + 1), 5000);
+  absl::SleepFor(absl::Microseconds(rng() % static_cast<uint64_t>(max_us)));
+}
+
 // Which branch each Txn (this one, then its nested ones on the chosen
 // branch, depth first) takes: etcd's compareToPath.
 using TxnPath = std::vector<bool>;
@@ -239,6 +249,7 @@ class Exec {
     }
     for (pb::ResponseHeader* h : headers_) h->set_revision(static_cast<int64_t>(v));
     for (const auto& [lease, key] : attached_) s_.lessor->Attach(lease, key);
+    for (const auto& [lease, key] : detached_) s_.lessor->Detach(lease, key);
   }
 
   grpc::Status Range(const pb::RangeRequest& r, pb::RangeResponse* resp);
@@ -284,6 +295,7 @@ class Exec {
   std::vector<mvccpb::KeyValue*> new_kvs_;
   std::vector<pb::ResponseHeader*> headers_;
   std::vector<std::pair<int64_t, std::string>> attached_;
+  std::vector<std::pair<int64_t, std::string>> detached_;  // overwritten or deleted
   bool changed_ = false;
 };
 
@@ -345,7 +357,7 @@ grpc::Status RangeOver(Iterator* it, const KeySpan& span,
   bool by_key = r.sort_target() == pb::RangeRequest::KEY;
   bool descend = by_key && order == pb::RangeRequest::DESCEND;
   bool pushdown = !filtered && (r.sort_order() == pb::RangeRequest::NONE || by_key);
-  int64_t fetch = pushdown && r.limit() > 0 ? r.limit() + 1 : 0;
+  int64_t fetch = pushdown && r.limit() > 0 && r.limit() < INT64_MAX ? r.limit() + 1 : 0;
 
   std::vector<mvccpb::KeyValue> rows;
   auto keep = [&](const mvccpb::KeyValue& kv) {
@@ -360,10 +372,9 @@ grpc::Status RangeOver(Iterator* it, const KeySpan& span,
     if (r.min_create_revision() != 0 && create < r.min_create_revision()) return false;
     return true;
   };
-  if (descend) {
-    if (span.single || span.end.empty()) {
+  if (descend && !span.single) {
+    if (span.end.empty()) {
       it->SeekToLast();
-      if (span.single) it->Seek(span.begin);
     } else {
       it->Seek(span.end);
       if (it->Valid()) {
@@ -432,7 +443,7 @@ template <typename CountFn, typename GetFn>
 absl::StatusOr<uint64_t> CountSpan(const KeySpan& span, CountFn count, GetFn exists) {
   if (span.Empty()) return 0;
   if (span.single) return exists(span.begin);
-  return count(span.begin, span.engine_end());
+  return count(span.begin, span.end);
 }
 
 // Range at a stored revision (not the request's own view).
@@ -520,10 +531,6 @@ grpc::Status Exec::Put(const pb::PutRequest& r, pb::PutResponse* resp) {
   next.value = r.ignore_value() ? (*prev)->value : r.value();
   next.meta.lease = r.ignore_lease() ? (*prev)->meta.lease
                                      : static_cast<uint64_t>(r.lease());
-  if (next.meta.lease != 0 &&
-      !s_.lessor->Exists(static_cast<int64_t>(next.meta.lease))) {
-    return errors::LeaseNotFound();
-  }
   if (prev->has_value()) {
     next.meta.create_version = (*prev)->meta.create_version;
     next.meta.writes = (*prev)->meta.writes + 1;
@@ -535,6 +542,9 @@ grpc::Status Exec::Put(const pb::PutRequest& r, pb::PutResponse* resp) {
   if (!st.ok()) return FromEngine(st);
   if (next.meta.lease != 0) {
     attached_.emplace_back(static_cast<int64_t>(next.meta.lease), r.key());
+  }
+  if (prev->has_value() && (*prev)->meta.lease != 0 && (*prev)->meta.lease != next.meta.lease) {
+    detached_.emplace_back(static_cast<int64_t>((*prev)->meta.lease), r.key());
   }
   written_[r.key()] = std::move(next);
   changed_ = true;
@@ -551,11 +561,13 @@ grpc::Status Exec::Delete(const pb::DeleteRangeRequest& r,
     if (!c.ok()) return FromEngine(c.status());
     if (c->has_value()) {
       keys.push_back(span.begin);
+      if ((*c)->meta.lease != 0) detached_.emplace_back((*c)->meta.lease, span.begin);
       if (r.prev_kv()) Report(span.begin, **c, resp->add_prev_kvs());
     }
   } else {
     absl::Status st = Scan(span, [&](const std::string& k, const Current& c) {
       keys.push_back(k);
+      if (c.meta.lease != 0) detached_.emplace_back(c.meta.lease, k);
       if (r.prev_kv()) Report(k, c, resp->add_prev_kvs());
     });
     if (!st.ok()) return FromEngine(st);
@@ -678,9 +690,7 @@ grpc::Status Exec::CheckPath(const pb::TxnRequest& r, const TxnPath& path,
     } else if (!puts && op.request_case() == pb::RequestOp::kRequestRange) {
       int64_t rev = op.request_range().revision();
       if (rev > 0 && static_cast<uint64_t>(rev) > begin()) return errors::FutureRev();
-      if (rev > 0 && static_cast<uint64_t>(rev) < s_.CompactRevision()) {
-        return errors::Compacted();
-      }
+      if (rev > 0 && s_.IsCompacted(static_cast<uint64_t>(rev))) return errors::Compacted();
     }
   }
   return grpc::Status::OK;
@@ -732,13 +742,15 @@ grpc::Status Exec::Txn(const pb::TxnRequest& r, pb::TxnResponse* resp) {
 }
 
 // Runs `body` in a serializable transaction at the latest version and
-// commits what it wrote, retrying on conflicts. `fill_header` completes
-// the top-level header with the version the request is at.
+// commits what it wrote, retrying on conflicts (after a short random
+// pause that grows with the attempts). The top-level header gets the
+// version the request is at.
 template <typename Resp, typename Body>
-grpc::Status RunWrite(const Shared& s, Resp* resp, Body body) {
-  // Writes hold the lease lock shared: a revocation never misses a key
-  // attached meanwhile.
-  std::shared_lock<std::shared_mutex> attach(s.lessor->attach_mutex());
+grpc::Status RunWrite(const Shared& s, bool attaches, Resp* resp, Body body) {
+  // Writes that attach keys to leases hold the lease lock shared: a
+  // revocation never misses a key attached meanwhile.
+  std::optional<Lessor::AttachLock> attach;
+  if (attaches) attach.emplace(s.lessor);
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     resp->Clear();
     absl::StatusOr<std::unique_ptr<Transaction>> txn = s.db->Begin(TransactionOptions());
@@ -751,7 +763,10 @@ grpc::Status RunWrite(const Shared& s, Resp* resp, Body body) {
       return grpc::Status::OK;
     }
     absl::StatusOr<uint64_t> v = (*txn)->Commit();
-    if (absl::IsAborted(v.status())) continue;
+    if (absl::IsAborted(v.status())) {
+      Backoff(attempt);
+      continue;
+    }
     if (!v.ok()) return FromEngine(v.status());
     exec.Finish(*v);
     s.FillHeader(*v, resp->mutable_header());
@@ -759,6 +774,21 @@ grpc::Status RunWrite(const Shared& s, Resp* resp, Body body) {
   }
   return grpc::Status(grpc::UNAVAILABLE,
                       "etcdserver: request timed out (too many conflicts)");
+}
+
+// Whether any put of `r`, on either branch, at any depth, names a lease.
+bool AttachesLease(const pb::TxnRequest& r) {
+  for (const auto* ops : {&r.success(), &r.failure()}) {
+    for (const pb::RequestOp& op : *ops) {
+      if (op.request_case() == pb::RequestOp::kRequestPut && op.request_put().lease() != 0) {
+        return true;
+      }
+      if (op.request_case() == pb::RequestOp::kRequestTxn && AttachesLease(op.request_txn())) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -786,11 +816,12 @@ grpc::Status RunPut(const Shared& s, const pb::PutRequest& r,
   if (!st.ok()) return st;
   if (r.ByteSizeLong() > s.options->max_request_bytes) return errors::RequestTooLarge();
   if (r.prev_kv() || r.ignore_value() || r.ignore_lease()) {
-    return RunWrite(s, resp, [&](Exec& e) { return e.Put(r, resp); });
+    return RunWrite(s, r.lease() != 0, resp, [&](Exec& e) { return e.Put(r, resp); });
   }
   // A put that needs nothing of the key's previous state is a blind write:
   // no read to validate, nothing to conflict with.
-  std::shared_lock<std::shared_mutex> attach(s.lessor->attach_mutex());
+  std::optional<Lessor::AttachLock> attach;
+  if (r.lease() != 0) attach.emplace(s.lessor);
   if (r.lease() != 0 && !s.lessor->Exists(r.lease())) return errors::LeaseNotFound();
   WriteBatch batch;
   batch.Put(r.key(), r.value(), static_cast<uint64_t>(r.lease()));
@@ -805,15 +836,15 @@ grpc::Status RunDelete(const Shared& s, const pb::DeleteRangeRequest& r,
                        pb::DeleteRangeResponse* resp) {
   grpc::Status st = CheckDelete(r);
   if (!st.ok()) return st;
-  return RunWrite(s, resp, [&](Exec& e) { return e.Delete(r, resp); });
+  return RunWrite(s, false, resp, [&](Exec& e) { return e.Delete(r, resp); });
 }
 
 grpc::Status RunTxn(const Shared& s, const pb::TxnRequest& r,
                     pb::TxnResponse* resp) {
+  if (r.ByteSizeLong() > s.options->max_request_bytes) return errors::RequestTooLarge();
   grpc::Status st = CheckTxn(r, s.options->max_txn_ops);
   if (!st.ok()) return st;
-  if (r.ByteSizeLong() > s.options->max_request_bytes) return errors::RequestTooLarge();
-  return RunWrite(s, resp, [&](Exec& e) { return e.Txn(r, resp); });
+  return RunWrite(s, AttachesLease(r), resp, [&](Exec& e) { return e.Txn(r, resp); });
 }
 
 absl::StatusOr<uint64_t> DeleteLeased(DB* db, int64_t lease,

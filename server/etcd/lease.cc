@@ -26,7 +26,18 @@ absl::StatusOr<std::unique_ptr<Lessor>> Lessor::Create(DB* db,
   return l;
 }
 
-Lessor::~Lessor() { Stop(); }
+Lessor::Lessor(DB* db, const EtcdOptions& options) : db_(db), options_(options) {
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&attach_mu_, &attr);
+  pthread_rwlockattr_destroy(&attr);
+}
+
+Lessor::~Lessor() {
+  Stop();
+  pthread_rwlock_destroy(&attach_mu_);
+}
 
 void Lessor::Stop() {
   {
@@ -135,13 +146,17 @@ absl::Status Lessor::RevokeLocked(std::unique_lock<std::mutex>& lock, int64_t id
   // Deleting commits; writers attaching keys must not run meanwhile, and
   // they take attach_mu_ before mu_, so mu_ is let go first.
   lock.unlock();
-  std::unique_lock<std::shared_mutex> attach(attach_mu_);
+  pthread_rwlock_wrlock(&attach_mu_);
   lock.lock();
   l = leases_.find(id);
-  if (l == leases_.end()) return absl::NotFoundError("etcdserver: requested lease not found");
+  if (l == leases_.end()) {
+    pthread_rwlock_unlock(&attach_mu_);
+    return absl::NotFoundError("etcdserver: requested lease not found");
+  }
   std::set<std::string> keys = l->second.keys;
   lock.unlock();
   absl::StatusOr<uint64_t> v = DeleteLeased(db_, id, keys);
+  pthread_rwlock_unlock(&attach_mu_);
   lock.lock();
   if (!v.ok()) return v.status();
   leases_.erase(id);
@@ -151,7 +166,11 @@ absl::Status Lessor::RevokeLocked(std::unique_lock<std::mutex>& lock, int64_t id
 absl::StatusOr<int64_t> Lessor::Renew(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto l = leases_.find(id);
-  if (l == leases_.end()) return absl::NotFoundError("etcdserver: requested lease not found");
+  // An expired lease is as good as revoked (etcd: its revocation is
+  // pending), even before the expiry loop gets to it.
+  if (l == leases_.end() || l->second.expiry <= absl::Now()) {
+    return absl::NotFoundError("etcdserver: requested lease not found");
+  }
   l->second.expiry = absl::Now() + absl::Seconds(l->second.ttl);
   return l->second.ttl;
 }
@@ -187,13 +206,20 @@ std::vector<int64_t> Lessor::List() {
 
 bool Lessor::Exists(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
-  return leases_.count(id) != 0;
+  auto l = leases_.find(id);
+  return l != leases_.end() && l->second.expiry > absl::Now();
 }
 
 void Lessor::Attach(int64_t id, std::string_view key) {
   std::lock_guard<std::mutex> lock(mu_);
   auto l = leases_.find(id);
   if (l != leases_.end()) l->second.keys.insert(std::string(key));
+}
+
+void Lessor::Detach(int64_t id, std::string_view key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto l = leases_.find(id);
+  if (l != leases_.end()) l->second.keys.erase(std::string(key));
 }
 
 void Lessor::ExpireLoop() {

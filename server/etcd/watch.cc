@@ -6,6 +6,7 @@
 #include "server/etcd/internal.h"
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <thread>
@@ -16,6 +17,8 @@ namespace cowdb::server::etcd {
 namespace {
 
 constexpr absl::Duration kPoll = absl::Milliseconds(100);
+// Each watch has a thread; a stream may not open more than this many.
+constexpr size_t kMaxWatchesPerStream = 1000;
 
 class Stream;
 
@@ -26,16 +29,27 @@ class Watch {
       : stream_(stream), id_(id), req_(req) {}
   ~Watch() { Cancel(); }
 
-  // Starts delivering changes after `from`.
-  void Start(uint64_t from) {
-    thread_ = std::thread([this, from] { Run(from); });
+  // Starts delivering changes after `from`. False if no thread could be
+  // started.
+  bool Start(uint64_t from) {
+    try {
+      thread_ = std::thread([this, from] {
+        Run(from);
+        finished_ = true;
+      });
+    } catch (const std::system_error&) {
+      return false;
+    }
+    return true;
   }
   void Cancel() {
     cancel_ = true;
     if (thread_.joinable()) thread_.join();
   }
-  // Every event up to this version has been sent.
+  // Every event up to this version has been sent; 0 until it started.
   uint64_t delivered() const { return delivered_.load(); }
+  // The server ended it (compaction, an error, a broken stream).
+  bool finished() const { return finished_.load(); }
   int64_t id() const { return id_; }
 
  private:
@@ -48,6 +62,7 @@ class Watch {
   const pb::WatchCreateRequest req_;
   std::atomic<bool> cancel_{false};
   std::atomic<uint64_t> delivered_{0};
+  std::atomic<bool> finished_{false};
   std::thread thread_;
 };
 
@@ -124,31 +139,62 @@ class Stream {
     pb::WatchResponse resp;
     s_.FillHeader(current, resp.mutable_header());
     resp.set_created(true);
+    auto refuse = [&](const std::string& reason) {
+      resp.set_watch_id(-1);
+      resp.set_canceled(true);
+      resp.set_cancel_reason(reason);
+      Send(resp, false);
+    };
+    const std::string& end = creq.range_end();
+    if (!end.empty() && end != std::string(1, '\0') && creq.key() >= end) {
+      return refuse("mvcc: watcher range is empty");
+    }
     int64_t id = creq.watch_id();
     Watch* w = nullptr;
+    std::vector<std::unique_ptr<Watch>> ended;  // joined outside the lock
+    bool full = false, duplicate = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (id == 0) {
+      // Watches the server ended free their ids and places.
+      for (auto it = watches_.begin(); it != watches_.end();) {
+        if (it->second->finished()) {
+          ended.push_back(std::move(it->second));
+          it = watches_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (watches_.size() >= kMaxWatchesPerStream) {
+        full = true;
+      } else if (id == 0) {
         while (watches_.count(next_id_) != 0) ++next_id_;
         id = next_id_++;
       } else if (watches_.count(id) != 0) {
-        resp.set_watch_id(-1);
-        resp.set_canceled(true);
-        resp.set_cancel_reason("mvcc: duplicate watch ID provided on the WatchStream");
-        Send(resp, false);
-        return;
+        duplicate = true;
       }
-      auto watch = std::make_unique<Watch>(this, id, creq);
-      w = watch.get();
-      watches_[id] = std::move(watch);
+      if (!full && !duplicate) {
+        auto watch = std::make_unique<Watch>(this, id, creq);
+        w = watch.get();
+        watches_[id] = std::move(watch);
+      }
+    }
+    ended.clear();
+    if (duplicate) return refuse("mvcc: duplicate watch ID provided on the WatchStream");
+    if (full) {
+      return refuse(absl::StrCat("cowdb: too many watches on one stream (at most ",
+                                 kMaxWatchesPerStream, ")"));
     }
     resp.set_watch_id(id);
     Send(resp, false);
     int64_t start = creq.start_revision();
-    w->Start(start <= 0 ? current : static_cast<uint64_t>(start) - 1);
+    if (!w->Start(start <= 0 ? current : static_cast<uint64_t>(start) - 1)) {
+      CancelWatch(id, "cowdb: cannot start a watch (out of threads)");
+    }
   }
 
-  void CancelWatch(int64_t id) {
+  // Cancels a watch (the client asked, or with `reason` the server could
+  // not run it).
+  void CancelWatch(int64_t id, const std::string& reason = "") {
     std::unique_ptr<Watch> w;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -162,6 +208,7 @@ class Stream {
     s_.FillHeader(s_.db->LatestVersion(), resp.mutable_header());
     resp.set_watch_id(id);
     resp.set_canceled(true);
+    resp.set_cancel_reason(reason);
     Send(resp, false);
   }
 
@@ -171,7 +218,10 @@ class Stream {
     uint64_t rev = s_.db->LatestVersion();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [id, w] : watches_) rev = std::min(rev, w->delivered());
+      for (const auto& [id, w] : watches_) {
+        if (w->finished() || w->delivered() == 0) continue;  // ended, or not started
+        rev = std::min(rev, w->delivered());
+      }
     }
     pb::WatchResponse resp;
     s_.FillHeader(rev, resp.mutable_header());
@@ -235,10 +285,23 @@ void Watch::Run(uint64_t from) {
     compacted();
     return;
   }
-  absl::StatusOr<std::unique_ptr<Watcher>> watcher =
-      s.db->Watch(from, span.begin, end);
+  absl::StatusOr<std::unique_ptr<Watcher>> watcher = s.hub->Subscribe(from, span.begin, end);
+  if (*watcher == nullptr) watcher = s.db->Watch(from, span.begin, end);
+  auto fail = [&](const absl::Status& st) {
+    Log("error", "watch failed", absl::StrCat("error=\"", st.ToString(), "\""));
+    pb::WatchResponse resp;
+    s.FillHeader(s.db->LatestVersion(), resp.mutable_header());
+    resp.set_watch_id(id_);
+    resp.set_canceled(true);
+    resp.set_cancel_reason(absl::StrCat("cowdb: ", st.message()));
+    stream_->Send(resp, false);
+  };
   if (!watcher.ok()) {
-    if (absl::IsOutOfRange(watcher.status())) compacted();
+    if (absl::IsOutOfRange(watcher.status())) {
+      compacted();
+    } else {
+      fail(watcher.status());
+    }
     return;
   }
   delivered_ = from;
@@ -261,7 +324,7 @@ void Watch::Run(uint64_t from) {
       continue;
     }
     if (!ev.ok()) {
-      Log("error", "watch failed", absl::StrCat("error=\"", ev.status().ToString(), "\""));
+      fail(ev.status());
       return;
     }
     if (ev->net) {  // versions were released under the watch
@@ -292,6 +355,162 @@ void Watch::Run(uint64_t from) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ the hub
+
+class WatchHub::Sub final : public Watcher {
+ public:
+  Sub(WatchHub* hub, uint64_t from, std::string begin, std::string end)
+      : hub_(hub), begin_(std::move(begin)), end_(std::move(end)), seen_(from) {}
+  ~Sub() override { hub_->Remove(this); }
+
+  absl::StatusOr<WatchEvent> Next(absl::Duration timeout) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (queue_.empty() && !overflowed_) {
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                   [&] { return !queue_.empty() || overflowed_; });
+    }
+    if (!queue_.empty()) {
+      WatchEvent e = std::move(queue_.front());
+      queue_.pop_front();
+      return e;
+    }
+    if (!overflowed_) return absl::DeadlineExceededError("no change");
+    // Fell behind: read the engine from the last version queued whole.
+    if (own_ == nullptr) {
+      lock.unlock();
+      absl::StatusOr<std::unique_ptr<Watcher>> w = hub_->db_->Watch(resume_, begin_, end_);
+      if (!w.ok()) return w.status();
+      lock.lock();
+      own_ = *std::move(w);
+    }
+    Watcher* own = own_.get();
+    lock.unlock();
+    return own->Next(timeout);
+  }
+
+  uint64_t position() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return own_ != nullptr ? own_->position() : seen_;
+  }
+
+  // From the hub, under its lock: the changes of `version`, in key order.
+  void Push(uint64_t version, const std::vector<WatchEvent>& batch) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (overflowed_ || version <= seen_) return;
+    size_t added = 0;
+    for (const WatchEvent& e : batch) {
+      const std::string& k = e.change.key;
+      if (k < begin_ || (!end_.empty() && k >= end_)) continue;
+      if (queue_.size() + added >= kMaxQueued) {
+        // Drop this version's events again: the fallback reads it whole.
+        queue_.erase(queue_.end() - static_cast<std::ptrdiff_t>(added), queue_.end());
+        overflowed_ = true;
+        resume_ = seen_;
+        cv_.notify_all();
+        return;
+      }
+      queue_.push_back(e);
+      ++added;
+    }
+    seen_ = version;
+    if (added > 0) cv_.notify_all();
+  }
+  // From the hub: nothing changed up to `version`.
+  void Advance(uint64_t version) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!overflowed_ && queue_.empty() && version > seen_) seen_ = version;
+  }
+
+ private:
+  WatchHub* const hub_;
+  const std::string begin_, end_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<WatchEvent> queue_;
+  uint64_t seen_;  // every change up to it is queued or delivered
+  bool overflowed_ = false;
+  uint64_t resume_ = 0;
+  std::unique_ptr<Watcher> own_;
+};
+
+std::unique_ptr<Watcher> WatchHub::Subscribe(uint64_t from, std::string begin,
+                                             std::string end) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stop_) return nullptr;
+  if (!started_) {
+    // Starts at this watch's version, which is retained (the caller
+    // checked) and recent.
+    absl::StatusOr<std::unique_ptr<Watcher>> all =
+        db_->Watch(from, std::string(1, '\0'), "");
+    if (!all.ok()) return nullptr;
+    started_ = true;
+    position_ = from;
+    thread_ = std::thread([this, w = std::move(*all)]() mutable { Run(std::move(w)); });
+  }
+  if (from < position_) return nullptr;
+  auto sub = std::make_unique<Sub>(this, from, std::move(begin), std::move(end));
+  subs_.insert(sub.get());
+  return sub;
+}
+
+void WatchHub::Remove(Sub* sub) {
+  std::lock_guard<std::mutex> lock(mu_);
+  subs_.erase(sub);
+}
+
+void WatchHub::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void WatchHub::Run(std::unique_ptr<Watcher> watcher) {
+  std::optional<WatchEvent> held;
+  std::vector<WatchEvent> batch;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+    }
+    absl::StatusOr<WatchEvent> ev =
+        held ? absl::StatusOr<WatchEvent>(*std::move(held)) : watcher->Next(kPoll);
+    held.reset();
+    if (absl::IsDeadlineExceeded(ev.status())) {
+      std::lock_guard<std::mutex> lock(mu_);
+      position_ = std::max(position_, watcher->position());
+      for (Sub* sub : subs_) sub->Advance(position_);
+      continue;
+    }
+    if (!ev.ok() || ev->net) {
+      // Cannot happen while the hub pins its position; if it does, every
+      // subscription falls back to its own watcher.
+      Log("error", "watch hub stopped",
+          absl::StrCat("error=\"", ev.ok() ? "released under the hub" : ev.status().ToString(), "\""));
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      for (Sub* sub : subs_) sub->Push(UINT64_MAX, std::vector<WatchEvent>(kMaxQueued + 1, WatchEvent()));
+      return;
+    }
+    uint64_t version = ev->version;
+    batch.clear();
+    batch.push_back(*std::move(ev));
+    for (;;) {
+      absl::StatusOr<WatchEvent> more = watcher->Next(absl::ZeroDuration());
+      if (!more.ok()) break;
+      if (more->version != version || more->net) {
+        held = *std::move(more);
+        break;
+      }
+      batch.push_back(*std::move(more));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Sub* sub : subs_) sub->Push(version, batch);
+    position_ = version;
+  }
+}
 
 grpc::Status ServeWatch(const Shared& s, grpc::ServerContext* ctx,
                         grpc::ServerReaderWriter<pb::WatchResponse, pb::WatchRequest>* rw) {
