@@ -36,6 +36,7 @@ class EtcdFaceTest : public ::testing::Test {
     server::etcd::EtcdOptions eo;
     eo.lease_file = tmp_.path() + "/leases";
     eo.lease_tick = absl::Milliseconds(50);
+    eo.max_queued_watch_events = 16;  // so that a slow watch falls back
     auto face = server::etcd::EtcdFace::Create(db_.get(), eo, &auth_);
     ASSERT_TRUE(face.ok()) << face.status();
     face_ = *std::move(face);
@@ -49,6 +50,7 @@ class EtcdFaceTest : public ::testing::Test {
                                   grpc::InsecureChannelCredentials());
     kv_ = pb::KV::NewStub(ch);
     lease_ = pb::Lease::NewStub(ch);
+    watch_ = pb::Watch::NewStub(ch);
     auth_stub_ = pb::Auth::NewStub(ch);
   }
   void Stop() {
@@ -93,6 +95,7 @@ class EtcdFaceTest : public ::testing::Test {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<pb::KV::Stub> kv_;
   std::unique_ptr<pb::Lease::Stub> lease_;
+  std::unique_ptr<pb::Watch::Stub> watch_;
   std::unique_ptr<pb::Auth::Stub> auth_stub_;
 };
 
@@ -171,6 +174,55 @@ TEST_F(EtcdFaceTest, ATaggedVersionStaysReadableBelowACompaction) {
   ASSERT_TRUE(Range("k", v1, &r).ok());  // tagged: kept
   ASSERT_EQ(r.kvs_size(), 1);
   EXPECT_EQ(r.kvs(0).value(), "old");
+}
+
+// Watches that start now share one engine watcher; one whose client does
+// not read falls behind (more than 16 events queued here), reads the
+// engine with its own watcher from where its queue stopped, and still sees
+// every change once, in order. A second, reading watch is not held back.
+TEST_F(EtcdFaceTest, ASlowWatchFallsBackWithoutLosingEvents) {
+  using Rw = grpc::ClientReaderWriter<pb::WatchRequest, pb::WatchResponse>;
+  grpc::ClientContext slow_ctx, fast_ctx;
+  std::unique_ptr<Rw> slow = watch_->Watch(&slow_ctx);
+  std::unique_ptr<Rw> fast = watch_->Watch(&fast_ctx);
+  pb::WatchRequest create;
+  create.mutable_create_request()->set_key("w/");
+  create.mutable_create_request()->set_range_end("w0");
+  ASSERT_TRUE(slow->Write(create));
+  ASSERT_TRUE(fast->Write(create));
+  pb::WatchResponse resp;
+  ASSERT_TRUE(slow->Read(&resp));
+  ASSERT_TRUE(resp.created());
+  ASSERT_TRUE(fast->Read(&resp));
+  ASSERT_TRUE(resp.created());
+  // Large values fill the slow stream's flow-control window, so its
+  // sender blocks and its queue overflows.
+  constexpr int kPuts = 300;
+  const std::string big(16 * 1024, 'v');
+  std::vector<int64_t> revisions;
+  for (int i = 0; i < kPuts; ++i) {
+    revisions.push_back(Put(absl::StrCat("w/", i % 7), absl::StrCat(i, big)).header().revision());
+  }
+  auto collect = [&](Rw* rw) {
+    std::vector<std::pair<int64_t, std::string>> seen;
+    pb::WatchResponse r;
+    while (seen.size() < kPuts && rw->Read(&r)) {
+      for (const mvccpb::Event& e : r.events()) {
+        seen.emplace_back(e.kv().mod_revision(), e.kv().value().substr(0, 4));
+      }
+    }
+    return seen;
+  };
+  for (Rw* rw : {fast.get(), slow.get()}) {
+    std::vector<std::pair<int64_t, std::string>> seen = collect(rw);
+    ASSERT_EQ(seen.size(), static_cast<size_t>(kPuts));
+    for (int i = 0; i < kPuts; ++i) {
+      EXPECT_EQ(seen[i].first, revisions[i]) << "event " << i;
+      EXPECT_EQ(seen[i].second, absl::StrCat(i, big).substr(0, 4)) << "event " << i;
+    }
+  }
+  slow_ctx.TryCancel();
+  fast_ctx.TryCancel();
 }
 
 // Snapshot streams etcd's frame (what etcdctl snapshot save checks: a

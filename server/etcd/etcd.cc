@@ -403,7 +403,7 @@ absl::StatusOr<std::unique_ptr<EtcdFace>> EtcdFace::Create(
   absl::StatusOr<std::unique_ptr<Lessor>> lessor = Lessor::Create(db, sv.options);
   if (!lessor.ok()) return lessor.status();
   face->lessor_ = *std::move(lessor);
-  sv.hub = std::make_unique<WatchHub>(db);
+  sv.hub = std::make_unique<WatchHub>(db, sv.options.max_queued_watch_events);
   sv.shared = Shared{db, &sv.options, auth, face->lessor_.get(), sv.hub.get()};
   sv.kv = std::make_unique<KvService>(sv.shared);
   sv.watch = std::make_unique<WatchService>(sv.shared);

@@ -46,6 +46,10 @@ struct EtcdOptions {
   // How often a watch created with progress_notify gets an empty response
   // when it had no events (etcd: 10 minutes).
   absl::Duration progress_interval = absl::Minutes(10);
+  // Events a watch that shares the engine watcher may have queued before
+  // it falls back to reading the engine with its own (a client that does
+  // not keep up).
+  size_t max_queued_watch_events = 100000;
   // How often leases are checked for expiry.
   absl::Duration lease_tick = absl::Milliseconds(250);
 };

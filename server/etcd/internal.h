@@ -138,7 +138,7 @@ absl::StatusOr<uint64_t> DeleteLeased(DB* db, int64_t lease,
 // engine with its own watcher instead.
 class WatchHub {
  public:
-  explicit WatchHub(DB* db) : db_(db) {}
+  WatchHub(DB* db, size_t max_queued) : db_(db), max_queued_(max_queued) {}
   ~WatchHub() { Stop(); }
 
   // A watcher of [begin, end) (end empty: unbounded) fed by the hub from
@@ -147,15 +147,13 @@ class WatchHub {
   // Ends the hub's thread. REQUIRES: no subscription is left.
   void Stop();
 
-  // Events a subscription queues before it falls back to its own watcher.
-  static constexpr size_t kMaxQueued = 100000;
-
  private:
   class Sub;
   void Run(std::unique_ptr<Watcher> watcher);
   void Remove(Sub* sub);
 
   DB* const db_;
+  const size_t max_queued_;  // events a subscription queues at most
   std::mutex mu_;
   std::set<Sub*> subs_;
   bool started_ = false;

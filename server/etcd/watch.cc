@@ -402,7 +402,7 @@ class WatchHub::Sub final : public Watcher {
     for (const WatchEvent& e : batch) {
       const std::string& k = e.change.key;
       if (k < begin_ || (!end_.empty() && k >= end_)) continue;
-      if (queue_.size() + added >= kMaxQueued) {
+      if (queue_.size() + added >= hub_->max_queued_) {
         // Drop this version's events again: the fallback reads it whole.
         queue_.erase(queue_.end() - static_cast<std::ptrdiff_t>(added), queue_.end());
         overflowed_ = true;
@@ -415,6 +415,14 @@ class WatchHub::Sub final : public Watcher {
     }
     seen_ = version;
     if (added > 0) cv_.notify_all();
+  }
+  // From the hub: it stopped; read the engine from here on.
+  void Overflow() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (overflowed_) return;
+    overflowed_ = true;
+    resume_ = seen_;
+    cv_.notify_all();
   }
   // From the hub: nothing changed up to `version`.
   void Advance(uint64_t version) {
@@ -491,7 +499,7 @@ void WatchHub::Run(std::unique_ptr<Watcher> watcher) {
           absl::StrCat("error=\"", ev.ok() ? "released under the hub" : ev.status().ToString(), "\""));
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
-      for (Sub* sub : subs_) sub->Push(UINT64_MAX, std::vector<WatchEvent>(kMaxQueued + 1, WatchEvent()));
+      for (Sub* sub : subs_) sub->Overflow();
       return;
     }
     uint64_t version = ev->version;
