@@ -156,10 +156,12 @@ absl::Status Lessor::RevokeLocked(std::unique_lock<std::mutex>& lock, int64_t id
   std::set<std::string> keys = l->second.keys;
   lock.unlock();
   absl::StatusOr<uint64_t> v = DeleteLeased(db_, id, keys);
-  pthread_rwlock_unlock(&attach_mu_);
   lock.lock();
+  // Gone before writers may attach again: one that checked Exists after
+  // the deletion must not find the lease.
+  if (v.ok()) leases_.erase(id);
+  pthread_rwlock_unlock(&attach_mu_);
   if (!v.ok()) return v.status();
-  leases_.erase(id);
   return SaveLocked();
 }
 
