@@ -33,34 +33,53 @@ grpc::Status FromLease(const absl::Status& st) {
   return ToGrpcStatus(st);
 }
 
-class KvService final : public pb::KV::Service {
+// KV on gRPC's callback API: a write waits for its commit without holding
+// a thread (reads never wait).
+class KvService final : public pb::KV::CallbackService {
  public:
   explicit KvService(const Shared& s) : s_(s) {}
 
-  grpc::Status Range(grpc::ServerContext* ctx, const pb::RangeRequest* r,
-                     pb::RangeResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
-    return RunRange(s_, *r, resp);
+  grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx, const pb::RangeRequest* r,
+                                  pb::RangeResponse* resp) override {
+    return Answer(ctx, [&](Finish finish) { finish(RunRange(s_, *r, resp)); });
   }
-  grpc::Status Put(grpc::ServerContext* ctx, const pb::PutRequest* r,
-                   pb::PutResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
-    return RunPut(s_, *r, resp);
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const pb::PutRequest* r,
+                                pb::PutResponse* resp) override {
+    return Answer(ctx, [&](Finish finish) { StartPut(s_, r, resp, std::move(finish)); });
   }
-  grpc::Status DeleteRange(grpc::ServerContext* ctx, const pb::DeleteRangeRequest* r,
-                           pb::DeleteRangeResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
-    return RunDelete(s_, *r, resp);
+  grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* ctx,
+                                        const pb::DeleteRangeRequest* r,
+                                        pb::DeleteRangeResponse* resp) override {
+    return Answer(ctx, [&](Finish finish) { StartDelete(s_, r, resp, std::move(finish)); });
   }
-  grpc::Status Txn(grpc::ServerContext* ctx, const pb::TxnRequest* r,
-                   pb::TxnResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
-    return RunTxn(s_, *r, resp);
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx, const pb::TxnRequest* r,
+                                pb::TxnResponse* resp) override {
+    return Answer(ctx, [&](Finish finish) { StartTxn(s_, r, resp, std::move(finish)); });
   }
+  grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* ctx,
+                                    const pb::CompactionRequest* r,
+                                    pb::CompactionResponse* resp) override {
+    return Answer(ctx, [&](Finish finish) { finish(DoCompact(r, resp)); });
+  }
+
+ private:
+  // Checks the token, then runs `start(finish)`; the call ends when
+  // `finish` is called.
+  template <typename Start>
+  grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, Start start) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    Finish finish = [reactor](grpc::Status st) { reactor->Finish(st); };
+    grpc::Status auth = s_.auth->Check(ctx);
+    if (!auth.ok()) {
+      finish(auth);
+    } else {
+      start(std::move(finish));
+    }
+    return reactor;
+  }
+
   // Releases the versions below the revision, except tagged ones.
-  grpc::Status Compact(grpc::ServerContext* ctx, const pb::CompactionRequest* r,
-                       pb::CompactionResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+  grpc::Status DoCompact(const pb::CompactionRequest* r, pb::CompactionResponse* resp) {
     uint64_t latest = s_.db->LatestVersion();
     uint64_t compacted = s_.CompactRevision();
     if (r->revision() < 0 ||

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <pthread.h>
@@ -118,12 +119,17 @@ grpc::Status CheckTxn(const pb::TxnRequest& r, int max_ops);
 // in nested headers) are completed with the commit's version.
 grpc::Status RunRange(const Shared& s, const pb::RangeRequest& r,
                       pb::RangeResponse* resp);
-grpc::Status RunPut(const Shared& s, const pb::PutRequest& r,
-                    pb::PutResponse* resp);
-grpc::Status RunDelete(const Shared& s, const pb::DeleteRangeRequest& r,
-                       pb::DeleteRangeResponse* resp);
-grpc::Status RunTxn(const Shared& s, const pb::TxnRequest& r,
-                    pb::TxnResponse* resp);
+// How an asynchronous request reports its outcome; called once, on any
+// thread (for a write, usually the one that led its group commit).
+using Finish = std::function<void(grpc::Status)>;
+// The writes. Each calls `finish` when done; `r` and `resp` must stay
+// alive until then.
+void StartPut(const Shared& s, const pb::PutRequest* r, pb::PutResponse* resp,
+              Finish finish);
+void StartDelete(const Shared& s, const pb::DeleteRangeRequest* r,
+                 pb::DeleteRangeResponse* resp, Finish finish);
+void StartTxn(const Shared& s, const pb::TxnRequest* r, pb::TxnResponse* resp,
+              Finish finish);
 
 // Deletes the keys among `keys` whose lease is still `lease`, in one
 // version (none if none is). Returns the latest version after.

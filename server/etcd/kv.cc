@@ -810,41 +810,118 @@ grpc::Status RunRange(const Shared& s, const pb::RangeRequest& r,
   return grpc::Status::OK;
 }
 
-grpc::Status RunPut(const Shared& s, const pb::PutRequest& r,
-                    pb::PutResponse* resp) {
-  grpc::Status st = CheckPut(r);
-  if (!st.ok()) return st;
-  if (r.ByteSizeLong() > s.options->max_request_bytes) return errors::RequestTooLarge();
-  if (r.prev_kv() || r.ignore_value() || r.ignore_lease()) {
-    return RunWrite(s, r.lease() != 0, resp, [&](Exec& e) { return e.Put(r, resp); });
+namespace {
+
+// A write request run without blocking a thread on its commit: attempts
+// run until one commits (retried at once, from the commit's callback,
+// after a conflict), then `finish` is called. Writes that attach leases
+// hold the lessor's lock, which cannot follow a commit to another thread:
+// they run with RunWrite, blocking.
+template <typename Resp, typename Body>
+class AsyncWrite {
+ public:
+  static void Start(const Shared& s, Resp* resp, Body body, Finish finish) {
+    (new AsyncWrite(s, resp, std::move(body), std::move(finish)))->Attempt();
+  }
+
+ private:
+  AsyncWrite(const Shared& s, Resp* resp, Body body, Finish finish)
+      : s_(s), resp_(resp), body_(std::move(body)), finish_(std::move(finish)) {}
+
+  void Attempt() {
+    resp_->Clear();
+    exec_.reset();
+    absl::StatusOr<std::unique_ptr<Transaction>> txn = s_.db->Begin(TransactionOptions());
+    if (!txn.ok()) return Done(FromEngine(txn.status()));
+    txn_ = *std::move(txn);  // may destroy the last attempt's, whose callback runs
+    exec_ = std::make_unique<Exec>(s_, txn_.get());
+    grpc::Status st = body_(*exec_);
+    if (!st.ok()) return Done(st);
+    if (!exec_->changed()) {
+      s_.FillHeader(exec_->begin(), resp_->mutable_header());
+      return Done(grpc::Status::OK);
+    }
+    txn_->CommitAsync([this](absl::StatusOr<uint64_t> v) {
+      if (absl::IsAborted(v.status()) && ++attempts_ < kMaxAttempts) return Attempt();
+      if (absl::IsAborted(v.status())) {
+        return Done(grpc::Status(grpc::UNAVAILABLE,
+                                 "etcdserver: request timed out (too many conflicts)"));
+      }
+      if (!v.ok()) return Done(FromEngine(v.status()));
+      exec_->Finish(*v);
+      s_.FillHeader(*v, resp_->mutable_header());
+      Done(grpc::Status::OK);
+    });
+  }
+
+  void Done(grpc::Status st) {
+    Finish finish = std::move(finish_);
+    delete this;
+    finish(std::move(st));
+  }
+
+  const Shared& s_;
+  Resp* const resp_;
+  Body body_;
+  Finish finish_;
+  std::unique_ptr<Transaction> txn_;
+  std::unique_ptr<Exec> exec_;
+  int attempts_ = 0;
+};
+
+template <typename Resp, typename Body>
+void StartWrite(const Shared& s, bool attaches, Resp* resp, Body body, Finish finish) {
+  if (attaches) return finish(RunWrite(s, true, resp, std::move(body)));
+  AsyncWrite<Resp, Body>::Start(s, resp, std::move(body), std::move(finish));
+}
+
+}  // namespace
+
+void StartPut(const Shared& s, const pb::PutRequest* r, pb::PutResponse* resp,
+              Finish finish) {
+  grpc::Status st = CheckPut(*r);
+  if (!st.ok()) return finish(st);
+  if (r->ByteSizeLong() > s.options->max_request_bytes) return finish(errors::RequestTooLarge());
+  if (r->prev_kv() || r->ignore_value() || r->ignore_lease()) {
+    return StartWrite(s, r->lease() != 0, resp,
+                      [r, resp](Exec& e) { return e.Put(*r, resp); }, std::move(finish));
   }
   // A put that needs nothing of the key's previous state is a blind write:
   // no read to validate, nothing to conflict with.
-  std::optional<Lessor::AttachLock> attach;
-  if (r.lease() != 0) attach.emplace(s.lessor);
-  if (r.lease() != 0 && !s.lessor->Exists(r.lease())) return errors::LeaseNotFound();
   WriteBatch batch;
-  batch.Put(r.key(), r.value(), static_cast<uint64_t>(r.lease()));
-  absl::StatusOr<uint64_t> v = s.db->Write(batch);
-  if (!v.ok()) return FromEngine(v.status());
-  if (r.lease() != 0) s.lessor->Attach(r.lease(), r.key());
-  s.FillHeader(*v, resp->mutable_header());
-  return grpc::Status::OK;
+  batch.Put(r->key(), r->value(), static_cast<uint64_t>(r->lease()));
+  if (r->lease() != 0) {
+    Lessor::AttachLock attach(s.lessor);
+    if (!s.lessor->Exists(r->lease())) return finish(errors::LeaseNotFound());
+    absl::StatusOr<uint64_t> v = s.db->Write(batch);
+    if (!v.ok()) return finish(FromEngine(v.status()));
+    s.lessor->Attach(r->lease(), r->key());
+    s.FillHeader(*v, resp->mutable_header());
+    return finish(grpc::Status::OK);
+  }
+  s.db->WriteAsync(std::move(batch),
+                   [&s, resp, finish = std::move(finish)](absl::StatusOr<uint64_t> v) {
+                     if (!v.ok()) return finish(FromEngine(v.status()));
+                     s.FillHeader(*v, resp->mutable_header());
+                     finish(grpc::Status::OK);
+                   });
 }
 
-grpc::Status RunDelete(const Shared& s, const pb::DeleteRangeRequest& r,
-                       pb::DeleteRangeResponse* resp) {
-  grpc::Status st = CheckDelete(r);
-  if (!st.ok()) return st;
-  return RunWrite(s, false, resp, [&](Exec& e) { return e.Delete(r, resp); });
+void StartDelete(const Shared& s, const pb::DeleteRangeRequest* r,
+                 pb::DeleteRangeResponse* resp, Finish finish) {
+  grpc::Status st = CheckDelete(*r);
+  if (!st.ok()) return finish(st);
+  StartWrite(s, false, resp, [r, resp](Exec& e) { return e.Delete(*r, resp); },
+             std::move(finish));
 }
 
-grpc::Status RunTxn(const Shared& s, const pb::TxnRequest& r,
-                    pb::TxnResponse* resp) {
-  if (r.ByteSizeLong() > s.options->max_request_bytes) return errors::RequestTooLarge();
-  grpc::Status st = CheckTxn(r, s.options->max_txn_ops);
-  if (!st.ok()) return st;
-  return RunWrite(s, AttachesLease(r), resp, [&](Exec& e) { return e.Txn(r, resp); });
+void StartTxn(const Shared& s, const pb::TxnRequest* r, pb::TxnResponse* resp,
+              Finish finish) {
+  if (r->ByteSizeLong() > s.options->max_request_bytes) return finish(errors::RequestTooLarge());
+  grpc::Status st = CheckTxn(*r, s.options->max_txn_ops);
+  if (!st.ok()) return finish(st);
+  StartWrite(s, AttachesLease(*r), resp, [r, resp](Exec& e) { return e.Txn(*r, resp); },
+             std::move(finish));
 }
 
 absl::StatusOr<uint64_t> DeleteLeased(DB* db, int64_t lease,
