@@ -479,6 +479,107 @@ TEST_F(EtcdDiffTest, RandomRequestsAnswerAsEtcd) {
   EXPECT_GT(current, ops / 4) << "the sequence wrote too little to mean much";
 }
 
+// Bad requests get etcd's code and message, and leave both servers
+// serving the same state.
+TEST_F(EtcdDiffTest, BadInputIsRefusedAsEtcdRefusesIt) {
+  auto put = [&](pb::PutRequest p) {
+    Both<pb::PutRequest, pb::PutResponse>(
+        "Put", p, [&](int s, grpc::ClientContext* c, const auto& q, auto* a) {
+          return kv_[s]->Put(c, q, a);
+        });
+  };
+  auto range = [&](pb::RangeRequest r) {
+    Both<pb::RangeRequest, pb::RangeResponse>(
+        "Range", r, [&](int s, grpc::ClientContext* c, const auto& q, auto* a) {
+          return kv_[s]->Range(c, q, a);
+        });
+  };
+  auto txn = [&](pb::TxnRequest t) {
+    Both<pb::TxnRequest, pb::TxnResponse>(
+        "Txn", t, [&](int s, grpc::ClientContext* c, const auto& q, auto* a) {
+          return kv_[s]->Txn(c, q, a);
+        });
+  };
+  pb::PutRequest ok;
+  ok.set_key("k");
+  ok.set_value("v");
+  put(ok);
+  pb::PutRequest p = ok;
+  p.clear_key();
+  put(p);  // key is not provided
+  p = ok;
+  p.set_ignore_value(true);
+  put(p);  // value is provided
+  p = ok;
+  p.set_ignore_lease(true);
+  p.set_lease(5);
+  put(p);  // lease is provided
+  p = ok;
+  p.set_key("missing");
+  p.clear_value();
+  p.set_ignore_value(true);
+  put(p);  // key not found
+  p = ok;
+  p.set_lease(77);
+  put(p);  // requested lease not found
+  p = ok;
+  p.set_value(std::string(1800 * 1024, 'x'));
+  put(p);  // request is too large (over 1.5 MiB, under gRPC's 2 MiB limit)
+  pb::RangeRequest r;
+  range(r);  // key is not provided
+  r.set_key("k");
+  r.set_revision(1000);
+  range(r);  // future revision
+  r.set_revision(-3);
+  range(r);  // negative: the latest, as etcd
+  pb::TxnRequest t;
+  for (int i = 0; i < 129; ++i) {
+    auto* c = t.add_compare();
+    c->set_key("k");
+    c->set_target(pb::Compare::VERSION);
+  }
+  txn(t);  // too many operations
+  t.Clear();
+  t.add_success()->mutable_request_put()->set_key("d");
+  t.add_success()->mutable_request_put()->set_key("d");
+  txn(t);  // duplicate key
+  t.Clear();
+  t.add_success()->mutable_request_put()->set_key("a1");
+  auto* del = t.add_success()->mutable_request_delete_range();
+  del->set_key("a");
+  del->set_range_end("b");
+  txn(t);  // put inside a deleted range: duplicate key
+  t.Clear();
+  t.add_compare();  // a compare without a key
+  txn(t);
+  pb::LeaseGrantRequest g;
+  g.set_ttl(9000000001);
+  Both<pb::LeaseGrantRequest, pb::LeaseGrantResponse>(
+      "LeaseGrant", g, [&](int s, grpc::ClientContext* c, const auto& q, auto* a) {
+        return lease_[s]->LeaseGrant(c, q, a);
+      });  // too large lease TTL
+  g.set_ttl(10);
+  g.set_id(4000);
+  for (int i = 0; i < 2; ++i) {  // the second: lease already exists
+    Both<pb::LeaseGrantRequest, pb::LeaseGrantResponse>(
+        "LeaseGrant", g, [&](int s, grpc::ClientContext* c, const auto& q, auto* a) {
+          return lease_[s]->LeaseGrant(c, q, a);
+        });
+  }
+  pb::CompactionRequest c;
+  c.set_revision(1000);
+  Both<pb::CompactionRequest, pb::CompactionResponse>(
+      "Compact", c, [&](int s, grpc::ClientContext* cx, const auto& q, auto* a) {
+        return kv_[s]->Compact(cx, q, a);
+      });  // future revision
+  // Both still serve, with the same state.
+  pb::RangeRequest all;
+  all.set_key(std::string(1, '\0'));
+  all.set_range_end(std::string(1, '\0'));
+  range(all);
+  EXPECT_EQ(mismatches_, 0);
+}
+
 // Watches on both servers, under the same writes: the same events (after
 // normalizing), in the same order, for every watch; the same answers to
 // create, cancel and a start below the compacted revision.
