@@ -75,6 +75,10 @@ void ExpectVersionEquals(DB* db, uint64_t v, const Model& m) {
   ASSERT_OK_AND_ASSIGN(auto it, db->NewIterator(ro));
   SCOPED_TRACE("at version " + std::to_string(v));
   ASSERT_NO_FATAL_FAILURE(testing::ExpectIteratesAs(*it, m));
+  // Each key's lease survived the crash and the log replay (op 2).
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ASSERT_EQ(it->meta().lease, testing::LeaseOfValue(it->value())) << it->key();
+  }
 }
 
 TEST(CrashTest, SigkillLosesNoAcknowledgedCommitAndShowsNoPartialBatch) {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 
 #include "engine/db.h"
 
@@ -24,7 +25,9 @@ using Model = std::map<std::string, std::string>;
 
 // The batch that version `v` commits: 1 to `max_ops` puts and deletes over
 // 3,000 keys, some values large enough to be blobs, plus "last_batch" = v.
-// Every value names its version, so a mixed state shows.
+// Every value names its version, so a mixed state shows. One put in four
+// attaches lease v (KeyMeta::lease; logged as op 2) and says so in its
+// value ("v<version>L:..."), so a reader can check it (LeaseOfValue).
 inline WriteBatch BatchFor(uint64_t seed, uint64_t v, int max_ops = 60) {
   std::mt19937_64 rng(seed * 1000003 + v);
   WriteBatch batch;
@@ -35,11 +38,24 @@ inline WriteBatch BatchFor(uint64_t seed, uint64_t v, int max_ops = 60) {
       batch.Delete(key);
     } else {
       size_t len = rng() % 8 == 0 ? 2000 : rng() % 150;
-      batch.Put(key, "v" + std::to_string(v) + ":" + std::string(len, 'x'));
+      const bool leased = rng() % 4 == 0;
+      batch.Put(key, "v" + std::to_string(v) + (leased ? "L:" : ":") + std::string(len, 'x'),
+                leased ? v : 0);
     }
   }
   batch.Put("last_batch", std::to_string(v));
   return batch;
+}
+
+// The lease a value written by BatchFor must carry: its version if the
+// value is marked leased, else 0.
+inline uint64_t LeaseOfValue(std::string_view value) {
+  size_t colon = value.find(':');
+  if (value.size() < 2 || value[0] != 'v' || colon == std::string_view::npos ||
+      value[colon - 1] != 'L') {
+    return 0;
+  }
+  return std::stoull(std::string(value.substr(1, colon - 2)));
 }
 
 inline void ApplyBatch(const WriteBatch& batch, Model* m) {
