@@ -109,13 +109,13 @@ TEST(EtcdHubTest, RevocationNeverMissesAKeyAttachedMeanwhile) {
     const int64_t id = g->id;
     std::thread putter([&] {
       for (int i = 0; i < 50; ++i) {
-        Lessor::AttachLock lock(lessor->get());
-        if (!(*lessor)->Exists(id)) break;
+        if (!(*lessor)->Hold(id)) break;
         WriteBatch b;
         std::string key = absl::StrCat("r", round, "/", i);
         b.Put(key, "v", static_cast<uint64_t>(id));
         ASSERT_TRUE(db->Write(b).ok());
         (*lessor)->Attach(id, key);
+        (*lessor)->Release(id);
       }
     });
     std::this_thread::sleep_for(std::chrono::microseconds(200 * round));

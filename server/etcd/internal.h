@@ -12,7 +12,6 @@
 #include <functional>
 #include <mutex>
 #include <set>
-#include <pthread.h>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -204,23 +203,19 @@ class Lessor {
   absl::StatusOr<Info> TimeToLive(int64_t id, bool keys);
   std::vector<int64_t> List();
 
-  // Held (shared) by a write that attaches keys to leases, from checking
-  // that its leases exist until it has attached its keys, so that a
-  // revocation (which takes the lock exclusively) never misses a key. The
-  // lock prefers revocations: a steady stream of writes cannot starve them.
-  class AttachLock {
-   public:
-    explicit AttachLock(Lessor* l) : l_(l) { pthread_rwlock_rdlock(&l_->attach_mu_); }
-    ~AttachLock() { pthread_rwlock_unlock(&l_->attach_mu_); }
-    AttachLock(const AttachLock&) = delete;
-    AttachLock& operator=(const AttachLock&) = delete;
-
-   private:
-    Lessor* const l_;
-  };
-  // Whether the lease exists and has not expired.
+  // A write that may attach keys to leases holds each lease its puts name
+  // from before it runs until it has attached its keys (or failed), so
+  // that a revocation, which waits for a lease's holds to end (and refuses
+  // new ones meanwhile), never misses a key. A hold does not tie a thread:
+  // an asynchronous commit's callback releases it.
+  //
+  // Holds lease `id` if it exists, has not expired and is not being
+  // revoked; false otherwise.
+  bool Hold(int64_t id);
+  void Release(int64_t id);
+  // Whether the lease exists, has not expired and is not being revoked.
   bool Exists(int64_t id);
-  // REQUIRES: an AttachLock held since Exists(id) was checked.
+  // REQUIRES: the lease held.
   void Attach(int64_t id, std::string_view key);
   // `key` no longer carries lease `id`.
   void Detach(int64_t id, std::string_view key);
@@ -234,6 +229,8 @@ class Lessor {
     int64_t ttl = 0;
     absl::Time expiry;
     std::set<std::string> keys;
+    int holds = 0;          // writes that may attach keys to it, running
+    bool revoking = false;  // a revocation waits for holds to end
   };
   absl::Status Load();
   absl::Status SaveLocked();  // REQUIRES: mu_
@@ -242,9 +239,9 @@ class Lessor {
 
   DB* const db_;
   const EtcdOptions& options_;
-  pthread_rwlock_t attach_mu_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;        // the expiry loop's tick and Stop
+  std::condition_variable released_;  // a hold ended
   bool stop_ = false;
   std::map<int64_t, Lease> leases_;
   std::thread expirer_;

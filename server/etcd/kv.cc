@@ -7,10 +7,8 @@
 #include <algorithm>
 #include <functional>
 #include <optional>
-#include <random>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "server/etcd/internal.h"
 
 namespace cowdb::server::etcd {
@@ -221,12 +219,38 @@ namespace {
 
 constexpr int kMaxAttempts = 1000;
 
-// A random pause of up to 50 us times the attempts so far (at most 5 ms).
-void Backoff(int attempt) {
-  static thread_local std::mt19937 rng(std::random_device{}());
-  int64_t max_us = std::min(50 * (attempt + 1), 5000);
-  absl::SleepFor(absl::Microseconds(rng() % static_cast<uint64_t>(max_us)));
-}
+// The leases a request's puts name, held while it runs (Lessor::Hold).
+// Only a held lease may be attached: a revocation waits for its holds.
+class LeaseHolds {
+ public:
+  LeaseHolds(Lessor* lessor) : lessor_(lessor) {}
+  ~LeaseHolds() {
+    for (int64_t id : held_) lessor_->Release(id);
+  }
+  LeaseHolds(const LeaseHolds&) = delete;
+  LeaseHolds& operator=(const LeaseHolds&) = delete;
+
+  // Holds `id` if it can be (a missing lease is reported by the put that
+  // needs it, if the request takes its branch).
+  void Take(int64_t id) {
+    if (id != 0 && held_.count(id) == 0 && lessor_->Hold(id)) held_.insert(id);
+  }
+  // Holds the leases of every put of `ops`, on every branch, at any depth.
+  void TakeAll(const google::protobuf::RepeatedPtrField<pb::RequestOp>& ops) {
+    for (const pb::RequestOp& op : ops) {
+      if (op.request_case() == pb::RequestOp::kRequestPut) Take(op.request_put().lease());
+      if (op.request_case() == pb::RequestOp::kRequestTxn) {
+        TakeAll(op.request_txn().success());
+        TakeAll(op.request_txn().failure());
+      }
+    }
+  }
+  bool Held(int64_t id) const { return held_.count(id) != 0; }
+
+ private:
+  Lessor* const lessor_;
+  std::set<int64_t> held_;
+};
 
 // Which branch each Txn (this one, then its nested ones on the chosen
 // branch, depth first) takes: etcd's compareToPath.
@@ -235,7 +259,9 @@ using TxnPath = std::vector<bool>;
 // One attempt at running a request inside a serializable transaction.
 class Exec {
  public:
-  Exec(const Shared& s, Transaction* txn) : s_(s), txn_(txn) {}
+  // `holds`: the leases this request's puts may attach (see LeaseHolds).
+  Exec(const Shared& s, Transaction* txn, const LeaseHolds* holds)
+      : s_(s), txn_(txn), holds_(holds) {}
 
   uint64_t begin() const { return txn_->read_version(); }
   bool changed() const { return changed_; }
@@ -289,6 +315,7 @@ class Exec {
 
   const Shared& s_;
   Transaction* const txn_;
+  const LeaseHolds* const holds_;
   // What this request wrote: nullopt for a delete. create_version and
   // mod_version 0 stand for the version the commit will make.
   std::map<std::string, std::optional<Current>> written_;
@@ -522,7 +549,7 @@ grpc::Status Exec::Put(const pb::PutRequest& r, pb::PutResponse* resp) {
   absl::StatusOr<std::optional<Current>> prev = Lookup(r.key());
   if (!prev.ok()) return FromEngine(prev.status());
   // etcd looks the lease up before the key.
-  if (r.lease() != 0 && !s_.lessor->Exists(r.lease())) return errors::LeaseNotFound();
+  if (r.lease() != 0 && !holds_->Held(r.lease())) return errors::LeaseNotFound();
   if ((r.ignore_value() || r.ignore_lease()) && !prev->has_value()) {
     return errors::KeyNotFound();
   }
@@ -684,7 +711,7 @@ grpc::Status Exec::CheckPath(const pb::TxnRequest& r, const TxnPath& path,
         if (!c.ok()) return FromEngine(c.status());
         if (!c->has_value()) return errors::KeyNotFound();
       }
-      if (p.lease() != 0 && !s_.lessor->Exists(p.lease())) {
+      if (p.lease() != 0 && !holds_->Held(p.lease())) {
         return errors::LeaseNotFound();
       }
     } else if (!puts && op.request_case() == pb::RequestOp::kRequestRange) {
@@ -741,56 +768,6 @@ grpc::Status Exec::Txn(const pb::TxnRequest& r, pb::TxnResponse* resp) {
   return Apply(r, path, &at, resp);
 }
 
-// Runs `body` in a serializable transaction at the latest version and
-// commits what it wrote, retrying on conflicts (after a short random
-// pause that grows with the attempts). The top-level header gets the
-// version the request is at.
-template <typename Resp, typename Body>
-grpc::Status RunWrite(const Shared& s, bool attaches, Resp* resp, Body body) {
-  // Writes that attach keys to leases hold the lease lock shared: a
-  // revocation never misses a key attached meanwhile.
-  std::optional<Lessor::AttachLock> attach;
-  if (attaches) attach.emplace(s.lessor);
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    resp->Clear();
-    absl::StatusOr<std::unique_ptr<Transaction>> txn = s.db->Begin(TransactionOptions());
-    if (!txn.ok()) return FromEngine(txn.status());
-    Exec exec(s, txn->get());
-    grpc::Status st = body(exec);
-    if (!st.ok()) return st;
-    if (!exec.changed()) {
-      s.FillHeader(exec.begin(), resp->mutable_header());
-      return grpc::Status::OK;
-    }
-    absl::StatusOr<uint64_t> v = (*txn)->Commit();
-    if (absl::IsAborted(v.status())) {
-      Backoff(attempt);
-      continue;
-    }
-    if (!v.ok()) return FromEngine(v.status());
-    exec.Finish(*v);
-    s.FillHeader(*v, resp->mutable_header());
-    return grpc::Status::OK;
-  }
-  return grpc::Status(grpc::UNAVAILABLE,
-                      "etcdserver: request timed out (too many conflicts)");
-}
-
-// Whether any put of `r`, on either branch, at any depth, names a lease.
-bool AttachesLease(const pb::TxnRequest& r) {
-  for (const auto* ops : {&r.success(), &r.failure()}) {
-    for (const pb::RequestOp& op : *ops) {
-      if (op.request_case() == pb::RequestOp::kRequestPut && op.request_put().lease() != 0) {
-        return true;
-      }
-      if (op.request_case() == pb::RequestOp::kRequestTxn && AttachesLease(op.request_txn())) {
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 grpc::Status RunRange(const Shared& s, const pb::RangeRequest& r,
@@ -812,21 +789,27 @@ grpc::Status RunRange(const Shared& s, const pb::RangeRequest& r,
 
 namespace {
 
-// A write request run without blocking a thread on its commit: attempts
-// run until one commits (retried at once, from the commit's callback,
-// after a conflict), then `finish` is called. Writes that attach leases
-// hold the lessor's lock, which cannot follow a commit to another thread:
-// they run with RunWrite, blocking.
+// A write request (Put, DeleteRange, Txn) run in a serializable cowdb
+// transaction at the latest version without blocking a thread on its
+// commit: attempts run until one commits (retried at once, from the
+// commit's callback, after a conflict), then `finish` is called. The
+// leases its puts name are held from the start until after it attached
+// its keys.
 template <typename Resp, typename Body>
 class AsyncWrite {
  public:
-  static void Start(const Shared& s, Resp* resp, Body body, Finish finish) {
-    (new AsyncWrite(s, resp, std::move(body), std::move(finish)))->Attempt();
+  // `take(holds)` takes the request's leases.
+  template <typename Take>
+  static void Start(const Shared& s, Resp* resp, Take take, Body body, Finish finish) {
+    auto* w = new AsyncWrite(s, resp, std::move(body), std::move(finish));
+    take(w->holds_);
+    w->Attempt();
   }
 
  private:
   AsyncWrite(const Shared& s, Resp* resp, Body body, Finish finish)
-      : s_(s), resp_(resp), body_(std::move(body)), finish_(std::move(finish)) {}
+      : s_(s), resp_(resp), body_(std::move(body)), finish_(std::move(finish)),
+        holds_(s.lessor) {}
 
   void Attempt() {
     resp_->Clear();
@@ -834,7 +817,7 @@ class AsyncWrite {
     absl::StatusOr<std::unique_ptr<Transaction>> txn = s_.db->Begin(TransactionOptions());
     if (!txn.ok()) return Done(FromEngine(txn.status()));
     txn_ = *std::move(txn);  // may destroy the last attempt's, whose callback runs
-    exec_ = std::make_unique<Exec>(s_, txn_.get());
+    exec_ = std::make_unique<Exec>(s_, txn_.get(), &holds_);
     grpc::Status st = body_(*exec_);
     if (!st.ok()) return Done(st);
     if (!exec_->changed()) {
@@ -856,7 +839,7 @@ class AsyncWrite {
 
   void Done(grpc::Status st) {
     Finish finish = std::move(finish_);
-    delete this;
+    delete this;  // releases the holds
     finish(std::move(st));
   }
 
@@ -864,15 +847,15 @@ class AsyncWrite {
   Resp* const resp_;
   Body body_;
   Finish finish_;
+  LeaseHolds holds_;
   std::unique_ptr<Transaction> txn_;
   std::unique_ptr<Exec> exec_;
   int attempts_ = 0;
 };
 
-template <typename Resp, typename Body>
-void StartWrite(const Shared& s, bool attaches, Resp* resp, Body body, Finish finish) {
-  if (attaches) return finish(RunWrite(s, true, resp, std::move(body)));
-  AsyncWrite<Resp, Body>::Start(s, resp, std::move(body), std::move(finish));
+template <typename Resp, typename Take, typename Body>
+void StartWrite(const Shared& s, Resp* resp, Take take, Body body, Finish finish) {
+  AsyncWrite<Resp, Body>::Start(s, resp, std::move(take), std::move(body), std::move(finish));
 }
 
 }  // namespace
@@ -883,36 +866,35 @@ void StartPut(const Shared& s, const pb::PutRequest* r, pb::PutResponse* resp,
   if (!st.ok()) return finish(st);
   if (r->ByteSizeLong() > s.options->max_request_bytes) return finish(errors::RequestTooLarge());
   if (r->prev_kv() || r->ignore_value() || r->ignore_lease()) {
-    return StartWrite(s, r->lease() != 0, resp,
-                      [r, resp](Exec& e) { return e.Put(*r, resp); }, std::move(finish));
+    return StartWrite(
+        s, resp, [r](LeaseHolds& h) { h.Take(r->lease()); },
+        [r, resp](Exec& e) { return e.Put(*r, resp); }, std::move(finish));
   }
   // A put that needs nothing of the key's previous state is a blind write:
   // no read to validate, nothing to conflict with.
+  const int64_t lease = r->lease();
+  if (lease != 0 && !s.lessor->Hold(lease)) return finish(errors::LeaseNotFound());
   WriteBatch batch;
-  batch.Put(r->key(), r->value(), static_cast<uint64_t>(r->lease()));
-  if (r->lease() != 0) {
-    Lessor::AttachLock attach(s.lessor);
-    if (!s.lessor->Exists(r->lease())) return finish(errors::LeaseNotFound());
-    absl::StatusOr<uint64_t> v = s.db->Write(batch);
+  batch.Put(r->key(), r->value(), static_cast<uint64_t>(lease));
+  s.db->WriteAsync(std::move(batch), [&s, r, resp, lease, finish = std::move(finish)](
+                                         absl::StatusOr<uint64_t> v) {
+    if (lease != 0) {
+      if (v.ok()) s.lessor->Attach(lease, r->key());
+      s.lessor->Release(lease);
+    }
     if (!v.ok()) return finish(FromEngine(v.status()));
-    s.lessor->Attach(r->lease(), r->key());
     s.FillHeader(*v, resp->mutable_header());
-    return finish(grpc::Status::OK);
-  }
-  s.db->WriteAsync(std::move(batch),
-                   [&s, resp, finish = std::move(finish)](absl::StatusOr<uint64_t> v) {
-                     if (!v.ok()) return finish(FromEngine(v.status()));
-                     s.FillHeader(*v, resp->mutable_header());
-                     finish(grpc::Status::OK);
-                   });
+    finish(grpc::Status::OK);
+  });
 }
 
 void StartDelete(const Shared& s, const pb::DeleteRangeRequest* r,
                  pb::DeleteRangeResponse* resp, Finish finish) {
   grpc::Status st = CheckDelete(*r);
   if (!st.ok()) return finish(st);
-  StartWrite(s, false, resp, [r, resp](Exec& e) { return e.Delete(*r, resp); },
-             std::move(finish));
+  StartWrite(
+      s, resp, [](LeaseHolds&) {}, [r, resp](Exec& e) { return e.Delete(*r, resp); },
+      std::move(finish));
 }
 
 void StartTxn(const Shared& s, const pb::TxnRequest* r, pb::TxnResponse* resp,
@@ -920,8 +902,13 @@ void StartTxn(const Shared& s, const pb::TxnRequest* r, pb::TxnResponse* resp,
   if (r->ByteSizeLong() > s.options->max_request_bytes) return finish(errors::RequestTooLarge());
   grpc::Status st = CheckTxn(*r, s.options->max_txn_ops);
   if (!st.ok()) return finish(st);
-  StartWrite(s, AttachesLease(*r), resp, [r, resp](Exec& e) { return e.Txn(*r, resp); },
-             std::move(finish));
+  StartWrite(
+      s, resp,
+      [r](LeaseHolds& h) {
+        h.TakeAll(r->success());
+        h.TakeAll(r->failure());
+      },
+      [r, resp](Exec& e) { return e.Txn(*r, resp); }, std::move(finish));
 }
 
 absl::StatusOr<uint64_t> DeleteLeased(DB* db, int64_t lease,

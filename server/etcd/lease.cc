@@ -26,18 +26,9 @@ absl::StatusOr<std::unique_ptr<Lessor>> Lessor::Create(DB* db,
   return l;
 }
 
-Lessor::Lessor(DB* db, const EtcdOptions& options) : db_(db), options_(options) {
-  pthread_rwlockattr_t attr;
-  pthread_rwlockattr_init(&attr);
-  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  pthread_rwlock_init(&attach_mu_, &attr);
-  pthread_rwlockattr_destroy(&attr);
-}
+Lessor::Lessor(DB* db, const EtcdOptions& options) : db_(db), options_(options) {}
 
-Lessor::~Lessor() {
-  Stop();
-  pthread_rwlock_destroy(&attach_mu_);
-}
+Lessor::~Lessor() { Stop(); }
 
 void Lessor::Stop() {
   {
@@ -142,26 +133,21 @@ absl::Status Lessor::Revoke(int64_t id) {
 
 absl::Status Lessor::RevokeLocked(std::unique_lock<std::mutex>& lock, int64_t id) {
   auto l = leases_.find(id);
-  if (l == leases_.end()) return absl::NotFoundError("etcdserver: requested lease not found");
-  // Deleting commits; writers attaching keys must not run meanwhile, and
-  // they take attach_mu_ before mu_, so mu_ is let go first.
-  lock.unlock();
-  pthread_rwlock_wrlock(&attach_mu_);
-  lock.lock();
-  l = leases_.find(id);
-  if (l == leases_.end()) {
-    pthread_rwlock_unlock(&attach_mu_);
+  if (l == leases_.end() || l->second.revoking) {
     return absl::NotFoundError("etcdserver: requested lease not found");
   }
-  std::set<std::string> keys = l->second.keys;
+  // No new holds from here; wait for the running ones to attach their keys.
+  l->second.revoking = true;
+  released_.wait(lock, [&] { return leases_.at(id).holds == 0; });
+  std::set<std::string> keys = leases_.at(id).keys;
   lock.unlock();
   absl::StatusOr<uint64_t> v = DeleteLeased(db_, id, keys);
   lock.lock();
-  // Gone before writers may attach again: one that checked Exists after
-  // the deletion must not find the lease.
-  if (v.ok()) leases_.erase(id);
-  pthread_rwlock_unlock(&attach_mu_);
-  if (!v.ok()) return v.status();
+  if (!v.ok()) {
+    leases_.at(id).revoking = false;
+    return v.status();
+  }
+  leases_.erase(id);
   return SaveLocked();
 }
 
@@ -209,7 +195,21 @@ std::vector<int64_t> Lessor::List() {
 bool Lessor::Exists(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto l = leases_.find(id);
-  return l != leases_.end() && l->second.expiry > absl::Now();
+  return l != leases_.end() && !l->second.revoking && l->second.expiry > absl::Now();
+}
+
+bool Lessor::Hold(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto l = leases_.find(id);
+  if (l == leases_.end() || l->second.revoking || l->second.expiry <= absl::Now()) return false;
+  ++l->second.holds;
+  return true;
+}
+
+void Lessor::Release(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto l = leases_.find(id);
+  if (l != leases_.end() && --l->second.holds == 0) released_.notify_all();
 }
 
 void Lessor::Attach(int64_t id, std::string_view key) {
