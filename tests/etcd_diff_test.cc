@@ -32,8 +32,7 @@
 #include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "server/etcd/etcd.h"
-#include "server/service.h"
+#include "tests/util/etcd_face_server.h"
 #include "tests/util/temp_dir.h"
 
 namespace cowdb {
@@ -155,18 +154,9 @@ class EtcdDiffTest : public ::testing::Test {
     auto db = DB::Open(o, dir_ + "/cowdb");
     ASSERT_TRUE(db.ok()) << db.status();
     db_ = *std::move(db);
-    server::etcd::EtcdOptions eo;
-    auto face = server::etcd::EtcdFace::Create(db_.get(), eo, &auth_);
-    ASSERT_TRUE(face.ok()) << face.status();
-    face_ = *std::move(face);
-    grpc::ServerBuilder b;
-    int port = 0;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    face_->Register(&b);
-    server_ = b.BuildAndStart();
-    ASSERT_NE(port, 0);
-    auto cow = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                   grpc::InsecureChannelCredentials());
+    absl::Status started = face_.Start(db_.get(), server::etcd::EtcdOptions());
+    ASSERT_TRUE(started.ok()) << started;
+    auto cow = face_.channel();
     auto etc = grpc::CreateChannel(etcd_->addr(), grpc::InsecureChannelCredentials());
     kv_[0] = pb::KV::NewStub(etc);
     kv_[1] = pb::KV::NewStub(cow);
@@ -187,9 +177,7 @@ class EtcdDiffTest : public ::testing::Test {
     }
   }
   void TearDown() override {
-    if (server_) server_->Shutdown();
-    if (face_) face_->Stop();
-    face_.reset();
+    face_.Stop();
     db_.reset();
     etcd_.reset();
   }
@@ -251,9 +239,7 @@ class EtcdDiffTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<EtcdProcess> etcd_;
   std::unique_ptr<DB> db_;
-  server::Authenticator auth_;
-  std::unique_ptr<server::etcd::EtcdFace> face_;
-  std::unique_ptr<grpc::Server> server_;
+  testing::EtcdFaceServer face_;
   std::unique_ptr<pb::KV::Stub> kv_[2];
   std::unique_ptr<pb::Lease::Stub> lease_[2];
   std::unique_ptr<pb::Watch::Stub> watch_[2];

@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "server/etcd/etcd.h"
 #include "server/service.h"
+#include "tests/util/etcd_face_server.h"
 #include "tests/util/temp_dir.h"
 
 namespace cowdb {
@@ -40,27 +41,16 @@ class EtcdFaceTest : public ::testing::Test {
     eo.lease_file = tmp_.path() + "/leases";
     eo.lease_tick = absl::Milliseconds(50);
     eo.max_queued_watch_events = 16;  // so that a slow watch falls back
-    auto face = server::etcd::EtcdFace::Create(db_.get(), eo, &auth_);
-    ASSERT_TRUE(face.ok()) << face.status();
-    face_ = *std::move(face);
-    grpc::ServerBuilder b;
-    int port = 0;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    face_->Register(&b);
-    server_ = b.BuildAndStart();
-    ASSERT_NE(port, 0);
-    auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                  grpc::InsecureChannelCredentials());
+    absl::Status started = face_.Start(db_.get(), eo);
+    ASSERT_TRUE(started.ok()) << started;
+    auto ch = face_.channel();
     kv_ = pb::KV::NewStub(ch);
     lease_ = pb::Lease::NewStub(ch);
     watch_ = pb::Watch::NewStub(ch);
     auth_stub_ = pb::Auth::NewStub(ch);
   }
   void Stop() {
-    if (server_) server_->Shutdown();
-    if (face_) face_->Stop();
-    face_.reset();
-    server_.reset();
+    face_.Stop();
     db_.reset();
   }
 
@@ -92,10 +82,8 @@ class EtcdFaceTest : public ::testing::Test {
   }
 
   cowdb::testing::TempDir tmp_;
-  server::Authenticator auth_;
   std::unique_ptr<DB> db_;
-  std::unique_ptr<server::etcd::EtcdFace> face_;
-  std::unique_ptr<grpc::Server> server_;
+  testing::EtcdFaceServer face_;
   std::unique_ptr<pb::KV::Stub> kv_;
   std::unique_ptr<pb::Lease::Stub> lease_;
   std::unique_ptr<pb::Watch::Stub> watch_;
@@ -314,7 +302,7 @@ TEST_F(EtcdFaceTest, WatchesUnderConcurrentWritesLoseNothingAcrossReconnects) {
 // Import reads back.
 TEST_F(EtcdFaceTest, SnapshotIsAnImportableExportInEtcdsFrame) {
   for (int i = 0; i < 100; ++i) Put(absl::StrCat("snap/", i), std::string(i, 'x'));
-  auto ch = server_->InProcessChannel(grpc::ChannelArguments());
+  auto ch = face_.channel();
   auto stub = pb::Maintenance::NewStub(ch);
   grpc::ClientContext ctx;
   auto reader = stub->Snapshot(&ctx, pb::SnapshotRequest());
