@@ -92,6 +92,34 @@ struct Change {
   KeyMeta new_meta;  // zero when absent in `to`
 };
 
+// One change of one key (see DB::History).
+struct KeyChange {
+  uint64_t version = 0;              // the commit that made it
+  std::optional<std::string> value;  // nullopt: that commit deleted the key
+  KeyMeta meta;                      // after the change; zero for a delete
+};
+
+// Which changes DB::History lists: those made by versions in [from, to].
+struct HistoryOptions {
+  uint64_t from = 0;           // 0: as far back as versions are retained
+  std::optional<uint64_t> to;  // unset: the latest version
+  uint64_t limit = 0;          // changes at most; 0: no limit
+};
+
+// A key's changes, newest first (see DB::History).
+struct KeyHistory {
+  std::vector<KeyChange> changes;
+  uint64_t to = 0;  // the version searched back from
+  // Every change made by a version in [complete_from, to] is listed. It is
+  // `from`, or later when older versions are released (the release floor
+  // + 1: what a released version changed cannot be known) or when `limit`
+  // cut the list short (then the last change's version).
+  uint64_t complete_from = 0;
+  // `limit` stopped the search: there may be older changes; ask again with
+  // `to` = changes.back().version - 1.
+  bool more = false;
+};
+
 // One change delivered by a Watcher.
 struct WatchEvent {
   uint64_t version = 0;  // the version whose commit made the change
@@ -251,6 +279,17 @@ class DB {
   virtual absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,
                             std::string_view end,
                             const std::function<bool(const Change&)>& fn) = 0;
+
+  // The changes of `key` (puts, and deletes of a present key) made by the
+  // versions in [options.from, options.to], newest first. It hops back
+  // from version to version through each state's start (a value's
+  // mod_version; for an absent key, the last change of the leaf where it
+  // would be), so the cost grows with the changes near the key, times the
+  // depth, not with the number of versions. A version before the last
+  // checkpoint may be rebuilt from the log to be read. Errors:
+  // InvalidArgument for a bad key or from > to; as SnapshotAt for `to`.
+  virtual absl::StatusOr<KeyHistory> History(std::string_view key,
+                                             const HistoryOptions& options) = 0;
 
   // A change feed of keys in [begin, end) (empty `end` = unbounded): every
   // change after `from_version`, in version order, then new commits as they

@@ -1,5 +1,6 @@
 #include "engine/db_impl.h"
 
+#include <algorithm>
 #include <cassert>
 #include <deque>
 
@@ -365,6 +366,76 @@ absl::Status DBImpl::Diff(uint64_t from, uint64_t to, std::string_view begin,
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> a, versions_->Pin(from));
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> b, versions_->Pin(to));
   return DiffRoots(a->root, b->root, begin, end, fn);
+}
+
+absl::StatusOr<KeyHistory> DBImpl::History(std::string_view key,
+                                           const HistoryOptions& options) {
+  RETURN_IF_ERROR(queue_->ValidateWrite(key, ""));
+  std::shared_ptr<const Version> top =
+      options.to ? nullptr : versions_->latest();
+  if (options.to) {
+    ASSIGN_OR_RETURN(top, versions_->Pin(*options.to));
+  }
+  KeyHistory h;
+  h.to = top->version;
+  if (options.from > h.to) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "history from version ", options.from, " after to version ", h.to));
+  }
+  // What released versions changed cannot be known: the floor's state is
+  // the oldest one readable.
+  const uint64_t lo = std::max<uint64_t>({options.from, versions_->floor() + 1, 1});
+  h.complete_from = lo;
+  auto emit = [&](uint64_t version, std::optional<std::string> value,
+                  const EntryMeta& m) {
+    h.changes.push_back(KeyChange{
+        version, std::move(value),
+        KeyMeta{m.mod_version, m.create_version, m.writes, m.lease}});
+    if (options.limit != 0 && h.changes.size() >= options.limit) {
+      h.more = true;
+      h.complete_from = version;
+      return false;
+    }
+    return true;
+  };
+  // Walks back from `cur` one state at a time. A state holds from `since`
+  // to `cur`; `deleted_at` is where the previous (later) state, an absent
+  // key, began: a delete if the key is present just before it.
+  uint64_t cur = h.to;
+  uint64_t deleted_at = 0;
+  std::shared_ptr<const Version> v = top;
+  for (;;) {
+    std::string value;
+    EntryMeta meta;
+    uint64_t since = 0;
+    bool found = false;
+    if (cur != 0) {
+      if (v == nullptr || v->version != cur) {
+        absl::StatusOr<std::shared_ptr<const Version>> pinned = versions_->Pin(cur);
+        if (absl::IsOutOfRange(pinned.status())) {
+          // Released meanwhile: what is known ends at the later state.
+          h.complete_from = std::max(lo, deleted_at != 0 ? cur + 2 : cur + 1);
+          break;
+        }
+        RETURN_IF_ERROR(pinned.status());
+        v = *std::move(pinned);
+      }
+      ASSIGN_OR_RETURN(found, TreeRead(source_, v->root, key, &value, &meta, &since));
+      // An empty tree recorded before its emptying version was kept: step.
+      if (!found && since == 0) since = cur;
+    }
+    if (found) {
+      if (deleted_at >= lo && !emit(deleted_at, std::nullopt, EntryMeta{})) break;
+      deleted_at = 0;
+      if (meta.mod_version < lo || !emit(meta.mod_version, std::move(value), meta)) break;
+      cur = meta.mod_version - 1;
+    } else {
+      if (since < lo) break;  // absent since before the range
+      deleted_at = since;
+      cur = since - 1;
+    }
+  }
+  return h;
 }
 
 absl::Status DBImpl::DiffRoots(const Root& a, const Root& b,

@@ -64,6 +64,8 @@ class DBImpl final : public DB {
   absl::Status Tag(std::string_view name, uint64_t version) override;
   absl::Status Untag(std::string_view name) override;
   std::map<std::string, uint64_t> ListTags() override;
+  absl::StatusOr<KeyHistory> History(std::string_view key,
+                                     const HistoryOptions& options) override;
   absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,
                     std::string_view end,
                     const std::function<bool(const Change&)>& fn) override;

@@ -8,7 +8,8 @@
 // checkpoints, reopens that replay the log and reopens after a checkpoint,
 // with values stored inline and as blobs. ReleaseBefore: OutOfRange below,
 // tagged versions kept, never lowered, NotFound after the latest,
-// persistent. Upgrades: a format-2 database (format-1 pages, log records
+// persistent. Key history (DB::History): hand-checked, and every key's
+// against the model's in the random workload. Upgrades: a format-2 database (format-1 pages, log records
 // without leases) opens as format 3 and reads with the documented defaults;
 // a newer format is refused.
 
@@ -53,6 +54,19 @@ std::string ToString(const KeyMeta& m) {
 // KeyMeta has no operator== (it is a plain public struct); compare as text
 // so that failures print both sides.
 #define EXPECT_META(got, want) EXPECT_EQ(ToString(got), ToString(want))
+
+// A history as text: "[complete_from, to] more? v:put(value){meta} v:del ...".
+std::string HistoryString(const KeyHistory& h) {
+  std::string out = absl::StrCat("[", h.complete_from, ", ", h.to, "]",
+                                 h.more ? " more" : "");
+  for (const KeyChange& c : h.changes) {
+    absl::StrAppend(&out, " ", c.version, ":",
+                    c.value ? absl::StrCat("put(", c.value->substr(0, 12), ")",
+                                           ToString(c.meta))
+                            : "del");
+  }
+  return out;
+}
 
 KeyMeta MetaOf(const Entry& e) {
   return KeyMeta{e.mod_version, e.create_version, e.writes, e.lease};
@@ -314,6 +328,33 @@ class KeyMetaPersistenceTest : public KeyMetaTest {
     }
   }
 
+  // Every key's history (DB::History) as the model's: the whole of it,
+  // then from and to random versions with random limits, paging through
+  // `more` to the end.
+  void ExpectAllHistories() {
+    const uint64_t latest = model_.LatestVersion();
+    for (int k = 0; k < kKeys; ++k) {
+      const std::string key = absl::StrCat("key", k);
+      for (int round = 0; round < 3; ++round) {
+        HistoryOptions o;
+        if (round > 0) {
+          o.to = 1 + rng_() % latest;
+          o.from = rng_() % (*o.to + 1);
+          o.limit = round == 2 ? 1 + rng_() % 3 : 0;
+        }
+        SCOPED_TRACE(absl::StrCat(key, " from ", o.from, " to ", o.to.value_or(0),
+                                  " limit ", o.limit));
+        for (int page = 0;; ++page) {
+          ASSERT_OK_AND_ASSIGN(KeyHistory got, db_->History(key, o));
+          ASSERT_OK_AND_ASSIGN(KeyHistory want, model_.History(key, o));
+          ASSERT_EQ(HistoryString(got), HistoryString(want)) << "page " << page;
+          if (!got.more || got.changes.back().version <= o.from) break;
+          o.to = got.changes.back().version - 1;
+        }
+      }
+    }
+  }
+
   std::mt19937_64 rng_{20261201};
   ModelDB model_{options_};
 };
@@ -327,9 +368,11 @@ TEST_F(KeyMetaPersistenceTest, SurvivesCheckpointsAndReopens) {
   ASSERT_NO_FATAL_FAILURE(Open(/*crash=*/true));  // replays 60 log records
   EXPECT_EQ(db_->GetStats().replayed_commits, 60u);
   ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());
+  ASSERT_NO_FATAL_FAILURE(ExpectAllHistories());  // held and replayed
   ASSERT_NO_FATAL_FAILURE(Open());  // a clean close checkpoints
   EXPECT_EQ(db_->GetStats().replayed_commits, 0u);
   ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());  // pages, rebuilt versions
+  ASSERT_NO_FATAL_FAILURE(ExpectAllHistories());
   ASSERT_NO_FATAL_FAILURE(Workload(20));
   ASSERT_NO_FATAL_FAILURE(Open(/*crash=*/true));
   ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());
@@ -344,6 +387,75 @@ TEST_F(KeyMetaPersistenceTest, SurvivesCheckpointsAndReopens) {
                            return true;
                          }));
   EXPECT_GT(pages, 3u);
+}
+
+// --------------------------------------------------------------- history
+
+// Hand-checked: puts, a delete and recreation, neighbours' writes (which
+// must not show), the tree emptied and refilled; newest first, limits and
+// bounds, released versions, bad input.
+TEST_F(KeyMetaTest, History) {
+  ASSERT_OK(db_->Put("k", "a"));              // 1
+  ASSERT_OK(db_->Put("j", "x"));              // 2: a neighbour
+  ASSERT_OK(db_->Put("k", "b"));              // 3
+  ASSERT_OK(db_->Delete("k"));                // 4
+  ASSERT_OK(db_->Delete("k"));                // 5: already absent
+  ASSERT_OK(db_->Put("l", "y"));              // 6: a neighbour
+  ASSERT_OK(db_->Put("k", "c"));              // 7: recreated
+  ASSERT_OK(db_->Delete("j"));                // 8
+  ASSERT_OK(db_->Delete("l"));                // 9
+  ASSERT_OK(db_->Delete("k"));                // 10: the tree is empty
+  ASSERT_OK(db_->Put("m", "z"));              // 11
+  ASSERT_OK(db_->Put("k", "d"));              // 12
+  // [from, to] (to 0: the latest), at most `limit` changes (0: all).
+  auto Range = [](uint64_t from, uint64_t to, uint64_t limit) {
+    HistoryOptions o;
+    o.from = from;
+    if (to != 0) o.to = to;
+    o.limit = limit;
+    return o;
+  };
+  auto history = [&](HistoryOptions o) {
+    absl::StatusOr<KeyHistory> h = db_->History("k", o);
+    EXPECT_OK(h);
+    return h.ok() ? HistoryString(*h) : h.status().ToString();
+  };
+  EXPECT_EQ(history(Range(0, 0, 0)),
+            "[1, 12] 12:put(d){mod 12, created 12, writes 1, lease 0} 10:del "
+            "7:put(c){mod 7, created 7, writes 1, lease 0} 4:del "
+            "3:put(b){mod 3, created 1, writes 2, lease 0} "
+            "1:put(a){mod 1, created 1, writes 1, lease 0}");
+  EXPECT_EQ(history(Range(4, 9, 0)),
+            "[4, 9] 7:put(c){mod 7, created 7, writes 1, lease 0} 4:del");
+  EXPECT_EQ(history(Range(5, 6, 0)), "[5, 6]");
+  EXPECT_EQ(history(Range(0, 0, 2)),
+            "[10, 12] more 12:put(d){mod 12, created 12, writes 1, lease 0} 10:del");
+  EXPECT_EQ(history(Range(0, 9, 2)),
+            "[4, 9] more 7:put(c){mod 7, created 7, writes 1, lease 0} 4:del");
+  EXPECT_EQ(history(Range(0, 2, 2)),
+            "[1, 2] 1:put(a){mod 1, created 1, writes 1, lease 0}");
+  ASSERT_OK_AND_ASSIGN(KeyHistory other, db_->History("nothing", Range(0, 0, 0)));
+  EXPECT_EQ(HistoryString(other), "[1, 12]");
+  // After a checkpoint and reopen (stored births), and as after a crash
+  // (replayed ones): the same.
+  const std::string all = history(Range(0, 0, 0));
+  ASSERT_OK(db_->Checkpoint());
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(history(Range(0, 0, 0)), all);
+  ASSERT_OK(db_->Put("k", "e"));  // 13
+  ASSERT_NO_FATAL_FAILURE(Open(/*crash=*/true));
+  EXPECT_EQ(history(Range(0, 12, 0)), all);
+  // Released versions: what version 4 changed needs version 3.
+  ASSERT_OK(db_->ReleaseBefore(4));
+  EXPECT_EQ(history(Range(0, 12, 0)),
+            "[5, 12] 12:put(d){mod 12, created 12, writes 1, lease 0} 10:del "
+            "7:put(c){mod 7, created 7, writes 1, lease 0}");
+  // Bad input.
+  EXPECT_THAT(db_->History("", Range(0, 0, 0)), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->History("k", Range(9, 8, 0)),
+              StatusIs(absl::StatusCode::kInvalidArgument, "after to version 8"));
+  EXPECT_THAT(db_->History("k", Range(0, 14, 0)), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->History("k", Range(0, 2, 0)), StatusIs(absl::StatusCode::kOutOfRange));
 }
 
 // --------------------------------------------------------------- release

@@ -196,17 +196,24 @@ absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
 
 absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
                               std::string_view key, std::string* value,
-                              EntryMeta* meta) {
-  if (root.empty()) return false;
+                              EntryMeta* meta, uint64_t* since) {
+  if (root.empty()) {
+    if (since != nullptr) *since = root.max_mod;
+    return false;
+  }
   NodeRef hold;  // down to the leaf's parent; the leaf is only visited
   ASSIGN_OR_RETURN(const Node* n, DescendToward(src, root, key, 1, &hold));
   bool found = false;
   uint64_t blob_id = 0;
   auto read = [&](const Node& leaf) {
     size_t i = LeafIndex(leaf, key);
-    if (i == leaf.entries.size() || leaf.entries[i].key != key) return;
+    if (i == leaf.entries.size() || leaf.entries[i].key != key) {
+      if (since != nullptr) *since = leaf.birth;
+      return;
+    }
     const LeafEntry& e = leaf.entries[i];
     found = true;
+    if (since != nullptr) *since = e.mod_version;
     if (meta != nullptr) {
       *meta = EntryMeta{e.mod_version, e.create_version, e.writes, e.lease};
     }
@@ -601,6 +608,7 @@ void TreeBuilder::FixRoot() {
       root_ = std::move(only);
     } else if (n->is_leaf() && n->entries.empty()) {
       root_ = ChildRef();
+      root_.max_mod = version_;  // when the tree became empty (key history)
     } else {
       break;
     }

@@ -144,9 +144,16 @@ struct EntryMeta {
 // blob) and the key's metadata into `*meta` (if not null), instead of
 // holding the leaf: a point read then writes no shared memory but the
 // cache shard's lock. Returns false if `key` is absent. O(depth).
+//
+// `*since` (if not null) is set to a version from which on the key has
+// been as found: its mod_version if present; if absent, the birth of the
+// leaf where it would be (nothing in that leaf changed after it: a put of
+// the key would have copied the leaf), or the root's max_mod for an empty
+// tree (0 when unknown). Key history hops back through it.
 absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
                               std::string_view key, std::string* value,
-                              EntryMeta* meta = nullptr);
+                              EntryMeta* meta = nullptr,
+                              uint64_t* since = nullptr);
 
 // Number of keys in [begin, end); an empty `end` means no upper bound.
 // O(depth) through the per-child entry counts.

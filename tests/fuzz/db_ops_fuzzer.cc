@@ -5,14 +5,16 @@
 // batches, reads at the latest or an old version or through a snapshot,
 // iteration both ways, seeks, counts, interactive transactions (both
 // isolations, read-only at a version), snapshots taken and released, tags,
-// reclamation passes, diffs, change feeds, reopens and integrity checks.
+// reclamation passes, diffs, change feeds, key histories, reopens and
+// integrity checks.
 //
 // What must agree: status codes, versions, values and each key's metadata
 // (mod_version, create_version, writes, lease; puts attach leases, see
 // LeaseOf), the keys an iterator visits, counts, tags, the reclamation
 // floor (also after ReleaseBefore), diffs with the metadata before and
-// after, watch events, and whether a transaction commits or aborts (the
-// model validates exactly the keys and ranges the engine's rules name).
+// after, watch events, key histories, and whether a transaction commits
+// or aborts (the model validates exactly the keys and ranges the engine's
+// rules name).
 // Any mismatch aborts with a message.
 //
 //   bazel run //tests/fuzz:db_ops_fuzzer -- -max_total_time=600 \
@@ -281,6 +283,11 @@ class Harness {
       case kReopen: return Reopen();
       case kCheck: return CheckAll();
       case kReleaseBefore: return ReleaseBefore(VersionOf(in.Byte()));
+      case kHistory: {
+        std::string k = KeyOf(in.Byte());
+        uint8_t from = in.Byte(), to = in.Byte();
+        return History(k, from, to, in.Byte() % 5);
+      }
     }
   }
 
@@ -537,6 +544,39 @@ class Harness {
     for (size_t i = 0; i < got.size(); ++i) {
       FUZZ_EXPECT(SameChange(got[i], want[i]),
                   absl::StrCat(what, ": change ", i, " on ", got[i].key));
+    }
+  }
+
+  // History from version byte `from_b` (0: from the start) to `to_b`
+  // (0: the latest), at most `limit` changes.
+  void History(const std::string& k, uint8_t from_b, uint8_t to_b, uint8_t limit) {
+    HistoryOptions o;
+    if (from_b != 0) o.from = VersionOf(from_b);
+    if (to_b != 0) o.to = VersionOf(to_b);
+    o.limit = limit;
+    const std::string what =
+        absl::StrCat("history of ", k, " from ", o.from, " to ", o.to.value_or(latest()),
+                     " limit ", limit);
+    absl::StatusOr<KeyHistory> got = db_->History(k, o);
+    absl::StatusOr<KeyHistory> want = model_.History(k, o);
+    ExpectSame(got.status(), want.status(), what);
+    if (!want.ok()) return;
+    FUZZ_EXPECT(got->to == want->to && got->complete_from == want->complete_from &&
+                    got->more == want->more,
+                absl::StrCat(what, ": to ", got->to, " complete from ", got->complete_from,
+                             " more ", got->more, ", the model's ", want->to, " ",
+                             want->complete_from, " ", want->more));
+    FUZZ_EXPECT(got->changes.size() == want->changes.size(),
+                absl::StrCat(what, ": ", got->changes.size(), " changes, expected ",
+                             want->changes.size()));
+    for (size_t i = 0; i < got->changes.size(); ++i) {
+      const KeyChange& g = got->changes[i];
+      const KeyChange& w = want->changes[i];
+      FUZZ_EXPECT(g.version == w.version && g.value == w.value && SameMeta(g.meta, w.meta),
+                  absl::StrCat(what, ": change ", i, " at ", g.version,
+                               g.value ? " put " : " delete ", MetaString(g.meta),
+                               ", the model's at ", w.version,
+                               w.value ? " put " : " delete ", MetaString(w.meta)));
     }
   }
 

@@ -47,6 +47,7 @@ enum Op : uint8_t {
   kReopen,        // (none)
   kCheck,         // (none)
   kReleaseBefore, // version
+  kHistory,       // key from to limit
   kNumOps,
 };
 

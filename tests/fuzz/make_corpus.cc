@@ -139,6 +139,16 @@ std::vector<std::pair<std::string, std::string>> DbOpsSeeds() {
       {kPut, 1, 1}, {kPut, 2, 2}, {kDelete, 1}, {kPut, 3, 3}, {kPut, 4, 4},
       {kDiff, 5, 0, 0, 255}, {kWatch, 4, 0, 255}, {kPut, 5, 5}, {kPut, 6, 6},
       {kReclaim}, {kWatch, 8, 1, 5}, {kDiff, 3, 0, 2, 4}, {kWatch, 1, 0, 255}})});
+  // Key history: writes, deletes and recreations of one key among its
+  // neighbours' writes, the tree emptied and refilled, histories with
+  // limits and bounds, across a reopen and released versions.
+  seeds.push_back({"history", Bytes({
+      {kPut, 1, 1}, {kPut, 2, 2}, {kPut, 1, 3}, {kDelete, 1}, {kPut, 0, 4},
+      {kPut, 1, 5}, {kDelete, 1}, {kDelete, 0}, {kDelete, 2}, {kPut, 3, 6},
+      {kPut, 1, 7}, {kHistory, 1, 0, 0, 0}, {kHistory, 1, 0, 0, 2},
+      {kHistory, 1, 6, 3, 0}, {kHistory, 2, 0, 0, 0}, {kHistory, 255, 0, 0, 0},
+      {kHistory, 1, 0, 1, 0}, {kReopen}, {kHistory, 1, 0, 0, 0},
+      {kReleaseBefore, 4}, {kHistory, 1, 0, 0, 0}, {kHistory, 1, 9, 0, 1}})});
   // Bad input: empty and over-long keys, an over-long value, empty tags.
   seeds.push_back({"bad_input", Bytes({
       {kPut, 255, 1}, {kPut, 254, 1}, {kPut, 1, 255}, {kDelete, 255},

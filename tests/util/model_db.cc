@@ -813,6 +813,50 @@ absl::Status ModelDB::Diff(uint64_t from, uint64_t to, std::string_view begin,
   return absl::OkStatus();
 }
 
+absl::StatusOr<KeyHistory> ModelDB::History(std::string_view key,
+                                            const HistoryOptions& options) {
+  if (absl::Status s = ValidateWrite(key, ""); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  KeyHistory h;
+  h.to = options.to ? *options.to : versions_.size() - 1;
+  if (absl::Status s = CheckReadableLocked(h.to); !s.ok()) return s;
+  if (options.from > h.to) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "history from version ", options.from, " after to version ", h.to));
+  }
+  // Every change of the key, oldest first: the versions whose mutations
+  // leave it present (a put), or absent where it was present (a delete).
+  std::vector<KeyChange> changes;
+  State state;  // at most `key`
+  for (uint64_t v = 1; v <= h.to; ++v) {
+    std::vector<Mutation> mine;
+    for (const Mutation& m : versions_[v].ops) {
+      if (m.key == key) mine.push_back(m);
+    }
+    if (mine.empty()) continue;
+    const bool was_present = !state.empty();
+    Apply(mine, v, &state);
+    if (!state.empty()) {
+      const Value& now = state.begin()->second;
+      changes.push_back(KeyChange{v, now.value, now.meta()});
+    } else if (was_present) {
+      changes.push_back(KeyChange{v, std::nullopt, KeyMeta{}});
+    }
+  }
+  // What the engine can know: versions after the release floor.
+  h.complete_from = std::max<uint64_t>({options.from, floor_ + 1, 1});
+  for (auto it = changes.rbegin(); it != changes.rend(); ++it) {
+    if (it->version < h.complete_from) break;
+    h.changes.push_back(*it);
+    if (options.limit != 0 && h.changes.size() >= options.limit) {
+      h.more = true;
+      h.complete_from = it->version;
+      break;
+    }
+  }
+  return h;
+}
+
 absl::StatusOr<std::unique_ptr<Watcher>> ModelDB::Watch(uint64_t from_version,
                                                         std::string_view begin,
                                                         std::string_view end) {

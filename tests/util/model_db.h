@@ -159,6 +159,9 @@ class ModelDB final : public DB {
   absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,
                     std::string_view end,
                     const std::function<bool(const Change&)>& fn) override;
+  // Replays the key's mutations from version 1 (no hopping).
+  absl::StatusOr<KeyHistory> History(std::string_view key,
+                                     const HistoryOptions& options) override;
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(uint64_t from_version,
                                                  std::string_view begin,
                                                  std::string_view end) override;
