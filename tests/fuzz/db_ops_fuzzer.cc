@@ -53,9 +53,14 @@ using testing::ModelDB;
     if (!(cond)) Fail(msg);    \
   } while (0)
 
+// With COWDB_FUZZ_TRACE set, every checked operation is printed (to
+// replay a crash input: db_ops_fuzzer CRASH_FILE).
+const bool kTrace = std::getenv("COWDB_FUZZ_TRACE") != nullptr;
+
 // Expects the database's status to have the model's code.
 void ExpectSame(const absl::Status& got, const absl::Status& want,
                 const std::string& what) {
+  if (kTrace) std::cerr << "op: " << what << " -> " << want.ToString() << "\n";
   if (got.code() != want.code()) {
     Fail(absl::StrCat(what, ": got ", got.ToString(), ", the model says ",
                       want.ToString()));

@@ -145,6 +145,14 @@ class ModelDB::ModelTransaction final : public Transaction {
                    uint64_t lease) override {
     if (absl::Status s = CheckWritable(); !s.ok()) return s;
     if (absl::Status s = db_->ValidateWrite(key, value); !s.ok()) return s;
+    // A put after this transaction deleted the key starts it over: the
+    // commit deletes it before the put (new create_version, writes 1).
+    auto own = writes_.find(key);
+    if (own != writes_.end() && (!own->second || recreated_.count(key) != 0)) {
+      recreated_.insert(std::string(key));
+    } else {
+      recreated_.erase(std::string(key));
+    }
     writes_.insert_or_assign(std::string(key),
                              PutValue{std::string(value), lease});
     return absl::OkStatus();
@@ -164,7 +172,10 @@ class ModelDB::ModelTransaction final : public Transaction {
     absl::MutexLock lock(&db_->mu_);
     if (absl::Status s = ValidateLocked(); !s.ok()) return s;
     std::vector<Mutation> ops;
-    for (const auto& [k, v] : writes_) ops.push_back(Mutation{k, v});
+    for (const auto& [k, v] : writes_) {
+      if (v && recreated_.count(k) != 0) ops.push_back(Mutation{k, std::nullopt});
+      ops.push_back(Mutation{k, v});
+    }
     return db_->CommitLocked(std::move(ops));
   }
 
@@ -301,6 +312,7 @@ class ModelDB::ModelTransaction final : public Transaction {
   const bool tracks_reads_;
   bool finished_ = false;
   Writes writes_;
+  std::set<std::string, std::less<>> recreated_;  // puts after an own delete
   std::vector<ReadRecord> reads_;
   std::vector<KeyRange> ranges_;
 };
