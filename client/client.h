@@ -3,7 +3,8 @@
 //
 // It mirrors the embedded API of engine/db.h: reads at the latest or a
 // retained version, blind puts and deletes, interactive transactions,
-// etcd-style compare-and-swap, versions, tags, diffs and watches. Every
+// etcd-style compare-and-swap, versions, tags, diffs, watches, key
+// histories and reads as of a time (VersionAt). Every
 // read says the version it read; every write the version that made it
 // visible; every key its mod_version.
 //
@@ -167,6 +168,30 @@ struct WatchEvent {
   bool net = false;
 };
 
+// One change of one key (see Client::History; cowdb::KeyChange).
+struct KeyChange {
+  uint64_t version = 0;              // the commit that made it
+  std::optional<std::string> value;  // nullopt: that commit deleted the key
+  uint64_t create_version = 0;       // 0 for a delete
+  uint64_t writes = 0;               // puts since creation, this one included
+  uint64_t lease = 0;
+};
+
+// The changes made by versions in [from, to] (cowdb::HistoryOptions).
+struct HistoryOptions {
+  uint64_t from = 0;           // 0: as far back as versions are retained
+  std::optional<uint64_t> to;  // unset: the latest
+  uint64_t limit = 0;          // 0: no limit
+};
+
+// A key's changes, newest first (cowdb::KeyHistory).
+struct KeyHistory {
+  std::vector<KeyChange> changes;
+  uint64_t to = 0;             // the version searched back from
+  uint64_t complete_from = 0;  // every change in [complete_from, to] is listed
+  bool more = false;           // the limit stopped it
+};
+
 struct ServerStatus {
   uint64_t latest_version = 0;
   uint64_t oldest_version = 0;
@@ -220,6 +245,16 @@ class Client {
   virtual absl::Status Watch(uint64_t from, const Range& range,
                              const std::function<bool(const WatchEvent&)>& visit) = 0;
   virtual absl::StatusOr<ServerStatus> Status() = 0;
+
+  // The changes of `key` (puts, and deletes of a present key) made by the
+  // versions in [options.from, options.to], newest first. Changes older
+  // than the release floor cannot be known: see complete_from.
+  virtual absl::StatusOr<KeyHistory> History(std::string_view key,
+                                             const HistoryOptions& options = {}) = 0;
+  // The version that was the latest at wall-clock `time`: reads "as of"
+  // a time. OutOfRange if that version is released (or the time is before
+  // the database existed).
+  virtual absl::StatusOr<uint64_t> VersionAt(absl::Time time) = 0;
 
   // Collects a scan (convenience over Scan).
   absl::StatusOr<std::vector<KeyValue>> ScanAll(const ScanOptions& options,

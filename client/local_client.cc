@@ -163,6 +163,22 @@ class LocalClient final : public Client {
     }
   }
 
+  absl::StatusOr<KeyHistory> History(std::string_view key,
+                                     const HistoryOptions& options) override {
+    KeyHistory h;
+    absl::Status s = internal::RunHistory(*db_, internal::ToProto(key, options),
+                                          [&](const v1::HistoryResponse& r) {
+                                            internal::AppendFromProto(r, &h);
+                                            return absl::OkStatus();
+                                          });
+    if (!s.ok()) return s;
+    return h;
+  }
+
+  absl::StatusOr<uint64_t> VersionAt(absl::Time time) override {
+    return db_->VersionAt(absl::ToUnixMicros(time));
+  }
+
   absl::StatusOr<ServerStatus> Status() override {
     DBStats st = db_->GetStats();
     return ServerStatus{st.latest_version, db_->OldestVersion(), st.entries,

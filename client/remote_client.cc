@@ -282,6 +282,27 @@ class RemoteClient final : public Client {
     return FromGrpc(reader->Finish());
   }
 
+  absl::StatusOr<KeyHistory> History(std::string_view key,
+                                     const HistoryOptions& options) override {
+    std::unique_ptr<grpc::ClientContext> ctx = Context();
+    auto reader = versions_->History(ctx.get(), internal::ToProto(key, options));
+    KeyHistory h;
+    v1::HistoryResponse page;
+    while (reader->Read(&page)) internal::AppendFromProto(page, &h);
+    absl::Status s = FromGrpc(reader->Finish());
+    if (!s.ok()) return s;
+    return h;
+  }
+
+  absl::StatusOr<uint64_t> VersionAt(absl::Time time) override {
+    v1::VersionAtRequest req;
+    req.set_unix_micros(absl::ToUnixMicros(time));
+    v1::VersionAtResponse resp;
+    absl::Status s = FromGrpc(versions_->VersionAt(Context().get(), req, &resp));
+    if (!s.ok()) return s;
+    return resp.version();
+  }
+
   absl::StatusOr<ServerStatus> Status() override {
     v1::StatusResponse r;
     absl::Status s = FromGrpc(versions_->Status(Context().get(), v1::StatusRequest(), &r));

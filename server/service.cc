@@ -638,6 +638,31 @@ grpc::Status VersionsService::DiffTo(grpc::ServerContext* ctx, const v1::DiffReq
   return grpc::Status::OK;
 }
 
+grpc::Status VersionsService::History(grpc::ServerContext* ctx, const v1::HistoryRequest* req,
+                                      grpc::ServerWriter<v1::HistoryResponse>* writer) {
+  WriterSink<v1::HistoryResponse> sink(writer);
+  return HistoryTo(ctx, req, &sink);
+}
+
+grpc::Status VersionsService::HistoryTo(grpc::ServerContext* ctx, const v1::HistoryRequest* req,
+                                        StreamSink<v1::HistoryResponse>* writer) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  const CallLimits limits = Limits(ctx, options_, 0);
+  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
+  return ToGrpcStatus(client::internal::RunHistory(
+      *db_, *req, [&](const v1::HistoryResponse& r) { return limits.Send(ctx, writer, r); }));
+}
+
+grpc::Status VersionsService::VersionAt(grpc::ServerContext* ctx,
+                                        const v1::VersionAtRequest* req,
+                                        v1::VersionAtResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  absl::StatusOr<uint64_t> v = db_->VersionAt(req->unix_micros());
+  if (!v.ok()) return ToGrpcStatus(v.status());
+  resp->set_version(*v);
+  return grpc::Status::OK;
+}
+
 grpc::Status VersionsService::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                                     grpc::ServerWriter<v1::WatchResponse>* writer) {
   WriterSink<v1::WatchResponse> sink(writer);

@@ -264,12 +264,18 @@ class VersionsService final : public cowdb::v1::Versions::Service {
                         v1::ListTagsResponse*) override;
   grpc::Status Diff(grpc::ServerContext*, const v1::DiffRequest*,
                     grpc::ServerWriter<v1::DiffResponse>*) override;
+  grpc::Status History(grpc::ServerContext*, const v1::HistoryRequest*,
+                       grpc::ServerWriter<v1::HistoryResponse>*) override;
+  grpc::Status VersionAt(grpc::ServerContext*, const v1::VersionAtRequest*,
+                         v1::VersionAtResponse*) override;
   grpc::Status Watch(grpc::ServerContext*, const v1::WatchRequest*,
                      grpc::ServerWriter<v1::WatchResponse>*) override;
   // Diff and Watch, streaming into `sink` (see KvService::ScanTo). WatchTo
   // returns only once `ctx` is cancelled or the sink breaks.
   grpc::Status DiffTo(grpc::ServerContext* ctx, const v1::DiffRequest* req,
                       StreamSink<v1::DiffResponse>* sink);
+  grpc::Status HistoryTo(grpc::ServerContext* ctx, const v1::HistoryRequest* req,
+                         StreamSink<v1::HistoryResponse>* sink);
   grpc::Status WatchTo(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                        StreamSink<v1::WatchResponse>* sink);
   grpc::Status Status(grpc::ServerContext*, const v1::StatusRequest*,

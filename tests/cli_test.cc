@@ -14,6 +14,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/util/server_process.h"
@@ -198,6 +200,43 @@ TEST_F(CliTest, VersionsTagsDiffStatusAndWatch) {
             "\"old_mod_version\":0,\"new_mod_version\":4}\n"
             "{\"version\":6,\"op\":\"del\",\"key\":\"w/1\",\"old_value\":\"a\","
             "\"old_mod_version\":4,\"new_mod_version\":0}\n");
+}
+
+TEST_F(CliTest, HistoryAndTimes) {
+  ASSERT_EQ(Cli({"put", "k", "one"}).code, 0);
+  absl::SleepFor(absl::Milliseconds(5));
+  const absl::Time between = absl::Now();
+  absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ(Cli({"put", "k", "two"}).code, 0);
+  ASSERT_EQ(Cli({"put", "j", "neighbour"}).code, 0);
+  ASSERT_EQ(Cli({"del", "k"}).code, 0);
+  ASSERT_EQ(Cli({"put", "k", "three"}).code, 0);
+  EXPECT_EQ(Cli({"history", "k"}).out,
+            "VERSION  OP   VALUE  CREATED  WRITES  LEASE\n"
+            "5        put  three  5        1       -\n"
+            "4        del  -      -        -       -\n"
+            "2        put  two    1        2       -\n"
+            "1        put  one    1        1       -\n"
+            "(4 changes of k in versions 1..5)\n");
+  EXPECT_EQ(Cli({"history", "k", "--limit=1", "--at=3", "--json"}).out,
+            "{\"version\":2,\"op\":\"put\",\"value\":\"two\",\"create_version\":1,"
+            "\"writes\":2,\"lease\":0}\n");
+  EXPECT_THAT(Cli({"history", "k", "--from=3"}).out,
+              HasSubstr("(2 changes of k in versions 3..5)"));
+  EXPECT_EQ(Cli({"history"}).code, 2);
+  // Times, wherever a version is asked for: RFC 3339 and Unix microseconds.
+  const std::string rfc3339 = absl::FormatTime(absl::RFC3339_full, between, absl::UTCTimeZone());
+  const std::string micros = absl::StrCat(absl::ToUnixMicros(between), "us");
+  EXPECT_EQ(Cli({"get", "k", "--at=" + rfc3339}).out, "one\n");
+  EXPECT_EQ(Cli({"get", "k", "--at=" + micros}).out, "one\n");
+  EXPECT_THAT(Cli({"diff", rfc3339, "5"}).out, HasSubstr("(2 changes from version 1 to 5)"));
+  EXPECT_EQ(Cli({"tag", "then", micros}).out, "OK tag then = version 1\n");
+  EXPECT_THAT(Cli({"history", "k", "--at=" + rfc3339}).out,
+              HasSubstr("(1 change of k in versions 1..1)"));
+  Result bad = Cli({"get", "k", "--at=2026-13-01T00:00:00Z"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("is not an RFC 3339 time"));
+  EXPECT_EQ(Cli({"get", "k", "--at=1000us"}).code, 1);  // before the database
 }
 
 TEST_F(CliTest, TokensAreSentAndChecked) {

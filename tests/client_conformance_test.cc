@@ -319,6 +319,98 @@ TEST_P(ConformanceTest, TagsKeepVersionsDiffAndWatch) {
   EXPECT_EQ(events, (std::vector<std::string>{"1:w1=a", "3:w2=b", "4:w1=-"}));
 }
 
+// A history as text: "version:value" or "version:-" for a delete.
+std::vector<std::string> Changes(const KeyHistory& h) {
+  std::vector<std::string> out;
+  for (const KeyChange& c : h.changes) {
+    out.push_back(absl::StrCat(c.version, ":", c.value.value_or("-")));
+  }
+  return out;
+}
+
+TEST_P(ConformanceTest, KeyHistoryAndReadsAsOfATime) {
+  ASSERT_OK_AND_ASSIGN(uint64_t v1, db_->Put("k", "a"));
+  absl::SleepFor(absl::Milliseconds(5));
+  const absl::Time between = absl::Now();
+  absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_OK_AND_ASSIGN(uint64_t v2, db_->Put("k", "b"));
+  ASSERT_OK(db_->Put("j", "neighbour").status());
+  ASSERT_OK_AND_ASSIGN(uint64_t v4, db_->Delete("k"));
+  ASSERT_OK_AND_ASSIGN(uint64_t v5, db_->Put("k", "c"));
+  ASSERT_OK_AND_ASSIGN(KeyHistory h, db_->History("k"));
+  EXPECT_EQ(Changes(h), (std::vector<std::string>{absl::StrCat(v5, ":c"), absl::StrCat(v4, ":-"),
+                                                  absl::StrCat(v2, ":b"), absl::StrCat(v1, ":a")}));
+  EXPECT_EQ(h.to, v5);
+  EXPECT_EQ(h.complete_from, 1u);
+  EXPECT_FALSE(h.more);
+  ASSERT_EQ(h.changes.size(), 4u);
+  EXPECT_EQ(h.changes[2].create_version, v1);
+  EXPECT_EQ(h.changes[2].writes, 2u);
+  HistoryOptions o;
+  o.to = v4 - 1;
+  o.limit = 1;
+  ASSERT_OK_AND_ASSIGN(h, db_->History("k", o));
+  EXPECT_EQ(Changes(h), (std::vector<std::string>{absl::StrCat(v2, ":b")}));
+  EXPECT_TRUE(h.more);
+  EXPECT_EQ(h.complete_from, v2);
+  o = HistoryOptions();
+  o.from = v5 + 1;
+  EXPECT_THAT(db_->History("k", o), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->History("", {}), StatusIs(absl::StatusCode::kInvalidArgument));
+  o = HistoryOptions();
+  o.to = v5 + 1;
+  EXPECT_THAT(db_->History("k", o), StatusIs(absl::StatusCode::kNotFound));
+
+  // As of a time: the version that was the latest then.
+  EXPECT_THAT(db_->VersionAt(between), IsOkAndHolds(v1));
+  EXPECT_THAT(db_->VersionAt(absl::Now()), IsOkAndHolds(v5));
+  EXPECT_THAT(db_->VersionAt(absl::UnixEpoch()), StatusIs(absl::StatusCode::kOutOfRange));
+}
+
+// The client's history arrives in pages (64 changes, 1 MiB of values per
+// message): paged and limited, it is the engine's.
+TEST(HistoryPagingTest, PagesAddUpToTheEngineHistory) {
+  testing::TempDir dir;
+  Options options;
+  options.sync = false;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DB> db, DB::Open(options, dir.Sub("db")));
+  for (int i = 0; i < 300; ++i) {
+    if (i % 7 == 3) {
+      ASSERT_OK(db->Delete("k").status());
+    } else {
+      // Some large values: several messages per page.
+      const size_t len = i % 10 == 0 ? (300 << 10) : 8;
+      ASSERT_OK(db->Put("k", std::string(len, static_cast<char>('a' + i % 26))).status());
+    }
+    // Neighbours' writes between some of them (most of the key's changes
+    // are at consecutive versions).
+    if (i % 3 == 0) ASSERT_OK(db->Put(absl::StrCat("n", i % 13), "x").status());
+  }
+  std::unique_ptr<Client> client = WrapLocal(db.get());
+  for (uint64_t limit : {0, 1, 63, 64, 65, 128, 200, 1000}) {
+    for (uint64_t to : {0, 333, 397}) {
+      SCOPED_TRACE(absl::StrCat("limit ", limit, " to ", to));
+      cowdb::HistoryOptions eo;
+      eo.limit = limit;
+      if (to != 0) eo.to = to;
+      ASSERT_OK_AND_ASSIGN(cowdb::KeyHistory want, db->History("k", eo));
+      HistoryOptions co;
+      co.limit = limit;
+      if (to != 0) co.to = to;
+      ASSERT_OK_AND_ASSIGN(KeyHistory got, client->History("k", co));
+      ASSERT_EQ(got.changes.size(), want.changes.size());
+      for (size_t i = 0; i < got.changes.size(); ++i) {
+        ASSERT_EQ(got.changes[i].version, want.changes[i].version) << i;
+        ASSERT_EQ(got.changes[i].value, want.changes[i].value) << i;
+        ASSERT_EQ(got.changes[i].writes, want.changes[i].meta.writes) << i;
+      }
+      EXPECT_EQ(got.to, want.to);
+      EXPECT_EQ(got.more, want.more);
+      EXPECT_EQ(got.complete_from, want.complete_from);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest,
                          ::testing::Values(Backend::kLocal, Backend::kRemote), Name);
 

@@ -18,6 +18,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -38,14 +40,20 @@ ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mTLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM client key (mTLS)");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each call");
 ABSL_FLAG(bool, json, false, "print JSON (one object per line) instead of tables");
-ABSL_FLAG(std::string, at, "", "read at this version number or tag (default: latest)");
+ABSL_FLAG(std::string, at, "",
+          "read at this version: a number, a tag, or a time (RFC 3339, or Unix "
+          "microseconds with a \"us\" suffix); default: the latest");
 ABSL_FLAG(std::string, start, "", "scan/diff/watch: first key of the range");
 ABSL_FLAG(std::string, end, "", "scan/diff/watch: end of the range (excluded)");
-ABSL_FLAG(uint64_t, limit, 0, "scan: keys at most; watch: events, then exit (0: no limit)");
+ABSL_FLAG(uint64_t, limit, 0,
+          "scan: keys at most; watch: events, then exit; history: changes at most "
+          "(0: no limit)");
 ABSL_FLAG(bool, reverse, false, "scan: in descending key order");
 ABSL_FLAG(bool, keys_only, false, "scan: print keys without values");
 ABSL_FLAG(bool, count, false, "scan: print only the number of keys");
-ABSL_FLAG(std::string, from, "", "watch: changes after this version or tag (default: now)");
+ABSL_FLAG(std::string, from, "",
+          "watch: changes after this version (default: now); history: changes from this "
+          "version on (default: the oldest retained). A number, tag or time, as --at");
 
 namespace cowdb::cli {
 namespace {
@@ -72,10 +80,15 @@ Commands:
                               version is kept until untagged
   untag NAME
   tags
-  diff FROM TO [PREFIX]       what changed between two versions or tags
+  diff FROM TO [PREFIX]       what changed between two versions
   watch [PREFIX]              print changes as they commit (--from, --limit)
+  history KEY                 the puts and deletes of KEY, newest first
+                              (--from, --at, --limit)
   status                      versions, size, cache, open transactions
-Reads take --at=VERSION|TAG. Output is a table; --json prints JSON lines.
+Wherever a version is asked for (--at, --from, diff, tag) a tag name or a
+wall-clock time works too: 2026-11-30T17:00:00Z (RFC 3339) or
+1764522000000000us (Unix microseconds) mean the version that was the
+latest then. Output is a table; --json prints JSON lines.
 Keys and values print as text when they are UTF-8, else with \xNN escapes
 (base64 in JSON). Use -- before arguments that start with '-'.
 
@@ -168,9 +181,11 @@ class Cli {
   absl::Status Tags(const std::vector<std::string>& a);
   absl::Status Diff(const std::vector<std::string>& a);
   absl::Status Watch(const std::vector<std::string>& a);
+  absl::Status History(const std::vector<std::string>& a);
   absl::Status Status(const std::vector<std::string>& a);
 
-  // A version number or a tag name.
+  // A version number, a time (RFC 3339, or Unix microseconds + "us"), or
+  // a tag name.
   absl::StatusOr<uint64_t> ResolveVersion(const std::string& v);
   // --at resolved; nullopt for the latest.
   absl::StatusOr<std::optional<uint64_t>> At();
@@ -193,6 +208,7 @@ absl::Status Cli::Run(const std::vector<std::string>& args) {
       {"scan", &Cli::Scan}, {"txn", &Cli::Txn},       {"versions", &Cli::Versions},
       {"tag", &Cli::Tag},   {"untag", &Cli::Untag},   {"tags", &Cli::Tags},
       {"diff", &Cli::Diff}, {"watch", &Cli::Watch},   {"status", &Cli::Status},
+      {"history", &Cli::History},
   };
   for (const auto& [name, handler] : kCommands) {
     if (args[0] == name) {
@@ -205,11 +221,23 @@ absl::Status Cli::Run(const std::vector<std::string>& args) {
 absl::StatusOr<uint64_t> Cli::ResolveVersion(const std::string& v) {
   uint64_t n = 0;
   if (absl::SimpleAtoi(v, &n)) return n;
+  int64_t micros = 0;
+  absl::Time time;
+  std::string error;
+  if (absl::EndsWith(v, "us") && absl::SimpleAtoi(v.substr(0, v.size() - 2), &micros)) {
+    return db_.VersionAt(absl::FromUnixMicros(micros));
+  }
+  if (absl::ParseTime(absl::RFC3339_full, v, &time, &error)) return db_.VersionAt(time);
+  if (v.size() >= 10 && v[4] == '-' && v[7] == '-' && absl::ascii_isdigit(v[0])) {
+    return Usage(absl::StrCat("\"", v, "\" is not an RFC 3339 time (", error,
+                              "); for example 2026-11-30T17:00:00Z"));
+  }
   absl::StatusOr<std::map<std::string, uint64_t>> tags = db_.ListTags();
   if (!tags.ok()) return tags.status();
   auto it = tags->find(v);
   if (it == tags->end()) {
-    return absl::NotFoundError(absl::StrCat("\"", v, "\" is neither a version nor a tag"));
+    return absl::NotFoundError(
+        absl::StrCat("\"", v, "\" is neither a version, a time nor a tag"));
   }
   return it->second;
 }
@@ -379,9 +407,9 @@ absl::Status Cli::Tag(const std::vector<std::string>& a) {
   if (a.empty() || a.size() > 2) return Usage("usage: cowdb tag NAME [VERSION]");
   uint64_t version = 0;
   if (a.size() == 2) {
-    if (!absl::SimpleAtoi(a[1], &version)) {
-      return Usage(absl::StrCat("\"", a[1], "\" is not a version number"));
-    }
+    absl::StatusOr<uint64_t> v = ResolveVersion(a[1]);
+    if (!v.ok()) return v.status();
+    version = *v;
   } else {
     absl::StatusOr<client::ServerStatus> st = db_.Status();
     if (!st.ok()) return st.status();
@@ -491,6 +519,50 @@ absl::Status Cli::Watch(const std::vector<std::string>& a) {
     out_ << std::flush;
     return limit == 0 || ++seen < limit;
   });
+}
+
+absl::Status Cli::History(const std::vector<std::string>& a) {
+  if (a.size() != 1) return Usage("usage: cowdb history KEY");
+  client::HistoryOptions o;
+  if (const std::string f = absl::GetFlag(FLAGS_from); !f.empty()) {
+    absl::StatusOr<uint64_t> v = ResolveVersion(f);
+    if (!v.ok()) return v.status();
+    o.from = *v;
+  }
+  absl::StatusOr<std::optional<uint64_t>> at = At();
+  if (!at.ok()) return at.status();
+  o.to = *at;
+  o.limit = absl::GetFlag(FLAGS_limit);
+  absl::StatusOr<client::KeyHistory> h = db_.History(a[0], o);
+  if (!h.ok()) return h.status();
+  Table table({"VERSION", "OP", "VALUE", "CREATED", "WRITES", "LEASE"});
+  for (const client::KeyChange& c : h->changes) {
+    if (json_) {
+      out_ << "{\"version\":" << c.version << ",\"op\":\"" << (c.value ? "put" : "del") << "\"";
+      if (c.value) {
+        out_ << "," << JsonBytesField("value", *c.value) << ",\"create_version\":"
+             << c.create_version << ",\"writes\":" << c.writes << ",\"lease\":" << c.lease;
+      }
+      out_ << "}\n";
+    } else if (c.value) {
+      table.Add({absl::StrCat(c.version), "put", Printable(*c.value),
+                 absl::StrCat(c.create_version), absl::StrCat(c.writes),
+                 c.lease == 0 ? "-" : absl::StrCat(c.lease)});
+    } else {
+      table.Add({absl::StrCat(c.version), "del", "-", "-", "-", "-"});
+    }
+  }
+  if (json_) return absl::OkStatus();
+  table.Print(out_);
+  out_ << "(" << table.size() << (table.size() == 1 ? " change" : " changes") << " of "
+       << Printable(a[0]) << " in versions " << h->complete_from << ".." << h->to;
+  if (h->more) {
+    out_ << "; more before version " << h->complete_from << ": raise --limit";
+  } else if (h->complete_from > std::max<uint64_t>(o.from, 1)) {
+    out_ << "; versions before " << h->complete_from << " are released";
+  }
+  out_ << ")\n";
+  return absl::OkStatus();
 }
 
 absl::Status Cli::Status(const std::vector<std::string>& a) {

@@ -1,5 +1,6 @@
 #include "client/internal/engine_ops.h"
 
+#include <algorithm>
 #include <optional>
 
 namespace cowdb::client::internal {
@@ -183,6 +184,58 @@ absl::Status ScanRange(Iterator& it, const std::string& start, const std::string
     if (!visit(kv)) return absl::OkStatus();
   }
   return it.status();
+}
+
+absl::Status RunHistory(DB& db, const v1::HistoryRequest& req,
+                        const std::function<absl::Status(const v1::HistoryResponse&)>& send) {
+  // The engine returns a page at a time: at most this many changes in
+  // memory, whatever the request's limit; a message also ends once its
+  // values reach kMessageBytes.
+  constexpr uint64_t kPageChanges = 64;
+  constexpr size_t kMessageBytes = 1 << 20;
+  cowdb::HistoryOptions o;
+  o.from = req.from_version();
+  if (req.to_version() != 0) o.to = req.to_version();
+  uint64_t listed = 0;
+  uint64_t top = 0;
+  v1::HistoryResponse msg;
+  size_t msg_bytes = 0;
+  for (;;) {
+    const uint64_t left = req.limit() == 0 ? kPageChanges : req.limit() - listed;
+    o.limit = std::min(left, kPageChanges);
+    absl::StatusOr<cowdb::KeyHistory> h = db.History(req.key(), o);
+    if (!h.ok()) return h.status();
+    if (top == 0) top = h->to;  // the later pages search below the same top
+    for (cowdb::KeyChange& c : h->changes) {
+      if (msg_bytes >= kMessageBytes) {
+        if (absl::Status s = send(msg); !s.ok()) return s;
+        msg.clear_changes();
+        msg_bytes = 0;
+      }
+      v1::KeyChange* out = msg.add_changes();
+      out->set_version(c.version);
+      out->set_deleted(!c.value);
+      if (c.value) {
+        msg_bytes += c.value->size();
+        out->set_value(std::move(*c.value));
+      }
+      out->set_create_version(c.meta.create_version);
+      out->set_writes(c.meta.writes);
+      out->set_lease(c.meta.lease);
+    }
+    listed += h->changes.size();
+    const bool limit_reached = req.limit() != 0 && listed >= req.limit();
+    // A page cut short by its own size, with older versions left to search.
+    if (h->more && !limit_reached && h->changes.back().version > std::max<uint64_t>(o.from, 1)) {
+      o.to = h->changes.back().version - 1;
+      continue;
+    }
+    msg.set_to_version(top);
+    msg.set_more(h->more && limit_reached);
+    msg.set_complete_from(msg.more() ? h->complete_from
+                                     : std::max<uint64_t>(o.from, h->complete_from));
+    return send(msg);
+  }
 }
 
 void ToProto(const cowdb::Change& c, v1::Change* out) {

@@ -36,6 +36,12 @@ absl::Status ScanRange(Iterator& it, const std::string& start, const std::string
                        bool reverse, uint64_t limit, bool keys_only,
                        const std::function<bool(const KeyValue&)>& visit);
 
+// Runs a HistoryRequest in pages (bounded in changes and bytes), handing
+// each response message to `send`, which returns an error to stop. The
+// last message carries the summary fields.
+absl::Status RunHistory(DB& db, const v1::HistoryRequest& req,
+                        const std::function<absl::Status(const v1::HistoryResponse&)>& send);
+
 void ToProto(const cowdb::Change& c, v1::Change* out);
 Change FromEngine(const cowdb::Change& c);
 

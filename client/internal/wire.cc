@@ -111,4 +111,28 @@ Change FromProto(const v1::Change& c) {
   return out;
 }
 
+v1::HistoryRequest ToProto(std::string_view key, const HistoryOptions& o) {
+  v1::HistoryRequest r;
+  r.set_key(std::string(key));
+  r.set_from_version(o.from);
+  r.set_to_version(o.to.value_or(0));
+  r.set_limit(o.limit);
+  return r;
+}
+
+void AppendFromProto(const v1::HistoryResponse& r, KeyHistory* h) {
+  for (const v1::KeyChange& c : r.changes()) {
+    KeyChange out;
+    out.version = c.version();
+    if (!c.deleted()) out.value = c.value();
+    out.create_version = c.create_version();
+    out.writes = c.writes();
+    out.lease = c.lease();
+    h->changes.push_back(std::move(out));
+  }
+  h->to = r.to_version();
+  h->complete_from = r.complete_from();
+  h->more = r.more();
+}
+
 }  // namespace cowdb::client::internal

@@ -7,6 +7,7 @@
 #define COWDB_CLIENT_INTERNAL_WIRE_H_
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "client/client.h"
@@ -34,6 +35,10 @@ v1::TxnRequest ToProto(const TxnRequest& r);
 TxnResult FromProto(const v1::TxnResponse& r);
 Change FromProto(const v1::Change& c);
 KeyValue FromProto(const v1::KeyValue& kv);
+v1::HistoryRequest ToProto(std::string_view key, const HistoryOptions& o);
+// Adds one message of a History stream to `*h` (the last one sets the
+// summary fields).
+void AppendFromProto(const v1::HistoryResponse& r, KeyHistory* h);
 
 }  // namespace cowdb::client::internal
 

@@ -260,6 +260,36 @@ std::vector<std::pair<std::string, std::string>> ServiceSeeds() {
     AppendCall(&in, kRpcUntag, Serialized(untag));
     seeds.push_back({"txn_tags_diff", in});
   }
+  {
+    // Key history (whole, limited, bounded, bad) and VersionAt.
+    std::string in;
+    put.set_key("h");
+    for (int i = 0; i < 5; ++i) {
+      put.set_value(std::to_string(i));
+      AppendCall(&in, kRpcPut, Serialized(put));
+    }
+    del.set_key("h");
+    AppendCall(&in, kRpcDelete, Serialized(del));
+    AppendCall(&in, kRpcPut, Serialized(put));
+    v1::HistoryRequest history;
+    history.set_key("h");
+    AppendCall(&in, kRpcHistory, Serialized(history));
+    history.set_limit(2);
+    AppendCall(&in, kRpcHistory, Serialized(history));
+    history.set_from_version(2);
+    history.set_to_version(5);
+    AppendCall(&in, kRpcHistory, Serialized(history));
+    history.set_from_version(6);  // after to
+    AppendCall(&in, kRpcHistory, Serialized(history));
+    history.set_key("");
+    AppendCall(&in, kRpcHistory, Serialized(history));
+    v1::VersionAtRequest at;
+    at.set_unix_micros(1);
+    AppendCall(&in, kRpcVersionAt, Serialized(at));
+    at.set_unix_micros(INT64_MAX);
+    AppendCall(&in, kRpcVersionAt, Serialized(at));
+    seeds.push_back({"history_version_at", in});
+  }
   return seeds;
 }
 

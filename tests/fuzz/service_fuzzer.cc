@@ -285,6 +285,24 @@ class Harness {
                     "status: " + resp.ShortDebugString());
         break;
       }
+      case kRpcHistory: {
+        v1::HistoryRequest req;
+        if (!Parse(bytes, len, &req)) return;
+        RecordingSink<v1::HistoryResponse> sink;
+        s = versions_.HistoryTo(&ctx, &req, &sink);
+        if (s.ok()) CheckHistory(req, sink.messages);
+        break;
+      }
+      case kRpcVersionAt: {
+        v1::VersionAtRequest req;
+        if (!Parse(bytes, len, &req)) return;
+        v1::VersionAtResponse resp;
+        s = versions_.VersionAt(&ctx, &req, &resp);
+        if (s.ok()) {
+          FUZZ_EXPECT(resp.version() <= db_->LatestVersion(), "version at: after the latest");
+        }
+        break;
+      }
       case kRpcReclaim: {
         absl::StatusOr<ReclaimStats> r = db_->Reclaim();
         FUZZ_EXPECT(r.ok(), "reclaim: " + r.status().ToString());
@@ -347,6 +365,35 @@ class Harness {
         prev = &c.key();
       }
     }
+  }
+
+  // A history's pages: newest first, within the asked versions and the
+  // limit; the summary (last message) agrees with the changes. Each change
+  // is checked against a read of the key at its version, when retained.
+  void CheckHistory(const v1::HistoryRequest& req, const std::vector<v1::HistoryResponse>& pages) {
+    FUZZ_EXPECT(!pages.empty(), "history: no message");
+    const v1::HistoryResponse& last = pages.back();
+    uint64_t prev = last.to_version() + 1, n = 0;
+    for (const v1::HistoryResponse& page : pages) {
+      for (const v1::KeyChange& c : page.changes()) {
+        FUZZ_EXPECT(c.version() < prev && c.version() >= req.from_version(),
+                    "history: change out of order or range: " + page.ShortDebugString());
+        FUZZ_EXPECT(c.version() >= last.complete_from(), "history: change before complete_from");
+        prev = c.version();
+        ++n;
+        ReadOptions ro;
+        ro.version = c.version();
+        absl::StatusOr<Entry> e = db_->GetEntry(ro, req.key());
+        if (absl::IsOutOfRange(e.status())) continue;  // released since
+        FUZZ_EXPECT(c.deleted() ? absl::IsNotFound(e.status())
+                                : e.ok() && e->value == c.value() && e->mod_version == c.version(),
+                    "history: change at " + std::to_string(c.version()) +
+                        " is not what a read finds there");
+      }
+    }
+    FUZZ_EXPECT(req.limit() == 0 || n <= req.limit(), "history: over the limit");
+    FUZZ_EXPECT(!last.more() || n == req.limit(), "history: more without reaching the limit");
+    FUZZ_EXPECT(last.complete_from() <= last.to_version() + 1, "history: complete_from after to");
   }
 
   std::shared_ptr<internal::PageStore> store_;

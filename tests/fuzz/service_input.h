@@ -38,6 +38,8 @@ enum Rpc : uint8_t {
   kRpcDiff,
   kRpcStatus,
   kRpcReclaim,  // not an RPC: a reclamation pass, so that versions go
+  kRpcHistory,
+  kRpcVersionAt,
   kNumRpcs,
 };
 
