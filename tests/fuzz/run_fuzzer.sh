@@ -15,7 +15,7 @@ log="$out/fuzzer.log"
 "$fuzzer" "$@" -artifact_prefix="$out/" "$work" >"$log" 2>&1
 rc=$?
 if [ $rc -eq 0 ]; then
-  grep -v -E '^(#[0-9]+ +(NEW|REDUCE|pulse)|"|###### )' "$log" | tail -n 15
+  grep -v -E '^(#[0-9]+[[:space:]]+(NEW|REDUCE|pulse|INITED)|"|###### |\[libprotobuf)' "$log" | tail -n 15
 else
   # The report: from the first error line (a sanitizer, libFuzzer or the
   # target's own message) to the end, at most 200 lines.
