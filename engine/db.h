@@ -58,7 +58,9 @@ struct DBStats {
   uint64_t latest_version = 0;
   uint64_t entries = 0;          // keys in the latest version
   uint64_t commits = 0;          // versions committed
-  uint64_t syncs = 0;            // synced storage writes
+  uint64_t syncs = 0;            // synced commit writes (one per group
+                                 // commit, so <= commits; tags and
+                                 // checkpoints sync too, uncounted)
   uint64_t pages_written = 0;    // tree pages written
   uint64_t blobs_written = 0;    // out-of-line values written
   uint64_t bytes_written = 0;    // bytes handed to storage
@@ -211,7 +213,8 @@ class DB {
   // database waits for every queued write when it closes.
   virtual void WriteAsync(WriteBatch batch, WriteCallback done) = 0;
 
-  // Returns the value of `key`. Errors: NotFound if absent.
+  // Returns the value of `key`. Errors: NotFound if absent; InvalidArgument
+  // for the empty key.
   virtual absl::StatusOr<std::string> Get(const ReadOptions& options,
                                           std::string_view key) = 0;
 
@@ -268,14 +271,16 @@ class DB {
   // Moving an existing tag is allowed. Errors: InvalidArgument for an empty
   // or over-long name; as SnapshotAt for the version.
   virtual absl::Status Tag(std::string_view name, uint64_t version) = 0;
-  // Errors: NotFound for an unknown tag.
+  // Errors: NotFound for an unknown tag; InvalidArgument for a name Tag
+  // would refuse.
   virtual absl::Status Untag(std::string_view name) = 0;
   virtual std::map<std::string, uint64_t> ListTags() = 0;
 
   // Calls `fn` for every key in [begin, end) (empty `end` = unbounded)
   // that differs between versions `from` and `to`, in key order, until it
   // returns false. Cost grows with the number of differences, not with the
-  // size of the database. Errors: as SnapshotAt.
+  // size of the database. Errors: InvalidArgument if from > to; as
+  // SnapshotAt.
   virtual absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,
                             std::string_view end,
                             const std::function<bool(const Change&)>& fn) = 0;

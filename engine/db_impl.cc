@@ -216,6 +216,7 @@ absl::StatusOr<const Version*> DBImpl::ResolveForCall(
 
 absl::StatusOr<Entry> DBImpl::GetEntry(const ReadOptions& options,
                                        std::string_view key) {
+  if (key.empty()) return absl::InvalidArgumentError("empty key");
   std::shared_ptr<const Version> hold;
   ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
   Entry e;
@@ -257,6 +258,7 @@ absl::StatusOr<std::string> DBImpl::Get(const ReadOptions& options,
 
 absl::Status DBImpl::Get(const ReadOptions& options, std::string_view key,
                          std::string* value) {
+  if (key.empty()) return absl::InvalidArgumentError("empty key");
   std::shared_ptr<const Version> hold;
   ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
   ASSIGN_OR_RETURN(bool found, TreeRead(source_, v->root, key, value));
@@ -302,7 +304,7 @@ DBStats DBImpl::GetStats() {
   s.replayed_commits = v.replayed_commits;
   s.recovery_micros = recovery_micros_;
   StoreStats store = store_->GetStats();
-  s.syncs = store.syncs;
+  s.syncs = v.commit_syncs;
   s.bytes_written = store.bytes_written;
   s.page_reads = store.reads;
   s.disk_bytes = store.disk_bytes;
@@ -363,6 +365,10 @@ std::map<std::string, uint64_t> DBImpl::ListTags() {
 absl::Status DBImpl::Diff(uint64_t from, uint64_t to, std::string_view begin,
                           std::string_view end,
                           const std::function<bool(const Change&)>& fn) {
+  if (from > to) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("diff from version ", from, " after to version ", to));
+  }
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> a, versions_->Pin(from));
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> b, versions_->Pin(to));
   return DiffRoots(a->root, b->root, begin, end, fn);

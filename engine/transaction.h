@@ -97,7 +97,8 @@ class Transaction {
   // The version this transaction reads.
   virtual uint64_t read_version() const = 0;
 
-  // Errors: NotFound if absent; FailedPrecondition if finished.
+  // Errors: NotFound if absent; FailedPrecondition if finished;
+  // InvalidArgument for the empty key.
   virtual absl::StatusOr<std::string> Get(std::string_view key) = 0;
   virtual absl::StatusOr<Entry> GetEntry(std::string_view key) = 0;
 

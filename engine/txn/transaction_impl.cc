@@ -244,6 +244,7 @@ absl::StatusOr<std::optional<Found>> TransactionImpl::ReadSnapshot(
 
 absl::StatusOr<Entry> TransactionImpl::GetEntry(std::string_view key) {
   RETURN_IF_ERROR(CheckOpen());
+  if (key.empty()) return absl::InvalidArgumentError("empty key");
   Entry e;
   e.version = snapshot_->version;
   auto own = writes_.find(key);

@@ -286,6 +286,7 @@ absl::StatusOr<uint64_t> VersionStore::Commit(
         "). It may or may not be durable; the database refuses writes "
         "until reopened"));
   }
+  if (options_.sync) commit_syncs_.fetch_add(1, std::memory_order_relaxed);
   PublishLocked(builder, version, micros, record_bytes);
   {
     std::lock_guard<std::mutex> published(published_mu_);  // no lost wake-ups
@@ -509,10 +510,20 @@ absl::StatusOr<uint64_t> VersionStore::VersionAt(int64_t unix_micros) {
   return lo;
 }
 
-absl::Status VersionStore::Tag(std::string_view name, uint64_t version) {
+namespace {
+
+absl::Status ValidateTagName(std::string_view name) {
   if (name.empty() || name.size() > 256) {
-    return absl::InvalidArgumentError("a tag name is 1 to 256 bytes");
+    return absl::InvalidArgumentError(
+        absl::StrCat("a tag name is 1 to 256 bytes, not ", name.size()));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status VersionStore::Tag(std::string_view name, uint64_t version) {
+  RETURN_IF_ERROR(ValidateTagName(name));
   // The pin keeps the version from being released while the tag is written.
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> pinned, Pin(version));
   StoreBatch batch;
@@ -523,6 +534,7 @@ absl::Status VersionStore::Tag(std::string_view name, uint64_t version) {
 }
 
 absl::Status VersionStore::Untag(std::string_view name) {
+  RETURN_IF_ERROR(ValidateTagName(name));
   std::map<std::string, uint64_t> tags = set_.tags();
   if (tags.count(std::string(name)) == 0) {
     return absl::NotFoundError(absl::StrCat("no tag named \"", std::string(name), "\""));
@@ -733,6 +745,7 @@ VersionStore::Stats VersionStore::GetStats() {
   s.pages_written = pages_written_.load(std::memory_order_relaxed);
   s.blobs_written = blobs_written_.load(std::memory_order_relaxed);
   s.replayed_commits = replayed_commits_;
+  s.commit_syncs = commit_syncs_.load(std::memory_order_relaxed);
   MutexLock lock(&roots_mu_);
   s.checkpoint_version = last_checkpoint_;
   return s;

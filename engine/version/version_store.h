@@ -153,6 +153,7 @@ class VersionStore {
     uint64_t pages_written = 0;
     uint64_t blobs_written = 0;
     uint64_t replayed_commits = 0;
+    uint64_t commit_syncs = 0;  // synced log writes: one per group commit
   };
   Stats GetStats();
   // The nodes the latest version holds in memory, and how many of those a
@@ -228,6 +229,7 @@ class VersionStore {
 
   std::atomic<uint64_t> log_bytes_{0};
   std::atomic<uint64_t> checkpoints_written_{0};
+  std::atomic<uint64_t> commit_syncs_{0};
   std::atomic<uint64_t> pages_written_{0};
   std::atomic<uint64_t> blobs_written_{0};
   uint64_t replayed_commits_ = 0;  // set by Open

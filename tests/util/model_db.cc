@@ -92,6 +92,7 @@ class ModelDB::ModelTransaction final : public Transaction {
 
   absl::StatusOr<Entry> GetEntry(std::string_view key) override {
     if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    if (key.empty()) return absl::InvalidArgumentError("empty key");
     Entry e;
     e.version = version_;
     auto own = writes_.find(key);
@@ -681,6 +682,7 @@ absl::Status ModelDB::Get(const ReadOptions& options, std::string_view key,
 
 absl::StatusOr<Entry> ModelDB::GetEntry(const ReadOptions& options,
                                         std::string_view key) {
+  if (key.empty()) return absl::InvalidArgumentError("empty key");
   absl::MutexLock lock(&mu_);
   absl::StatusOr<uint64_t> v = ResolveLocked(options);
   if (!v.ok()) return v.status();
@@ -794,6 +796,9 @@ absl::Status ModelDB::Tag(std::string_view name, uint64_t version) {
 }
 
 absl::Status ModelDB::Untag(std::string_view name) {
+  if (name.empty() || name.size() > 256) {
+    return absl::InvalidArgumentError("a tag name is 1 to 256 bytes");
+  }
   absl::MutexLock lock(&mu_);
   auto it = tags_.find(std::string(name));
   if (it == tags_.end()) {
@@ -812,6 +817,10 @@ std::map<std::string, uint64_t> ModelDB::ListTags() {
 absl::Status ModelDB::Diff(uint64_t from, uint64_t to, std::string_view begin,
                            std::string_view end,
                            const std::function<bool(const Change&)>& fn) {
+  if (from > to) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("diff from version ", from, " after to version ", to));
+  }
   std::vector<Change> changes;
   {
     absl::MutexLock lock(&mu_);
