@@ -15,12 +15,20 @@ namespace {
 
 // Changes per DiffResponse message.
 constexpr int kDiffPageSize = 1000;
-// A Scan page also ends once its keys and values reach this many bytes, so
-// that pages of large values stay far below the message size limit.
-constexpr size_t kScanPageBytes = 1 << 20;
+// A Scan or Diff page also ends once its keys and values reach this many
+// bytes, so that pages of large values stay far below the message size
+// limit.
+constexpr size_t kPageBytes = 1 << 20;
 
 using client::internal::ApplyMutation;
 using client::internal::ToBounds;
+
+// A client's input in an error message: quoted (escaped) when short, else
+// only its size, so that an error never echoes a huge input back.
+std::string QuoteInput(std::string_view input) {
+  if (input.size() > 64) return absl::StrCat("of ", input.size(), " bytes");
+  return absl::StrCat("\"", absl::CHexEscape(absl::string_view(input.data(), input.size())), "\"");
+}
 
 // The sink of a live call: its ServerWriter.
 template <typename T>
@@ -114,7 +122,7 @@ absl::Status StreamScan(Iterator& it, uint64_t read_version, const v1::ScanReque
         Fill(page.add_kvs(), kv.key, kv.value, kv.mod_version);
         page_bytes += kv.key.size() + kv.value.size();
         if (static_cast<uint64_t>(page.kvs_size()) < limits.page_size &&
-            page_bytes < kScanPageBytes) {
+            page_bytes < kPageBytes) {
           return true;
         }
         sent = limits.Send(ctx, writer, page);
@@ -293,6 +301,7 @@ absl::Status TransactionRegistry::Mutate(
   for (const v1::Mutation& m : mutations) {
     bytes += m.put().key().size() + m.put().value().size() + m.delete_key().size();
   }
+  bool refused = false;
   absl::Status s = WithEntry(id, [&](Entry& e) {
     if (e.ops + mutations.size() > options_.max_transaction_ops) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -308,6 +317,7 @@ absl::Status TransactionRegistry::Mutate(
     for (const v1::Mutation& m : mutations) {
       absl::Status a = ApplyMutation(*e.txn, m);
       if (!a.ok()) {
+        refused = true;
         return absl::Status(a.code(), absl::StrCat(a.message(),
                                                    "; the transaction was rolled back"));
       }
@@ -315,8 +325,8 @@ absl::Status TransactionRegistry::Mutate(
     return then ? then(*e.txn) : absl::OkStatus();
   });
   // A mutation that failed leaves no half-applied request behind: the
-  // transaction ends. Limits leave it open.
-  if (!s.ok() && !absl::IsNotFound(s) && !absl::IsResourceExhausted(s)) Remove(id);
+  // transaction ends. Limits leave it open; `then` decides for itself.
+  if (refused) Remove(id, "rolled back (a mutation was refused)");
   return s;
 }
 
@@ -327,8 +337,12 @@ absl::Status TransactionRegistry::WithEntry(const std::string& id,
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) {
+      if (auto done = finished_.find(id); done != finished_.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("transaction ", QuoteInput(id), " already ", done->second));
+      }
       return absl::NotFoundError(absl::StrCat(
-          "no open transaction \"", id, "\" (finished, or rolled back after ",
+          "no open transaction ", QuoteInput(id), " (unknown, or rolled back after ",
           absl::FormatDuration(options_.transaction_idle_timeout), " idle)"));
     }
     entry = it->second;
@@ -340,7 +354,7 @@ absl::Status TransactionRegistry::WithEntry(const std::string& id,
   return s;
 }
 
-void TransactionRegistry::Remove(const std::string& id) {
+void TransactionRegistry::Remove(const std::string& id, std::string how) {
   std::shared_ptr<Entry> entry;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -348,6 +362,13 @@ void TransactionRegistry::Remove(const std::string& id) {
     if (it == entries_.end()) return;
     entry = std::move(it->second);
     entries_.erase(it);
+    // Remembered for a while: a late call on it is told it finished.
+    finished_order_.push_back(id);
+    finished_[id] = std::move(how);
+    if (finished_order_.size() > kRememberedFinished) {
+      finished_.erase(finished_order_.front());
+      finished_order_.pop_front();
+    }
   }
   std::lock_guard<std::mutex> lock(entry->mu);
   entry->txn.reset();  // rolls back if still open
@@ -420,7 +441,7 @@ grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* 
   if (!s.ok()) return ToGrpcStatus(s);
   auto count = [&](uint64_t n, uint64_t version) {
     v1::ScanResponse resp;
-    resp.set_count(req->limit() == 0 ? n : std::min(n, req->limit()));
+    resp.set_count(n);  // the keys in the range; the limit does not cap it
     resp.set_read_version(version);
     resp.set_done(true);
     writer->Write(resp);
@@ -558,8 +579,12 @@ grpc::Status KvService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest
   });
   // A commit ends the transaction whatever its outcome; over a limit it
   // stays open (nothing was applied) so the client can still roll back.
-  if (!absl::IsNotFound(s) && !absl::IsResourceExhausted(s)) {
-    txns_->Remove(req->transaction_id());
+  // (Removing an id that is not open does nothing.)
+  if (!absl::IsResourceExhausted(s)) {
+    txns_->Remove(req->transaction_id(),
+                  s.ok() ? absl::StrCat("committed (version ", resp->version(), ")")
+                         : absl::StrCat("ended by a failed commit (",
+                                        absl::StatusCodeToString(s.code()), ")"));
   }
   return ToGrpcStatus(s);
 }
@@ -569,7 +594,7 @@ grpc::Status KvService::Rollback(grpc::ServerContext* ctx, const v1::RollbackReq
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
   absl::Status s = txns_->With(req->transaction_id(),
                                [](Transaction& t) { return t.Rollback(); });
-  txns_->Remove(req->transaction_id());
+  txns_->Remove(req->transaction_id(), "rolled back");
   return ToGrpcStatus(s);
 }
 
@@ -624,12 +649,19 @@ grpc::Status VersionsService::DiffTo(grpc::ServerContext* ctx, const v1::DiffReq
   const CallLimits limits = Limits(ctx, options_, kDiffPageSize);
   CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
   v1::DiffResponse page;
+  size_t page_bytes = 0;
   absl::Status sent = absl::OkStatus();
   s = db_->Diff(req->from_version(), req->to_version(), start, end, [&](const Change& c) {
     client::internal::ToProto(c, page.add_changes());
-    if (static_cast<uint64_t>(page.changes_size()) < limits.page_size) return true;
+    page_bytes += c.key.size() + (c.old_value ? c.old_value->size() : 0) +
+                  (c.new_value ? c.new_value->size() : 0);
+    if (static_cast<uint64_t>(page.changes_size()) < limits.page_size &&
+        page_bytes < kPageBytes) {
+      return true;
+    }
     sent = limits.Send(ctx, writer, page);
     page.clear_changes();
+    page_bytes = 0;
     return sent.ok();
   });
   if (!s.ok()) return ToGrpcStatus(s);

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -162,8 +163,11 @@ class TransactionRegistry {
                       const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations,
                       const std::function<absl::Status(Transaction&)>& then);
 
-  // Removes (and so rolls back, if still open) the transaction.
-  void Remove(const std::string& id);
+  // Removes (and so rolls back, if still open) the transaction. The last
+  // kRememberedFinished removed ids are remembered with `how` they ended:
+  // a later call on one is FAILED_PRECONDITION ("already <how>").
+  void Remove(const std::string& id, std::string how);
+  static constexpr size_t kRememberedFinished = 4096;
 
   uint64_t size();
 
@@ -181,6 +185,8 @@ class TransactionRegistry {
   const ServiceOptions options_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // guarded by mu_
+  std::map<std::string, std::string> finished_;  // id -> how; guarded by mu_
+  std::deque<std::string> finished_order_;       // oldest first; guarded by mu_
   std::condition_variable stop_cv_;
   bool stopping_ = false;  // guarded by mu_
   std::thread reaper_;

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cowdb/v1/cowdb.grpc.pb.h"
+#include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/util/server_process.h"
@@ -192,9 +193,11 @@ TEST_F(ServerTest, InteractiveTransactionsConflictAndExpire) {
   m->set_value("from t1");
   v1::CommitResponse out;
   EXPECT_EQ(kv_->Commit(&ctx, commit, &out).error_code(), grpc::StatusCode::ABORTED);
-  // Finished: the id is gone.
+  // Finished: FAILED_PRECONDITION, saying how it ended.
   grpc::ClientContext again;
-  EXPECT_EQ(kv_->Commit(&again, commit, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::Status finished = kv_->Commit(&again, commit, &out);
+  EXPECT_EQ(finished.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(finished.error_message(), ::testing::HasSubstr("already ended by a failed commit"));
   // An idle transaction is rolled back after the idle timeout (2 s).
   std::string t2 = begin();
   sleep(4);
@@ -244,6 +247,150 @@ TEST_F(ServerTest, VersionsTagsDiffAndStatus) {
     v1::ListTagsResponse resp;
     ASSERT_TRUE(versions_->ListTags(&ctx, req, &resp).ok());
     EXPECT_EQ(resp.tags().at("first"), a);
+  }
+}
+
+// Contract defects a black-box test found, each fixed: large diffs and
+// Txn gets, bounded error messages, the documented codes.
+TEST_F(ServerTest, ContractsTheBlackBoxTestChecked) {
+  // A diff of values bigger than a message in total pages by bytes.
+  const std::string big(15 << 20, 'v');
+  uint64_t first = 0;
+  for (int i = 0; i < 5; ++i) {
+    uint64_t v = Put(absl::StrCat("huge/", i), big);
+    if (i == 0) first = v;
+  }
+  {
+    // A client that takes messages up to the server's limit (64 MiB).
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    auto big_versions = v1::Versions::NewStub(
+        grpc::CreateCustomChannel(addr_, grpc::InsecureChannelCredentials(), args));
+    grpc::ClientContext ctx;
+    v1::DiffRequest req;
+    req.set_from_version(first - 1);
+    req.set_to_version(first + 4);
+    req.mutable_range()->set_prefix("huge/");
+    auto reader = big_versions->Diff(&ctx, req);
+    v1::DiffResponse page;
+    int changes = 0, pages = 0;
+    while (reader->Read(&page)) {
+      changes += page.changes_size();
+      ++pages;
+    }
+    grpc::Status s = reader->Finish();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(changes, 5);
+    EXPECT_EQ(pages, 5);  // 1 MiB pages: one such value each
+  }
+  // A Txn whose gets would overflow a message fails whole: nothing written.
+  {
+    grpc::ClientContext ctx;
+    v1::TxnRequest req;
+    auto* put = req.add_success()->mutable_mutation()->mutable_put();
+    put->set_key("marker");
+    put->set_value("x");
+    for (int i = 0; i < 3; ++i) req.add_success()->set_get_key(absl::StrCat("huge/", i));
+    v1::TxnResponse resp;
+    grpc::Status s = kv_->Txn(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("nothing was written"));
+    v1::GetResponse got;
+    EXPECT_EQ(Get("marker", &got).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  // Errors never echo a huge input.
+  {
+    grpc::ClientContext ctx;
+    v1::CommitRequest req;
+    req.set_transaction_id(std::string(9000, 'i'));
+    v1::CommitResponse resp;
+    grpc::Status s = kv_->Commit(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("of 9000 bytes"));
+    EXPECT_LT(s.error_message().size(), 200u);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::UntagRequest req;
+    req.set_name(std::string(1 << 20, 't'));
+    v1::UntagResponse resp;
+    grpc::Status s = versions_->Untag(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_LT(s.error_message().size(), 200u);
+  }
+  // A finished transaction: FAILED_PRECONDITION (commit twice; write after
+  // rollback).
+  auto begin = [&] {
+    grpc::ClientContext ctx;
+    v1::BeginResponse resp;
+    EXPECT_TRUE(kv_->Begin(&ctx, v1::BeginRequest(), &resp).ok());
+    return resp.transaction_id();
+  };
+  {
+    const std::string id = begin();
+    v1::CommitRequest req;
+    req.set_transaction_id(id);
+    v1::CommitResponse resp;
+    grpc::ClientContext c1, c2;
+    EXPECT_TRUE(kv_->Commit(&c1, req, &resp).ok());
+    grpc::Status s = kv_->Commit(&c2, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("already committed"));
+  }
+  {
+    const std::string id = begin();
+    grpc::ClientContext c1, c2;
+    v1::RollbackRequest rb;
+    rb.set_transaction_id(id);
+    v1::RollbackResponse rb_resp;
+    EXPECT_TRUE(kv_->Rollback(&c1, rb, &rb_resp).ok());
+    v1::WriteRequest w;
+    w.set_transaction_id(id);
+    v1::WriteResponse w_resp;
+    grpc::Status s = kv_->Write(&c2, w, &w_resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("already rolled back"));
+  }
+  // The empty key is bad input, not a missing key.
+  v1::GetResponse got;
+  EXPECT_EQ(Get("", &got).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // count_only counts the range; a limit does not cap it.
+  {
+    grpc::ClientContext ctx;
+    v1::ScanRequest req;
+    req.mutable_range()->set_prefix("huge/");
+    req.set_count_only(true);
+    req.set_limit(2);
+    auto reader = kv_->Scan(&ctx, req);
+    v1::ScanResponse resp;
+    ASSERT_TRUE(reader->Read(&resp));
+    EXPECT_EQ(resp.count(), 5u);
+    EXPECT_TRUE(reader->Finish().ok());
+  }
+  // Diff from a later version to an earlier one is refused, not mirrored.
+  {
+    grpc::ClientContext ctx;
+    v1::DiffRequest req;
+    req.set_from_version(first + 1);
+    req.set_to_version(first);
+    auto reader = versions_->Diff(&ctx, req);
+    v1::DiffResponse page;
+    EXPECT_FALSE(reader->Read(&page));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // syncs counts group commits: never more than commits, tags aside.
+  {
+    grpc::ClientContext ctx;
+    v1::TagRequest tag;
+    tag.set_name("t");
+    tag.set_version(first);
+    v1::TagResponse tag_resp;
+    EXPECT_TRUE(versions_->Tag(&ctx, tag, &tag_resp).ok());
+    grpc::ClientContext sctx;
+    v1::StatusResponse st;
+    ASSERT_TRUE(versions_->Status(&sctx, v1::StatusRequest(), &st).ok());
+    EXPECT_GT(st.syncs(), 0u);
+    EXPECT_LE(st.syncs(), st.commits());
   }
 }
 
@@ -318,7 +465,7 @@ TEST_F(ServerTest, LimitsAndBadRequestsGetTheirCodesAndTheServerKeepsServing) {
     v1::WriteResponse resp;
     EXPECT_EQ(kv_->Write(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   }
-  EXPECT_EQ(commit(id), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(commit(id), grpc::StatusCode::FAILED_PRECONDITION);  // finished
   EXPECT_EQ(Get("ok", &got).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(commit("no-such-transaction"), grpc::StatusCode::NOT_FOUND);
   // And the server still serves.

@@ -3,11 +3,16 @@
 #include <algorithm>
 #include <optional>
 
+#include "absl/strings/str_cat.h"
+
 namespace cowdb::client::internal {
 namespace {
 
 // Attempts of a one-shot Txn that keeps conflicting.
 constexpr int kTxnAttempts = 16;
+// A Txn's gets return at most this many bytes of keys and values (one
+// response message; the server's default message limit is 64 MiB).
+constexpr size_t kTxnGetBytes = 32 << 20;
 
 // Evaluates one compare against its key's entry (nullopt: absent).
 absl::StatusOr<bool> Evaluate(const v1::Compare& c, const std::optional<cowdb::Entry>& e) {
@@ -66,6 +71,7 @@ absl::StatusOr<std::unique_ptr<cowdb::Transaction>> PrepareTxn(DB& db,
   absl::StatusOr<std::unique_ptr<cowdb::Transaction>> t = db.Begin(cowdb::TransactionOptions());
   if (!t.ok()) return t.status();
   bool holds = true;
+  size_t get_bytes = 0;
   for (const v1::Compare& c : req.compares()) {
     absl::StatusOr<std::optional<cowdb::Entry>> e = Lookup(**t, c.key());
     if (!e.ok()) return e.status();
@@ -81,6 +87,13 @@ absl::StatusOr<std::unique_ptr<cowdb::Transaction>> PrepareTxn(DB& db,
       absl::StatusOr<std::optional<cowdb::Entry>> e = Lookup(**t, op.get_key());
       if (!e.ok()) return e.status();
       if (!*e) continue;
+      get_bytes += op.get_key().size() + (*e)->value.size();
+      if (get_bytes > kTxnGetBytes) {
+        // Before anything is committed: the Txn fails as a whole.
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the Txn's gets return more than ", kTxnGetBytes >> 20,
+            " MiB (the response limit); nothing was written. Read large values with Get"));
+      }
       v1::KeyValue* kv = resp->add_gets();
       kv->set_key(op.get_key());
       kv->set_value((*e)->value);
