@@ -135,6 +135,16 @@ TEST_F(CliTest, ExitCodesPerFailureClass) {
   EXPECT_EQ(Cli({"scan", "--start=b", "--end=a"}).code, 2);
   EXPECT_EQ(Cli({"get", "k", "--at=no-such-tag"}).code, 1);
   EXPECT_EQ(RunCli({}).code, 2);
+  // Bad flags and flag values are bad input too; --help is not an error.
+  Result bad_flag = Cli({"--frobnicate", "get", "k"});
+  EXPECT_EQ(bad_flag.code, 2);
+  EXPECT_THAT(bad_flag.err, HasSubstr("frobnicate"));
+  EXPECT_EQ(Cli({"scan", "--limit=many"}).code, 2);
+  EXPECT_EQ(RunCli({"--help"}).code, 0);
+  // A watch with --timeout ends when it runs out, with the timeout's code.
+  Result watch = Cli({"watch", "--timeout=1s"});
+  EXPECT_EQ(watch.code, 4);
+  EXPECT_THAT(watch.err, HasSubstr("DEADLINE_EXCEEDED"));
   Result unreachable = RunCli({"--endpoint=127.0.0.1:1", "--timeout=1s", "get", "k"});
   EXPECT_EQ(unreachable.code, 4);
   EXPECT_THAT(unreachable.err, HasSubstr("cannot reach"));
@@ -200,6 +210,15 @@ TEST_F(CliTest, VersionsTagsDiffStatusAndWatch) {
             "\"old_mod_version\":0,\"new_mod_version\":4}\n"
             "{\"version\":6,\"op\":\"del\",\"key\":\"w/1\",\"old_value\":\"a\","
             "\"old_mod_version\":4,\"new_mod_version\":0}\n");
+}
+
+// `get` prints a UTF-8 value as it is (newlines too); tables escape it.
+TEST_F(CliTest, GetPrintsTextValuesAsTheyAre) {
+  ASSERT_EQ(Cli({"put", "poem", "roses\nviolets\tblue"}).code, 0);
+  EXPECT_EQ(Cli({"get", "poem"}).out, "roses\nviolets\tblue\n");
+  EXPECT_THAT(Cli({"scan"}).out, HasSubstr("roses\\x0aviolets\\x09blue"));
+  ASSERT_EQ(Cli({"put", "bin", std::string("a\x01\xff", 3)}).code, 0);
+  EXPECT_EQ(Cli({"get", "bin"}).out, "a\\x01\\xff\n");
 }
 
 TEST_F(CliTest, HistoryAndTimes) {

@@ -2,6 +2,8 @@
 // a database directory opened in this process. `cowdb --help` lists the
 // commands, flags and exit codes.
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -9,9 +11,12 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -38,7 +43,9 @@ ABSL_FLAG(std::string, token_file, "", "file whose first line is the bearer toke
 ABSL_FLAG(std::string, tls_ca, "", "PEM roots to trust: connect with TLS");
 ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mTLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM client key (mTLS)");
-ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each call");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30),
+          "deadline of each call; a watch has none unless this is given (then it "
+          "exits with 4 when it runs out)");
 ABSL_FLAG(bool, json, false, "print JSON (one object per line) instead of tables");
 ABSL_FLAG(std::string, at, "",
           "read at this version: a number, a tag, or a time (RFC 3339, or Unix "
@@ -57,6 +64,17 @@ ABSL_FLAG(std::string, from, "",
 
 namespace cowdb::cli {
 namespace {
+
+// absl::ParseCommandLine reports a bad flag or value and calls exit(1);
+// the CLI's code for bad input is 2 (and --help is not an error). Until
+// the flags are parsed, an exit is turned into that code.
+std::atomic<int> g_exit_while_parsing{kBadInput};
+// Whether --timeout was given (absl's flag reflection keeps that private).
+bool g_timeout_given = false;
+void ExitWhileParsing() {
+  if (g_exit_while_parsing.load() >= 0) std::_Exit(g_exit_while_parsing.load());
+}
+
 
 constexpr char kUsage[] = R"(cowdb COMMAND [ARGS] [FLAGS]
 
@@ -88,7 +106,8 @@ Commands:
 Wherever a version is asked for (--at, --from, diff, tag) a tag name or a
 wall-clock time works too: 2026-11-30T17:00:00Z (RFC 3339) or
 1764522000000000us (Unix microseconds) mean the version that was the
-latest then. Output is a table; --json prints JSON lines.
+latest then. Output is a table; --json prints JSON lines. `get` prints a
+UTF-8 value as it is (newlines included); tables escape control characters.
 Keys and values print as text when they are UTF-8, else with \xNN escapes
 (base64 in JSON). Use -- before arguments that start with '-'.
 
@@ -281,7 +300,7 @@ absl::Status Cli::Get(const std::vector<std::string>& a) {
     out_ << "{" << JsonBytesField("key", a[0]) << "," << JsonBytesField("value", e->value)
          << ",\"mod_version\":" << e->mod_version << ",\"read_version\":" << e->version << "}\n";
   } else {
-    out_ << Printable(e->value) << "\n";
+    out_ << PrintableValue(e->value) << "\n";
   }
   return absl::OkStatus();
 }
@@ -514,11 +533,40 @@ absl::Status Cli::Watch(const std::vector<std::string>& a) {
   const uint64_t limit = absl::GetFlag(FLAGS_limit);
   uint64_t seen = 0;
   if (!json_) out_ << "VERSION  OP  KEY  OLD  NEW\n" << std::flush;
-  return db_.Watch(from, *range, [&](const client::WatchEvent& e) {
+  // A watch runs until stopped, unless --timeout is given: then the whole
+  // watch ends at that deadline, as any call does (exit code 4). The client
+  // API's Watch blocks, so a watchdog thread ends the process.
+  std::optional<std::thread> watchdog;
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  if (g_timeout_given) {
+    const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
+    watchdog.emplace([&, timeout] {
+      std::unique_lock<std::mutex> lock(done_mu);
+      if (done_cv.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return done; })) {
+        return;
+      }
+      out_ << std::flush;
+      std::cerr << "cowdb: DEADLINE_EXCEEDED: the watch ran for --timeout="
+                << absl::FormatDuration(timeout) << "\n";
+      std::_Exit(kUnreachable);
+    });
+  }
+  absl::Status s = db_.Watch(from, *range, [&](const client::WatchEvent& e) {
     PrintChange(e.change, e.version, e.net, nullptr);
     out_ << std::flush;
     return limit == 0 || ++seen < limit;
   });
+  if (watchdog) {
+    {
+      std::lock_guard<std::mutex> lock(done_mu);
+      done = true;
+    }
+    done_cv.notify_one();
+    watchdog->join();
+  }
+  return s;
 }
 
 absl::Status Cli::History(const std::vector<std::string>& a) {
@@ -600,12 +648,24 @@ absl::Status Cli::Status(const std::vector<std::string>& a) {
 
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-help" || arg == "--helpfull" || arg == "--helpshort") {
+      g_exit_while_parsing = kOk;
+    }
+    if (arg.rfind("--timeout", 0) == 0 || arg.rfind("-timeout", 0) == 0) {
+      g_timeout_given = true;
+    }
+  }
+  std::atexit(ExitWhileParsing);
   absl::FlagsUsageConfig config;
   config.contains_help_flags = [](absl::string_view f) {
     return f.find("client/cli/main.cc") != absl::string_view::npos;
   };
   absl::SetFlagsUsageConfig(config);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  g_exit_while_parsing = -1;
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   if (args.empty()) {
     std::cerr << kUsage << "\n";

@@ -71,6 +71,15 @@ std::string Printable(std::string_view bytes) {
   return out;
 }
 
+std::string PrintableValue(std::string_view bytes) {
+  if (!IsValidUtf8(bytes)) return Printable(bytes);
+  for (char ch : bytes) {
+    const uint8_t c = ch;
+    if ((c < 0x20 && c != '\n' && c != '\t' && c != '\r') || c == 0x7f) return Printable(bytes);
+  }
+  return std::string(bytes);
+}
+
 std::string JsonString(std::string_view s) {
   std::string out = "\"";
   for (char ch : s) {

@@ -34,6 +34,10 @@ bool IsValidUtf8(std::string_view s);
 // (and '\' as \\).
 std::string Printable(std::string_view bytes);
 
+// A value printed on its own (not in a table): valid UTF-8 whose only
+// control characters are newlines and tabs as it is; otherwise Printable.
+std::string PrintableValue(std::string_view bytes);
+
 // A JSON string literal for text; callers use JsonBytesField for bytes.
 std::string JsonString(std::string_view utf8);
 
