@@ -43,7 +43,8 @@ class LocalTransaction final : public Transaction {
     }
     std::string start, end;
     if (absl::Status s = Bounds(options.range, &start, &end); !s.ok()) return s;
-    absl::StatusOr<std::unique_ptr<Iterator>> it = txn_->NewIterator();
+    absl::StatusOr<std::unique_ptr<Iterator>> it =
+        txn_->NewIterator(IterateBounds{start, end});
     if (!it.ok()) return it.status();
     absl::Status s = internal::ScanRange(**it, start, end, options.reverse, options.limit,
                                          options.keys_only, visit);

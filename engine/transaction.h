@@ -86,6 +86,16 @@ struct Entry {
   uint64_t lease = 0;
 };
 
+// The keys a transaction's iterator visits: [lower, upper); an empty
+// `upper` is unbounded. A SERIALIZABLE transaction validates what its
+// iterators observed; a bounded one observes nothing outside its bounds
+// (an unbounded one that walks to the end of a range has seen the next key
+// after it, and a change there would abort the transaction).
+struct IterateBounds {
+  std::string lower;
+  std::string upper;
+};
+
 class Transaction {
  public:
   Transaction() = default;
@@ -102,9 +112,15 @@ class Transaction {
   virtual absl::StatusOr<std::string> Get(std::string_view key) = 0;
   virtual absl::StatusOr<Entry> GetEntry(std::string_view key) = 0;
 
-  // An iterator over the snapshot merged with this transaction's writes.
-  // Its mod_version() is 0 for keys this transaction wrote.
-  virtual absl::StatusOr<std::unique_ptr<Iterator>> NewIterator() = 0;
+  // An iterator over the snapshot merged with this transaction's writes,
+  // within `bounds`. Its mod_version() is 0 for keys this transaction
+  // wrote. Errors: FailedPrecondition if finished; InvalidArgument if
+  // upper <= lower.
+  virtual absl::StatusOr<std::unique_ptr<Iterator>> NewIterator(
+      const IterateBounds& bounds) = 0;
+  absl::StatusOr<std::unique_ptr<Iterator>> NewIterator() {
+    return NewIterator(IterateBounds());
+  }
 
   // Keys in [begin, end) (empty `end` = unbounded), including own writes.
   // O(log n + own writes).

@@ -454,7 +454,8 @@ grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* 
         count(*n, t.read_version());
         return absl::OkStatus();
       }
-      absl::StatusOr<std::unique_ptr<Iterator>> it = t.NewIterator();
+      // Bounded: a SERIALIZABLE transaction observes only the range.
+      absl::StatusOr<std::unique_ptr<Iterator>> it = t.NewIterator(IterateBounds{start, end});
       if (!it.ok()) return it.status();
       return StreamScan(**it, t.read_version(), *req, start, end, limits, ctx, writer);
     }));

@@ -295,6 +295,62 @@ TEST_F(TransactionTest, ScanToTheEndConflictsWithAppend) {
   EXPECT_THAT(t->Commit(), StatusIs(absl::StatusCode::kAborted));
 }
 
+// A bounded iterator observes only its bounds: a write just past a range
+// scanned to its end, or just before one scanned in reverse, does not
+// conflict (an unbounded iterator saw that key); a phantom inside still
+// does. Forward, reverse, and the bounds as a prefix's range.
+TEST_F(TransactionTest, BoundedIteratorObservesOnlyItsBounds) {
+  for (const char* k : {"a1", "b1", "d1"}) ASSERT_OK(db_->Put(k, "v"));
+  auto scan = [&](Transaction& t, IterateBounds b, bool reverse) {
+    auto it = t.NewIterator(b);
+    EXPECT_OK(it);
+    std::string seen;
+    if (reverse) {
+      for ((*it)->SeekToLast(); (*it)->Valid(); (*it)->Prev()) seen += (*it)->key();
+    } else {
+      for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) seen += (*it)->key();
+    }
+    EXPECT_OK((*it)->status());
+    return seen;
+  };
+  for (bool reverse : {false, true}) {
+    SCOPED_TRACE(reverse ? "reverse" : "forward");
+    // The black-box test's case: scan [b, c), write z, someone puts c1.
+    auto t = Begin();
+    EXPECT_EQ(scan(*t, IterateBounds{"b", "c"}, reverse), "b1");
+    ASSERT_OK(t->Put("z", "w"));
+    ASSERT_OK(db_->Put(reverse ? "a2" : "c1", "outside the range"));
+    EXPECT_OK(t->Commit());
+    // Inside the range: a phantom aborts.
+    t = Begin();
+    EXPECT_EQ(scan(*t, IterateBounds{"b", "c"}, reverse), "b1");
+    ASSERT_OK(t->Put("z", "w"));
+    ASSERT_OK(db_->Put("b2", "phantom"));
+    EXPECT_THAT(t->Commit(), StatusIs(absl::StatusCode::kAborted));
+    ASSERT_OK(db_->Delete("b2"));
+  }
+  // Seeks outside the bounds see nothing and observe nothing; own writes
+  // outside are not visited.
+  auto t = Begin();
+  ASSERT_OK(t->Put("b0", "own"));
+  ASSERT_OK(t->Put("c0", "own, outside"));
+  ASSERT_OK_AND_ASSIGN(auto it, t->NewIterator(IterateBounds{"b", "c"}));
+  it->Seek("c");
+  EXPECT_FALSE(it->Valid());
+  it->Seek("a");
+  ASSERT_TRUE(it->Valid());
+  EXPECT_EQ(it->key(), "b0");
+  EXPECT_EQ(scan(*t, IterateBounds{"b", "c"}, false), "b0b1");
+  EXPECT_EQ(scan(*t, IterateBounds{"b", ""}, false), "b0b1c0c1d1z");
+  ASSERT_OK(db_->Put("c2", "outside"));
+  ASSERT_OK(db_->Put("a3", "outside"));
+  EXPECT_THAT(t->NewIterator(IterateBounds{"c", "b"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  it.reset();
+  // The unbounded scan of [b, ...) saw c2: that aborts.
+  EXPECT_THAT(t->Commit(), StatusIs(absl::StatusCode::kAborted));
+}
+
 TEST_F(TransactionTest, CountedRangeConflicts) {
   auto t = Begin();
   ASSERT_OK(t->Count("m", "n"));

@@ -184,8 +184,9 @@ absl::Status ScanRange(Iterator& it, const std::string& start, const std::string
     return end.empty() || it.key() < std::string_view(end);
   };
   KeyValue kv;
-  for (uint64_t n = 0; in_range() && (limit == 0 || n < limit);
-       ++n, reverse ? it.Prev() : it.Next()) {
+  // No step past the last key taken: a transaction's iterator would
+  // observe (and validate) the key it stepped to.
+  for (uint64_t n = 0; in_range(); reverse ? it.Prev() : it.Next()) {
     kv.key.assign(it.key());
     if (keys_only) {
       kv.value.clear();
@@ -195,6 +196,7 @@ absl::Status ScanRange(Iterator& it, const std::string& start, const std::string
     }
     kv.mod_version = it.mod_version();
     if (!visit(kv)) return absl::OkStatus();
+    if (limit != 0 && ++n == limit) break;
   }
   return it.status();
 }

@@ -31,6 +31,9 @@ void ExecuteTxnAsync(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp,
 
 // Visits the keys of `it` in [start, end) (empty end: unbounded), forward
 // or in reverse, at most `limit` (0: all), until `visit` returns false.
+// It never steps past the last key it takes (a transaction's iterator
+// records what it observes); give a transaction's iterator the range as
+// its bounds.
 // With keys_only, values are left empty and not read.
 absl::Status ScanRange(Iterator& it, const std::string& start, const std::string& end,
                        bool reverse, uint64_t limit, bool keys_only,

@@ -20,29 +20,41 @@ std::string Successor(std::string_view k) {
 class TxnIterator final : public Iterator {
  public:
   TxnIterator(TransactionImpl* txn, NodeSource* src, const Version& v,
-              const TransactionImpl::WriteMap* writes)
+              const TransactionImpl::WriteMap* writes, IterateBounds bounds)
       : txn_(txn), version_(v.version), base_(src, v.root), values_(src),
-        writes_(writes) {}
+        writes_(writes), lower_(std::move(bounds.lower)) {
+    if (!bounds.upper.empty()) upper_ = std::move(bounds.upper);
+  }
 
   bool Valid() const override { return valid_; }
 
-  void SeekToFirst() override {
-    BeginRange("");
-    Forward(base_.SeekToFirst(), writes_->begin());
-  }
+  void SeekToFirst() override { Seek(lower_); }
 
   void SeekToLast() override {
     range_.reset();
-    Backward(base_.SeekToLast(), writes_->end());
+    if (upper_) {
+      // The last key before the upper bound.
+      absl::Status s = base_.Seek(*upper_);
+      if (s.ok()) s = base_.Valid() ? base_.Prev() : base_.SeekToLast();
+      Backward(std::move(s), writes_->lower_bound(*upper_));
+    } else {
+      Backward(base_.SeekToLast(), writes_->end());
+    }
     if (txn_->tracks_reads()) {
-      // Observed: everything from the last key on.
-      range_ = txn_->AddRange(KeyRange{valid_ ? key_ : "", std::nullopt});
+      // Observed: everything from the last key on (to the upper bound).
+      range_ = txn_->AddRange(KeyRange{valid_ ? key_ : lower_, upper_});
     }
   }
 
   void Seek(std::string_view target) override {
-    BeginRange(target);
-    Forward(base_.Seek(target), writes_->lower_bound(target));
+    std::string_view from = std::max(target, std::string_view(lower_));
+    if (upper_ && from >= *upper_) {  // outside the bounds: nothing seen
+      range_.reset();
+      valid_ = false;
+      return;
+    }
+    BeginRange(from);
+    Forward(base_.Seek(from), writes_->lower_bound(from));
   }
 
   void Next() override {
@@ -117,6 +129,7 @@ class TxnIterator final : public Iterator {
       }
       break;
     }
+    if (valid_ && upper_ && key_ >= *upper_) valid_ = false;  // past the bounds
     ExtendForward();
   }
 
@@ -144,6 +157,7 @@ class TxnIterator final : public Iterator {
       }
       break;
     }
+    if (valid_ && key_ < lower_) valid_ = false;  // before the bounds
     ExtendBackward();
   }
 
@@ -174,7 +188,7 @@ class TxnIterator final : public Iterator {
     if (!range_) return;
     KeyRange& r = txn_->range(*range_);
     if (!valid_) {
-      r.hi.reset();
+      r.hi = upper_;  // to the end, or the upper bound
     } else if (r.hi && *r.hi <= key_) {
       r.hi = Successor(key_);
     }
@@ -183,7 +197,7 @@ class TxnIterator final : public Iterator {
     if (!range_) return;
     KeyRange& r = txn_->range(*range_);
     if (!valid_) {
-      r.lo.clear();
+      r.lo = lower_;  // from the start, or the lower bound
     } else if (key_ < r.lo) {
       r.lo = key_;
     }
@@ -194,6 +208,8 @@ class TxnIterator final : public Iterator {
   TreeCursor base_;
   mutable ValueReader values_;
   const TransactionImpl::WriteMap* const writes_;
+  const std::string lower_;
+  std::optional<std::string> upper_;  // nullopt: unbounded
   bool valid_ = false;
   bool forward_ = true;
   std::string key_;
@@ -270,10 +286,14 @@ absl::StatusOr<std::string> TransactionImpl::Get(std::string_view key) {
   return std::move(e.value);
 }
 
-absl::StatusOr<std::unique_ptr<Iterator>> TransactionImpl::NewIterator() {
+absl::StatusOr<std::unique_ptr<Iterator>> TransactionImpl::NewIterator(
+    const IterateBounds& bounds) {
   RETURN_IF_ERROR(CheckOpen());
+  if (!bounds.upper.empty() && bounds.upper <= bounds.lower) {
+    return absl::InvalidArgumentError("iterator bounds: upper <= lower");
+  }
   return std::unique_ptr<Iterator>(
-      new TxnIterator(this, &queue_->source(), *snapshot_, &writes_));
+      new TxnIterator(this, &queue_->source(), *snapshot_, &writes_, bounds));
 }
 
 absl::StatusOr<uint64_t> TransactionImpl::Count(std::string_view begin,

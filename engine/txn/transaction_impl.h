@@ -36,7 +36,9 @@ class TransactionImpl final : public Transaction {
   uint64_t read_version() const override { return snapshot_->version; }
   absl::StatusOr<std::string> Get(std::string_view key) override;
   absl::StatusOr<Entry> GetEntry(std::string_view key) override;
-  absl::StatusOr<std::unique_ptr<Iterator>> NewIterator() override;
+  using Transaction::NewIterator;
+  absl::StatusOr<std::unique_ptr<Iterator>> NewIterator(
+      const IterateBounds& bounds) override;
   absl::StatusOr<uint64_t> Count(std::string_view begin,
                                  std::string_view end) override;
   using Transaction::Put;  // the overload without a lease

@@ -62,6 +62,13 @@ struct KeySpan {
   }
   // Whether the span can hold no key at all.
   bool Empty() const { return !single && !end.empty() && end <= begin; }
+  // The span as a transaction iterator's bounds, so that a range read
+  // observes nothing outside it (none for an empty span).
+  IterateBounds Bounds() const {
+    if (single) return IterateBounds{begin, begin + std::string(1, '\0')};
+    if (Empty()) return IterateBounds{};
+    return IterateBounds{begin, end};
+  }
 };
 
 void FillKv(std::string_view key, std::string_view value, const KeyMeta& m,

@@ -343,7 +343,7 @@ absl::Status Exec::Scan(
     const KeySpan& span,
     const std::function<void(const std::string&, const Current&)>& fn) {
   if (span.Empty()) return absl::OkStatus();
-  absl::StatusOr<std::unique_ptr<Iterator>> it = txn_->NewIterator();
+  absl::StatusOr<std::unique_ptr<Iterator>> it = txn_->NewIterator(span.Bounds());
   if (!it.ok()) return it.status();
   Iterator& i = **it;
   for (i.Seek(span.begin); i.Valid() && span.Contains(i.key()); i.Next()) {
@@ -525,7 +525,7 @@ grpc::Status Exec::Range(const pb::RangeRequest& r, pb::RangeResponse* resp) {
         return c->has_value() ? 1 : 0;
       });
   if (!count.ok()) return FromEngine(count.status());
-  absl::StatusOr<std::unique_ptr<Iterator>> it = txn_->NewIterator();
+  absl::StatusOr<std::unique_ptr<Iterator>> it = txn_->NewIterator(span.Bounds());
   if (!it.ok()) return FromEngine(it.status());
   auto report = [&](std::string_view k, std::string_view v, const KeyMeta& m,
                     mvccpb::KeyValue* kv) {

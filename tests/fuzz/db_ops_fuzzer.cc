@@ -288,6 +288,12 @@ class Harness {
       case kReopen: return Reopen();
       case kCheck: return CheckAll();
       case kReleaseBefore: return ReleaseBefore(VersionOf(in.Byte()));
+      case kTxnBoundedScan: {
+        uint8_t slot = in.Byte() % 2;
+        std::string lo = KeyOf(in.Byte());
+        std::string hi = KeyOf(in.Byte());
+        return TxnBoundedScan(slot, lo, hi, in.Byte());
+      }
       case kHistory: {
         std::string k = KeyOf(in.Byte());
         uint8_t from = in.Byte(), to = in.Byte();
@@ -458,6 +464,21 @@ class Harness {
     ExpectSame(got.status(), want.status(), "txn iterator");
     if (!want.ok()) return;
     ExpectSameIteration(**got, **want, flags & 1, "txn scan");
+  }
+
+  // A scan within bounds (an empty upper: unbounded): the same keys, and
+  // (through the commit's outcome) the same observed ranges.
+  void TxnBoundedScan(uint8_t slot, const std::string& lo, const std::string& hi,
+                      uint8_t flags) {
+    OpenTxn* t = txns_[slot].get();
+    if (t == nullptr) return;
+    const IterateBounds b{lo, hi};
+    absl::StatusOr<std::unique_ptr<Iterator>> got = t->db->NewIterator(b);
+    absl::StatusOr<std::unique_ptr<Iterator>> want = t->model->NewIterator(b);
+    const std::string what = absl::StrCat("txn scan [", lo, ", ", hi, ")");
+    ExpectSame(got.status(), want.status(), what);
+    if (!want.ok()) return;
+    ExpectSameIteration(**got, **want, flags & 1, what);
   }
 
   void TxnCount(uint8_t slot, const std::string& a, const std::string& b) {

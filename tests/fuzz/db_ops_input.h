@@ -48,6 +48,7 @@ enum Op : uint8_t {
   kCheck,         // (none)
   kReleaseBefore, // version
   kHistory,       // key from to limit
+  kTxnBoundedScan,  // slot lower upper flags (bit 0: reverse)
   kNumOps,
 };
 

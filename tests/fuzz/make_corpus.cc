@@ -139,6 +139,16 @@ std::vector<std::pair<std::string, std::string>> DbOpsSeeds() {
       {kPut, 1, 1}, {kPut, 2, 2}, {kDelete, 1}, {kPut, 3, 3}, {kPut, 4, 4},
       {kDiff, 5, 0, 0, 255}, {kWatch, 4, 0, 255}, {kPut, 5, 5}, {kPut, 6, 6},
       {kReclaim}, {kWatch, 8, 1, 5}, {kDiff, 3, 0, 2, 4}, {kWatch, 1, 0, 255}})});
+  // Bounded transaction scans: a write just outside the bounds commits, a
+  // phantom inside aborts; bad bounds.
+  seeds.push_back({"txn_bounded_scans", Bytes({
+      {kPut, 1, 1}, {kPut, 3, 2}, {kPut, 5, 3},
+      {kBegin, 0, 0, 0}, {kTxnBoundedScan, 0, 1, 3, 0}, {kTxnPut, 0, 9, 4},
+      {kPut, 3, 5}, {kCommit, 0},
+      {kBegin, 1, 0, 0}, {kTxnBoundedScan, 1, 1, 4, 1}, {kTxnPut, 1, 9, 6},
+      {kPut, 2, 7}, {kCommit, 1},
+      {kBegin, 0, 0, 0}, {kTxnBoundedScan, 0, 4, 2, 0}, {kTxnBoundedScan, 0, 255, 255, 1},
+      {kTxnPut, 0, 9, 8}, {kPut, 0, 9}, {kCommit, 0}})});
   // Key history: writes, deletes and recreations of one key among its
   // neighbours' writes, the tree emptied and refilled, histories with
   // limits and bounds, across a reopen and released versions.

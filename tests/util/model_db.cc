@@ -116,7 +116,9 @@ class ModelDB::ModelTransaction final : public Transaction {
     return e;
   }
 
-  absl::StatusOr<std::unique_ptr<Iterator>> NewIterator() override;
+  using Transaction::NewIterator;
+  absl::StatusOr<std::unique_ptr<Iterator>> NewIterator(
+      const IterateBounds& bounds) override;
 
   absl::StatusOr<uint64_t> Count(std::string_view begin,
                                  std::string_view end) override {
@@ -321,36 +323,45 @@ class ModelDB::ModelTransaction final : public Transaction {
 // The merged iterator of a transaction. With read tracking on, every
 // positioning records the range it observed, as the engine's does: a seek
 // observes from its target to the key it lands on (or to the end), a step
-// extends the current range, SeekToLast observes from the last key on.
+// extends the current range, SeekToLast observes from the last key on;
+// nothing outside the iterator's bounds.
 absl::StatusOr<std::unique_ptr<Iterator>>
-ModelDB::ModelTransaction::NewIterator() {
+ModelDB::ModelTransaction::NewIterator(const IterateBounds& bounds) {
   class It final : public Iterator {
    public:
-    explicit It(ModelTransaction* txn) : txn_(txn) {}
-    bool Valid() const override { return cur_.has_value(); }
-    void SeekToFirst() override {
-      BeginRange("");
-      cur_ = txn_->After("", true);
-      ExtendForward();
+    It(ModelTransaction* txn, const IterateBounds& b) : txn_(txn), lower_(b.lower) {
+      if (!b.upper.empty()) upper_ = b.upper;
     }
+    bool Valid() const override { return cur_.has_value(); }
+    void SeekToFirst() override { Seek(lower_); }
     void SeekToLast() override {
       range_.reset();
-      cur_ = txn_->Before(std::nullopt, true);
+      cur_ = upper_ ? txn_->Before(*upper_, false) : txn_->Before(std::nullopt, true);
+      ClipLower();
       if (txn_->tracks_reads()) {
-        range_ = txn_->AddRange(KeyRange{cur_ ? cur_->first : "", std::nullopt});
+        range_ = txn_->AddRange(KeyRange{cur_ ? cur_->first : lower_, upper_});
       }
     }
     void Seek(std::string_view target) override {
-      BeginRange(target);
-      cur_ = txn_->After(target, true);
+      const std::string from(std::max(target, std::string_view(lower_)));
+      if (upper_ && from >= *upper_) {
+        range_.reset();
+        cur_.reset();
+        return;
+      }
+      BeginRange(from);
+      cur_ = txn_->After(from, true);
+      ClipUpper();
       ExtendForward();
     }
     void Next() override {
       cur_ = txn_->After(cur_->first, false);
+      ClipUpper();
       ExtendForward();
     }
     void Prev() override {
       cur_ = txn_->Before(cur_->first, false);
+      ClipLower();
       ExtendBackward();
     }
     std::string_view key() const override { return cur_->first; }
@@ -361,6 +372,12 @@ ModelDB::ModelTransaction::NewIterator() {
     absl::Status status() const override { return absl::OkStatus(); }
 
    private:
+    void ClipUpper() {
+      if (cur_ && upper_ && cur_->first >= *upper_) cur_.reset();
+    }
+    void ClipLower() {
+      if (cur_ && cur_->first < lower_) cur_.reset();
+    }
     void BeginRange(std::string_view lo) {
       if (!txn_->tracks_reads()) return;
       range_ = txn_->AddRange(KeyRange{std::string(lo), Successor(lo)});
@@ -369,7 +386,7 @@ ModelDB::ModelTransaction::NewIterator() {
       if (!range_) return;
       KeyRange& r = txn_->range(*range_);
       if (!cur_) {
-        r.hi.reset();
+        r.hi = upper_;
       } else if (r.hi && *r.hi <= cur_->first) {
         r.hi = Successor(cur_->first);
       }
@@ -378,18 +395,23 @@ ModelDB::ModelTransaction::NewIterator() {
       if (!range_) return;
       KeyRange& r = txn_->range(*range_);
       if (!cur_) {
-        r.lo.clear();
+        r.lo = lower_;
       } else if (cur_->first < r.lo) {
         r.lo = cur_->first;
       }
     }
 
     ModelTransaction* const txn_;
+    const std::string lower_;
+    std::optional<std::string> upper_;
     std::optional<std::pair<std::string, Value>> cur_;
     std::optional<size_t> range_;
   };
   if (absl::Status s = CheckOpen(); !s.ok()) return s;
-  return std::unique_ptr<Iterator>(new It(this));
+  if (!bounds.upper.empty() && bounds.upper <= bounds.lower) {
+    return absl::InvalidArgumentError("iterator bounds: upper <= lower");
+  }
+  return std::unique_ptr<Iterator>(new It(this, bounds));
 }
 
 // ----------------------------------------------------------------- watcher
