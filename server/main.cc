@@ -3,7 +3,8 @@
 //   bazel run //server:cowdb_server -- --data_dir=cowdb-data
 //
 // Prints "listening on HOST:PORT" on stdout once it serves (with
-// --listen=127.0.0.1:0 the port is chosen by the system). Logs are one
+// --listen=127.0.0.1:0 the port is chosen by the system), and "metrics on
+// HOST:PORT" with --metrics_listen (Prometheus /metrics, /healthz). Logs are one
 // line each on stderr, key=value. SIGTERM or SIGINT: stop accepting, give
 // in-flight calls up to --shutdown_grace, then close the database.
 
@@ -26,6 +27,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/etcd/etcd.h"
+#include "server/metrics.h"
 #include "server/service.h"
 
 ABSL_FLAG(std::string, data_dir, "cowdb-data",
@@ -49,6 +51,9 @@ ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain (enables TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle: require client certificates it signed (mTLS)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "serve Prometheus metrics (/metrics) and /healthz over HTTP on HOST:PORT "
+          "(empty: off)");
 ABSL_FLAG(std::string, etcd_listen, "",
           "also serve etcd 3.4's v3 API on this address (off if empty); "
           "the same TLS and token options apply");
@@ -179,6 +184,14 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // Every RPC is counted and timed (when metrics are on).
+  cowdb::server::RpcMetrics rpc_metrics;
+  const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (!metrics_listen.empty()) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(rpc_metrics.InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   int port = 0;
   const std::string listen = absl::GetFlag(FLAGS_listen);
   builder.AddListeningPort(listen, *creds, &port);
@@ -196,6 +209,26 @@ int main(int argc, char** argv) {
   cowdb::server::Log("info", "serving", absl::StrCat("addr=", addr, " dir=\"", dir,
                                       "\" version=", (*db)->LatestVersion()));
   std::cout << "listening on " << addr << std::endl;
+
+  std::unique_ptr<cowdb::server::MetricsHttpServer> metrics;
+  if (!metrics_listen.empty()) {
+    cowdb::server::MetricsSources sources;
+    sources.db = db->get();
+    sources.open_transactions = [&txns] { return txns->size(); };
+    sources.rpcs = &rpc_metrics;
+    absl::StatusOr<std::unique_ptr<cowdb::server::MetricsHttpServer>> m =
+        cowdb::server::MetricsHttpServer::Start(
+            metrics_listen, [sources] { return cowdb::server::RenderMetrics(sources); });
+    if (!m.ok()) {
+      cowdb::server::Log("error", "cannot serve metrics",
+                         absl::StrCat("error=\"", m.status().message(), "\""));
+      server->Shutdown();
+      return 1;
+    }
+    metrics = *std::move(m);
+    cowdb::server::Log("info", "serving metrics", absl::StrCat("addr=", metrics->addr()));
+    std::cout << "metrics on " << metrics->addr() << std::endl;
+  }
 
   // The etcd face, on its own address.
   std::unique_ptr<cowdb::server::etcd::EtcdFace> etcd;
@@ -223,6 +256,11 @@ int main(int argc, char** argv) {
     }
     etcd = *std::move(face);
     etcd->Register(&etcd_builder);
+    if (!metrics_listen.empty()) {
+      std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> c;
+      c.push_back(rpc_metrics.InterceptorFactory());
+      etcd_builder.experimental().SetInterceptorCreators(std::move(c));
+    }
     etcd_server = etcd_builder.BuildAndStart();
     if (etcd_server == nullptr || etcd_port == 0) {
       cowdb::server::Log("error", "cannot listen", absl::StrCat("addr=\"", etcd_listen, "\""));
@@ -248,6 +286,7 @@ int main(int argc, char** argv) {
   if (etcd_server != nullptr) etcd_server->Wait();
   if (etcd != nullptr) etcd->Stop();
   etcd.reset();
+  metrics.reset();  // before what it reads
   txns.reset();  // rolls back open transactions
   db->reset();
   cowdb::server::Log("info", "stopped");

@@ -20,6 +20,8 @@ packages=(
   openssl                  # test certificates for the TLS test
   etcd-server etcd-client  # etcd 3.4 and etcdctl: the etcd face's differential test
   python3                  # runs that test's script (standard library only)
+  libcivetweb-dev          # the HTTP server of cowdb_server's metrics endpoint
+  python3-prometheus-client  # the metrics test parses the exposition with it
 )
 
 missing=()
