@@ -45,6 +45,11 @@ ABSL_FLAG(absl::Duration, max_deadline, absl::Minutes(10), "longest call deadlin
 ABSL_FLAG(absl::Duration, transaction_idle_timeout, absl::Seconds(60),
           "roll back a transaction unused this long");
 ABSL_FLAG(uint64_t, retain_versions, 1000, "versions to retain (0 = all)");
+ABSL_FLAG(uint64_t, max_inflight_writes, 4096,
+          "writes (Put, Delete, Txn) accepted and not yet answered, at most; one client "
+          "may hold a quarter. Beyond: RESOURCE_EXHAUSTED");
+ABSL_FLAG(uint64_t, max_inflight_write_bytes, 256 << 20,
+          "request bytes of the writes in flight, at most (a quarter per client)");
 ABSL_FLAG(std::string, auth_token_file, "",
           "file of accepted bearer tokens, one per line (default: no auth)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain (enables TLS)");
@@ -113,6 +118,10 @@ absl::Status Validate(const cowdb::server::ServiceOptions& o) {
   if (absl::GetFlag(FLAGS_max_message_bytes) <= 0) {
     return absl::InvalidArgumentError("--max_message_bytes must be > 0");
   }
+  if (o.max_inflight_writes == 0 || o.max_inflight_write_bytes == 0) {
+    return absl::InvalidArgumentError(
+        "--max_inflight_writes and --max_inflight_write_bytes must be > 0");
+  }
   return absl::OkStatus();
 }
 
@@ -154,6 +163,8 @@ int main(int argc, char** argv) {
   service_options.max_deadline = absl::GetFlag(FLAGS_max_deadline);
   service_options.transaction_idle_timeout =
       absl::GetFlag(FLAGS_transaction_idle_timeout);
+  service_options.max_inflight_writes = absl::GetFlag(FLAGS_max_inflight_writes);
+  service_options.max_inflight_write_bytes = absl::GetFlag(FLAGS_max_inflight_write_bytes);
   if (absl::Status s = Validate(service_options); !s.ok()) {
     cowdb::server::Log("error", "bad flags", absl::StrCat("error=\"", s.message(), "\""));
     return 1;
@@ -216,6 +227,7 @@ int main(int argc, char** argv) {
     sources.db = db->get();
     sources.open_transactions = [&txns] { return txns->size(); };
     sources.rpcs = &rpc_metrics;
+    sources.admission = &kv.admission();
     absl::StatusOr<std::unique_ptr<cowdb::server::MetricsHttpServer>> m =
         cowdb::server::MetricsHttpServer::Start(
             metrics_listen, [sources] { return cowdb::server::RenderMetrics(sources); });

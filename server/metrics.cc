@@ -198,6 +198,15 @@ std::string RenderMetrics(const MetricsSources& sources) {
     };
     for (const Row& r : rows) Sample(&out, r.name, r.type, r.help, r.value);
   }
+  if (const WriteAdmission* a = sources.admission) {
+    Sample(&out, "cowdb_inflight_writes", "gauge", "Writes accepted and not yet answered.",
+           static_cast<double>(a->in_flight_writes()));
+    Sample(&out, "cowdb_inflight_write_bytes", "gauge", "Request bytes of the writes in flight.",
+           static_cast<double>(a->in_flight_bytes()));
+    Sample(&out, "cowdb_rejected_writes_total", "counter",
+           "Writes refused because the server or their client had too many in flight.",
+           static_cast<double>(a->rejected()));
+  }
   if (sources.open_transactions) {
     Sample(&out, "cowdb_open_transactions", "gauge", "Interactive transactions open.",
            static_cast<double>(sources.open_transactions()));

@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/db.h"
+#include "server/admission.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "grpcpp/support/status.h"
 
@@ -69,6 +70,7 @@ struct MetricsSources {
   DB* db = nullptr;
   std::function<uint64_t()> open_transactions;  // may be empty
   const RpcMetrics* rpcs = nullptr;             // may be null
+  const WriteAdmission* admission = nullptr;    // may be null
 };
 
 // The whole exposition.

@@ -496,6 +496,31 @@ void WriteAndFinish(DB* db, WriteBatch batch, Resp* resp, KvService::Finish fini
                  });
 }
 
+// Who sent a call, for per-client bounds: its connection's peer address
+// ("local" for a call-less context, as the fuzzers use).
+std::string ClientOf(const grpc::ServerContextBase* ctx) {
+  // c_call() is a plain getter that gRPC did not mark const.
+  const bool call = const_cast<grpc::ServerContextBase*>(ctx)->c_call() != nullptr;
+  return call ? ctx->peer() : std::string("local");
+}
+
+// Admits a write of `bytes` from the caller of `ctx`, or finishes the call
+// with RESOURCE_EXHAUSTED (false). On admission `*finish` is wrapped so
+// that answering the call releases its place.
+bool AdmitWrite(WriteAdmission& admission, const grpc::ServerContextBase* ctx, uint64_t bytes,
+                KvService::Finish* finish) {
+  auto ticket = std::make_shared<WriteAdmission::Ticket>();
+  if (absl::Status s = admission.Admit(ClientOf(ctx), bytes, ticket.get()); !s.ok()) {
+    (*finish)(ToGrpcStatus(s));
+    return false;
+  }
+  *finish = [ticket, inner = std::move(*finish)](const grpc::Status& s) {
+    ticket->Release();
+    inner(s);
+  };
+  return true;
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
@@ -512,6 +537,7 @@ grpc::ServerUnaryReactor* KvService::Delete(grpc::CallbackServerContext* ctx,
 void KvService::StartPut(const grpc::ServerContextBase* ctx, const v1::PutRequest* req,
                          v1::PutResponse* resp, Finish finish) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return finish(a);
+  if (!AdmitWrite(admission_, ctx, req->key().size() + req->value().size(), &finish)) return;
   WriteBatch batch;
   batch.Put(req->key(), req->value());
   WriteAndFinish(db_, std::move(batch), resp, std::move(finish));
@@ -520,6 +546,7 @@ void KvService::StartPut(const grpc::ServerContextBase* ctx, const v1::PutReques
 void KvService::StartDelete(const grpc::ServerContextBase* ctx, const v1::DeleteRequest* req,
                             v1::DeleteResponse* resp, Finish finish) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return finish(a);
+  if (!AdmitWrite(admission_, ctx, req->key().size(), &finish)) return;
   WriteBatch batch;
   batch.Delete(req->key());
   WriteAndFinish(db_, std::move(batch), resp, std::move(finish));
@@ -539,6 +566,7 @@ void KvService::StartTxn(const grpc::ServerContextBase* ctx, const v1::TxnReques
         "too many operations in a Txn (max_transaction_ops = ",
         options_.max_transaction_ops, ")"))));
   }
+  if (!AdmitWrite(admission_, ctx, req->ByteSizeLong(), &finish)) return;
   client::internal::ExecuteTxnAsync(
       *db_, *req, resp,
       [finish = std::move(finish)](absl::Status s) { finish(ToGrpcStatus(s)); });

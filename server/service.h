@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "cowdb/v1/cowdb.grpc.pb.h"
+#include "server/admission.h"
 #include "engine/db.h"
 #include "grpcpp/grpcpp.h"
 
@@ -47,6 +48,11 @@ struct ServiceOptions {
   absl::Duration max_deadline = absl::Minutes(10);
   // A transaction unused this long is rolled back.
   absl::Duration transaction_idle_timeout = absl::Seconds(60);
+  // Writes (Put, Delete, Txn) accepted but not yet answered, at most, and
+  // their request bytes; one client (connection) may hold a quarter of
+  // each. Beyond: RESOURCE_EXHAUSTED at once (see server/admission.h).
+  uint64_t max_inflight_writes = 4096;
+  uint64_t max_inflight_write_bytes = 256 << 20;
 };
 
 // Where a streaming handler writes its messages. The gRPC handlers wrap
@@ -208,7 +214,11 @@ class KvService final
  public:
   KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
             const Authenticator* auth, CallWatchdog* watchdog = nullptr)
-      : db_(db), txns_(txns), options_(options), auth_(auth), watchdog_(watchdog) {}
+      : db_(db), txns_(txns), options_(options), auth_(auth), watchdog_(watchdog),
+        admission_(options.max_inflight_writes, options.max_inflight_write_bytes) {}
+
+  // The bound on writes in flight (for metrics).
+  const WriteAdmission& admission() const { return admission_; }
 
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext*, const v1::GetRequest*,
                                 v1::GetResponse*) override;
@@ -252,6 +262,7 @@ class KvService final
   const ServiceOptions options_;
   const Authenticator* const auth_;
   CallWatchdog* const watchdog_;
+  WriteAdmission admission_;
 };
 
 class VersionsService final : public cowdb::v1::Versions::Service {

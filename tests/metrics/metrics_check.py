@@ -118,7 +118,10 @@ def main():
         expect(0 < syncs <= 3, "commit syncs %s" % syncs)
         expect(sample(after, "cowdb_open_transactions", "cowdb_open_transactions") == 0,
                "open transactions")
-        for name in ("cowdb_cache_capacity_bytes", "cowdb_disk_bytes", "cowdb_log_bytes"):
+        expect(sample(after, "cowdb_inflight_writes", "cowdb_inflight_writes") == 0,
+               "writes in flight after they were answered")
+        for name in ("cowdb_cache_capacity_bytes", "cowdb_disk_bytes", "cowdb_log_bytes",
+                     "cowdb_rejected_writes", "cowdb_inflight_write_bytes"):
             expect(name in after, name + " missing")
 
         with urllib.request.urlopen("http://%s/healthz" % metrics, timeout=10) as r:
