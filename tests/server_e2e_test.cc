@@ -12,6 +12,7 @@
 #include <thread>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "cowdb/v1/cowdb.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/util/server_process.h"
@@ -640,6 +642,43 @@ TEST_F(ServerTest, BearerTokensAreCheckedOnEveryCall) {
   v1::StatusResponse resp;
   EXPECT_EQ(versions_->Status(&ctx, req, &resp).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// Every method of every service, found from the service descriptors (so a
+// new RPC cannot be forgotten), refuses a call without a token or with a
+// wrong one. Sent as raw bytes through the generic stub: an empty request.
+TEST_F(ServerTest, EveryMethodRefusesCallsWithoutAValidToken) {
+  Stop();
+  { std::ofstream(dir_.Sub("tokens")) << "secret\n"; }
+  ASSERT_TRUE(Start({"--auth_token_file=" + dir_.Sub("tokens")}));
+  auto channel = grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  int methods = 0;
+  for (const char* name : {"cowdb.v1.KV", "cowdb.v1.Versions"}) {
+    const google::protobuf::ServiceDescriptor* service =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
+    ASSERT_NE(service, nullptr) << name;
+    for (int i = 0; i < service->method_count(); ++i) {
+      const std::string method =
+          absl::StrCat("/", service->full_name(), "/", service->method(i)->name());
+      for (const std::string token : {"", "wrong"}) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+        grpc::ByteBuffer request, response;
+        grpc::Slice empty("");
+        request = grpc::ByteBuffer(&empty, 1);
+        std::promise<grpc::Status> done;
+        stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response,
+                       [&](grpc::Status s) { done.set_value(std::move(s)); });
+        grpc::Status s = done.get_future().get();
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+            << method << " with token \"" << token << "\": " << s.error_message();
+      }
+      ++methods;
+    }
+  }
+  EXPECT_GE(methods, 18);
 }
 
 TEST_F(ServerTest, BadFlagsFailBeforeTouchingTheDataDirectory) {

@@ -1,0 +1,149 @@
+#include "server/txn_registry.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/internal/engine_ops.h"
+#include "server/status.h"
+
+namespace cowdb::server {
+
+TransactionRegistry::TransactionRegistry(const ServiceOptions& options)
+    : options_(options), reaper_([this] { ReapLoop(); }) {}
+
+TransactionRegistry::~TransactionRegistry() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  reaper_.join();
+}
+
+absl::StatusOr<std::string> TransactionRegistry::Add(
+    std::unique_ptr<Transaction> txn) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  std::string id = absl::StrFormat("%016x%016x", rng(), rng());
+  auto entry = std::make_shared<Entry>();
+  entry->txn = std::move(txn);
+  entry->last_used = absl::Now();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (entries_.size() >= options_.max_open_transactions) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many open transactions (max_open_transactions = ",
+        options_.max_open_transactions, ")"));
+  }
+  entries_.emplace(id, std::move(entry));
+  return id;
+}
+
+absl::Status TransactionRegistry::With(
+    const std::string& id, const std::function<absl::Status(Transaction&)>& fn) {
+  return WithEntry(id, [&](Entry& e) { return fn(*e.txn); });
+}
+
+absl::Status TransactionRegistry::Mutate(
+    const std::string& id, const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations,
+    const std::function<absl::Status(Transaction&)>& then) {
+  uint64_t bytes = 0;
+  for (const v1::Mutation& m : mutations) {
+    bytes += m.put().key().size() + m.put().value().size() + m.delete_key().size();
+  }
+  bool refused = false;
+  absl::Status s = WithEntry(id, [&](Entry& e) {
+    if (e.ops + mutations.size() > options_.max_transaction_ops) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the transaction would exceed max_transaction_ops = ", options_.max_transaction_ops));
+    }
+    if (e.bytes + bytes > options_.max_transaction_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the transaction would exceed max_transaction_bytes = ",
+          options_.max_transaction_bytes));
+    }
+    e.ops += mutations.size();
+    e.bytes += bytes;
+    for (const v1::Mutation& m : mutations) {
+      absl::Status a = client::internal::ApplyMutation(*e.txn, m);
+      if (!a.ok()) {
+        refused = true;
+        return absl::Status(a.code(), absl::StrCat(a.message(),
+                                                   "; the transaction was rolled back"));
+      }
+    }
+    return then ? then(*e.txn) : absl::OkStatus();
+  });
+  // A mutation that failed leaves no half-applied request behind: the
+  // transaction ends. Limits leave it open; `then` decides for itself.
+  if (refused) Remove(id, "rolled back (a mutation was refused)");
+  return s;
+}
+
+absl::Status TransactionRegistry::WithEntry(const std::string& id,
+                                            const std::function<absl::Status(Entry&)>& fn) {
+  std::shared_ptr<Entry> entry;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) {
+      if (auto done = finished_.find(id); done != finished_.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("transaction ", QuoteInput(id), " already ", done->second));
+      }
+      return absl::NotFoundError(absl::StrCat(
+          "no open transaction ", QuoteInput(id), " (unknown, or rolled back after ",
+          absl::FormatDuration(options_.transaction_idle_timeout), " idle)"));
+    }
+    entry = it->second;
+  }
+  std::lock_guard<std::mutex> lock(entry->mu);
+  if (entry->txn == nullptr) return absl::NotFoundError("transaction finished");
+  absl::Status s = fn(*entry);
+  entry->last_used = absl::Now();
+  return s;
+}
+
+void TransactionRegistry::Remove(const std::string& id, std::string how) {
+  std::shared_ptr<Entry> entry;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    entry = std::move(it->second);
+    entries_.erase(it);
+    // Remembered for a while: a late call on it is told it finished.
+    finished_order_.push_back(id);
+    finished_[id] = std::move(how);
+    if (finished_order_.size() > kRememberedFinished) {
+      finished_.erase(finished_order_.front());
+      finished_order_.pop_front();
+    }
+  }
+  std::lock_guard<std::mutex> lock(entry->mu);
+  entry->txn.reset();  // rolls back if still open
+}
+
+uint64_t TransactionRegistry::size() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+void TransactionRegistry::ReapLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    stop_cv_.wait_for(lock, std::chrono::seconds(1));
+    const absl::Time cutoff = absl::Now() - options_.transaction_idle_timeout;
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      Entry& e = *it->second;
+      std::unique_lock<std::mutex> busy(e.mu, std::try_to_lock);
+      if (busy.owns_lock() && e.last_used < cutoff) {
+        e.txn.reset();
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+}  // namespace cowdb::server
