@@ -64,7 +64,8 @@
 #include "grpcpp/grpcpp.h"
 
 ABSL_FLAG(std::string, targets, "cowdb,etcd",
-          "servers to benchmark: cowdb, etcd, cowdb-etcd (cowdb_server's etcd face)");
+          "servers to benchmark: cowdb, etcd, cowdb-etcd (cowdb_server's etcd face), "
+          "cowdb-metrics (cowdb with --metrics_listen: every RPC counted and timed)");
 ABSL_FLAG(std::string, workloads, "put,get,range10,cas",
           "workloads to run: put, get, range10, cas, watch (etcd API targets: "
           "1 writer, `clients` watchers, events delivered per second)");
@@ -301,6 +302,10 @@ class Target {
 };
 
 class CowdbTarget final : public Target {
+ public:
+  explicit CowdbTarget(bool metrics = false) : metrics_(metrics) {}
+
+ private:
   // A Scan read to its end; deletes itself.
   class ScanCall final : public grpc::ClientReadReactor<v1::ScanResponse> {
    public:
@@ -326,11 +331,13 @@ class CowdbTarget final : public Target {
   };
 
  public:
-  std::string name() const override { return "cowdb"; }
+  std::string name() const override { return metrics_ ? "cowdb-metrics" : "cowdb"; }
 
   void Start(int conns) override {
-    int fd = Spawn({"server/cowdb_server", "--data_dir=$DIR", "--listen=127.0.0.1:0",
-                    "--max_transaction_ops=1000000"});
+    std::vector<std::string> cmd = {"server/cowdb_server", "--data_dir=$DIR",
+                                    "--listen=127.0.0.1:0", "--max_transaction_ops=1000000"};
+    if (metrics_) cmd.push_back("--metrics_listen=127.0.0.1:0");
+    int fd = Spawn(cmd);
     FILE* f = fdopen(fd, "r");
     char line[256] = {0};
     if (fgets(line, sizeof(line), f) == nullptr) Die("cowdb_server did not start");
@@ -408,6 +415,7 @@ class CowdbTarget final : public Target {
   }
 
  private:
+  const bool metrics_;
   std::vector<std::unique_ptr<v1::KV::Stub>> stubs_;
 };
 
@@ -753,8 +761,8 @@ int Main() {
   std::map<std::string, uint64_t> disk;  // data directory bytes after all rows
   for (const std::string& name : names) {
     std::unique_ptr<Target> t;
-    if (name == "cowdb") {
-      t = std::make_unique<CowdbTarget>();
+    if (name == "cowdb" || name == "cowdb-metrics") {
+      t = std::make_unique<CowdbTarget>(/*metrics=*/name == "cowdb-metrics");
     } else if (name == "etcd") {
       if (access(absl::GetFlag(FLAGS_etcd).c_str(), X_OK) != 0) {
         Die("no etcd binary: apt-get install etcd-server, or --targets=cowdb");
