@@ -22,6 +22,7 @@ packages=(
   python3                  # runs that test's script (standard library only)
   libcivetweb-dev          # the HTTP server of cowdb_server's metrics endpoint
   python3-prometheus-client  # the metrics test parses the exposition with it
+  cmake pkg-config         # the packaging test builds a project outside Bazel
 )
 
 missing=()
