@@ -74,4 +74,21 @@ void WriteAdmission::Ticket::Release() {
   std::exchange(owner_, nullptr)->Release(client_, bytes_);
 }
 
+bool PerClientSlots::Acquire(const std::string& client) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t& n = held_[client];
+  if (n >= max_) {
+    if (n == 0) held_.erase(client);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void PerClientSlots::Release(const std::string& client) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = held_.find(client);
+  if (it != held_.end() && --it->second == 0) held_.erase(it);
+}
+
 }  // namespace cowdb::server

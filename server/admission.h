@@ -68,6 +68,21 @@ class WriteAdmission {
   std::atomic<uint64_t> writes_{0}, bytes_{0}, rejected_{0};
 };
 
+// Counts what each client holds open (watches), against a per-client cap.
+class PerClientSlots {
+ public:
+  explicit PerClientSlots(uint64_t max_per_client) : max_(max_per_client) {}
+  // Takes one of `client`'s slots; false if it holds the maximum.
+  bool Acquire(const std::string& client);
+  void Release(const std::string& client);
+  uint64_t max() const { return max_; }
+
+ private:
+  const uint64_t max_;
+  std::mutex mu_;
+  std::map<std::string, uint64_t, std::less<>> held_;  // guarded by mu_
+};
+
 }  // namespace cowdb::server
 
 #endif  // COWDB_SERVER_ADMISSION_H_

@@ -45,6 +45,9 @@ ABSL_FLAG(absl::Duration, max_deadline, absl::Minutes(10), "longest call deadlin
 ABSL_FLAG(absl::Duration, transaction_idle_timeout, absl::Seconds(60),
           "roll back a transaction unused this long");
 ABSL_FLAG(uint64_t, retain_versions, 1000, "versions to retain (0 = all)");
+ABSL_FLAG(uint64_t, max_open_transactions_per_client, 2500,
+          "open transactions one client (connection) may hold");
+ABSL_FLAG(uint64_t, max_watches_per_client, 1000, "watches one client (connection) may hold open");
 ABSL_FLAG(uint64_t, max_inflight_writes, 4096,
           "writes (Put, Delete, Txn) accepted and not yet answered, at most; one client "
           "may hold a quarter. Beyond: RESOURCE_EXHAUSTED");
@@ -118,6 +121,10 @@ absl::Status Validate(const cowdb::server::ServiceOptions& o) {
   if (absl::GetFlag(FLAGS_max_message_bytes) <= 0) {
     return absl::InvalidArgumentError("--max_message_bytes must be > 0");
   }
+  if (o.max_open_transactions_per_client == 0 || o.max_watches_per_client == 0) {
+    return absl::InvalidArgumentError(
+        "--max_open_transactions_per_client and --max_watches_per_client must be > 0");
+  }
   if (o.max_inflight_writes == 0 || o.max_inflight_write_bytes == 0) {
     return absl::InvalidArgumentError(
         "--max_inflight_writes and --max_inflight_write_bytes must be > 0");
@@ -164,6 +171,9 @@ int main(int argc, char** argv) {
   service_options.transaction_idle_timeout =
       absl::GetFlag(FLAGS_transaction_idle_timeout);
   service_options.max_inflight_writes = absl::GetFlag(FLAGS_max_inflight_writes);
+  service_options.max_open_transactions_per_client =
+      absl::GetFlag(FLAGS_max_open_transactions_per_client);
+  service_options.max_watches_per_client = absl::GetFlag(FLAGS_max_watches_per_client);
   service_options.max_inflight_write_bytes = absl::GetFlag(FLAGS_max_inflight_write_bytes);
   if (absl::Status s = Validate(service_options); !s.ok()) {
     cowdb::server::Log("error", "bad flags", absl::StrCat("error=\"", s.message(), "\""));

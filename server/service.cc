@@ -313,7 +313,7 @@ grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* 
   absl::StatusOr<std::unique_ptr<Transaction>> t = db_->Begin(o);
   if (!t.ok()) return ToGrpcStatus(t.status());
   uint64_t read_version = (*t)->read_version();
-  absl::StatusOr<std::string> id = txns_->Add(*std::move(t));
+  absl::StatusOr<std::string> id = txns_->Add(*std::move(t), ClientOf(ctx));
   if (!id.ok()) return ToGrpcStatus(id.status());
   resp->set_transaction_id(*id);
   resp->set_read_version(read_version);
@@ -462,6 +462,17 @@ grpc::Status VersionsService::Watch(grpc::ServerContext* ctx, const v1::WatchReq
 grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                                       StreamSink<v1::WatchResponse>* writer) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  const std::string client = ClientOf(ctx);
+  if (!watches_.Acquire(client)) {
+    return ToGrpcStatus(absl::ResourceExhaustedError(
+        absl::StrCat("this client has ", watches_.max(),
+                     " watches open (max_watches_per_client); cancel one first")));
+  }
+  struct Release {
+    PerClientSlots* slots;
+    const std::string& client;
+    ~Release() { slots->Release(client); }
+  } release{&watches_, client};
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);

@@ -108,7 +108,8 @@ class VersionsService final : public cowdb::v1::Versions::Service {
  public:
   VersionsService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
                   const Authenticator* auth, CallWatchdog* watchdog = nullptr)
-      : db_(db), txns_(txns), options_(options), auth_(auth), watchdog_(watchdog) {}
+      : db_(db), txns_(txns), options_(options), auth_(auth), watchdog_(watchdog),
+        watches_(options.max_watches_per_client) {}
 
   grpc::Status ListVersions(grpc::ServerContext*, const v1::ListVersionsRequest*,
                             v1::ListVersionsResponse*) override;
@@ -143,6 +144,7 @@ class VersionsService final : public cowdb::v1::Versions::Service {
   const ServiceOptions options_;
   const Authenticator* const auth_;
   CallWatchdog* const watchdog_;
+  PerClientSlots watches_;  // open watches per client
 };
 
 }  // namespace cowdb::server

@@ -11,9 +11,13 @@ namespace cowdb::server {
 struct ServiceOptions {
   // Keys per ScanResponse message.
   uint64_t scan_page_size = 1000;
-  // Open interactive transactions at most; Begin beyond it is
-  // RESOURCE_EXHAUSTED.
+  // Open interactive transactions at most, in all and per client (its
+  // connection); Begin beyond either is RESOURCE_EXHAUSTED.
   uint64_t max_open_transactions = 10000;
+  uint64_t max_open_transactions_per_client = 2500;
+  // Watches one client (connection) may have open; beyond it, Watch is
+  // RESOURCE_EXHAUSTED.
+  uint64_t max_watches_per_client = 1000;
   // Mutations per transaction (and per one-shot Txn) at most, and bytes of
   // keys and values per transaction at most; beyond either a Write or
   // Commit is RESOURCE_EXHAUSTED and the transaction stays open.

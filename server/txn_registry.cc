@@ -22,20 +22,36 @@ TransactionRegistry::~TransactionRegistry() {
 }
 
 absl::StatusOr<std::string> TransactionRegistry::Add(
-    std::unique_ptr<Transaction> txn) {
+    std::unique_ptr<Transaction> txn, const std::string& client) {
   static thread_local std::mt19937_64 rng(std::random_device{}());
   std::string id = absl::StrFormat("%016x%016x", rng(), rng());
   auto entry = std::make_shared<Entry>();
   entry->txn = std::move(txn);
   entry->last_used = absl::Now();
+  entry->client = client;
   std::lock_guard<std::mutex> lock(mu_);
   if (entries_.size() >= options_.max_open_transactions) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "too many open transactions (max_open_transactions = ",
         options_.max_open_transactions, ")"));
   }
+  uint64_t& mine = per_client_[client];
+  if (mine >= options_.max_open_transactions_per_client) {
+    if (mine == 0) per_client_.erase(client);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this client has ", mine, " open transactions (max_open_transactions_per_client = ",
+        options_.max_open_transactions_per_client, "); commit or roll some back"));
+  }
+  ++mine;
   entries_.emplace(id, std::move(entry));
   return id;
+}
+
+std::map<std::string, std::shared_ptr<TransactionRegistry::Entry>>::iterator
+TransactionRegistry::EraseLocked(std::map<std::string, std::shared_ptr<Entry>>::iterator it) {
+  auto c = per_client_.find(it->second->client);
+  if (c != per_client_.end() && --c->second == 0) per_client_.erase(c);
+  return entries_.erase(it);
 }
 
 absl::Status TransactionRegistry::With(
@@ -109,8 +125,8 @@ void TransactionRegistry::Remove(const std::string& id, std::string how) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return;
-    entry = std::move(it->second);
-    entries_.erase(it);
+    entry = it->second;
+    EraseLocked(it);
     // Remembered for a while: a late call on it is told it finished.
     finished_order_.push_back(id);
     finished_[id] = std::move(how);
@@ -138,7 +154,7 @@ void TransactionRegistry::ReapLoop() {
       std::unique_lock<std::mutex> busy(e.mu, std::try_to_lock);
       if (busy.owns_lock() && e.last_used < cutoff) {
         e.txn.reset();
-        it = entries_.erase(it);
+        it = EraseLocked(it);
       } else {
         ++it;
       }

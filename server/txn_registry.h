@@ -26,8 +26,12 @@ class TransactionRegistry {
   TransactionRegistry(const ServiceOptions& options);
   ~TransactionRegistry();
 
-  // Registers `txn`; returns its id. Errors: RESOURCE_EXHAUSTED.
-  absl::StatusOr<std::string> Add(std::unique_ptr<Transaction> txn);
+  // Registers `txn` for `client` (any stable name of the caller: its peer
+  // address); returns its id. Errors: RESOURCE_EXHAUSTED over
+  // max_open_transactions, or over max_open_transactions_per_client for
+  // `client`.
+  absl::StatusOr<std::string> Add(std::unique_ptr<Transaction> txn,
+                                  const std::string& client = "local");
 
   // Runs `fn` on the transaction with `id` (one call at a time per
   // transaction). Errors: NOT_FOUND for an unknown or expired id.
@@ -57,13 +61,19 @@ class TransactionRegistry {
     absl::Time last_used;
     uint64_t ops = 0;    // mutations buffered so far
     uint64_t bytes = 0;  // their keys' and values' bytes
+    std::string client;  // who opened it
   };
+  // Forgets `it`'s entry and its client's count; returns the next one.
+  // REQUIRES: mu_ held.
+  std::map<std::string, std::shared_ptr<Entry>>::iterator EraseLocked(
+      std::map<std::string, std::shared_ptr<Entry>>::iterator it);
   absl::Status WithEntry(const std::string& id, const std::function<absl::Status(Entry&)>& fn);
   void ReapLoop();
 
   const ServiceOptions options_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // guarded by mu_
+  std::map<std::string, uint64_t> per_client_;  // open ones; guarded by mu_
   std::map<std::string, std::string> finished_;  // id -> how; guarded by mu_
   std::deque<std::string> finished_order_;       // oldest first; guarded by mu_
   std::condition_variable stop_cv_;

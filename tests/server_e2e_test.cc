@@ -681,6 +681,69 @@ TEST_F(ServerTest, EveryMethodRefusesCallsWithoutAValidToken) {
   EXPECT_GE(methods, 18);
 }
 
+// One client (connection) cannot take every transaction or watch slot:
+// over its own cap it is refused while another client is served.
+TEST_F(ServerTest, PerClientCapsOnTransactionsAndWatches) {
+  Stop();
+  ASSERT_TRUE(Start({"--max_open_transactions_per_client=2", "--max_watches_per_client=1"}));
+  auto own_connection = [&] {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel(addr_, grpc::InsecureChannelCredentials(), args);
+  };
+  auto a = own_connection(), b = own_connection();
+  auto kv_a = v1::KV::NewStub(a), kv_b = v1::KV::NewStub(b);
+  auto begin = [](v1::KV::Stub* kv, std::string* id) {
+    grpc::ClientContext ctx;
+    v1::BeginResponse resp;
+    grpc::Status s = kv->Begin(&ctx, v1::BeginRequest(), &resp);
+    if (id != nullptr) *id = resp.transaction_id();
+    return s;
+  };
+  std::string first;
+  ASSERT_TRUE(begin(kv_a.get(), &first).ok());
+  ASSERT_TRUE(begin(kv_a.get(), nullptr).ok());
+  grpc::Status over = begin(kv_a.get(), nullptr);
+  EXPECT_EQ(over.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(over.error_message(), ::testing::HasSubstr("this client has 2 open transactions"));
+  EXPECT_TRUE(begin(kv_b.get(), nullptr).ok());  // another client is served
+  {
+    grpc::ClientContext ctx;
+    v1::RollbackRequest req;
+    req.set_transaction_id(first);
+    v1::RollbackResponse resp;
+    ASSERT_TRUE(kv_a->Rollback(&ctx, req, &resp).ok());
+  }
+  EXPECT_TRUE(begin(kv_a.get(), nullptr).ok());  // a slot came back
+
+  auto versions_a = v1::Versions::NewStub(a), versions_b = v1::Versions::NewStub(b);
+  grpc::ClientContext watching;
+  auto watch = versions_a->Watch(&watching, v1::WatchRequest());
+  Put("w", "1");  // its event proves the watch is being served
+  v1::WatchResponse event;
+  ASSERT_TRUE(watch->Read(&event));
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto second = versions_a->Watch(&ctx, v1::WatchRequest());
+    v1::WatchResponse resp;
+    EXPECT_FALSE(second->Read(&resp));
+    grpc::Status refused = second->Finish();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << refused.error_message();
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+    auto other = versions_b->Watch(&ctx, v1::WatchRequest());
+    v1::WatchResponse resp;
+    other->Read(&resp);
+    EXPECT_EQ(other->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);  // served
+  }
+  watching.TryCancel();
+  watch->Finish().IgnoreError();
+}
+
 TEST_F(ServerTest, BadFlagsFailBeforeTouchingTheDataDirectory) {
   Stop();
   std::filesystem::remove_all(dir_.Sub("db"));
