@@ -49,8 +49,8 @@ ABSL_FLAG(uint64_t, max_open_transactions_per_client, 2500,
           "open transactions one client (connection) may hold");
 ABSL_FLAG(uint64_t, max_watches_per_client, 1000, "watches one client (connection) may hold open");
 ABSL_FLAG(uint64_t, max_inflight_writes, 4096,
-          "writes (Put, Delete, Txn) accepted and not yet answered, at most; one client "
-          "may hold a quarter. Beyond: RESOURCE_EXHAUSTED");
+          "writes (Put, Delete, Txn; the etcd face's too, counted apart) accepted and not "
+          "yet answered, at most; one client may hold a quarter. Beyond: RESOURCE_EXHAUSTED");
 ABSL_FLAG(uint64_t, max_inflight_write_bytes, 256 << 20,
           "request bytes of the writes in flight, at most (a quarter per client)");
 ABSL_FLAG(std::string, auth_token_file, "",
@@ -267,6 +267,8 @@ int main(int argc, char** argv) {
     cowdb::server::etcd::EtcdOptions etcd_options;
     etcd_options.lease_file = dir + "/etcd-leases";
     etcd_options.max_txn_ops = absl::GetFlag(FLAGS_etcd_max_txn_ops);
+    etcd_options.max_inflight_writes = absl::GetFlag(FLAGS_max_inflight_writes);
+    etcd_options.max_inflight_write_bytes = absl::GetFlag(FLAGS_max_inflight_write_bytes);
     etcd_options.client_urls = {absl::StrCat(
         absl::GetFlag(FLAGS_tls_cert).empty() ? "http://" : "https://", etcd_listen)};
     absl::StatusOr<std::unique_ptr<cowdb::server::etcd::EtcdFace>> face =

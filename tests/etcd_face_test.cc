@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,7 +33,7 @@ class EtcdFaceTest : public ::testing::Test {
   void SetUp() override { Start(); }
   void TearDown() override { Stop(); }
 
-  void Start() {
+  void Start(uint64_t max_inflight_writes = server::etcd::EtcdOptions().max_inflight_writes) {
     Options o;
     o.retain_versions = Options::kRetainAll;
     auto db = DB::Open(o, tmp_.path() + "/db");
@@ -41,6 +43,7 @@ class EtcdFaceTest : public ::testing::Test {
     eo.lease_file = tmp_.path() + "/leases";
     eo.lease_tick = absl::Milliseconds(50);
     eo.max_queued_watch_events = 16;  // so that a slow watch falls back
+    eo.max_inflight_writes = max_inflight_writes;
     absl::Status started = face_.Start(db_.get(), eo);
     ASSERT_TRUE(started.ok()) << started;
     auto ch = face_.channel();
@@ -337,6 +340,52 @@ TEST_F(EtcdFaceTest, SnapshotIsAnImportableExportInEtcdsFrame) {
     out << bytes;
   }
   EXPECT_EQ((*restored)->Import(path).status().code(), absl::StatusCode::kDataLoss);
+}
+
+// Writes in flight are bounded as on the cowdb API: over the bound, etcd's
+// own overload answer. 48 puts sent at once by one client that may hold 2.
+TEST_F(EtcdFaceTest, WritesInFlightAreBounded) {
+  Stop();
+  Start(/*max_inflight_writes=*/8);
+  struct Call {
+    grpc::ClientContext ctx;
+    pb::PutRequest req;
+    pb::PutResponse resp;
+    grpc::Status status;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  std::mutex mu;
+  std::condition_variable cv;
+  int pending = 48;
+  for (int i = 0; i < 48; ++i) {
+    calls.push_back(std::make_unique<Call>());
+    Call* c = calls.back().get();
+    c->req.set_key("k" + std::to_string(i));
+    c->req.set_value(std::string(64 << 10, 'v'));
+    kv_->async()->Put(&c->ctx, &c->req, &c->resp, [&, c](grpc::Status s) {
+      std::lock_guard<std::mutex> lock(mu);
+      c->status = std::move(s);
+      if (--pending == 0) cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return pending == 0; });
+  }
+  int ok = 0, refused = 0;
+  for (const auto& c : calls) {
+    if (c->status.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(c->status.error_code(), grpc::RESOURCE_EXHAUSTED);
+      EXPECT_EQ(c->status.error_message(), "etcdserver: too many requests");
+      ++refused;
+    }
+  }
+  EXPECT_GT(ok, 0);
+  EXPECT_GT(refused, 0);
+  // Once answered, the places are free again.
+  Put("after", "v");
 }
 
 TEST_F(EtcdFaceTest, AuthSaysWhyItIsNotServed) {

@@ -1,6 +1,7 @@
 // The etcd face's gRPC services: thin handlers over kv.cc, watch.cc and
 // lease.cc, plus Maintenance, Cluster and Auth.
 
+#include "server/admission.h"
 #include "server/etcd/etcd.h"
 
 #include <fcntl.h>
@@ -37,7 +38,9 @@ grpc::Status FromLease(const absl::Status& st) {
 // a thread (reads never wait).
 class KvService final : public pb::KV::CallbackService {
  public:
-  explicit KvService(const Shared& s) : s_(s) {}
+  explicit KvService(const Shared& s)
+      : s_(s),
+        admission_(s.options->max_inflight_writes, s.options->max_inflight_write_bytes) {}
 
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx, const pb::RangeRequest* r,
                                   pb::RangeResponse* resp) override {
@@ -45,16 +48,22 @@ class KvService final : public pb::KV::CallbackService {
   }
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const pb::PutRequest* r,
                                 pb::PutResponse* resp) override {
-    return Answer(ctx, [&](Finish finish) { StartPut(s_, r, resp, std::move(finish)); });
+    return Answer(ctx, [&](Finish finish) {
+      if (Admit(ctx, r->ByteSizeLong(), &finish)) StartPut(s_, r, resp, std::move(finish));
+    });
   }
   grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* ctx,
                                         const pb::DeleteRangeRequest* r,
                                         pb::DeleteRangeResponse* resp) override {
-    return Answer(ctx, [&](Finish finish) { StartDelete(s_, r, resp, std::move(finish)); });
+    return Answer(ctx, [&](Finish finish) {
+      if (Admit(ctx, r->ByteSizeLong(), &finish)) StartDelete(s_, r, resp, std::move(finish));
+    });
   }
   grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx, const pb::TxnRequest* r,
                                 pb::TxnResponse* resp) override {
-    return Answer(ctx, [&](Finish finish) { StartTxn(s_, r, resp, std::move(finish)); });
+    return Answer(ctx, [&](Finish finish) {
+      if (Admit(ctx, r->ByteSizeLong(), &finish)) StartTxn(s_, r, resp, std::move(finish));
+    });
   }
   grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* ctx,
                                     const pb::CompactionRequest* r,
@@ -76,6 +85,23 @@ class KvService final : public pb::KV::CallbackService {
       start(std::move(finish));
     }
     return reactor;
+  }
+
+  // Admits a write of `bytes` (see EtcdOptions::max_inflight_writes), or
+  // finishes the call as etcd does when overloaded (false). Admitted,
+  // `*finish` releases its place when the call is answered.
+  bool Admit(grpc::CallbackServerContext* ctx, uint64_t bytes, Finish* finish) {
+    auto ticket = std::make_shared<WriteAdmission::Ticket>();
+    if (!admission_.Admit(ctx->peer(), bytes, ticket.get()).ok()) {
+      (*finish)(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                             "etcdserver: too many requests"));
+      return false;
+    }
+    *finish = [ticket, inner = std::move(*finish)](grpc::Status st) {
+      ticket->Release();
+      inner(std::move(st));
+    };
+    return true;
   }
 
   // Releases the versions below the revision, except tagged ones.
@@ -101,6 +127,7 @@ class KvService final : public pb::KV::CallbackService {
 
  private:
   const Shared& s_;
+  WriteAdmission admission_;
 };
 
 class WatchService final : public pb::Watch::Service {

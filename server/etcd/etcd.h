@@ -52,6 +52,12 @@ struct EtcdOptions {
   size_t max_queued_watch_events = 100000;
   // How often leases are checked for expiry.
   absl::Duration lease_tick = absl::Milliseconds(250);
+  // Writes (Put, DeleteRange, Txn) accepted and not yet answered, at most,
+  // and their request bytes; one client (connection) may hold a quarter.
+  // Beyond: "etcdserver: too many requests" (RESOURCE_EXHAUSTED), as etcd
+  // answers when its proposals back up. See server/admission.h.
+  uint64_t max_inflight_writes = 4096;
+  uint64_t max_inflight_write_bytes = 256 << 20;
 };
 
 class Lessor;
