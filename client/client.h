@@ -192,6 +192,19 @@ struct KeyHistory {
   bool more = false;           // the limit stopped it
 };
 
+// What a check found (cowdb::CheckReport).
+struct CheckReport {
+  uint64_t versions_checked = 0;
+  uint64_t pages_reachable = 0;
+  uint64_t blobs_reachable = 0;
+  uint64_t pages_stored = 0;
+  uint64_t blobs_stored = 0;
+  uint64_t pages_pending = 0;  // freed, awaiting reclamation
+  uint64_t blobs_pending = 0;
+  uint64_t pages_leaked = 0;   // stored, unreachable and not pending
+  uint64_t blobs_leaked = 0;
+};
+
 struct ServerStatus {
   uint64_t latest_version = 0;
   uint64_t oldest_version = 0;
@@ -255,6 +268,13 @@ class Client {
   // a time. OutOfRange if that version is released (or the time is before
   // the database existed).
   virtual absl::StatusOr<uint64_t> VersionAt(absl::Time time) = 0;
+  // Verifies every retained version (cowdb::DB::Check). `progress` (may
+  // be empty) is told the versions checked so far and the total, now and
+  // then. It can take long: the call has no deadline of the client's (the
+  // server's --max_deadline still applies). Errors: DataLoss or Internal
+  // naming the first problem.
+  virtual absl::StatusOr<CheckReport> Check(
+      const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;
 
   // Collects a scan (convenience over Scan).
   absl::StatusOr<std::vector<KeyValue>> ScanAll(const ScanOptions& options,

@@ -176,6 +176,18 @@ class LocalClient final : public Client {
     return h;
   }
 
+  absl::StatusOr<CheckReport> Check(
+      const std::function<void(uint64_t, uint64_t)>& progress) override {
+    absl::StatusOr<cowdb::CheckReport> r = db_->Check([&](uint64_t done, uint64_t total) {
+      if (progress) progress(done, total);
+      return true;
+    });
+    if (!r.ok()) return r.status();
+    return CheckReport{r->versions_checked, r->pages_reachable, r->blobs_reachable,
+                       r->pages_stored,     r->blobs_stored,    r->pages_pending,
+                       r->blobs_pending,    r->pages_leaked,    r->blobs_leaked};
+  }
+
   absl::StatusOr<uint64_t> VersionAt(absl::Time time) override {
     return db_->VersionAt(absl::ToUnixMicros(time));
   }

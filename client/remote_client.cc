@@ -294,6 +294,26 @@ class RemoteClient final : public Client {
     return h;
   }
 
+  absl::StatusOr<CheckReport> Check(
+      const std::function<void(uint64_t, uint64_t)>& progress) override {
+    std::unique_ptr<grpc::ClientContext> ctx = Context(/*deadline=*/false);
+    auto reader = versions_->Check(ctx.get(), v1::CheckRequest());
+    v1::CheckResponse msg;
+    CheckReport out;
+    while (reader->Read(&msg)) {
+      if (progress) progress(msg.versions_done(), msg.versions_total());
+      if (msg.has_report()) {
+        const v1::CheckReport& r = msg.report();
+        out = CheckReport{r.versions_checked(), r.pages_reachable(), r.blobs_reachable(),
+                          r.pages_stored(),     r.blobs_stored(),    r.pages_pending(),
+                          r.blobs_pending(),    r.pages_leaked(),    r.blobs_leaked()};
+      }
+    }
+    absl::Status s = FromGrpc(reader->Finish());
+    if (!s.ok()) return s;
+    return out;
+  }
+
   absl::StatusOr<uint64_t> VersionAt(absl::Time time) override {
     v1::VersionAtRequest req;
     req.set_unix_micros(absl::ToUnixMicros(time));

@@ -334,9 +334,13 @@ class DB {
   // Verifies every retained version: all reachable pages and blobs decode
   // and pass their checksums, tree invariants hold, no reachable page is
   // recorded as freed before a version that reaches it. Reports stored
-  // pages that nothing reaches. Errors: DataLoss or Internal describing the
-  // first problem.
-  virtual absl::StatusOr<CheckReport> Check() = 0;
+  // pages that nothing reaches. `progress` (if set) is called after each
+  // version with the versions checked so far and the total; returning
+  // false stops the check (Cancelled). Errors: DataLoss or Internal
+  // describing the first problem.
+  using CheckProgress = std::function<bool(uint64_t done, uint64_t total)>;
+  virtual absl::StatusOr<CheckReport> Check(const CheckProgress& progress) = 0;
+  absl::StatusOr<CheckReport> Check() { return Check(CheckProgress()); }
 
   // Hot backup: writes a consistent copy of the whole database (every
   // retained version and the tags) into the new directory `dir`, while

@@ -608,7 +608,7 @@ absl::StatusOr<uint64_t> DBImpl::Import(const std::string& path) {
 
 // ------------------------------------------------------------------ check
 
-absl::StatusOr<CheckReport> DBImpl::Check() {
+absl::StatusOr<CheckReport> DBImpl::Check(const CheckProgress& progress) {
   CheckReport report;
   // Freed pages and blobs: id -> death checkpoint.
   std::map<uint64_t, uint64_t> freed_pages, freed_blobs;
@@ -683,7 +683,12 @@ absl::StatusOr<CheckReport> DBImpl::Check() {
     base = b;
     RETURN_IF_ERROR(verifier.Verify(checkpoints[b]));
   }
+  uint64_t done = 0;
   for (const VersionInfo& info : versions) {
+    if (progress && !progress(done++, versions.size())) {
+      return absl::CancelledError(absl::StrCat("check stopped after ", done - 1, " of ",
+                                               versions.size(), " versions"));
+    }
     absl::StatusOr<std::shared_ptr<const Version>> loaded =
         versions_->Pin(info.version);
     // A reclamation pass may release a listed version before we pin it:
@@ -725,6 +730,7 @@ absl::StatusOr<CheckReport> DBImpl::Check() {
   RETURN_IF_ERROR(count_stored(Space::kBlobs, false, freed_blobs,
                                &report.blobs_stored, &report.blobs_pending,
                                &report.blobs_leaked));
+  if (progress) progress(versions.size(), versions.size());
   return report;
 }
 

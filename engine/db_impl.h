@@ -76,7 +76,8 @@ class DBImpl final : public DB {
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(uint64_t from_version,
                                                  std::string_view begin,
                                                  std::string_view end) override;
-  absl::StatusOr<CheckReport> Check() override;
+  using DB::Check;
+  absl::StatusOr<CheckReport> Check(const CheckProgress& progress) override;
   absl::Status Backup(const std::string& dir) override;
   absl::Status Export(uint64_t version, const std::string& path) override;
   absl::StatusOr<uint64_t> Import(const std::string& path) override;

@@ -443,6 +443,49 @@ grpc::Status VersionsService::HistoryTo(grpc::ServerContext* ctx, const v1::Hist
       *db_, *req, [&](const v1::HistoryResponse& r) { return limits.Send(ctx, writer, r); }));
 }
 
+grpc::Status VersionsService::Check(grpc::ServerContext* ctx, const v1::CheckRequest*,
+                                    grpc::ServerWriter<v1::CheckResponse>* writer) {
+  WriterSink<v1::CheckResponse> sink(writer);
+  return CheckTo(ctx, &sink);
+}
+
+grpc::Status VersionsService::CheckTo(grpc::ServerContext* ctx,
+                                      StreamSink<v1::CheckResponse>* writer) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  const CallLimits limits = Limits(ctx, options_, 0);
+  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
+  // Progress at most every 250 ms; a send that fails (the client left, or
+  // the deadline passed) stops the check.
+  absl::Time next = absl::InfinitePast();
+  absl::Status sent = absl::OkStatus();
+  absl::StatusOr<CheckReport> r = db_->Check([&](uint64_t done, uint64_t total) {
+    const absl::Time now = absl::Now();
+    if (now < next) return true;
+    next = now + absl::Milliseconds(250);
+    v1::CheckResponse progress;
+    progress.set_versions_done(done);
+    progress.set_versions_total(total);
+    sent = limits.Send(ctx, writer, progress);
+    return sent.ok();
+  });
+  if (!sent.ok()) return ToGrpcStatus(sent);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  v1::CheckResponse last;
+  last.set_versions_done(r->versions_checked);
+  last.set_versions_total(r->versions_checked);
+  v1::CheckReport* out = last.mutable_report();
+  out->set_versions_checked(r->versions_checked);
+  out->set_pages_reachable(r->pages_reachable);
+  out->set_blobs_reachable(r->blobs_reachable);
+  out->set_pages_stored(r->pages_stored);
+  out->set_blobs_stored(r->blobs_stored);
+  out->set_pages_pending(r->pages_pending);
+  out->set_blobs_pending(r->blobs_pending);
+  out->set_pages_leaked(r->pages_leaked);
+  out->set_blobs_leaked(r->blobs_leaked);
+  return ToGrpcStatus(limits.Send(ctx, writer, last));
+}
+
 grpc::Status VersionsService::VersionAt(grpc::ServerContext* ctx,
                                         const v1::VersionAtRequest* req,
                                         v1::VersionAtResponse* resp) {

@@ -125,6 +125,10 @@ class VersionsService final : public cowdb::v1::Versions::Service {
                        grpc::ServerWriter<v1::HistoryResponse>*) override;
   grpc::Status VersionAt(grpc::ServerContext*, const v1::VersionAtRequest*,
                          v1::VersionAtResponse*) override;
+  grpc::Status Check(grpc::ServerContext*, const v1::CheckRequest*,
+                     grpc::ServerWriter<v1::CheckResponse>*) override;
+  // Check, streaming into `sink` (also without a live call).
+  grpc::Status CheckTo(grpc::ServerContext* ctx, StreamSink<v1::CheckResponse>* sink);
   grpc::Status Watch(grpc::ServerContext*, const v1::WatchRequest*,
                      grpc::ServerWriter<v1::WatchResponse>*) override;
   // Diff and Watch, streaming into `sink` (see KvService::ScanTo). WatchTo

@@ -258,6 +258,16 @@ TEST_F(CliTest, HistoryAndTimes) {
   EXPECT_EQ(Cli({"get", "k", "--at=1000us"}).code, 1);  // before the database
 }
 
+TEST_F(CliTest, CheckVerifiesWithoutABarWhenPiped) {
+  ASSERT_EQ(Cli({"put", "k", "v"}).code, 0);
+  Result check = Cli({"check"});
+  EXPECT_EQ(check.code, 0);
+  EXPECT_THAT(check.out, HasSubstr("OK: 2 versions verified"));
+  EXPECT_EQ(check.err, "");  // stderr is a pipe: no progress bar
+  EXPECT_THAT(Cli({"check", "--json"}).out, HasSubstr("\"versions_checked\":2,"));
+  EXPECT_EQ(Cli({"check", "extra"}).code, 2);
+}
+
 TEST_F(CliTest, TokensAreSentAndChecked) {
   ASSERT_TRUE(server_.Stop());
   {

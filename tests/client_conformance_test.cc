@@ -367,6 +367,24 @@ TEST_P(ConformanceTest, KeyHistoryAndReadsAsOfATime) {
   EXPECT_THAT(db_->VersionAt(absl::UnixEpoch()), StatusIs(absl::StatusCode::kOutOfRange));
 }
 
+TEST_P(ConformanceTest, CheckVerifiesEveryRetainedVersionWithProgress) {
+  for (int i = 0; i < 5; ++i) ASSERT_OK(db_->Put("c" + std::to_string(i), "v").status());
+  ASSERT_OK_AND_ASSIGN(std::vector<VersionInfo> versions, db_->ListVersions());
+  uint64_t last_done = 0, last_total = 0, calls = 0;
+  ASSERT_OK_AND_ASSIGN(CheckReport r, db_->Check([&](uint64_t done, uint64_t total) {
+    EXPECT_LE(done, total);
+    last_done = done;
+    last_total = total;
+    ++calls;
+  }));
+  EXPECT_EQ(r.versions_checked, versions.size());
+  EXPECT_GT(calls, 0u);
+  EXPECT_EQ(last_done, r.versions_checked);  // the last word is the total
+  EXPECT_EQ(last_total, r.versions_checked);
+  EXPECT_EQ(r.pages_leaked, 0u);
+  EXPECT_OK(db_->Check().status());  // without progress
+}
+
 // The client's history arrives in pages (64 changes, 1 MiB of values per
 // message): paged and limited, it is the engine's.
 TEST(HistoryPagingTest, PagesAddUpToTheEngineHistory) {

@@ -297,6 +297,26 @@ TEST_F(RetentionTest, CheckFindsCorruptionAndLeaks) {
   EXPECT_THAT(db_->Check(), StatusIs(absl::StatusCode::kDataLoss));
 }
 
+// Check's progress: one call per version with the count so far and the
+// total, then a last call at the total; returning false stops it.
+TEST_F(RetentionTest, CheckReportsProgressAndCanBeStopped) {
+  std::mt19937 rng(6);
+  ASSERT_NO_FATAL_FAILURE(Churn(20, 10, 100, nullptr, &rng));
+  std::vector<std::pair<uint64_t, uint64_t>> calls;
+  ASSERT_OK_AND_ASSIGN(CheckReport r, db_->Check([&](uint64_t done, uint64_t total) {
+    calls.emplace_back(done, total);
+    return true;
+  }));
+  ASSERT_EQ(calls.size(), r.versions_checked + 1);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i].first, i);
+    EXPECT_EQ(calls[i].second, r.versions_checked);
+  }
+  int seen = 0;
+  EXPECT_THAT(db_->Check([&](uint64_t, uint64_t) { return ++seen < 3; }),
+              StatusIs(absl::StatusCode::kCancelled, "check stopped after 2 of"));
+}
+
 TEST(BackgroundReclaimTest, ReclaimsWithoutBeingAsked) {
   Options o;
   o.retain_versions = 5;

@@ -298,6 +298,7 @@ std::vector<std::pair<std::string, std::string>> ServiceSeeds() {
     AppendCall(&in, kRpcVersionAt, Serialized(at));
     at.set_unix_micros(INT64_MAX);
     AppendCall(&in, kRpcVersionAt, Serialized(at));
+    AppendCall(&in, kRpcCheck, "");
     seeds.push_back({"history_version_at", in});
   }
   return seeds;

@@ -303,6 +303,16 @@ class Harness {
         }
         break;
       }
+      case kRpcCheck: {
+        RecordingSink<v1::CheckResponse> sink;
+        s = versions_.CheckTo(&ctx, &sink);
+        // The database the handlers wrote must verify.
+        FUZZ_EXPECT(s.ok(), "check: " + s.error_message());
+        FUZZ_EXPECT(!sink.messages.empty() && sink.messages.back().has_report() &&
+                        sink.messages.back().report().pages_leaked() == 0,
+                    "check: no report, or leaked pages");
+        break;
+      }
       case kRpcReclaim: {
         absl::StatusOr<ReclaimStats> r = db_->Reclaim();
         FUZZ_EXPECT(r.ok(), "reclaim: " + r.status().ToString());

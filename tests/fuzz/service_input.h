@@ -40,6 +40,7 @@ enum Rpc : uint8_t {
   kRpcReclaim,  // not an RPC: a reclamation pass, so that versions go
   kRpcHistory,
   kRpcVersionAt,
+  kRpcCheck,
   kNumRpcs,
 };
 

@@ -971,7 +971,7 @@ absl::StatusOr<ReclaimStats> ModelDB::Reclaim() {
 
 absl::Status ModelDB::Checkpoint() { return absl::OkStatus(); }
 
-absl::StatusOr<CheckReport> ModelDB::Check() {
+absl::StatusOr<CheckReport> ModelDB::Check(const CheckProgress&) {
   absl::MutexLock lock(&mu_);
   CheckReport r;
   for (uint64_t v = 0; v < versions_.size(); ++v) {

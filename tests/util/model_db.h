@@ -169,7 +169,8 @@ class ModelDB final : public DB {
   uint64_t ReleaseFloor() override;
   absl::StatusOr<ReclaimStats> Reclaim() override;
   absl::Status Checkpoint() override;                  // OK, nothing to do
-  absl::StatusOr<CheckReport> Check() override;        // trivial report
+  using DB::Check;
+  absl::StatusOr<CheckReport> Check(const CheckProgress& progress) override;  // trivial
   absl::Status Backup(const std::string& dir) override;  // Unimplemented
   absl::Status Export(uint64_t version, const std::string& path) override;
   absl::StatusOr<uint64_t> Import(const std::string& path) override;
