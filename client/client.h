@@ -275,6 +275,16 @@ class Client {
   // naming the first problem.
   virtual absl::StatusOr<CheckReport> Check(
       const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;
+  // A hot backup of the whole database (every retained version, the tags)
+  // into the new directory `dir` on this machine, taken while reads and
+  // writes go on. The copy is a database directory: open it with OpenLocal
+  // or serve it. `progress` (may be empty) is told the bytes received and
+  // the total. The files are written into `dir`.partial, synced, and
+  // renamed to `dir` at the end, so `dir` appears only complete. Errors:
+  // AlreadyExists if `dir` (or `dir`.partial) exists; I/O errors.
+  virtual absl::Status Backup(
+      const std::string& dir,
+      const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;
 
   // Collects a scan (convenience over Scan).
   absl::StatusOr<std::vector<KeyValue>> ScanAll(const ScanOptions& options,

@@ -188,6 +188,13 @@ class LocalClient final : public Client {
                        r->blobs_pending,    r->pages_leaked,    r->blobs_leaked};
   }
 
+  absl::Status Backup(const std::string& dir,
+                      const std::function<void(uint64_t, uint64_t)>& progress) override {
+    absl::Status s = db_->Backup(dir);
+    if (s.ok() && progress) progress(1, 1);
+    return s;
+  }
+
   absl::StatusOr<uint64_t> VersionAt(absl::Time time) override {
     return db_->VersionAt(absl::ToUnixMicros(time));
   }

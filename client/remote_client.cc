@@ -1,5 +1,10 @@
 // Client over gRPC to a cowdb_server.
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -314,6 +319,25 @@ class RemoteClient final : public Client {
     return out;
   }
 
+  absl::Status Backup(const std::string& dir,
+                      const std::function<void(uint64_t, uint64_t)>& progress) override {
+    const std::string partial = dir + ".partial";
+    for (const std::string& d : {dir, partial}) {
+      if (std::filesystem::exists(d)) return absl::AlreadyExistsError(d + " already exists");
+    }
+    std::error_code ec;
+    if (!std::filesystem::create_directories(partial, ec)) {
+      return absl::InternalError(absl::StrCat("cannot create ", partial, ": ", ec.message()));
+    }
+    absl::Status s = ReceiveBackup(partial, progress);
+    if (s.ok()) {
+      std::filesystem::rename(partial, dir, ec);
+      if (ec) s = absl::InternalError(absl::StrCat("cannot rename ", partial, ": ", ec.message()));
+    }
+    if (!s.ok()) std::filesystem::remove_all(partial, ec);
+    return s;
+  }
+
   absl::StatusOr<uint64_t> VersionAt(absl::Time time) override {
     v1::VersionAtRequest req;
     req.set_unix_micros(absl::ToUnixMicros(time));
@@ -321,6 +345,66 @@ class RemoteClient final : public Client {
     absl::Status s = FromGrpc(versions_->VersionAt(Context().get(), req, &resp));
     if (!s.ok()) return s;
     return resp.version();
+  }
+
+  // Writes the stream of Backup into `dir`, each file synced when done.
+  absl::Status ReceiveBackup(const std::string& dir,
+                             const std::function<void(uint64_t, uint64_t)>& progress) {
+    std::unique_ptr<grpc::ClientContext> ctx = Context(/*deadline=*/false);
+    auto reader = versions_->Backup(ctx.get(), v1::BackupRequest());
+    v1::BackupChunk chunk;
+    std::string open_path;
+    int fd = -1;
+    uint64_t done = 0;
+    absl::Status failed;
+    auto close_file = [&]() -> absl::Status {
+      if (fd < 0) return absl::OkStatus();
+      const bool ok = fsync(fd) == 0;
+      close(fd);
+      fd = -1;
+      return ok ? absl::OkStatus() : absl::InternalError("cannot sync " + open_path);
+    };
+    while (failed.ok() && reader->Read(&chunk)) {
+      const std::filesystem::path rel(chunk.path());
+      if (chunk.path().empty() || rel.is_absolute() ||
+          std::find(rel.begin(), rel.end(), "..") != rel.end()) {
+        failed = absl::DataLossError("the server sent a bad backup path: " + chunk.path());
+        break;
+      }
+      if (chunk.path() != open_path) {
+        failed = close_file();
+        if (!failed.ok()) break;
+        open_path = chunk.path();
+        const std::filesystem::path full = std::filesystem::path(dir) / rel;
+        std::error_code ec;
+        std::filesystem::create_directories(full.parent_path(), ec);
+        fd = open(full.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0) {
+          failed = absl::InternalError("cannot create " + full.string());
+          break;
+        }
+      }
+      const std::string& data = chunk.data();
+      if (pwrite(fd, data.data(), data.size(), static_cast<off_t>(chunk.offset())) !=
+          static_cast<ssize_t>(data.size())) {
+        failed = absl::InternalError("cannot write " + open_path);
+        break;
+      }
+      done += data.size();
+      if (progress) progress(done, chunk.total_bytes());
+    }
+    if (!failed.ok()) ctx->TryCancel();
+    absl::Status closed = close_file();
+    absl::Status finished = FromGrpc(reader->Finish());
+    if (!failed.ok()) return failed;
+    if (!finished.ok()) return finished;
+    if (!closed.ok()) return closed;
+    const int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      fsync(dfd);
+      close(dfd);
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<ServerStatus> Status() override {

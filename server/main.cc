@@ -189,6 +189,10 @@ int main(int argc, char** argv) {
   if (cwd != nullptr && !dir.empty() && dir[0] != '/') {
     dir = absl::StrCat(cwd, "/", dir);
   }
+  // Hot backups are staged beside the data directory (same file system:
+  // RocksDB hard-links its files), then streamed to the client.
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  service_options.backup_staging_prefix = dir + ".backup-staging-";
   absl::StatusOr<std::unique_ptr<cowdb::DB>> db = cowdb::DB::Open(options, dir);
   if (!db.ok()) {
     cowdb::server::Log("error", "cannot open the database",

@@ -1,5 +1,11 @@
 #include "server/service.h"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/internal/engine_ops.h"
@@ -484,6 +490,65 @@ grpc::Status VersionsService::CheckTo(grpc::ServerContext* ctx,
   out->set_pages_leaked(r->pages_leaked);
   out->set_blobs_leaked(r->blobs_leaked);
   return ToGrpcStatus(limits.Send(ctx, writer, last));
+}
+
+grpc::Status VersionsService::Backup(grpc::ServerContext* ctx, const v1::BackupRequest*,
+                                     grpc::ServerWriter<v1::BackupChunk>* writer) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (options_.backup_staging_prefix.empty()) {
+    return ToGrpcStatus(absl::FailedPreconditionError("this server has no backup staging"));
+  }
+  // Stage a hot backup next to the database (hard links where it can),
+  // stream its files, and remove it whatever happens.
+  static std::atomic<uint64_t> serial{0};
+  const std::string staging = absl::StrCat(options_.backup_staging_prefix, getpid(), "-",
+                                           serial.fetch_add(1));
+  struct RemoveAll {
+    const std::string& dir;
+    ~RemoveAll() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{staging};
+  if (absl::Status s = db_->Backup(staging); !s.ok()) return ToGrpcStatus(s);
+  std::vector<std::pair<std::string, uint64_t>> files;  // relative path, size
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(staging, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file()) continue;
+    const uint64_t size = it->file_size();
+    files.emplace_back(std::filesystem::relative(it->path(), staging).string(), size);
+    total += size;
+  }
+  if (ec) return ToGrpcStatus(absl::InternalError("cannot list the staged backup: " + ec.message()));
+  const CallLimits limits = Limits(ctx, options_, 0);
+  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
+  WriterSink<v1::BackupChunk> sink(writer);
+  constexpr size_t kChunk = 1 << 20;
+  std::string buffer(kChunk, '\0');
+  for (const auto& [path, size] : files) {
+    std::ifstream in(staging + "/" + path, std::ios::binary);
+    uint64_t offset = 0;
+    do {
+      in.read(buffer.data(), static_cast<std::streamsize>(std::min<uint64_t>(kChunk, size - offset)));
+      const size_t n = static_cast<size_t>(in.gcount());
+      if (!in && n == 0 && offset < size) {
+        return ToGrpcStatus(absl::InternalError("cannot read the staged backup's " + path));
+      }
+      v1::BackupChunk chunk;
+      chunk.set_path(path);
+      chunk.set_offset(offset);
+      chunk.set_data(buffer.data(), n);
+      chunk.set_file_size(size);
+      chunk.set_total_bytes(total);
+      if (absl::Status s = limits.Send(ctx, &sink, chunk); !s.ok()) {
+        return ToGrpcStatus(s);
+      }
+      offset += n;
+    } while (offset < size);
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status VersionsService::VersionAt(grpc::ServerContext* ctx,

@@ -127,6 +127,8 @@ class VersionsService final : public cowdb::v1::Versions::Service {
                          v1::VersionAtResponse*) override;
   grpc::Status Check(grpc::ServerContext*, const v1::CheckRequest*,
                      grpc::ServerWriter<v1::CheckResponse>*) override;
+  grpc::Status Backup(grpc::ServerContext*, const v1::BackupRequest*,
+                      grpc::ServerWriter<v1::BackupChunk>*) override;
   // Check, streaming into `sink` (also without a live call).
   grpc::Status CheckTo(grpc::ServerContext* ctx, StreamSink<v1::CheckResponse>* sink);
   grpc::Status Watch(grpc::ServerContext*, const v1::WatchRequest*,

@@ -3,6 +3,7 @@
 #define COWDB_SERVER_SERVICE_OPTIONS_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/time/time.h"
 
@@ -36,6 +37,10 @@ struct ServiceOptions {
   // Writes (Put, Delete, Txn) accepted but not yet answered, at most, and
   // their request bytes; one client (connection) may hold a quarter of
   // each. Beyond: RESOURCE_EXHAUSTED at once (see server/admission.h).
+  // Where hot backups are staged before they are streamed: a path prefix
+  // on the database's file system (a random suffix is added). Empty:
+  // Backup is FAILED_PRECONDITION.
+  std::string backup_staging_prefix;
   uint64_t max_inflight_writes = 4096;
   uint64_t max_inflight_write_bytes = 256 << 20;
 };

@@ -268,6 +268,20 @@ TEST_F(CliTest, CheckVerifiesWithoutABarWhenPiped) {
   EXPECT_EQ(Cli({"check", "extra"}).code, 2);
 }
 
+TEST_F(CliTest, BackupFromAServerIsADatabase) {
+  ASSERT_EQ(Cli({"put", "k", "backed up"}).code, 0);
+  const std::string dir = dir_.Sub("backup");
+  Result backup = Cli({"backup", dir});
+  EXPECT_EQ(backup.code, 0) << backup.err;
+  EXPECT_THAT(backup.out, HasSubstr("OK backup in " + dir));
+  EXPECT_EQ(RunCli({"--data_dir=" + dir, "get", "k"}).out, "backed up\n");
+  EXPECT_EQ(RunCli({"--data_dir=" + dir, "check"}).code, 0);
+  Result again = Cli({"backup", dir});
+  EXPECT_NE(again.code, 0);
+  EXPECT_THAT(again.err, HasSubstr("already exists"));
+  EXPECT_FALSE(std::filesystem::exists(dir + ".partial"));
+}
+
 TEST_F(CliTest, TokensAreSentAndChecked) {
   ASSERT_TRUE(server_.Stop());
   {

@@ -385,6 +385,29 @@ TEST_P(ConformanceTest, CheckVerifiesEveryRetainedVersionWithProgress) {
   EXPECT_OK(db_->Check().status());  // without progress
 }
 
+// A hot backup is a database: opened, it holds what was committed, every
+// retained version included. A second backup into the same place is
+// refused.
+TEST_P(ConformanceTest, BackupIsADatabaseDirectory) {
+  ASSERT_OK_AND_ASSIGN(uint64_t v1, db_->Put("b", "one"));
+  ASSERT_OK(db_->Put("b", std::string(300000, 'x')).status());  // a blob
+  const std::string dir = dir_.Sub("backup");
+  uint64_t last_done = 0, last_total = 0;
+  ASSERT_OK(db_->Backup(dir, [&](uint64_t done, uint64_t total) {
+    last_done = done;
+    last_total = total;
+  }));
+  EXPECT_GT(last_total, 0u);
+  EXPECT_EQ(last_done, last_total);
+  EXPECT_THAT(db_->Backup(dir), StatusIs(absl::StatusCode::kAlreadyExists));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> copy, OpenLocal(dir, Options()));
+  EXPECT_THAT(copy->Get("b", v1), IsOkAndHolds(::testing::Field(&Entry::value, "one")));
+  ASSERT_OK_AND_ASSIGN(Entry latest, copy->Get("b"));
+  EXPECT_EQ(latest.value.size(), 300000u);
+  ASSERT_OK_AND_ASSIGN(CheckReport report, copy->Check());
+  EXPECT_EQ(report.pages_leaked, 0u);
+}
+
 // The client's history arrives in pages (64 changes, 1 MiB of values per
 // message): paged and limited, it is the engine's.
 TEST(HistoryPagingTest, PagesAddUpToTheEngineHistory) {

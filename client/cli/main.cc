@@ -105,6 +105,9 @@ Commands:
   history KEY                 the puts and deletes of KEY, newest first
                               (--from, --at, --limit)
   status                      versions, size, cache, open transactions
+  backup DIR                  a hot backup of the whole database into the
+                              new directory DIR (a database directory:
+                              open it with --data_dir, or serve it)
   check                       verify every retained version (checksums,
                               tree invariants, nothing reachable freed);
                               a progress bar on a terminal
@@ -184,6 +187,36 @@ absl::StatusOr<std::unique_ptr<client::Client>> Open(const std::string& command)
   return client::Connect(o);
 }
 
+// A progress bar on stderr when it is a terminal (done/total, percent,
+// rate, ETA), redrawn at most 5 times a second; nothing when piped.
+class ProgressBar {
+ public:
+  ProgressBar(std::string what, std::string unit, bool enabled)
+      : what_(std::move(what)), unit_(std::move(unit)),
+        enabled_(enabled && isatty(STDERR_FILENO)), start_(absl::Now()) {}
+  void Update(uint64_t done, uint64_t total) {
+    const absl::Time now = absl::Now();
+    if (!enabled_ || now - drawn_ < absl::Milliseconds(200)) return;
+    drawn_ = now;
+    const double secs = absl::ToDoubleSeconds(now - start_);
+    const double rate = secs > 0 ? done / secs : 0;
+    const std::string eta =
+        rate > 0 && total > done ? absl::StrFormat(", ETA %.0fs", (total - done) / rate) : "";
+    std::cerr << absl::StrFormat("\r%s: %d/%d %s (%d%%), %.0f/s%s   ", what_, done, total,
+                                 unit_, total == 0 ? 100 : 100 * done / total, rate, eta)
+              << std::flush;
+  }
+  void Clear() {
+    if (enabled_) std::cerr << "\r\033[K" << std::flush;
+  }
+
+ private:
+  const std::string what_, unit_;
+  const bool enabled_;
+  const absl::Time start_;
+  absl::Time drawn_ = absl::InfinitePast();
+};
+
 class Cli {
  public:
   Cli(client::Client& db, std::ostream& out) : db_(db), out_(out), json_(absl::GetFlag(FLAGS_json)) {}
@@ -207,6 +240,7 @@ class Cli {
   absl::Status Watch(const std::vector<std::string>& a);
   absl::Status History(const std::vector<std::string>& a);
   absl::Status Check(const std::vector<std::string>& a);
+  absl::Status Backup(const std::vector<std::string>& a);
   absl::Status Status(const std::vector<std::string>& a);
 
   // A version number, a time (RFC 3339, or Unix microseconds + "us"), or
@@ -233,7 +267,7 @@ absl::Status Cli::Run(const std::vector<std::string>& args) {
       {"scan", &Cli::Scan}, {"txn", &Cli::Txn},       {"versions", &Cli::Versions},
       {"tag", &Cli::Tag},   {"untag", &Cli::Untag},   {"tags", &Cli::Tags},
       {"diff", &Cli::Diff}, {"watch", &Cli::Watch},   {"status", &Cli::Status},
-      {"history", &Cli::History}, {"check", &Cli::Check},
+      {"history", &Cli::History}, {"check", &Cli::Check},     {"backup", &Cli::Backup},
   };
   for (const auto& [name, handler] : kCommands) {
     if (args[0] == name) {
@@ -621,26 +655,10 @@ absl::Status Cli::History(const std::vector<std::string>& a) {
 
 absl::Status Cli::Check(const std::vector<std::string>& a) {
   if (!a.empty()) return Usage("usage: cowdb check");
-  // A progress bar on a terminal (stderr), redrawn at most 5 times a
-  // second; nothing when piped or with --json.
-  const bool bar = !json_ && isatty(STDERR_FILENO);
-  const absl::Time start = absl::Now();
-  absl::Time drawn = absl::InfinitePast();
+  ProgressBar bar("checking", "versions", !json_);
   absl::StatusOr<client::CheckReport> r =
-      db_.Check([&](uint64_t done, uint64_t total) {
-        const absl::Time now = absl::Now();
-        if (!bar || now - drawn < absl::Milliseconds(200)) return;
-        drawn = now;
-        const double secs = absl::ToDoubleSeconds(now - start);
-        const double rate = secs > 0 ? done / secs : 0;
-        std::string eta = rate > 0 && total > done
-                              ? absl::StrFormat(", ETA %.0fs", (total - done) / rate)
-                              : "";
-        std::cerr << absl::StrFormat("\rchecking: %d/%d versions (%d%%), %.0f/s%s   ", done,
-                                     total, total == 0 ? 100 : 100 * done / total, rate, eta)
-                  << std::flush;
-      });
-  if (bar) std::cerr << "\r\033[K" << std::flush;  // clear the bar
+      db_.Check([&](uint64_t done, uint64_t total) { bar.Update(done, total); });
+  bar.Clear();
   if (!r.ok()) return r.status();
   const std::pair<const char*, uint64_t> rows[] = {
       {"versions_checked", r->versions_checked}, {"pages_reachable", r->pages_reachable},
@@ -665,6 +683,26 @@ absl::Status Cli::Check(const std::vector<std::string>& a) {
          << " blobs are stored but unreachable (a reclamation pass deletes them)";
   }
   out_ << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Backup(const std::vector<std::string>& a) {
+  if (a.size() != 1) return Usage("usage: cowdb backup DIR");
+  const std::string dir = UserPath(a[0]);
+  ProgressBar bar("backing up", "bytes", !json_);
+  uint64_t bytes = 0;
+  absl::Status s = db_.Backup(dir, [&](uint64_t done, uint64_t total) {
+    bar.Update(done, total);
+    bytes = done;
+  });
+  bar.Clear();
+  if (!s.ok()) return s;
+  if (json_) {
+    out_ << "{\"backup\":" << JsonString(dir) << ",\"bytes\":" << bytes << "}\n";
+  } else {
+    out_ << "OK backup in " << dir
+         << " (a database directory: open it with --data_dir, or start cowdb_server on it)\n";
+  }
   return absl::OkStatus();
 }
 
