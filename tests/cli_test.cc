@@ -280,6 +280,20 @@ TEST_F(CliTest, BackupFromAServerIsADatabase) {
   EXPECT_NE(again.code, 0);
   EXPECT_THAT(again.err, HasSubstr("already exists"));
   EXPECT_FALSE(std::filesystem::exists(dir + ".partial"));
+  // Restore: the backup becomes a new database directory, checked first.
+  const std::string restored = dir_.Sub("restored");
+  Result restore = RunCli({"restore", dir, "--data_dir=" + restored});
+  EXPECT_EQ(restore.code, 0) << restore.err;
+  EXPECT_EQ(RunCli({"--data_dir=" + restored, "get", "k"}).out, "backed up\n");
+  EXPECT_NE(RunCli({"restore", dir, "--data_dir=" + restored}).code, 0);  // exists
+  EXPECT_EQ(RunCli({"restore", dir}).code, 2);                            // no --data_dir
+  std::filesystem::create_directories(dir_.Sub("not-a-backup"));
+  { std::ofstream(dir_.Sub("not-a-backup/file")) << "x"; }
+  Result bad = RunCli({"restore", dir_.Sub("not-a-backup"), "--data_dir=" + dir_.Sub("r2")});
+  EXPECT_NE(bad.code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("is not a cowdb backup"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("r2")));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("r2.partial")));
 }
 
 TEST_F(CliTest, TokensAreSentAndChecked) {

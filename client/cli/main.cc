@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -105,6 +106,10 @@ Commands:
   history KEY                 the puts and deletes of KEY, newest first
                               (--from, --at, --limit)
   status                      versions, size, cache, open transactions
+  restore BACKUP --data_dir=DIR
+                              make a backup the database in the new
+                              directory DIR (copied, opened and checked
+                              first; DIR appears only complete)
   backup DIR                  a hot backup of the whole database into the
                               new directory DIR (a database directory:
                               open it with --data_dir, or serve it)
@@ -739,6 +744,58 @@ absl::Status Cli::Status(const std::vector<std::string>& a) {
   return absl::OkStatus();
 }
 
+// `restore BACKUP --data_dir=DIR`: copies the backup into DIR.partial,
+// opens and checks it there, then renames it to DIR. Offline: no server
+// serves DIR meanwhile (it does not exist yet).
+absl::Status Restore(const std::vector<std::string>& a) {
+  if (a.size() != 1) return Usage("usage: cowdb restore BACKUP --data_dir=DIR");
+  const std::string target = absl::GetFlag(FLAGS_data_dir);
+  if (target.empty()) return Usage("restore needs --data_dir=DIR, the new database directory");
+  if (!absl::GetFlag(FLAGS_endpoint).empty()) {
+    return Usage("restore works on directories, not a server (stop it, restore, start it)");
+  }
+  const std::string backup = UserPath(a[0]), dir = UserPath(target);
+  const std::string partial = dir + ".partial";
+  for (const std::string& d : {dir, partial}) {
+    if (std::filesystem::exists(d)) return absl::AlreadyExistsError(d + " already exists");
+  }
+  if (!std::filesystem::is_directory(backup)) {
+    return absl::NotFoundError(backup + " is not a directory");
+  }
+  std::error_code ec;
+  std::filesystem::copy(backup, partial, std::filesystem::copy_options::recursive, ec);
+  absl::Status s = ec ? absl::InternalError(absl::StrCat("cannot copy ", backup, ": ",
+                                                         ec.message()))
+                      : absl::OkStatus();
+  if (s.ok()) {
+    Options options;
+    options.create_if_missing = false;
+    absl::StatusOr<std::unique_ptr<client::Client>> db = client::OpenLocal(partial, options);
+    if (!db.ok()) {
+      s = absl::Status(db.status().code(),
+                       absl::StrCat(backup, " is not a cowdb backup: ", db.status().message()));
+    } else {
+      ProgressBar bar("checking", "versions", !absl::GetFlag(FLAGS_json));
+      absl::StatusOr<client::CheckReport> r =
+          (*db)->Check([&](uint64_t done, uint64_t total) { bar.Update(done, total); });
+      bar.Clear();
+      s = r.status();
+    }
+  }
+  if (s.ok()) {
+    std::filesystem::rename(partial, dir, ec);
+    if (ec) s = absl::InternalError(absl::StrCat("cannot rename ", partial, ": ", ec.message()));
+  }
+  if (!s.ok()) {
+    std::filesystem::remove_all(partial, ec);
+    return s;
+  }
+  std::cout << (absl::GetFlag(FLAGS_json) ? absl::StrCat("{\"restored\":", JsonString(dir), "}")
+                                          : "OK restored into " + dir)
+            << "\n";
+  return absl::OkStatus();
+}
+
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   for (int i = 1; i < argc; ++i) {
@@ -766,7 +823,9 @@ int Main(int argc, char** argv) {
   }
   absl::Status s;
   ExitCode code = kOk;
-  {
+  if (args[0] == "restore") {
+    s = Restore(std::vector<std::string>(args.begin() + 1, args.end()));
+  } else {
     absl::StatusOr<std::unique_ptr<client::Client>> db = Open(args[0]);
     if (!db.ok()) {
       s = db.status();
