@@ -285,6 +285,20 @@ class Client {
   virtual absl::Status Backup(
       const std::string& dir,
       const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;
+  // Writes the keys and values of `version` (unset: the latest) to the
+  // portable export file `path` on this machine (cowdb::DB::Export's
+  // format; written to `path`.partial, synced, renamed). `progress` is
+  // told bytes. Errors: as a read at that version; I/O errors.
+  virtual absl::Status Export(
+      std::optional<uint64_t> version, const std::string& path,
+      const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;
+  // Writes the keys of the export file `path` into the database, in
+  // commits of up to 10,000 keys, after verifying the whole file's
+  // checksum (cowdb::DB::Import). Returns the number of keys. Errors:
+  // DataLoss for a damaged file (nothing written); I/O errors.
+  virtual absl::StatusOr<uint64_t> Import(
+      const std::string& path,
+      const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;
 
   // Collects a scan (convenience over Scan).
   absl::StatusOr<std::vector<KeyValue>> ScanAll(const ScanOptions& options,

@@ -188,6 +188,20 @@ class LocalClient final : public Client {
                        r->blobs_pending,    r->pages_leaked,    r->blobs_leaked};
   }
 
+  absl::Status Export(std::optional<uint64_t> version, const std::string& path,
+                      const std::function<void(uint64_t, uint64_t)>& progress) override {
+    absl::Status s = db_->Export(version.value_or(db_->LatestVersion()), path);
+    if (s.ok() && progress) progress(1, 1);
+    return s;
+  }
+
+  absl::StatusOr<uint64_t> Import(const std::string& path,
+                                  const std::function<void(uint64_t, uint64_t)>& progress) override {
+    absl::StatusOr<uint64_t> n = db_->Import(path);
+    if (n.ok() && progress) progress(1, 1);
+    return n;
+  }
+
   absl::Status Backup(const std::string& dir,
                       const std::function<void(uint64_t, uint64_t)>& progress) override {
     absl::Status s = db_->Backup(dir);

@@ -1,6 +1,7 @@
 // Client over gRPC to a cowdb_server.
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -317,6 +318,77 @@ class RemoteClient final : public Client {
     absl::Status s = FromGrpc(reader->Finish());
     if (!s.ok()) return s;
     return out;
+  }
+
+  absl::Status Export(std::optional<uint64_t> version, const std::string& path,
+                      const std::function<void(uint64_t, uint64_t)>& progress) override {
+    const std::string partial = path + ".partial";
+    const int fd = open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return absl::InternalError("cannot create " + partial);
+    std::unique_ptr<grpc::ClientContext> ctx = Context(/*deadline=*/false);
+    v1::ExportRequest req;
+    req.set_version(version.value_or(0));
+    auto reader = versions_->Export(ctx.get(), req);
+    v1::FileChunk chunk;
+    uint64_t done = 0;
+    absl::Status failed;
+    while (reader->Read(&chunk)) {
+      const std::string& d = chunk.data();
+      if (write(fd, d.data(), d.size()) != static_cast<ssize_t>(d.size())) {
+        failed = absl::InternalError("cannot write " + partial);
+        ctx->TryCancel();
+        break;
+      }
+      done += d.size();
+      if (progress) progress(done, chunk.total_bytes());
+    }
+    absl::Status finished = FromGrpc(reader->Finish());
+    if (failed.ok() && fsync(fd) != 0) failed = absl::InternalError("cannot sync " + partial);
+    close(fd);
+    if (failed.ok()) failed = finished;
+    if (failed.ok() && rename(partial.c_str(), path.c_str()) != 0) {
+      failed = absl::InternalError("cannot rename " + partial);
+    }
+    if (!failed.ok()) unlink(partial.c_str());
+    return failed;
+  }
+
+  absl::StatusOr<uint64_t> Import(const std::string& path,
+                                  const std::function<void(uint64_t, uint64_t)>& progress) override {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return absl::NotFoundError("cannot open " + path);
+    struct stat st;
+    const uint64_t total = fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+    std::unique_ptr<grpc::ClientContext> ctx = Context(/*deadline=*/false);
+    v1::ImportResponse resp;
+    auto writer = versions_->Import(ctx.get(), &resp);
+    std::string buffer(1 << 20, '\0');
+    uint64_t done = 0;
+    absl::Status failed;
+    for (;;) {
+      const ssize_t n = read(fd, buffer.data(), buffer.size());
+      if (n < 0) {
+        failed = absl::InternalError("cannot read " + path);
+        break;
+      }
+      if (n == 0) break;
+      v1::FileChunk chunk;
+      chunk.set_data(buffer.data(), static_cast<size_t>(n));
+      chunk.set_total_bytes(total);
+      if (!writer->Write(chunk)) break;  // the server ended the call: Finish says why
+      done += static_cast<uint64_t>(n);
+      if (progress) progress(done, total);
+    }
+    close(fd);
+    if (!failed.ok()) {
+      ctx->TryCancel();
+      writer->Finish().ok();
+      return failed;
+    }
+    writer->WritesDone();
+    absl::Status s = FromGrpc(writer->Finish());
+    if (!s.ok()) return s;
+    return resp.keys();
   }
 
   absl::Status Backup(const std::string& dir,

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_format.h"
 #include "client/internal/engine_ops.h"
 #include "client/internal/wire.h"
@@ -492,6 +493,86 @@ grpc::Status VersionsService::CheckTo(grpc::ServerContext* ctx,
   return ToGrpcStatus(limits.Send(ctx, writer, last));
 }
 
+namespace {
+
+// A new path beside the data directory for a staged backup or file.
+std::string StagingPath(const ServiceOptions& options) {
+  static std::atomic<uint64_t> serial{0};
+  return absl::StrCat(options.backup_staging_prefix, getpid(), "-", serial.fetch_add(1));
+}
+
+// Removes a staged file or directory, whatever happens.
+struct RemoveOnExit {
+  const std::string& path;
+  ~RemoveOnExit() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
+grpc::Status VersionsService::Export(grpc::ServerContext* ctx, const v1::ExportRequest* req,
+                                     grpc::ServerWriter<v1::FileChunk>* writer) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (options_.backup_staging_prefix.empty()) {
+    return ToGrpcStatus(absl::FailedPreconditionError("this server has no staging directory"));
+  }
+  const std::string staged = StagingPath(options_);
+  RemoveOnExit cleanup{staged};
+  const uint64_t version = req->version() != 0 ? req->version() : db_->LatestVersion();
+  if (absl::Status s = db_->Export(version, staged); !s.ok()) return ToGrpcStatus(s);
+  std::error_code ec;
+  const uint64_t total = std::filesystem::file_size(staged, ec);
+  std::ifstream in(staged, std::ios::binary);
+  if (ec || !in) return ToGrpcStatus(absl::InternalError("cannot read the staged export"));
+  const CallLimits limits = Limits(ctx, options_, 0);
+  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
+  WriterSink<v1::FileChunk> sink(writer);
+  std::string buffer(1 << 20, '\0');
+  uint64_t sent = 0;
+  do {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const size_t n = static_cast<size_t>(in.gcount());
+    v1::FileChunk chunk;
+    chunk.set_data(buffer.data(), n);
+    chunk.set_total_bytes(total);
+    if (absl::Status s = limits.Send(ctx, &sink, chunk); !s.ok()) return ToGrpcStatus(s);
+    sent += n;
+  } while (sent < total && in);
+  if (sent != total) return ToGrpcStatus(absl::InternalError("the staged export changed"));
+  return grpc::Status::OK;
+}
+
+grpc::Status VersionsService::Import(grpc::ServerContext* ctx,
+                                     grpc::ServerReader<v1::FileChunk>* reader,
+                                     v1::ImportResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (options_.backup_staging_prefix.empty()) {
+    return ToGrpcStatus(absl::FailedPreconditionError("this server has no staging directory"));
+  }
+  const std::string staged = StagingPath(options_);
+  RemoveOnExit cleanup{staged};
+  {
+    std::ofstream out(staged, std::ios::binary | std::ios::trunc);
+    v1::FileChunk chunk;
+    while (reader->Read(&chunk)) {
+      out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+      if (!out) return ToGrpcStatus(absl::InternalError("cannot stage the import file"));
+    }
+    if (ctx->IsCancelled()) return ToGrpcStatus(absl::CancelledError("the client cancelled"));
+  }
+  absl::StatusOr<uint64_t> keys = db_->Import(staged);
+  if (!keys.ok()) {  // the message names the staged file: name the upload
+    return ToGrpcStatus(absl::Status(
+        keys.status().code(),
+        absl::StrReplaceAll(keys.status().message(), {{staged, "the uploaded file"}})));
+  }
+  resp->set_keys(*keys);
+  resp->set_version(db_->LatestVersion());
+  return grpc::Status::OK;
+}
+
 grpc::Status VersionsService::Backup(grpc::ServerContext* ctx, const v1::BackupRequest*,
                                      grpc::ServerWriter<v1::BackupChunk>* writer) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
@@ -500,16 +581,8 @@ grpc::Status VersionsService::Backup(grpc::ServerContext* ctx, const v1::BackupR
   }
   // Stage a hot backup next to the database (hard links where it can),
   // stream its files, and remove it whatever happens.
-  static std::atomic<uint64_t> serial{0};
-  const std::string staging = absl::StrCat(options_.backup_staging_prefix, getpid(), "-",
-                                           serial.fetch_add(1));
-  struct RemoveAll {
-    const std::string& dir;
-    ~RemoveAll() {
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-    }
-  } cleanup{staging};
+  const std::string staging = StagingPath(options_);
+  RemoveOnExit cleanup{staging};
   if (absl::Status s = db_->Backup(staging); !s.ok()) return ToGrpcStatus(s);
   std::vector<std::pair<std::string, uint64_t>> files;  // relative path, size
   uint64_t total = 0;

@@ -129,6 +129,10 @@ class VersionsService final : public cowdb::v1::Versions::Service {
                      grpc::ServerWriter<v1::CheckResponse>*) override;
   grpc::Status Backup(grpc::ServerContext*, const v1::BackupRequest*,
                       grpc::ServerWriter<v1::BackupChunk>*) override;
+  grpc::Status Export(grpc::ServerContext*, const v1::ExportRequest*,
+                      grpc::ServerWriter<v1::FileChunk>*) override;
+  grpc::Status Import(grpc::ServerContext*, grpc::ServerReader<v1::FileChunk>*,
+                      v1::ImportResponse*) override;
   // Check, streaming into `sink` (also without a live call).
   grpc::Status CheckTo(grpc::ServerContext* ctx, StreamSink<v1::CheckResponse>* sink);
   grpc::Status Watch(grpc::ServerContext*, const v1::WatchRequest*,

@@ -280,6 +280,12 @@ TEST_F(CliTest, BackupFromAServerIsADatabase) {
   EXPECT_NE(again.code, 0);
   EXPECT_THAT(again.err, HasSubstr("already exists"));
   EXPECT_FALSE(std::filesystem::exists(dir + ".partial"));
+  // Export a version, import it elsewhere.
+  const std::string file = dir_.Sub("k.export");
+  EXPECT_THAT(Cli({"export", file, "--at=1"}).out, HasSubstr("OK exported version 1"));
+  EXPECT_EQ(RunCli({"--data_dir=" + dir_.Sub("imported"), "import", file}).out,
+            "OK imported 1 key\n");
+  EXPECT_EQ(RunCli({"--data_dir=" + dir_.Sub("imported"), "get", "k"}).out, "backed up\n");
   // Restore: the backup becomes a new database directory, checked first.
   const std::string restored = dir_.Sub("restored");
   Result restore = RunCli({"restore", dir, "--data_dir=" + restored});

@@ -3,6 +3,7 @@
 // process), so the two cannot drift apart.
 
 #include <atomic>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -406,6 +407,33 @@ TEST_P(ConformanceTest, BackupIsADatabaseDirectory) {
   EXPECT_EQ(latest.value.size(), 300000u);
   ASSERT_OK_AND_ASSIGN(CheckReport report, copy->Check());
   EXPECT_EQ(report.pages_leaked, 0u);
+}
+
+// Export a version to a file, import it into another database; a damaged
+// file is DataLoss and writes nothing.
+TEST_P(ConformanceTest, ExportAndImportAVersion) {
+  ASSERT_OK(db_->Put("e1", "one").status());
+  ASSERT_OK_AND_ASSIGN(uint64_t v2, db_->Put("e2", std::string(200000, 'b')));
+  ASSERT_OK(db_->Put("e3", "after").status());
+  const std::string file = dir_.Sub("v2.export");
+  uint64_t last_done = 0;
+  ASSERT_OK(db_->Export(v2, file, [&](uint64_t done, uint64_t) { last_done = done; }));
+  EXPECT_GT(last_done, 0u);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> other, OpenLocal(dir_.Sub("other"), Options()));
+  EXPECT_THAT(other->Import(file), IsOkAndHolds(2u));
+  EXPECT_THAT(other->Get("e2"), IsOkAndHolds(::testing::Field(&Entry::value,
+                                                              std::string(200000, 'b'))));
+  EXPECT_THAT(other->Get("e3"), StatusIs(absl::StatusCode::kNotFound));
+  // Into this database too (over the wire for the remote client).
+  EXPECT_THAT(db_->Import(file), IsOkAndHolds(2u));
+  { std::ofstream(dir_.Sub("bad.export")) << "not an export"; }
+  ASSERT_OK_AND_ASSIGN(ServerStatus before, db_->Status());
+  absl::StatusOr<uint64_t> bad = db_->Import(dir_.Sub("bad.export"));
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(bad.status().message().find(".backup-staging"), std::string::npos)
+      << bad.status();
+  ASSERT_OK_AND_ASSIGN(ServerStatus after, db_->Status());
+  EXPECT_EQ(after.latest_version, before.latest_version);
 }
 
 // The client's history arrives in pages (64 changes, 1 MiB of values per

@@ -106,6 +106,10 @@ Commands:
   history KEY                 the puts and deletes of KEY, newest first
                               (--from, --at, --limit)
   status                      versions, size, cache, open transactions
+  export FILE                 the keys and values of a version (--at;
+                              default the latest) as a portable file
+  import FILE                 write an export file's keys (checksum
+                              verified first; commits of 10,000 keys)
   restore BACKUP --data_dir=DIR
                               make a backup the database in the new
                               directory DIR (copied, opened and checked
@@ -148,7 +152,7 @@ std::string UserPath(std::string path) {
 
 bool Writes(const std::string& command) {
   return command == "put" || command == "del" || command == "txn" || command == "tag" ||
-         command == "untag";
+         command == "untag" || command == "import";
 }
 
 absl::StatusOr<std::unique_ptr<client::Client>> Open(const std::string& command) {
@@ -246,6 +250,8 @@ class Cli {
   absl::Status History(const std::vector<std::string>& a);
   absl::Status Check(const std::vector<std::string>& a);
   absl::Status Backup(const std::vector<std::string>& a);
+  absl::Status Export(const std::vector<std::string>& a);
+  absl::Status Import(const std::vector<std::string>& a);
   absl::Status Status(const std::vector<std::string>& a);
 
   // A version number, a time (RFC 3339, or Unix microseconds + "us"), or
@@ -273,6 +279,7 @@ absl::Status Cli::Run(const std::vector<std::string>& args) {
       {"tag", &Cli::Tag},   {"untag", &Cli::Untag},   {"tags", &Cli::Tags},
       {"diff", &Cli::Diff}, {"watch", &Cli::Watch},   {"status", &Cli::Status},
       {"history", &Cli::History}, {"check", &Cli::Check},     {"backup", &Cli::Backup},
+      {"export", &Cli::Export},   {"import", &Cli::Import},
   };
   for (const auto& [name, handler] : kCommands) {
     if (args[0] == name) {
@@ -707,6 +714,43 @@ absl::Status Cli::Backup(const std::vector<std::string>& a) {
   } else {
     out_ << "OK backup in " << dir
          << " (a database directory: open it with --data_dir, or start cowdb_server on it)\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Export(const std::vector<std::string>& a) {
+  if (a.size() != 1) return Usage("usage: cowdb export FILE [--at=VERSION]");
+  absl::StatusOr<std::optional<uint64_t>> at = At();
+  if (!at.ok()) return at.status();
+  const std::string path = UserPath(a[0]);
+  ProgressBar bar("exporting", "bytes", !json_);
+  uint64_t bytes = 0;
+  absl::Status s = db_.Export(*at, path, [&](uint64_t done, uint64_t total) {
+    bar.Update(done, total);
+    bytes = done;
+  });
+  bar.Clear();
+  if (!s.ok()) return s;
+  if (json_) {
+    out_ << "{\"export\":" << JsonString(path) << "}\n";
+  } else {
+    out_ << "OK exported " << (at->has_value() ? absl::StrCat("version ", **at) : "the latest version")
+         << " to " << path << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Import(const std::vector<std::string>& a) {
+  if (a.size() != 1) return Usage("usage: cowdb import FILE");
+  ProgressBar bar("importing", "bytes", !json_);
+  absl::StatusOr<uint64_t> keys =
+      db_.Import(UserPath(a[0]), [&](uint64_t done, uint64_t total) { bar.Update(done, total); });
+  bar.Clear();
+  if (!keys.ok()) return keys.status();
+  if (json_) {
+    out_ << "{\"keys\":" << *keys << "}\n";
+  } else {
+    out_ << "OK imported " << *keys << (*keys == 1 ? " key" : " keys") << "\n";
   }
   return absl::OkStatus();
 }
