@@ -205,6 +205,15 @@ struct CheckReport {
   uint64_t blobs_leaked = 0;
 };
 
+// The retention window and where it stands (Client::GetRetention).
+struct Retention {
+  uint64_t retain_versions = 0;  // 0: every version
+  uint64_t retain_seconds = 0;   // 0: no time-based retention
+  uint64_t oldest_version = 0;   // the oldest that can still be read
+  uint64_t release_floor = 0;    // below it, released unless tagged or pinned
+  uint64_t latest_version = 0;
+};
+
 struct ServerStatus {
   uint64_t latest_version = 0;
   uint64_t oldest_version = 0;
@@ -282,6 +291,12 @@ class Client {
   // the total. The files are written into `dir`.partial, synced, and
   // renamed to `dir` at the end, so `dir` appears only complete. Errors:
   // AlreadyExists if `dir` (or `dir`.partial) exists; I/O errors.
+  // The retention window; SetRetention changes it until the server (or
+  // the local database) restarts, whose options apply again then.
+  // Widening it does not bring back released versions.
+  virtual absl::StatusOr<Retention> GetRetention() = 0;
+  virtual absl::StatusOr<Retention> SetRetention(uint64_t retain_versions,
+                                                 uint64_t retain_seconds) = 0;
   virtual absl::Status Backup(
       const std::string& dir,
       const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;

@@ -202,6 +202,22 @@ class LocalClient final : public Client {
     return n;
   }
 
+  absl::StatusOr<Retention> GetRetention() override {
+    const DB::Retention r = db_->GetRetention();
+    return Retention{r.retain_versions == Options::kRetainAll ? 0 : r.retain_versions,
+                     r.retain_seconds, db_->OldestVersion(), db_->ReleaseFloor(),
+                     db_->LatestVersion()};
+  }
+
+  absl::StatusOr<Retention> SetRetention(uint64_t retain_versions,
+                                         uint64_t retain_seconds) override {
+    DB::Retention r;
+    r.retain_versions = retain_versions == 0 ? Options::kRetainAll : retain_versions;
+    r.retain_seconds = retain_seconds;
+    if (absl::Status s = db_->SetRetention(r); !s.ok()) return s;
+    return GetRetention();
+  }
+
   absl::Status Backup(const std::string& dir,
                       const std::function<void(uint64_t, uint64_t)>& progress) override {
     absl::Status s = db_->Backup(dir);

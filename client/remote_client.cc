@@ -320,6 +320,27 @@ class RemoteClient final : public Client {
     return out;
   }
 
+  absl::StatusOr<Retention> GetRetention() override {
+    return RetentionCall(v1::RetentionRequest());
+  }
+
+  absl::StatusOr<Retention> SetRetention(uint64_t retain_versions,
+                                         uint64_t retain_seconds) override {
+    v1::RetentionRequest req;
+    req.set_set(true);
+    req.set_retain_versions(retain_versions);
+    req.set_retain_seconds(retain_seconds);
+    return RetentionCall(req);
+  }
+
+  absl::StatusOr<Retention> RetentionCall(const v1::RetentionRequest& req) {
+    v1::RetentionResponse r;
+    absl::Status s = FromGrpc(versions_->Retention(Context().get(), req, &r));
+    if (!s.ok()) return s;
+    return Retention{r.retain_versions(), r.retain_seconds(), r.oldest_version(),
+                     r.release_floor(), r.latest_version()};
+  }
+
   absl::Status Export(std::optional<uint64_t> version, const std::string& path,
                       const std::function<void(uint64_t, uint64_t)>& progress) override {
     const std::string partial = path + ".partial";

@@ -312,6 +312,18 @@ class DB {
   // Errors: NotFound for a version after the latest.
   virtual absl::Status ReleaseBefore(uint64_t version) = 0;
 
+  // The retention window (Options::retain_versions, retain_seconds), and
+  // a change of it that applies from the next reclamation pass until the
+  // database is closed (the Options given to Open apply again after).
+  // Widening it keeps what is still retained; it does not bring back what
+  // was released.
+  struct Retention {
+    uint64_t retain_versions = 0;  // Options::kRetainAll: every version
+    uint64_t retain_seconds = 0;
+  };
+  virtual Retention GetRetention() = 0;
+  virtual absl::Status SetRetention(const Retention& retention) = 0;
+
   // The release floor: versions below it are released unless tagged or
   // pinned by a snapshot, iterator or watcher. ReleaseBefore and the
   // retention options raise it (retention when the reclaimer runs); it

@@ -562,6 +562,16 @@ absl::Status DBImpl::ReleaseBefore(uint64_t version) {
 
 uint64_t DBImpl::ReleaseFloor() { return versions_->floor(); }
 
+DB::Retention DBImpl::GetRetention() {
+  const auto [versions, seconds] = reclaimer_->retention();
+  return Retention{versions, seconds};
+}
+
+absl::Status DBImpl::SetRetention(const Retention& retention) {
+  reclaimer_->SetRetention(retention.retain_versions, retention.retain_seconds);
+  return absl::OkStatus();
+}
+
 absl::Status DBImpl::Backup(const std::string& dir) {
   return store_->Checkpoint(dir);
 }

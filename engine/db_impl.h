@@ -71,6 +71,8 @@ class DBImpl final : public DB {
                     const std::function<bool(const Change&)>& fn) override;
   absl::Status ReleaseBefore(uint64_t version) override;
   uint64_t ReleaseFloor() override;
+  Retention GetRetention() override;
+  absl::Status SetRetention(const Retention& retention) override;
   absl::StatusOr<ReclaimStats> Reclaim() override;
   absl::Status Checkpoint() override;
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(uint64_t from_version,

@@ -512,6 +512,25 @@ struct RemoveOnExit {
 
 }  // namespace
 
+grpc::Status VersionsService::Retention(grpc::ServerContext* ctx,
+                                        const v1::RetentionRequest* req,
+                                        v1::RetentionResponse* resp) {
+  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (req->set()) {
+    DB::Retention r;
+    r.retain_versions = req->retain_versions() == 0 ? Options::kRetainAll : req->retain_versions();
+    r.retain_seconds = req->retain_seconds();
+    if (absl::Status s = db_->SetRetention(r); !s.ok()) return ToGrpcStatus(s);
+  }
+  const DB::Retention r = db_->GetRetention();
+  resp->set_retain_versions(r.retain_versions == Options::kRetainAll ? 0 : r.retain_versions);
+  resp->set_retain_seconds(r.retain_seconds);
+  resp->set_oldest_version(db_->OldestVersion());
+  resp->set_release_floor(db_->ReleaseFloor());
+  resp->set_latest_version(db_->LatestVersion());
+  return grpc::Status::OK;
+}
+
 grpc::Status VersionsService::Export(grpc::ServerContext* ctx, const v1::ExportRequest* req,
                                      grpc::ServerWriter<v1::FileChunk>* writer) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;

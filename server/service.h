@@ -129,6 +129,8 @@ class VersionsService final : public cowdb::v1::Versions::Service {
                      grpc::ServerWriter<v1::CheckResponse>*) override;
   grpc::Status Backup(grpc::ServerContext*, const v1::BackupRequest*,
                       grpc::ServerWriter<v1::BackupChunk>*) override;
+  grpc::Status Retention(grpc::ServerContext*, const v1::RetentionRequest*,
+                         v1::RetentionResponse*) override;
   grpc::Status Export(grpc::ServerContext*, const v1::ExportRequest*,
                       grpc::ServerWriter<v1::FileChunk>*) override;
   grpc::Status Import(grpc::ServerContext*, grpc::ServerReader<v1::FileChunk>*,

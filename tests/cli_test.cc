@@ -302,6 +302,17 @@ TEST_F(CliTest, BackupFromAServerIsADatabase) {
   EXPECT_FALSE(std::filesystem::exists(dir_.Sub("r2.partial")));
 }
 
+TEST_F(CliTest, RetentionShownAndSet) {
+  EXPECT_THAT(Cli({"retention"}).out, HasSubstr("retain versions  the last 1000"));
+  Result set = Cli({"retention", "set", "2", "60", "--json"});
+  EXPECT_EQ(set.code, 0) << set.err;
+  EXPECT_THAT(set.out, HasSubstr("\"retain_versions\":2,\"retain_seconds\":60,"));
+  EXPECT_EQ(Cli({"retention", "set"}).code, 2);
+  EXPECT_EQ(Cli({"retention", "set", "many"}).code, 2);
+  ASSERT_EQ(RunCli({"--data_dir=" + dir_.Sub("local"), "put", "k", "v"}).code, 0);
+  EXPECT_EQ(RunCli({"--data_dir=" + dir_.Sub("local"), "retention", "set", "5"}).code, 2);
+}
+
 TEST_F(CliTest, TokensAreSentAndChecked) {
   ASSERT_TRUE(server_.Stop());
   {

@@ -436,6 +436,28 @@ TEST_P(ConformanceTest, ExportAndImportAVersion) {
   EXPECT_EQ(after.latest_version, before.latest_version);
 }
 
+// The retention window can be read and narrowed while serving: the
+// reclaimer then releases what falls outside it.
+TEST_P(ConformanceTest, RetentionCanBeShownAndChanged) {
+  ASSERT_OK_AND_ASSIGN(Retention r, db_->GetRetention());
+  EXPECT_EQ(r.retain_versions, kRetain);
+  EXPECT_EQ(r.retain_seconds, 0u);
+  ASSERT_OK_AND_ASSIGN(r, db_->SetRetention(3, 0));
+  EXPECT_EQ(r.retain_versions, 3u);
+  for (int i = 0; i < 10; ++i) ASSERT_OK(db_->Put("r", std::to_string(i)).status());
+  std::vector<VersionInfo> versions;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_OK_AND_ASSIGN(versions, db_->ListVersions());
+    if (versions.size() <= 3) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(versions.size(), 3u);
+  ASSERT_OK_AND_ASSIGN(r, db_->GetRetention());
+  EXPECT_EQ(r.oldest_version, r.latest_version - 2);
+  ASSERT_OK_AND_ASSIGN(r, db_->SetRetention(0, 0));  // every version from now on
+  EXPECT_EQ(r.retain_versions, 0u);
+}
+
 // The client's history arrives in pages (64 changes, 1 MiB of values per
 // message): paged and limited, it is the engine's.
 TEST(HistoryPagingTest, PagesAddUpToTheEngineHistory) {

@@ -106,6 +106,10 @@ Commands:
   history KEY                 the puts and deletes of KEY, newest first
                               (--from, --at, --limit)
   status                      versions, size, cache, open transactions
+  retention [set VERSIONS [SECONDS]]
+                              show the retention window, or change it
+                              until the server restarts (0 VERSIONS:
+                              keep every version)
   export FILE                 the keys and values of a version (--at;
                               default the latest) as a portable file
   import FILE                 write an export file's keys (checksum
@@ -251,6 +255,7 @@ class Cli {
   absl::Status Check(const std::vector<std::string>& a);
   absl::Status Backup(const std::vector<std::string>& a);
   absl::Status Export(const std::vector<std::string>& a);
+  absl::Status RetentionCmd(const std::vector<std::string>& a);
   absl::Status Import(const std::vector<std::string>& a);
   absl::Status Status(const std::vector<std::string>& a);
 
@@ -279,7 +284,7 @@ absl::Status Cli::Run(const std::vector<std::string>& args) {
       {"tag", &Cli::Tag},   {"untag", &Cli::Untag},   {"tags", &Cli::Tags},
       {"diff", &Cli::Diff}, {"watch", &Cli::Watch},   {"status", &Cli::Status},
       {"history", &Cli::History}, {"check", &Cli::Check},     {"backup", &Cli::Backup},
-      {"export", &Cli::Export},   {"import", &Cli::Import},
+      {"export", &Cli::Export},   {"import", &Cli::Import},   {"retention", &Cli::RetentionCmd},
   };
   for (const auto& [name, handler] : kCommands) {
     if (args[0] == name) {
@@ -715,6 +720,44 @@ absl::Status Cli::Backup(const std::vector<std::string>& a) {
     out_ << "OK backup in " << dir
          << " (a database directory: open it with --data_dir, or start cowdb_server on it)\n";
   }
+  return absl::OkStatus();
+}
+
+absl::Status Cli::RetentionCmd(const std::vector<std::string>& a) {
+  absl::StatusOr<client::Retention> r;
+  if (a.empty()) {
+    r = db_.GetRetention();
+  } else {
+    if (!absl::GetFlag(FLAGS_data_dir).empty()) {
+      return Usage("retention set changes a running server's window; a database opened with "
+                   "--data_dir lives for one command");
+    }
+    uint64_t versions = 0, seconds = 0;
+    if (a[0] != "set" || a.size() < 2 || a.size() > 3 || !absl::SimpleAtoi(a[1], &versions) ||
+        (a.size() == 3 && !absl::SimpleAtoi(a[2], &seconds))) {
+      return Usage("usage: cowdb retention [set VERSIONS [SECONDS]]");
+    }
+    r = db_.SetRetention(versions, seconds);
+  }
+  if (!r.ok()) return r.status();
+  if (json_) {
+    out_ << "{\"retain_versions\":" << r->retain_versions
+         << ",\"retain_seconds\":" << r->retain_seconds
+         << ",\"oldest_version\":" << r->oldest_version
+         << ",\"release_floor\":" << r->release_floor
+         << ",\"latest_version\":" << r->latest_version << "}\n";
+    return absl::OkStatus();
+  }
+  Table table({"FIELD", "VALUE"});
+  table.Add({"retain versions",
+             r->retain_versions == 0 ? "all" : absl::StrCat("the last ", r->retain_versions)});
+  table.Add({"retain seconds",
+             r->retain_seconds == 0 ? "-" : absl::StrCat(r->retain_seconds, " (and younger)")});
+  table.Add({"oldest readable", absl::StrCat(r->oldest_version)});
+  table.Add({"release floor", absl::StrCat(r->release_floor)});
+  table.Add({"latest", absl::StrCat(r->latest_version)});
+  table.Print(out_);
+  if (!a.empty()) out_ << "(changed until the server restarts)\n";
   return absl::OkStatus();
 }
 

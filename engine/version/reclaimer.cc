@@ -28,18 +28,20 @@ void Reclaimer::Start() {
 }
 
 absl::StatusOr<uint64_t> Reclaimer::WindowFloor(const Version& latest) {
+  const uint64_t retain_versions = retain_versions_.load();
+  const uint64_t retain_seconds = retain_seconds_.load();
   uint64_t by_count = latest.version;
-  if (options_.retain_versions == Options::kRetainAll) return 0;
-  if (options_.retain_versions > 0 && latest.version + 1 > options_.retain_versions) {
-    by_count = latest.version + 1 - options_.retain_versions;
-  } else if (options_.retain_versions > 0) {
+  if (retain_versions == Options::kRetainAll) return 0;
+  if (retain_versions > 0 && latest.version + 1 > retain_versions) {
+    by_count = latest.version + 1 - retain_versions;
+  } else if (retain_versions > 0) {
     by_count = 0;
   }
-  if (options_.retain_seconds == 0 || by_count == 0) return by_count;
+  if (retain_seconds == 0 || by_count == 0) return by_count;
   // Also keep every version younger than retain_seconds: the version that
   // was latest at (now - retain_seconds) and everything after it.
   int64_t cutoff = absl::ToUnixMicros(absl::Now()) -
-                   static_cast<int64_t>(options_.retain_seconds) * 1000000;
+                   static_cast<int64_t>(retain_seconds) * 1000000;
   uint64_t lo = versions_->floor(), hi = by_count;
   if (lo >= hi) return by_count;
   ASSIGN_OR_RETURN(std::optional<Version> first, versions_->ReadRecord(lo));
@@ -54,6 +56,12 @@ absl::StatusOr<uint64_t> Reclaimer::WindowFloor(const Version& latest) {
     }
   }
   return lo;
+}
+
+void Reclaimer::SetRetention(uint64_t retain_versions, uint64_t retain_seconds) {
+  retain_versions_ = retain_versions;
+  retain_seconds_ = retain_seconds;
+  Wake();
 }
 
 absl::StatusOr<ReclaimStats> Reclaimer::Reclaim() {

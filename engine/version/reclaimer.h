@@ -40,7 +40,8 @@ class Reclaimer {
  public:
   // `store` and `versions` must outlive the Reclaimer.
   Reclaimer(const Options& options, PageStore* store, VersionStore* versions)
-      : options_(options), store_(store), versions_(versions) {}
+      : options_(options), store_(store), versions_(versions),
+        retain_versions_(options.retain_versions), retain_seconds_(options.retain_seconds) {}
   // Stops the background thread.
   ~Reclaimer();
 
@@ -61,6 +62,13 @@ class Reclaimer {
 
   uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
 
+  // The retention window (Options::retain_versions, retain_seconds), which
+  // SetRetention changes for the next passes (woken here).
+  void SetRetention(uint64_t retain_versions, uint64_t retain_seconds);
+  std::pair<uint64_t, uint64_t> retention() const {
+    return {retain_versions_.load(), retain_seconds_.load()};
+  }
+
  private:
   absl::StatusOr<ReclaimStats> ReclaimLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(reclaim_mu_);
@@ -71,6 +79,8 @@ class Reclaimer {
   const Options options_;
   PageStore* const store_;
   VersionStore* const versions_;
+  std::atomic<uint64_t> retain_versions_;
+  std::atomic<uint64_t> retain_seconds_;
 
   // Each pass scans only what is new since the last one (released records
   // become RocksDB tombstones, and scanning over them again would cost

@@ -474,7 +474,10 @@ class ModelDB::ModelWatcher final : public Watcher {
 
 // ------------------------------------------------------------------ ModelDB
 
-ModelDB::ModelDB(const Options& options) : options_(options) {
+ModelDB::ModelDB(const Options& options)
+    : options_(options),
+      retain_versions_(options.retain_versions),
+      retain_seconds_(options.retain_seconds) {
   absl::MutexLock lock(&mu_);
   Version v0;
   v0.commit_micros = absl::ToUnixMicros(absl::Now());
@@ -921,18 +924,18 @@ absl::StatusOr<std::unique_ptr<Watcher>> ModelDB::Watch(uint64_t from_version,
 
 uint64_t ModelDB::WindowFloorLocked() const {
   const uint64_t latest = versions_.size() - 1;
-  if (options_.retain_versions == Options::kRetainAll) return 0;
+  if (retain_versions_ == Options::kRetainAll) return 0;
   uint64_t by_count = latest;
-  if (options_.retain_versions > 0) {
-    by_count = latest + 1 > options_.retain_versions
-                   ? latest + 1 - options_.retain_versions
+  if (retain_versions_ > 0) {
+    by_count = latest + 1 > retain_versions_
+                   ? latest + 1 - retain_versions_
                    : 0;
   }
-  if (options_.retain_seconds == 0 || by_count == 0) return by_count;
+  if (retain_seconds_ == 0 || by_count == 0) return by_count;
   // Also keep every version younger than retain_seconds: the version that
   // was the latest at (now - retain_seconds) and everything after it.
   const int64_t cutoff = absl::ToUnixMicros(absl::Now()) -
-                         static_cast<int64_t>(options_.retain_seconds) * 1000000;
+                         static_cast<int64_t>(retain_seconds_) * 1000000;
   uint64_t lo = floor_;
   if (lo >= by_count) return by_count;
   if (versions_[lo].commit_micros > cutoff) return lo;
@@ -948,6 +951,18 @@ absl::Status ModelDB::ReleaseBefore(uint64_t version) {
         "version ", version, " does not exist; the latest is ", last));
   }
   floor_ = std::max(floor_, version);
+  return absl::OkStatus();
+}
+
+DB::Retention ModelDB::GetRetention() {
+  absl::MutexLock lock(&mu_);
+  return Retention{retain_versions_, retain_seconds_};
+}
+
+absl::Status ModelDB::SetRetention(const Retention& retention) {
+  absl::MutexLock lock(&mu_);
+  retain_versions_ = retention.retain_versions;
+  retain_seconds_ = retention.retain_seconds;
   return absl::OkStatus();
 }
 

@@ -167,6 +167,8 @@ class ModelDB final : public DB {
                                                  std::string_view end) override;
   absl::Status ReleaseBefore(uint64_t version) override;
   uint64_t ReleaseFloor() override;
+  Retention GetRetention() override;
+  absl::Status SetRetention(const Retention& retention) override;
   absl::StatusOr<ReclaimStats> Reclaim() override;
   absl::Status Checkpoint() override;                  // OK, nothing to do
   using DB::Check;
@@ -242,6 +244,8 @@ class ModelDB final : public DB {
   uint64_t floor_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, int> pins_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> tags_ ABSL_GUARDED_BY(mu_);
+  uint64_t retain_versions_ ABSL_GUARDED_BY(mu_);  // SetRetention changes them
+  uint64_t retain_seconds_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace cowdb::testing
