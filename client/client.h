@@ -228,6 +228,19 @@ struct ServerStatus {
   uint64_t pages_written = 0;  // tree pages written
   uint64_t bytes_written = 0;  // bytes handed to storage
   uint64_t cache_bytes = 0;    // bytes of decoded pages in the node cache
+  // The engine's figures (cowdb::DBStats), for `cowdb stats`:
+  uint64_t log_bytes = 0;
+  uint64_t checkpoints = 0;
+  uint64_t checkpoint_version = 0;
+  uint64_t unwritten_bytes = 0;
+  uint64_t release_floor = 0;
+  uint64_t replayed_commits = 0;
+  uint64_t recovery_micros = 0;
+  uint64_t cache_capacity = 0;
+  uint64_t disk_bytes_pages = 0;
+  uint64_t disk_bytes_blobs = 0;
+  uint64_t disk_bytes_log = 0;
+  uint64_t disk_bytes_records = 0;
 };
 
 class Client {

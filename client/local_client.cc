@@ -230,11 +230,7 @@ class LocalClient final : public Client {
   }
 
   absl::StatusOr<ServerStatus> Status() override {
-    DBStats st = db_->GetStats();
-    return ServerStatus{st.latest_version, db_->OldestVersion(), st.entries,
-                        st.disk_bytes,     st.cache_hits,        st.cache_misses,
-                        open_.load(),      st.commits,           st.syncs,
-                        st.pages_written,  st.bytes_written,     st.cache_bytes};
+    return internal::FromProto(internal::StatusOf(*db_, open_.load()));
   }
 
  private:

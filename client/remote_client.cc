@@ -504,10 +504,7 @@ class RemoteClient final : public Client {
     v1::StatusResponse r;
     absl::Status s = FromGrpc(versions_->Status(Context().get(), v1::StatusRequest(), &r));
     if (!s.ok()) return s;
-    return ServerStatus{r.latest_version(), r.oldest_version(), r.entries(),
-                        r.disk_bytes(),     r.cache_hits(),     r.cache_misses(),
-                        r.open_transactions(), r.commits(),     r.syncs(),
-                        r.pages_written(),  r.bytes_written(),  r.cache_bytes()};
+    return FromProto(r);
   }
 
  private:

@@ -70,6 +70,13 @@ struct DBStats {
   uint64_t cache_bytes = 0;      // bytes held by the node cache
   uint64_t cache_capacity = 0;   // Options::cache_bytes
   uint64_t disk_bytes = 0;       // approximate size on disk
+  // The same by what it holds (column families on RocksDB): tree pages,
+  // out-of-line values, the commit log, and the records (versions,
+  // checkpoints, freed lists, tags, meta).
+  uint64_t disk_bytes_pages = 0;
+  uint64_t disk_bytes_blobs = 0;
+  uint64_t disk_bytes_log = 0;
+  uint64_t disk_bytes_records = 0;
   uint64_t log_bytes = 0;        // commit log bytes written
   uint64_t checkpoints = 0;      // checkpoints written since open
   uint64_t checkpoint_version = 0;  // version of the last checkpoint

@@ -308,6 +308,12 @@ DBStats DBImpl::GetStats() {
   s.bytes_written = store.bytes_written;
   s.page_reads = store.reads;
   s.disk_bytes = store.disk_bytes;
+  auto bytes = [&](Space space) { return store.space_bytes[static_cast<int>(space)]; };
+  s.disk_bytes_pages = bytes(Space::kPages);
+  s.disk_bytes_blobs = bytes(Space::kBlobs);
+  s.disk_bytes_log = bytes(Space::kLog);
+  s.disk_bytes_records = bytes(Space::kMeta) + bytes(Space::kVersions) + bytes(Space::kFreed) +
+                         bytes(Space::kTags) + bytes(Space::kCheckpoints);
   CacheStats cache = cache_.GetStats();
   s.cache_hits = cache.hits;
   s.cache_misses = cache.misses;

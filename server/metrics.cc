@@ -207,6 +207,18 @@ std::string RenderMetrics(const MetricsSources& sources) {
            "Writes refused because the server or their client had too many in flight.",
            static_cast<double>(a->rejected()));
   }
+  if (sources.db != nullptr) {
+    const DBStats s = sources.db->GetStats();
+    Header(&out, "cowdb_disk_bytes_by_kind", "gauge",
+           "Approximate bytes on disk by what they hold (column families).");
+    const std::pair<const char*, uint64_t> kinds[] = {{"pages", s.disk_bytes_pages},
+                                                      {"blobs", s.disk_bytes_blobs},
+                                                      {"log", s.disk_bytes_log},
+                                                      {"records", s.disk_bytes_records}};
+    for (const auto& [kind, bytes] : kinds) {
+      absl::StrAppend(&out, "cowdb_disk_bytes_by_kind{kind=\"", kind, "\"} ", bytes, "\n");
+    }
+  }
   if (sources.open_transactions) {
     Sample(&out, "cowdb_open_transactions", "gauge", "Interactive transactions open.",
            static_cast<double>(sources.open_transactions()));

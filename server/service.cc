@@ -698,19 +698,7 @@ grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchR
 grpc::Status VersionsService::Status(grpc::ServerContext* ctx, const v1::StatusRequest*,
                                      v1::StatusResponse* resp) {
   if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
-  DBStats st = db_->GetStats();
-  resp->set_latest_version(st.latest_version);
-  resp->set_oldest_version(db_->OldestVersion());
-  resp->set_entries(st.entries);
-  resp->set_disk_bytes(st.disk_bytes);
-  resp->set_cache_hits(st.cache_hits);
-  resp->set_cache_misses(st.cache_misses);
-  resp->set_open_transactions(txns_->size());
-  resp->set_commits(st.commits);
-  resp->set_syncs(st.syncs);
-  resp->set_pages_written(st.pages_written);
-  resp->set_bytes_written(st.bytes_written);
-  resp->set_cache_bytes(st.cache_bytes);
+  *resp = client::internal::StatusOf(*db_, txns_->size());
   return grpc::Status::OK;
 }
 

@@ -302,6 +302,15 @@ TEST_F(CliTest, BackupFromAServerIsADatabase) {
   EXPECT_FALSE(std::filesystem::exists(dir_.Sub("r2.partial")));
 }
 
+TEST_F(CliTest, StatsShowsTheEngineFigures) {
+  ASSERT_EQ(Cli({"put", "k", "v"}).code, 0);
+  Result stats = Cli({"stats"});
+  EXPECT_EQ(stats.code, 0);
+  EXPECT_THAT(stats.out, HasSubstr("disk_bytes_log"));
+  EXPECT_THAT(stats.out, HasSubstr("checkpoint_version"));
+  EXPECT_THAT(Cli({"stats", "--json"}).out, HasSubstr("\"commits\":1,"));
+}
+
 TEST_F(CliTest, RetentionShownAndSet) {
   EXPECT_THAT(Cli({"retention"}).out, HasSubstr("retain versions  the last 1000"));
   Result set = Cli({"retention", "set", "2", "60", "--json"});

@@ -458,6 +458,21 @@ TEST_P(ConformanceTest, RetentionCanBeShownAndChanged) {
   EXPECT_EQ(r.retain_versions, 0u);
 }
 
+// The engine's figures come through Status (cowdb stats).
+TEST_P(ConformanceTest, StatusCarriesTheEngineFigures) {
+  for (int i = 0; i < 5; ++i) ASSERT_OK(db_->Put("s" + std::to_string(i), "v").status());
+  ASSERT_OK_AND_ASSIGN(ServerStatus st, db_->Status());
+  EXPECT_GE(st.commits, 5u);
+  EXPECT_GT(st.log_bytes, 0u);
+  EXPECT_GT(st.disk_bytes_log, 0u);      // the commit log's column family
+  EXPECT_GT(st.disk_bytes_records, 0u);  // version records
+  EXPECT_GT(st.cache_capacity, 0u);
+  EXPECT_LE(st.release_floor, st.oldest_version + 1);
+  EXPECT_LE(st.disk_bytes_pages + st.disk_bytes_blobs + st.disk_bytes_log +
+                st.disk_bytes_records,
+            2 * st.disk_bytes + 4096);
+}
+
 // The client's history arrives in pages (64 changes, 1 MiB of values per
 // message): paged and limited, it is the engine's.
 TEST(HistoryPagingTest, PagesAddUpToTheEngineHistory) {

@@ -106,6 +106,9 @@ Commands:
   history KEY                 the puts and deletes of KEY, newest first
                               (--from, --at, --limit)
   status                      versions, size, cache, open transactions
+  stats                       all of the engine's figures: disk bytes by
+                              kind (pages, values, log, records), log,
+                              checkpoints, recovery, cache
   retention [set VERSIONS [SECONDS]]
                               show the retention window, or change it
                               until the server restarts (0 VERSIONS:
@@ -258,6 +261,7 @@ class Cli {
   absl::Status RetentionCmd(const std::vector<std::string>& a);
   absl::Status Import(const std::vector<std::string>& a);
   absl::Status Status(const std::vector<std::string>& a);
+  absl::Status Stats(const std::vector<std::string>& a);
 
   // A version number, a time (RFC 3339, or Unix microseconds + "us"), or
   // a tag name.
@@ -285,6 +289,7 @@ absl::Status Cli::Run(const std::vector<std::string>& args) {
       {"diff", &Cli::Diff}, {"watch", &Cli::Watch},   {"status", &Cli::Status},
       {"history", &Cli::History}, {"check", &Cli::Check},     {"backup", &Cli::Backup},
       {"export", &Cli::Export},   {"import", &Cli::Import},   {"retention", &Cli::RetentionCmd},
+      {"stats", &Cli::Stats},
   };
   for (const auto& [name, handler] : kCommands) {
     if (args[0] == name) {
@@ -795,6 +800,51 @@ absl::Status Cli::Import(const std::vector<std::string>& a) {
   } else {
     out_ << "OK imported " << *keys << (*keys == 1 ? " key" : " keys") << "\n";
   }
+  return absl::OkStatus();
+}
+
+absl::Status Cli::Stats(const std::vector<std::string>& a) {
+  if (!a.empty()) return Usage("usage: cowdb stats");
+  absl::StatusOr<client::ServerStatus> st = db_.Status();
+  if (!st.ok()) return st.status();
+  const std::pair<const char*, uint64_t> rows[] = {
+      {"latest_version", st->latest_version},
+      {"oldest_version", st->oldest_version},
+      {"release_floor", st->release_floor},
+      {"entries", st->entries},
+      {"disk_bytes", st->disk_bytes},
+      {"disk_bytes_pages", st->disk_bytes_pages},
+      {"disk_bytes_blobs", st->disk_bytes_blobs},
+      {"disk_bytes_log", st->disk_bytes_log},
+      {"disk_bytes_records", st->disk_bytes_records},
+      {"commits", st->commits},
+      {"syncs", st->syncs},
+      {"log_bytes", st->log_bytes},
+      {"checkpoints", st->checkpoints},
+      {"checkpoint_version", st->checkpoint_version},
+      {"unwritten_bytes", st->unwritten_bytes},
+      {"pages_written", st->pages_written},
+      {"bytes_written", st->bytes_written},
+      {"cache_bytes", st->cache_bytes},
+      {"cache_capacity", st->cache_capacity},
+      {"cache_hits", st->cache_hits},
+      {"cache_misses", st->cache_misses},
+      {"open_transactions", st->open_transactions},
+      {"replayed_commits", st->replayed_commits},
+      {"recovery_micros", st->recovery_micros},
+  };
+  if (json_) {
+    out_ << "{";
+    for (size_t i = 0; i < std::size(rows); ++i) {
+      out_ << (i ? "," : "") << "\"" << rows[i].first << "\":" << rows[i].second;
+    }
+    out_ << "}\n";
+    return absl::OkStatus();
+  }
+  Table table({"FIELD", "VALUE"});
+  for (const auto& [name, value] : rows) table.Add({name, absl::StrCat(value)});
+  table.Print(out_);
+  out_ << "(counters since the server, or this command, started)\n";
   return absl::OkStatus();
 }
 

@@ -253,6 +253,36 @@ absl::Status RunHistory(DB& db, const v1::HistoryRequest& req,
   }
 }
 
+v1::StatusResponse StatusOf(DB& db, uint64_t open_transactions) {
+  const DBStats st = db.GetStats();
+  v1::StatusResponse r;
+  r.set_latest_version(st.latest_version);
+  r.set_entries(st.entries);
+  r.set_disk_bytes(st.disk_bytes);
+  r.set_cache_hits(st.cache_hits);
+  r.set_cache_misses(st.cache_misses);
+  r.set_commits(st.commits);
+  r.set_syncs(st.syncs);
+  r.set_pages_written(st.pages_written);
+  r.set_bytes_written(st.bytes_written);
+  r.set_cache_bytes(st.cache_bytes);
+  r.set_log_bytes(st.log_bytes);
+  r.set_checkpoints(st.checkpoints);
+  r.set_checkpoint_version(st.checkpoint_version);
+  r.set_unwritten_bytes(st.unwritten_bytes);
+  r.set_replayed_commits(st.replayed_commits);
+  r.set_recovery_micros(st.recovery_micros);
+  r.set_cache_capacity(st.cache_capacity);
+  r.set_disk_bytes_pages(st.disk_bytes_pages);
+  r.set_disk_bytes_blobs(st.disk_bytes_blobs);
+  r.set_disk_bytes_log(st.disk_bytes_log);
+  r.set_disk_bytes_records(st.disk_bytes_records);
+  r.set_oldest_version(db.OldestVersion());
+  r.set_release_floor(db.ReleaseFloor());
+  r.set_open_transactions(open_transactions);
+  return r;
+}
+
 void ToProto(const cowdb::Change& c, v1::Change* out) {
   out->set_key(c.key);
   out->set_old_exists(c.old_value.has_value());

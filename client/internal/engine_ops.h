@@ -45,6 +45,9 @@ absl::Status ScanRange(Iterator& it, const std::string& start, const std::string
 absl::Status RunHistory(DB& db, const v1::HistoryRequest& req,
                         const std::function<absl::Status(const v1::HistoryResponse&)>& send);
 
+// The status of `db` as the wire reports it.
+v1::StatusResponse StatusOf(DB& db, uint64_t open_transactions);
+
 void ToProto(const cowdb::Change& c, v1::Change* out);
 Change FromEngine(const cowdb::Change& c);
 

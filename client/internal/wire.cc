@@ -111,6 +111,35 @@ Change FromProto(const v1::Change& c) {
   return out;
 }
 
+ServerStatus FromProto(const v1::StatusResponse& r) {
+  ServerStatus s;
+  s.latest_version = r.latest_version();
+  s.oldest_version = r.oldest_version();
+  s.entries = r.entries();
+  s.disk_bytes = r.disk_bytes();
+  s.cache_hits = r.cache_hits();
+  s.cache_misses = r.cache_misses();
+  s.open_transactions = r.open_transactions();
+  s.commits = r.commits();
+  s.syncs = r.syncs();
+  s.pages_written = r.pages_written();
+  s.bytes_written = r.bytes_written();
+  s.cache_bytes = r.cache_bytes();
+  s.log_bytes = r.log_bytes();
+  s.checkpoints = r.checkpoints();
+  s.checkpoint_version = r.checkpoint_version();
+  s.unwritten_bytes = r.unwritten_bytes();
+  s.release_floor = r.release_floor();
+  s.replayed_commits = r.replayed_commits();
+  s.recovery_micros = r.recovery_micros();
+  s.cache_capacity = r.cache_capacity();
+  s.disk_bytes_pages = r.disk_bytes_pages();
+  s.disk_bytes_blobs = r.disk_bytes_blobs();
+  s.disk_bytes_log = r.disk_bytes_log();
+  s.disk_bytes_records = r.disk_bytes_records();
+  return s;
+}
+
 v1::HistoryRequest ToProto(std::string_view key, const HistoryOptions& o) {
   v1::HistoryRequest r;
   r.set_key(std::string(key));

@@ -35,6 +35,7 @@ v1::TxnRequest ToProto(const TxnRequest& r);
 TxnResult FromProto(const v1::TxnResponse& r);
 Change FromProto(const v1::Change& c);
 KeyValue FromProto(const v1::KeyValue& kv);
+ServerStatus FromProto(const v1::StatusResponse& r);
 v1::HistoryRequest ToProto(std::string_view key, const HistoryOptions& o);
 // Adds one message of a History stream to `*h` (the last one sets the
 // summary fields).

@@ -55,8 +55,9 @@ class MemoryPageStore final : public PageStore {
   StoreStats GetStats() override {
     MutexLock lock(&mu_);
     StoreStats s = stats_;
-    for (const auto& m : spaces_) {
-      for (const auto& [k, v] : m) s.disk_bytes += k.size() + v.size();
+    for (int i = 0; i < kNumSpaces; ++i) {
+      for (const auto& [k, v] : spaces_[i]) s.space_bytes[i] += k.size() + v.size();
+      s.disk_bytes += s.space_bytes[i];
     }
     return s;
   }

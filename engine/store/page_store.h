@@ -79,6 +79,7 @@ struct StoreStats {
   uint64_t syncs = 0;          // of which synced
   uint64_t bytes_written = 0;  // key + value bytes committed
   uint64_t disk_bytes = 0;     // approximate on-disk size, 0 if unknown
+  uint64_t space_bytes[kNumSpaces] = {};  // the same, per Space
 };
 
 class PageStore {

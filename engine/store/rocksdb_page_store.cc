@@ -281,6 +281,12 @@ class RocksDBPageStore final : public PageStore {
     db_->GetAggregatedIntProperty("rocksdb.total-sst-files-size", &sst);
     db_->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
     s.disk_bytes = sst + mem;
+    for (int i = 0; i < kNumSpaces; ++i) {
+      uint64_t cf_sst = 0, cf_mem = 0;
+      db_->GetIntProperty(handles_[i], "rocksdb.total-sst-files-size", &cf_sst);
+      db_->GetIntProperty(handles_[i], "rocksdb.cur-size-all-mem-tables", &cf_mem);
+      s.space_bytes[i] = cf_sst + cf_mem;
+    }
     return s;
   }
 

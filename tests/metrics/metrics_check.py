@@ -118,6 +118,10 @@ def main():
         expect(0 < syncs <= 3, "commit syncs %s" % syncs)
         expect(sample(after, "cowdb_open_transactions", "cowdb_open_transactions") == 0,
                "open transactions")
+        kinds = sorted(s.labels["kind"] for s in after["cowdb_disk_bytes_by_kind"].samples)
+        expect(kinds == ["blobs", "log", "pages", "records"], "disk bytes by kind: %s" % kinds)
+        expect(sample(after, "cowdb_disk_bytes_by_kind", "cowdb_disk_bytes_by_kind",
+                      kind="log") > 0, "no log bytes on disk")
         expect(sample(after, "cowdb_inflight_writes", "cowdb_inflight_writes") == 0,
                "writes in flight after they were answered")
         for name in ("cowdb_cache_capacity_bytes", "cowdb_disk_bytes", "cowdb_log_bytes",
