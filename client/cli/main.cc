@@ -271,6 +271,9 @@ class Cli {
   // PREFIX (optional positional argument at `index`) or --start/--end.
   absl::StatusOr<client::Range> RangeArg(const std::vector<std::string>& a, size_t index);
   void Written(uint64_t version);
+  // Named numbers: one JSON object with --json (returns false: the caller
+  // prints nothing more), else a FIELD/VALUE table (returns true).
+  bool PrintFields(const std::vector<std::pair<const char*, uint64_t>>& rows);
   void PrintChange(const client::Change& c, std::optional<uint64_t> version, bool net,
                    Table* table);
 
@@ -339,6 +342,21 @@ absl::StatusOr<client::Range> Cli::RangeArg(const std::vector<std::string>& a, s
     r.prefix = a[index];
   }
   return r;
+}
+
+bool Cli::PrintFields(const std::vector<std::pair<const char*, uint64_t>>& rows) {
+  if (json_) {
+    out_ << "{";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      out_ << (i ? "," : "") << "\"" << rows[i].first << "\":" << rows[i].second;
+    }
+    out_ << "}\n";
+    return false;
+  }
+  Table table({"FIELD", "VALUE"});
+  for (const auto& [name, value] : rows) table.Add({name, absl::StrCat(value)});
+  table.Print(out_);
+  return true;
 }
 
 void Cli::Written(uint64_t version) {
@@ -682,23 +700,13 @@ absl::Status Cli::Check(const std::vector<std::string>& a) {
       db_.Check([&](uint64_t done, uint64_t total) { bar.Update(done, total); });
   bar.Clear();
   if (!r.ok()) return r.status();
-  const std::pair<const char*, uint64_t> rows[] = {
+  const std::vector<std::pair<const char*, uint64_t>> rows = {
       {"versions_checked", r->versions_checked}, {"pages_reachable", r->pages_reachable},
       {"blobs_reachable", r->blobs_reachable},   {"pages_stored", r->pages_stored},
       {"blobs_stored", r->blobs_stored},         {"pages_pending", r->pages_pending},
       {"blobs_pending", r->blobs_pending},       {"pages_leaked", r->pages_leaked},
       {"blobs_leaked", r->blobs_leaked}};
-  if (json_) {
-    out_ << "{";
-    for (size_t i = 0; i < std::size(rows); ++i) {
-      out_ << (i ? "," : "") << "\"" << rows[i].first << "\":" << rows[i].second;
-    }
-    out_ << "}\n";
-    return absl::OkStatus();
-  }
-  Table table({"FIELD", "VALUE"});
-  for (const auto& [name, value] : rows) table.Add({name, absl::StrCat(value)});
-  table.Print(out_);
+  if (!PrintFields(rows)) return absl::OkStatus();  // JSON: nothing more
   out_ << "OK: " << r->versions_checked << " versions verified";
   if (r->pages_leaked + r->blobs_leaked > 0) {
     out_ << "; " << r->pages_leaked << " pages and " << r->blobs_leaked
@@ -807,7 +815,7 @@ absl::Status Cli::Stats(const std::vector<std::string>& a) {
   if (!a.empty()) return Usage("usage: cowdb stats");
   absl::StatusOr<client::ServerStatus> st = db_.Status();
   if (!st.ok()) return st.status();
-  const std::pair<const char*, uint64_t> rows[] = {
+  const std::vector<std::pair<const char*, uint64_t>> rows = {
       {"latest_version", st->latest_version},
       {"oldest_version", st->oldest_version},
       {"release_floor", st->release_floor},
@@ -833,17 +841,7 @@ absl::Status Cli::Stats(const std::vector<std::string>& a) {
       {"replayed_commits", st->replayed_commits},
       {"recovery_micros", st->recovery_micros},
   };
-  if (json_) {
-    out_ << "{";
-    for (size_t i = 0; i < std::size(rows); ++i) {
-      out_ << (i ? "," : "") << "\"" << rows[i].first << "\":" << rows[i].second;
-    }
-    out_ << "}\n";
-    return absl::OkStatus();
-  }
-  Table table({"FIELD", "VALUE"});
-  for (const auto& [name, value] : rows) table.Add({name, absl::StrCat(value)});
-  table.Print(out_);
+  if (!PrintFields(rows)) return absl::OkStatus();  // JSON: nothing more
   out_ << "(counters since the server, or this command, started)\n";
   return absl::OkStatus();
 }
