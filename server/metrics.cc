@@ -77,11 +77,11 @@ class RecordingFactory final : public grpc::experimental::ServerInterceptorFacto
 
 RpcMetrics::Method* RpcMetrics::Find(std::string_view method) {
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock<std::shared_mutex> lock(mu_);
     auto it = methods_.find(method);
     if (it != methods_.end()) return it->second.get();
   }
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   std::unique_ptr<Method>& m = methods_[std::string(method)];
   if (m == nullptr) m = std::make_unique<Method>();
   return m.get();
@@ -101,7 +101,7 @@ void RpcMetrics::Record(std::string_view method, grpc::StatusCode code, absl::Du
 }
 
 void RpcMetrics::Render(std::string* out) const {
-  absl::ReaderMutexLock lock(&mu_);
+  std::shared_lock<std::shared_mutex> lock(mu_);
   Header(out, "cowdb_rpc_requests_total", "counter", "RPCs answered, by method and status code.");
   for (const auto& [name, m] : methods_) {
     for (int c = 0; c < kCodes; ++c) {

@@ -16,12 +16,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <shared_mutex>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/db.h"
 #include "server/admission.h"
@@ -61,8 +62,10 @@ class RpcMetrics {
   };
   Method* Find(std::string_view method);
 
-  mutable absl::Mutex mu_;
-  std::map<std::string, std::unique_ptr<Method>, std::less<>> methods_ ABSL_GUARDED_BY(mu_);
+  // std::shared_mutex, not absl::Mutex: Debian's Abseil is built without
+  // ThreadSanitizer annotations (see docs/TESTING.md).
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::unique_ptr<Method>, std::less<>> methods_;  // guarded by mu_
 };
 
 // What a scrape reads besides the RPCs.
