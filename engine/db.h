@@ -283,6 +283,15 @@ class DB {
   virtual absl::Status Untag(std::string_view name) = 0;
   virtual std::map<std::string, uint64_t> ListTags() = 0;
 
+  // System records: named values kept in the database's files but outside
+  // its versions (cowdb_server keeps its users and roles there). No read,
+  // scan, diff, history, watch or export sees them; Backup copies them.
+  // A put is durable (synced) when it returns. Errors: InvalidArgument for
+  // an empty name or one over 256 bytes; I/O errors.
+  virtual absl::StatusOr<std::optional<std::string>> GetSystemRecord(
+      std::string_view name) = 0;
+  virtual absl::Status PutSystemRecord(std::string_view name, std::string_view value) = 0;
+
   // Calls `fn` for every key in [begin, end) (empty `end` = unbounded)
   // that differs between versions `from` and `to`, in key order, until it
   // returns false. Cost grows with the number of differences, not with the

@@ -313,7 +313,8 @@ DBStats DBImpl::GetStats() {
   s.disk_bytes_blobs = bytes(Space::kBlobs);
   s.disk_bytes_log = bytes(Space::kLog);
   s.disk_bytes_records = bytes(Space::kMeta) + bytes(Space::kVersions) + bytes(Space::kFreed) +
-                         bytes(Space::kTags) + bytes(Space::kCheckpoints);
+                         bytes(Space::kTags) + bytes(Space::kCheckpoints) +
+                         bytes(Space::kSystem);
   CacheStats cache = cache_.GetStats();
   s.cache_hits = cache.hits;
   s.cache_misses = cache.misses;
@@ -366,6 +367,28 @@ absl::Status DBImpl::Untag(std::string_view name) {
 
 std::map<std::string, uint64_t> DBImpl::ListTags() {
   return versions_->ListTags();
+}
+
+namespace {
+absl::Status ValidateSystemRecordName(std::string_view name) {
+  if (name.empty() || name.size() > 256) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a system record name must have 1 to 256 bytes (this one has ", name.size(), ")"));
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<std::optional<std::string>> DBImpl::GetSystemRecord(std::string_view name) {
+  RETURN_IF_ERROR(ValidateSystemRecordName(name));
+  return store_->Get(Space::kSystem, name);
+}
+
+absl::Status DBImpl::PutSystemRecord(std::string_view name, std::string_view value) {
+  RETURN_IF_ERROR(ValidateSystemRecordName(name));
+  StoreBatch batch;
+  batch.Put(Space::kSystem, std::string(name), std::string(value));
+  return store_->Commit(batch, /*sync=*/true);
 }
 
 absl::Status DBImpl::Diff(uint64_t from, uint64_t to, std::string_view begin,

@@ -64,6 +64,9 @@ class DBImpl final : public DB {
   absl::Status Tag(std::string_view name, uint64_t version) override;
   absl::Status Untag(std::string_view name) override;
   std::map<std::string, uint64_t> ListTags() override;
+  absl::StatusOr<std::optional<std::string>> GetSystemRecord(
+      std::string_view name) override;
+  absl::Status PutSystemRecord(std::string_view name, std::string_view value) override;
   absl::StatusOr<KeyHistory> History(std::string_view key,
                                      const HistoryOptions& options) override;
   absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,

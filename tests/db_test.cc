@@ -253,6 +253,30 @@ TEST_F(DBTest, DataSurvivesReopen) {
   EXPECT_EQ(v, 4u);
 }
 
+TEST_F(DBTest, SystemRecordsPersistOutsideTheVersions) {
+  ASSERT_OK(db_->Put("a", "1"));
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> none, db_->GetSystemRecord("auth"));
+  EXPECT_FALSE(none.has_value());
+  ASSERT_OK(db_->PutSystemRecord("auth", "state-1"));
+  ASSERT_OK(db_->PutSystemRecord("auth", "state-2"));
+  // No version is made and no read of one sees the record.
+  EXPECT_EQ(db_->LatestVersion(), 1u);
+  ASSERT_OK_AND_ASSIGN(uint64_t n, db_->Count(ReadOptions(), "", ""));
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(Get("auth"), "NOT_FOUND");
+  Reopen();
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> got, db_->GetSystemRecord("auth"));
+  EXPECT_EQ(got, "state-2");
+  EXPECT_THAT(db_->PutSystemRecord("", "x"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->GetSystemRecord(std::string(257, 'n')).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // A backup carries the records.
+  ASSERT_OK(db_->Backup(dir_.Sub("backup")));
+  ASSERT_OK_AND_ASSIGN(auto copy, DB::Open(Options(), dir_.Sub("backup")));
+  ASSERT_OK_AND_ASSIGN(got, copy->GetSystemRecord("auth"));
+  EXPECT_EQ(got, "state-2");
+}
+
 TEST_F(DBTest, PageSizeIsFixedAtCreation) {
   db_.reset();
   Options o;

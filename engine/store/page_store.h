@@ -41,8 +41,9 @@ enum class Space : uint8_t {
   kTags = 5,      // tag name -> version
   kLog = 6,       // version (8-byte big-endian) -> commit log record
   kCheckpoints = 7,  // version (8-byte big-endian) -> checkpoint record
+  kSystem = 8,   // record name -> bytes of the layers above (DB::PutSystemRecord)
 };
-inline constexpr int kNumSpaces = 8;
+inline constexpr int kNumSpaces = 9;
 
 // A set of writes to apply atomically.
 class StoreBatch {

@@ -23,7 +23,7 @@ constexpr char kMarkerFile[] = "COWDB";
 // Column family names, indexed by Space. Persisted; DO NOT CHANGE.
 const char* const kSpaceNames[kNumSpaces] = {
     "default", "pages", "blobs", "versions",
-    "freed",   "tags",  "log",   "checkpoints"};
+    "freed",   "tags",  "log",   "checkpoints", "system"};
 
 // The one place where rocksdb::Status becomes absl::Status.
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {

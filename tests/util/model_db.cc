@@ -839,6 +839,21 @@ std::map<std::string, uint64_t> ModelDB::ListTags() {
   return tags_;
 }
 
+absl::StatusOr<std::optional<std::string>> ModelDB::GetSystemRecord(std::string_view name) {
+  if (name.empty() || name.size() > 256) return absl::InvalidArgumentError("bad name");
+  absl::MutexLock lock(&mu_);
+  auto it = system_records_.find(name);
+  if (it == system_records_.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::Status ModelDB::PutSystemRecord(std::string_view name, std::string_view value) {
+  if (name.empty() || name.size() > 256) return absl::InvalidArgumentError("bad name");
+  absl::MutexLock lock(&mu_);
+  system_records_[std::string(name)] = std::string(value);
+  return absl::OkStatus();
+}
+
 absl::Status ModelDB::Diff(uint64_t from, uint64_t to, std::string_view begin,
                            std::string_view end,
                            const std::function<bool(const Change&)>& fn) {

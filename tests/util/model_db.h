@@ -156,6 +156,9 @@ class ModelDB final : public DB {
   absl::Status Tag(std::string_view name, uint64_t version) override;
   absl::Status Untag(std::string_view name) override;
   std::map<std::string, uint64_t> ListTags() override;
+  absl::StatusOr<std::optional<std::string>> GetSystemRecord(
+      std::string_view name) override;
+  absl::Status PutSystemRecord(std::string_view name, std::string_view value) override;
   absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,
                     std::string_view end,
                     const std::function<bool(const Change&)>& fn) override;
@@ -244,6 +247,7 @@ class ModelDB final : public DB {
   uint64_t floor_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, int> pins_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> tags_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string, std::less<>> system_records_ ABSL_GUARDED_BY(mu_);
   uint64_t retain_versions_ ABSL_GUARDED_BY(mu_);  // SetRetention changes them
   uint64_t retain_seconds_ ABSL_GUARDED_BY(mu_);
 };
