@@ -54,7 +54,8 @@ ABSL_FLAG(uint64_t, max_inflight_writes, 4096,
 ABSL_FLAG(uint64_t, max_inflight_write_bytes, 256 << 20,
           "request bytes of the writes in flight, at most (a quarter per client)");
 ABSL_FLAG(std::string, auth_token_file, "",
-          "file of accepted bearer tokens, one per line (default: no auth)");
+          "file of bearer tokens that act as root, one per line; with it, every call "
+          "needs a token even while users and roles (cowdb auth enable) are off");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain (enables TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -145,15 +146,15 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  cowdb::server::Authenticator auth;
+  cowdb::server::AccessOptions access_options;
   if (!absl::GetFlag(FLAGS_auth_token_file).empty()) {
-    absl::StatusOr<cowdb::server::Authenticator> a =
-        cowdb::server::Authenticator::FromFile(absl::GetFlag(FLAGS_auth_token_file));
-    if (!a.ok()) {
-      cowdb::server::Log("error", "bad --auth_token_file", absl::StrCat("error=\"", a.status().ToString(), "\""));
+    absl::StatusOr<std::vector<std::string>> tokens =
+        cowdb::server::ReadTokenFile(absl::GetFlag(FLAGS_auth_token_file));
+    if (!tokens.ok()) {
+      cowdb::server::Log("error", "bad --auth_token_file", absl::StrCat("error=\"", tokens.status().ToString(), "\""));
       return 1;
     }
-    auth = *std::move(a);
+    access_options.root_tokens = *std::move(tokens);
   }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials();
   if (!creds.ok()) {
@@ -200,11 +201,19 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  absl::StatusOr<std::unique_ptr<cowdb::server::AccessControl>> access =
+      cowdb::server::AccessControl::Open(db->get(), access_options);
+  if (!access.ok()) {
+    cowdb::server::Log("error", "cannot load users and roles",
+        absl::StrCat("error=\"", access.status().ToString(), "\""));
+    return 1;
+  }
   auto txns = std::make_unique<cowdb::server::TransactionRegistry>(service_options);
   cowdb::server::CallWatchdog watchdog;
-  cowdb::server::KvService kv(db->get(), txns.get(), service_options, &auth, &watchdog);
-  cowdb::server::VersionsService versions(db->get(), txns.get(), service_options, &auth,
-                                          &watchdog);
+  cowdb::server::KvService kv(db->get(), txns.get(), service_options, access->get(), &watchdog);
+  cowdb::server::VersionsService versions(db->get(), txns.get(), service_options,
+                                          access->get(), &watchdog);
+  cowdb::server::AuthService auth_service(access->get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -224,6 +233,7 @@ int main(int argc, char** argv) {
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&kv);
   builder.RegisterService(&versions);
+  builder.RegisterService(&auth_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     cowdb::server::Log("error", "cannot listen", absl::StrCat("addr=\"", listen, "\""));
@@ -276,7 +286,7 @@ int main(int argc, char** argv) {
     etcd_options.client_urls = {absl::StrCat(
         absl::GetFlag(FLAGS_tls_cert).empty() ? "http://" : "https://", etcd_listen)};
     absl::StatusOr<std::unique_ptr<cowdb::server::etcd::EtcdFace>> face =
-        cowdb::server::etcd::EtcdFace::Create(db->get(), etcd_options, &auth);
+        cowdb::server::etcd::EtcdFace::Create(db->get(), etcd_options, access->get());
     if (!face.ok()) {
       cowdb::server::Log("error", "cannot start the etcd face",
                          absl::StrCat("error=\"", face.status().ToString(), "\""));

@@ -144,7 +144,7 @@ grpc::ServerUnaryReactor* KvService::Get(grpc::CallbackServerContext* ctx,
 
 grpc::Status KvService::HandleGet(const grpc::ServerContextBase* ctx,
                                   const v1::GetRequest* req, v1::GetResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   if (req->read().selector_case() == v1::ReadSelector::kTransactionId) {
     return ToGrpcStatus(txns_->With(req->read().transaction_id(), [&](Transaction& t) {
       absl::StatusOr<Entry> e = t.GetEntry(req->key());
@@ -169,7 +169,7 @@ grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* re
 
 grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                                StreamSink<v1::ScanResponse>* writer) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   const CallLimits limits = Limits(ctx, options_, options_.scan_page_size);
   CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
   std::string start, end;
@@ -272,7 +272,7 @@ grpc::ServerUnaryReactor* KvService::Delete(grpc::CallbackServerContext* ctx,
 
 void KvService::StartPut(const grpc::ServerContextBase* ctx, const v1::PutRequest* req,
                          v1::PutResponse* resp, Finish finish) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return finish(a);
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return finish(a);
   if (!AdmitWrite(admission_, ctx, req->key().size() + req->value().size(), &finish)) return;
   WriteBatch batch;
   batch.Put(req->key(), req->value());
@@ -281,7 +281,7 @@ void KvService::StartPut(const grpc::ServerContextBase* ctx, const v1::PutReques
 
 void KvService::StartDelete(const grpc::ServerContextBase* ctx, const v1::DeleteRequest* req,
                             v1::DeleteResponse* resp, Finish finish) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return finish(a);
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return finish(a);
   if (!AdmitWrite(admission_, ctx, req->key().size(), &finish)) return;
   WriteBatch batch;
   batch.Delete(req->key());
@@ -295,7 +295,7 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
 
 void KvService::StartTxn(const grpc::ServerContextBase* ctx, const v1::TxnRequest* req,
                          v1::TxnResponse* resp, Finish finish) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return finish(a);
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return finish(a);
   if (static_cast<uint64_t>(req->success_size() + req->failure_size()) >
       options_.max_transaction_ops) {
     return finish(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
@@ -310,7 +310,7 @@ void KvService::StartTxn(const grpc::ServerContextBase* ctx, const v1::TxnReques
 
 grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* req,
                               v1::BeginResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   TransactionOptions o;
   o.read_only = req->read_only();
   if (req->read_version() != 0) o.read_version = req->read_version();
@@ -329,13 +329,13 @@ grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* 
 
 grpc::Status KvService::Write(grpc::ServerContext* ctx, const v1::WriteRequest* req,
                               v1::WriteResponse*) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   return ToGrpcStatus(txns_->Mutate(req->transaction_id(), req->mutations(), nullptr));
 }
 
 grpc::Status KvService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest* req,
                                v1::CommitResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   absl::Status s = txns_->Mutate(req->transaction_id(), req->mutations(), [&](Transaction& t) {
     absl::StatusOr<uint64_t> v = t.Commit();
     if (!v.ok()) return v.status();
@@ -356,7 +356,7 @@ grpc::Status KvService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest
 
 grpc::Status KvService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
                                  v1::RollbackResponse*) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   absl::Status s = txns_->With(req->transaction_id(),
                                [](Transaction& t) { return t.Rollback(); });
   txns_->Remove(req->transaction_id(), "rolled back");
@@ -368,7 +368,7 @@ grpc::Status KvService::Rollback(grpc::ServerContext* ctx, const v1::RollbackReq
 grpc::Status VersionsService::ListVersions(grpc::ServerContext* ctx,
                                            const v1::ListVersionsRequest*,
                                            v1::ListVersionsResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, v1::ListVersionsRequest()); !a.ok()) return a;
   absl::StatusOr<std::vector<VersionInfo>> vs = db_->ListVersions();
   if (!vs.ok()) return ToGrpcStatus(vs.status());
   for (const VersionInfo& v : *vs) {
@@ -382,19 +382,19 @@ grpc::Status VersionsService::ListVersions(grpc::ServerContext* ctx,
 
 grpc::Status VersionsService::Tag(grpc::ServerContext* ctx, const v1::TagRequest* req,
                                   v1::TagResponse*) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   return ToGrpcStatus(db_->Tag(req->name(), req->version()));
 }
 
 grpc::Status VersionsService::Untag(grpc::ServerContext* ctx, const v1::UntagRequest* req,
                                     v1::UntagResponse*) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   return ToGrpcStatus(db_->Untag(req->name()));
 }
 
 grpc::Status VersionsService::ListTags(grpc::ServerContext* ctx, const v1::ListTagsRequest*,
                                        v1::ListTagsResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, v1::ListTagsRequest()); !a.ok()) return a;
   for (const auto& [name, v] : db_->ListTags()) (*resp->mutable_tags())[name] = v;
   return grpc::Status::OK;
 }
@@ -407,7 +407,7 @@ grpc::Status VersionsService::Diff(grpc::ServerContext* ctx, const v1::DiffReque
 
 grpc::Status VersionsService::DiffTo(grpc::ServerContext* ctx, const v1::DiffRequest* req,
                                      StreamSink<v1::DiffResponse>* writer) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
@@ -443,7 +443,7 @@ grpc::Status VersionsService::History(grpc::ServerContext* ctx, const v1::Histor
 
 grpc::Status VersionsService::HistoryTo(grpc::ServerContext* ctx, const v1::HistoryRequest* req,
                                         StreamSink<v1::HistoryResponse>* writer) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   const CallLimits limits = Limits(ctx, options_, 0);
   CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
   return ToGrpcStatus(client::internal::RunHistory(
@@ -458,7 +458,7 @@ grpc::Status VersionsService::Check(grpc::ServerContext* ctx, const v1::CheckReq
 
 grpc::Status VersionsService::CheckTo(grpc::ServerContext* ctx,
                                       StreamSink<v1::CheckResponse>* writer) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, v1::CheckRequest()); !a.ok()) return a;
   const CallLimits limits = Limits(ctx, options_, 0);
   CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
   // Progress at most every 250 ms; a send that fails (the client left, or
@@ -515,7 +515,7 @@ struct RemoveOnExit {
 grpc::Status VersionsService::Retention(grpc::ServerContext* ctx,
                                         const v1::RetentionRequest* req,
                                         v1::RetentionResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   if (req->set()) {
     DB::Retention r;
     r.retain_versions = req->retain_versions() == 0 ? Options::kRetainAll : req->retain_versions();
@@ -533,7 +533,7 @@ grpc::Status VersionsService::Retention(grpc::ServerContext* ctx,
 
 grpc::Status VersionsService::Export(grpc::ServerContext* ctx, const v1::ExportRequest* req,
                                      grpc::ServerWriter<v1::FileChunk>* writer) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   if (options_.backup_staging_prefix.empty()) {
     return ToGrpcStatus(absl::FailedPreconditionError("this server has no staging directory"));
   }
@@ -566,7 +566,7 @@ grpc::Status VersionsService::Export(grpc::ServerContext* ctx, const v1::ExportR
 grpc::Status VersionsService::Import(grpc::ServerContext* ctx,
                                      grpc::ServerReader<v1::FileChunk>* reader,
                                      v1::ImportResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, Need::Admin()); !a.ok()) return a;
   if (options_.backup_staging_prefix.empty()) {
     return ToGrpcStatus(absl::FailedPreconditionError("this server has no staging directory"));
   }
@@ -594,7 +594,7 @@ grpc::Status VersionsService::Import(grpc::ServerContext* ctx,
 
 grpc::Status VersionsService::Backup(grpc::ServerContext* ctx, const v1::BackupRequest*,
                                      grpc::ServerWriter<v1::BackupChunk>* writer) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, v1::BackupRequest()); !a.ok()) return a;
   if (options_.backup_staging_prefix.empty()) {
     return ToGrpcStatus(absl::FailedPreconditionError("this server has no backup staging"));
   }
@@ -646,7 +646,7 @@ grpc::Status VersionsService::Backup(grpc::ServerContext* ctx, const v1::BackupR
 grpc::Status VersionsService::VersionAt(grpc::ServerContext* ctx,
                                         const v1::VersionAtRequest* req,
                                         v1::VersionAtResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   absl::StatusOr<uint64_t> v = db_->VersionAt(req->unix_micros());
   if (!v.ok()) return ToGrpcStatus(v.status());
   resp->set_version(*v);
@@ -661,7 +661,7 @@ grpc::Status VersionsService::Watch(grpc::ServerContext* ctx, const v1::WatchReq
 
 grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                                       StreamSink<v1::WatchResponse>* writer) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   const std::string client = ClientOf(ctx);
   if (!watches_.Acquire(client)) {
     return ToGrpcStatus(absl::ResourceExhaustedError(
@@ -697,7 +697,7 @@ grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchR
 
 grpc::Status VersionsService::Status(grpc::ServerContext* ctx, const v1::StatusRequest*,
                                      v1::StatusResponse* resp) {
-  if (grpc::Status a = auth_->Check(ctx); !a.ok()) return a;
+  if (grpc::Status a = access_->Admit(ctx, v1::StatusRequest()); !a.ok()) return a;
   *resp = client::internal::StatusOf(*db_, txns_->size());
   return grpc::Status::OK;
 }

@@ -1,6 +1,6 @@
 // The gRPC services of cowdb_server over an embedded cowdb::DB: KvService
 // and VersionsService. What they share lives beside them: the options
-// (service_options.h), bearer-token checks (auth.h), the registry of open
+// (service_options.h), who may call what (auth.h), the registry of open
 // interactive transactions (txn_registry.h), the watchdog of calls blocked
 // past their deadline (watchdog.h), the bound on writes in flight
 // (admission.h) and the one mapping from engine status to gRPC code
@@ -52,8 +52,8 @@ class KvService final
               cowdb::v1::KV::WithCallbackMethod_Txn<cowdb::v1::KV::Service>>>> {
  public:
   KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
-            const Authenticator* auth, CallWatchdog* watchdog = nullptr)
-      : db_(db), txns_(txns), options_(options), auth_(auth), watchdog_(watchdog),
+            const AccessControl* access, CallWatchdog* watchdog = nullptr)
+      : db_(db), txns_(txns), options_(options), access_(access), watchdog_(watchdog),
         admission_(options.max_inflight_writes, options.max_inflight_write_bytes) {}
 
   // The bound on writes in flight (for metrics).
@@ -99,7 +99,7 @@ class KvService final
   DB* const db_;
   TransactionRegistry* const txns_;
   const ServiceOptions options_;
-  const Authenticator* const auth_;
+  const AccessControl* const access_;
   CallWatchdog* const watchdog_;
   WriteAdmission admission_;
 };
@@ -107,8 +107,8 @@ class KvService final
 class VersionsService final : public cowdb::v1::Versions::Service {
  public:
   VersionsService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
-                  const Authenticator* auth, CallWatchdog* watchdog = nullptr)
-      : db_(db), txns_(txns), options_(options), auth_(auth), watchdog_(watchdog),
+                  const AccessControl* access, CallWatchdog* watchdog = nullptr)
+      : db_(db), txns_(txns), options_(options), access_(access), watchdog_(watchdog),
         watches_(options.max_watches_per_client) {}
 
   grpc::Status ListVersions(grpc::ServerContext*, const v1::ListVersionsRequest*,
@@ -154,9 +154,40 @@ class VersionsService final : public cowdb::v1::Versions::Service {
   DB* const db_;
   TransactionRegistry* const txns_;
   const ServiceOptions options_;
-  const Authenticator* const auth_;
+  const AccessControl* const access_;
   CallWatchdog* const watchdog_;
   PerClientSlots watches_;  // open watches per client
+};
+
+// Users, roles and permissions (server/auth.h). Authenticate and
+// AuthStatus need nothing; UserPassword needs the root role or to be the
+// user itself; the rest need the root role.
+class AuthService final : public cowdb::v1::Auth::Service {
+ public:
+  explicit AuthService(AccessControl* access) : access_(access) {}
+
+  using Req = v1::AuthRequest;
+  using Resp = v1::AuthResponse;
+  grpc::Status Authenticate(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status AuthStatus(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status AuthEnable(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status UserAdd(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status UserDelete(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status UserPassword(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status UserGrant(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status UserRevoke(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status UserList(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status RoleAdd(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status RoleDelete(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status RoleGrant(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status RoleRevoke(grpc::ServerContext*, const Req*, Resp*) override;
+  grpc::Status RoleList(grpc::ServerContext*, const Req*, Resp*) override;
+
+ private:
+  // Admits the call with `need`, then runs `change`.
+  grpc::Status AdminChange(grpc::ServerContext* ctx, const std::function<absl::Status()>& change);
+
+  AccessControl* const access_;
 };
 
 }  // namespace cowdb::server

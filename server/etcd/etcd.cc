@@ -19,11 +19,13 @@
 namespace cowdb::server::etcd {
 namespace {
 
-// Every handler starts here: the server's token check.
-#define COWDB_ETCD_AUTH(s, ctx)                        \
-  do {                                                 \
-    grpc::Status auth_status = (s).auth->Check(ctx);   \
-    if (!auth_status.ok()) return auth_status;         \
+// Every handler starts here: the server's token check. Until the face
+// maps etcd's requests to key permissions, a call through it needs the
+// role root (or a root token) while auth is on.
+#define COWDB_ETCD_AUTH(s, ctx)                                       \
+  do {                                                                \
+    grpc::Status auth_status = (s).auth->Admit(ctx, Need::Admin());   \
+    if (!auth_status.ok()) return auth_status;                        \
   } while (0)
 
 grpc::Status FromLease(const absl::Status& st) {
@@ -78,7 +80,7 @@ class KvService final : public pb::KV::CallbackService {
   grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, Start start) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     Finish finish = [reactor](grpc::Status st) { reactor->Finish(st); };
-    grpc::Status auth = s_.auth->Check(ctx);
+    grpc::Status auth = s_.auth->Admit(ctx, Need::Admin());
     if (!auth.ok()) {
       finish(auth);
     } else {
@@ -441,7 +443,7 @@ struct EtcdFace::Services {
 };
 
 absl::StatusOr<std::unique_ptr<EtcdFace>> EtcdFace::Create(
-    DB* db, EtcdOptions options, const Authenticator* auth) {
+    DB* db, EtcdOptions options, const AccessControl* auth) {
   std::unique_ptr<EtcdFace> face(new EtcdFace());
   face->services_ = std::make_unique<Services>();
   Services& sv = *face->services_;

@@ -68,7 +68,7 @@ class EtcdFace {
   // options.lease_file and starts expiring them. Errors: an unreadable or
   // damaged lease file; a database that cannot be scanned.
   static absl::StatusOr<std::unique_ptr<EtcdFace>> Create(
-      DB* db, EtcdOptions options, const Authenticator* auth);
+      DB* db, EtcdOptions options, const AccessControl* auth);
   ~EtcdFace();
 
   // Registers the five services with `builder`.

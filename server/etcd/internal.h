@@ -81,7 +81,7 @@ class WatchHub;
 struct Shared {
   DB* db = nullptr;
   const EtcdOptions* options = nullptr;
-  const Authenticator* auth = nullptr;
+  const AccessControl* auth = nullptr;
   Lessor* lessor = nullptr;
   WatchHub* hub = nullptr;
 

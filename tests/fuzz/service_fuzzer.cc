@@ -409,7 +409,7 @@ class Harness {
   std::shared_ptr<internal::PageStore> store_;
   std::unique_ptr<DB> db_;
   const server::ServiceOptions options_;
-  server::Authenticator auth_;
+  server::AccessControl auth_;
   server::TransactionRegistry txns_;
   server::KvService kv_;
   server::VersionsService versions_;

@@ -45,7 +45,7 @@ class EtcdFaceServer {
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
-  server::Authenticator auth_;
+  server::AccessControl auth_;
   std::unique_ptr<server::etcd::EtcdFace> face_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
