@@ -27,15 +27,21 @@ def cc_grpc_proto(name, src = None, srcs = [], deps = [], visibility = None):
             base + ".grpc.pb.h",
             base + ".grpc.pb.cc",
         ]
+
+    # The package's directory in the execution root: under external/<name>/
+    # when cowdb is another workspace's external repository.
+    repo = native.repository_name()
+    root = "" if repo == "@" else "external/" + repo[1:]
+    package_dir = "/".join([d for d in [root, native.package_name()] if d]) or "."
     native.genrule(
         name = name + "_gen",
         srcs = srcs,
         outs = outs,
         cmd = " ".join([
             "protoc",
-            "--proto_path=" + (native.package_name() or "."),
-            "--cpp_out=$(GENDIR)/" + native.package_name(),
-            "--grpc_out=$(GENDIR)/" + native.package_name(),
+            "--proto_path=" + package_dir,
+            "--cpp_out=$(RULEDIR)",
+            "--grpc_out=$(RULEDIR)",
             "--plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin)",
         ] + ["$(location %s)" % s for s in srcs]),
     )
