@@ -18,6 +18,14 @@ absl::StatusOr<std::vector<KeyValue>> Client::ScanAll(const ScanOptions& options
   return out;
 }
 
+std::string PrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xff) end.pop_back();
+  if (end.empty()) return std::string(1, '\0');
+  end.back() = static_cast<char>(end.back() + 1);
+  return end;
+}
+
 absl::StatusOr<uint64_t> RunTransaction(
     Client& client, const TransactionOptions& options,
     const std::function<absl::Status(Transaction&)>& body, int max_attempts) {

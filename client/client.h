@@ -243,6 +243,56 @@ struct ServerStatus {
   uint64_t disk_bytes_records = 0;
 };
 
+// Users, roles and permissions of a cowdb_server (etcd's model; see the
+// Auth section of proto/cowdb/v1/cowdb.proto). The role "root" allows
+// everything; the others allow what their permissions list.
+struct Permission {
+  enum class Type { kRead, kWrite, kReadWrite };
+  Type type = Type::kRead;
+  // The keys [key, range_end); as etcd: an empty range_end is `key` alone,
+  // "\0" (one zero byte) every key from `key` on. PrefixEnd(p) ends a prefix.
+  std::string key;
+  std::string range_end;
+};
+// The smallest key after every key that starts with `prefix` ("\0" if
+// there is none: every key from `prefix` on).
+std::string PrefixEnd(std::string_view prefix);
+
+struct Role {
+  std::string name;
+  std::vector<Permission> permissions;
+};
+
+struct User {
+  std::string name;
+  std::vector<std::string> roles;
+};
+
+// Changes need the role root (UserPassword: or to be that user). Errors:
+// PermissionDenied, NotFound, AlreadyExists, InvalidArgument, and
+// FailedPrecondition for a change that would leave no root user while auth
+// is enabled.
+class AuthAdmin {
+ public:
+  virtual ~AuthAdmin() = default;
+  virtual absl::StatusOr<bool> Enabled() = 0;
+  // Enabling needs a user with the role root.
+  virtual absl::Status SetEnabled(bool enabled) = 0;
+  virtual absl::Status AddUser(std::string_view user, std::string_view password) = 0;
+  virtual absl::Status DeleteUser(std::string_view user) = 0;
+  virtual absl::Status SetPassword(std::string_view user, std::string_view password) = 0;
+  virtual absl::Status GrantRole(std::string_view user, std::string_view role) = 0;
+  virtual absl::Status RevokeRole(std::string_view user, std::string_view role) = 0;
+  virtual absl::StatusOr<std::vector<User>> ListUsers() = 0;
+  virtual absl::Status AddRole(std::string_view role) = 0;
+  virtual absl::Status DeleteRole(std::string_view role) = 0;
+  // Grants `permission` (replacing one on the same keys).
+  virtual absl::Status GrantPermission(std::string_view role, const Permission& permission) = 0;
+  virtual absl::Status RevokePermission(std::string_view role, std::string_view key,
+                                        std::string_view range_end) = 0;
+  virtual absl::StatusOr<std::vector<Role>> ListRoles() = 0;
+};
+
 class Client {
  public:
   virtual ~Client() = default;
@@ -328,6 +378,10 @@ class Client {
       const std::string& path,
       const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;
 
+  // The server's users and roles; nullptr for a local client (a database
+  // opened in-process has no users).
+  virtual AuthAdmin* Auth() { return nullptr; }
+
   // Collects a scan (convenience over Scan).
   absl::StatusOr<std::vector<KeyValue>> ScanAll(const ScanOptions& options,
                                                 uint64_t* read_version = nullptr);
@@ -338,6 +392,11 @@ struct ConnectOptions {
   std::string target = "127.0.0.1:7390";
   // Sent as "authorization: Bearer <token>" when not empty.
   std::string token;
+  // With a user, Connect authenticates (the server must have auth enabled)
+  // and the client sends the token it got; a token expires after some
+  // minutes unused (the server's setting), then calls are Unauthenticated.
+  std::string user;
+  std::string password;
   // TLS: PEM root certificates to trust (enables TLS), and optionally a
   // PEM client certificate and key (mTLS). Contents, not file names.
   std::string tls_root_certs;
@@ -351,7 +410,9 @@ struct ConnectOptions {
 };
 
 // Connects to a cowdb_server. Errors: Unavailable if it does not answer
-// within connect_timeout; InvalidArgument for bad TLS settings.
+// within connect_timeout; InvalidArgument for bad TLS settings, or both a
+// token and a user; Unauthenticated for a wrong user or password;
+// FailedPrecondition for a user while the server's auth is disabled.
 absl::StatusOr<std::unique_ptr<Client>> Connect(const ConnectOptions& options);
 
 // Runs `body` in a transaction and commits it, retrying (with a short,

@@ -78,13 +78,128 @@ class RemoteTransaction final : public Transaction {
   bool finished_ = false;
 };
 
+// The Auth service: every method takes and answers the same two messages.
+class RemoteAuth final : public AuthAdmin {
+ public:
+  using ContextFn = std::function<std::unique_ptr<grpc::ClientContext>()>;
+  RemoteAuth(std::shared_ptr<grpc::Channel> channel, ContextFn context)
+      : stub_(v1::Auth::NewStub(channel)), context_(std::move(context)) {}
+
+  absl::StatusOr<bool> Enabled() override {
+    absl::StatusOr<v1::AuthResponse> r = Call(&Stub::AuthStatus, v1::AuthRequest());
+    if (!r.ok()) return r.status();
+    return r->enabled();
+  }
+  absl::Status SetEnabled(bool enabled) override {
+    v1::AuthRequest req;
+    req.set_enabled(enabled);
+    return Call(&Stub::AuthEnable, req).status();
+  }
+  absl::Status AddUser(std::string_view user, std::string_view password) override {
+    return Call(&Stub::UserAdd, Req(user, password, "")).status();
+  }
+  absl::Status DeleteUser(std::string_view user) override {
+    return Call(&Stub::UserDelete, Req(user, "", "")).status();
+  }
+  absl::Status SetPassword(std::string_view user, std::string_view password) override {
+    return Call(&Stub::UserPassword, Req(user, password, "")).status();
+  }
+  absl::Status GrantRole(std::string_view user, std::string_view role) override {
+    return Call(&Stub::UserGrant, Req(user, "", role)).status();
+  }
+  absl::Status RevokeRole(std::string_view user, std::string_view role) override {
+    return Call(&Stub::UserRevoke, Req(user, "", role)).status();
+  }
+  absl::StatusOr<std::vector<User>> ListUsers() override {
+    absl::StatusOr<v1::AuthResponse> r = Call(&Stub::UserList, v1::AuthRequest());
+    if (!r.ok()) return r.status();
+    std::vector<User> out;
+    for (const v1::User& u : r->users()) {
+      out.push_back(User{u.name(), {u.roles().begin(), u.roles().end()}});
+    }
+    return out;
+  }
+  absl::Status AddRole(std::string_view role) override {
+    return Call(&Stub::RoleAdd, Req("", "", role)).status();
+  }
+  absl::Status DeleteRole(std::string_view role) override {
+    return Call(&Stub::RoleDelete, Req("", "", role)).status();
+  }
+  absl::Status GrantPermission(std::string_view role, const Permission& p) override {
+    v1::AuthRequest req = Req("", "", role);
+    req.mutable_permission()->set_type(static_cast<v1::Permission::Type>(p.type));
+    req.mutable_permission()->set_key(p.key);
+    req.mutable_permission()->set_range_end(p.range_end);
+    return Call(&Stub::RoleGrant, req).status();
+  }
+  absl::Status RevokePermission(std::string_view role, std::string_view key,
+                                std::string_view range_end) override {
+    v1::AuthRequest req = Req("", "", role);
+    req.mutable_permission()->set_key(std::string(key));
+    req.mutable_permission()->set_range_end(std::string(range_end));
+    return Call(&Stub::RoleRevoke, req).status();
+  }
+  absl::StatusOr<std::vector<Role>> ListRoles() override {
+    absl::StatusOr<v1::AuthResponse> r = Call(&Stub::RoleList, v1::AuthRequest());
+    if (!r.ok()) return r.status();
+    std::vector<Role> out;
+    for (const v1::Role& role : r->roles()) {
+      Role& o = out.emplace_back();
+      o.name = role.name();
+      for (const v1::Permission& p : role.permissions()) {
+        o.permissions.push_back(
+            Permission{static_cast<Permission::Type>(p.type()), p.key(), p.range_end()});
+      }
+    }
+    return out;
+  }
+
+  // Authenticate, for Connect (with no token).
+  static absl::StatusOr<std::string> Login(const std::shared_ptr<grpc::Channel>& channel,
+                                           absl::Duration timeout,
+                                           std::string_view user, std::string_view password) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    v1::AuthResponse resp;
+    absl::Status s = FromGrpc(
+        v1::Auth::NewStub(channel)->Authenticate(&ctx, Req(user, password, ""), &resp));
+    if (!s.ok()) return s;
+    return resp.token();
+  }
+
+ private:
+  using Stub = v1::Auth::Stub;
+  using Method = grpc::Status (Stub::*)(grpc::ClientContext*, const v1::AuthRequest&,
+                                        v1::AuthResponse*);
+  static v1::AuthRequest Req(std::string_view user, std::string_view password,
+                             std::string_view role) {
+    v1::AuthRequest req;
+    req.set_user(std::string(user));
+    req.set_password(std::string(password));
+    req.set_role(std::string(role));
+    return req;
+  }
+  absl::StatusOr<v1::AuthResponse> Call(Method method, const v1::AuthRequest& req) {
+    v1::AuthResponse resp;
+    absl::Status s = FromGrpc((stub_.get()->*method)(context_().get(), req, &resp));
+    if (!s.ok()) return s;
+    return resp;
+  }
+
+  std::unique_ptr<Stub> stub_;
+  ContextFn context_;
+};
+
 class RemoteClient final : public Client {
  public:
   RemoteClient(std::shared_ptr<grpc::Channel> channel, const ConnectOptions& options)
       : channel_(std::move(channel)),
         kv_(v1::KV::NewStub(channel_)),
         versions_(v1::Versions::NewStub(channel_)),
-        options_(options) {}
+        options_(options),
+        auth_(channel_, [this] { return Context(); }) {}
+
+  AuthAdmin* Auth() override { return &auth_; }
 
   // A context with the call deadline and the bearer token.
   std::unique_ptr<grpc::ClientContext> Context(bool deadline = true) const {
@@ -512,6 +627,7 @@ class RemoteClient final : public Client {
   std::unique_ptr<v1::KV::Stub> kv_;
   std::unique_ptr<v1::Versions::Stub> versions_;
   const ConnectOptions options_;
+  RemoteAuth auth_;
 };
 
 absl::Status RemoteTransaction::Flush() {
@@ -604,7 +720,18 @@ absl::StatusOr<std::unique_ptr<Client>> Connect(const ConnectOptions& options) {
         "cannot reach a cowdb_server at ", options.target, " within ",
         absl::FormatDuration(options.connect_timeout)));
   }
-  return std::unique_ptr<Client>(new RemoteClient(std::move(channel), options));
+  if (options.user.empty()) {
+    return std::unique_ptr<Client>(new RemoteClient(std::move(channel), options));
+  }
+  if (!options.token.empty()) {
+    return absl::InvalidArgumentError("give a token or a user, not both");
+  }
+  ConnectOptions with_token = options;
+  absl::StatusOr<std::string> token =
+      RemoteAuth::Login(channel, options.timeout, options.user, options.password);
+  if (!token.ok()) return token.status();
+  with_token.token = *std::move(token);
+  return std::unique_ptr<Client>(new RemoteClient(std::move(channel), with_token));
 }
 
 }  // namespace cowdb::client

@@ -338,6 +338,57 @@ TEST_F(CliTest, TokensAreSentAndChecked) {
   EXPECT_EQ(Cli({"--token_file=" + dir_.Sub("missing"), "put", "k", "v"}).code, 2);
 }
 
+TEST_F(CliTest, UsersRolesAndPermissions) {
+  ASSERT_EQ(Cli({"user", "add", "root"}, "root-pw\n").code, 0);
+  ASSERT_EQ(Cli({"user", "grant", "root", "root"}).code, 0);
+  ASSERT_EQ(Cli({"role", "add", "app"}).code, 0);
+  ASSERT_EQ(Cli({"role", "grant", "app", "readwrite", "app/", "--prefix"}).code, 0);
+  ASSERT_EQ(Cli({"user", "add", "alice"}, "alice-pw\n").code, 0);
+  ASSERT_EQ(Cli({"user", "grant", "alice", "app"}).code, 0);
+  EXPECT_EQ(Cli({"role", "grant", "app", "sometimes", "x"}).code, 2);
+  EXPECT_EQ(Cli({"user", "add", "bob"}, "").code, 2);  // no password on stdin
+  EXPECT_EQ(Cli({"auth", "status"}).out, "auth disabled\n");
+  ASSERT_EQ(Cli({"auth", "enable"}).out, "auth enabled\n");
+
+  // Every call now needs a user (or a token).
+  Result anonymous = Cli({"put", "app/x", "1"});
+  EXPECT_EQ(anonymous.code, 5);
+  EXPECT_THAT(anonymous.err, ::testing::HasSubstr("authenticate"));
+  {
+    const std::string pw = dir_.Sub("alice-pw");
+    std::ofstream(pw) << "alice-pw\n";
+    EXPECT_EQ(Cli({"--user=alice", "--password_file=" + pw, "put", "app/x", "1"}).code, 0);
+    Result denied = Cli({"--user=alice", "--password_file=" + pw, "put", "other", "1"});
+    EXPECT_EQ(denied.code, 5);
+    EXPECT_THAT(denied.err, ::testing::HasSubstr("may not write the key \"other\""));
+    EXPECT_EQ(Cli({"--user=alice", "--password_file=" + pw, "user", "list"}).code, 5);
+    EXPECT_EQ(Cli({"--user=alice", "--password_file=" + pw, "get", "app/x"}).out, "1\n");
+  }
+  const std::string wrong = dir_.Sub("wrong-pw");
+  std::ofstream(wrong) << "guess\n";
+  EXPECT_EQ(Cli({"--user=alice", "--password_file=" + wrong, "get", "app/x"}).code, 5);
+  EXPECT_EQ(Cli({"--user=alice", "get", "app/x"}).code, 2);  // no password given
+
+  const std::string root_pw = dir_.Sub("root-pw");
+  std::ofstream(root_pw) << "root-pw\n";
+  auto as_root = [&](std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), {"--user=root", "--password_file=" + root_pw});
+    return Cli(args, input);
+  };
+  EXPECT_EQ(as_root({"user", "list"}).out,
+            "USER   ROLES\n"
+            "alice  app\n"
+            "root   root\n");
+  EXPECT_EQ(as_root({"role", "list", "--json"}).out,
+            "{\"role\":\"app\",\"permissions\":[{\"type\":\"readwrite\",\"key\":\"app/\","
+            "\"range_end\":\"app0\"}]}\n"
+            "{\"role\":\"root\",\"permissions\":[]}\n");
+  EXPECT_EQ(as_root({"role", "revoke", "app", "app/", "--prefix"}).code, 0);
+  EXPECT_EQ(as_root({"user", "del", "root"}).code, 6);  // the last root user
+  EXPECT_EQ(as_root({"auth", "disable"}).out, "auth disabled\n");
+  EXPECT_EQ(Cli({"put", "other", "1"}).code, 0);
+}
+
 TEST_F(CliTest, EmbeddedModeOpensADirectory) {
   const std::string local = "--data_dir=" + dir_.Sub("local");
   // Reads never create a database.

@@ -43,6 +43,11 @@ ABSL_FLAG(std::string, endpoint, "",
 ABSL_FLAG(std::string, data_dir, "",
           "open this database directory in-process instead of using a server");
 ABSL_FLAG(std::string, token_file, "", "file whose first line is the bearer token");
+ABSL_FLAG(std::string, user, "",
+          "authenticate as this user (the password comes from $COWDB_PASSWORD or "
+          "--password_file)");
+ABSL_FLAG(std::string, password_file, "", "file whose first line is --user's password");
+ABSL_FLAG(bool, prefix, false, "role grant/revoke: KEY is a prefix (every key that starts with it)");
 ABSL_FLAG(std::string, tls_ca, "", "PEM roots to trust: connect with TLS");
 ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mTLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM client key (mTLS)");
@@ -127,6 +132,17 @@ Commands:
   check                       verify every retained version (checksums,
                               tree invariants, nothing reachable freed);
                               a progress bar on a terminal
+  auth status|enable|disable  users and roles: enabling needs a user with
+                              the role root; then every call needs --user
+  user add|passwd NAME        (the new password: stdin's first line)
+  user del NAME | user list
+  user grant|revoke NAME ROLE
+  role add|del NAME | role list
+  role grant ROLE read|write|readwrite KEY [END]
+                              allow the keys [KEY, END) (no END: KEY alone;
+                              --prefix: every key starting with KEY; KEY ""
+                              with --prefix: every key)
+  role revoke ROLE KEY [END]  (--prefix as grant)
 Wherever a version is asked for (--at, --from, diff, tag) a tag name or a
 wall-clock time works too: 2026-11-30T17:00:00Z (RFC 3339) or
 1764522000000000us (Unix microseconds) mean the version that was the
@@ -188,6 +204,19 @@ absl::StatusOr<std::unique_ptr<client::Client>> Open(const std::string& command)
     absl::StatusOr<std::string> token = ReadFile(f);
     if (!token.ok()) return token.status();
     o.token = token->substr(0, token->find_first_of("\r\n"));
+  }
+  o.user = absl::GetFlag(FLAGS_user);
+  if (!o.user.empty()) {
+    if (!o.token.empty()) return Usage("--user and --token_file exclude each other");
+    if (const std::string f = absl::GetFlag(FLAGS_password_file); !f.empty()) {
+      absl::StatusOr<std::string> password = ReadFile(f);
+      if (!password.ok()) return password.status();
+      o.password = password->substr(0, password->find_first_of("\r\n"));
+    } else if (const char* env = std::getenv("COWDB_PASSWORD"); env != nullptr) {
+      o.password = env;
+    } else {
+      return Usage("--user needs a password: set $COWDB_PASSWORD or --password_file");
+    }
   }
   const std::pair<std::string, std::string*> pems[] = {
       {absl::GetFlag(FLAGS_tls_ca), &o.tls_root_certs},
@@ -262,6 +291,11 @@ class Cli {
   absl::Status Import(const std::vector<std::string>& a);
   absl::Status Status(const std::vector<std::string>& a);
   absl::Status Stats(const std::vector<std::string>& a);
+  absl::Status AuthCmd(const std::vector<std::string>& a);
+  absl::Status UserCmd(const std::vector<std::string>& a);
+  absl::Status RoleCmd(const std::vector<std::string>& a);
+  // The server's users and roles (none on a local database).
+  absl::StatusOr<client::AuthAdmin*> Admin();
 
   // A version number, a time (RFC 3339, or Unix microseconds + "us"), or
   // a tag name.
@@ -292,7 +326,8 @@ absl::Status Cli::Run(const std::vector<std::string>& args) {
       {"diff", &Cli::Diff}, {"watch", &Cli::Watch},   {"status", &Cli::Status},
       {"history", &Cli::History}, {"check", &Cli::Check},     {"backup", &Cli::Backup},
       {"export", &Cli::Export},   {"import", &Cli::Import},   {"retention", &Cli::RetentionCmd},
-      {"stats", &Cli::Stats},
+      {"stats", &Cli::Stats},     {"auth", &Cli::AuthCmd},     {"user", &Cli::UserCmd},
+      {"role", &Cli::RoleCmd},
   };
   for (const auto& [name, handler] : kCommands) {
     if (args[0] == name) {
@@ -499,6 +534,160 @@ absl::Status Cli::Versions(const std::vector<std::string>& a) {
     }
   }
   if (!json_) table.Print(out_);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<client::AuthAdmin*> Cli::Admin() {
+  client::AuthAdmin* admin = db_.Auth();
+  if (admin == nullptr) {
+    return Usage("users and roles belong to a server; a database opened with --data_dir has none");
+  }
+  return admin;
+}
+
+namespace {
+// A new password: the first line of stdin.
+absl::StatusOr<std::string> ReadNewPassword() {
+  if (isatty(STDIN_FILENO)) std::cerr << "new password (one line): " << std::flush;
+  std::string line;
+  std::getline(std::cin, line);
+  while (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty()) return Usage("the new password (stdin's first line) is empty");
+  return line;
+}
+}  // namespace
+
+absl::Status Cli::AuthCmd(const std::vector<std::string>& a) {
+  if (a.size() != 1) return Usage("usage: cowdb auth status|enable|disable");
+  absl::StatusOr<client::AuthAdmin*> admin = Admin();
+  if (!admin.ok()) return admin.status();
+  if (a[0] == "enable" || a[0] == "disable") {
+    if (absl::Status s = (*admin)->SetEnabled(a[0] == "enable"); !s.ok()) return s;
+  } else if (a[0] != "status") {
+    return Usage("usage: cowdb auth status|enable|disable");
+  }
+  absl::StatusOr<bool> on = (*admin)->Enabled();
+  if (!on.ok()) return on.status();
+  out_ << (json_ ? absl::StrCat("{\"enabled\":", *on ? "true" : "false", "}")
+                 : absl::StrCat("auth ", *on ? "enabled" : "disabled"))
+       << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Cli::UserCmd(const std::vector<std::string>& a) {
+  constexpr char kHow[] =
+      "usage: cowdb user add|passwd|del NAME, user grant|revoke NAME ROLE, user list";
+  if (a.empty()) return Usage(kHow);
+  absl::StatusOr<client::AuthAdmin*> admin = Admin();
+  if (!admin.ok()) return admin.status();
+  client::AuthAdmin& auth = **admin;
+  const std::string& verb = a[0];
+  absl::Status s;
+  if (verb == "list" && a.size() == 1) {
+    absl::StatusOr<std::vector<client::User>> users = auth.ListUsers();
+    if (!users.ok()) return users.status();
+    Table table({"USER", "ROLES"});
+    for (const client::User& u : *users) {
+      if (json_) {
+        std::vector<std::string> roles;
+        for (const std::string& r : u.roles) roles.push_back(JsonString(r));
+        out_ << "{\"user\":" << JsonString(u.name) << ",\"roles\":["
+             << absl::StrJoin(roles, ",") << "]}\n";
+      } else {
+        table.Add({Printable(u.name), Printable(absl::StrJoin(u.roles, ","))});
+      }
+    }
+    if (!json_) table.Print(out_);
+    return absl::OkStatus();
+  } else if ((verb == "add" || verb == "passwd") && a.size() == 2) {
+    absl::StatusOr<std::string> password = ReadNewPassword();
+    if (!password.ok()) return password.status();
+    s = verb == "add" ? auth.AddUser(a[1], *password) : auth.SetPassword(a[1], *password);
+  } else if (verb == "del" && a.size() == 2) {
+    s = auth.DeleteUser(a[1]);
+  } else if ((verb == "grant" || verb == "revoke") && a.size() == 3) {
+    s = verb == "grant" ? auth.GrantRole(a[1], a[2]) : auth.RevokeRole(a[1], a[2]);
+  } else {
+    return Usage(kHow);
+  }
+  if (!s.ok()) return s;
+  out_ << (json_ ? "{}" : "OK") << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Cli::RoleCmd(const std::vector<std::string>& a) {
+  constexpr char kHow[] =
+      "usage: cowdb role add|del NAME, role grant ROLE read|write|readwrite KEY [END], "
+      "role revoke ROLE KEY [END], role list";
+  if (a.empty()) return Usage(kHow);
+  absl::StatusOr<client::AuthAdmin*> admin = Admin();
+  if (!admin.ok()) return admin.status();
+  client::AuthAdmin& auth = **admin;
+  const std::string& verb = a[0];
+  // KEY [END] or --prefix KEY, as a permission's (key, range_end).
+  auto keys = [&](size_t at, client::Permission* p) -> absl::Status {
+    if (a.size() < at + 1 || a.size() > at + 2) return Usage(kHow);
+    p->key = a[at];
+    if (absl::GetFlag(FLAGS_prefix)) {
+      if (a.size() == at + 2) return Usage("--prefix takes KEY without END");
+      p->range_end = client::PrefixEnd(p->key);
+    } else if (a.size() == at + 2) {
+      p->range_end = a[at + 1];
+    }
+    return absl::OkStatus();
+  };
+  absl::Status s;
+  if (verb == "list" && a.size() == 1) {
+    absl::StatusOr<std::vector<client::Role>> roles = auth.ListRoles();
+    if (!roles.ok()) return roles.status();
+    Table table({"ROLE", "PERMISSION", "KEY", "RANGE_END"});
+    static constexpr const char* kTypes[] = {"read", "write", "readwrite"};
+    for (const client::Role& r : *roles) {
+      if (json_) {
+        std::vector<std::string> perms;
+        for (const client::Permission& p : r.permissions) {
+          perms.push_back(absl::StrCat("{\"type\":\"", kTypes[static_cast<int>(p.type)], "\",",
+                                       JsonBytesField("key", p.key), ",",
+                                       JsonBytesField("range_end", p.range_end), "}"));
+        }
+        out_ << "{\"role\":" << JsonString(r.name) << ",\"permissions\":["
+             << absl::StrJoin(perms, ",") << "]}\n";
+        continue;
+      }
+      if (r.permissions.empty()) {
+        table.Add({Printable(r.name), r.name == "root" ? "everything" : "-", "", ""});
+      }
+      for (const client::Permission& p : r.permissions) {
+        table.Add({Printable(r.name), kTypes[static_cast<int>(p.type)], Printable(p.key),
+                   Printable(p.range_end)});
+      }
+    }
+    if (!json_) table.Print(out_);
+    return absl::OkStatus();
+  } else if ((verb == "add" || verb == "del") && a.size() == 2) {
+    s = verb == "add" ? auth.AddRole(a[1]) : auth.DeleteRole(a[1]);
+  } else if (verb == "grant" && a.size() >= 4) {
+    client::Permission p;
+    if (a[2] == "read") {
+      p.type = client::Permission::Type::kRead;
+    } else if (a[2] == "write") {
+      p.type = client::Permission::Type::kWrite;
+    } else if (a[2] == "readwrite") {
+      p.type = client::Permission::Type::kReadWrite;
+    } else {
+      return Usage(absl::StrCat("\"", a[2], "\" is not read, write or readwrite"));
+    }
+    if (absl::Status k = keys(3, &p); !k.ok()) return k;
+    s = auth.GrantPermission(a[1], p);
+  } else if (verb == "revoke" && a.size() >= 3) {
+    client::Permission p;
+    if (absl::Status k = keys(2, &p); !k.ok()) return k;
+    s = auth.RevokePermission(a[1], p.key, p.range_end);
+  } else {
+    return Usage(kHow);
+  }
+  if (!s.ok()) return s;
+  out_ << (json_ ? "{}" : "OK") << "\n";
   return absl::OkStatus();
 }
 
