@@ -362,10 +362,13 @@ bool AccessControl::enabled() const {
 }
 
 grpc::Status AccessControl::Admit(const grpc::ServerContextBase* ctx, const Need& need) const {
+  return AdmitToken(TokenOf(ctx), need);
+}
+
+grpc::Status AccessControl::AdmitToken(std::string_view token, const Need& need) const {
   if (need.level == Need::Level::kNone) return grpc::Status::OK;
   const bool on = enabled();
   if (!on && options_.root_tokens.empty()) return grpc::Status::OK;
-  const std::string_view token = TokenOf(ctx);
   if (token.empty()) {
     return Denied(grpc::StatusCode::UNAUTHENTICATED,
                   on ? "auth is enabled: authenticate and send the token"

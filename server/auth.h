@@ -113,6 +113,8 @@ class AccessControl {
   // PERMISSION_DENIED. The token comes from "authorization: Bearer <t>" or
   // etcd's "token" metadata.
   grpc::Status Admit(const grpc::ServerContextBase* ctx, const Need& need) const;
+  // Admit for a call that carried `token` ("" for none).
+  grpc::Status AdmitToken(std::string_view token, const Need& need) const;
   // Admit for a request of the cowdb service.
   template <typename Request>
   grpc::Status Admit(const grpc::ServerContextBase* ctx, const Request& req) const {

@@ -65,7 +65,9 @@
 
 ABSL_FLAG(std::string, targets, "cowdb,etcd",
           "servers to benchmark: cowdb, etcd, cowdb-etcd (cowdb_server's etcd face), "
-          "cowdb-metrics (cowdb with --metrics_listen: every RPC counted and timed)");
+          "cowdb-metrics (cowdb with --metrics_listen: every RPC counted and timed), "
+          "cowdb-auth (cowdb with auth enabled: every call carries a user's token and "
+          "is checked against its role's permissions)");
 ABSL_FLAG(std::string, workloads, "put,get,range10,cas",
           "workloads to run: put, get, range10, cas, watch (etcd API targets: "
           "1 writer, `clients` watchers, events delivered per second)");
@@ -303,14 +305,16 @@ class Target {
 
 class CowdbTarget final : public Target {
  public:
-  explicit CowdbTarget(bool metrics = false) : metrics_(metrics) {}
+  enum class Mode { kPlain, kMetrics, kAuth };
+  explicit CowdbTarget(Mode mode = Mode::kPlain) : mode_(mode) {}
 
  private:
   // A Scan read to its end; deletes itself.
   class ScanCall final : public grpc::ClientReadReactor<v1::ScanResponse> {
    public:
-    ScanCall(v1::KV::Stub* stub, v1::ScanRequest req, Done done)
+    ScanCall(v1::KV::Stub* stub, v1::ScanRequest req, const std::string& bearer, Done done)
         : req_(std::move(req)), done_(std::move(done)) {
+      if (!bearer.empty()) ctx_.AddMetadata("authorization", bearer);
       stub->async()->Scan(&ctx_, &req_, this);
       StartRead(&page_);
       StartCall();
@@ -331,25 +335,71 @@ class CowdbTarget final : public Target {
   };
 
  public:
-  std::string name() const override { return metrics_ ? "cowdb-metrics" : "cowdb"; }
+  std::string name() const override {
+    return mode_ == Mode::kMetrics ? "cowdb-metrics" : mode_ == Mode::kAuth ? "cowdb-auth" : "cowdb";
+  }
 
   void Start(int conns) override {
     std::vector<std::string> cmd = {"server/cowdb_server", "--data_dir=$DIR",
                                     "--listen=127.0.0.1:0", "--max_transaction_ops=1000000"};
-    if (metrics_) cmd.push_back("--metrics_listen=127.0.0.1:0");
+    if (mode_ == Mode::kMetrics) cmd.push_back("--metrics_listen=127.0.0.1:0");
     int fd = Spawn(cmd);
     FILE* f = fdopen(fd, "r");
     char line[256] = {0};
     if (fgets(line, sizeof(line), f) == nullptr) Die("cowdb_server did not start");
     std::string s(line);
     std::string addr = s.substr(13, s.size() - 14);
-    for (auto& ch : Channels(addr, conns)) stubs_.push_back(v1::KV::NewStub(ch));
+    std::vector<std::shared_ptr<grpc::Channel>> channels = Channels(addr, conns);
+    for (auto& ch : channels) stubs_.push_back(v1::KV::NewStub(ch));
+    if (mode_ == Mode::kAuth) EnableAuth(channels[0]);
+  }
+
+  // A user whose role allows the benchmark's keys (and a few unrelated
+  // ranges, so that the check searches), auth enabled, its token kept.
+  void EnableAuth(const std::shared_ptr<grpc::Channel>& channel) {
+    auto auth = v1::Auth::NewStub(channel);
+    auto call = [&](auto method, v1::AuthRequest req, const char* what) {
+      grpc::ClientContext ctx;
+      v1::AuthResponse resp;
+      Check(((*auth).*method)(&ctx, req, &resp), what);
+      return resp;
+    };
+    v1::AuthRequest req;
+    req.set_user("root");
+    req.set_password("root-password");
+    call(&v1::Auth::Stub::UserAdd, req, "add root");
+    req.set_role("root");
+    call(&v1::Auth::Stub::UserGrant, req, "grant root");
+    req.set_user("bench");
+    req.set_password("bench-password");
+    call(&v1::Auth::Stub::UserAdd, req, "add bench");
+    req.set_role("bench");
+    call(&v1::Auth::Stub::RoleAdd, req, "add role");
+    for (const auto& [key, end] : std::vector<std::pair<std::string, std::string>>{
+             {"0", "g"}, {"audit/", "audit0"}, {"config/", "config0"}, {"watch/", "watch0"}}) {
+      v1::AuthRequest grant = req;
+      grant.mutable_permission()->set_type(v1::Permission::READWRITE);
+      grant.mutable_permission()->set_key(key);
+      grant.mutable_permission()->set_range_end(end);
+      call(&v1::Auth::Stub::RoleGrant, grant, "grant permission");
+    }
+    call(&v1::Auth::Stub::UserGrant, req, "grant role");
+    v1::AuthRequest on;
+    on.set_enabled(true);
+    call(&v1::Auth::Stub::AuthEnable, on, "enable auth");
+    bearer_ = "Bearer " + call(&v1::Auth::Stub::Authenticate, req, "authenticate").token();
+  }
+
+  // Adds the token to a call (with auth on).
+  void Authorize(grpc::ClientContext* ctx) const {
+    if (!bearer_.empty()) ctx->AddMetadata("authorization", bearer_);
   }
 
   void Preload(int keys) override {
     const std::string value(kValueBytes, 'v');
     for (int i = 0; i < keys; i += 1000) {
       grpc::ClientContext ctx;
+      Authorize(&ctx);
       v1::TxnRequest req;
       for (int j = i; j < std::min(keys, i + 1000); ++j) {
         auto* put = req.add_success()->mutable_mutation()->mutable_put();
@@ -367,7 +417,10 @@ class CowdbTarget final : public Target {
     req.set_value(value);
     Unary<v1::PutRequest, v1::PutResponse>(
         std::move(req),
-        [stub = stubs_[conn].get()](auto... a) { stub->async()->Put(a...); },
+        [this, stub = stubs_[conn].get()](grpc::ClientContext* ctx, auto... a) {
+          Authorize(ctx);
+          stub->async()->Put(ctx, a...);
+        },
         [done = std::move(done)](const grpc::Status& s, const v1::PutResponse&) { done(s); });
   }
 
@@ -376,7 +429,10 @@ class CowdbTarget final : public Target {
     req.set_key(key);
     Unary<v1::GetRequest, v1::GetResponse>(
         std::move(req),
-        [stub = stubs_[conn].get()](auto... a) { stub->async()->Get(a...); },
+        [this, stub = stubs_[conn].get()](grpc::ClientContext* ctx, auto... a) {
+          Authorize(ctx);
+          stub->async()->Get(ctx, a...);
+        },
         [done = std::move(done)](const grpc::Status& s, const v1::GetResponse&) { done(s); });
   }
 
@@ -386,7 +442,7 @@ class CowdbTarget final : public Target {
     req.mutable_range()->set_start(start);
     req.mutable_range()->set_end(end);
     req.set_limit(10);
-    new ScanCall(stubs_[conn].get(), std::move(req), std::move(done));
+    new ScanCall(stubs_[conn].get(), std::move(req), bearer_, std::move(done));
   }
 
   void Cas(int conn, const std::string& key, const std::string& value, int64_t* mod,
@@ -402,7 +458,10 @@ class CowdbTarget final : public Target {
     put->set_value(value);
     req.add_failure()->set_get_key(key);
     Unary<v1::TxnRequest, v1::TxnResponse>(
-        std::move(req), [stub = stubs_[conn].get()](auto... a) { stub->async()->Txn(a...); },
+        std::move(req), [this, stub = stubs_[conn].get()](grpc::ClientContext* ctx, auto... a) {
+          Authorize(ctx);
+          stub->async()->Txn(ctx, a...);
+        },
         [mod, done = std::move(done)](const grpc::Status& s, const v1::TxnResponse& resp) {
           if (s.ok() && resp.succeeded()) {
             *mod = resp.version();
@@ -415,8 +474,9 @@ class CowdbTarget final : public Target {
   }
 
  private:
-  const bool metrics_;
+  const Mode mode_;
   std::vector<std::unique_ptr<v1::KV::Stub>> stubs_;
+  std::string bearer_;  // "Bearer <token>" with auth on
 };
 
 // etcd, or cowdb_server's etcd face (`cowdb_face`): the same client code.
@@ -761,8 +821,10 @@ int Main() {
   std::map<std::string, uint64_t> disk;  // data directory bytes after all rows
   for (const std::string& name : names) {
     std::unique_ptr<Target> t;
-    if (name == "cowdb" || name == "cowdb-metrics") {
-      t = std::make_unique<CowdbTarget>(/*metrics=*/name == "cowdb-metrics");
+    if (name == "cowdb" || name == "cowdb-metrics" || name == "cowdb-auth") {
+      t = std::make_unique<CowdbTarget>(name == "cowdb-metrics" ? CowdbTarget::Mode::kMetrics
+                                        : name == "cowdb-auth"  ? CowdbTarget::Mode::kAuth
+                                                                : CowdbTarget::Mode::kPlain);
     } else if (name == "etcd") {
       if (access(absl::GetFlag(FLAGS_etcd).c_str(), X_OK) != 0) {
         Die("no etcd binary: apt-get install etcd-server, or --targets=cowdb");
