@@ -62,7 +62,7 @@ struct CallLimits {
 
 // The deadline of a call: the client's, or the default if it set none,
 // and never beyond the maximum.
-CallLimits Limits(const grpc::ServerContext* ctx, const ServiceOptions& options,
+CallLimits Limits(const grpc::ServerContextBase* ctx, const ServiceOptions& options,
                   uint64_t page_size) {
   const absl::Time now = absl::Now();
   absl::Time deadline = now + options.default_deadline;
@@ -80,7 +80,7 @@ constexpr absl::Duration kWatchdogGrace = absl::Seconds(1);
 
 // Puts the call of `ctx` under `watchdog` (if any) until `deadline` and the
 // grace after it.
-CallWatchdog::Guard GuardCall(CallWatchdog* watchdog, grpc::ServerContext* ctx,
+CallWatchdog::Guard GuardCall(CallWatchdog* watchdog, grpc::ServerContextBase* ctx,
                               absl::Time deadline) {
   if (watchdog == nullptr) return CallWatchdog::Guard();
   return watchdog->Watch(ctx, deadline + kWatchdogGrace);
@@ -101,33 +101,42 @@ void Fill(v1::KeyValue* kv, std::string_view key, std::string_view value,
   kv->set_mod_version(mod_version);
 }
 
-// Streams the keys of `req` from `it` in pages of `page_size`.
-absl::Status StreamScan(Iterator& it, uint64_t read_version, const v1::ScanRequest& req,
-                        const std::string& start, const std::string& end,
-                        const CallLimits& limits, grpc::ServerContext* ctx,
-                        StreamSink<v1::ScanResponse>* writer) {
-  v1::ScanResponse page;
-  page.set_read_version(read_version);
-  absl::Status sent = absl::OkStatus();
-  size_t page_bytes = 0;
+// Reads the next page of `req`'s keys from `it` into `page` (at most
+// `page_size` keys, and about kPageBytes), from where `cursor` says, and
+// moves the cursor past them. The iterator is positioned afresh, so a
+// scan may take each page from a new iterator of the same snapshot (an
+// interactive transaction's scan does: it holds the transaction only
+// while it reads a page). It never steps past the last key taken: a
+// transaction's iterator would observe (and validate) the key it stepped to.
+absl::Status NextPage(Iterator& it, const v1::ScanRequest& req, uint64_t page_size,
+                      ScanCursor* cursor, v1::ScanResponse* page) {
+  uint64_t n = 0;
+  size_t bytes = 0;
+  std::string last;
+  bool full = false;
   absl::Status s = client::internal::ScanRange(
-      it, start, end, req.reverse(), req.limit(), req.keys_only(),
+      it, cursor->start, cursor->end, req.reverse(), cursor->left, req.keys_only(),
       [&](const client::KeyValue& kv) {
-        Fill(page.add_kvs(), kv.key, kv.value, kv.mod_version);
-        page_bytes += kv.key.size() + kv.value.size();
-        if (static_cast<uint64_t>(page.kvs_size()) < limits.page_size &&
-            page_bytes < kPageBytes) {
-          return true;
-        }
-        sent = limits.Send(ctx, writer, page);
-        page.clear_kvs();
-        page_bytes = 0;
-        return sent.ok();
+        Fill(page->add_kvs(), kv.key, kv.value, kv.mod_version);
+        bytes += kv.key.size() + kv.value.size();
+        if (++n < page_size && bytes < kPageBytes) return true;
+        last = kv.key;
+        full = true;
+        return false;
       });
   if (!s.ok()) return s;
-  if (!sent.ok()) return sent;
-  page.set_done(true);
-  writer->Write(page);
+  if (cursor->left != 0) {
+    cursor->left -= n;
+    if (cursor->left == 0) cursor->done = true;
+  }
+  if (!full) cursor->done = true;
+  if (cursor->done) return absl::OkStatus();
+  if (req.reverse()) {
+    cursor->end = last;
+  } else {
+    cursor->start = last;
+    cursor->start.push_back('\0');
+  }
   return absl::OkStatus();
 }
 
@@ -161,10 +170,121 @@ grpc::Status KvService::HandleGet(const grpc::ServerContextBase* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
-                             grpc::ServerWriter<v1::ScanResponse>* writer) {
-  WriterSink<v1::ScanResponse> sink(writer);
-  return ScanTo(ctx, req, &sink);
+absl::Status KvService::StartScan(const v1::ScanRequest& req, ScanState* st,
+                                  v1::ScanResponse* count) {
+  ScanCursor& c = st->cursor;
+  if (absl::Status s = ToBounds(req.range(), &c.start, &c.end); !s.ok()) return s;
+  c.left = req.limit();
+  if (req.read().selector_case() == v1::ReadSelector::kTransactionId) {
+    st->transaction_id = req.read().transaction_id();
+    return txns_->With(st->transaction_id, [&](Transaction& t) {
+      st->version = t.read_version();
+      if (!req.count_only()) return absl::OkStatus();
+      absl::StatusOr<uint64_t> n = t.Count(c.start, c.end);
+      if (!n.ok()) return n.status();
+      count->set_count(*n);  // the keys in the range; the limit does not cap it
+      return absl::OkStatus();
+    });
+  }
+  absl::StatusOr<std::unique_ptr<Iterator>> it = db_->NewIterator(ToReadOptions(req.read()));
+  if (!it.ok()) return it.status();
+  st->it = *std::move(it);
+  st->version = st->it->version();
+  if (req.count_only()) {
+    ReadOptions at;
+    at.version = st->version;  // count the same version the iterator pins
+    absl::StatusOr<uint64_t> n = db_->Count(at, c.start, c.end);
+    if (!n.ok()) return n.status();
+    count->set_count(*n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KvService::ScanPage(const v1::ScanRequest& req, ScanState* st,
+                                 v1::ScanResponse* page) {
+  page->set_read_version(st->version);
+  if (st->it != nullptr) {
+    return NextPage(*st->it, req, options_.scan_page_size, &st->cursor, page);
+  }
+  return txns_->With(st->transaction_id, [&](Transaction& t) {
+    // Bounded: a SERIALIZABLE transaction observes only the rest of the range.
+    absl::StatusOr<std::unique_ptr<Iterator>> it =
+        t.NewIterator(IterateBounds{st->cursor.start, st->cursor.end});
+    if (!it.ok()) return it.status();
+    return NextPage(**it, req, options_.scan_page_size, &st->cursor, page);
+  });
+}
+
+// A Scan on the callback API: each page is read on the thread that saw the
+// last one written, so no thread waits on a slow client. The watchdog
+// cancels a call whose client stops reading past its deadline.
+class KvService::ScanReactor final : public grpc::ServerWriteReactor<v1::ScanResponse> {
+ public:
+  ScanReactor(KvService* service, grpc::CallbackServerContext* ctx, const v1::ScanRequest* req)
+      : service_(service), ctx_(ctx), req_(req),
+        limits_(Limits(ctx, service->options_, service->options_.scan_page_size)) {
+    if (grpc::Status a = service->access_->Admit(ctx, *req); !a.ok()) {
+      Finish(a);
+      return;
+    }
+    guard_.emplace(GuardCall(service->watchdog_, ctx, limits_.deadline));
+    if (absl::Status s = service->StartScan(*req, &state_, &page_); !s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    if (req->count_only()) {
+      page_.set_read_version(state_.version);
+      page_.set_done(true);
+      StartWriteAndFinish(&page_, grpc::WriteOptions(), grpc::Status::OK);
+      return;
+    }
+    Next();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(absl::Now() > limits_.deadline
+                 ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                "the call ran past its deadline")
+                 : grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return;
+    }
+    Next();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (absl::Now() > limits_.deadline) {
+      Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the call ran past its deadline"));
+      return;
+    }
+    page_.Clear();
+    if (absl::Status s = service_->ScanPage(*req_, &state_, &page_); !s.ok()) {
+      Finish(ToGrpcStatus(s));
+      return;
+    }
+    if (state_.cursor.done) {
+      page_.set_done(true);
+      StartWriteAndFinish(&page_, grpc::WriteOptions(), grpc::Status::OK);
+    } else {
+      StartWrite(&page_);
+    }
+  }
+
+  KvService* const service_;
+  grpc::CallbackServerContext* const ctx_;
+  const v1::ScanRequest* const req_;
+  const CallLimits limits_;
+  std::optional<CallWatchdog::Guard> guard_;
+  ScanState state_;
+  v1::ScanResponse page_;
+};
+
+grpc::ServerWriteReactor<v1::ScanResponse>* KvService::Scan(grpc::CallbackServerContext* ctx,
+                                                           const v1::ScanRequest* req) {
+  return new ScanReactor(this, ctx, req);
 }
 
 grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* req,
@@ -172,43 +292,22 @@ grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* 
   if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   const CallLimits limits = Limits(ctx, options_, options_.scan_page_size);
   CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
-  std::string start, end;
-  absl::Status s = ToBounds(req->range(), &start, &end);
-  if (!s.ok()) return ToGrpcStatus(s);
-  auto count = [&](uint64_t n, uint64_t version) {
-    v1::ScanResponse resp;
-    resp.set_count(n);  // the keys in the range; the limit does not cap it
-    resp.set_read_version(version);
-    resp.set_done(true);
-    writer->Write(resp);
-  };
-  if (req->read().selector_case() == v1::ReadSelector::kTransactionId) {
-    return ToGrpcStatus(txns_->With(req->read().transaction_id(), [&](Transaction& t) {
-      if (req->count_only()) {
-        absl::StatusOr<uint64_t> n = t.Count(start, end);
-        if (!n.ok()) return n.status();
-        count(*n, t.read_version());
-        return absl::OkStatus();
-      }
-      // Bounded: a SERIALIZABLE transaction observes only the range.
-      absl::StatusOr<std::unique_ptr<Iterator>> it = t.NewIterator(IterateBounds{start, end});
-      if (!it.ok()) return it.status();
-      return StreamScan(**it, t.read_version(), *req, start, end, limits, ctx, writer);
-    }));
-  }
-  ReadOptions ro = ToReadOptions(req->read());
-  absl::StatusOr<std::unique_ptr<Iterator>> it = db_->NewIterator(ro);
-  if (!it.ok()) return ToGrpcStatus(it.status());
+  ScanState state;
+  v1::ScanResponse page;
+  if (absl::Status s = StartScan(*req, &state, &page); !s.ok()) return ToGrpcStatus(s);
   if (req->count_only()) {
-    ReadOptions at;
-    at.version = (*it)->version();  // count the same version the iterator pins
-    absl::StatusOr<uint64_t> n = db_->Count(at, start, end);
-    if (!n.ok()) return ToGrpcStatus(n.status());
-    count(*n, (*it)->version());
+    page.set_read_version(state.version);
+    page.set_done(true);
+    writer->Write(page);
     return grpc::Status::OK;
   }
-  return ToGrpcStatus(StreamScan(**it, (*it)->version(), *req, start, end, limits, ctx,
-                                 writer));
+  while (true) {
+    page.Clear();
+    if (absl::Status s = ScanPage(*req, &state, &page); !s.ok()) return ToGrpcStatus(s);
+    page.set_done(state.cursor.done);
+    if (absl::Status s = limits.Send(ctx, writer, page); !s.ok()) return ToGrpcStatus(s);
+    if (state.cursor.done) return grpc::Status::OK;
+  }
 }
 
 namespace {

@@ -10,6 +10,8 @@
 #define COWDB_SERVER_SERVICE_H_
 
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -39,17 +41,26 @@ class StreamSink {
 
 // The services. `watchdog` (may be null: then only the client's deadline
 // can end a stream blocked in a Write) must outlive them.
-// Get, Put, Delete and Txn use gRPC's callback API: a point read never
-// blocks for long, so it is answered on the thread that read the request
-// (no handoff to a worker thread), and a write is queued with
+// Get, Scan, Put, Delete and Txn use gRPC's callback API: a point read
+// never blocks for long, so it is answered on the thread that read the
+// request (no handoff to a worker thread); a scan reads each page on the
+// thread that saw the last one sent; a write is queued with
 // DB::WriteAsync (a Txn: Transaction::CommitAsync) and answered when its
 // group commit is durable (no thread waits for it). The other methods may
 // wait (an interactive transaction's commit, a stream's flow control) and
 // stay on the sync thread pool.
+// Where a paged scan resumes: what is left of its range, and of its limit.
+struct ScanCursor {
+  std::string start;
+  std::string end;    // "" : no bound
+  uint64_t left = 0;  // keys the limit still allows; 0 when it has none
+  bool done = false;  // the range or the limit is exhausted
+};
+
 class KvService final
     : public cowdb::v1::KV::WithCallbackMethod_Get<cowdb::v1::KV::WithCallbackMethod_Put<
-          cowdb::v1::KV::WithCallbackMethod_Delete<
-              cowdb::v1::KV::WithCallbackMethod_Txn<cowdb::v1::KV::Service>>>> {
+          cowdb::v1::KV::WithCallbackMethod_Delete<cowdb::v1::KV::WithCallbackMethod_Txn<
+              cowdb::v1::KV::WithCallbackMethod_Scan<cowdb::v1::KV::Service>>>>> {
  public:
   KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
             const AccessControl* access, CallWatchdog* watchdog = nullptr)
@@ -64,10 +75,11 @@ class KvService final
   // Get's work, without a reactor (also for callers that have no call).
   grpc::Status HandleGet(const grpc::ServerContextBase* ctx, const v1::GetRequest* req,
                          v1::GetResponse* resp);
-  grpc::Status Scan(grpc::ServerContext*, const v1::ScanRequest*,
-                    grpc::ServerWriter<v1::ScanResponse>*) override;
-  // Scan, streaming into `sink`. With a default-constructed `ctx` (no
-  // call behind it) the handler runs as if the call had no deadline.
+  grpc::ServerWriteReactor<v1::ScanResponse>* Scan(grpc::CallbackServerContext*,
+                                                   const v1::ScanRequest*) override;
+  // Scan, streaming into `sink` (the same pages as the callback Scan, for
+  // callers without a call). With a default-constructed `ctx` the handler
+  // runs as if the call had no deadline.
   grpc::Status ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                       StreamSink<v1::ScanResponse>* sink);
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext*, const v1::PutRequest*,
@@ -96,6 +108,20 @@ class KvService final
                         v1::RollbackResponse*) override;
 
  private:
+  class ScanReactor;
+  // A scan in progress: a plain scan keeps its iterator (and so its
+  // version); a transaction's scan takes a new iterator per page.
+  struct ScanState {
+    ScanCursor cursor;
+    std::unique_ptr<Iterator> it;
+    std::string transaction_id;
+    uint64_t version = 0;
+  };
+  // Validates `req` and opens its scan; for count_only, fills `count`.
+  absl::Status StartScan(const v1::ScanRequest& req, ScanState* state, v1::ScanResponse* count);
+  // The next page of the scan (state->cursor.done once it is the last).
+  absl::Status ScanPage(const v1::ScanRequest& req, ScanState* state, v1::ScanResponse* page);
+
   DB* const db_;
   TransactionRegistry* const txns_;
   const ServiceOptions options_;

@@ -18,7 +18,7 @@ CallWatchdog::~CallWatchdog() {
   thread_.join();
 }
 
-CallWatchdog::Guard CallWatchdog::Watch(grpc::ServerContext* ctx, absl::Time deadline) {
+CallWatchdog::Guard CallWatchdog::Watch(grpc::ServerContextBase* ctx, absl::Time deadline) {
   uint64_t id;
   bool earliest;
   {

@@ -18,7 +18,7 @@ namespace cowdb::server {
 // default deadline between messages, which a handler blocked in a Write to
 // a client that does not read never reaches: it would hold its server
 // thread (and its snapshot) for as long as the client keeps the connection
-// open. The watchdog calls ServerContext::TryCancel() on such a call,
+// open. The watchdog calls ServerContextBase::TryCancel() on such a call,
 // which fails the blocked Write.
 //
 // Thread safety: all methods may be called concurrently.
@@ -50,12 +50,12 @@ class CallWatchdog {
   // Cancels the call of `ctx` once `deadline` has passed, unless the
   // returned guard is destroyed first. After the guard is gone the
   // watchdog never touches `ctx` again.
-  Guard Watch(grpc::ServerContext* ctx, absl::Time deadline);
+  Guard Watch(grpc::ServerContextBase* ctx, absl::Time deadline);
 
  private:
   struct Call {
     absl::Time deadline;
-    grpc::ServerContext* ctx;
+    grpc::ServerContextBase* ctx;
   };
   void Unwatch(uint64_t id);
   void Loop();
