@@ -3,15 +3,15 @@
 #include <atomic>
 #include <utility>
 
-#include "client/internal/engine_ops.h"
-#include "client/internal/wire.h"
+#include "proto/wire/engine_ops.h"
+#include "proto/wire/wire.h"
 
 namespace cowdb::client {
 namespace {
 
 // The bounds of `range` as [start, end) (empty end: unbounded).
 absl::Status Bounds(const Range& range, std::string* start, std::string* end) {
-  return internal::ToBounds(internal::ToProto(range), start, end);
+  return wire::ToBounds(wire::ToProto(range), start, end);
 }
 
 ReadOptions At(std::optional<uint64_t> at) {
@@ -46,7 +46,7 @@ class LocalTransaction final : public Transaction {
     absl::StatusOr<std::unique_ptr<Iterator>> it =
         txn_->NewIterator(IterateBounds{start, end});
     if (!it.ok()) return it.status();
-    absl::Status s = internal::ScanRange(**it, start, end, options.reverse, options.limit,
+    absl::Status s = wire::ScanRange(**it, start, end, options.reverse, options.limit,
                                          options.keys_only, visit);
     if (!s.ok()) return s;
     return txn_->read_version();
@@ -87,7 +87,7 @@ class LocalClient final : public Client {
     if (absl::Status s = Bounds(options.range, &start, &end); !s.ok()) return s;
     absl::StatusOr<std::unique_ptr<Iterator>> it = db_->NewIterator(At(options.at));
     if (!it.ok()) return it.status();
-    absl::Status s = internal::ScanRange(**it, start, end, options.reverse, options.limit,
+    absl::Status s = wire::ScanRange(**it, start, end, options.reverse, options.limit,
                                          options.keys_only, visit);
     if (!s.ok()) return s;
     return (*it)->version();
@@ -106,9 +106,9 @@ class LocalClient final : public Client {
 
   absl::StatusOr<TxnResult> Txn(const TxnRequest& request) override {
     v1::TxnResponse resp;
-    absl::Status s = internal::ExecuteTxn(*db_, internal::ToProto(request), &resp);
+    absl::Status s = wire::ExecuteTxn(*db_, wire::ToProto(request), &resp);
     if (!s.ok()) return s;
-    return internal::FromProto(resp);
+    return wire::FromProto(resp);
   }
 
   absl::StatusOr<std::unique_ptr<Transaction>> Begin(
@@ -145,7 +145,7 @@ class LocalClient final : public Client {
     std::string start, end;
     if (absl::Status s = Bounds(range, &start, &end); !s.ok()) return s;
     return db_->Diff(from, to, start, end,
-                     [&](const cowdb::Change& c) { return visit(internal::FromEngine(c)); });
+                     [&](const cowdb::Change& c) { return visit(wire::FromEngine(c)); });
   }
 
   absl::Status Watch(uint64_t from, const Range& range,
@@ -158,7 +158,7 @@ class LocalClient final : public Client {
       absl::StatusOr<cowdb::WatchEvent> e = (*w)->Next(absl::Seconds(1));
       if (absl::IsDeadlineExceeded(e.status())) continue;  // no change yet
       if (!e.ok()) return e.status();
-      if (!visit(WatchEvent{e->version, internal::FromEngine(e->change), e->net})) {
+      if (!visit(WatchEvent{e->version, wire::FromEngine(e->change), e->net})) {
         return absl::OkStatus();
       }
     }
@@ -167,9 +167,9 @@ class LocalClient final : public Client {
   absl::StatusOr<KeyHistory> History(std::string_view key,
                                      const HistoryOptions& options) override {
     KeyHistory h;
-    absl::Status s = internal::RunHistory(*db_, internal::ToProto(key, options),
+    absl::Status s = wire::RunHistory(*db_, wire::ToProto(key, options),
                                           [&](const v1::HistoryResponse& r) {
-                                            internal::AppendFromProto(r, &h);
+                                            wire::AppendFromProto(r, &h);
                                             return absl::OkStatus();
                                           });
     if (!s.ok()) return s;
@@ -230,7 +230,7 @@ class LocalClient final : public Client {
   }
 
   absl::StatusOr<ServerStatus> Status() override {
-    return internal::FromProto(internal::StatusOf(*db_, open_.load()));
+    return wire::FromProto(wire::StatusOf(*db_, open_.load()));
   }
 
  private:

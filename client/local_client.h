@@ -1,6 +1,6 @@
 // The client API over a database opened in this process: no server, the
 // way the sqlite3 shell opens a file. Requests run through the same code
-// as cowdb_server's handlers (client/internal/engine_ops.h).
+// as cowdb_server's handlers (proto/wire/engine_ops.h).
 
 #ifndef COWDB_CLIENT_LOCAL_CLIENT_H_
 #define COWDB_CLIENT_LOCAL_CLIENT_H_

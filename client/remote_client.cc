@@ -12,16 +12,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
-#include "client/internal/wire.h"
+#include "proto/wire/wire.h"
 #include "cowdb/v1/cowdb.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
 namespace cowdb::client {
 namespace {
 
-using internal::FromGrpc;
-using internal::FromProto;
-using internal::ToProto;
+using wire::FromGrpc;
+using wire::FromProto;
+using wire::ToProto;
 
 class RemoteClient;
 
@@ -406,10 +406,10 @@ class RemoteClient final : public Client {
   absl::StatusOr<KeyHistory> History(std::string_view key,
                                      const HistoryOptions& options) override {
     std::unique_ptr<grpc::ClientContext> ctx = Context();
-    auto reader = versions_->History(ctx.get(), internal::ToProto(key, options));
+    auto reader = versions_->History(ctx.get(), wire::ToProto(key, options));
     KeyHistory h;
     v1::HistoryResponse page;
-    while (reader->Read(&page)) internal::AppendFromProto(page, &h);
+    while (reader->Read(&page)) wire::AppendFromProto(page, &h);
     absl::Status s = FromGrpc(reader->Finish());
     if (!s.ok()) return s;
     return h;

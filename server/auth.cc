@@ -10,7 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "client/internal/wire.h"
+#include "proto/wire/wire.h"
 
 namespace cowdb::server {
 
@@ -193,7 +193,7 @@ namespace {
 
 absl::StatusOr<KeySpan> SpanOf(const v1::KeyRange& range) {
   KeySpan span;
-  absl::Status s = client::internal::ToBounds(range, &span.begin, &span.end);
+  absl::Status s = wire::ToBounds(range, &span.begin, &span.end);
   if (!s.ok()) return s;
   return span;
 }

@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_format.h"
-#include "client/internal/engine_ops.h"
-#include "client/internal/wire.h"
+#include "proto/wire/engine_ops.h"
+#include "proto/wire/wire.h"
 
 namespace cowdb::server {
 namespace {
@@ -22,7 +22,7 @@ constexpr int kDiffPageSize = 1000;
 // limit.
 constexpr size_t kPageBytes = 1 << 20;
 
-using client::internal::ToBounds;
+using wire::ToBounds;
 
 // The sink of a live call: its ServerWriter.
 template <typename T>
@@ -114,7 +114,7 @@ absl::Status NextPage(Iterator& it, const v1::ScanRequest& req, uint64_t page_si
   size_t bytes = 0;
   std::string last;
   bool full = false;
-  absl::Status s = client::internal::ScanRange(
+  absl::Status s = wire::ScanRange(
       it, cursor->start, cursor->end, req.reverse(), cursor->left, req.keys_only(),
       [&](const client::KeyValue& kv) {
         Fill(page->add_kvs(), kv.key, kv.value, kv.mod_version);
@@ -402,7 +402,7 @@ void KvService::StartTxn(const grpc::ServerContextBase* ctx, const v1::TxnReques
         options_.max_transaction_ops, ")"))));
   }
   if (!AdmitWrite(admission_, ctx, req->ByteSizeLong(), &finish)) return;
-  client::internal::ExecuteTxnAsync(
+  wire::ExecuteTxnAsync(
       *db_, *req, resp,
       [finish = std::move(finish)](absl::Status s) { finish(ToGrpcStatus(s)); });
 }
@@ -516,7 +516,7 @@ grpc::Status VersionsService::DiffTo(grpc::ServerContext* ctx, const v1::DiffReq
   size_t page_bytes = 0;
   absl::Status sent = absl::OkStatus();
   s = db_->Diff(req->from_version(), req->to_version(), start, end, [&](const Change& c) {
-    client::internal::ToProto(c, page.add_changes());
+    wire::ToProto(c, page.add_changes());
     page_bytes += c.key.size() + (c.old_value ? c.old_value->size() : 0) +
                   (c.new_value ? c.new_value->size() : 0);
     if (static_cast<uint64_t>(page.changes_size()) < limits.page_size &&
@@ -545,7 +545,7 @@ grpc::Status VersionsService::HistoryTo(grpc::ServerContext* ctx, const v1::Hist
   if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
   const CallLimits limits = Limits(ctx, options_, 0);
   CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
-  return ToGrpcStatus(client::internal::RunHistory(
+  return ToGrpcStatus(wire::RunHistory(
       *db_, *req, [&](const v1::HistoryResponse& r) { return limits.Send(ctx, writer, r); }));
 }
 
@@ -784,7 +784,7 @@ grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchR
     v1::WatchResponse resp;
     resp.set_version(e->version);
     resp.set_net(e->net);
-    client::internal::ToProto(e->change, resp.add_changes());
+    wire::ToProto(e->change, resp.add_changes());
     // A watch has no deadline, but a client that takes no message for
     // default_deadline is cut off rather than holding a thread and a pin.
     CallWatchdog::Guard guard =
@@ -797,7 +797,7 @@ grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchR
 grpc::Status VersionsService::Status(grpc::ServerContext* ctx, const v1::StatusRequest*,
                                      v1::StatusResponse* resp) {
   if (grpc::Status a = access_->Admit(ctx, v1::StatusRequest()); !a.ok()) return a;
-  *resp = client::internal::StatusOf(*db_, txns_->size());
+  *resp = wire::StatusOf(*db_, txns_->size());
   return grpc::Status::OK;
 }
 

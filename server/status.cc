@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "client/internal/wire.h"
+#include "proto/wire/wire.h"
 
 namespace cowdb::server {
 
@@ -22,7 +22,7 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
     default:
       break;
   }
-  return client::internal::ToGrpc(s);
+  return wire::ToGrpc(s);
 }
 
 void Log(const std::string& level, const std::string& msg, const std::string& fields) {

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "client/internal/engine_ops.h"
+#include "proto/wire/engine_ops.h"
 #include "server/status.h"
 
 namespace cowdb::server {
@@ -80,7 +80,7 @@ absl::Status TransactionRegistry::Mutate(
     e.ops += mutations.size();
     e.bytes += bytes;
     for (const v1::Mutation& m : mutations) {
-      absl::Status a = client::internal::ApplyMutation(*e.txn, m);
+      absl::Status a = wire::ApplyMutation(*e.txn, m);
       if (!a.ok()) {
         refused = true;
         return absl::Status(a.code(), absl::StrCat(a.message(),

@@ -1,11 +1,11 @@
-#include "client/internal/engine_ops.h"
+#include "proto/wire/engine_ops.h"
 
 #include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
 
-namespace cowdb::client::internal {
+namespace cowdb::wire {
 namespace {
 
 // Attempts of a one-shot Txn that keeps conflicting.
@@ -163,7 +163,7 @@ void ExecuteTxnAsync(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp,
 
 absl::Status ScanRange(Iterator& it, const std::string& start, const std::string& end,
                        bool reverse, uint64_t limit, bool keys_only,
-                       const std::function<bool(const KeyValue&)>& visit) {
+                       const std::function<bool(const client::KeyValue&)>& visit) {
   if (reverse) {
     if (end.empty()) {
       it.SeekToLast();
@@ -183,7 +183,7 @@ absl::Status ScanRange(Iterator& it, const std::string& start, const std::string
     if (reverse) return it.key() >= std::string_view(start);
     return end.empty() || it.key() < std::string_view(end);
   };
-  KeyValue kv;
+  client::KeyValue kv;
   // No step past the last key taken: a transaction's iterator would
   // observe (and validate) the key it stepped to.
   for (uint64_t n = 0; in_range(); reverse ? it.Prev() : it.Next()) {
@@ -293,9 +293,9 @@ void ToProto(const cowdb::Change& c, v1::Change* out) {
   out->set_new_mod_version(c.new_meta.mod_version);
 }
 
-Change FromEngine(const cowdb::Change& c) {
-  return Change{c.key, c.old_value, c.new_value, c.old_meta.mod_version,
+client::Change FromEngine(const cowdb::Change& c) {
+  return client::Change{c.key, c.old_value, c.new_value, c.old_meta.mod_version,
                 c.new_meta.mod_version};
 }
 
-}  // namespace cowdb::client::internal
+}  // namespace cowdb::wire

@@ -3,18 +3,18 @@
 // client, the local client and cowdb_server so that all three read a
 // request the same way.
 
-#ifndef COWDB_CLIENT_INTERNAL_WIRE_H_
-#define COWDB_CLIENT_INTERNAL_WIRE_H_
+#ifndef COWDB_PROTO_WIRE_WIRE_H_
+#define COWDB_PROTO_WIRE_WIRE_H_
 
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
-#include "client/client.h"
+#include "client/types.h"
 #include "cowdb/v1/cowdb.pb.h"
 #include "grpcpp/support/status.h"
 
-namespace cowdb::client::internal {
+namespace cowdb::wire {
 
 // The bounds of a range as [start, end); an empty end is unbounded.
 // InvalidArgument for a prefix together with start/end, or end < start.
@@ -30,17 +30,17 @@ inline grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-v1::KeyRange ToProto(const Range& r);
-v1::TxnRequest ToProto(const TxnRequest& r);
-TxnResult FromProto(const v1::TxnResponse& r);
-Change FromProto(const v1::Change& c);
-KeyValue FromProto(const v1::KeyValue& kv);
-ServerStatus FromProto(const v1::StatusResponse& r);
-v1::HistoryRequest ToProto(std::string_view key, const HistoryOptions& o);
+v1::KeyRange ToProto(const client::Range& r);
+v1::TxnRequest ToProto(const client::TxnRequest& r);
+client::TxnResult FromProto(const v1::TxnResponse& r);
+client::Change FromProto(const v1::Change& c);
+client::KeyValue FromProto(const v1::KeyValue& kv);
+client::ServerStatus FromProto(const v1::StatusResponse& r);
+v1::HistoryRequest ToProto(std::string_view key, const client::HistoryOptions& o);
 // Adds one message of a History stream to `*h` (the last one sets the
 // summary fields).
-void AppendFromProto(const v1::HistoryResponse& r, KeyHistory* h);
+void AppendFromProto(const v1::HistoryResponse& r, client::KeyHistory* h);
 
-}  // namespace cowdb::client::internal
+}  // namespace cowdb::wire
 
-#endif  // COWDB_CLIENT_INTERNAL_WIRE_H_
+#endif  // COWDB_PROTO_WIRE_WIRE_H_

@@ -2,19 +2,19 @@
 // implementation behind both cowdb_server's handlers and the local client,
 // so a request means the same thing in-process and over the network.
 
-#ifndef COWDB_CLIENT_INTERNAL_ENGINE_OPS_H_
-#define COWDB_CLIENT_INTERNAL_ENGINE_OPS_H_
+#ifndef COWDB_PROTO_WIRE_ENGINE_OPS_H_
+#define COWDB_PROTO_WIRE_ENGINE_OPS_H_
 
 #include <cstdint>
 #include <functional>
 #include <string>
 
 #include "absl/status/status.h"
-#include "client/client.h"
+#include "client/types.h"
 #include "cowdb/v1/cowdb.pb.h"
 #include "engine/db.h"
 
-namespace cowdb::client::internal {
+namespace cowdb::wire {
 
 // Buffers one mutation in `txn`.
 absl::Status ApplyMutation(cowdb::Transaction& txn, const v1::Mutation& m);
@@ -37,7 +37,7 @@ void ExecuteTxnAsync(DB& db, const v1::TxnRequest& req, v1::TxnResponse* resp,
 // With keys_only, values are left empty and not read.
 absl::Status ScanRange(Iterator& it, const std::string& start, const std::string& end,
                        bool reverse, uint64_t limit, bool keys_only,
-                       const std::function<bool(const KeyValue&)>& visit);
+                       const std::function<bool(const client::KeyValue&)>& visit);
 
 // Runs a HistoryRequest in pages (bounded in changes and bytes), handing
 // each response message to `send`, which returns an error to stop. The
@@ -49,8 +49,8 @@ absl::Status RunHistory(DB& db, const v1::HistoryRequest& req,
 v1::StatusResponse StatusOf(DB& db, uint64_t open_transactions);
 
 void ToProto(const cowdb::Change& c, v1::Change* out);
-Change FromEngine(const cowdb::Change& c);
+client::Change FromEngine(const cowdb::Change& c);
 
-}  // namespace cowdb::client::internal
+}  // namespace cowdb::wire
 
-#endif  // COWDB_CLIENT_INTERNAL_ENGINE_OPS_H_
+#endif  // COWDB_PROTO_WIRE_ENGINE_OPS_H_

@@ -1,8 +1,8 @@
-#include "client/internal/wire.h"
+#include "proto/wire/wire.h"
 
 #include <cstdint>
 
-namespace cowdb::client::internal {
+namespace cowdb::wire {
 
 absl::Status ToBounds(const v1::KeyRange& r, std::string* start, std::string* end) {
   if (!r.prefix().empty()) {
@@ -25,7 +25,7 @@ absl::Status ToBounds(const v1::KeyRange& r, std::string* start, std::string* en
   return absl::OkStatus();
 }
 
-v1::KeyRange ToProto(const Range& r) {
+v1::KeyRange ToProto(const client::Range& r) {
   v1::KeyRange out;
   out.set_start(r.start);
   out.set_end(r.end);
@@ -35,74 +35,74 @@ v1::KeyRange ToProto(const Range& r) {
 
 namespace {
 
-void ToProto(const TxnOp& op, v1::TxnOp* out) {
+void ToProto(const client::TxnOp& op, v1::TxnOp* out) {
   switch (op.kind) {
-    case TxnOp::Kind::kPut:
+    case client::TxnOp::Kind::kPut:
       out->mutable_mutation()->mutable_put()->set_key(op.key);
       out->mutable_mutation()->mutable_put()->set_value(op.value);
       break;
-    case TxnOp::Kind::kDelete:
+    case client::TxnOp::Kind::kDelete:
       out->mutable_mutation()->set_delete_key(op.key);
       break;
-    case TxnOp::Kind::kGet:
+    case client::TxnOp::Kind::kGet:
       out->set_get_key(op.key);
       break;
   }
 }
 
-v1::Compare::Target ToProto(Compare::Target t) {
+v1::Compare::Target ToProto(client::Compare::Target t) {
   switch (t) {
-    case Compare::Target::kValue: return v1::Compare::VALUE;
-    case Compare::Target::kModVersion: return v1::Compare::MOD_VERSION;
-    case Compare::Target::kExists: return v1::Compare::EXISTS;
+    case client::Compare::Target::kValue: return v1::Compare::VALUE;
+    case client::Compare::Target::kModVersion: return v1::Compare::MOD_VERSION;
+    case client::Compare::Target::kExists: return v1::Compare::EXISTS;
   }
   return v1::Compare::TARGET_UNSPECIFIED;
 }
 
-v1::Compare::Op ToProto(Compare::Op op) {
+v1::Compare::Op ToProto(client::Compare::Op op) {
   switch (op) {
-    case Compare::Op::kEqual: return v1::Compare::EQUAL;
-    case Compare::Op::kNotEqual: return v1::Compare::NOT_EQUAL;
-    case Compare::Op::kLess: return v1::Compare::LESS;
-    case Compare::Op::kGreater: return v1::Compare::GREATER;
+    case client::Compare::Op::kEqual: return v1::Compare::EQUAL;
+    case client::Compare::Op::kNotEqual: return v1::Compare::NOT_EQUAL;
+    case client::Compare::Op::kLess: return v1::Compare::LESS;
+    case client::Compare::Op::kGreater: return v1::Compare::GREATER;
   }
   return v1::Compare::OP_UNSPECIFIED;
 }
 
 }  // namespace
 
-v1::TxnRequest ToProto(const TxnRequest& r) {
+v1::TxnRequest ToProto(const client::TxnRequest& r) {
   v1::TxnRequest out;
-  for (const Compare& c : r.compares) {
+  for (const client::Compare& c : r.compares) {
     v1::Compare* pc = out.add_compares();
     pc->set_key(c.key);
     pc->set_target(ToProto(c.target));
     pc->set_op(ToProto(c.op));
     switch (c.target) {
-      case Compare::Target::kValue: pc->set_value(c.value); break;
-      case Compare::Target::kModVersion: pc->set_mod_version(c.mod_version); break;
-      case Compare::Target::kExists: pc->set_exists(c.exists); break;
+      case client::Compare::Target::kValue: pc->set_value(c.value); break;
+      case client::Compare::Target::kModVersion: pc->set_mod_version(c.mod_version); break;
+      case client::Compare::Target::kExists: pc->set_exists(c.exists); break;
     }
   }
-  for (const TxnOp& op : r.success) ToProto(op, out.add_success());
-  for (const TxnOp& op : r.failure) ToProto(op, out.add_failure());
+  for (const client::TxnOp& op : r.success) ToProto(op, out.add_success());
+  for (const client::TxnOp& op : r.failure) ToProto(op, out.add_failure());
   return out;
 }
 
-KeyValue FromProto(const v1::KeyValue& kv) {
-  return KeyValue{kv.key(), kv.value(), kv.mod_version()};
+client::KeyValue FromProto(const v1::KeyValue& kv) {
+  return client::KeyValue{kv.key(), kv.value(), kv.mod_version()};
 }
 
-TxnResult FromProto(const v1::TxnResponse& r) {
-  TxnResult out;
+client::TxnResult FromProto(const v1::TxnResponse& r) {
+  client::TxnResult out;
   out.succeeded = r.succeeded();
   out.version = r.version();
   for (const v1::KeyValue& kv : r.gets()) out.gets.push_back(FromProto(kv));
   return out;
 }
 
-Change FromProto(const v1::Change& c) {
-  Change out;
+client::Change FromProto(const v1::Change& c) {
+  client::Change out;
   out.key = c.key();
   if (c.old_exists()) out.old_value = c.old_value();
   if (c.new_exists()) out.new_value = c.new_value();
@@ -111,8 +111,8 @@ Change FromProto(const v1::Change& c) {
   return out;
 }
 
-ServerStatus FromProto(const v1::StatusResponse& r) {
-  ServerStatus s;
+client::ServerStatus FromProto(const v1::StatusResponse& r) {
+  client::ServerStatus s;
   s.latest_version = r.latest_version();
   s.oldest_version = r.oldest_version();
   s.entries = r.entries();
@@ -140,7 +140,7 @@ ServerStatus FromProto(const v1::StatusResponse& r) {
   return s;
 }
 
-v1::HistoryRequest ToProto(std::string_view key, const HistoryOptions& o) {
+v1::HistoryRequest ToProto(std::string_view key, const client::HistoryOptions& o) {
   v1::HistoryRequest r;
   r.set_key(std::string(key));
   r.set_from_version(o.from);
@@ -149,9 +149,9 @@ v1::HistoryRequest ToProto(std::string_view key, const HistoryOptions& o) {
   return r;
 }
 
-void AppendFromProto(const v1::HistoryResponse& r, KeyHistory* h) {
+void AppendFromProto(const v1::HistoryResponse& r, client::KeyHistory* h) {
   for (const v1::KeyChange& c : r.changes()) {
-    KeyChange out;
+    client::KeyChange out;
     out.version = c.version();
     if (!c.deleted()) out.value = c.value();
     out.create_version = c.create_version();
@@ -164,4 +164,4 @@ void AppendFromProto(const v1::HistoryResponse& r, KeyHistory* h) {
   h->more = r.more();
 }
 
-}  // namespace cowdb::client::internal
+}  // namespace cowdb::wire
