@@ -9,24 +9,41 @@
 #include <openssl/evp.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "server/etcd/auth_policy.h"
 #include "server/etcd/internal.h"
 
 namespace cowdb::server::etcd {
 namespace {
 
-// Every handler starts here: the server's token check. Until the face
-// maps etcd's requests to key permissions, a call through it needs the
-// role root (or a root token) while auth is on.
-#define COWDB_ETCD_AUTH(s, ctx)                                       \
+// Every handler starts here: the policy (auth_policy.h) says what the
+// request needs, AccessControl decides.
+#define COWDB_ETCD_AUTH(s, ctx, need)                                 \
   do {                                                                \
-    grpc::Status auth_status = (s).auth->Admit(ctx, Need::Admin());   \
+    grpc::Status auth_status = AdmitEtcd(*(s).auth, ctx, need);       \
     if (!auth_status.ok()) return auth_status;                        \
   } while (0)
+#define COWDB_ETCD_ADMIN_AUTH(s, ctx, need)                                             \
+  do {                                                                                  \
+    grpc::Status auth_status = AdmitEtcd(*(s).auth, ctx, need, Refusal::kMaintenance);  \
+    if (!auth_status.ok()) return auth_status;                                          \
+  } while (0)
+
+// The keys attached to a lease, for the policy; none while auth is off
+// (Admit then asks nothing, and listing them reads every key).
+LeaseKeys LeaseKeysOf(const Shared& s) {
+  if (!s.auth->enabled()) return nullptr;
+  return [&s](int64_t id) {
+    absl::StatusOr<Lessor::Info> info = s.lessor->TimeToLive(id, true);
+    return info.ok() ? info->keys : std::vector<std::string>();
+  };
+}
 
 grpc::Status FromLease(const absl::Status& st) {
   if (st.ok()) return grpc::Status::OK;
@@ -46,41 +63,46 @@ class KvService final : public pb::KV::CallbackService {
 
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx, const pb::RangeRequest* r,
                                   pb::RangeResponse* resp) override {
-    return Answer(ctx, [&](Finish finish) { finish(RunRange(s_, *r, resp)); });
+    return Answer(ctx, CheckRange(*r), NeedOf(*r),
+                  [&](Finish finish) { finish(RunRange(s_, *r, resp)); });
   }
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const pb::PutRequest* r,
                                 pb::PutResponse* resp) override {
-    return Answer(ctx, [&](Finish finish) {
+    return Answer(ctx, CheckPut(*r), NeedOf(*r, LeaseKeysOf(s_)), [&](Finish finish) {
       if (Admit(ctx, r->ByteSizeLong(), &finish)) StartPut(s_, r, resp, std::move(finish));
     });
   }
   grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* ctx,
                                         const pb::DeleteRangeRequest* r,
                                         pb::DeleteRangeResponse* resp) override {
-    return Answer(ctx, [&](Finish finish) {
+    return Answer(ctx, CheckDelete(*r), NeedOf(*r), [&](Finish finish) {
       if (Admit(ctx, r->ByteSizeLong(), &finish)) StartDelete(s_, r, resp, std::move(finish));
     });
   }
   grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx, const pb::TxnRequest* r,
                                 pb::TxnResponse* resp) override {
-    return Answer(ctx, [&](Finish finish) {
+    return Answer(ctx, CheckTxn(*r, s_.options->max_txn_ops), NeedOf(*r, LeaseKeysOf(s_)),
+                  [&](Finish finish) {
       if (Admit(ctx, r->ByteSizeLong(), &finish)) StartTxn(s_, r, resp, std::move(finish));
     });
   }
   grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* ctx,
                                     const pb::CompactionRequest* r,
                                     pb::CompactionResponse* resp) override {
-    return Answer(ctx, [&](Finish finish) { finish(DoCompact(r, resp)); });
+    return Answer(ctx, grpc::Status::OK, NeedOf(*r),
+                  [&](Finish finish) { finish(DoCompact(r, resp)); });
   }
 
  private:
-  // Checks the token, then runs `start(finish)`; the call ends when
-  // `finish` is called.
+  // Answers `valid` if it is an error (etcd checks a request's form
+  // before its permissions), then checks that the caller has `need`, then
+  // runs `start(finish)`; the call ends when `finish` is called.
   template <typename Start>
-  grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, Start start) {
+  grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* ctx, grpc::Status valid,
+                                   const Need& need, Start start) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     Finish finish = [reactor](grpc::Status st) { reactor->Finish(st); };
-    grpc::Status auth = s_.auth->Admit(ctx, Need::Admin());
+    grpc::Status auth = valid.ok() ? AdmitEtcd(*s_.auth, ctx, need) : valid;
     if (!auth.ok()) {
       finish(auth);
     } else {
@@ -138,7 +160,7 @@ class WatchService final : public pb::Watch::Service {
   grpc::Status Watch(
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<pb::WatchResponse, pb::WatchRequest>* rw) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    // Each watch a stream creates is checked as it is created (watch.cc).
     return ServeWatch(s_, ctx, rw);
   }
 
@@ -152,7 +174,7 @@ class LeaseService final : public pb::Lease::Service {
 
   grpc::Status LeaseGrant(grpc::ServerContext* ctx, const pb::LeaseGrantRequest* r,
                           pb::LeaseGrantResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
     absl::StatusOr<Lessor::Granted> g = s_.lessor->Grant(r->id(), r->ttl());
     if (!g.ok()) return FromLease(g.status());
     s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
@@ -162,7 +184,7 @@ class LeaseService final : public pb::Lease::Service {
   }
   grpc::Status LeaseRevoke(grpc::ServerContext* ctx, const pb::LeaseRevokeRequest* r,
                            pb::LeaseRevokeResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r, LeaseKeysOf(s_)));
     absl::Status st = s_.lessor->Revoke(r->id());
     if (!st.ok()) return FromLease(st);
     s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
@@ -172,7 +194,7 @@ class LeaseService final : public pb::Lease::Service {
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<pb::LeaseKeepAliveResponse, pb::LeaseKeepAliveRequest>* rw)
       override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(pb::LeaseKeepAliveRequest()));
     pb::LeaseKeepAliveRequest req;
     while (rw->Read(&req)) {
       pb::LeaseKeepAliveResponse resp;
@@ -188,7 +210,7 @@ class LeaseService final : public pb::Lease::Service {
   grpc::Status LeaseTimeToLive(grpc::ServerContext* ctx,
                                const pb::LeaseTimeToLiveRequest* r,
                                pb::LeaseTimeToLiveResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r, LeaseKeysOf(s_)));
     absl::StatusOr<Lessor::Info> info = s_.lessor->TimeToLive(r->id(), r->keys());
     s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
     resp->set_id(r->id());
@@ -202,9 +224,9 @@ class LeaseService final : public pb::Lease::Service {
     for (const std::string& k : info->keys) resp->add_keys(k);
     return grpc::Status::OK;
   }
-  grpc::Status LeaseLeases(grpc::ServerContext* ctx, const pb::LeaseLeasesRequest*,
+  grpc::Status LeaseLeases(grpc::ServerContext* ctx, const pb::LeaseLeasesRequest* r,
                            pb::LeaseLeasesResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
     s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
     for (int64_t id : s_.lessor->List()) resp->add_leases()->set_id(id);
     return grpc::Status::OK;
@@ -217,9 +239,9 @@ class LeaseService final : public pb::Lease::Service {
 class ClusterService final : public pb::Cluster::Service {
  public:
   explicit ClusterService(const Shared& s) : s_(s) {}
-  grpc::Status MemberList(grpc::ServerContext* ctx, const pb::MemberListRequest*,
+  grpc::Status MemberList(grpc::ServerContext* ctx, const pb::MemberListRequest* r,
                           pb::MemberListResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
     s_.FillHeader(0, resp->mutable_header());  // etcd's has no revision
     pb::Member* m = resp->add_members();
     m->set_id(s_.options->member_id);
@@ -228,9 +250,9 @@ class ClusterService final : public pb::Cluster::Service {
     return grpc::Status::OK;
   }
 #define COWDB_ETCD_NO_MEMBERSHIP(Method)                                          \
-  grpc::Status Method(grpc::ServerContext* ctx, const pb::Method##Request*,       \
+  grpc::Status Method(grpc::ServerContext* ctx, const pb::Method##Request* r,     \
                       pb::Method##Response*) override {                           \
-    COWDB_ETCD_AUTH(s_, ctx);                                                     \
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));                                                     \
     return grpc::Status(grpc::UNIMPLEMENTED,                                      \
                         "cowdb: a single-member cluster; membership cannot change"); \
   }
@@ -271,15 +293,15 @@ class MaintenanceService final : public pb::Maintenance::Service {
  public:
   explicit MaintenanceService(const Shared& s) : s_(s) {}
 
-  grpc::Status Alarm(grpc::ServerContext* ctx, const pb::AlarmRequest*,
+  grpc::Status Alarm(grpc::ServerContext* ctx, const pb::AlarmRequest* r,
                      pb::AlarmResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
     s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
     return grpc::Status::OK;  // cowdb raises no alarms
   }
-  grpc::Status Status(grpc::ServerContext* ctx, const pb::StatusRequest*,
+  grpc::Status Status(grpc::ServerContext* ctx, const pb::StatusRequest* r,
                       pb::StatusResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
     DBStats st = s_.db->GetStats();
     s_.FillHeader(st.latest_version, resp->mutable_header());
     resp->set_version("3.4.0-cowdb");
@@ -291,16 +313,16 @@ class MaintenanceService final : public pb::Maintenance::Service {
     resp->set_raftappliedindex(st.latest_version);
     return grpc::Status::OK;
   }
-  grpc::Status Defragment(grpc::ServerContext* ctx, const pb::DefragmentRequest*,
+  grpc::Status Defragment(grpc::ServerContext* ctx, const pb::DefragmentRequest* r,
                           pb::DefragmentResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_ADMIN_AUTH(s_, ctx, NeedOf(*r));
     // Space is reclaimed continuously; nothing to do.
     s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
     return grpc::Status::OK;
   }
-  grpc::Status Hash(grpc::ServerContext* ctx, const pb::HashRequest*,
+  grpc::Status Hash(grpc::ServerContext* ctx, const pb::HashRequest* r,
                     pb::HashResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_ADMIN_AUTH(s_, ctx, NeedOf(*r));
     cowdb::Snapshot snap = s_.db->GetSnapshot();
     absl::StatusOr<uint32_t> h = HashAt(s_, snap);
     if (!h.ok()) return FromEngine(h.status());
@@ -310,7 +332,7 @@ class MaintenanceService final : public pb::Maintenance::Service {
   }
   grpc::Status HashKV(grpc::ServerContext* ctx, const pb::HashKVRequest* r,
                       pb::HashKVResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_ADMIN_AUTH(s_, ctx, NeedOf(*r));
     cowdb::Snapshot latest = s_.db->GetSnapshot();
     cowdb::Snapshot snap = latest;
     if (r->revision() > 0) {
@@ -333,9 +355,9 @@ class MaintenanceService final : public pb::Maintenance::Service {
   // SHA-256 of everything before it, which `etcdctl snapshot save` checks
   // for. `cowdb import` reads the file; `etcdctl snapshot restore` cannot
   // (it expects etcd's bbolt file).
-  grpc::Status Snapshot(grpc::ServerContext* ctx, const pb::SnapshotRequest*,
+  grpc::Status Snapshot(grpc::ServerContext* ctx, const pb::SnapshotRequest* r,
                         grpc::ServerWriter<pb::SnapshotResponse>* w) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_ADMIN_AUTH(s_, ctx, NeedOf(*r));
     const char* tmpdir = std::getenv("TMPDIR");
     std::string path = absl::StrCat(tmpdir != nullptr ? tmpdir : "/tmp",
                                     "/cowdb-etcd-snapshot-XXXXXX");
@@ -385,7 +407,7 @@ class MaintenanceService final : public pb::Maintenance::Service {
   }
   grpc::Status MoveLeader(grpc::ServerContext* ctx, const pb::MoveLeaderRequest* r,
                           pb::MoveLeaderResponse* resp) override {
-    COWDB_ETCD_AUTH(s_, ctx);
+    COWDB_ETCD_ADMIN_AUTH(s_, ctx, NeedOf(*r));
     if (r->targetid() != s_.options->member_id) {
       return grpc::Status(grpc::FAILED_PRECONDITION, "etcdserver: bad leader transferee");
     }
@@ -397,35 +419,203 @@ class MaintenanceService final : public pb::Maintenance::Service {
   const Shared& s_;
 };
 
+// etcd's Auth service: thin handlers over AccessControl, with etcd's
+// errors. etcd's own rules that AccessControl does not have (enabling
+// needs the user "root" with the role root, which cannot lose either
+// while auth is on) are checked here.
 class AuthService final : public pb::Auth::Service {
  public:
-#define COWDB_ETCD_NO_AUTH(Method, Req, Resp)                                       \
-  grpc::Status Method(grpc::ServerContext*, const pb::Req*, pb::Resp*) override {   \
-    return grpc::Status(grpc::UNIMPLEMENTED,                                        \
-                        "cowdb: etcd's Auth service is not served: cowdb has no "   \
-                        "users or roles yet (use --auth_token_file or TLS client "  \
-                        "certificates)");                                           \
+  explicit AuthService(const Shared& s) : s_(s) {}
+
+  grpc::Status AuthEnable(grpc::ServerContext* ctx, const pb::AuthEnableRequest* r,
+                          pb::AuthEnableResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    std::optional<v1::User> root = FindUser(kRoot);
+    if (!root.has_value()) return errors::RootUserNotExist();
+    if (!HasRole(*root, kRoot)) return errors::RootRoleNotExist();
+    return Done(ac().SetEnabled(true), resp);
   }
-  COWDB_ETCD_NO_AUTH(AuthEnable, AuthEnableRequest, AuthEnableResponse)
-  COWDB_ETCD_NO_AUTH(AuthDisable, AuthDisableRequest, AuthDisableResponse)
-  COWDB_ETCD_NO_AUTH(Authenticate, AuthenticateRequest, AuthenticateResponse)
-  COWDB_ETCD_NO_AUTH(UserAdd, AuthUserAddRequest, AuthUserAddResponse)
-  COWDB_ETCD_NO_AUTH(UserGet, AuthUserGetRequest, AuthUserGetResponse)
-  COWDB_ETCD_NO_AUTH(UserList, AuthUserListRequest, AuthUserListResponse)
-  COWDB_ETCD_NO_AUTH(UserDelete, AuthUserDeleteRequest, AuthUserDeleteResponse)
-  COWDB_ETCD_NO_AUTH(UserChangePassword, AuthUserChangePasswordRequest,
-                     AuthUserChangePasswordResponse)
-  COWDB_ETCD_NO_AUTH(UserGrantRole, AuthUserGrantRoleRequest, AuthUserGrantRoleResponse)
-  COWDB_ETCD_NO_AUTH(UserRevokeRole, AuthUserRevokeRoleRequest, AuthUserRevokeRoleResponse)
-  COWDB_ETCD_NO_AUTH(RoleAdd, AuthRoleAddRequest, AuthRoleAddResponse)
-  COWDB_ETCD_NO_AUTH(RoleGet, AuthRoleGetRequest, AuthRoleGetResponse)
-  COWDB_ETCD_NO_AUTH(RoleList, AuthRoleListRequest, AuthRoleListResponse)
-  COWDB_ETCD_NO_AUTH(RoleDelete, AuthRoleDeleteRequest, AuthRoleDeleteResponse)
-  COWDB_ETCD_NO_AUTH(RoleGrantPermission, AuthRoleGrantPermissionRequest,
-                     AuthRoleGrantPermissionResponse)
-  COWDB_ETCD_NO_AUTH(RoleRevokePermission, AuthRoleRevokePermissionRequest,
-                     AuthRoleRevokePermissionResponse)
-#undef COWDB_ETCD_NO_AUTH
+  grpc::Status AuthDisable(grpc::ServerContext* ctx, const pb::AuthDisableRequest* r,
+                           pb::AuthDisableResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    return Done(ac().SetEnabled(false), resp);
+  }
+  grpc::Status Authenticate(grpc::ServerContext* ctx, const pb::AuthenticateRequest* r,
+                            pb::AuthenticateResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    absl::StatusOr<std::string> token = ac().Authenticate(r->name(), r->password());
+    if (absl::IsFailedPrecondition(token.status())) return errors::AuthNotEnabled();
+    if (absl::IsUnauthenticated(token.status())) return errors::AuthFailed();
+    if (!token.ok()) return ToGrpcStatus(token.status());
+    resp->set_token(*std::move(token));
+    return Done(absl::OkStatus(), resp);
+  }
+
+  grpc::Status UserAdd(grpc::ServerContext* ctx, const pb::AuthUserAddRequest* r,
+                       pb::AuthUserAddResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    if (r->name().empty()) return errors::UserEmpty();
+    if (r->options().no_password()) {
+      return grpc::Status(grpc::INVALID_ARGUMENT,
+                          "cowdb: every user needs a password (no_password is not supported)");
+    }
+    absl::Status st = ac().AddUser(r->name(), r->password());
+    if (absl::IsAlreadyExists(st)) return errors::UserAlreadyExist();
+    return Done(st, resp);
+  }
+  grpc::Status UserGet(grpc::ServerContext* ctx, const pb::AuthUserGetRequest* r,
+                       pb::AuthUserGetResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r, ac().UserOf(ctx)));
+    std::optional<v1::User> u = FindUser(r->name());
+    if (!u.has_value()) return errors::UserNotFound();
+    std::vector<std::string> roles(u->roles().begin(), u->roles().end());
+    std::sort(roles.begin(), roles.end());  // etcd keeps them sorted
+    for (std::string& role : roles) resp->add_roles(std::move(role));
+    return Done(absl::OkStatus(), resp);
+  }
+  grpc::Status UserList(grpc::ServerContext* ctx, const pb::AuthUserListRequest* r,
+                        pb::AuthUserListResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    for (const v1::User& u : ac().Users()) resp->add_users(u.name());
+    return Done(absl::OkStatus(), resp);
+  }
+  grpc::Status UserDelete(grpc::ServerContext* ctx, const pb::AuthUserDeleteRequest* r,
+                          pb::AuthUserDeleteResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    if (ac().enabled() && r->name() == kRoot) return errors::InvalidAuthMgmt();
+    absl::Status st = ac().DeleteUser(r->name());
+    if (absl::IsNotFound(st)) return errors::UserNotFound();
+    if (absl::IsFailedPrecondition(st)) return errors::InvalidAuthMgmt();
+    return Done(st, resp);
+  }
+  grpc::Status UserChangePassword(grpc::ServerContext* ctx,
+                                  const pb::AuthUserChangePasswordRequest* r,
+                                  pb::AuthUserChangePasswordResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    if (!FindUser(r->name()).has_value()) return errors::UserNotFound();
+    absl::Status st = ac().SetPassword(r->name(), r->password());
+    if (absl::IsNotFound(st)) return errors::UserNotFound();
+    return Done(st, resp);
+  }
+  grpc::Status UserGrantRole(grpc::ServerContext* ctx, const pb::AuthUserGrantRoleRequest* r,
+                             pb::AuthUserGrantRoleResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    if (!FindUser(r->user()).has_value()) return errors::UserNotFound();
+    if (!RoleExists(r->role())) return errors::RoleNotFound();
+    absl::Status st = ac().GrantRole(r->user(), r->role());
+    if (absl::IsAlreadyExists(st)) st = absl::OkStatus();  // etcd ignores a repeated grant
+    if (absl::IsNotFound(st)) return errors::UserNotFound();  // deleted meanwhile
+    return Done(st, resp);
+  }
+  grpc::Status UserRevokeRole(grpc::ServerContext* ctx, const pb::AuthUserRevokeRoleRequest* r,
+                              pb::AuthUserRevokeRoleResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    if (ac().enabled() && r->name() == kRoot && r->role() == kRoot) {
+      return errors::InvalidAuthMgmt();
+    }
+    if (!FindUser(r->name()).has_value()) return errors::UserNotFound();
+    absl::Status st = ac().RevokeRole(r->name(), r->role());
+    if (absl::IsNotFound(st)) return errors::RoleNotGranted();
+    if (absl::IsFailedPrecondition(st)) return errors::InvalidAuthMgmt();
+    return Done(st, resp);
+  }
+
+  grpc::Status RoleAdd(grpc::ServerContext* ctx, const pb::AuthRoleAddRequest* r,
+                       pb::AuthRoleAddResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    if (r->name().empty()) return errors::RoleEmpty();
+    // cowdb's role root is built in: adding it (as etcdctl does before it
+    // enables auth) succeeds.
+    if (r->name() == kRoot) return Done(absl::OkStatus(), resp);
+    absl::Status st = ac().AddRole(r->name());
+    if (absl::IsAlreadyExists(st)) return errors::RoleAlreadyExist();
+    return Done(st, resp);
+  }
+  grpc::Status RoleGet(grpc::ServerContext* ctx, const pb::AuthRoleGetRequest* r,
+                       pb::AuthRoleGetResponse* resp) override {
+    std::vector<std::string> caller_roles;
+    if (std::optional<v1::User> u = FindUser(ac().UserOf(ctx)); u.has_value()) {
+      caller_roles.assign(u->roles().begin(), u->roles().end());
+    }
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r, caller_roles));
+    for (const v1::Role& role : ac().Roles()) {
+      if (role.name() != r->role()) continue;
+      for (const v1::Permission& p : role.permissions()) {
+        authpb::Permission* out = resp->add_perm();
+        out->set_permtype(static_cast<authpb::Permission::Type>(p.type()));
+        out->set_key(p.key());
+        out->set_range_end(p.range_end());
+      }
+      return Done(absl::OkStatus(), resp);
+    }
+    return errors::RoleNotFound();
+  }
+  grpc::Status RoleList(grpc::ServerContext* ctx, const pb::AuthRoleListRequest* r,
+                        pb::AuthRoleListResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    for (const v1::Role& role : ac().Roles()) resp->add_roles(role.name());
+    return Done(absl::OkStatus(), resp);
+  }
+  grpc::Status RoleDelete(grpc::ServerContext* ctx, const pb::AuthRoleDeleteRequest* r,
+                          pb::AuthRoleDeleteResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    if (r->role() == kRoot && ac().enabled()) return errors::InvalidAuthMgmt();
+    absl::Status st = ac().DeleteRole(r->role());
+    if (absl::IsNotFound(st)) return errors::RoleNotFound();
+    return Done(st, resp);
+  }
+  grpc::Status RoleGrantPermission(grpc::ServerContext* ctx,
+                                   const pb::AuthRoleGrantPermissionRequest* r,
+                                   pb::AuthRoleGrantPermissionResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    if (!RoleExists(r->name())) return errors::RoleNotFound();
+    v1::Permission p;
+    p.set_type(static_cast<v1::Permission::Type>(r->perm().permtype()));
+    p.set_key(r->perm().key());
+    p.set_range_end(r->perm().range_end());
+    absl::Status st = ac().GrantPermission(r->name(), p);
+    if (absl::IsNotFound(st)) return errors::RoleNotFound();
+    return Done(st, resp);
+  }
+  grpc::Status RoleRevokePermission(grpc::ServerContext* ctx,
+                                    const pb::AuthRoleRevokePermissionRequest* r,
+                                    pb::AuthRoleRevokePermissionResponse* resp) override {
+    COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r));
+    if (!RoleExists(r->role())) return errors::RoleNotFound();
+    absl::Status st = ac().RevokePermission(r->role(), r->key(), r->range_end());
+    if (absl::IsNotFound(st)) return errors::PermissionNotGranted();
+    return Done(st, resp);
+  }
+
+ private:
+  static constexpr char kRoot[] = "root";
+
+  AccessControl& ac() const { return *s_.auth; }
+  std::optional<v1::User> FindUser(std::string_view name) const {
+    for (v1::User& u : ac().Users()) {
+      if (u.name() == name) return std::move(u);
+    }
+    return std::nullopt;
+  }
+  static bool HasRole(const v1::User& u, std::string_view role) {
+    return std::find(u.roles().begin(), u.roles().end(), role) != u.roles().end();
+  }
+  // The role root (built in) included.
+  bool RoleExists(std::string_view name) const {
+    for (const v1::Role& r : ac().Roles()) {
+      if (r.name() == name) return true;
+    }
+    return false;
+  }
+  // `st` as etcd's answer; OK with a response header.
+  template <typename Resp>
+  grpc::Status Done(const absl::Status& st, Resp* resp) const {
+    if (!st.ok()) return ToGrpcStatus(st);
+    s_.FillHeader(s_.db->LatestVersion(), resp->mutable_header());
+    return grpc::Status::OK;
+  }
+
+  const Shared& s_;
 };
 
 }  // namespace
@@ -443,7 +633,7 @@ struct EtcdFace::Services {
 };
 
 absl::StatusOr<std::unique_ptr<EtcdFace>> EtcdFace::Create(
-    DB* db, EtcdOptions options, const AccessControl* auth) {
+    DB* db, EtcdOptions options, AccessControl* auth) {
   std::unique_ptr<EtcdFace> face(new EtcdFace());
   face->services_ = std::make_unique<Services>();
   Services& sv = *face->services_;
@@ -458,7 +648,7 @@ absl::StatusOr<std::unique_ptr<EtcdFace>> EtcdFace::Create(
   sv.lease = std::make_unique<LeaseService>(sv.shared);
   sv.cluster = std::make_unique<ClusterService>(sv.shared);
   sv.maintenance = std::make_unique<MaintenanceService>(sv.shared);
-  sv.auth = std::make_unique<AuthService>();
+  sv.auth = std::make_unique<AuthService>(sv.shared);
   return face;
 }
 

@@ -1,6 +1,8 @@
 // cowdb_server's etcd face: etcd 3.4's v3 gRPC API (KV, Watch, Lease,
-// Maintenance, Cluster; Auth answers UNIMPLEMENTED) over a cowdb::DB, so
-// that etcdctl and etcd's client libraries work unchanged.
+// Maintenance, Cluster, Auth) over a cowdb::DB, so that etcdctl and etcd's
+// client libraries work unchanged. Users, roles and tokens are the
+// server's AccessControl (server/auth.h), shared with the cowdb service;
+// what each etcd request needs is server/etcd/auth_policy.h.
 //
 //   cowdb::server::etcd::EtcdFace face(db, options, &auth);
 //   face.Register(&builder);   // before BuildAndStart
@@ -64,14 +66,15 @@ class Lessor;
 
 class EtcdFace {
  public:
-  // `db` and `auth` must outlive the face. Loads leases from
+  // `db` and `auth` must outlive the face; etcd's Auth service changes
+  // `auth`'s users and roles. Loads leases from
   // options.lease_file and starts expiring them. Errors: an unreadable or
   // damaged lease file; a database that cannot be scanned.
   static absl::StatusOr<std::unique_ptr<EtcdFace>> Create(
-      DB* db, EtcdOptions options, const AccessControl* auth);
+      DB* db, EtcdOptions options, AccessControl* auth);
   ~EtcdFace();
 
-  // Registers the five services with `builder`.
+  // Registers the six services with `builder`.
   void Register(grpc::ServerBuilder* builder);
 
   // Stops lease expiry and the watch hub's thread. Idempotent.

@@ -42,6 +42,22 @@ grpc::Status LeaseNotFound();
 grpc::Status LeaseExist();
 grpc::Status LeaseTTLTooLarge();
 grpc::Status RequestTooLarge();
+// Auth (etcd's rpctypes).
+grpc::Status RootUserNotExist();
+grpc::Status RootRoleNotExist();
+grpc::Status UserAlreadyExist();
+grpc::Status UserEmpty();
+grpc::Status UserNotFound();
+grpc::Status RoleAlreadyExist();
+grpc::Status RoleNotFound();
+grpc::Status RoleEmpty();
+grpc::Status AuthFailed();
+grpc::Status PermissionDenied();
+grpc::Status RoleNotGranted();
+grpc::Status PermissionNotGranted();
+grpc::Status AuthNotEnabled();
+grpc::Status InvalidAuthToken();
+grpc::Status InvalidAuthMgmt();
 }  // namespace errors
 
 // An engine status as a gRPC status (OutOfRange for a released version is
@@ -81,7 +97,7 @@ class WatchHub;
 struct Shared {
   DB* db = nullptr;
   const EtcdOptions* options = nullptr;
-  const AccessControl* auth = nullptr;
+  AccessControl* auth = nullptr;
   Lessor* lessor = nullptr;
   WatchHub* hub = nullptr;
 

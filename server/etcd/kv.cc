@@ -59,6 +59,52 @@ grpc::Status LeaseTTLTooLarge() {
 grpc::Status RequestTooLarge() {
   return Make(grpc::INVALID_ARGUMENT, "etcdserver: request is too large");
 }
+grpc::Status RootUserNotExist() {
+  return Make(grpc::FAILED_PRECONDITION, "etcdserver: root user does not exist");
+}
+grpc::Status RootRoleNotExist() {
+  return Make(grpc::FAILED_PRECONDITION, "etcdserver: root user does not have root role");
+}
+grpc::Status UserAlreadyExist() {
+  return Make(grpc::FAILED_PRECONDITION, "etcdserver: user name already exists");
+}
+grpc::Status UserEmpty() {
+  return Make(grpc::INVALID_ARGUMENT, "etcdserver: user name is empty");
+}
+grpc::Status UserNotFound() {
+  return Make(grpc::FAILED_PRECONDITION, "etcdserver: user name not found");
+}
+grpc::Status RoleAlreadyExist() {
+  return Make(grpc::FAILED_PRECONDITION, "etcdserver: role name already exists");
+}
+grpc::Status RoleNotFound() {
+  return Make(grpc::FAILED_PRECONDITION, "etcdserver: role name not found");
+}
+grpc::Status RoleEmpty() {
+  return Make(grpc::INVALID_ARGUMENT, "etcdserver: role name is empty");
+}
+grpc::Status AuthFailed() {
+  return Make(grpc::INVALID_ARGUMENT,
+              "etcdserver: authentication failed, invalid user ID or password");
+}
+grpc::Status PermissionDenied() {
+  return Make(grpc::PERMISSION_DENIED, "etcdserver: permission denied");
+}
+grpc::Status RoleNotGranted() {
+  return Make(grpc::FAILED_PRECONDITION, "etcdserver: role is not granted to the user");
+}
+grpc::Status PermissionNotGranted() {
+  return Make(grpc::FAILED_PRECONDITION, "etcdserver: permission is not granted to the role");
+}
+grpc::Status AuthNotEnabled() {
+  return Make(grpc::FAILED_PRECONDITION, "etcdserver: authentication is not enabled");
+}
+grpc::Status InvalidAuthToken() {
+  return Make(grpc::UNAUTHENTICATED, "etcdserver: invalid auth token");
+}
+grpc::Status InvalidAuthMgmt() {
+  return Make(grpc::INVALID_ARGUMENT, "etcdserver: invalid auth management");
+}
 }  // namespace errors
 
 grpc::Status FromEngine(const absl::Status& s) {

@@ -3,6 +3,7 @@
 // Events of one version go out in one response, as etcd sends one
 // response per revision.
 
+#include "server/etcd/auth_policy.h"
 #include "server/etcd/internal.h"
 
 #include <atomic>
@@ -145,6 +146,15 @@ class Stream {
       resp.set_cancel_reason(reason);
       Send(resp, false);
     };
+    // The caller must be allowed to read the range (auth_policy.h); refused, the
+    // watch is cancelled with etcd's error as the reason.
+    if (grpc::Status a = AdmitEtcd(*s_.auth, ctx_, NeedOf(creq)); !a.ok()) {
+      resp.set_canceled(true);
+      resp.set_watch_id(creq.watch_id());
+      resp.set_cancel_reason(a.error_message());
+      Send(resp, false);
+      return;
+    }
     const std::string& end = creq.range_end();
     if (!end.empty() && end != std::string(1, '\0') && creq.key() >= end) {
       return refuse("mvcc: watcher range is empty");

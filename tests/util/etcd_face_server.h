@@ -18,9 +18,15 @@ class EtcdFaceServer {
  public:
   ~EtcdFaceServer() { Stop(); }
 
-  // Serves `db` (which must outlive Stop) with `options`.
+  // Serves `db` (which must outlive Stop) with `options`; users and roles
+  // are kept in `db`, as cowdb_server keeps them.
   absl::Status Start(DB* db, server::etcd::EtcdOptions options) {
-    auto face = server::etcd::EtcdFace::Create(db, std::move(options), &auth_);
+    server::AccessOptions access_options;
+    access_options.kdf_iterations = 1000;  // fast tests; the server's default is far higher
+    auto auth = server::AccessControl::Open(db, access_options);
+    if (!auth.ok()) return auth.status();
+    auth_ = *std::move(auth);
+    auto face = server::etcd::EtcdFace::Create(db, std::move(options), auth_.get());
     if (!face.ok()) return face.status();
     face_ = *std::move(face);
     grpc::ServerBuilder b;
@@ -40,12 +46,15 @@ class EtcdFaceServer {
     if (face_) face_->Stop();
     face_.reset();
     server_.reset();
+    auth_.reset();
   }
 
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  // REQUIRES: started.
+  server::AccessControl* auth() const { return auth_.get(); }
 
  private:
-  server::AccessControl auth_;
+  std::unique_ptr<server::AccessControl> auth_;
   std::unique_ptr<server::etcd::EtcdFace> face_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
