@@ -388,13 +388,15 @@ TEST_F(EtcdFaceTest, WritesInFlightAreBounded) {
   Put("after", "v");
 }
 
-TEST_F(EtcdFaceTest, AuthSaysWhyItIsNotServed) {
+TEST_F(EtcdFaceTest, AuthenticateWhileAuthIsOffSaysSo) {
   grpc::ClientContext ctx;
   pb::AuthenticateRequest req;
+  req.set_name("root");
+  req.set_password("pw");
   pb::AuthenticateResponse resp;
   grpc::Status st = auth_stub_->Authenticate(&ctx, req, &resp);
-  EXPECT_EQ(st.error_code(), grpc::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("not served"), std::string::npos) << st.error_message();
+  EXPECT_EQ(st.error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_EQ(st.error_message(), "etcdserver: authentication is not enabled");
 }
 
 }  // namespace
