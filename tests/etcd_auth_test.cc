@@ -353,18 +353,21 @@ TEST_F(EtcdAuthTest, WatchNeedsReadOnItsRange) {
   ASSERT_TRUE(stream->Write(outside));
   ASSERT_TRUE(stream->Read(&resp));
   EXPECT_TRUE(resp.canceled());
-  EXPECT_EQ(resp.cancel_reason(), "etcdserver: permission denied");
+  EXPECT_EQ(resp.cancel_reason(),
+            "rpc error: code = PermissionDenied desc = etcdserver: permission denied");
   EndWatch(ctx.get(), stream.get());
 
   // Every key (an empty key with range_end "\0") is outside too.
   resp = CreateWatch(alice_, "", std::string(1, '\0'), &ctx, &stream);
   EXPECT_TRUE(resp.canceled());
-  EXPECT_EQ(resp.cancel_reason(), "etcdserver: permission denied");
+  EXPECT_EQ(resp.cancel_reason(),
+            "rpc error: code = PermissionDenied desc = etcdserver: permission denied");
   EndWatch(ctx.get(), stream.get());
   // Without a token.
   resp = CreateWatch("", "app/x", "", &ctx, &stream);
   EXPECT_TRUE(resp.canceled());
-  EXPECT_EQ(resp.cancel_reason(), "etcdserver: user name is empty");
+  EXPECT_EQ(resp.cancel_reason(),
+            "rpc error: code = InvalidArgument desc = etcdserver: user name is empty");
   EndWatch(ctx.get(), stream.get());
 }
 

@@ -177,4 +177,17 @@ grpc::Status AdmitEtcd(const AccessControl& ac, const grpc::ServerContextBase* c
   }
 }
 
+std::string AsGoError(const grpc::Status& s) {
+  const char* code = "Unknown";
+  switch (s.error_code()) {
+    case grpc::StatusCode::INVALID_ARGUMENT: code = "InvalidArgument"; break;
+    case grpc::StatusCode::PERMISSION_DENIED: code = "PermissionDenied"; break;
+    case grpc::StatusCode::UNAUTHENTICATED: code = "Unauthenticated"; break;
+    case grpc::StatusCode::FAILED_PRECONDITION: code = "FailedPrecondition"; break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = "ResourceExhausted"; break;
+    default: break;
+  }
+  return std::string("rpc error: code = ") + code + " desc = " + s.error_message();
+}
+
 }  // namespace cowdb::server::etcd

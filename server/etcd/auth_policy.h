@@ -108,6 +108,11 @@ enum class Refusal {
 grpc::Status AdmitEtcd(const AccessControl& ac, const grpc::ServerContextBase* ctx,
                        const Need& need, Refusal refusal = Refusal::kEtcdServer);
 
+// How etcd's Go server prints a refusal where it sends it as text (a
+// watch's cancel_reason): "rpc error: code = PermissionDenied desc =
+// etcdserver: permission denied".
+std::string AsGoError(const grpc::Status& s);
+
 }  // namespace cowdb::server::etcd
 
 #endif  // COWDB_SERVER_ETCD_AUTH_POLICY_H_

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "server/etcd/auth_policy.h"
@@ -540,7 +541,11 @@ class AuthService final : public pb::Auth::Service {
     COWDB_ETCD_AUTH(s_, ctx, NeedOf(*r, caller_roles));
     for (const v1::Role& role : ac().Roles()) {
       if (role.name() != r->role()) continue;
-      for (const v1::Permission& p : role.permissions()) {
+      std::vector<v1::Permission> perms(role.permissions().begin(), role.permissions().end());
+      std::sort(perms.begin(), perms.end(), [](const v1::Permission& a, const v1::Permission& b) {
+        return std::tie(a.key(), a.range_end()) < std::tie(b.key(), b.range_end());
+      });  // etcd keeps them sorted by key
+      for (const v1::Permission& p : perms) {
         authpb::Permission* out = resp->add_perm();
         out->set_permtype(static_cast<authpb::Permission::Type>(p.type()));
         out->set_key(p.key());

@@ -146,12 +146,13 @@ class Stream {
       resp.set_cancel_reason(reason);
       Send(resp, false);
     };
-    // The caller must be allowed to read the range (auth_policy.h); refused, the
-    // watch is cancelled with etcd's error as the reason.
+    // The caller must be allowed to read the range (auth_policy.h); refused,
+    // the watch is cancelled with etcd's error, as etcd prints it, as the
+    // reason.
     if (grpc::Status a = AdmitEtcd(*s_.auth, ctx_, NeedOf(creq)); !a.ok()) {
       resp.set_canceled(true);
       resp.set_watch_id(creq.watch_id());
-      resp.set_cancel_reason(a.error_message());
+      resp.set_cancel_reason(AsGoError(a));
       Send(resp, false);
       return;
     }

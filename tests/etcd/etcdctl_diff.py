@@ -922,6 +922,69 @@ def _(r):
     r.ctl("get c/k -w json")
 
 
+@case("auth: users, roles, permissions; auth enable; per-user access (last: it ends auth)")
+def _(r):
+    r.ctl("auth enable")  # no user root yet
+    r.ctl("user add root:rpw")
+    r.ctl("user add alice:apw")
+    r.ctl("user add alice:again")
+    r.ctl("role add app")
+    r.ctl("role grant-permission app --prefix readwrite app/")
+    r.ctl("role grant-permission app read shared")
+    r.ctl("role grant-permission nothing read x")
+    r.ctl("user grant-role alice nothing")
+    r.ctl("user grant-role alice app")
+    r.ctl("user get alice")
+    r.ctl("role get app")
+    r.ctl("put shared s")
+    # etcdctl adds the role root and grants it to root when etcd asks.
+    r.ctl("auth enable")
+    r.ctl("put app/1 v")  # no user
+    r.ctl("get app/1")
+    r.ctl("--user=alice:apw put app/1 v1")
+    r.ctl("--user=alice:apw put app/2 v2 --prev-kv")
+    r.ctl("--user=alice:apw get app/1")
+    r.ctl("--user=alice:apw get app/ --prefix -w json")
+    r.ctl("--user=alice:apw get shared")
+    r.ctl("--user=alice:apw put shared x")
+    r.ctl("--user=alice:apw put other/1 v")
+    r.ctl("--user=alice:apw get other/1")
+    r.ctl("--user=alice:apw get '' --prefix")
+    r.ctl("--user=alice:apw del app/2 --prev-kv")
+    r.ctl("--user=alice:apw del other/ --prefix")
+    r.ctl("--user=alice:apw txn", stdin=txn(['value("app/1") = "v1"'], ["put app/3 t"],
+                                            ["get app/1"]))
+    r.ctl("--user=alice:apw txn", stdin=txn(['value("app/1") = "v1"'], ["put app/3 t"],
+                                            ["put other/1 t"]))
+    r.ctl("--user=alice:apw txn", stdin=txn(['value("other/1") = "v1"'], [], []))
+    r.ctl("--user=alice:wrong get app/1")
+    r.ctl("--user=nobody:x get app/1")
+    r.ctl("--user=alice:apw user list")
+    r.ctl("--user=alice:apw user get alice")
+    r.ctl("--user=alice:apw role get app")
+    r.ctl("--user=alice:apw user get root")
+    r.ctl("--user=root:rpw user list")
+    r.ctl("--user=root:rpw role list")
+    r.ctl("--user=root:rpw user get root")
+    r.ctl("--user=root:rpw put other/1 secret")
+    r.ctl("--user=root:rpw get '' --prefix --keys-only")
+    r.bg("wdenied", "--user=alice:apw watch other/ --prefix")
+    r.bg_finish("wdenied", sig=None, wait=8)
+    r.ctl("--user=root:rpw user delete root")
+    r.ctl("--user=root:rpw user revoke-role root root")
+    r.ctl("--user=root:rpw role revoke-permission app shared")
+    r.ctl("--user=root:rpw role revoke-permission app shared")
+    r.ctl("--user=root:rpw role get app")
+    r.ctl("--user=alice:apw get shared")
+    r.ctl("--user=root:rpw user revoke-role alice app")
+    r.ctl("--user=alice:apw get app/1")
+    r.ctl("--user=root:rpw user delete alice")
+    r.ctl("--user=alice:apw get app/1")
+    r.ctl("--user=alice:apw auth disable")
+    r.ctl("--user=root:rpw auth disable")
+    r.ctl("get '' --prefix --keys-only")
+
+
 # ---------------------------------------------------------------------------
 
 
