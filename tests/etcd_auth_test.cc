@@ -451,6 +451,10 @@ TEST_F(EtcdAuthTest, MaintenanceClusterAndAuthManagement) {
   st = Call<pb::DefragmentRequest, pb::DefragmentResponse>(
       maintenance_.get(), &pb::Maintenance::Stub::Defragment, alice_, pb::DefragmentRequest());
   EXPECT_EQ(st.error_message(), "auth: permission denied");
+  st = Call<pb::DefragmentRequest, pb::DefragmentResponse>(
+      maintenance_.get(), &pb::Maintenance::Stub::Defragment, "", pb::DefragmentRequest());
+  EXPECT_EQ(st.error_code(), grpc::UNKNOWN);
+  EXPECT_EQ(st.error_message(), "auth: user name is empty");
   {
     auto ctx = As(alice_);
     auto reader = maintenance_->Snapshot(ctx.get(), pb::SnapshotRequest());

@@ -166,6 +166,11 @@ grpc::Status AdmitEtcd(const AccessControl& ac, const grpc::ServerContextBase* c
   if (s.ok()) return s;
   switch (s.error_code()) {
     case grpc::StatusCode::UNAUTHENTICATED:
+      if (refusal == Refusal::kMaintenance) {
+        return grpc::Status(grpc::StatusCode::UNKNOWN, HasToken(ctx)
+                                                           ? "auth: invalid auth token"
+                                                           : "auth: user name is empty");
+      }
       return HasToken(ctx) ? errors::InvalidAuthToken() : errors::UserEmpty();
     case grpc::StatusCode::PERMISSION_DENIED:
       if (refusal == Refusal::kMaintenance) {

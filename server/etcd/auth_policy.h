@@ -96,8 +96,9 @@ enum class Refusal {
   // PERMISSION_DENIED "etcdserver: permission denied": KV, Watch, Lease,
   // Cluster and Auth.
   kEtcdServer,
-  // UNKNOWN "auth: permission denied": what etcd 3.4's Maintenance
-  // service answers a caller without the role root.
+  // UNKNOWN "auth: permission denied" ("auth: user name is empty",
+  // "auth: invalid auth token"): what etcd 3.4's Maintenance service
+  // answers a caller without the role root (without a valid token).
   kMaintenance,
 };
 

@@ -940,6 +940,7 @@ def _(r):
     # etcdctl adds the role root and grants it to root when etcd asks.
     r.ctl("auth enable")
     r.ctl("put app/1 v")  # no user
+    r.ctl("defrag")
     r.ctl("get app/1")
     r.ctl("--user=alice:apw put app/1 v1")
     r.ctl("--user=alice:apw put app/2 v2 --prev-kv")
@@ -963,6 +964,11 @@ def _(r):
     r.ctl("--user=alice:apw user get alice")
     r.ctl("--user=alice:apw role get app")
     r.ctl("--user=alice:apw user get root")
+    r.ctl("--user=alice:apw defrag")
+    r.ctl("--user=alice:apw endpoint status -w json", norm=norm_status)
+    r.ctl("--user=alice:apw lease grant 60", lease="LA")
+    r.ctl("--user=alice:apw put app/leased x --lease={LA}")
+    r.ctl("--user=alice:apw lease revoke {LA}")
     r.ctl("--user=root:rpw user list")
     r.ctl("--user=root:rpw role list")
     r.ctl("--user=root:rpw user get root")
