@@ -210,9 +210,10 @@ int main(int argc, char** argv) {
   }
   auto txns = std::make_unique<cowdb::server::TransactionRegistry>(service_options);
   cowdb::server::CallWatchdog watchdog;
-  cowdb::server::KvService kv(db->get(), txns.get(), service_options, access->get(), &watchdog);
-  cowdb::server::VersionsService versions(db->get(), txns.get(), service_options,
-                                          access->get(), &watchdog);
+  const cowdb::server::ServiceContext service_context{db->get(), txns.get(), service_options,
+                                                      access->get(), &watchdog};
+  cowdb::server::KvService kv(service_context);
+  cowdb::server::VersionsService versions(service_context);
   cowdb::server::AuthService auth_service(access->get());
 
   grpc::EnableDefaultHealthCheckService(true);

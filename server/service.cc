@@ -153,9 +153,9 @@ grpc::ServerUnaryReactor* KvService::Get(grpc::CallbackServerContext* ctx,
 
 grpc::Status KvService::HandleGet(const grpc::ServerContextBase* ctx,
                                   const v1::GetRequest* req, v1::GetResponse* resp) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
   if (req->read().selector_case() == v1::ReadSelector::kTransactionId) {
-    return ToGrpcStatus(txns_->With(req->read().transaction_id(), [&](Transaction& t) {
+    return ToGrpcStatus(s_.txns->With(req->read().transaction_id(), [&](Transaction& t) {
       absl::StatusOr<Entry> e = t.GetEntry(req->key());
       if (!e.ok()) return e.status();
       Fill(resp->mutable_kv(), req->key(), e->value, e->mod_version);
@@ -163,7 +163,7 @@ grpc::Status KvService::HandleGet(const grpc::ServerContextBase* ctx,
       return absl::OkStatus();
     }));
   }
-  absl::StatusOr<Entry> e = db_->GetEntry(ToReadOptions(req->read()), req->key());
+  absl::StatusOr<Entry> e = s_.db->GetEntry(ToReadOptions(req->read()), req->key());
   if (!e.ok()) return ToGrpcStatus(e.status());
   Fill(resp->mutable_kv(), req->key(), e->value, e->mod_version);
   resp->set_read_version(e->version);
@@ -177,7 +177,7 @@ absl::Status KvService::StartScan(const v1::ScanRequest& req, ScanState* st,
   c.left = req.limit();
   if (req.read().selector_case() == v1::ReadSelector::kTransactionId) {
     st->transaction_id = req.read().transaction_id();
-    return txns_->With(st->transaction_id, [&](Transaction& t) {
+    return s_.txns->With(st->transaction_id, [&](Transaction& t) {
       st->version = t.read_version();
       if (!req.count_only()) return absl::OkStatus();
       absl::StatusOr<uint64_t> n = t.Count(c.start, c.end);
@@ -186,14 +186,14 @@ absl::Status KvService::StartScan(const v1::ScanRequest& req, ScanState* st,
       return absl::OkStatus();
     });
   }
-  absl::StatusOr<std::unique_ptr<Iterator>> it = db_->NewIterator(ToReadOptions(req.read()));
+  absl::StatusOr<std::unique_ptr<Iterator>> it = s_.db->NewIterator(ToReadOptions(req.read()));
   if (!it.ok()) return it.status();
   st->it = *std::move(it);
   st->version = st->it->version();
   if (req.count_only()) {
     ReadOptions at;
     at.version = st->version;  // count the same version the iterator pins
-    absl::StatusOr<uint64_t> n = db_->Count(at, c.start, c.end);
+    absl::StatusOr<uint64_t> n = s_.db->Count(at, c.start, c.end);
     if (!n.ok()) return n.status();
     count->set_count(*n);
   }
@@ -204,14 +204,14 @@ absl::Status KvService::ScanPage(const v1::ScanRequest& req, ScanState* st,
                                  v1::ScanResponse* page) {
   page->set_read_version(st->version);
   if (st->it != nullptr) {
-    return NextPage(*st->it, req, options_.scan_page_size, &st->cursor, page);
+    return NextPage(*st->it, req, s_.options.scan_page_size, &st->cursor, page);
   }
-  return txns_->With(st->transaction_id, [&](Transaction& t) {
+  return s_.txns->With(st->transaction_id, [&](Transaction& t) {
     // Bounded: a SERIALIZABLE transaction observes only the rest of the range.
     absl::StatusOr<std::unique_ptr<Iterator>> it =
         t.NewIterator(IterateBounds{st->cursor.start, st->cursor.end});
     if (!it.ok()) return it.status();
-    return NextPage(**it, req, options_.scan_page_size, &st->cursor, page);
+    return NextPage(**it, req, s_.options.scan_page_size, &st->cursor, page);
   });
 }
 
@@ -222,12 +222,12 @@ class KvService::ScanReactor final : public grpc::ServerWriteReactor<v1::ScanRes
  public:
   ScanReactor(KvService* service, grpc::CallbackServerContext* ctx, const v1::ScanRequest* req)
       : service_(service), ctx_(ctx), req_(req),
-        limits_(Limits(ctx, service->options_, service->options_.scan_page_size)) {
-    if (grpc::Status a = service->access_->Admit(ctx, *req); !a.ok()) {
+        limits_(Limits(ctx, service->s_.options, service->s_.options.scan_page_size)) {
+    if (grpc::Status a = service->s_.access->Admit(ctx, *req); !a.ok()) {
       Finish(a);
       return;
     }
-    guard_.emplace(GuardCall(service->watchdog_, ctx, limits_.deadline));
+    guard_.emplace(GuardCall(service->s_.watchdog, ctx, limits_.deadline));
     if (absl::Status s = service->StartScan(*req, &state_, &page_); !s.ok()) {
       Finish(ToGrpcStatus(s));
       return;
@@ -289,9 +289,9 @@ grpc::ServerWriteReactor<v1::ScanResponse>* KvService::Scan(grpc::CallbackServer
 
 grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                                StreamSink<v1::ScanResponse>* writer) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
-  const CallLimits limits = Limits(ctx, options_, options_.scan_page_size);
-  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  const CallLimits limits = Limits(ctx, s_.options, s_.options.scan_page_size);
+  CallWatchdog::Guard guard = GuardCall(s_.watchdog, ctx, limits.deadline);
   ScanState state;
   v1::ScanResponse page;
   if (absl::Status s = StartScan(*req, &state, &page); !s.ok()) return ToGrpcStatus(s);
@@ -371,20 +371,20 @@ grpc::ServerUnaryReactor* KvService::Delete(grpc::CallbackServerContext* ctx,
 
 void KvService::StartPut(const grpc::ServerContextBase* ctx, const v1::PutRequest* req,
                          v1::PutResponse* resp, Finish finish) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return finish(a);
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return finish(a);
   if (!AdmitWrite(admission_, ctx, req->key().size() + req->value().size(), &finish)) return;
   WriteBatch batch;
   batch.Put(req->key(), req->value());
-  WriteAndFinish(db_, std::move(batch), resp, std::move(finish));
+  WriteAndFinish(s_.db, std::move(batch), resp, std::move(finish));
 }
 
 void KvService::StartDelete(const grpc::ServerContextBase* ctx, const v1::DeleteRequest* req,
                             v1::DeleteResponse* resp, Finish finish) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return finish(a);
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return finish(a);
   if (!AdmitWrite(admission_, ctx, req->key().size(), &finish)) return;
   WriteBatch batch;
   batch.Delete(req->key());
-  WriteAndFinish(db_, std::move(batch), resp, std::move(finish));
+  WriteAndFinish(s_.db, std::move(batch), resp, std::move(finish));
 }
 
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
@@ -394,32 +394,32 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
 
 void KvService::StartTxn(const grpc::ServerContextBase* ctx, const v1::TxnRequest* req,
                          v1::TxnResponse* resp, Finish finish) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return finish(a);
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return finish(a);
   if (static_cast<uint64_t>(req->success_size() + req->failure_size()) >
-      options_.max_transaction_ops) {
+      s_.options.max_transaction_ops) {
     return finish(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
         "too many operations in a Txn (max_transaction_ops = ",
-        options_.max_transaction_ops, ")"))));
+        s_.options.max_transaction_ops, ")"))));
   }
   if (!AdmitWrite(admission_, ctx, req->ByteSizeLong(), &finish)) return;
   wire::ExecuteTxnAsync(
-      *db_, *req, resp,
+      *s_.db, *req, resp,
       [finish = std::move(finish)](absl::Status s) { finish(ToGrpcStatus(s)); });
 }
 
 grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* req,
                               v1::BeginResponse* resp) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
   TransactionOptions o;
   o.read_only = req->read_only();
   if (req->read_version() != 0) o.read_version = req->read_version();
   o.isolation = req->isolation() == v1::BeginRequest::SNAPSHOT
                     ? Isolation::kSnapshot
                     : Isolation::kSerializable;
-  absl::StatusOr<std::unique_ptr<Transaction>> t = db_->Begin(o);
+  absl::StatusOr<std::unique_ptr<Transaction>> t = s_.db->Begin(o);
   if (!t.ok()) return ToGrpcStatus(t.status());
   uint64_t read_version = (*t)->read_version();
-  absl::StatusOr<std::string> id = txns_->Add(*std::move(t), ClientOf(ctx));
+  absl::StatusOr<std::string> id = s_.txns->Add(*std::move(t), ClientOf(ctx));
   if (!id.ok()) return ToGrpcStatus(id.status());
   resp->set_transaction_id(*id);
   resp->set_read_version(read_version);
@@ -428,14 +428,14 @@ grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* 
 
 grpc::Status KvService::Write(grpc::ServerContext* ctx, const v1::WriteRequest* req,
                               v1::WriteResponse*) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
-  return ToGrpcStatus(txns_->Mutate(req->transaction_id(), req->mutations(), nullptr));
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  return ToGrpcStatus(s_.txns->Mutate(req->transaction_id(), req->mutations(), nullptr));
 }
 
 grpc::Status KvService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest* req,
                                v1::CommitResponse* resp) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
-  absl::Status s = txns_->Mutate(req->transaction_id(), req->mutations(), [&](Transaction& t) {
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  absl::Status s = s_.txns->Mutate(req->transaction_id(), req->mutations(), [&](Transaction& t) {
     absl::StatusOr<uint64_t> v = t.Commit();
     if (!v.ok()) return v.status();
     resp->set_version(*v);
@@ -445,7 +445,7 @@ grpc::Status KvService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest
   // stays open (nothing was applied) so the client can still roll back.
   // (Removing an id that is not open does nothing.)
   if (!absl::IsResourceExhausted(s)) {
-    txns_->Remove(req->transaction_id(),
+    s_.txns->Remove(req->transaction_id(),
                   s.ok() ? absl::StrCat("committed (version ", resp->version(), ")")
                          : absl::StrCat("ended by a failed commit (",
                                         absl::StatusCodeToString(s.code()), ")"));
@@ -455,10 +455,10 @@ grpc::Status KvService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest
 
 grpc::Status KvService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
                                  v1::RollbackResponse*) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
-  absl::Status s = txns_->With(req->transaction_id(),
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  absl::Status s = s_.txns->With(req->transaction_id(),
                                [](Transaction& t) { return t.Rollback(); });
-  txns_->Remove(req->transaction_id(), "rolled back");
+  s_.txns->Remove(req->transaction_id(), "rolled back");
   return ToGrpcStatus(s);
 }
 
@@ -467,8 +467,8 @@ grpc::Status KvService::Rollback(grpc::ServerContext* ctx, const v1::RollbackReq
 grpc::Status VersionsService::ListVersions(grpc::ServerContext* ctx,
                                            const v1::ListVersionsRequest*,
                                            v1::ListVersionsResponse* resp) {
-  if (grpc::Status a = access_->Admit(ctx, v1::ListVersionsRequest()); !a.ok()) return a;
-  absl::StatusOr<std::vector<VersionInfo>> vs = db_->ListVersions();
+  if (grpc::Status a = s_.access->Admit(ctx, v1::ListVersionsRequest()); !a.ok()) return a;
+  absl::StatusOr<std::vector<VersionInfo>> vs = s_.db->ListVersions();
   if (!vs.ok()) return ToGrpcStatus(vs.status());
   for (const VersionInfo& v : *vs) {
     auto* out = resp->add_versions();
@@ -481,20 +481,20 @@ grpc::Status VersionsService::ListVersions(grpc::ServerContext* ctx,
 
 grpc::Status VersionsService::Tag(grpc::ServerContext* ctx, const v1::TagRequest* req,
                                   v1::TagResponse*) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
-  return ToGrpcStatus(db_->Tag(req->name(), req->version()));
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  return ToGrpcStatus(s_.db->Tag(req->name(), req->version()));
 }
 
 grpc::Status VersionsService::Untag(grpc::ServerContext* ctx, const v1::UntagRequest* req,
                                     v1::UntagResponse*) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
-  return ToGrpcStatus(db_->Untag(req->name()));
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  return ToGrpcStatus(s_.db->Untag(req->name()));
 }
 
 grpc::Status VersionsService::ListTags(grpc::ServerContext* ctx, const v1::ListTagsRequest*,
                                        v1::ListTagsResponse* resp) {
-  if (grpc::Status a = access_->Admit(ctx, v1::ListTagsRequest()); !a.ok()) return a;
-  for (const auto& [name, v] : db_->ListTags()) (*resp->mutable_tags())[name] = v;
+  if (grpc::Status a = s_.access->Admit(ctx, v1::ListTagsRequest()); !a.ok()) return a;
+  for (const auto& [name, v] : s_.db->ListTags()) (*resp->mutable_tags())[name] = v;
   return grpc::Status::OK;
 }
 
@@ -506,16 +506,16 @@ grpc::Status VersionsService::Diff(grpc::ServerContext* ctx, const v1::DiffReque
 
 grpc::Status VersionsService::DiffTo(grpc::ServerContext* ctx, const v1::DiffRequest* req,
                                      StreamSink<v1::DiffResponse>* writer) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
-  const CallLimits limits = Limits(ctx, options_, kDiffPageSize);
-  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
+  const CallLimits limits = Limits(ctx, s_.options, kDiffPageSize);
+  CallWatchdog::Guard guard = GuardCall(s_.watchdog, ctx, limits.deadline);
   v1::DiffResponse page;
   size_t page_bytes = 0;
   absl::Status sent = absl::OkStatus();
-  s = db_->Diff(req->from_version(), req->to_version(), start, end, [&](const Change& c) {
+  s = s_.db->Diff(req->from_version(), req->to_version(), start, end, [&](const Change& c) {
     wire::ToProto(c, page.add_changes());
     page_bytes += c.key.size() + (c.old_value ? c.old_value->size() : 0) +
                   (c.new_value ? c.new_value->size() : 0);
@@ -542,11 +542,11 @@ grpc::Status VersionsService::History(grpc::ServerContext* ctx, const v1::Histor
 
 grpc::Status VersionsService::HistoryTo(grpc::ServerContext* ctx, const v1::HistoryRequest* req,
                                         StreamSink<v1::HistoryResponse>* writer) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
-  const CallLimits limits = Limits(ctx, options_, 0);
-  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  const CallLimits limits = Limits(ctx, s_.options, 0);
+  CallWatchdog::Guard guard = GuardCall(s_.watchdog, ctx, limits.deadline);
   return ToGrpcStatus(wire::RunHistory(
-      *db_, *req, [&](const v1::HistoryResponse& r) { return limits.Send(ctx, writer, r); }));
+      *s_.db, *req, [&](const v1::HistoryResponse& r) { return limits.Send(ctx, writer, r); }));
 }
 
 grpc::Status VersionsService::Check(grpc::ServerContext* ctx, const v1::CheckRequest*,
@@ -557,14 +557,14 @@ grpc::Status VersionsService::Check(grpc::ServerContext* ctx, const v1::CheckReq
 
 grpc::Status VersionsService::CheckTo(grpc::ServerContext* ctx,
                                       StreamSink<v1::CheckResponse>* writer) {
-  if (grpc::Status a = access_->Admit(ctx, v1::CheckRequest()); !a.ok()) return a;
-  const CallLimits limits = Limits(ctx, options_, 0);
-  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
+  if (grpc::Status a = s_.access->Admit(ctx, v1::CheckRequest()); !a.ok()) return a;
+  const CallLimits limits = Limits(ctx, s_.options, 0);
+  CallWatchdog::Guard guard = GuardCall(s_.watchdog, ctx, limits.deadline);
   // Progress at most every 250 ms; a send that fails (the client left, or
   // the deadline passed) stops the check.
   absl::Time next = absl::InfinitePast();
   absl::Status sent = absl::OkStatus();
-  absl::StatusOr<CheckReport> r = db_->Check([&](uint64_t done, uint64_t total) {
+  absl::StatusOr<CheckReport> r = s_.db->Check([&](uint64_t done, uint64_t total) {
     const absl::Time now = absl::Now();
     if (now < next) return true;
     next = now + absl::Milliseconds(250);
@@ -614,38 +614,38 @@ struct RemoveOnExit {
 grpc::Status VersionsService::Retention(grpc::ServerContext* ctx,
                                         const v1::RetentionRequest* req,
                                         v1::RetentionResponse* resp) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
   if (req->set()) {
     DB::Retention r;
     r.retain_versions = req->retain_versions() == 0 ? Options::kRetainAll : req->retain_versions();
     r.retain_seconds = req->retain_seconds();
-    if (absl::Status s = db_->SetRetention(r); !s.ok()) return ToGrpcStatus(s);
+    if (absl::Status s = s_.db->SetRetention(r); !s.ok()) return ToGrpcStatus(s);
   }
-  const DB::Retention r = db_->GetRetention();
+  const DB::Retention r = s_.db->GetRetention();
   resp->set_retain_versions(r.retain_versions == Options::kRetainAll ? 0 : r.retain_versions);
   resp->set_retain_seconds(r.retain_seconds);
-  resp->set_oldest_version(db_->OldestVersion());
-  resp->set_release_floor(db_->ReleaseFloor());
-  resp->set_latest_version(db_->LatestVersion());
+  resp->set_oldest_version(s_.db->OldestVersion());
+  resp->set_release_floor(s_.db->ReleaseFloor());
+  resp->set_latest_version(s_.db->LatestVersion());
   return grpc::Status::OK;
 }
 
 grpc::Status VersionsService::Export(grpc::ServerContext* ctx, const v1::ExportRequest* req,
                                      grpc::ServerWriter<v1::FileChunk>* writer) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
-  if (options_.backup_staging_prefix.empty()) {
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  if (s_.options.backup_staging_prefix.empty()) {
     return ToGrpcStatus(absl::FailedPreconditionError("this server has no staging directory"));
   }
-  const std::string staged = StagingPath(options_);
+  const std::string staged = StagingPath(s_.options);
   RemoveOnExit cleanup{staged};
-  const uint64_t version = req->version() != 0 ? req->version() : db_->LatestVersion();
-  if (absl::Status s = db_->Export(version, staged); !s.ok()) return ToGrpcStatus(s);
+  const uint64_t version = req->version() != 0 ? req->version() : s_.db->LatestVersion();
+  if (absl::Status s = s_.db->Export(version, staged); !s.ok()) return ToGrpcStatus(s);
   std::error_code ec;
   const uint64_t total = std::filesystem::file_size(staged, ec);
   std::ifstream in(staged, std::ios::binary);
   if (ec || !in) return ToGrpcStatus(absl::InternalError("cannot read the staged export"));
-  const CallLimits limits = Limits(ctx, options_, 0);
-  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
+  const CallLimits limits = Limits(ctx, s_.options, 0);
+  CallWatchdog::Guard guard = GuardCall(s_.watchdog, ctx, limits.deadline);
   WriterSink<v1::FileChunk> sink(writer);
   std::string buffer(1 << 20, '\0');
   uint64_t sent = 0;
@@ -665,11 +665,11 @@ grpc::Status VersionsService::Export(grpc::ServerContext* ctx, const v1::ExportR
 grpc::Status VersionsService::Import(grpc::ServerContext* ctx,
                                      grpc::ServerReader<v1::FileChunk>* reader,
                                      v1::ImportResponse* resp) {
-  if (grpc::Status a = access_->Admit(ctx, Need::Admin()); !a.ok()) return a;
-  if (options_.backup_staging_prefix.empty()) {
+  if (grpc::Status a = s_.access->Admit(ctx, Need::Admin()); !a.ok()) return a;
+  if (s_.options.backup_staging_prefix.empty()) {
     return ToGrpcStatus(absl::FailedPreconditionError("this server has no staging directory"));
   }
-  const std::string staged = StagingPath(options_);
+  const std::string staged = StagingPath(s_.options);
   RemoveOnExit cleanup{staged};
   {
     std::ofstream out(staged, std::ios::binary | std::ios::trunc);
@@ -680,28 +680,28 @@ grpc::Status VersionsService::Import(grpc::ServerContext* ctx,
     }
     if (ctx->IsCancelled()) return ToGrpcStatus(absl::CancelledError("the client cancelled"));
   }
-  absl::StatusOr<uint64_t> keys = db_->Import(staged);
+  absl::StatusOr<uint64_t> keys = s_.db->Import(staged);
   if (!keys.ok()) {  // the message names the staged file: name the upload
     return ToGrpcStatus(absl::Status(
         keys.status().code(),
         absl::StrReplaceAll(keys.status().message(), {{staged, "the uploaded file"}})));
   }
   resp->set_keys(*keys);
-  resp->set_version(db_->LatestVersion());
+  resp->set_version(s_.db->LatestVersion());
   return grpc::Status::OK;
 }
 
 grpc::Status VersionsService::Backup(grpc::ServerContext* ctx, const v1::BackupRequest*,
                                      grpc::ServerWriter<v1::BackupChunk>* writer) {
-  if (grpc::Status a = access_->Admit(ctx, v1::BackupRequest()); !a.ok()) return a;
-  if (options_.backup_staging_prefix.empty()) {
+  if (grpc::Status a = s_.access->Admit(ctx, v1::BackupRequest()); !a.ok()) return a;
+  if (s_.options.backup_staging_prefix.empty()) {
     return ToGrpcStatus(absl::FailedPreconditionError("this server has no backup staging"));
   }
   // Stage a hot backup next to the database (hard links where it can),
   // stream its files, and remove it whatever happens.
-  const std::string staging = StagingPath(options_);
+  const std::string staging = StagingPath(s_.options);
   RemoveOnExit cleanup{staging};
-  if (absl::Status s = db_->Backup(staging); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = s_.db->Backup(staging); !s.ok()) return ToGrpcStatus(s);
   std::vector<std::pair<std::string, uint64_t>> files;  // relative path, size
   uint64_t total = 0;
   std::error_code ec;
@@ -713,8 +713,8 @@ grpc::Status VersionsService::Backup(grpc::ServerContext* ctx, const v1::BackupR
     total += size;
   }
   if (ec) return ToGrpcStatus(absl::InternalError("cannot list the staged backup: " + ec.message()));
-  const CallLimits limits = Limits(ctx, options_, 0);
-  CallWatchdog::Guard guard = GuardCall(watchdog_, ctx, limits.deadline);
+  const CallLimits limits = Limits(ctx, s_.options, 0);
+  CallWatchdog::Guard guard = GuardCall(s_.watchdog, ctx, limits.deadline);
   WriterSink<v1::BackupChunk> sink(writer);
   constexpr size_t kChunk = 1 << 20;
   std::string buffer(kChunk, '\0');
@@ -745,8 +745,8 @@ grpc::Status VersionsService::Backup(grpc::ServerContext* ctx, const v1::BackupR
 grpc::Status VersionsService::VersionAt(grpc::ServerContext* ctx,
                                         const v1::VersionAtRequest* req,
                                         v1::VersionAtResponse* resp) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
-  absl::StatusOr<uint64_t> v = db_->VersionAt(req->unix_micros());
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  absl::StatusOr<uint64_t> v = s_.db->VersionAt(req->unix_micros());
   if (!v.ok()) return ToGrpcStatus(v.status());
   resp->set_version(*v);
   return grpc::Status::OK;
@@ -760,7 +760,7 @@ grpc::Status VersionsService::Watch(grpc::ServerContext* ctx, const v1::WatchReq
 
 grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                                       StreamSink<v1::WatchResponse>* writer) {
-  if (grpc::Status a = access_->Admit(ctx, *req); !a.ok()) return a;
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
   const std::string client = ClientOf(ctx);
   if (!watches_.Acquire(client)) {
     return ToGrpcStatus(absl::ResourceExhaustedError(
@@ -775,7 +775,7 @@ grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchR
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
-  absl::StatusOr<std::unique_ptr<Watcher>> w = db_->Watch(req->from_version(), start, end);
+  absl::StatusOr<std::unique_ptr<Watcher>> w = s_.db->Watch(req->from_version(), start, end);
   if (!w.ok()) return ToGrpcStatus(w.status());
   while (!ctx->IsCancelled()) {
     absl::StatusOr<WatchEvent> e = (*w)->Next(absl::Milliseconds(200));
@@ -788,7 +788,7 @@ grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchR
     // A watch has no deadline, but a client that takes no message for
     // default_deadline is cut off rather than holding a thread and a pin.
     CallWatchdog::Guard guard =
-        GuardCall(watchdog_, ctx, absl::Now() + options_.default_deadline);
+        GuardCall(s_.watchdog, ctx, absl::Now() + s_.options.default_deadline);
     if (!writer->Write(resp)) break;
   }
   return grpc::Status(grpc::StatusCode::CANCELLED, "watch ended");
@@ -796,8 +796,8 @@ grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchR
 
 grpc::Status VersionsService::Status(grpc::ServerContext* ctx, const v1::StatusRequest*,
                                      v1::StatusResponse* resp) {
-  if (grpc::Status a = access_->Admit(ctx, v1::StatusRequest()); !a.ok()) return a;
-  *resp = wire::StatusOf(*db_, txns_->size());
+  if (grpc::Status a = s_.access->Admit(ctx, v1::StatusRequest()); !a.ok()) return a;
+  *resp = wire::StatusOf(*s_.db, s_.txns->size());
   return grpc::Status::OK;
 }
 

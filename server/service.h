@@ -39,8 +39,6 @@ class StreamSink {
   virtual bool Write(const T& msg) = 0;
 };
 
-// The services. `watchdog` (may be null: then only the client's deadline
-// can end a stream blocked in a Write) must outlive them.
 // Get, Scan, Put, Delete and Txn use gRPC's callback API: a point read
 // never blocks for long, so it is answered on the thread that read the
 // request (no handoff to a worker thread); a scan reads each page on the
@@ -49,6 +47,18 @@ class StreamSink {
 // group commit is durable (no thread waits for it). The other methods may
 // wait (an interactive transaction's commit, a stream's flow control) and
 // stay on the sync thread pool.
+// What the cowdb services share: the database, the open transactions,
+// the limits, the authorization check and the watchdog (may be null: then
+// only the client's deadline ends a stream blocked in a write). All must
+// outlive the services.
+struct ServiceContext {
+  DB* db = nullptr;
+  TransactionRegistry* txns = nullptr;
+  ServiceOptions options;
+  const AccessControl* access = nullptr;
+  CallWatchdog* watchdog = nullptr;
+};
+
 // Where a paged scan resumes: what is left of its range, and of its limit.
 struct ScanCursor {
   std::string start;
@@ -62,10 +72,10 @@ class KvService final
           cowdb::v1::KV::WithCallbackMethod_Delete<cowdb::v1::KV::WithCallbackMethod_Txn<
               cowdb::v1::KV::WithCallbackMethod_Scan<cowdb::v1::KV::Service>>>>> {
  public:
-  KvService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
-            const AccessControl* access, CallWatchdog* watchdog = nullptr)
-      : db_(db), txns_(txns), options_(options), access_(access), watchdog_(watchdog),
-        admission_(options.max_inflight_writes, options.max_inflight_write_bytes) {}
+  explicit KvService(const ServiceContext& context)
+      : s_(context),
+        admission_(context.options.max_inflight_writes,
+                   context.options.max_inflight_write_bytes) {}
 
   // The bound on writes in flight (for metrics).
   const WriteAdmission& admission() const { return admission_; }
@@ -122,20 +132,14 @@ class KvService final
   // The next page of the scan (state->cursor.done once it is the last).
   absl::Status ScanPage(const v1::ScanRequest& req, ScanState* state, v1::ScanResponse* page);
 
-  DB* const db_;
-  TransactionRegistry* const txns_;
-  const ServiceOptions options_;
-  const AccessControl* const access_;
-  CallWatchdog* const watchdog_;
+  const ServiceContext s_;
   WriteAdmission admission_;
 };
 
 class VersionsService final : public cowdb::v1::Versions::Service {
  public:
-  VersionsService(DB* db, TransactionRegistry* txns, const ServiceOptions& options,
-                  const AccessControl* access, CallWatchdog* watchdog = nullptr)
-      : db_(db), txns_(txns), options_(options), access_(access), watchdog_(watchdog),
-        watches_(options.max_watches_per_client) {}
+  explicit VersionsService(const ServiceContext& context)
+      : s_(context), watches_(context.options.max_watches_per_client) {}
 
   grpc::Status ListVersions(grpc::ServerContext*, const v1::ListVersionsRequest*,
                             v1::ListVersionsResponse*) override;
@@ -177,11 +181,7 @@ class VersionsService final : public cowdb::v1::Versions::Service {
                       v1::StatusResponse*) override;
 
  private:
-  DB* const db_;
-  TransactionRegistry* const txns_;
-  const ServiceOptions options_;
-  const AccessControl* const access_;
-  CallWatchdog* const watchdog_;
+  const ServiceContext s_;
   PerClientSlots watches_;  // open watches per client
 };
 

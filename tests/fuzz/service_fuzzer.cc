@@ -72,8 +72,8 @@ class Harness {
         db_(OpenDB(store_)),
         options_(Options()),
         txns_(options_),
-        kv_(db_.get(), &txns_, options_, &auth_),
-        versions_(db_.get(), &txns_, options_, &auth_) {}
+        kv_(server::ServiceContext{db_.get(), &txns_, options_, &auth_, nullptr}),
+        versions_(server::ServiceContext{db_.get(), &txns_, options_, &auth_, nullptr}) {}
 
   // Decodes and runs every call of `data`.
   void Run(const uint8_t* data, size_t size) {
