@@ -407,8 +407,31 @@ void KvService::StartTxn(const grpc::ServerContextBase* ctx, const v1::TxnReques
       [finish = std::move(finish)](absl::Status s) { finish(ToGrpcStatus(s)); });
 }
 
-grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* req,
-                              v1::BeginResponse* resp) {
+grpc::ServerUnaryReactor* KvService::Begin(grpc::CallbackServerContext* ctx,
+                                           const v1::BeginRequest* req,
+                                           v1::BeginResponse* resp) {
+  return Answer(ctx, [&](Finish finish) { finish(HandleBegin(ctx, req, resp)); });
+}
+
+grpc::ServerUnaryReactor* KvService::Write(grpc::CallbackServerContext* ctx,
+                                           const v1::WriteRequest* req, v1::WriteResponse*) {
+  return Answer(ctx, [&](Finish finish) { finish(HandleWrite(ctx, req)); });
+}
+
+grpc::ServerUnaryReactor* KvService::Commit(grpc::CallbackServerContext* ctx,
+                                            const v1::CommitRequest* req,
+                                            v1::CommitResponse* resp) {
+  return Answer(ctx, [&](Finish finish) { StartCommit(ctx, req, resp, std::move(finish)); });
+}
+
+grpc::ServerUnaryReactor* KvService::Rollback(grpc::CallbackServerContext* ctx,
+                                              const v1::RollbackRequest* req,
+                                              v1::RollbackResponse*) {
+  return Answer(ctx, [&](Finish finish) { finish(HandleRollback(ctx, req)); });
+}
+
+grpc::Status KvService::HandleBegin(const grpc::ServerContextBase* ctx,
+                                    const v1::BeginRequest* req, v1::BeginResponse* resp) {
   if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
   TransactionOptions o;
   o.read_only = req->read_only();
@@ -426,38 +449,43 @@ grpc::Status KvService::Begin(grpc::ServerContext* ctx, const v1::BeginRequest* 
   return grpc::Status::OK;
 }
 
-grpc::Status KvService::Write(grpc::ServerContext* ctx, const v1::WriteRequest* req,
-                              v1::WriteResponse*) {
+grpc::Status KvService::HandleWrite(const grpc::ServerContextBase* ctx,
+                                    const v1::WriteRequest* req) {
   if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
   return ToGrpcStatus(s_.txns->Mutate(req->transaction_id(), req->mutations(), nullptr));
 }
 
-grpc::Status KvService::Commit(grpc::ServerContext* ctx, const v1::CommitRequest* req,
-                               v1::CommitResponse* resp) {
-  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
-  absl::Status s = s_.txns->Mutate(req->transaction_id(), req->mutations(), [&](Transaction& t) {
-    absl::StatusOr<uint64_t> v = t.Commit();
-    if (!v.ok()) return v.status();
+void KvService::StartCommit(const grpc::ServerContextBase* ctx, const v1::CommitRequest* req,
+                            v1::CommitResponse* resp, Finish finish) {
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return finish(a);
+  const std::string& id = req->transaction_id();
+  // Over a limit the transaction stays open (nothing was applied), so the
+  // client can still roll back; a refused mutation has already ended it.
+  absl::Status s = s_.txns->Mutate(id, req->mutations(), nullptr);
+  if (!s.ok()) return finish(ToGrpcStatus(s));
+  // A commit ends the transaction whatever its outcome: it leaves the
+  // registry now and lives in the callback until the commit is decided.
+  absl::StatusOr<std::unique_ptr<Transaction>> taken = s_.txns->Take(id, "being committed");
+  if (!taken.ok()) return finish(ToGrpcStatus(taken.status()));
+  Transaction* txn = taken->get();
+  txn->CommitAsync([txns = s_.txns, id, resp, finish = std::move(finish),
+                    owned = std::shared_ptr<Transaction>(*std::move(taken))](
+                       absl::StatusOr<uint64_t> v) {
+    txns->SetOutcome(id, v.ok() ? absl::StrCat("committed (version ", *v, ")")
+                                : absl::StrCat("ended by a failed commit (",
+                                               absl::StatusCodeToString(v.status().code()),
+                                               ")"));
+    if (!v.ok()) return finish(ToGrpcStatus(v.status()));
     resp->set_version(*v);
-    return absl::OkStatus();
+    finish(grpc::Status::OK);
   });
-  // A commit ends the transaction whatever its outcome; over a limit it
-  // stays open (nothing was applied) so the client can still roll back.
-  // (Removing an id that is not open does nothing.)
-  if (!absl::IsResourceExhausted(s)) {
-    s_.txns->Remove(req->transaction_id(),
-                  s.ok() ? absl::StrCat("committed (version ", resp->version(), ")")
-                         : absl::StrCat("ended by a failed commit (",
-                                        absl::StatusCodeToString(s.code()), ")"));
-  }
-  return ToGrpcStatus(s);
 }
 
-grpc::Status KvService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
-                                 v1::RollbackResponse*) {
+grpc::Status KvService::HandleRollback(const grpc::ServerContextBase* ctx,
+                                       const v1::RollbackRequest* req) {
   if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
   absl::Status s = s_.txns->With(req->transaction_id(),
-                               [](Transaction& t) { return t.Rollback(); });
+                                 [](Transaction& t) { return t.Rollback(); });
   s_.txns->Remove(req->transaction_id(), "rolled back");
   return ToGrpcStatus(s);
 }

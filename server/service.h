@@ -39,14 +39,13 @@ class StreamSink {
   virtual bool Write(const T& msg) = 0;
 };
 
-// Get, Scan, Put, Delete and Txn use gRPC's callback API: a point read
-// never blocks for long, so it is answered on the thread that read the
-// request (no handoff to a worker thread); a scan reads each page on the
-// thread that saw the last one sent; a write is queued with
-// DB::WriteAsync (a Txn: Transaction::CommitAsync) and answered when its
-// group commit is durable (no thread waits for it). The other methods may
-// wait (an interactive transaction's commit, a stream's flow control) and
-// stay on the sync thread pool.
+// KV is served on gRPC's callback API: a point read never blocks for
+// long, so it is answered on the thread that read the request (no handoff
+// to a worker thread); a scan reads each page on the thread that saw the
+// last one sent; a write is queued with DB::WriteAsync (a Txn or an
+// interactive transaction's Commit: Transaction::CommitAsync) and answered
+// when its group commit is durable (no thread waits for it). Versions'
+// streams stay on the sync thread pool.
 // What the cowdb services share: the database, the open transactions,
 // the limits, the authorization check and the watchdog (may be null: then
 // only the client's deadline ends a stream blocked in a write). All must
@@ -67,10 +66,7 @@ struct ScanCursor {
   bool done = false;  // the range or the limit is exhausted
 };
 
-class KvService final
-    : public cowdb::v1::KV::WithCallbackMethod_Get<cowdb::v1::KV::WithCallbackMethod_Put<
-          cowdb::v1::KV::WithCallbackMethod_Delete<cowdb::v1::KV::WithCallbackMethod_Txn<
-              cowdb::v1::KV::WithCallbackMethod_Scan<cowdb::v1::KV::Service>>>>> {
+class KvService final : public cowdb::v1::KV::CallbackService {
  public:
   explicit KvService(const ServiceContext& context)
       : s_(context),
@@ -108,14 +104,24 @@ class KvService final
                 v1::TxnResponse* resp, Finish finish);
   grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext*, const v1::TxnRequest*,
                                 v1::TxnResponse*) override;
-  grpc::Status Begin(grpc::ServerContext*, const v1::BeginRequest*,
-                     v1::BeginResponse*) override;
-  grpc::Status Write(grpc::ServerContext*, const v1::WriteRequest*,
-                     v1::WriteResponse*) override;
-  grpc::Status Commit(grpc::ServerContext*, const v1::CommitRequest*,
-                      v1::CommitResponse*) override;
-  grpc::Status Rollback(grpc::ServerContext*, const v1::RollbackRequest*,
-                        v1::RollbackResponse*) override;
+  grpc::ServerUnaryReactor* Begin(grpc::CallbackServerContext*, const v1::BeginRequest*,
+                                  v1::BeginResponse*) override;
+  grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext*, const v1::WriteRequest*,
+                                  v1::WriteResponse*) override;
+  grpc::ServerUnaryReactor* Commit(grpc::CallbackServerContext*, const v1::CommitRequest*,
+                                   v1::CommitResponse*) override;
+  grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext*, const v1::RollbackRequest*,
+                                     v1::RollbackResponse*) override;
+  // The interactive transaction calls' work, without a reactor. Commit
+  // answers once the commit is durable, on the engine's committing thread
+  // (no thread waits for it).
+  grpc::Status HandleBegin(const grpc::ServerContextBase* ctx, const v1::BeginRequest* req,
+                           v1::BeginResponse* resp);
+  grpc::Status HandleWrite(const grpc::ServerContextBase* ctx, const v1::WriteRequest* req);
+  void StartCommit(const grpc::ServerContextBase* ctx, const v1::CommitRequest* req,
+                   v1::CommitResponse* resp, Finish finish);
+  grpc::Status HandleRollback(const grpc::ServerContextBase* ctx,
+                              const v1::RollbackRequest* req);
 
  private:
   class ScanReactor;

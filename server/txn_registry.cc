@@ -119,24 +119,47 @@ absl::Status TransactionRegistry::WithEntry(const std::string& id,
   return s;
 }
 
-void TransactionRegistry::Remove(const std::string& id, std::string how) {
-  std::shared_ptr<Entry> entry;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(id);
-    if (it == entries_.end()) return;
-    entry = it->second;
-    EraseLocked(it);
-    // Remembered for a while: a late call on it is told it finished.
-    finished_order_.push_back(id);
-    finished_[id] = std::move(how);
-    if (finished_order_.size() > kRememberedFinished) {
-      finished_.erase(finished_order_.front());
-      finished_order_.pop_front();
-    }
+std::shared_ptr<TransactionRegistry::Entry> TransactionRegistry::Unregister(
+    const std::string& id, std::string how) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return nullptr;
+  std::shared_ptr<Entry> entry = it->second;
+  EraseLocked(it);
+  // Remembered for a while: a late call on it is told it finished.
+  finished_order_.push_back(id);
+  finished_[id] = std::move(how);
+  if (finished_order_.size() > kRememberedFinished) {
+    finished_.erase(finished_order_.front());
+    finished_order_.pop_front();
   }
+  return entry;
+}
+
+void TransactionRegistry::Remove(const std::string& id, std::string how) {
+  std::shared_ptr<Entry> entry = Unregister(id, std::move(how));
+  if (entry == nullptr) return;
   std::lock_guard<std::mutex> lock(entry->mu);
   entry->txn.reset();  // rolls back if still open
+}
+
+absl::StatusOr<std::unique_ptr<Transaction>> TransactionRegistry::Take(const std::string& id,
+                                                                       std::string how) {
+  std::shared_ptr<Entry> entry = Unregister(id, std::move(how));
+  if (entry == nullptr) {
+    // The error any call on the id gets (unknown, or finished and how).
+    absl::Status s = WithEntry(id, [](Entry&) { return absl::OkStatus(); });
+    return s.ok() ? absl::NotFoundError("transaction finished") : s;
+  }
+  std::lock_guard<std::mutex> lock(entry->mu);  // a call still on it ends first
+  if (entry->txn == nullptr) return absl::NotFoundError("transaction finished");
+  return std::move(entry->txn);
+}
+
+void TransactionRegistry::SetOutcome(const std::string& id, std::string how) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = finished_.find(id);
+  if (it != finished_.end()) it->second = std::move(how);
 }
 
 uint64_t TransactionRegistry::size() {

@@ -50,6 +50,13 @@ class TransactionRegistry {
   // kRememberedFinished removed ids are remembered with `how` they ended:
   // a later call on one is FAILED_PRECONDITION ("already <how>").
   void Remove(const std::string& id, std::string how);
+
+  // Removes the transaction as Remove does, but hands it to the caller
+  // (to commit it asynchronously) instead of rolling it back; it is
+  // remembered as `how` until SetOutcome. Errors: as With.
+  absl::StatusOr<std::unique_ptr<Transaction>> Take(const std::string& id, std::string how);
+  // Updates how a removed transaction ended (if it is still remembered).
+  void SetOutcome(const std::string& id, std::string how);
   static constexpr size_t kRememberedFinished = 4096;
 
   uint64_t size();
@@ -68,6 +75,8 @@ class TransactionRegistry {
   std::map<std::string, std::shared_ptr<Entry>>::iterator EraseLocked(
       std::map<std::string, std::shared_ptr<Entry>>::iterator it);
   absl::Status WithEntry(const std::string& id, const std::function<absl::Status(Entry&)>& fn);
+  // Forgets the entry of `id`, remembering `how` it ended; null if none.
+  std::shared_ptr<Entry> Unregister(const std::string& id, std::string how);
   void ReapLoop();
 
   const ServiceOptions options_;

@@ -195,7 +195,7 @@ class Harness {
         if (!Parse(bytes, len, &req)) return;
         v1::BeginResponse resp;
         const uint64_t open = txns_.size();
-        s = kv_.Begin(&ctx, &req, &resp);
+        s = kv_.HandleBegin(&ctx, &req, &resp);
         if (s.ok()) {
           ids_.push_back(resp.transaction_id());
           FUZZ_EXPECT(resp.read_version() <= db_->LatestVersion(), "begin: version");
@@ -212,8 +212,7 @@ class Harness {
         v1::WriteRequest req;
         if (!Parse(bytes, len, &req)) return;
         ResolveId(req.mutable_transaction_id());
-        v1::WriteResponse resp;
-        s = kv_.Write(&ctx, &req, &resp);
+        s = kv_.HandleWrite(&ctx, &req);
         break;
       }
       case kRpcCommit: {
@@ -221,7 +220,7 @@ class Harness {
         if (!Parse(bytes, len, &req)) return;
         ResolveId(req.mutable_transaction_id());
         v1::CommitResponse resp;
-        s = kv_.Commit(&ctx, &req, &resp);
+        s = Await([&](auto finish) { kv_.StartCommit(&ctx, &req, &resp, std::move(finish)); });
         if (s.ok()) {
           FUZZ_EXPECT(resp.version() <= db_->LatestVersion(), "commit: version after latest");
         }
@@ -231,8 +230,7 @@ class Harness {
         v1::RollbackRequest req;
         if (!Parse(bytes, len, &req)) return;
         ResolveId(req.mutable_transaction_id());
-        v1::RollbackResponse resp;
-        s = kv_.Rollback(&ctx, &req, &resp);
+        s = kv_.HandleRollback(&ctx, &req);
         break;
       }
       case kRpcListVersions: {
