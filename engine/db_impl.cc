@@ -436,28 +436,61 @@ absl::StatusOr<KeyHistory> DBImpl::History(std::string_view key,
   // Walks back from `cur` one state at a time. A state holds from `since`
   // to `cur`; `deleted_at` is where the previous (later) state, an absent
   // key, began: a delete if the key is present just before it.
+  //
+  // A version that is not resident (before the last checkpoint, neither a
+  // checkpoint nor rebuilt) is not rebuilt to be read: the key's states in
+  // its checkpoint interval come from one pass over the interval's log
+  // records (VersionStore::ScanKeyStates), kept while the hops stay in it.
+  // Hops go backwards, so each interval is scanned at most once.
   uint64_t cur = h.to;
   uint64_t deleted_at = 0;
   std::shared_ptr<const Version> v = top;
+  std::optional<VersionStore::KeyStates> scanned;
   for (;;) {
     std::string value;
     EntryMeta meta;
     uint64_t since = 0;
     bool found = false;
     if (cur != 0) {
-      if (v == nullptr || v->version != cur) {
-        absl::StatusOr<std::shared_ptr<const Version>> pinned = versions_->Pin(cur);
-        if (absl::IsOutOfRange(pinned.status())) {
+      const bool in_scanned =
+          scanned && scanned->base <= cur && cur <= scanned->to;
+      if (!in_scanned && (v == nullptr || v->version != cur) &&
+          !versions_->Resident(cur)) {
+        absl::StatusOr<VersionStore::KeyStates> states =
+            versions_->ScanKeyStates(key, cur);
+        if (absl::IsOutOfRange(states.status())) {
           // Released meanwhile: what is known ends at the later state.
           h.complete_from = std::max(lo, deleted_at != 0 ? cur + 2 : cur + 1);
           break;
         }
-        RETURN_IF_ERROR(pinned.status());
-        v = *std::move(pinned);
+        RETURN_IF_ERROR(states.status());
+        scanned = *std::move(states);
       }
-      ASSIGN_OR_RETURN(found, TreeRead(source_, v->root, key, &value, &meta, &since));
-      // An empty tree recorded before its emptying version was kept: step.
-      if (!found && since == 0) since = cur;
+      if (scanned && scanned->base <= cur && cur <= scanned->to) {
+        const VersionStore::KeyState& s = scanned->At(cur);
+        found = s.present;
+        since = s.since;
+        if (found) {
+          value = s.value;
+          meta = s.meta;
+        } else if (since == 0) {
+          since = scanned->base;  // absent in the base's tree since when unknown
+        }
+      } else {
+        if (v == nullptr || v->version != cur) {
+          absl::StatusOr<std::shared_ptr<const Version>> pinned = versions_->Pin(cur);
+          if (absl::IsOutOfRange(pinned.status())) {
+            // Released meanwhile: what is known ends at the later state.
+            h.complete_from = std::max(lo, deleted_at != 0 ? cur + 2 : cur + 1);
+            break;
+          }
+          RETURN_IF_ERROR(pinned.status());
+          v = *std::move(pinned);
+        }
+        ASSIGN_OR_RETURN(found, TreeRead(source_, v->root, key, &value, &meta, &since));
+        // An empty tree recorded before its emptying version was kept: step.
+        if (!found && since == 0) since = cur;
+      }
     }
     if (found) {
       if (deleted_at >= lo && !emit(deleted_at, std::nullopt, EntryMeta{})) break;

@@ -1,5 +1,6 @@
 #include "engine/version/version_store.h"
 
+#include <algorithm>
 #include <functional>
 #include <set>
 
@@ -309,10 +310,7 @@ absl::StatusOr<std::optional<Version>> VersionStore::ReadRecord(
   return v;
 }
 
-absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
-    uint64_t version) {
-  std::shared_ptr<const Version> latest = set_.latest();
-  if (version == latest->version) return latest;
+absl::StatusOr<Version> VersionStore::AcquireRecord(uint64_t version) {
   // Pin first, so that the reclaimer keeps the version while we read it.
   RETURN_IF_ERROR(set_.AcquirePin(version));
   absl::StatusOr<std::optional<Version>> v = ReadRecord(version);
@@ -324,13 +322,125 @@ absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
         "version is ", set_.oldest_retained(), " and the latest is ",
         set_.latest()->version));
   }
+  return **std::move(v);
+}
+
+absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
+    uint64_t version) {
+  std::shared_ptr<const Version> latest = set_.latest();
+  if (version == latest->version) return latest;
+  ASSIGN_OR_RETURN(Version v, AcquireRecord(version));
   absl::StatusOr<Root> root = RootOf(version);
   if (!root.ok()) {
     set_.ReleasePin(version);
     return root.status();
   }
-  (*v)->root = *std::move(root);
-  return set_.AdoptPin(**v);
+  v.root = *std::move(root);
+  return set_.AdoptPin(v);
+}
+
+bool VersionStore::Resident(uint64_t version) {
+  if (version == set_.latest()->version) return true;
+  MutexLock lock(&roots_mu_);
+  return recent_.count(version) != 0 || checkpoints_.count(version) != 0 ||
+         rebuilt_.count(version) != 0;
+}
+
+const VersionStore::KeyState& VersionStore::KeyStates::At(uint64_t v) const {
+  // The last state since at or before v; states[0] holds from base on.
+  auto it = std::upper_bound(
+      states.begin() + 1, states.end(), v,
+      [](uint64_t x, const KeyState& s) { return x < s.since; });
+  return *std::prev(it);
+}
+
+absl::StatusOr<VersionStore::KeyStates> VersionStore::ScanKeyStates(
+    std::string_view key, uint64_t version) {
+  // The pin keeps what the version needs from the reclaimer: its base
+  // checkpoint's pages and the log records after that base up to it.
+  std::shared_ptr<const Version> pinned = set_.latest();
+  if (version != pinned->version) {
+    ASSIGN_OR_RETURN(Version v, AcquireRecord(version));
+    v.root = Root();  // no tree: only the pin is wanted
+    pinned = set_.AdoptPin(v);
+  }
+  KeyStates out;
+  out.to = version;
+  Root base;  // holding it keeps the checkpoint from being thinned
+  {
+    MutexLock lock(&roots_mu_);
+    auto cp = checkpoints_.upper_bound(version);
+    if (cp == checkpoints_.begin()) {
+      return absl::DataLossError(absl::StrCat(
+          "no checkpoint at or before version ", version, " is on record"));
+    }
+    --cp;
+    out.base = cp->first;
+    base = cp->second;
+  }
+  KeyState at_base;
+  ASSIGN_OR_RETURN(at_base.present,
+                   TreeRead(*source_, base, key, &at_base.value, &at_base.meta,
+                            &at_base.since));
+  out.states.push_back(std::move(at_base));
+  if (version == out.base) return out;
+  // The key's mutations, replayed as TreeBuilder applies them: a put of a
+  // present key keeps its create_version and counts one more write; a put
+  // of an absent key (never written, or deleted, even earlier in the same
+  // record) starts over; the lease comes with the put; deleting an absent
+  // key changes nothing. Only the state after a whole record is a version's.
+  KeyState now = out.states.front();
+  uint64_t next = out.base + 1;
+  absl::Status status;
+  RETURN_IF_ERROR(store_->Scan(
+      Space::kLog, BigEndianKey(next),
+      [&](std::string_view k, std::string_view bytes) {
+        uint64_t v;
+        if (!ParseBigEndianKey(k, &v) || v > version) return false;
+        if (v != next) return false;  // a gap: reported below
+        absl::StatusOr<LogRecord> rec = DecodeLogRecord(bytes, v);
+        if (!rec.ok()) {
+          status = rec.status();
+          return false;
+        }
+        const bool was_present = now.present;
+        bool put = false;
+        for (const Mutation& m : rec->ops) {
+          if (m.key != key) continue;
+          if (m.is_delete) {
+            now.present = false;
+            continue;
+          }
+          put = true;
+          if (now.present) {
+            ++now.meta.writes;
+          } else {
+            now.meta.create_version = v;
+            now.meta.writes = 1;
+          }
+          now.meta.mod_version = v;
+          now.meta.lease = m.lease;
+          now.value.assign(m.value);
+          now.present = true;
+        }
+        if ((put && now.present) || (was_present && !now.present)) {
+          now.since = v;
+          if (!now.present) {
+            now.value.clear();
+            now.meta = EntryMeta{};
+          }
+          out.states.push_back(now);
+        }
+        ++next;
+        return true;
+      }));
+  RETURN_IF_ERROR(status);
+  if (next != version + 1) {
+    return absl::DataLossError(absl::StrCat(
+        "the history of version ", version, " cannot be read: the log "
+        "record of version ", next, " is missing"));
+  }
+  return out;
 }
 
 absl::StatusOr<Root> VersionStore::RootOf(uint64_t version) {

@@ -33,6 +33,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -96,6 +97,43 @@ class VersionStore {
   absl::StatusOr<std::optional<Version>> ReadRecord(uint64_t version);
   // The stored root of `version` if it is a checkpoint.
   std::optional<Root> CheckpointRoot(uint64_t version);
+
+  // ---- key history (DB::History)
+
+  // Whether `version` is read without a rebuild: the latest, held in
+  // memory since its commit, a checkpoint, or rebuilt and still cached.
+  bool Resident(uint64_t version);
+
+  // One state of a key, from version `since` on.
+  struct KeyState {
+    uint64_t since = 0;
+    bool present = false;
+    std::string value;  // when present; a blob's bytes
+    EntryMeta meta;     // when present
+  };
+  // A key's states in the versions [base, to]: `base` is the last
+  // checkpoint at or before `to`.
+  struct KeyStates {
+    uint64_t base = 0;
+    uint64_t to = 0;
+    // states[0]: the key in base's stored tree, `since` as TreeRead sets
+    // it (at or before base; 0 when unknown). Then one state per version
+    // in (base, to] whose mutations changed the key (any put: present
+    // with the value and metadata of the last put; a delete that left a
+    // present key absent), ascending.
+    std::vector<KeyState> states;
+    // The state at version v, for base <= v <= to.
+    const KeyState& At(uint64_t v) const;
+  };
+  // The states of `key` in [base, version] (see KeyStates), from one read
+  // of the base checkpoint's stored tree and one pass over the log records
+  // (base, version]: the key's mutations replayed as TreeBuilder::Put and
+  // Delete apply them, with no tree rebuilt. `version` is pinned meanwhile.
+  // Cost: the log records of the interval (bounded by the log checkpoint
+  // trigger), once. Errors: as Pin (OutOfRange for a released version);
+  // DataLoss for a missing or damaged log record.
+  absl::StatusOr<KeyStates> ScanKeyStates(std::string_view key,
+                                          uint64_t version);
 
   // ---- tags (durable)
 
@@ -172,6 +210,9 @@ class VersionStore {
                std::map<uint64_t, Root> checkpoints);
 
   absl::Status Recover();
+  // Pins `version` and reads its record (root unset): the caller adopts
+  // the pin (VersionSet::AdoptPin) or releases it. Errors: as Pin.
+  absl::StatusOr<Version> AcquireRecord(uint64_t version);
   // Publishes the tree `builder` built as `version` (its log record is
   // durable).
   void PublishLocked(TreeBuilder& builder, uint64_t version,
