@@ -406,13 +406,19 @@ absl::Status DBImpl::Diff(uint64_t from, uint64_t to, std::string_view begin,
 absl::StatusOr<KeyHistory> DBImpl::History(std::string_view key,
                                            const HistoryOptions& options) {
   RETURN_IF_ERROR(queue_->ValidateWrite(key, ""));
-  std::shared_ptr<const Version> top =
-      options.to ? nullptr : versions_->latest();
-  if (options.to) {
+  // `to` is pinned (read, if resident; else its interval is scanned: see
+  // below), so that its errors come first.
+  std::shared_ptr<const Version> top;
+  std::optional<VersionStore::KeyStates> scanned;
+  if (!options.to) {
+    top = versions_->latest();
+  } else if (versions_->Resident(*options.to)) {
     ASSIGN_OR_RETURN(top, versions_->Pin(*options.to));
+  } else {
+    ASSIGN_OR_RETURN(scanned, versions_->ScanKeyStates(key, *options.to));
   }
   KeyHistory h;
-  h.to = top->version;
+  h.to = top ? top->version : *options.to;
   if (options.from > h.to) {
     return absl::InvalidArgumentError(absl::StrCat(
         "history from version ", options.from, " after to version ", h.to));
@@ -445,7 +451,6 @@ absl::StatusOr<KeyHistory> DBImpl::History(std::string_view key,
   uint64_t cur = h.to;
   uint64_t deleted_at = 0;
   std::shared_ptr<const Version> v = top;
-  std::optional<VersionStore::KeyStates> scanned;
   for (;;) {
     std::string value;
     EntryMeta meta;
