@@ -295,9 +295,9 @@ class KeyMetaPersistenceTest : public KeyMetaTest {
 
   // Every version: each key's value and metadata by GetEntry and by
   // iterator, as the model's.
-  void ExpectAllVersions() {
+  void ExpectAllVersions(uint64_t from = 1) {
     ASSERT_EQ(db_->LatestVersion(), model_.LatestVersion());
-    for (uint64_t v = 1; v <= model_.LatestVersion(); ++v) {
+    for (uint64_t v = from; v <= model_.LatestVersion(); ++v) {
       SCOPED_TRACE(absl::StrCat("version ", v));
       ReadOptions ro;
       ro.version = v;
@@ -353,9 +353,145 @@ class KeyMetaPersistenceTest : public KeyMetaTest {
     }
   }
 
+  // Commits that change the key "hot" in each way its history must tell
+  // apart, between commits to other keys, with a checkpoint every few
+  // commits: puts inline and as blobs, with and without a lease, twice in
+  // one batch; deletes, also of the absent key; a batch that deletes it
+  // and puts it again (it starts over) or puts and deletes it; a
+  // transaction that deletes it and puts it again (committed as a delete
+  // and a put: it starts over).
+  void HotWorkload(int commits) {
+    for (int i = 0; i < commits; ++i) {
+      const uint64_t before = model_.LatestVersion();
+      const std::string value = absl::StrCat(
+          "hot", before + 1, "-",
+          std::string(rng_() % 3 == 0 ? 200 + rng_() % 300 : rng_() % 20,
+                      static_cast<char>('a' + rng_() % 26)));
+      const uint64_t lease = rng_() % 2 == 0 ? 0 : 1 + rng_() % 1000;
+      WriteBatch batch;
+      switch (rng_() % 9) {
+        case 0: {  // a transaction: delete, then put again
+          ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transaction> got,
+                               db_->Begin(TransactionOptions()));
+          ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transaction> want,
+                               model_.Begin(TransactionOptions()));
+          for (Transaction* t : {got.get(), want.get()}) {
+            ASSERT_OK(t->Delete("hot"));
+            ASSERT_OK(t->Put("hot", value, lease));
+          }
+          ASSERT_OK_AND_ASSIGN(uint64_t g, got->Commit());
+          ASSERT_OK_AND_ASSIGN(uint64_t w, want->Commit());
+          ASSERT_EQ(g, w);
+          break;
+        }
+        case 1:
+          batch.Delete("hot");
+          batch.Put("hot", value, lease);
+          break;
+        case 2:
+          batch.Put("hot", value, lease);
+          batch.Delete("hot");
+          break;
+        case 3:
+          batch.Delete("hot");
+          break;
+        case 4:
+          batch.Put("hot", value);
+          batch.Put("hot", absl::StrCat(value, "+"), lease);
+          break;
+        case 5:
+        case 6:
+          batch.Put("hot", value, lease);
+          break;
+        default:
+          ASSERT_NO_FATAL_FAILURE(Workload(1));  // other keys only
+      }
+      if (batch.Count() != 0) {
+        if (rng_() % 2 == 0) batch.Put(absl::StrCat("key", rng_() % kKeys), "x");
+        ASSERT_OK_AND_ASSIGN(uint64_t got, db_->Write(batch));
+        ASSERT_OK_AND_ASSIGN(uint64_t want, model_.Write(batch));
+        ASSERT_EQ(got, want);
+      }
+      if (rng_() % 5 == 0) ASSERT_OK(db_->Checkpoint());
+    }
+  }
+
+  // The history of "hot" as the model's, values compared whole, for every
+  // `to` (0: the latest), `from` the start, a random version or `to`
+  // itself, and several limits, paging through `more`.
+  void ExpectHotHistories() {
+    const uint64_t latest = model_.LatestVersion();
+    for (uint64_t to = 0; to <= latest; ++to) {
+      const uint64_t top = to == 0 ? latest : to;
+      for (uint64_t from : {uint64_t{0}, rng_() % (top + 1), top}) {
+        for (uint64_t limit : {0, 2, 7}) {
+          HistoryOptions o;
+          o.from = from;
+          if (to != 0) o.to = to;  // else the latest
+          o.limit = limit;
+          SCOPED_TRACE(absl::StrCat("from ", from, " to ", to, " limit ", limit));
+          for (int page = 0;; ++page) {
+            absl::StatusOr<KeyHistory> got = db_->History("hot", o);
+            absl::StatusOr<KeyHistory> want = model_.History("hot", o);
+            ASSERT_EQ(got.status().code(), want.status().code())
+                << got.status() << " page " << page;
+            if (!want.ok()) break;
+            ASSERT_EQ(HistoryString(*got), HistoryString(*want)) << "page " << page;
+            for (size_t i = 0; i < want->changes.size(); ++i) {
+              ASSERT_EQ(got->changes[i].value, want->changes[i].value)
+                  << "page " << page << " change " << i;
+            }
+            if (!got->more || got->changes.back().version <= o.from) break;
+            o.to = got->changes.back().version - 1;
+          }
+        }
+      }
+    }
+  }
+
+  uint64_t Rebuilds() { return db_->versions().GetStats().rebuilds; }
+
   std::mt19937_64 rng_{20261201};
   ModelDB model_{options_};
 };
+
+// History behind checkpoints: "hot" changes across many checkpoint
+// intervals, read from the versions held since their commit, from stored
+// checkpoints and from the log (intervals found with one pass over their
+// records), after thinning merged intervals, after reopens (clean, and
+// replaying the log) and after a release. History rebuilds no version.
+TEST_F(KeyMetaPersistenceTest, HistoryBehindCheckpoints) {
+  ASSERT_NO_FATAL_FAILURE(HotWorkload(150));
+  ASSERT_GT(db_->versions().GetStats().checkpoints, 15u);
+  const uint64_t rebuilds = Rebuilds();
+  ASSERT_NO_FATAL_FAILURE(ExpectHotHistories());
+  ASSERT_NO_FATAL_FAILURE(ExpectAllHistories());
+  EXPECT_EQ(Rebuilds(), rebuilds);
+  // Thinning (checkpoints less than checkpoint_log_bytes apart) merges
+  // the intervals: fewer, longer ones.
+  const size_t checkpoints = db_->versions().Checkpoints().size();
+  ASSERT_OK(db_->Reclaim().status());
+  ASSERT_LT(db_->versions().Checkpoints().size(), checkpoints);
+  ASSERT_NO_FATAL_FAILURE(ExpectHotHistories());
+  ASSERT_NO_FATAL_FAILURE(Open());  // nothing held, nothing rebuilt
+  ASSERT_NO_FATAL_FAILURE(ExpectHotHistories());
+  ASSERT_NO_FATAL_FAILURE(HotWorkload(40));
+  ASSERT_NO_FATAL_FAILURE(Open(/*crash=*/true));  // replays after the last
+  ASSERT_NO_FATAL_FAILURE(ExpectHotHistories());
+  ASSERT_NO_FATAL_FAILURE(ExpectAllHistories());
+  EXPECT_EQ(Rebuilds(), 0u);
+  // Released versions: the floor falls inside an interval whose log
+  // records before the floor's base are deleted.
+  const uint64_t floor = model_.LatestVersion() / 2;
+  ASSERT_OK(db_->ReleaseBefore(floor));
+  ASSERT_OK(model_.ReleaseBefore(floor));
+  ASSERT_OK(db_->Reclaim().status());
+  ASSERT_NO_FATAL_FAILURE(ExpectHotHistories());
+  EXPECT_EQ(Rebuilds(), 0u);
+  // Versions read (rebuilt) first, then history through them: the same.
+  ASSERT_NO_FATAL_FAILURE(ExpectAllVersions(floor));
+  ASSERT_NO_FATAL_FAILURE(ExpectHotHistories());
+}
 
 TEST_F(KeyMetaPersistenceTest, SurvivesCheckpointsAndReopens) {
   ASSERT_NO_FATAL_FAILURE(Workload(60));

@@ -513,6 +513,7 @@ absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
         "version ", version, " cannot be rebuilt: the log record of version ",
         next, " is missing"));
   }
+  rebuilds_.fetch_add(1, std::memory_order_relaxed);
   // Cached within a byte budget (the memory checkpoint trigger's, at
   // least one tree): a rebuilt tree holds every node changed since its
   // checkpoint.
@@ -856,6 +857,7 @@ VersionStore::Stats VersionStore::GetStats() {
   s.blobs_written = blobs_written_.load(std::memory_order_relaxed);
   s.replayed_commits = replayed_commits_;
   s.commit_syncs = commit_syncs_.load(std::memory_order_relaxed);
+  s.rebuilds = rebuilds_.load(std::memory_order_relaxed);
   MutexLock lock(&roots_mu_);
   s.checkpoint_version = last_checkpoint_;
   return s;

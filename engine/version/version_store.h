@@ -192,6 +192,7 @@ class VersionStore {
     uint64_t blobs_written = 0;
     uint64_t replayed_commits = 0;
     uint64_t commit_syncs = 0;  // synced log writes: one per group commit
+    uint64_t rebuilds = 0;      // versions rebuilt from the log (Rebuild)
   };
   Stats GetStats();
   // The nodes the latest version holds in memory, and how many of those a
@@ -273,6 +274,7 @@ class VersionStore {
   std::atomic<uint64_t> commit_syncs_{0};
   std::atomic<uint64_t> pages_written_{0};
   std::atomic<uint64_t> blobs_written_{0};
+  std::atomic<uint64_t> rebuilds_{0};
   uint64_t replayed_commits_ = 0;  // set by Open
 };
 
