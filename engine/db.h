@@ -306,8 +306,9 @@ class DB {
   // from version to version through each state's start (a value's
   // mod_version; for an absent key, the last change of the leaf where it
   // would be), so the cost grows with the changes near the key, times the
-  // depth, not with the number of versions. A version before the last
-  // checkpoint may be rebuilt from the log to be read. Errors:
+  // depth, not with the number of versions. Before the last checkpoint,
+  // the key's changes in a checkpoint interval come from one pass over
+  // that interval's log records (no version is rebuilt). Errors:
   // InvalidArgument for a bad key or from > to; as SnapshotAt for `to`.
   virtual absl::StatusOr<KeyHistory> History(std::string_view key,
                                              const HistoryOptions& options) = 0;

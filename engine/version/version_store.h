@@ -129,8 +129,9 @@ class VersionStore {
   // of the base checkpoint's stored tree and one pass over the log records
   // (base, version]: the key's mutations replayed as TreeBuilder::Put and
   // Delete apply them, with no tree rebuilt. `version` is pinned meanwhile.
-  // Cost: the log records of the interval (bounded by the log checkpoint
-  // trigger), once. Errors: as Pin (OutOfRange for a released version);
+  // Cost: one pass over the interval's log records (about the log
+  // checkpoint trigger's bytes, or thinning's spacing); memory: one state
+  // per change of the key. Errors: as Pin (OutOfRange for a released version);
   // DataLoss for a missing or damaged log record.
   absl::StatusOr<KeyStates> ScanKeyStates(std::string_view key,
                                           uint64_t version);
