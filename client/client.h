@@ -168,9 +168,15 @@ class Client {
   virtual absl::Status Export(
       std::optional<uint64_t> version, const std::string& path,
       const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;
-  // Writes the keys of the export file `path` into the database, in
-  // commits of up to 10,000 keys, after verifying the whole file's
-  // checksum (cowdb::DB::Import). Returns the number of keys. Errors:
+  // As Export, an incremental export: the changes from version `from` to
+  // `to` (unset: the latest); Import applies it (cowdb::DB::ExportChanges).
+  virtual absl::Status ExportChanges(
+      uint64_t from, std::optional<uint64_t> to, const std::string& path,
+      const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;
+  // Writes the keys of the export file `path` into the database (an
+  // incremental export's deletes applied), in commits of up to 10,000,
+  // after verifying the whole file's checksum (cowdb::DB::Import). Returns
+  // the number of records. Errors:
   // DataLoss for a damaged file (nothing written); I/O errors.
   virtual absl::StatusOr<uint64_t> Import(
       const std::string& path,

@@ -195,6 +195,13 @@ class LocalClient final : public Client {
     return s;
   }
 
+  absl::Status ExportChanges(uint64_t from, std::optional<uint64_t> to, const std::string& path,
+                             const std::function<void(uint64_t, uint64_t)>& progress) override {
+    absl::Status s = db_->ExportChanges(from, to.value_or(db_->LatestVersion()), path);
+    if (s.ok() && progress) progress(1, 1);
+    return s;
+  }
+
   absl::StatusOr<uint64_t> Import(const std::string& path,
                                   const std::function<void(uint64_t, uint64_t)>& progress) override {
     absl::StatusOr<uint64_t> n = db_->Import(path);

@@ -458,12 +458,26 @@ class RemoteClient final : public Client {
 
   absl::Status Export(std::optional<uint64_t> version, const std::string& path,
                       const std::function<void(uint64_t, uint64_t)>& progress) override {
+    v1::ExportRequest req;
+    req.set_version(version.value_or(0));
+    return ExportImpl(req, path, progress);
+  }
+
+  absl::Status ExportChanges(uint64_t from, std::optional<uint64_t> to, const std::string& path,
+                             const std::function<void(uint64_t, uint64_t)>& progress) override {
+    v1::ExportRequest req;
+    req.set_version(to.value_or(0));
+    req.set_from_version(from);
+    return ExportImpl(req, path, progress);
+  }
+
+  // Streams the export `req` asks for into `path` (through `path`.partial).
+  absl::Status ExportImpl(const v1::ExportRequest& req, const std::string& path,
+                          const std::function<void(uint64_t, uint64_t)>& progress) {
     const std::string partial = path + ".partial";
     const int fd = open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return absl::InternalError("cannot create " + partial);
     std::unique_ptr<grpc::ClientContext> ctx = Context(/*deadline=*/false);
-    v1::ExportRequest req;
-    req.set_version(version.value_or(0));
     auto reader = versions_->Export(ctx.get(), req);
     v1::FileChunk chunk;
     uint64_t done = 0;

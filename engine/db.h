@@ -382,11 +382,19 @@ class DB {
   // synced, then renamed). Errors: as SnapshotAt; I/O errors.
   virtual absl::Status Export(uint64_t version, const std::string& path) = 0;
 
-  // Restores an export file into this database: its keys are written in
-  // commits of up to 10,000 keys (so not atomically as a whole; import
-  // into an empty database to recreate the exported version). The file's
-  // checksum is verified before anything is written. Returns the number of
-  // keys. Errors: DataLoss for a damaged file; as Write.
+  // An incremental export: the changes from version `from` to `to` (what
+  // Diff(from, to) yields: the keys put with their new values, and the
+  // keys deleted), written as Export writes. Importing it into a database
+  // at `from`'s state brings it to `to`'s. Errors: as Diff; I/O errors.
+  virtual absl::Status ExportChanges(uint64_t from, uint64_t to, const std::string& path) = 0;
+
+  // Restores an export file into this database: its keys are written (an
+  // incremental export's deletes applied) in commits of up to 10,000 (so
+  // not atomically as a whole; import a full export into an empty
+  // database to recreate the exported version; importing a file again
+  // converges to the same state). The file's checksum is verified before
+  // anything is written. Returns the number of records. Errors: DataLoss
+  // for a damaged file; as Write.
   virtual absl::StatusOr<uint64_t> Import(const std::string& path) = 0;
 
   virtual DBStats GetStats() = 0;

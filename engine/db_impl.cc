@@ -658,12 +658,29 @@ absl::Status DBImpl::Export(uint64_t version, const std::string& path) {
   return w->Finish();
 }
 
+absl::Status DBImpl::ExportChanges(uint64_t from, uint64_t to, const std::string& path) {
+  if (from > to) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("an incremental export runs forward: from ", from, " > to ", to));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<ExportWriter> w, ExportWriter::Create(path, to, from));
+  absl::Status written = absl::OkStatus();
+  RETURN_IF_ERROR(Diff(from, to, "", "", [&](const Change& c) {
+    written = c.new_value ? w->Add(c.key, *c.new_value, c.new_meta.mod_version)
+                          : w->AddDelete(c.key);
+    return written.ok();
+  }));
+  RETURN_IF_ERROR(written);
+  return w->Finish();
+}
+
 absl::StatusOr<uint64_t> DBImpl::Import(const std::string& path) {
   // First pass: verify the whole file (ReadExport checks the checksum
   // before any record) and the limits; second pass: write.
-  RETURN_IF_ERROR(ReadExport(path, [&](std::string_view k, std::string_view v,
-                                       uint64_t) { return queue_->ValidateWrite(k, v); })
-                      .status());
+  RETURN_IF_ERROR(ReadExport(path, [&](const ExportRecord& r) {
+                    return r.deleted ? queue_->ValidateWrite(r.key, "")
+                                     : queue_->ValidateWrite(r.key, r.value);
+                  }).status());
   uint64_t count = 0;
   WriteBatch batch;
   auto flush = [&]() -> absl::Status {
@@ -672,9 +689,12 @@ absl::StatusOr<uint64_t> DBImpl::Import(const std::string& path) {
     batch.Clear();
     return s;
   };
-  RETURN_IF_ERROR(ReadExport(path, [&](std::string_view k, std::string_view v,
-                                       uint64_t) -> absl::Status {
-                    batch.Put(k, v);
+  RETURN_IF_ERROR(ReadExport(path, [&](const ExportRecord& r) -> absl::Status {
+                    if (r.deleted) {
+                      batch.Delete(r.key);
+                    } else {
+                      batch.Put(r.key, r.value);
+                    }
                     ++count;
                     if (batch.Count() >= 10000) return flush();
                     return absl::OkStatus();

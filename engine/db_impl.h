@@ -85,6 +85,7 @@ class DBImpl final : public DB {
   absl::StatusOr<CheckReport> Check(const CheckProgress& progress) override;
   absl::Status Backup(const std::string& dir) override;
   absl::Status Export(uint64_t version, const std::string& path) override;
+  absl::Status ExportChanges(uint64_t from, uint64_t to, const std::string& path) override;
   absl::StatusOr<uint64_t> Import(const std::string& path) override;
   DBStats GetStats() override;
 

@@ -667,7 +667,10 @@ grpc::Status VersionsService::Export(grpc::ServerContext* ctx, const v1::ExportR
   const std::string staged = StagingPath(s_.options);
   RemoveOnExit cleanup{staged};
   const uint64_t version = req->version() != 0 ? req->version() : s_.db->LatestVersion();
-  if (absl::Status s = s_.db->Export(version, staged); !s.ok()) return ToGrpcStatus(s);
+  absl::Status exported = req->has_from_version()
+                              ? s_.db->ExportChanges(req->from_version(), version, staged)
+                              : s_.db->Export(version, staged);
+  if (!exported.ok()) return ToGrpcStatus(exported);
   std::error_code ec;
   const uint64_t total = std::filesystem::file_size(staged, ec);
   std::ifstream in(staged, std::ios::binary);

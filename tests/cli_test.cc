@@ -286,6 +286,17 @@ TEST_F(CliTest, BackupFromAServerIsADatabase) {
   EXPECT_EQ(RunCli({"--data_dir=" + dir_.Sub("imported"), "import", file}).out,
             "OK imported 1 key\n");
   EXPECT_EQ(RunCli({"--data_dir=" + dir_.Sub("imported"), "get", "k"}).out, "backed up\n");
+  // An incremental export from version 1 brings the copy up to date.
+  ASSERT_EQ(Cli({"put", "k2", "added"}).code, 0);
+  ASSERT_EQ(Cli({"del", "k"}).code, 0);
+  const std::string delta = dir_.Sub("delta.export");
+  EXPECT_THAT(Cli({"export", delta, "--from=1"}).out,
+              HasSubstr("OK exported the changes from version 1 to the latest version"));
+  EXPECT_EQ(RunCli({"--data_dir=" + dir_.Sub("imported"), "import", delta}).out,
+            "OK imported 2 keys\n");
+  EXPECT_EQ(RunCli({"--data_dir=" + dir_.Sub("imported"), "get", "k"}).code, 1);
+  EXPECT_EQ(RunCli({"--data_dir=" + dir_.Sub("imported"), "get", "k2"}).out, "added\n");
+  EXPECT_EQ(Cli({"export", delta, "--from=3", "--at=1"}).code, 2);  // backwards
   // Restore: the backup becomes a new database directory, checked first.
   const std::string restored = dir_.Sub("restored");
   Result restore = RunCli({"restore", dir, "--data_dir=" + restored});

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "engine/db_impl.h"
+#include "engine/format/export_file.h"
 #include "engine/store/page_store.h"
 #include "engine/version/records.h"
 #include "gtest/gtest.h"
@@ -532,6 +533,50 @@ TEST(ExportTest, ExportOfAVersionRestoresIntoAnEmptyDatabase) {
   EXPECT_THAT(empty->Import(file), StatusIs(absl::StatusCode::kDataLoss, "damaged"));
   EXPECT_EQ(empty->LatestVersion(), 0u);
   EXPECT_THAT(empty->Import(dir.Sub("missing")), StatusIs(absl::StatusCode::kInternal));
+}
+
+TEST(ExportTest, AnIncrementalExportBringsACopyFromOneVersionToAnother) {
+  testing::TempDir dir;
+  Options o;
+  o.retain_versions = Options::kRetainAll;
+  ASSERT_OK_AND_ASSIGN(auto db, internal::DBImpl::Open(o, internal::NewMemoryPageStore()));
+  WriteBatch batch;
+  for (int i = 0; i < 3000; ++i) batch.Put("key" + std::to_string(i), std::to_string(i));
+  ASSERT_OK_AND_ASSIGN(uint64_t base, db->Write(batch));
+  // Changes after the base: overwrites, deletes, a large value, a key
+  // that comes and goes (no net change), a new key.
+  ASSERT_OK(db->Put("key1", "changed"));
+  ASSERT_OK(db->Delete("key2"));
+  ASSERT_OK(db->Put("key3", std::string(100000, 'v')));
+  ASSERT_OK(db->Put("transient", "x"));
+  ASSERT_OK(db->Delete("transient"));
+  ASSERT_OK(db->Put("new", "n"));
+  ASSERT_OK_AND_ASSIGN(uint64_t to, db->Delete("key4"));
+  ASSERT_OK(db->Put("key5", "after the export"));
+
+  const std::string full = dir.Sub("base.cowdbexport");
+  const std::string delta = dir.Sub("delta.cowdbexport");
+  ASSERT_OK(db->Export(base, full));
+  ASSERT_OK(db->ExportChanges(base, to, delta));
+  ASSERT_OK_AND_ASSIGN(auto copy, internal::DBImpl::Open(o, internal::NewMemoryPageStore()));
+  ASSERT_OK(copy->Import(full).status());
+  ASSERT_OK_AND_ASSIGN(uint64_t records, copy->Import(delta));
+  EXPECT_EQ(records, 5u);  // key1, key2, key3, key4, new
+  ReadOptions at;
+  at.version = to;
+  ASSERT_OK_AND_ASSIGN(auto a, db->NewIterator(at));
+  ASSERT_OK_AND_ASSIGN(auto b, copy->NewIterator(ReadOptions()));
+  ASSERT_NO_FATAL_FAILURE(testing::ExpectSameEntries(*a, *b));
+  // Applying it again changes nothing.
+  ASSERT_OK(copy->Import(delta).status());
+  ASSERT_OK_AND_ASSIGN(auto c, copy->NewIterator(ReadOptions()));
+  ASSERT_OK_AND_ASSIGN(auto d, db->NewIterator(at));
+  ASSERT_NO_FATAL_FAILURE(testing::ExpectSameEntries(*d, *c));
+
+  EXPECT_THAT(db->ExportChanges(to, base, delta), StatusIs(absl::StatusCode::kInvalidArgument));
+  // A full export cannot hold a delete.
+  ASSERT_OK_AND_ASSIGN(auto w, internal::ExportWriter::Create(dir.Sub("x"), 1));
+  EXPECT_THAT(w->AddDelete("k"), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 }  // namespace

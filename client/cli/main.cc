@@ -68,7 +68,8 @@ ABSL_FLAG(bool, keys_only, false, "scan: print keys without values");
 ABSL_FLAG(bool, count, false, "scan: print only the number of keys");
 ABSL_FLAG(std::string, from, "",
           "watch: changes after this version (default: now); history: changes from this "
-          "version on (default: the oldest retained). A number, tag or time, as --at");
+          "version on (default: the oldest retained); export: an incremental export of "
+          "the changes from this version. A number, tag or time, as --at");
 
 namespace cowdb::cli {
 namespace {
@@ -119,9 +120,12 @@ Commands:
                               until the server restarts (0 VERSIONS:
                               keep every version)
   export FILE                 the keys and values of a version (--at;
-                              default the latest) as a portable file
-  import FILE                 write an export file's keys (checksum
-                              verified first; commits of 10,000 keys)
+                              default the latest) as a portable file;
+                              with --from, an incremental export of the
+                              changes from --from to --at
+  import FILE                 write an export file's keys, or apply an
+                              incremental one (checksum verified first;
+                              commits of 10,000 records)
   restore BACKUP --data_dir=DIR
                               make a backup the database in the new
                               directory DIR (copied, opened and checked
@@ -964,23 +968,32 @@ absl::Status Cli::RetentionCmd(const std::vector<std::string>& a) {
 }
 
 absl::Status Cli::Export(const std::vector<std::string>& a) {
-  if (a.size() != 1) return Usage("usage: cowdb export FILE [--at=VERSION]");
+  if (a.size() != 1) return Usage("usage: cowdb export FILE [--at=VERSION] [--from=VERSION]");
   absl::StatusOr<std::optional<uint64_t>> at = At();
   if (!at.ok()) return at.status();
+  std::optional<uint64_t> from;
+  if (const std::string f = absl::GetFlag(FLAGS_from); !f.empty()) {
+    absl::StatusOr<uint64_t> v = ResolveVersion(f);
+    if (!v.ok()) return v.status();
+    from = *v;
+  }
   const std::string path = UserPath(a[0]);
   ProgressBar bar("exporting", "bytes", !json_);
-  uint64_t bytes = 0;
-  absl::Status s = db_.Export(*at, path, [&](uint64_t done, uint64_t total) {
-    bar.Update(done, total);
-    bytes = done;
-  });
+  auto progress = [&](uint64_t done, uint64_t total) { bar.Update(done, total); };
+  absl::Status s = from ? db_.ExportChanges(*from, *at, path, progress)
+                        : db_.Export(*at, path, progress);
   bar.Clear();
   if (!s.ok()) return s;
+  const std::string to = at->has_value() ? absl::StrCat("version ", **at) : "the latest version";
   if (json_) {
-    out_ << "{\"export\":" << JsonString(path) << "}\n";
+    out_ << "{\"export\":" << JsonString(path);
+    if (from) out_ << ",\"from\":" << *from;
+    out_ << "}\n";
+  } else if (from) {
+    out_ << "OK exported the changes from version " << *from << " to " << to << " to " << path
+         << "\n";
   } else {
-    out_ << "OK exported " << (at->has_value() ? absl::StrCat("version ", **at) : "the latest version")
-         << " to " << path << "\n";
+    out_ << "OK exported " << to << " to " << path << "\n";
   }
   return absl::OkStatus();
 }

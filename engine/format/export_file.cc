@@ -16,6 +16,7 @@ namespace cowdb::internal {
 namespace {
 
 constexpr char kMagic[] = "COWDBEX1";
+constexpr char kIncrementalMagic[] = "COWDBIN1";
 constexpr size_t kMagicLen = 8;
 
 absl::Status IoError(std::string_view what, const std::string& path) {
@@ -48,11 +49,13 @@ ExportWriter::~ExportWriter() {
 }
 
 absl::StatusOr<std::unique_ptr<ExportWriter>> ExportWriter::Create(
-    const std::string& path, uint64_t version) {
+    const std::string& path, uint64_t version, std::optional<uint64_t> from) {
   FILE* f = fopen((path + ".tmp").c_str(), "wb");
   if (f == nullptr) return IoError("cannot create", path + ".tmp");
   std::unique_ptr<ExportWriter> w(new ExportWriter(path, f));
-  std::string header(kMagic, kMagicLen);
+  w->incremental_ = from.has_value();
+  std::string header(from ? kIncrementalMagic : kMagic, kMagicLen);
+  if (from) PutVarint64(&header, *from);
   PutVarint64(&header, version);
   RETURN_IF_ERROR(w->Write(header));
   return w;
@@ -76,6 +79,16 @@ absl::Status ExportWriter::Add(std::string_view key, std::string_view value,
   return Write(rec);
 }
 
+absl::Status ExportWriter::AddDelete(std::string_view key) {
+  if (!incremental_) {
+    return absl::FailedPreconditionError("a full export holds no deletes");
+  }
+  std::string rec(1, '\2');
+  PutLengthPrefixed(&rec, key);
+  ++count_;
+  return Write(rec);
+}
+
 absl::Status ExportWriter::Finish() {
   std::string end(1, '\0');
   PutVarint64(&end, count_);
@@ -95,9 +108,7 @@ absl::Status ExportWriter::Finish() {
 }
 
 absl::StatusOr<ExportHeader> ReadExport(
-    const std::string& path,
-    const std::function<absl::Status(std::string_view, std::string_view,
-                                     uint64_t)>& fn) {
+    const std::string& path, const std::function<absl::Status(const ExportRecord&)>& fn) {
   FILE* f = fopen(path.c_str(), "rb");
   if (f == nullptr) return IoError("cannot open", path);
   std::string data;
@@ -107,10 +118,11 @@ absl::StatusOr<ExportHeader> ReadExport(
   bool failed = ferror(f) != 0;
   fclose(f);
   if (failed) return IoError("cannot read", path);
-  if (data.size() < kMagicLen + 8 ||
-      std::string_view(data).substr(0, kMagicLen) != kMagic) {
+  const std::string_view magic = std::string_view(data).substr(0, kMagicLen);
+  if (data.size() < kMagicLen + 8 || (magic != kMagic && magic != kIncrementalMagic)) {
     return Damaged(path, "not a cowdb export file");
   }
+  const bool incremental = magic == kIncrementalMagic;
   std::string_view body(data.data(), data.size() - 8);
   auto verifies = [](std::string_view b) {
     return DecodeFixed64LE(b.data() + b.size() - 8) ==
@@ -133,19 +145,28 @@ absl::StatusOr<ExportHeader> ReadExport(
   }
   Reader in(body.substr(kMagicLen));
   ExportHeader header;
+  if (incremental) {
+    uint64_t from;
+    if (!in.ReadVarint64(&from)) return Damaged(path, "bad header");
+    header.from = from;
+  }
   if (!in.ReadVarint64(&header.version)) return Damaged(path, "bad header");
   uint64_t count = 0;
   for (;;) {
     uint8_t tag;
     if (!in.ReadByte(&tag)) return Damaged(path, "truncated");
     if (tag == 0) break;
-    std::string_view key, value;
-    uint64_t mod;
-    if (tag != 1 || !in.ReadLengthPrefixed(&key) ||
-        !in.ReadLengthPrefixed(&value) || !in.ReadVarint64(&mod)) {
-      return Damaged(path, "bad record");
+    ExportRecord r;
+    bool ok = false;
+    if (tag == 1) {
+      ok = in.ReadLengthPrefixed(&r.key) && in.ReadLengthPrefixed(&r.value) &&
+           in.ReadVarint64(&r.mod_version);
+    } else if (tag == 2 && incremental) {
+      r.deleted = true;
+      ok = in.ReadLengthPrefixed(&r.key);
     }
-    RETURN_IF_ERROR(fn(key, value, mod));
+    if (!ok) return Damaged(path, "bad record");
+    RETURN_IF_ERROR(fn(r));
     ++count;
   }
   uint64_t expected;

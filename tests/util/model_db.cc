@@ -1018,6 +1018,10 @@ absl::Status ModelDB::Export(uint64_t, const std::string&) {
   return absl::UnimplementedError("ModelDB does not export");
 }
 
+absl::Status ModelDB::ExportChanges(uint64_t, uint64_t, const std::string&) {
+  return absl::UnimplementedError("ModelDB has no export");
+}
+
 absl::StatusOr<uint64_t> ModelDB::Import(const std::string&) {
   return absl::UnimplementedError("ModelDB does not import");
 }

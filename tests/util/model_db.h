@@ -178,6 +178,7 @@ class ModelDB final : public DB {
   absl::StatusOr<CheckReport> Check(const CheckProgress& progress) override;  // trivial
   absl::Status Backup(const std::string& dir) override;  // Unimplemented
   absl::Status Export(uint64_t version, const std::string& path) override;
+  absl::Status ExportChanges(uint64_t from, uint64_t to, const std::string& path) override;
   absl::StatusOr<uint64_t> Import(const std::string& path) override;
   DBStats GetStats() override;  // latest_version, entries, commits
 
