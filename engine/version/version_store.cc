@@ -354,6 +354,30 @@ const VersionStore::KeyState& VersionStore::KeyStates::At(uint64_t v) const {
   return *std::prev(it);
 }
 
+absl::Status VersionStore::ReplayLog(
+    uint64_t from, uint64_t to, const char* what,
+    const std::function<absl::Status(uint64_t, const LogRecord&)>& fn) {
+  uint64_t next = from + 1;
+  absl::Status status;
+  RETURN_IF_ERROR(store_->Scan(
+      Space::kLog, BigEndianKey(next), [&](std::string_view k, std::string_view bytes) {
+        uint64_t v;
+        if (!ParseBigEndianKey(k, &v) || v > to) return false;
+        if (v != next) return false;  // a gap: reported below
+        absl::StatusOr<LogRecord> rec = DecodeLogRecord(bytes, v);
+        status = rec.ok() ? fn(v, *rec) : rec.status();
+        if (!status.ok()) return false;
+        ++next;
+        return true;
+      }));
+  RETURN_IF_ERROR(status);
+  if (next != to + 1) {
+    return absl::DataLossError(absl::StrCat(what, " ", to, " failed: the log record of version ",
+                                            next, " is missing"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<VersionStore::KeyStates> VersionStore::ScanKeyStates(
     std::string_view key, uint64_t version) {
   // The pin keeps what the version needs from the reclaimer: its base
@@ -390,22 +414,12 @@ absl::StatusOr<VersionStore::KeyStates> VersionStore::ScanKeyStates(
   // record) starts over; the lease comes with the put; deleting an absent
   // key changes nothing. Only the state after a whole record is a version's.
   KeyState now = out.states.front();
-  uint64_t next = out.base + 1;
-  absl::Status status;
-  RETURN_IF_ERROR(store_->Scan(
-      Space::kLog, BigEndianKey(next),
-      [&](std::string_view k, std::string_view bytes) {
-        uint64_t v;
-        if (!ParseBigEndianKey(k, &v) || v > version) return false;
-        if (v != next) return false;  // a gap: reported below
-        absl::StatusOr<LogRecord> rec = DecodeLogRecord(bytes, v);
-        if (!rec.ok()) {
-          status = rec.status();
-          return false;
-        }
+  RETURN_IF_ERROR(ReplayLog(
+      out.base, version, "the history of version",
+      [&](uint64_t v, const LogRecord& rec) -> absl::Status {
         const bool was_present = now.present;
         bool put = false;
-        for (const Mutation& m : rec->ops) {
+        for (const Mutation& m : rec.ops) {
           if (m.key != key) continue;
           if (m.is_delete) {
             now.present = false;
@@ -431,15 +445,8 @@ absl::StatusOr<VersionStore::KeyStates> VersionStore::ScanKeyStates(
           }
           out.states.push_back(now);
         }
-        ++next;
-        return true;
+        return absl::OkStatus();
       }));
-  RETURN_IF_ERROR(status);
-  if (next != version + 1) {
-    return absl::DataLossError(absl::StrCat(
-        "the history of version ", version, " cannot be read: the log "
-        "record of version ", next, " is missing"));
-  }
   return out;
 }
 
@@ -483,36 +490,17 @@ absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
       held_bytes = rebuilt_bytes_[from];  // its nodes are this one's too
     }
   }
-  uint64_t next = from + 1;
-  absl::Status status;
-  RETURN_IF_ERROR(store_->Scan(
-      Space::kLog, BigEndianKey(next),
-      [&](std::string_view k, std::string_view bytes) {
-        uint64_t v;
-        if (!ParseBigEndianKey(k, &v) || v > version) return false;
-        if (v != next) return false;  // a gap: reported below
-        absl::StatusOr<LogRecord> rec = DecodeLogRecord(bytes, v);
-        if (!rec.ok()) {
-          status = rec.status();
-          return false;
-        }
-        TreeBuilder builder(source_, root, v, page_size_,
-                            options_.inline_value_limit);
-        status = ApplyMutations(builder, rec->ops);
-        if (!status.ok()) return false;
+  RETURN_IF_ERROR(ReplayLog(
+      from, version, "the rebuild of version",
+      [&](uint64_t v, const LogRecord& rec) -> absl::Status {
+        TreeBuilder builder(source_, root, v, page_size_, options_.inline_value_limit);
+        RETURN_IF_ERROR(ApplyMutations(builder, rec.ops));
         std::shared_ptr<const void> base = std::move(root.base);
         root = builder.Finish();
         root.base = std::move(base);
         held_bytes += builder.sealed_bytes();
-        ++next;
-        return true;
+        return absl::OkStatus();
       }));
-  RETURN_IF_ERROR(status);
-  if (next != version + 1) {
-    return absl::DataLossError(absl::StrCat(
-        "version ", version, " cannot be rebuilt: the log record of version ",
-        next, " is missing"));
-  }
   rebuilds_.fetch_add(1, std::memory_order_relaxed);
   // Cached within a byte budget (the memory checkpoint trigger's, at
   // least one tree): a rebuilt tree holds every node changed since its

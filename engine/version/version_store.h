@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -222,6 +223,11 @@ class VersionStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::StatusOr<Root> RootOf(uint64_t version);
   absl::StatusOr<Root> Rebuild(uint64_t version);
+  // Calls `fn(v, record)` for the log records of versions from + 1 to `to`
+  // in order. Errors: DataLoss if one is missing ("<what> <to> failed:
+  // ..."), or a record does not decode; `fn`'s.
+  absl::Status ReplayLog(uint64_t from, uint64_t to, const char* what,
+                         const std::function<absl::Status(uint64_t, const LogRecord&)>& fn);
   void CheckpointLoop();
   void WakeCheckpointer();
 
