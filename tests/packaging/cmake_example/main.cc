@@ -1,6 +1,7 @@
 // Uses the embedded engine and the in-process client library, as a
-// program built outside Bazel would. Prints "ok" and exits 0, or says what
-// went wrong and exits 1.  Usage: example DIR
+// program built outside Bazel (tests/packaging/cmake_example) or in another
+// Bazel workspace (tests/packaging/bazel_example) would. Prints "ok" and
+// exits 0, or says what went wrong and exits 1.  Usage: example DIR
 
 #include <iostream>
 #include <memory>
