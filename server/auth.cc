@@ -78,15 +78,19 @@ bool SameBytes(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-// Does `span` lie inside one of `spans` (sorted by begin, merged)?
+// Does `span` lie inside one of `spans` (sorted by begin, merged)? No key
+// is empty, so a span from "" starts, in effect, at "\0" (etcd's grant of
+// every key is ["\0", no end)).
 bool Covered(const std::vector<KeySpan>& spans, const KeySpan& span) {
-  auto it = std::upper_bound(spans.begin(), spans.end(), span.begin,
+  static const std::string kSmallestKey(1, '\0');
+  const std::string& begin = span.begin.empty() ? kSmallestKey : span.begin;
+  auto it = std::upper_bound(spans.begin(), spans.end(), begin,
                              [](const std::string& b, const KeySpan& s) { return b < s.begin; });
   if (it == spans.begin()) return false;
   const KeySpan& s = *std::prev(it);
   if (s.end.empty()) return true;
   if (span.end.empty()) return false;
-  return span.end <= s.end && span.begin < s.end;
+  return span.end <= s.end && begin < s.end;
 }
 
 // Sorts `spans` and merges those that touch or overlap.
@@ -447,6 +451,17 @@ absl::StatusOr<std::string> AccessControl::Authenticate(std::string_view user,
   std::string token = absl::BytesToHexString(*raw);
   const int64_t now = NowMicros();
   std::unique_lock lock(tokens_mu_);
+  // The user may have been deleted, or its password changed, while the
+  // password was hashed: those changes drop the user's tokens under this
+  // lock after they are published, so checking again here closes the gap.
+  {
+    std::shared_lock state(mu_);
+    bool same = false;
+    for (const StoredUser& u : state_.users()) {
+      if (u.name() == user) same = u.hash() == stored.hash() && u.salt() == stored.salt();
+    }
+    if (!same) return absl::UnauthenticatedError("wrong user name or password");
+  }
   for (auto it = tokens_.begin(); it != tokens_.end();) {
     it = it->second.expires_micros.load() < now ? tokens_.erase(it) : std::next(it);
   }
@@ -503,10 +518,7 @@ absl::Status AccessControl::DeleteUser(std::string_view user) {
     return absl::NotFoundError(absl::StrCat("no user ", Quote(user)));
   });
   if (!s.ok()) return s;
-  std::unique_lock lock(tokens_mu_);
-  for (auto it = tokens_.begin(); it != tokens_.end();) {
-    it = it->second.user == user ? tokens_.erase(it) : std::next(it);
-  }
+  DropTokens(user);
   return absl::OkStatus();
 }
 
@@ -515,14 +527,23 @@ absl::Status AccessControl::SetPassword(std::string_view user, std::string_view 
   absl::StatusOr<std::string> salt = RandomBytes(kSaltBytes);
   if (!salt.ok()) return salt.status();
   const std::string hash = Kdf(password, *salt, options_.kdf_iterations);
-  return Change([&](AuthState& s) {
-    StoredUser* u = FindUser(s, user);
+  absl::Status s = Change([&](AuthState& st) {
+    StoredUser* u = FindUser(st, user);
     if (u == nullptr) return absl::NotFoundError(absl::StrCat("no user ", Quote(user)));
     u->set_salt(*salt);
     u->set_hash(hash);
     u->set_iterations(options_.kdf_iterations);
     return absl::OkStatus();
   });
+  if (s.ok()) DropTokens(user);  // a token taken with the old password dies
+  return s;
+}
+
+void AccessControl::DropTokens(std::string_view user) {
+  std::unique_lock lock(tokens_mu_);
+  for (auto it = tokens_.begin(); it != tokens_.end();) {
+    it = it->second.user == user ? tokens_.erase(it) : std::next(it);
+  }
 }
 
 absl::Status AccessControl::GrantRole(std::string_view user, std::string_view role) {

@@ -138,7 +138,8 @@ class AccessControl {
   // Enabling needs a user with the root role (FailedPrecondition).
   absl::Status SetEnabled(bool enabled);
 
-  // Changes; each is durable when it returns. Errors: InvalidArgument for
+  // Changes; each is durable when it returns. Deleting a user or changing
+  // its password ends its tokens. Errors: InvalidArgument for
   // a bad name or permission, NotFound / AlreadyExists, FailedPrecondition
   // for a change that would leave no user with the root role while auth is
   // enabled, or touch the built-in role root; I/O errors of the database.
@@ -170,6 +171,8 @@ class AccessControl {
   void Publish(AuthState state);
   std::shared_ptr<const Rights> RightsOf(const std::string& user) const;
   bool IsRootToken(std::string_view token) const;
+  // Forgets every token of `user`.
+  void DropTokens(std::string_view user);
 
   DB* const db_;
   const AccessOptions options_;

@@ -133,9 +133,11 @@ absl::Status NextPage(Iterator& it, const v1::ScanRequest& req, uint64_t page_si
   if (cursor->done) return absl::OkStatus();
   if (req.reverse()) {
     cursor->end = last;
+    if (cursor->end <= cursor->start) cursor->done = true;  // nothing is left
   } else {
     cursor->start = last;
     cursor->start.push_back('\0');
+    if (!cursor->end.empty() && cursor->start >= cursor->end) cursor->done = true;
   }
   return absl::OkStatus();
 }
@@ -155,7 +157,8 @@ grpc::Status KvService::HandleGet(const grpc::ServerContextBase* ctx,
                                   const v1::GetRequest* req, v1::GetResponse* resp) {
   if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
   if (req->read().selector_case() == v1::ReadSelector::kTransactionId) {
-    return ToGrpcStatus(s_.txns->With(req->read().transaction_id(), [&](Transaction& t) {
+    return ToGrpcStatus(s_.txns->With(req->read().transaction_id(), s_.access->UserOf(ctx),
+                                      [&](Transaction& t) {
       absl::StatusOr<Entry> e = t.GetEntry(req->key());
       if (!e.ok()) return e.status();
       Fill(resp->mutable_kv(), req->key(), e->value, e->mod_version);
@@ -177,7 +180,7 @@ absl::Status KvService::StartScan(const v1::ScanRequest& req, ScanState* st,
   c.left = req.limit();
   if (req.read().selector_case() == v1::ReadSelector::kTransactionId) {
     st->transaction_id = req.read().transaction_id();
-    return s_.txns->With(st->transaction_id, [&](Transaction& t) {
+    return s_.txns->With(st->transaction_id, st->owner, [&](Transaction& t) {
       st->version = t.read_version();
       if (!req.count_only()) return absl::OkStatus();
       absl::StatusOr<uint64_t> n = t.Count(c.start, c.end);
@@ -206,7 +209,7 @@ absl::Status KvService::ScanPage(const v1::ScanRequest& req, ScanState* st,
   if (st->it != nullptr) {
     return NextPage(*st->it, req, s_.options.scan_page_size, &st->cursor, page);
   }
-  return s_.txns->With(st->transaction_id, [&](Transaction& t) {
+  return s_.txns->With(st->transaction_id, st->owner, [&](Transaction& t) {
     // Bounded: a SERIALIZABLE transaction observes only the rest of the range.
     absl::StatusOr<std::unique_ptr<Iterator>> it =
         t.NewIterator(IterateBounds{st->cursor.start, st->cursor.end});
@@ -228,6 +231,7 @@ class KvService::ScanReactor final : public grpc::ServerWriteReactor<v1::ScanRes
       return;
     }
     guard_.emplace(GuardCall(service->s_.watchdog, ctx, limits_.deadline));
+    state_.owner = service->s_.access->UserOf(ctx);
     if (absl::Status s = service->StartScan(*req, &state_, &page_); !s.ok()) {
       Finish(ToGrpcStatus(s));
       return;
@@ -294,6 +298,7 @@ grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* 
   CallWatchdog::Guard guard = GuardCall(s_.watchdog, ctx, limits.deadline);
   ScanState state;
   v1::ScanResponse page;
+  state.owner = s_.access->UserOf(ctx);
   if (absl::Status s = StartScan(*req, &state, &page); !s.ok()) return ToGrpcStatus(s);
   if (req->count_only()) {
     page.set_read_version(state.version);
@@ -442,7 +447,8 @@ grpc::Status KvService::HandleBegin(const grpc::ServerContextBase* ctx,
   absl::StatusOr<std::unique_ptr<Transaction>> t = s_.db->Begin(o);
   if (!t.ok()) return ToGrpcStatus(t.status());
   uint64_t read_version = (*t)->read_version();
-  absl::StatusOr<std::string> id = s_.txns->Add(*std::move(t), ClientOf(ctx));
+  absl::StatusOr<std::string> id =
+      s_.txns->Add(*std::move(t), ClientOf(ctx), s_.access->UserOf(ctx));
   if (!id.ok()) return ToGrpcStatus(id.status());
   resp->set_transaction_id(*id);
   resp->set_read_version(read_version);
@@ -452,20 +458,21 @@ grpc::Status KvService::HandleBegin(const grpc::ServerContextBase* ctx,
 grpc::Status KvService::HandleWrite(const grpc::ServerContextBase* ctx,
                                     const v1::WriteRequest* req) {
   if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
-  return ToGrpcStatus(s_.txns->Mutate(req->transaction_id(), req->mutations(), nullptr));
+  return ToGrpcStatus(
+      s_.txns->Mutate(req->transaction_id(), s_.access->UserOf(ctx), req->mutations()));
 }
 
 void KvService::StartCommit(const grpc::ServerContextBase* ctx, const v1::CommitRequest* req,
                             v1::CommitResponse* resp, Finish finish) {
   if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return finish(a);
   const std::string& id = req->transaction_id();
-  // Over a limit the transaction stays open (nothing was applied), so the
-  // client can still roll back; a refused mutation has already ended it.
-  absl::Status s = s_.txns->Mutate(id, req->mutations(), nullptr);
-  if (!s.ok()) return finish(ToGrpcStatus(s));
-  // A commit ends the transaction whatever its outcome: it leaves the
-  // registry now and lives in the callback until the commit is decided.
-  absl::StatusOr<std::unique_ptr<Transaction>> taken = s_.txns->Take(id, "being committed");
+  // The commit's mutations are applied and the transaction taken out of
+  // the registry in one hold of it: a commit ends the transaction whatever
+  // its outcome (over a limit it stays open, nothing applied, so the client
+  // can still roll back), and it lives in the callback until the commit is
+  // decided.
+  absl::StatusOr<std::unique_ptr<Transaction>> taken =
+      s_.txns->TakeForCommit(id, s_.access->UserOf(ctx), req->mutations());
   if (!taken.ok()) return finish(ToGrpcStatus(taken.status()));
   Transaction* txn = taken->get();
   txn->CommitAsync([txns = s_.txns, id, resp, finish = std::move(finish),
@@ -484,10 +491,7 @@ void KvService::StartCommit(const grpc::ServerContextBase* ctx, const v1::Commit
 grpc::Status KvService::HandleRollback(const grpc::ServerContextBase* ctx,
                                        const v1::RollbackRequest* req) {
   if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
-  absl::Status s = s_.txns->With(req->transaction_id(),
-                                 [](Transaction& t) { return t.Rollback(); });
-  s_.txns->Remove(req->transaction_id(), "rolled back");
-  return ToGrpcStatus(s);
+  return ToGrpcStatus(s_.txns->Rollback(req->transaction_id(), s_.access->UserOf(ctx)));
 }
 
 // ---------------------------------------------------------- VersionsService

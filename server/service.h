@@ -131,6 +131,7 @@ class KvService final : public cowdb::v1::KV::CallbackService {
     ScanCursor cursor;
     std::unique_ptr<Iterator> it;
     std::string transaction_id;
+    std::string owner;  // the caller, for a transaction's scan
     uint64_t version = 0;
   };
   // Validates `req` and opens its scan; for count_only, fills `count`.

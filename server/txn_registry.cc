@@ -1,7 +1,8 @@
 #include "server/txn_registry.h"
 
-#include <random>
+#include <openssl/rand.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "proto/wire/engine_ops.h"
@@ -21,14 +22,20 @@ TransactionRegistry::~TransactionRegistry() {
   reaper_.join();
 }
 
-absl::StatusOr<std::string> TransactionRegistry::Add(
-    std::unique_ptr<Transaction> txn, const std::string& client) {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  std::string id = absl::StrFormat("%016x%016x", rng(), rng());
+absl::StatusOr<std::string> TransactionRegistry::Add(std::unique_ptr<Transaction> txn,
+                                                     const std::string& client,
+                                                     const std::string& owner) {
+  unsigned char raw[16];
+  if (RAND_bytes(raw, sizeof(raw)) != 1) {
+    return absl::InternalError("the system's random source failed");
+  }
+  std::string id = absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(raw), sizeof(raw)));
   auto entry = std::make_shared<Entry>();
   entry->txn = std::move(txn);
   entry->last_used = absl::Now();
   entry->client = client;
+  entry->owner = owner;
   std::lock_guard<std::mutex> lock(mu_);
   if (entries_.size() >= options_.max_open_transactions) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -54,53 +61,78 @@ TransactionRegistry::EraseLocked(std::map<std::string, std::shared_ptr<Entry>>::
   return entries_.erase(it);
 }
 
-absl::Status TransactionRegistry::With(
-    const std::string& id, const std::function<absl::Status(Transaction&)>& fn) {
-  return WithEntry(id, [&](Entry& e) { return fn(*e.txn); });
+absl::Status TransactionRegistry::With(const std::string& id, const std::string& owner,
+                                       const std::function<absl::Status(Transaction&)>& fn) {
+  return WithEntry(id, owner, [&](Entry& e) { return fn(*e.txn); });
 }
 
-absl::Status TransactionRegistry::Mutate(
-    const std::string& id, const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations,
-    const std::function<absl::Status(Transaction&)>& then) {
+absl::Status TransactionRegistry::MutateLocked(
+    const std::string& id, Entry& e,
+    const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations) {
   uint64_t bytes = 0;
   for (const v1::Mutation& m : mutations) {
     bytes += m.put().key().size() + m.put().value().size() + m.delete_key().size();
   }
-  bool refused = false;
-  absl::Status s = WithEntry(id, [&](Entry& e) {
-    if (e.ops + mutations.size() > options_.max_transaction_ops) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the transaction would exceed max_transaction_ops = ", options_.max_transaction_ops));
+  if (e.ops + mutations.size() > options_.max_transaction_ops) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the transaction would exceed max_transaction_ops = ", options_.max_transaction_ops));
+  }
+  if (e.bytes + bytes > options_.max_transaction_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the transaction would exceed max_transaction_bytes = ", options_.max_transaction_bytes));
+  }
+  e.ops += mutations.size();
+  e.bytes += bytes;
+  for (const v1::Mutation& m : mutations) {
+    absl::Status a = wire::ApplyMutation(*e.txn, m);
+    if (!a.ok()) {
+      // No half-applied request survives, nor can a later call commit it.
+      Unregister(id, "rolled back (a mutation was refused)");
+      e.txn.reset();
+      return absl::Status(a.code(),
+                          absl::StrCat(a.message(), "; the transaction was rolled back"));
     }
-    if (e.bytes + bytes > options_.max_transaction_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the transaction would exceed max_transaction_bytes = ",
-          options_.max_transaction_bytes));
-    }
-    e.ops += mutations.size();
-    e.bytes += bytes;
-    for (const v1::Mutation& m : mutations) {
-      absl::Status a = wire::ApplyMutation(*e.txn, m);
-      if (!a.ok()) {
-        refused = true;
-        return absl::Status(a.code(), absl::StrCat(a.message(),
-                                                   "; the transaction was rolled back"));
-      }
-    }
-    return then ? then(*e.txn) : absl::OkStatus();
-  });
-  // A mutation that failed leaves no half-applied request behind: the
-  // transaction ends. Limits leave it open; `then` decides for itself.
-  if (refused) Remove(id, "rolled back (a mutation was refused)");
-  return s;
+  }
+  return absl::OkStatus();
 }
 
-absl::Status TransactionRegistry::WithEntry(const std::string& id,
+absl::Status TransactionRegistry::Mutate(
+    const std::string& id, const std::string& owner,
+    const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations) {
+  return WithEntry(id, owner, [&](Entry& e) { return MutateLocked(id, e, mutations); });
+}
+
+absl::StatusOr<std::unique_ptr<Transaction>> TransactionRegistry::TakeForCommit(
+    const std::string& id, const std::string& owner,
+    const google::protobuf::RepeatedPtrField<v1::Mutation>& mutations) {
+  std::unique_ptr<Transaction> taken;
+  absl::Status s = WithEntry(id, owner, [&](Entry& e) {
+    if (absl::Status m = MutateLocked(id, e, mutations); !m.ok()) return m;
+    Unregister(id, "being committed");
+    taken = std::move(e.txn);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return taken;
+}
+
+absl::Status TransactionRegistry::Rollback(const std::string& id, const std::string& owner) {
+  return WithEntry(id, owner, [&](Entry& e) {
+    absl::Status s = e.txn->Rollback();
+    Unregister(id, "rolled back");
+    e.txn.reset();
+    return s;
+  });
+}
+
+absl::Status TransactionRegistry::WithEntry(const std::string& id, const std::string& owner,
                                             const std::function<absl::Status(Entry&)>& fn) {
   std::shared_ptr<Entry> entry;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(id);
+    // Another owner's transaction is as unknown as a missing one.
+    if (it != entries_.end() && it->second->owner != owner) it = entries_.end();
     if (it == entries_.end()) {
       if (auto done = finished_.find(id); done != finished_.end()) {
         return absl::FailedPreconditionError(
@@ -113,7 +145,14 @@ absl::Status TransactionRegistry::WithEntry(const std::string& id,
     entry = it->second;
   }
   std::lock_guard<std::mutex> lock(entry->mu);
-  if (entry->txn == nullptr) return absl::NotFoundError("transaction finished");
+  if (entry->txn == nullptr) {
+    // It ended while this call waited for it.
+    std::lock_guard<std::mutex> registry(mu_);
+    auto done = finished_.find(id);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "transaction ", QuoteInput(id), " already ",
+        done != finished_.end() ? done->second : std::string("finished")));
+  }
   absl::Status s = fn(*entry);
   entry->last_used = absl::Now();
   return s;
@@ -134,26 +173,6 @@ std::shared_ptr<TransactionRegistry::Entry> TransactionRegistry::Unregister(
     finished_order_.pop_front();
   }
   return entry;
-}
-
-void TransactionRegistry::Remove(const std::string& id, std::string how) {
-  std::shared_ptr<Entry> entry = Unregister(id, std::move(how));
-  if (entry == nullptr) return;
-  std::lock_guard<std::mutex> lock(entry->mu);
-  entry->txn.reset();  // rolls back if still open
-}
-
-absl::StatusOr<std::unique_ptr<Transaction>> TransactionRegistry::Take(const std::string& id,
-                                                                       std::string how) {
-  std::shared_ptr<Entry> entry = Unregister(id, std::move(how));
-  if (entry == nullptr) {
-    // The error any call on the id gets (unknown, or finished and how).
-    absl::Status s = WithEntry(id, [](Entry&) { return absl::OkStatus(); });
-    return s.ok() ? absl::NotFoundError("transaction finished") : s;
-  }
-  std::lock_guard<std::mutex> lock(entry->mu);  // a call still on it ends first
-  if (entry->txn == nullptr) return absl::NotFoundError("transaction finished");
-  return std::move(entry->txn);
 }
 
 void TransactionRegistry::SetOutcome(const std::string& id, std::string how) {

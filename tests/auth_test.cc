@@ -14,6 +14,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/util/grpc_methods.h"
 #include "tests/util/server_process.h"
 #include "tests/util/temp_dir.h"
 
@@ -238,11 +239,15 @@ TEST_F(AuthTest, PermissionsDecideEveryReadAndWrite) {
   ASSERT_TRUE(CallAuth(&S::RoleRevoke, Grant("app-rw", v1::Permission::READ, "app/", "app0"), root)
                   .ok());
   EXPECT_EQ(Put(alice, "app/x"), StatusCode::PERMISSION_DENIED);
-  EXPECT_TRUE(CallAuth(&S::UserPassword, UserReq("alice", "new-pw"), alice).ok());
   EXPECT_EQ(CallAuth(&S::UserPassword, UserReq("bob", "x"), alice).error_code(),
             StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(CallAuth(&S::UserPassword, UserReq("alice", "new-pw"), alice).ok());
+  // A new password ends the tokens taken with the old one.
+  EXPECT_EQ(Get(alice, "app/x"), StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(CallAuth(&S::Authenticate, UserReq("alice", "alice-pw")).error_code(),
             StatusCode::UNAUTHENTICATED);
+  // (The new token works: the read is refused for the revoked permission.)
+  EXPECT_EQ(Get(Login("alice", "new-pw"), "app/x"), StatusCode::PERMISSION_DENIED);
 
   // The last root user cannot go while auth is on; a deleted user's token dies.
   EXPECT_EQ(CallAuth(&S::UserDelete, UserReq("root"), root).error_code(),
@@ -284,6 +289,60 @@ TEST_F(AuthTest, UsersAndRolesSurviveARestartAndTokensDoNot) {
   EXPECT_EQ(keys, (std::set<std::string>{"app/x", "other/x"}));
 }
 
+TEST_F(AuthTest, ATransactionBelongsToTheUserWhoBeganIt) {
+  SetUpUsers();
+  const std::string alice = Login("alice", "alice-pw");
+  const std::string bob = Login("bob", "bob-pw");  // reads every key
+  auto ctx_for = [](const std::string& token) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("authorization", "Bearer " + token);
+    return ctx;
+  };
+  v1::BeginResponse begun;
+  ASSERT_TRUE(kv_->Begin(ctx_for(alice).get(), v1::BeginRequest(), &begun).ok());
+  const std::string id = begun.transaction_id();
+  EXPECT_EQ(id.size(), 32u);
+  {
+    v1::GetRequest req;
+    req.set_key("app/x");
+    req.mutable_read()->set_transaction_id(id);
+    v1::GetResponse resp;
+    EXPECT_EQ(kv_->Get(ctx_for(bob).get(), req, &resp).error_code(), StatusCode::NOT_FOUND);
+  }
+  {
+    v1::CommitRequest req;
+    req.set_transaction_id(id);
+    v1::CommitResponse resp;
+    EXPECT_EQ(kv_->Commit(ctx_for(bob).get(), req, &resp).error_code(), StatusCode::NOT_FOUND);
+    v1::RollbackRequest rb;
+    rb.set_transaction_id(id);
+    v1::RollbackResponse rb_resp;
+    EXPECT_EQ(kv_->Rollback(ctx_for(bob).get(), rb, &rb_resp).error_code(),
+              StatusCode::NOT_FOUND);
+    // Still alice's, still open.
+    auto* put = req.add_mutations()->mutable_put();
+    put->set_key("app/t");
+    put->set_value("mine");
+    EXPECT_TRUE(kv_->Commit(ctx_for(alice).get(), req, &resp).ok());
+  }
+  EXPECT_EQ(Get(bob, "app/t"), StatusCode::OK);
+}
+
+TEST_F(AuthTest, EtcdsGrantOfEveryKeyCoversAWholeRange) {
+  const std::string root = SetUpUsers();
+  using S = v1::Auth::Stub;
+  // etcdctl role grant-permission --prefix r read "" stores ("\0", "\0").
+  ASSERT_TRUE(CallAuth(&S::RoleAdd, UserReq("", "", "all"), root).ok());
+  ASSERT_TRUE(CallAuth(&S::RoleGrant,
+                       Grant("all", v1::Permission::READ, std::string(1, '\0'),
+                             std::string(1, '\0')),
+                       root)
+                  .ok());
+  ASSERT_TRUE(CallAuth(&S::UserAdd, UserReq("dave", "dave-pw"), root).ok());
+  ASSERT_TRUE(CallAuth(&S::UserGrant, UserReq("dave", "", "all"), root).ok());
+  EXPECT_TRUE(Scan(Login("dave", "dave-pw"), "").ok());
+}
+
 // Every method of every service, found from the descriptors (so that a new
 // RPC cannot be forgotten), called with an empty request by a user whose
 // only right is READ on "allowed/": PERMISSION_DENIED, except the methods
@@ -314,39 +373,23 @@ TEST_F(AuthTest, EveryMethodRefusesAUserWithoutTheRights) {
       "/cowdb.v1.Auth/Authenticate",
       "/cowdb.v1.Auth/AuthStatus",
   };
-  grpc::GenericStub stub(channel_);
-  int methods = 0;
-  for (const char* name : {"cowdb.v1.KV", "cowdb.v1.Versions", "cowdb.v1.Auth"}) {
-    const google::protobuf::ServiceDescriptor* service =
-        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
-    ASSERT_NE(service, nullptr) << name;
-    for (int i = 0; i < service->method_count(); ++i) {
-      const std::string method =
-          absl::StrCat("/", service->full_name(), "/", service->method(i)->name());
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      ctx.AddMetadata("authorization", "Bearer " + carol);
-      grpc::Slice empty("");
-      grpc::ByteBuffer request(&empty, 1), response;
-      std::promise<grpc::Status> done;
-      stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response,
-                     [&](grpc::Status s) { done.set_value(std::move(s)); });
-      grpc::Status s = done.get_future().get();
-      if (open_to_any_user.count(method) != 0) {
-        EXPECT_NE(s.error_code(), StatusCode::PERMISSION_DENIED) << method;
-        // (Authenticate with no name and password is UNAUTHENTICATED.)
-        if (method != "/cowdb.v1.Auth/Authenticate") {
-          EXPECT_NE(s.error_code(), StatusCode::UNAUTHENTICATED)
-              << method << ": " << s.error_message();
-        }
-      } else {
-        EXPECT_EQ(s.error_code(), StatusCode::PERMISSION_DENIED)
+  const std::vector<std::string> methods =
+      testing::MethodsOf({"cowdb.v1.KV", "cowdb.v1.Versions", "cowdb.v1.Auth"});
+  for (const std::string& method : methods) {
+    grpc::Status s = testing::CallWithEmptyRequest(channel_, method, carol);
+    if (open_to_any_user.count(method) != 0) {
+      EXPECT_NE(s.error_code(), StatusCode::PERMISSION_DENIED) << method;
+      // (Authenticate with no name and password is UNAUTHENTICATED.)
+      if (method != "/cowdb.v1.Auth/Authenticate") {
+        EXPECT_NE(s.error_code(), StatusCode::UNAUTHENTICATED)
             << method << ": " << s.error_message();
       }
-      ++methods;
+    } else {
+      EXPECT_EQ(s.error_code(), StatusCode::PERMISSION_DENIED)
+          << method << ": " << s.error_message();
     }
   }
-  EXPECT_GE(methods, 37);
+  EXPECT_GE(methods.size(), 37u);
   // And what the narrow role allows, it allows.
   EXPECT_EQ(Get(carol, "allowed/k"), StatusCode::NOT_FOUND);
   EXPECT_TRUE(Scan(carol, "allowed/").ok());
