@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -154,17 +156,17 @@ class RemoteAuth final : public AuthAdmin {
     return out;
   }
 
-  // Authenticate, for Connect (with no token).
-  static absl::StatusOr<std::string> Login(const std::shared_ptr<grpc::Channel>& channel,
-                                           absl::Duration timeout,
-                                           std::string_view user, std::string_view password) {
+  // Authenticate (with no token): the token and how long it lives unused.
+  static absl::StatusOr<std::pair<std::string, absl::Duration>> Login(
+      const std::shared_ptr<grpc::Channel>& channel, absl::Duration timeout,
+      std::string_view user, std::string_view password) {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     v1::AuthResponse resp;
     absl::Status s = FromGrpc(
         v1::Auth::NewStub(channel)->Authenticate(&ctx, Req(user, password, ""), &resp));
     if (!s.ok()) return s;
-    return resp.token();
+    return std::make_pair(resp.token(), absl::Seconds(resp.token_ttl_seconds()));
   }
 
  private:
@@ -201,14 +203,36 @@ class RemoteClient final : public Client {
 
   AuthAdmin* Auth() override { return &auth_; }
 
-  // A context with the call deadline and the bearer token.
+  // A context with the call deadline and the bearer token. A client that
+  // logged in as a user logs in again before a call once it has been idle
+  // for most of the token's lifetime (the server would have forgotten the
+  // token); if that fails, the call goes out with the old token and gets
+  // UNAUTHENTICATED.
   std::unique_ptr<grpc::ClientContext> Context(bool deadline = true) const {
     auto ctx = std::make_unique<grpc::ClientContext>();
     if (deadline) ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
-    if (!options_.token.empty()) {
-      ctx->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+    std::string token;
+    {
+      std::lock_guard<std::mutex> lock(token_mu_);
+      const absl::Time now = absl::Now();
+      if (!options_.user.empty() && now - last_call_ > token_ttl_ * 3 / 4) {
+        auto login = RemoteAuth::Login(channel_, options_.timeout, options_.user,
+                                       options_.password);
+        if (login.ok()) std::tie(token_, token_ttl_) = *std::move(login);
+      }
+      last_call_ = now;
+      token = token_;
     }
+    if (!token.empty()) ctx->AddMetadata("authorization", absl::StrCat("Bearer ", token));
     return ctx;
+  }
+
+  // The token of a client that logged in as a user at Connect.
+  void SetLogin(std::string token, absl::Duration ttl) {
+    std::lock_guard<std::mutex> lock(token_mu_);
+    token_ = std::move(token);
+    token_ttl_ = ttl;
+    last_call_ = absl::Now();
   }
 
   v1::KV::Stub& kv() { return *kv_; }
@@ -642,6 +666,10 @@ class RemoteClient final : public Client {
   std::unique_ptr<v1::Versions::Stub> versions_;
   const ConnectOptions options_;
   RemoteAuth auth_;
+  mutable std::mutex token_mu_;
+  mutable std::string token_ = options_.token;                  // guarded by token_mu_
+  mutable absl::Duration token_ttl_ = absl::InfiniteDuration();  // guarded by token_mu_
+  mutable absl::Time last_call_ = absl::Now();                  // guarded by token_mu_
 };
 
 absl::Status RemoteTransaction::Flush() {
@@ -740,12 +768,11 @@ absl::StatusOr<std::unique_ptr<Client>> Connect(const ConnectOptions& options) {
   if (!options.token.empty()) {
     return absl::InvalidArgumentError("give a token or a user, not both");
   }
-  ConnectOptions with_token = options;
-  absl::StatusOr<std::string> token =
-      RemoteAuth::Login(channel, options.timeout, options.user, options.password);
-  if (!token.ok()) return token.status();
-  with_token.token = *std::move(token);
-  return std::unique_ptr<Client>(new RemoteClient(std::move(channel), with_token));
+  auto login = RemoteAuth::Login(channel, options.timeout, options.user, options.password);
+  if (!login.ok()) return login.status();
+  auto client = std::make_unique<RemoteClient>(std::move(channel), options);
+  client->SetLogin(login->first, login->second);
+  return std::unique_ptr<Client>(std::move(client));
 }
 
 }  // namespace cowdb::client

@@ -53,6 +53,8 @@ ABSL_FLAG(uint64_t, max_inflight_writes, 4096,
           "yet answered, at most; one client may hold a quarter. Beyond: RESOURCE_EXHAUSTED");
 ABSL_FLAG(uint64_t, max_inflight_write_bytes, 256 << 20,
           "request bytes of the writes in flight, at most (a quarter per client)");
+ABSL_FLAG(absl::Duration, auth_token_ttl, absl::Minutes(5),
+          "with users and roles on: a login's token expires unused this long");
 ABSL_FLAG(std::string, auth_token_file, "",
           "file of bearer tokens that act as root, one per line; with it, every call "
           "needs a token even while users and roles (cowdb auth enable) are off");
@@ -147,6 +149,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   cowdb::server::AccessOptions access_options;
+  access_options.token_ttl = absl::GetFlag(FLAGS_auth_token_ttl);
+  if (access_options.token_ttl < absl::Seconds(1)) {
+    cowdb::server::Log("error", "bad flags", "error=\"--auth_token_ttl must be at least 1s\"");
+    return 1;
+  }
   if (!absl::GetFlag(FLAGS_auth_token_file).empty()) {
     absl::StatusOr<std::vector<std::string>> tokens =
         cowdb::server::ReadTokenFile(absl::GetFlag(FLAGS_auth_token_file));

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/client.h"
 #include "cowdb/v1/cowdb.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -287,6 +289,26 @@ TEST_F(AuthTest, UsersAndRolesSurviveARestartAndTokensDoNot) {
   }
   ASSERT_TRUE(reader->Finish().ok());
   EXPECT_EQ(keys, (std::set<std::string>{"app/x", "other/x"}));
+}
+
+TEST_F(AuthTest, TheClientLibraryLogsInAgainAfterItsTokenExpired) {
+  SetUpUsers();
+  ASSERT_TRUE(server_.Stop());
+  ASSERT_TRUE(Start({"--auth_token_ttl=2s"}));
+  client::ConnectOptions o;
+  o.target = server_.addr();
+  o.user = "alice";
+  o.password = "alice-pw";
+  absl::StatusOr<std::unique_ptr<client::Client>> c = client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE((*c)->Put("app/k", "1").ok());
+  absl::SleepFor(absl::Seconds(3));  // the token expired on the server
+  absl::StatusOr<uint64_t> v = (*c)->Put("app/k", "2");
+  EXPECT_TRUE(v.ok()) << v.status();
+  o.password = "wrong";
+  EXPECT_EQ(client::Connect(o).status().code(), absl::StatusCode::kUnauthenticated);
+  o.token = "x";
+  EXPECT_EQ(client::Connect(o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(AuthTest, ATransactionBelongsToTheUserWhoBeganIt) {
