@@ -102,7 +102,7 @@ struct TransactionOptions {
 
 struct VersionInfo {
   uint64_t version = 0;
-  int64_t commit_unix_micros = 0;
+  int64_t commit_micros = 0;  // wall-clock commit time, Unix microseconds (as cowdb::VersionInfo)
   uint64_t entries = 0;
 };
 

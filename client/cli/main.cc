@@ -528,7 +528,7 @@ absl::Status Cli::Versions(const std::vector<std::string>& a) {
   Table table({"VERSION", "COMMITTED", "ENTRIES"});
   for (const client::VersionInfo& v : *vs) {
     std::string when = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ",
-                                        absl::FromUnixMicros(v.commit_unix_micros),
+                                        absl::FromUnixMicros(v.commit_micros),
                                         absl::UTCTimeZone());
     if (json_) {
       out_ << "{\"version\":" << v.version << ",\"committed\":" << JsonString(when)
