@@ -77,8 +77,17 @@ struct Options {
 
   // Values longer than this are stored out of line (as blobs), so that
   // pages stay small and scans of keys stay fast. At most page_size / 4.
+  // Fixed when the database is created (a tree's shape, and so its hash,
+  // depends on it); reopening uses the stored value.
   // Default: 1024.
   size_t inline_value_limit = 1024;
+
+  // Whether every version's tree has Merkle hashes, so that reads can be
+  // proved (DB::ProveGet, engine/proof.h). Costs a SHA-256 of each node a
+  // commit changes. Fixed when the database is created; a database
+  // created by a build before verified reads (format 3 or older) never
+  // hashes. Default: true.
+  bool verifiable = true;
 };
 
 struct ReadOptions {

@@ -10,7 +10,7 @@
 // tagged versions kept, never lowered, NotFound after the latest,
 // persistent. Key history (DB::History): hand-checked, and every key's
 // against the model's in the random workload. Upgrades: a format-2 database (format-1 pages, log records
-// without leases) opens as format 3 and reads with the documented defaults;
+// without leases) opens as the latest format and reads with the documented defaults;
 // a newer format is refused.
 
 #include <xxhash.h>
@@ -512,12 +512,12 @@ TEST_F(KeyMetaPersistenceTest, SurvivesCheckpointsAndReopens) {
   ASSERT_NO_FATAL_FAILURE(ExpectAllVersions());
   ASSERT_OK_AND_ASSIGN(CheckReport report, db_->Check());
   EXPECT_EQ(report.pages_leaked, 0u);
-  // This build writes page format 2 only.
+  // This build writes the latest page format only.
   size_t pages = 0;
   ASSERT_OK(store_->Scan(internal::Space::kPages, "",
                          [&](std::string_view, std::string_view page) {
                            ++pages;
-                           EXPECT_EQ(page[4], 2);
+                           EXPECT_EQ(page[4], internal::kPageFormatVersion);
                            return true;
                          }));
   EXPECT_GT(pages, 3u);
@@ -803,7 +803,7 @@ class UpgradeTest : public KeyMetaTest {
 };
 
 // A format-2 database: page format 1 and log records without leases. It
-// opens as format 3 (the meta record rewritten, nothing else); what its
+// opens as the latest format (the meta record rewritten, nothing else); what its
 // pages hold reads with the defaults of page.h, and what its log replays
 // gets the metadata replay computes.
 TEST_F(UpgradeTest, Format2DatabaseOpensWithDefaults) {
@@ -823,12 +823,13 @@ TEST_F(UpgradeTest, Format2DatabaseOpensWithDefaults) {
   // Now make it what a format-2 build left.
   EXPECT_GT(RewritePagesAsFormat1(), 3u);
   internal::MetaRecord meta = ReadMeta();
-  ASSERT_EQ(meta.format, 3u);
+  ASSERT_EQ(meta.format, internal::kDatabaseFormatVersion);
   meta.format = 2;
   ASSERT_NO_FATAL_FAILURE(WriteMeta(meta));
 
   ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_EQ(ReadMeta().format, 3u);  // upgraded in place
+  EXPECT_EQ(ReadMeta().format, internal::kDatabaseFormatVersion);  // in place
+  EXPECT_FALSE(ReadMeta().hashed);  // its pages have no hashes to build on
   EXPECT_EQ(db_->GetStats().replayed_commits, 3u);
   // From format-1 pages: created by their last write, one write, no lease.
   EXPECT_META(MetaAt("key05"), Meta(12, 12, 1, 0));
@@ -847,7 +848,7 @@ TEST_F(UpgradeTest, Format2DatabaseOpensWithDefaults) {
   // Lazy: the leaves no commit touched stay format 1.
   std::map<int, size_t> formats = PageFormats();
   EXPECT_GT(formats[1], 0u);
-  EXPECT_GT(formats[2], 0u);
+  EXPECT_GT(formats[internal::kPageFormatVersion], 0u);
   EXPECT_EQ(formats.size(), 2u);
   ASSERT_NO_FATAL_FAILURE(Open());
   EXPECT_META(MetaAt("key05"), Meta(124, 12, 2, 3));

@@ -4,6 +4,8 @@
 #include <cassert>
 #include <cstring>
 
+#include "engine/format/merkle.h"
+
 namespace cowdb::internal {
 namespace {
 
@@ -86,7 +88,8 @@ void Node::BuildIndex() {
 void Node::Seal(const BlobPool& pool) {
   size_t bytes = 0;
   for (const LeafEntry& e : entries) {
-    bytes += e.key.size() + (e.value.is_blob() ? 0 : e.value.data.size());
+    bytes += e.key.size() + (e.value.is_blob() ? e.value.digest.size()
+                                               : e.value.data.size());
   }
   for (std::string_view k : keys) bytes += k.size();
   auto buffer = std::make_shared<std::string>();
@@ -101,7 +104,7 @@ void Node::Seal(const BlobPool& pool) {
   at.reserve(entries.size() * 2 + keys.size());
   for (const LeafEntry& e : entries) {
     at.push_back(keep(e.key));
-    if (!e.value.is_blob()) at.push_back(keep(e.value.data));
+    at.push_back(keep(e.value.is_blob() ? e.value.digest : e.value.data));
   }
   for (std::string_view k : keys) at.push_back(keep(k));
   const char* base = buffer->data();
@@ -111,7 +114,10 @@ void Node::Seal(const BlobPool& pool) {
     e.key = std::string_view(base + at[j++], e.key.size());
     if (!e.value.is_blob()) {
       e.value.data = std::string_view(base + at[j++], e.value.data.size());
-    } else if (!e.value.data.empty()) {
+      continue;
+    }
+    e.value.digest = std::string_view(base + at[j++], e.value.digest.size());
+    if (!e.value.data.empty()) {
       auto it = pool.find(e.value.data.data());
       assert(it != pool.end());  // the builder pools every held blob
       if (it != pool.end()) blobs.push_back(it->second);
@@ -123,6 +129,25 @@ void Node::Seal(const BlobPool& pool) {
   page = std::move(buffer);
   held_blobs = std::move(blobs);
   BuildIndex();
+}
+
+Hash HashOf(const Node& n) {
+  if (n.is_leaf()) {
+    NodeHasher h = NodeHasher::Leaf(n.entries.size());
+    for (const LeafEntry& e : n.entries) {
+      assert(!e.value.is_blob() || e.value.digest.size() == kHashBytes);
+      h.AddEntry(e.key, e.value.is_blob(),
+                 e.value.is_blob() ? e.value.digest : e.value.data,
+                 e.mod_version);
+    }
+    return h.Finish();
+  }
+  NodeHasher h = NodeHasher::Internal(n.level, n.children.size());
+  for (size_t i = 0; i < n.children.size(); ++i) {
+    h.AddChild(i == 0 ? std::string_view() : n.keys[i - 1],
+               n.children[i].hash, i == 0);
+  }
+  return h.Finish();
 }
 
 size_t LowerBound(const Node& n, std::string_view key) {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "engine/proof.h"
 #include "engine/util/mutex.h"
 
 namespace cowdb::internal {
@@ -47,6 +48,9 @@ struct StoredValue {
   uint64_t blob_id = 0;    // the blob's id; 0 = inline, or not yet assigned
   uint64_t blob_size = 0;  // length of a blob's value; 0 = inline
   std::string_view data;   // the inline value, or a blob's bytes in memory
+  // A blob's BlobDigest (proof.h), 32 bytes; empty in a database that
+  // does not hash (and in pages written before page format 3).
+  std::string_view digest;
 
   bool is_blob() const { return blob_size != 0; }
   // Whether the bytes are in `data` (else the blob must be loaded by id).
@@ -77,6 +81,9 @@ struct ChildRef {
   uint64_t count = 0;    // entries in the subtree
   uint64_t max_mod = 0;  // the last version that changed the subtree
                          // (= the child page's birth version)
+  Hash hash{};           // the child's Merkle hash (format/merkle.h); zero
+                         // in a database that does not hash, and while
+                         // the child is being built
 };
 
 // An immutable internal node's links to its decoded children, kept by
@@ -204,6 +211,10 @@ struct Node {
   // sealed first (they are referenced, not copied).
   void Seal(const BlobPool& pool);
 };
+
+// The node's Merkle hash (format/merkle.h), from its entries or its
+// children's hashes. REQUIRES: every blob entry has its digest.
+Hash HashOf(const Node& n);
 
 // The first i with n.key(i) >= key (LowerBound) or > key (UpperBound);
 // n.num_keys() if none. Uses the index when the node has one.

@@ -2,7 +2,10 @@
 
 #include <xxhash.h>
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
+#include "engine/format/merkle.h"
 #include "engine/util/coding.h"
 
 namespace cowdb::internal {
@@ -15,6 +18,8 @@ constexpr uint8_t kValueInline = 0;
 constexpr uint8_t kValueBlob = 1;
 constexpr uint8_t kMaxLevel = 64;
 constexpr uint8_t kFormatWithoutMeta = 1;  // leaf entries end at mod_version
+constexpr uint8_t kFormatWithoutHashes = 2;  // no blob digests, child hashes
+const char kZeroHash[kHashBytes] = {};
 
 uint64_t Checksum(std::string_view data, uint64_t seed) {
   return XXH3_64bits_withSeed(data.data(), data.size(), seed);
@@ -24,6 +29,7 @@ void AppendChild(std::string* out, const ChildRef& c) {
   PutFixed64LE(out, c.page_id);
   PutVarint64(out, c.count);
   PutVarint64(out, c.max_mod);
+  out->append(HashView(c.hash));
 }
 
 absl::Status Corrupt(uint64_t page_id, absl::string_view why) {
@@ -51,8 +57,9 @@ uint64_t Node::count() const {
 }
 
 size_t LeafEntryBytes(const LeafEntry& e) {
-  size_t value = e.value.is_blob() ? 1 + 8 + VarintLength(e.value.blob_size)
-                                   : 1 + VarintLength(e.value.data.size()) +
+  size_t value = e.value.is_blob()
+                     ? 1 + 8 + VarintLength(e.value.blob_size) + kHashBytes
+                     : 1 + VarintLength(e.value.data.size()) +
                                          e.value.data.size();
   return VarintLength(e.key.size()) + e.key.size() + value +
          VarintLength(e.mod_version) +
@@ -61,7 +68,7 @@ size_t LeafEntryBytes(const LeafEntry& e) {
 }
 
 size_t ChildBytes(const ChildRef& c) {
-  return 8 + VarintLength(c.count) + VarintLength(c.max_mod);
+  return 8 + VarintLength(c.count) + VarintLength(c.max_mod) + kHashBytes;
 }
 
 size_t ChildEntryBytes(std::string_view separator, const ChildRef& c) {
@@ -97,6 +104,9 @@ std::string EncodePage(const Node& node, uint64_t page_id) {
         out.push_back(static_cast<char>(kValueBlob));
         PutFixed64LE(&out, e.value.blob_id);
         PutVarint64(&out, e.value.blob_size);
+        out.append(e.value.digest.size() == kHashBytes
+                       ? e.value.digest
+                       : std::string_view(kZeroHash, kHashBytes));
       } else {
         out.push_back(static_cast<char>(kValueInline));
         PutLengthPrefixed(&out, e.value.data);
@@ -130,7 +140,7 @@ absl::StatusOr<NodeRef> DecodePage(std::string bytes, uint64_t page_id) {
     return Corrupt(page_id, "bad magic");
   }
   if (!in.ReadByte(&format) ||
-      (format != kPageFormatVersion && format != kFormatWithoutMeta)) {
+      format < kFormatWithoutMeta || format > kPageFormatVersion) {
     return Corrupt(page_id, "unknown page format");
   }
   if (!in.ReadByte(&kind) || !in.ReadByte(&level) || !in.ReadVarint64(&count) ||
@@ -168,6 +178,10 @@ absl::StatusOr<NodeRef> DecodePage(std::string bytes, uint64_t page_id) {
             !in.ReadVarint64(&e.value.blob_size) || e.value.blob_id == 0 ||
             e.value.blob_size == 0) {
           return Corrupt(page_id, "bad blob reference");
+        }
+        if (format > kFormatWithoutHashes &&
+            !in.ReadBytes(kHashBytes, &e.value.digest)) {
+          return Corrupt(page_id, "truncated blob digest");
         }
       } else {
         return Corrupt(page_id, "unknown value tag");
@@ -220,6 +234,13 @@ absl::StatusOr<NodeRef> DecodePage(std::string bytes, uint64_t page_id) {
         return Corrupt(page_id, "truncated child");
       }
       if (c.page_id == 0) return Corrupt(page_id, "null child page id");
+      std::string_view hash;
+      if (format > kFormatWithoutHashes) {
+        if (!in.ReadBytes(kHashBytes, &hash)) {
+          return Corrupt(page_id, "truncated child hash");
+        }
+        std::memcpy(c.hash.data(), hash.data(), kHashBytes);
+      }
     }
   } else {
     return Corrupt(page_id, "unknown node kind");

@@ -1,11 +1,11 @@
 // The page codec: Node <-> bytes.
 //
-// Page format (format version 2; format 1 is still read). All varints are
+// Page format (format version 3; formats 1 and 2 are still read). All varints are
 // LEB128 (coding.h); fixed integers are little-endian.
 //
 //   page          := header body checksum
 //   header        := magic:fixed32 ("CWP1" = 0x31505743)
-//                    format:u8 (2; 1 in pages written before it)
+//                    format:u8 (3; 1 or 2 in pages written before it)
 //                    kind:u8 (1 = leaf, 2 = internal)
 //                    level:u8 (0 for leaves, >= 1 for internal nodes)
 //                    count:varint (leaf entries, or internal children >= 1)
@@ -18,10 +18,17 @@
 //     writes       = puts since the key was created, >= 1
 //     lease        = what the last put attached (0 = none)
 //   value         := 0:u8 data:bytes            inline value
-//                  | 1:u8 blob_id:fixed64 size:varint
+//                  | 1:u8 blob_id:fixed64 size:varint digest:32
+//                                               (format 3; before it the
+//                                               reference ends at size)
+//     digest       = BlobDigest(value) (proof.h); zeros in a database
+//                    that does not hash
 //   body (internal) := child (separator:bytes child){count - 1}
-//                    (the same in both formats)
-//   child         := page_id:fixed64 entries:varint max_mod:varint
+//                    (the same in every format)
+//   child         := page_id:fixed64 entries:varint max_mod:varint hash:32
+//                    (format 3; before it the child ends at max_mod)
+//     hash         = the child's Merkle hash (format/merkle.h); zeros in
+//                    a database that does not hash
 //   bytes         := length:varint byte{length}
 //   checksum      := fixed64: XXH3_64bits_withSeed(page without checksum,
 //                                                  seed = page id)
@@ -55,7 +62,7 @@
 namespace cowdb::internal {
 
 // The page format written; DecodePage reads it and format 1.
-inline constexpr uint8_t kPageFormatVersion = 2;
+inline constexpr uint8_t kPageFormatVersion = 3;
 
 // Encodes a node whose children (if any) all have page ids, in format
 // kPageFormatVersion.

@@ -1,8 +1,11 @@
 #include "engine/tree/btree.h"
 
+#include "engine/format/merkle.h"
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "engine/format/merkle.h"
 #include "engine/format/page.h"
 #include "engine/util/coding.h"
 #include "engine/util/status_macros.h"
@@ -350,15 +353,17 @@ absl::Status TreeCursor::Prev() {
 // --------------------------------------------------------------- TreeBuilder
 
 TreeBuilder::TreeBuilder(NodeSource* src, const Root& base, uint64_t version,
-                         size_t page_size, size_t inline_limit)
+                         size_t page_size, size_t inline_limit, bool hashed)
     : src_(src),
       version_(version),
       page_size_(page_size),
-      inline_limit_(inline_limit) {
+      inline_limit_(inline_limit),
+      hashed_(hashed) {
   root_.page_id = base.page_id;
   if (base.page_id == 0) root_.mem = base.node;
   root_.count = base.count;
   root_.max_mod = base.max_mod;
+  root_.hash = base.hash;
 }
 
 bool TreeBuilder::TooBig(const Node& n) const {
@@ -436,6 +441,9 @@ absl::Status TreeBuilder::Put(std::string_view key, std::string_view value,
     auto held = std::make_shared<const std::string>(value);
     entry.value.blob_size = held->size();
     entry.value.data = *held;
+    if (hashed_) {
+      entry.value.digest = arena_.Copy(HashView(BlobDigest(value)));
+    }
     blob_pool_.emplace(held->data(), std::move(held));
   } else {
     entry.value.data = arena_.Copy(value);
@@ -617,7 +625,9 @@ void TreeBuilder::FixRoot() {
 
 Root TreeBuilder::Finish() {
   if (root_.dirty) SealRec(root_);
-  return Root{root_.page_id, root_.count, root_.max_mod, root_.mem};
+  Root root{root_.page_id, root_.count, root_.max_mod, root_.hash, root_.mem};
+  if (hashed_ && IsEmpty(root_)) root.hash = EmptyTreeHash();
+  return root;
 }
 
 void TreeBuilder::SealRec(ChildRef& ref) {
@@ -625,6 +635,7 @@ void TreeBuilder::SealRec(ChildRef& ref) {
     if (c.dirty) SealRec(c);
   }
   ref.dirty->Seal(blob_pool_);
+  if (hashed_) ref.hash = HashOf(*ref.dirty);
   sealed_bytes_ += ref.dirty->ByteSize();
   ref.mem = std::move(ref.dirty);
   ref.page_id = 0;

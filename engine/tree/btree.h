@@ -56,6 +56,9 @@ struct Root {
   uint64_t page_id = 0;  // the stored root page; 0 = in memory, or empty
   uint64_t count = 0;    // entries in the tree
   uint64_t max_mod = 0;  // birth version of the root node
+  // The tree's Merkle hash (format/merkle.h); zero in a database that does
+  // not hash.
+  Hash hash{};
   // The root node: the tree's only handle when it is held in memory
   // (page_id 0); else, when set, the stored root page pinned by the
   // holder of this Root. Null for the empty tree.
@@ -203,9 +206,11 @@ struct FreedItem {
 // give the same tree (recovery replays commits through it).
 class TreeBuilder {
  public:
-  // Values longer than `inline_limit` become blobs.
+  // Values longer than `inline_limit` become blobs. With `hashed`, Finish
+  // computes the new nodes' Merkle hashes and the root's (Root::hash), and
+  // blobs get digests; `base` must then have its hash.
   TreeBuilder(NodeSource* src, const Root& base, uint64_t version,
-              size_t page_size, size_t inline_limit);
+              size_t page_size, size_t inline_limit, bool hashed);
 
   // Inserts or overwrites `key`; its mod_version becomes the new version
   // and its lease `lease`. Overwriting keeps the entry's create_version
@@ -218,8 +223,8 @@ class TreeBuilder {
   // Removes `key`. Writes nothing (copies no page) when the key is absent.
   absl::Status Delete(std::string_view key);
 
-  // Seals the new nodes (immutable, self-contained, held in memory) and
-  // returns the new root. Nothing is written.
+  // Seals the new nodes (immutable, self-contained, held in memory), hashes
+  // them if hashed, and returns the new root. Nothing is written.
   Root Finish();
 
   // Stored pages and blobs (written by a checkpoint, or being written by
@@ -254,6 +259,7 @@ class TreeBuilder {
   const uint64_t version_;
   const size_t page_size_;
   const size_t inline_limit_;
+  const bool hashed_;
   ChildRef root_;
   std::vector<FreedItem> freed_;
   size_t sealed_bytes_ = 0;

@@ -64,6 +64,7 @@ void EncodeCheckpoint(const CheckpointPlan& plan, StoreBatch* batch) {
       ref.page_id = c.mem ? c.mem->written_id.get() : c.page_id;
       ref.count = c.count;
       ref.max_mod = c.max_mod;
+      ref.hash = c.hash;
       page_form.children.push_back(std::move(ref));
     }
     page_form.entries = n->entries;
@@ -136,7 +137,7 @@ ChildRef Releaser::Ref(const NodeRef& n) {
 Root Releaser::Release(const Root& root) {
   if (root.page_id != 0 || root.node == nullptr) return root;
   ChildRef r = Ref(root.node);
-  Root out{r.page_id, root.count, root.max_mod, r.mem};
+  Root out{r.page_id, root.count, root.max_mod, root.hash, r.mem};
   if (r.page_id != 0) out.node = cache_->Lookup(r.page_id);  // page form
   return out;
 }

@@ -198,8 +198,7 @@ void CommitQueue::RunGroup(const std::vector<CommitRequest*>& group) {
     return;
   }
   std::shared_ptr<const Version> base = versions_->latest();
-  TreeBuilder builder(source_, base->root, base->version + 1,
-                      versions_->page_size(), options_.inline_value_limit);
+  TreeBuilder builder = versions_->NewBuilder(base->root, base->version + 1);
   KeySet group_writes;
   std::vector<CommitRequest*> accepted;
   std::vector<Mutation> ops;  // the group's log record, as applied

@@ -112,6 +112,14 @@ class Reader {
     return true;
   }
 
+  // Exactly `n` bytes.
+  bool ReadBytes(size_t n, std::string_view* v) {
+    if (in_.size() < n) return false;
+    *v = in_.substr(0, n);
+    in_.remove_prefix(n);
+    return true;
+  }
+
   // A varint length followed by that many bytes.
   bool ReadLengthPrefixed(std::string_view* v) {
     uint64_t len;

@@ -1,7 +1,10 @@
 #include "engine/version/records.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "xxhash.h"
+#include "engine/format/merkle.h"
 #include "engine/util/coding.h"
 
 namespace cowdb::internal {
@@ -20,6 +23,10 @@ std::string EncodeMeta(const MetaRecord& m) {
   PutVarint64(&out, m.checkpoint);
   PutVarint64(&out, m.next_id);
   PutVarint64(&out, m.page_size);
+  if (m.format >= kFirstHashedFormat) {
+    PutVarint64(&out, m.inline_limit);
+    out.push_back(m.hashed ? 1 : 0);
+  }
   return out;
 }
 
@@ -34,10 +41,24 @@ absl::StatusOr<MetaRecord> DecodeMeta(std::string_view in) {
     return m;
   }
   if (!r.ReadVarint64(&m.checkpoint) || !r.ReadVarint64(&m.next_id) ||
-      !r.ReadVarint64(&m.page_size) || !r.empty() || m.next_id == 0) {
+      !r.ReadVarint64(&m.page_size) || m.next_id == 0) {
     return absl::DataLossError("corrupt meta record");
   }
+  if (m.format >= kFirstHashedFormat) {
+    uint8_t hashed;
+    if (!r.ReadVarint64(&m.inline_limit) || !r.ReadByte(&hashed) ||
+        hashed > 1) {
+      return absl::DataLossError("corrupt meta record");
+    }
+    m.hashed = hashed == 1;
+  }
+  if (!r.empty()) return absl::DataLossError("corrupt meta record");
   return m;
+}
+
+Hash DigestOf(const VersionRecord& r, uint64_t version) {
+  if (version == 0 || !r.hashed) return Hash{};
+  return ChainDigest(r.previous_digest, version, r.root.hash, r.commit_micros);
 }
 
 std::string EncodeVersionRecord(const VersionRecord& v) {
@@ -46,6 +67,10 @@ std::string EncodeVersionRecord(const VersionRecord& v) {
   PutVarint64(&out, v.root.count);
   PutVarint64(&out, v.root.max_mod);
   PutVarint64(&out, static_cast<uint64_t>(v.commit_micros));
+  if (v.hashed) {
+    out.append(HashView(v.root.hash));
+    out.append(HashView(v.previous_digest));
+  }
   return out;
 }
 
@@ -55,10 +80,20 @@ absl::StatusOr<VersionRecord> DecodeVersionRecord(std::string_view in,
   VersionRecord v;
   uint64_t micros;
   if (!r.ReadFixed64LE(&v.root.page_id) || !r.ReadVarint64(&v.root.count) ||
-      !r.ReadVarint64(&v.root.max_mod) || !r.ReadVarint64(&micros) ||
-      !r.empty()) {
+      !r.ReadVarint64(&v.root.max_mod) || !r.ReadVarint64(&micros)) {
     return absl::DataLossError(
         absl::StrCat("corrupt record of version ", version));
+  }
+  if (!r.empty()) {
+    std::string_view root_hash, previous;
+    if (!r.ReadBytes(kHashBytes, &root_hash) ||
+        !r.ReadBytes(kHashBytes, &previous) || !r.empty()) {
+      return absl::DataLossError(
+          absl::StrCat("corrupt record of version ", version));
+    }
+    v.hashed = true;
+    std::copy(root_hash.begin(), root_hash.end(), v.root.hash.begin());
+    std::copy(previous.begin(), previous.end(), v.previous_digest.begin());
   }
   v.commit_micros = static_cast<int64_t>(micros);
   return v;

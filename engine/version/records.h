@@ -7,6 +7,10 @@
 //
 //   meta (Space::kMeta, key "meta")
 //     := format:varint checkpoint:varint next_id:varint page_size:varint
+//        inline_limit:varint hashed:u8         (format 4; absent before)
+//     inline_limit: Options::inline_value_limit when the database was
+//     created (or upgraded to format 4); hashed: 1 if every tree has
+//     Merkle hashes (created at format 4 with Options::verifiable)
 //     checkpoint: the version of the last complete checkpoint (format 1:
 //     the latest version, every version being stored whole)
 //   release floor (Space::kMeta, key "floor") := version:varint
@@ -28,7 +32,10 @@
 //     tree.
 //   version (Space::kVersions, key = version as 8-byte big-endian)
 //     := root_page_id:fixed64 count:varint max_mod:varint commit_micros:varint
+//        [root_hash:32 previous_digest:32]      in a hashed database
 //     root_page_id is 0 (format 2: roots live in checkpoint records)
+//     digest(version) = ChainDigest(previous_digest, version, root_hash,
+//     commit_micros) (proof.h); version 0's is zero
 //   checkpoint (Space::kCheckpoints, key = version as 8-byte big-endian)
 //     := the version format, with the stored root of that version's tree
 //   freed (Space::kFreed, key = death checkpoint as 8-byte big-endian)
@@ -62,7 +69,13 @@ namespace cowdb::internal {
 // log records still decode, and are read as they are (lazily migrated).
 // The format number keeps an older build, which would misread page
 // format 2 and op 2, from opening the database (FailedPrecondition).
-inline constexpr uint64_t kDatabaseFormatVersion = 3;
+// Format 4: pages of format 3 (blob digests, child hashes); the meta
+// record keeps the inline limit (the trees' shape depends on it, and
+// their hashes on the shape) and whether the database hashes. A database
+// upgraded from an older format does not hash: its older pages have no
+// hashes to build on.
+inline constexpr uint64_t kDatabaseFormatVersion = 4;
+inline constexpr uint64_t kFirstHashedFormat = 4;
 inline constexpr char kMetaKey[] = "meta";
 inline constexpr char kFloorKey[] = "floor";
 
@@ -71,12 +84,20 @@ struct MetaRecord {
   uint64_t checkpoint = 0;  // format 1: the latest version
   uint64_t next_id = 1;  // ids start at 1; 0 means "no page"
   uint64_t page_size = 0;
+  uint64_t inline_limit = 0;  // format 4
+  bool hashed = false;        // format 4
 };
 
 struct VersionRecord {
-  Root root;
+  Root root;                  // in a hashed database, with its hash
   int64_t commit_micros = 0;  // wall-clock time of the commit
+  bool hashed = false;        // whether the hashes below are recorded
+  Hash previous_digest{};
 };
+
+// digest(version) from its record (zero for version 0, or when the
+// record has no hashes).
+Hash DigestOf(const VersionRecord& r, uint64_t version);
 
 std::string EncodeMeta(const MetaRecord& m);
 // Errors: DataLoss.

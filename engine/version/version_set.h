@@ -41,6 +41,10 @@ struct Version {
   uint64_t version = 0;
   Root root;
   int64_t commit_micros = 0;
+  // In a hashed database: digest(version) and digest(version - 1)
+  // (proof.h); zero otherwise.
+  Hash digest{};
+  Hash previous_digest{};
 };
 
 class VersionSet {

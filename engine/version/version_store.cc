@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/format/merkle.h"
 #include "engine/tree/checkpoint.h"
 #include "engine/util/coding.h"
 #include "engine/util/status_macros.h"
@@ -30,12 +31,14 @@ absl::Status UpgradeFromFormat1(PageStore& store, MetaRecord* meta) {
   return store.Commit(batch, /*sync=*/true);
 }
 
-// Upgrades a format-2 database in place. Its pages (page format 1) and log
-// records (no op 2) are read as they are: a key they hold reads as
-// created by its last write, with one write and no lease (page.h). Only
-// the format number changes, before anything of format 3 is written, so
-// that an older build refuses the database instead of misreading it.
-absl::Status UpgradeFromFormat2(PageStore& store, MetaRecord* meta) {
+// Upgrades a format-2 or -3 database in place. Its pages (page format 1
+// or 2) and log records (no op 2 in format 2) are read as they are: a key
+// a format-1 page holds reads as created by its last write, with one
+// write and no lease (page.h). Only the meta record changes, before
+// anything of the new format is written, so that an older build refuses
+// the database instead of misreading it. (It does not hash: see
+// kDatabaseFormatVersion.)
+absl::Status RewriteMeta(PageStore& store, MetaRecord* meta) {
   meta->format = kDatabaseFormatVersion;
   StoreBatch batch;
   batch.Put(Space::kMeta, kMetaKey, EncodeMeta(*meta));
@@ -76,8 +79,14 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
   if (!meta_bytes) {
     // A new database: version 0, the empty tree, is its first checkpoint.
     meta.page_size = options.page_size;
+    meta.inline_limit = options.inline_value_limit;
+    meta.hashed = options.verifiable;
     VersionRecord zero;
     zero.commit_micros = absl::ToUnixMicros(absl::Now());
+    if (meta.hashed) {
+      zero.hashed = true;
+      zero.root.hash = EmptyTreeHash();
+    }
     StoreBatch batch;
     batch.Put(Space::kVersions, BigEndianKey(0), EncodeVersionRecord(zero));
     batch.Put(Space::kCheckpoints, BigEndianKey(0), EncodeVersionRecord(zero));
@@ -95,10 +104,16 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
       return absl::DataLossError(
           absl::StrCat("corrupt meta record: page size ", meta.page_size));
     }
+    if (meta.format < kFirstHashedFormat) {
+      // The shape of its trees so far came from the inline limit it was
+      // opened with; from now on the one recorded here.
+      meta.inline_limit = options.inline_value_limit;
+      meta.hashed = false;
+    }
     if (meta.format < 2) {
       RETURN_IF_ERROR(UpgradeFromFormat1(*store, &meta));  // to the latest
-    } else if (meta.format == 2) {
-      RETURN_IF_ERROR(UpgradeFromFormat2(*store, &meta));
+    } else if (meta.format < kDatabaseFormatVersion) {
+      RETURN_IF_ERROR(RewriteMeta(*store, &meta));
     }
   }
   using RootMap = std::map<uint64_t, Root>;
@@ -118,6 +133,12 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
   v.version = meta.checkpoint;
   v.root = cp->second;
   v.commit_micros = latest.commit_micros;
+  if (meta.hashed && !latest.hashed) {
+    return absl::DataLossError(absl::StrCat(
+        "the record of checkpoint ", meta.checkpoint, " has no hashes"));
+  }
+  v.previous_digest = latest.previous_digest;
+  v.digest = DigestOf(latest, meta.checkpoint);
   uint64_t floor = 0;
   ASSIGN_OR_RETURN(std::optional<std::string> floor_bytes,
                    store->Get(Space::kMeta, kFloorKey));
@@ -138,7 +159,7 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
   }));
   RETURN_IF_ERROR(tag_status);
   std::unique_ptr<VersionStore> vs(new VersionStore(
-      options, store, cache, source, meta.page_size, meta.next_id, v, floor,
+      options, store, cache, source, meta, v, floor,
       std::move(tags), std::move(checkpoints)));
   RETURN_IF_ERROR(vs->Recover());
   return vs;
@@ -146,17 +167,19 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
 
 VersionStore::VersionStore(const Options& options, PageStore* store,
                            NodeCache* cache, NodeSource* source,
-                           size_t page_size, uint64_t next_id,
-                           const Version& latest, uint64_t floor,
+                           const MetaRecord& meta, const Version& latest,
+                           uint64_t floor,
                            std::map<std::string, uint64_t> tags,
                            std::map<uint64_t, Root> checkpoints)
     : options_(options),
       store_(store),
       cache_(cache),
       source_(source),
-      page_size_(page_size),
+      page_size_(meta.page_size),
+      inline_limit_(meta.inline_limit),
+      hashed_(meta.hashed),
       set_(latest, floor, std::move(tags)),
-      next_id_(next_id) {
+      next_id_(meta.next_id) {
   MutexLock lock(&roots_mu_);
   checkpoints_ = std::move(checkpoints);
   last_checkpoint_ = latest.version;
@@ -211,11 +234,13 @@ absl::Status VersionStore::Recover() {
           return false;
         }
         std::shared_ptr<const Version> base = set_.latest();
-        TreeBuilder builder(source_, base->root, version, page_size_,
-                            options_.inline_value_limit);
+        TreeBuilder builder = NewBuilder(base->root, version);
         status = ApplyMutations(builder, rec->ops);
         if (!status.ok()) return false;
-        PublishLocked(builder, version, rec->commit_micros, bytes.size());
+        Root root = builder.Finish();
+        status = CheckReplayedHash(version, root);
+        if (!status.ok()) return false;
+        PublishLocked(builder, root, version, rec->commit_micros, bytes.size());
         ++expected;
         ++replayed_commits_;
         return true;
@@ -232,13 +257,37 @@ absl::Status ApplyMutations(TreeBuilder& builder,
   return absl::OkStatus();
 }
 
-void VersionStore::PublishLocked(TreeBuilder& builder, uint64_t version,
-                           int64_t commit_micros, size_t log_bytes) {
+TreeBuilder VersionStore::NewBuilder(const Root& base, uint64_t version) {
+  return TreeBuilder(source_, base, version, page_size_, inline_limit_,
+                     hashed_);
+}
+
+absl::Status VersionStore::CheckReplayedHash(uint64_t version,
+                                             const Root& root) {
+  if (!hashed_) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::optional<Version> recorded, ReadRecord(version));
+  if (recorded && recorded->root.hash != root.hash) {
+    return absl::DataLossError(absl::StrCat(
+        "version ", version, " replayed to a tree whose hash (",
+        HashToHex(root.hash), ") is not the one its commit recorded (",
+        HashToHex(recorded->root.hash), ")"));
+  }
+  return absl::OkStatus();
+}
+
+void VersionStore::PublishLocked(TreeBuilder& builder, const Root& root,
+                                 uint64_t version, int64_t commit_micros,
+                                 size_t log_bytes) {
+  std::shared_ptr<const Version> base = set_.latest();
   Version v;
   v.version = version;
-  v.root = builder.Finish();
-  v.root.base = set_.latest()->root.base;  // built on it: the same pages
+  v.root = root;
+  v.root.base = base->root.base;  // built on it: the same pages
   v.commit_micros = commit_micros;
+  if (hashed_) {
+    v.previous_digest = base->digest;
+    v.digest = ChainDigest(base->digest, version, root.hash, commit_micros);
+  }
   std::vector<FreedItem> freed = builder.TakeFreed();
   pending_freed_.insert(pending_freed_.end(), freed.begin(), freed.end());
   unwritten_bytes_.fetch_add(builder.sealed_bytes(), std::memory_order_relaxed);
@@ -270,10 +319,16 @@ absl::StatusOr<uint64_t> VersionStore::Commit(
       std::max(absl::ToUnixMicros(absl::Now()), base->commit_micros);
   std::string record = EncodeLogRecord(version, micros, ops);
   const size_t record_bytes = record.size();
-  VersionRecord listing;  // for listings and time lookups; no root
-  listing.root.count = builder.count();
-  listing.root.max_mod = builder.max_mod();
+  // Sealed (and hashed) before the write, so that the version record holds
+  // the root hash; if the write fails the tree is dropped.
+  const Root root = builder.Finish();
+  VersionRecord listing;  // for listings, time lookups and digests; no root
+  listing.root.count = root.count;
+  listing.root.max_mod = root.max_mod;
+  listing.root.hash = root.hash;
   listing.commit_micros = micros;
+  listing.hashed = hashed_;
+  listing.previous_digest = base->digest;
   StoreBatch store_batch;
   store_batch.Put(Space::kLog, BigEndianKey(version), std::move(record));
   store_batch.Put(Space::kVersions, BigEndianKey(version),
@@ -288,7 +343,7 @@ absl::StatusOr<uint64_t> VersionStore::Commit(
         "until reopened"));
   }
   if (options_.sync) commit_syncs_.fetch_add(1, std::memory_order_relaxed);
-  PublishLocked(builder, version, micros, record_bytes);
+  PublishLocked(builder, root, version, micros, record_bytes);
   {
     std::lock_guard<std::mutex> published(published_mu_);  // no lost wake-ups
   }
@@ -307,6 +362,8 @@ absl::StatusOr<std::optional<Version>> VersionStore::ReadRecord(
   v.version = version;
   v.root = r.root;
   v.commit_micros = r.commit_micros;
+  v.previous_digest = r.previous_digest;
+  v.digest = DigestOf(r, version);
   return v;
 }
 
@@ -331,6 +388,12 @@ absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
   if (version == latest->version) return latest;
   ASSIGN_OR_RETURN(Version v, AcquireRecord(version));
   absl::StatusOr<Root> root = RootOf(version);
+  if (root.ok() && hashed_ && root->hash != v.root.hash) {
+    root = absl::DataLossError(absl::StrCat(
+        "version ", version, " was rebuilt to a tree whose hash (",
+        HashToHex(root->hash), ") is not the one its commit recorded (",
+        HashToHex(v.root.hash), ")"));
+  }
   if (!root.ok()) {
     set_.ReleasePin(version);
     return root.status();
@@ -493,7 +556,7 @@ absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
   RETURN_IF_ERROR(ReplayLog(
       from, version, "the rebuild of version",
       [&](uint64_t v, const LogRecord& rec) -> absl::Status {
-        TreeBuilder builder(source_, root, v, page_size_, options_.inline_value_limit);
+        TreeBuilder builder = NewBuilder(root, v);
         RETURN_IF_ERROR(ApplyMutations(builder, rec.ops));
         std::shared_ptr<const void> base = std::move(root.base);
         root = builder.Finish();
@@ -680,14 +743,21 @@ absl::Status VersionStore::Checkpoint() {
   if (!freed.empty()) {
     batch.Put(Space::kFreed, BigEndianKey(c), EncodeFreed(freed));
   }
-  Root stored{plan.root.page_id, plan.root.count, plan.root.max_mod, nullptr,
-              std::make_shared<const uint64_t>(c)};
-  batch.Put(Space::kCheckpoints, BigEndianKey(c),
-            EncodeVersionRecord({stored, latest->commit_micros}));
+  VersionRecord record;
+  record.root = {plan.root.page_id, plan.root.count, plan.root.max_mod,
+                 latest->root.hash, nullptr,
+                 std::make_shared<const uint64_t>(c)};
+  record.commit_micros = latest->commit_micros;
+  record.hashed = hashed_;
+  record.previous_digest = latest->previous_digest;
+  const Root stored = record.root;
+  batch.Put(Space::kCheckpoints, BigEndianKey(c), EncodeVersionRecord(record));
   MetaRecord meta;
   meta.checkpoint = c;
   meta.next_id = next_id;
   meta.page_size = page_size_;
+  meta.inline_limit = inline_limit_;
+  meta.hashed = hashed_;
   batch.Put(Space::kMeta, kMetaKey, EncodeMeta(meta));
   absl::Status s = store_->Commit(batch, /*sync=*/true);
   if (!s.ok()) {

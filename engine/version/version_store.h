@@ -78,6 +78,11 @@ class VersionStore {
   void StartCheckpointer();
 
   size_t page_size() const { return page_size_; }
+  // Whether trees have Merkle hashes (MetaRecord::hashed).
+  bool hashed() const { return hashed_; }
+  // A builder of `version` on `base`, with this database's page size,
+  // inline limit and hashing.
+  TreeBuilder NewBuilder(const Root& base, uint64_t version);
 
   // ---- reading
 
@@ -207,18 +212,21 @@ class VersionStore {
 
  private:
   VersionStore(const Options& options, PageStore* store, NodeCache* cache,
-               NodeSource* source, size_t page_size, uint64_t next_id,
+               NodeSource* source, const MetaRecord& meta,
                const Version& latest, uint64_t floor,
                std::map<std::string, uint64_t> tags,
                std::map<uint64_t, Root> checkpoints);
 
   absl::Status Recover();
+  // DataLoss unless `root`, replayed from the log, has the hash recorded
+  // at `version`'s commit (in a hashed database).
+  absl::Status CheckReplayedHash(uint64_t version, const Root& root);
   // Pins `version` and reads its record (root unset): the caller adopts
   // the pin (VersionSet::AdoptPin) or releases it. Errors: as Pin.
   absl::StatusOr<Version> AcquireRecord(uint64_t version);
-  // Publishes the tree `builder` built as `version` (its log record is
-  // durable).
-  void PublishLocked(TreeBuilder& builder, uint64_t version,
+  // Publishes `root`, the tree `builder` built and finished, as `version`
+  // (its log record is durable).
+  void PublishLocked(TreeBuilder& builder, const Root& root, uint64_t version,
                      int64_t commit_micros, size_t log_bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::StatusOr<Root> RootOf(uint64_t version);
@@ -236,6 +244,8 @@ class VersionStore {
   NodeCache* const cache_;
   NodeSource* const source_;
   const size_t page_size_;
+  const size_t inline_limit_;  // MetaRecord::inline_limit
+  const bool hashed_;          // MetaRecord::hashed
   VersionSet set_;
 
   Mutex write_mu_;

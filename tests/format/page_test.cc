@@ -31,6 +31,7 @@ Node MakeLeaf() {
     if (i % 4 == 0) {
       e.value.blob_id = 1000 + i;
       e.value.blob_size = 5000 + i;
+      e.value.digest = testing::Keep(std::string(32, static_cast<char>('a' + i)));
     } else {
       e.value.data = testing::Keep(std::string(i, 'v'));
     }
@@ -48,6 +49,7 @@ Node MakeInternal() {
     c.page_id = 40 + i;
     c.count = 1000 * i + 1;
     c.max_mod = i + 1;
+    c.hash.fill(static_cast<unsigned char>(0xf0 + i));
     n.children.push_back(c);
     if (i > 0) n.keys.push_back(testing::Keep("sep" + std::to_string(i)));
   }
@@ -71,6 +73,7 @@ TEST(PageTest, LeafRoundTrip) {
     EXPECT_EQ(back->entries[i].value.blob_size,
               leaf.entries[i].value.blob_size);
     EXPECT_EQ(back->entries[i].value.data, leaf.entries[i].value.data);
+    EXPECT_EQ(back->entries[i].value.digest, leaf.entries[i].value.digest);
   }
   // ByteSize is what splitting relies on: it must track the real size.
   EXPECT_LE(bytes.size(), leaf.ByteSize() + 8);
@@ -89,14 +92,41 @@ TEST(PageTest, InternalRoundTrip) {
     EXPECT_EQ(back->children[i].page_id, n.children[i].page_id);
     EXPECT_EQ(back->children[i].count, n.children[i].count);
     EXPECT_EQ(back->children[i].max_mod, n.children[i].max_mod);
+    EXPECT_EQ(back->children[i].hash, n.children[i].hash);
   }
   EXPECT_EQ(back->count(), n.count());
 }
 
-TEST(PageTest, WritesFormat2) {
+// A format-2 page (before hashes) decodes with everything but them; it
+// re-encodes as format 3.
+TEST(PageTest, Format2PagesDecodeWithoutHashes) {
+  Node leaf = MakeLeaf();
+  ASSERT_OK_AND_ASSIGN(NodeRef back,
+                       DecodePage(testing::EncodeLegacyPage(leaf, 5, 2), 5));
+  ASSERT_EQ(back->entries.size(), leaf.entries.size());
+  for (size_t i = 0; i < leaf.entries.size(); ++i) {
+    EXPECT_EQ(back->entries[i].key, leaf.entries[i].key);
+    EXPECT_EQ(back->entries[i].value.blob_id, leaf.entries[i].value.blob_id);
+    EXPECT_EQ(back->entries[i].value.data, leaf.entries[i].value.data);
+    EXPECT_TRUE(back->entries[i].value.digest.empty());
+    EXPECT_EQ(back->entries[i].writes, leaf.entries[i].writes);
+    EXPECT_EQ(back->entries[i].lease, leaf.entries[i].lease);
+  }
+  Node n = MakeInternal();
+  ASSERT_OK_AND_ASSIGN(NodeRef internal,
+                       DecodePage(testing::EncodeLegacyPage(n, 77, 2), 77));
+  ASSERT_EQ(internal->children.size(), n.children.size());
+  for (size_t i = 0; i < n.children.size(); ++i) {
+    EXPECT_EQ(internal->children[i].page_id, n.children[i].page_id);
+    EXPECT_EQ(internal->children[i].hash, Hash{});
+  }
+  EXPECT_EQ(EncodePage(*back, 5)[4], 3);
+}
+
+TEST(PageTest, WritesFormat3) {
   std::string bytes = EncodePage(MakeLeaf(), 5);
-  EXPECT_EQ(bytes[4], 2);  // the format byte, after the magic
-  EXPECT_EQ(EncodePage(MakeInternal(), 5)[4], 2);
+  EXPECT_EQ(bytes[4], 3);  // the format byte, after the magic
+  EXPECT_EQ(EncodePage(MakeInternal(), 5)[4], 3);
 }
 
 // A format-1 leaf (written before the metadata existed) decodes with the
@@ -118,7 +148,7 @@ TEST(PageTest, Format1LeafDecodesWithDefaults) {
     EXPECT_EQ(e.writes, 1u);
     EXPECT_EQ(e.lease, 0u);
   }
-  // Re-encoding writes format 2 with those values.
+  // Re-encoding writes format 3 with those values.
   ASSERT_OK_AND_ASSIGN(NodeRef again, DecodePage(EncodePage(*back, 5), 5));
   EXPECT_EQ(again->entries[3].create_version, again->entries[3].mod_version);
   EXPECT_EQ(again->entries[3].writes, 1u);
@@ -166,7 +196,7 @@ TEST(PageTest, ImpossibleMetadataIsDataLoss) {
 }
 
 TEST(PageTest, UnknownFormatIsDataLoss) {
-  for (char format : {0, 3, 9}) {
+  for (char format : {0, 4, 9}) {
     std::string bytes = EncodePage(MakeLeaf(), 5);
     std::string body = bytes.substr(0, bytes.size() - 8);
     body[4] = format;

@@ -353,7 +353,7 @@ int main(int argc, char** argv) {
     bad_magic[0] ^= 1;
     add_corrupt(name + "_bad_magic", id, 1, bad_magic);
     std::string bad_format = body;
-    bad_format[4] = 3;  // no such format
+    bad_format[4] = kPageFormatVersion + 1;  // no such format
     add_corrupt(name + "_bad_format", id, 1, bad_format);
   }
   // Specific structural faults.

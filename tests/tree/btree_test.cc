@@ -26,18 +26,20 @@ class TreeTest : public ::testing::Test {
   Root Commit(const std::vector<std::pair<std::string,
                                           std::optional<std::string>>>& ops) {
     ++version_;
-    TreeBuilder b(&src_, root_, version_, kPageSize, /*inline_limit=*/64);
+    TreeBuilder b(&src_, root_, version_, kPageSize, /*inline_limit=*/64,
+                  /*hashed=*/true);
     for (const auto& [k, v] : ops) {
       EXPECT_OK(v ? b.Put(k, *v) : b.Delete(k));
     }
     // Each commit is checkpointed at once, so that the trees read back
     // are stored pages (the engine's tests cover trees held in memory).
-    CheckpointPlan plan = PlanCheckpoint(b.Finish(), &next_id_);
+    const Root built = b.Finish();
+    CheckpointPlan plan = PlanCheckpoint(built, &next_id_);
     StoreBatch batch;
     EncodeCheckpoint(plan, &batch);
     EXPECT_OK(store_->Commit(batch, false));
-    absl::StatusOr<Root> root =
-        Root{plan.root.page_id, plan.root.count, plan.root.max_mod, nullptr};
+    absl::StatusOr<Root> root = Root{plan.root.page_id, plan.root.count,
+                                     plan.root.max_mod, built.hash, nullptr};
     last_written_ = plan.nodes.size();
     last_freed_ = b.freed();
     root_ = *root;
@@ -342,15 +344,15 @@ TEST_F(TreeTest, LevelMismatchIsDataLoss) {
       for (uint64_t id = 900001; id <= 900004; ++id) ASSERT_OK(src.Load(id));
     }
     // Level 2 says its child is internal, but page 900001 is a leaf.
-    EXPECT_THAT(TreeGet(src, Root{900002, 1, 0, nullptr}, "a"),
+    EXPECT_THAT(TreeGet(src, Root{900002, 1, 0, {}, nullptr}, "a"),
                 StatusIs(absl::StatusCode::kDataLoss, "page 900001"));
     // Level 1 says its child is a leaf, but page 900004 is internal.
-    EXPECT_THAT(TreeGet(src, Root{900003, 1, 0, nullptr}, "a"),
+    EXPECT_THAT(TreeGet(src, Root{900003, 1, 0, {}, nullptr}, "a"),
                 StatusIs(absl::StatusCode::kDataLoss, "page 900004"));
     std::string value;
-    EXPECT_THAT(TreeRead(src, Root{900002, 1, 0, nullptr}, "a", &value),
+    EXPECT_THAT(TreeRead(src, Root{900002, 1, 0, {}, nullptr}, "a", &value),
                 StatusIs(absl::StatusCode::kDataLoss, "page 900001"));
-    EXPECT_THAT(TreeRead(src, Root{900003, 1, 0, nullptr}, "a", &value),
+    EXPECT_THAT(TreeRead(src, Root{900003, 1, 0, {}, nullptr}, "a", &value),
                 StatusIs(absl::StatusCode::kDataLoss, "page 900004"));
   }
 }

@@ -25,7 +25,8 @@ class DiffTest : public ::testing::Test {
   Root Commit(const std::vector<std::pair<std::string,
                                           std::optional<std::string>>>& ops) {
     ++version_;
-    TreeBuilder b(&src_, roots_.back(), version_, page_size_, 64);
+    TreeBuilder b(&src_, roots_.back(), version_, page_size_, 64,
+                  /*hashed=*/false);
     Model m = models_.back();
     for (const auto& [k, v] : ops) {
       EXPECT_OK(v ? b.Put(k, *v) : b.Delete(k));
@@ -42,7 +43,7 @@ class DiffTest : public ::testing::Test {
     EncodeCheckpoint(plan, &batch);
     EXPECT_OK(store_->Commit(batch, false));
     absl::StatusOr<Root> root =
-        Root{plan.root.page_id, plan.root.count, plan.root.max_mod, nullptr};
+        Root{plan.root.page_id, plan.root.count, plan.root.max_mod, {}, nullptr};
     roots_.push_back(*root);
     models_.push_back(m);
     return *root;
