@@ -47,6 +47,7 @@
 #include "absl/time/time.h"
 #include "engine/iterator.h"
 #include "engine/options.h"
+#include "engine/proof.h"
 #include "engine/snapshot.h"
 #include "engine/transaction.h"
 #include "engine/write_batch.h"
@@ -163,6 +164,20 @@ struct ReclaimStats {
 };
 
 // The result of DB::Check.
+// A version's Merkle root hash and digest (proof.h).
+struct VersionDigest {
+  uint64_t version = 0;
+  Hash root_hash{};
+  Hash digest{};
+  int64_t commit_micros = 0;
+};
+
+// A read with its proof (DB::ProveGet).
+struct ProvedValue {
+  std::optional<std::string> value;  // nullopt: the key is absent
+  ReadProof proof;
+};
+
 struct CheckReport {
   uint64_t versions_checked = 0;
   uint64_t pages_reachable = 0;  // distinct pages reachable from them
@@ -396,6 +411,29 @@ class DB {
   // anything is written. Returns the number of records. Errors: DataLoss
   // for a damaged file; as Write.
   virtual absl::StatusOr<uint64_t> Import(const std::string& path) = 0;
+
+  // ---- Verified reads (engine/proof.h). In a database created with
+  // Options::verifiable (the default); elsewhere these fail with
+  // FailedPrecondition.
+
+  // The value of `key` (nullopt when absent) at the version `options`
+  // chooses, with a proof of that answer: VerifyRead(proof, key, value)
+  // recomputes the version's digest from it. Errors: InvalidArgument for
+  // the empty key; as Get.
+  virtual absl::StatusOr<ProvedValue> ProveGet(const ReadOptions& options,
+                                               std::string_view key) = 0;
+
+  // The root hash and digest of a retained `version`. Errors: as
+  // SnapshotAt.
+  virtual absl::StatusOr<VersionDigest> GetDigest(uint64_t version) = 0;
+
+  // What takes a trusted digest of version `from` to the digest of `to`
+  // (VerifyChain): one link per version in (from, to]. Errors:
+  // InvalidArgument if from > to; OutOfRange if a version in between is
+  // released (its record, and so its link, is gone); NotFound after the
+  // latest.
+  virtual absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from,
+                                                              uint64_t to) = 0;
 
   virtual DBStats GetStats() = 0;
 };

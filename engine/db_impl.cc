@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/format/export_file.h"
+#include "engine/format/merkle.h"
 #include "engine/store/rocksdb_page_store.h"
 #include "engine/tree/checkpoint.h"
 #include "engine/tree/diff.h"
@@ -232,6 +233,63 @@ absl::StatusOr<Entry> DBImpl::GetEntry(const ReadOptions& options,
   return e;
 }
 
+absl::Status DBImpl::CheckVerifiable() {
+  if (versions_->hashed()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      "this database has no Merkle hashes, so its reads cannot be proved: it "
+      "was created with Options::verifiable = false, or by a build before "
+      "database format 4. Export it and import it into a new database to "
+      "verify its reads");
+}
+
+absl::StatusOr<ProvedValue> DBImpl::ProveGet(const ReadOptions& options,
+                                             std::string_view key) {
+  RETURN_IF_ERROR(CheckVerifiable());
+  if (key.empty()) return absl::InvalidArgumentError("empty key");
+  std::shared_ptr<const Version> hold;
+  ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
+  ProvedValue out;
+  out.proof.version = v->version;
+  out.proof.commit_micros = v->commit_micros;
+  out.proof.previous_digest = v->previous_digest;
+  RETURN_IF_ERROR(TreeProve(source_, v->root, key, &out.proof, &out.value));
+  return out;
+}
+
+absl::StatusOr<VersionDigest> DBImpl::GetDigest(uint64_t version) {
+  RETURN_IF_ERROR(CheckVerifiable());
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, versions_->Pin(version));
+  return VersionDigest{v->version, v->root.hash, v->digest, v->commit_micros};
+}
+
+absl::StatusOr<std::vector<DigestLink>> DBImpl::DigestLinks(uint64_t from,
+                                                            uint64_t to) {
+  RETURN_IF_ERROR(CheckVerifiable());
+  if (from > to) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("digest links from version ", from, " to ", to,
+                     ": from is after to"));
+  }
+  const uint64_t latest = versions_->latest()->version;
+  if (to > latest) {
+    return absl::NotFoundError(absl::StrCat(
+        "version ", to, " does not exist; the latest is ", latest));
+  }
+  std::vector<DigestLink> links;
+  links.reserve(to - from);
+  for (uint64_t v = from + 1; v <= to; ++v) {
+    ASSIGN_OR_RETURN(std::optional<Version> record, versions_->ReadRecord(v));
+    if (!record) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "version ", v, " is released, so the chain from ", from, " to ", to,
+          " cannot be shown; the oldest retained version is ",
+          versions_->oldest_retained()));
+    }
+    links.push_back({v, record->root.hash, record->commit_micros});
+  }
+  return links;
+}
+
 absl::StatusOr<std::unique_ptr<Transaction>> DBImpl::Begin(
     const TransactionOptions& options) {
   std::shared_ptr<const Version> snapshot;
@@ -333,7 +391,7 @@ absl::StatusOr<Root> DBImpl::RootAt(uint64_t version) {
 
 absl::Status DBImpl::VerifyVersion(uint64_t version, bool strict) {
   ASSIGN_OR_RETURN(Root root, RootAt(version));
-  return VerifyTree(source_, root, page_size(), strict);
+  return VerifyTree(source_, root, page_size(), strict, versions_->hashed());
 }
 
 absl::StatusOr<std::vector<FreedItem>> DBImpl::FreedAt(uint64_t version) {
@@ -760,10 +818,16 @@ absl::StatusOr<CheckReport> DBImpl::Check(const CheckProgress& progress) {
       if (blob.size() != e.value.blob_size) {
         return violation(id, "blob size mismatch");
       }
+      if (versions_->hashed() &&
+          HashView(BlobDigest(blob)) != e.value.digest) {
+        return violation(id, absl::StrCat("blob ", e.value.blob_id,
+                                          " differs from its digest"));
+      }
     }
     return absl::OkStatus();
   };
-  TreeVerifier verifier(source_, page_size(), /*strict=*/false, hooks);
+  TreeVerifier verifier(source_, page_size(), /*strict=*/false, hooks,
+                        versions_->hashed());
 
   // The stored trees of the checkpoints retained versions are based on,
   // then every retained version as readers see it (held, stored or

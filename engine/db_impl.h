@@ -46,6 +46,11 @@ class DBImpl final : public DB {
                                   std::string_view key) override;
   absl::Status Get(const ReadOptions& options, std::string_view key,
                    std::string* value) override;
+  absl::StatusOr<ProvedValue> ProveGet(const ReadOptions& options,
+                                       std::string_view key) override;
+  absl::StatusOr<VersionDigest> GetDigest(uint64_t version) override;
+  absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from,
+                                                      uint64_t to) override;
   absl::StatusOr<Entry> GetEntry(const ReadOptions& options,
                                  std::string_view key) override;
   absl::StatusOr<std::unique_ptr<Transaction>> Begin(
@@ -118,6 +123,8 @@ class DBImpl final : public DB {
   DBImpl(const Options& options, std::shared_ptr<PageStore> store);
 
   absl::Status ValidateBatch(const WriteBatch& batch);
+  // FailedPrecondition unless the database hashes its trees.
+  absl::Status CheckVerifiable();
   // The version chosen by `options`.
   absl::StatusOr<std::shared_ptr<const Version>> Resolve(
       const ReadOptions& options);

@@ -117,6 +117,19 @@ absl::StatusOr<Hash> VerifyRead(const ReadProof& proof, std::string_view key,
                      proof.commit_micros);
 }
 
+absl::Status VerifyReadAgainst(const ReadProof& proof, std::string_view key,
+                               const std::optional<std::string>& value,
+                               const Hash& trusted) {
+  absl::StatusOr<Hash> digest = VerifyRead(proof, key, value);
+  if (!digest.ok()) return digest.status();
+  if (*digest != trusted) {
+    return Failed(absl::StrCat("the proof leads to digest ", HashToHex(*digest),
+                               " for version ", proof.version,
+                               ", not the trusted ", HashToHex(trusted)));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Hash> VerifyChain(uint64_t from, const Hash& trusted,
                                  const std::vector<DigestLink>& links) {
   Hash digest = trusted;

@@ -7,7 +7,8 @@
 //
 //   digest(v) = SHA-256(0x02, digest(v - 1), v, root_hash(v), commit_micros(v))
 //
-// with digest(0) = 32 zero bytes. A digest therefore names one version's
+// where version 0 (the empty database) takes 32 zero bytes for
+// digest(-1). A digest therefore names one version's
 // whole contents and every version before it.
 //
 // A ReadProof for key k at version v holds the path from the root to the
@@ -65,7 +66,7 @@ struct ProofNode {
 struct ReadProof {
   uint64_t version = 0;
   int64_t commit_micros = 0;
-  Hash previous_digest{};  // digest(version - 1)
+  Hash previous_digest{};  // digest(version - 1); zero for version 0
   std::vector<ProofNode> path;    // root first; empty when the root is a leaf
   std::vector<ProofEntry> leaf;   // empty for the empty tree
 };
@@ -75,6 +76,13 @@ struct ReadProof {
 // Errors: DataLoss ("verification failed: ...") naming the first mismatch.
 absl::StatusOr<Hash> VerifyRead(const ReadProof& proof, std::string_view key,
                                 const std::optional<std::string>& value);
+
+// VerifyRead, and that the digest it leads to is `trusted` (the digest of
+// the version the proof claims, known from elsewhere). Errors: DataLoss
+// ("verification failed: ...").
+absl::Status VerifyReadAgainst(const ReadProof& proof, std::string_view key,
+                               const std::optional<std::string>& value,
+                               const Hash& trusted);
 
 // One step of the chain: enough to compute digest(version) from
 // digest(version - 1).

@@ -237,6 +237,36 @@ absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
   return found;
 }
 
+absl::Status TreeProve(NodeSource& src, const Root& root, std::string_view key,
+                       ReadProof* proof, std::optional<std::string>* value) {
+  proof->path.clear();
+  proof->leaf.clear();
+  *value = std::nullopt;
+  if (root.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(NodeRef n, src.LoadRoot(root));
+  while (!n->is_leaf()) {
+    ProofNode& p = proof->path.emplace_back();
+    p.level = n->level;
+    p.separators.assign(n->keys.begin(), n->keys.end());
+    p.children.reserve(n->children.size());
+    for (const ChildRef& c : n->children) p.children.push_back(c.hash);
+    ASSIGN_OR_RETURN(n, src.LoadChild(*n, ChildIndex(*n, key)));
+  }
+  proof->leaf.reserve(n->entries.size());
+  for (const LeafEntry& e : n->entries) {
+    ProofEntry& p = proof->leaf.emplace_back();
+    p.key = std::string(e.key);
+    p.blob = e.value.is_blob();
+    p.value = std::string(p.blob ? e.value.digest : e.value.data);
+    p.mod_version = e.mod_version;
+    if (e.key == key) {
+      ASSIGN_OR_RETURN(std::string v, src.ReadValue(e.value));
+      *value = std::move(v);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<uint64_t> TreeCount(NodeSource& src, const Root& root,
                                    std::string_view begin,
                                    std::string_view end) {

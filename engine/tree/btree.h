@@ -158,6 +158,12 @@ absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
                               EntryMeta* meta = nullptr,
                               uint64_t* since = nullptr);
 
+// A proof of what `root`'s tree holds at `key` (proof.h): fills
+// proof->path and proof->leaf, and sets `*value` to the key's value
+// (loading a blob), or nullopt if absent. The tree must be hashed. O(depth).
+absl::Status TreeProve(NodeSource& src, const Root& root, std::string_view key,
+                       ReadProof* proof, std::optional<std::string>* value);
+
 // Number of keys in [begin, end); an empty `end` means no upper bound.
 // O(depth) through the per-child entry counts.
 absl::StatusOr<uint64_t> TreeCount(NodeSource& src, const Root& root,
@@ -271,11 +277,12 @@ class TreeBuilder {
 };
 
 // Checks every invariant above for the tree at `root`; with `strict`, also
-// the minimum fill (meaningful when entries are small against the page).
+// the minimum fill (meaningful when entries are small against the page);
+// with `hashed`, the Merkle hashes (TreeVerifier).
 // Returns Internal describing the first violation, or a load error. (One
 // TreeVerifier walk; see verify.h.)
 absl::Status VerifyTree(NodeSource& src, const Root& root, size_t page_size,
-                        bool strict);
+                        bool strict, bool hashed = false);
 
 }  // namespace cowdb::internal
 

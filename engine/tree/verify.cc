@@ -28,6 +28,9 @@ absl::Status TreeVerifier::Verify(const Root& root) {
   }
   RETURN_IF_ERROR(CheckPlacement(id, s, /*is_root=*/true));
   if (s.count != root.count) return Violation(id, "root count wrong");
+  if (hashed_ && s.hash != root.hash) {
+    return Violation(id, "the root's hash is not the version's");
+  }
   return absl::OkStatus();
 }
 
@@ -51,6 +54,7 @@ absl::StatusOr<TreeVerifier::Summary> TreeVerifier::VisitNode(uint64_t id,
   s.birth = n.birth;
   s.bytes = n.ByteSize();
   s.size = n.size();
+  if (hashed_) s.hash = HashOf(n);
   bool splittable = n.is_leaf() ? n.entries.size() >= 2 : n.size() >= 4;
   if (s.bytes > page_size_ && splittable) {
     return Violation(id, "node larger than the page size");
@@ -96,6 +100,9 @@ absl::StatusOr<TreeVerifier::Summary> TreeVerifier::VisitNode(uint64_t id,
       return Violation(id, absl::StrCat("child ", i, " count ", c.count,
                                         " != actual ", cs.count));
     }
+    if (hashed_ && cs.hash != c.hash) {
+      return Violation(cid, "hash differs from the one its parent holds");
+    }
     RETURN_IF_ERROR(CheckPlacement(cid, cs, /*is_root=*/false));
     // Child i holds the keys in [keys[i-1], keys[i]).
     if (cs.has_keys) {
@@ -135,8 +142,8 @@ absl::Status TreeVerifier::CheckPlacement(uint64_t id, const Summary& s,
 }
 
 absl::Status VerifyTree(NodeSource& src, const Root& root, size_t page_size,
-                        bool strict) {
-  return TreeVerifier(src, page_size, strict).Verify(root);
+                        bool strict, bool hashed) {
+  return TreeVerifier(src, page_size, strict, {}, hashed).Verify(root);
 }
 
 }  // namespace cowdb::internal

@@ -36,10 +36,13 @@ class TreeVerifier {
   };
 
   // With `strict`, non-root nodes must also be at least a quarter full.
+  // With `hashed`, every node's Merkle hash must be the one its parent
+  // holds (the root's: Root::hash), which catches a page altered behind a
+  // valid checksum.
   TreeVerifier(NodeSource& src, size_t page_size, bool strict,
-               Hooks hooks = {})
+               Hooks hooks = {}, bool hashed = false)
       : src_(src), page_size_(page_size), strict_(strict),
-        hooks_(std::move(hooks)) {}
+        hashed_(hashed), hooks_(std::move(hooks)) {}
 
   // Verifies the tree at `root`. Returns Internal naming the page and the
   // first violated invariant, or a load error (DataLoss for a damaged page).
@@ -58,6 +61,7 @@ class TreeVerifier {
     uint64_t birth = 0;
     size_t bytes = 0;  // ByteSize of the node
     size_t size = 0;   // its entries or children
+    Hash hash{};       // when hashed
   };
 
   absl::StatusOr<Summary> Visit(const ChildRef& ref);
@@ -69,6 +73,7 @@ class TreeVerifier {
   NodeSource& src_;
   const size_t page_size_;
   const bool strict_;
+  const bool hashed_;
   const Hooks hooks_;
   absl::flat_hash_map<uint64_t, Summary> summaries_;  // stored pages
 };

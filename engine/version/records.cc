@@ -57,7 +57,7 @@ absl::StatusOr<MetaRecord> DecodeMeta(std::string_view in) {
 }
 
 Hash DigestOf(const VersionRecord& r, uint64_t version) {
-  if (version == 0 || !r.hashed) return Hash{};
+  if (!r.hashed) return Hash{};
   return ChainDigest(r.previous_digest, version, r.root.hash, r.commit_micros);
 }
 

@@ -35,7 +35,7 @@
 //        [root_hash:32 previous_digest:32]      in a hashed database
 //     root_page_id is 0 (format 2: roots live in checkpoint records)
 //     digest(version) = ChainDigest(previous_digest, version, root_hash,
-//     commit_micros) (proof.h); version 0's is zero
+//     commit_micros) (proof.h); version 0's previous_digest is zero
 //   checkpoint (Space::kCheckpoints, key = version as 8-byte big-endian)
 //     := the version format, with the stored root of that version's tree
 //   freed (Space::kFreed, key = death checkpoint as 8-byte big-endian)
@@ -95,8 +95,7 @@ struct VersionRecord {
   Hash previous_digest{};
 };
 
-// digest(version) from its record (zero for version 0, or when the
-// record has no hashes).
+// digest(version) from its record (zero when the record has no hashes).
 Hash DigestOf(const VersionRecord& r, uint64_t version);
 
 std::string EncodeMeta(const MetaRecord& m);

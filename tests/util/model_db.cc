@@ -1010,6 +1010,18 @@ absl::StatusOr<CheckReport> ModelDB::Check(const CheckProgress&) {
   return r;
 }
 
+absl::StatusOr<ProvedValue> ModelDB::ProveGet(const ReadOptions&,
+                                              std::string_view) {
+  return absl::UnimplementedError("ModelDB has no Merkle tree");
+}
+absl::StatusOr<VersionDigest> ModelDB::GetDigest(uint64_t) {
+  return absl::UnimplementedError("ModelDB has no Merkle tree");
+}
+absl::StatusOr<std::vector<DigestLink>> ModelDB::DigestLinks(uint64_t,
+                                                             uint64_t) {
+  return absl::UnimplementedError("ModelDB has no Merkle tree");
+}
+
 absl::Status ModelDB::Backup(const std::string&) {
   return absl::UnimplementedError("ModelDB has no storage to back up");
 }

@@ -52,7 +52,8 @@
 //    carrying a valid snapshot (from a real DB) is read at its version().
 //  - Maintenance: Checkpoint() does nothing and returns OK; Check() returns
 //    a report with versions_checked = the retained versions with records
-//    and every page count 0; Backup, Export and Import are Unimplemented;
+//    and every page count 0; Backup, Export, Import and the
+//    verified reads are Unimplemented;
 //    GetStats() fills latest_version, entries and commits only.
 //  - Commit times: the model stamps commits with its own clock (monotonic,
 //    like the engine's), so VersionAt, ListVersions' commit_micros and
@@ -177,6 +178,12 @@ class ModelDB final : public DB {
   using DB::Check;
   absl::StatusOr<CheckReport> Check(const CheckProgress& progress) override;  // trivial
   absl::Status Backup(const std::string& dir) override;  // Unimplemented
+  // Unimplemented: the model has no tree to hash.
+  absl::StatusOr<ProvedValue> ProveGet(const ReadOptions& options,
+                                       std::string_view key) override;
+  absl::StatusOr<VersionDigest> GetDigest(uint64_t version) override;
+  absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from,
+                                                      uint64_t to) override;
   absl::Status Export(uint64_t version, const std::string& path) override;
   absl::Status ExportChanges(uint64_t from, uint64_t to, const std::string& path) override;
   absl::StatusOr<uint64_t> Import(const std::string& path) override;

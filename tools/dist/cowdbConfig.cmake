@@ -5,7 +5,7 @@ include(CMakeFindDependencyMacro)
 find_dependency(PkgConfig)
 pkg_check_modules(COWDB_DEPS REQUIRED IMPORTED_TARGET
     absl_status absl_statusor absl_strings absl_str_format absl_time absl_synchronization
-    absl_flat_hash_map absl_hash absl_cord grpc++ protobuf)
+    absl_flat_hash_map absl_hash absl_cord grpc++ protobuf libcrypto)
 
 get_filename_component(_cowdb_prefix "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)
 
