@@ -31,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -182,6 +183,24 @@ class Client {
       const std::string& path,
       const std::function<void(uint64_t done, uint64_t total)>& progress = {}) = 0;
 
+  // ---- Verified reads (engine/proof.h). Use VerifiedReader, which checks
+  // what these return. Errors: FailedPrecondition if the database does not
+  // hash its trees (created with Options::verifiable = false, or before
+  // database format 4).
+
+  // The value of `key` (nullopt: absent) at `at` (unset: the latest), with
+  // the proof of that answer, unchecked. PermissionDenied (with auth) unless
+  // the caller may read every key of the proof's leaf.
+  virtual absl::StatusOr<ProvedValue> ProveGet(
+      std::string_view key, std::optional<uint64_t> at = std::nullopt) = 0;
+  // The digest of `version` (unset: the latest), as the server states it.
+  virtual absl::StatusOr<VersionDigest> Digest(
+      std::optional<uint64_t> version = std::nullopt) = 0;
+  // The links of the versions (from, to], for VerifyChain. OutOfRange if
+  // one of them is released.
+  virtual absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from,
+                                                              uint64_t to) = 0;
+
   // The server's users and roles; nullptr for a local client (a database
   // opened in-process has no users).
   virtual AuthAdmin* Auth() { return nullptr; }
@@ -189,6 +208,40 @@ class Client {
   // Collects a scan (convenience over Scan).
   absl::StatusOr<std::vector<KeyValue>> ScanAll(const ScanOptions& options,
                                                 uint64_t* read_version = nullptr);
+};
+
+// Reads whose answers are checked: each Get's proof is recomputed into its
+// version's digest (VerifyRead), and that digest must be the trusted one or
+// extend it through the chain of versions between them (VerifyChain).
+//
+// Trust: give a digest obtained where you trust it (`cowdb digest` on the
+// server's machine, a published value, or one a VerifiedReader returned
+// earlier). Without one, the first answer's digest is trusted (trust on
+// first use) and later answers must extend it. After each check the reader
+// trusts the newest digest it has verified, so a server cannot later answer
+// from an older version while claiming the latest.
+//
+// Errors: DataLoss ("verification failed: ...") when an answer does not
+// verify, naming the first mismatch; else the client's errors.
+// Thread safety: safe to use from many threads.
+class VerifiedReader {
+ public:
+  explicit VerifiedReader(Client* client,
+                          std::optional<TrustedDigest> trusted = std::nullopt);
+
+  // The value of `key` at `at` (unset: the latest), checked.
+  absl::StatusOr<VerifiedValue> Get(std::string_view key,
+                                    std::optional<uint64_t> at = std::nullopt);
+  // The newest digest verified so far (or given).
+  std::optional<TrustedDigest> trusted() const;
+
+ private:
+  // Checks that `later` (of a version after `earlier`'s) extends it.
+  absl::Status CheckExtends(const TrustedDigest& earlier, const TrustedDigest& later);
+
+  Client* const client_;
+  mutable std::mutex mu_;
+  std::optional<TrustedDigest> trusted_;  // guarded by mu_
 };
 
 struct ConnectOptions {

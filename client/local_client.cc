@@ -236,6 +236,24 @@ class LocalClient final : public Client {
     return db_->VersionAt(absl::ToUnixMicros(time));
   }
 
+  absl::StatusOr<ProvedValue> ProveGet(std::string_view key,
+                                       std::optional<uint64_t> at) override {
+    absl::StatusOr<cowdb::ProvedValue> p = db_->ProveGet(At(at), key);
+    if (!p.ok()) return p.status();
+    return ProvedValue{std::move(p->value), std::move(p->proof)};
+  }
+
+  absl::StatusOr<VersionDigest> Digest(std::optional<uint64_t> version) override {
+    absl::StatusOr<cowdb::VersionDigest> d =
+        db_->GetDigest(version ? *version : db_->LatestVersion());
+    if (!d.ok()) return d.status();
+    return VersionDigest{d->version, d->root_hash, d->digest, d->commit_micros};
+  }
+
+  absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from, uint64_t to) override {
+    return db_->DigestLinks(from, to);
+  }
+
   absl::StatusOr<ServerStatus> Status() override {
     return wire::FromProto(wire::StatusOf(*db_, open_.load()));
   }

@@ -584,6 +584,63 @@ class RemoteClient final : public Client {
     return s;
   }
 
+  absl::StatusOr<ProvedValue> ProveGet(std::string_view key,
+                                       std::optional<uint64_t> at) override {
+    v1::GetRequest req;
+    req.set_key(std::string(key));
+    req.set_proof(true);
+    if (at) req.mutable_read()->set_at_version(*at);
+    v1::GetResponse resp;
+    if (absl::Status s = FromGrpc(kv_->Get(Context().get(), req, &resp)); !s.ok()) return s;
+    absl::StatusOr<ReadProof> proof = wire::FromProto(resp.proof());
+    if (!proof.ok()) return proof.status();
+    ProvedValue out;
+    if (resp.has_kv()) out.value = resp.kv().value();
+    out.proof = *std::move(proof);
+    return out;
+  }
+
+  absl::StatusOr<VersionDigest> Digest(std::optional<uint64_t> version) override {
+    v1::DigestRequest req;
+    if (version) req.set_version(*version);
+    v1::DigestResponse resp;
+    if (absl::Status s = FromGrpc(versions_->Digest(Context().get(), req, &resp)); !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<Hash> root = wire::HashFromBytes(resp.root_hash(), "the root hash");
+    if (!root.ok()) return root.status();
+    absl::StatusOr<Hash> digest = wire::HashFromBytes(resp.digest(), "the digest");
+    if (!digest.ok()) return digest.status();
+    return VersionDigest{resp.version(), *root, *digest, resp.commit_unix_micros()};
+  }
+
+  // The server answers at most 100,000 links per call: asks in steps.
+  absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from, uint64_t to) override {
+    constexpr uint64_t kStep = 100000;
+    if (from > to) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "digest links from version ", from, " to ", to, ": from is after to"));
+    }
+    std::vector<DigestLink> links;
+    uint64_t at = from;
+    do {
+      v1::DigestRequest req;
+      req.set_links_from(at);
+      req.set_version(to - at > kStep ? at + kStep : to);
+      v1::DigestResponse resp;
+      if (absl::Status s = FromGrpc(versions_->Digest(Context().get(), req, &resp)); !s.ok()) {
+        return s;
+      }
+      for (const v1::DigestLink& l : resp.links()) {
+        absl::StatusOr<Hash> root = wire::HashFromBytes(l.root_hash(), "a link's root hash");
+        if (!root.ok()) return root.status();
+        links.push_back({l.version(), *root, l.commit_unix_micros()});
+      }
+      at = req.version();
+    } while (at < to);
+    return links;
+  }
+
   absl::StatusOr<uint64_t> VersionAt(absl::Time time) override {
     v1::VersionAtRequest req;
     req.set_unix_micros(absl::ToUnixMicros(time));

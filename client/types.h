@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "engine/proof.h"
 
 namespace cowdb::client {
 
@@ -220,6 +221,36 @@ struct Role {
 struct User {
   std::string name;
   std::vector<std::string> roles;
+};
+
+// ---- Verified reads (engine/proof.h has the hashes and proofs).
+
+// A version's Merkle root hash and digest, as a server states them.
+struct VersionDigest {
+  uint64_t version = 0;
+  Hash root_hash{};
+  Hash digest{};
+  int64_t commit_micros = 0;
+};
+
+// A read with the server's proof, not yet checked (VerifiedReader checks).
+struct ProvedValue {
+  std::optional<std::string> value;  // nullopt: absent
+  ReadProof proof;
+};
+
+// A digest the reader trusts: version `version`'s.
+struct TrustedDigest {
+  uint64_t version = 0;
+  Hash digest{};
+};
+
+// A checked read: the value (nullopt: absent) at `version`, whose digest
+// is `digest`.
+struct VerifiedValue {
+  std::optional<std::string> value;
+  uint64_t version = 0;
+  Hash digest{};
 };
 
 }  // namespace cowdb::client

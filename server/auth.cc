@@ -279,6 +279,13 @@ absl::StatusOr<Need> NeedOf(const v1::WatchRequest& r) {
 absl::StatusOr<Need> NeedOf(const v1::StatusRequest&) { return Need::Authenticated(); }
 absl::StatusOr<Need> NeedOf(const v1::HistoryRequest& r) { return ReadKey(r.key()); }
 absl::StatusOr<Need> NeedOf(const v1::VersionAtRequest&) { return Need::Authenticated(); }
+absl::StatusOr<Need> NeedOf(const v1::DigestRequest&) { return Need::Authenticated(); }
+Need NeedOfProof(const ReadProof& proof) {
+  if (proof.leaf.empty()) return Need::Authenticated();
+  std::string end = proof.leaf.back().key;
+  end.push_back('\0');
+  return ReadRange(KeySpan{proof.leaf.front().key, std::move(end)});
+}
 absl::StatusOr<Need> NeedOf(const v1::CheckRequest&) { return Need::Admin(); }
 absl::StatusOr<Need> NeedOf(const v1::BackupRequest&) { return Need::Admin(); }
 absl::StatusOr<Need> NeedOf(const v1::ExportRequest&) { return Need::Admin(); }

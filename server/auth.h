@@ -82,6 +82,11 @@ absl::StatusOr<Need> NeedOf(const v1::WatchRequest& r);
 absl::StatusOr<Need> NeedOf(const v1::StatusRequest& r);
 absl::StatusOr<Need> NeedOf(const v1::HistoryRequest& r);
 absl::StatusOr<Need> NeedOf(const v1::VersionAtRequest& r);
+absl::StatusOr<Need> NeedOf(const v1::DigestRequest& r);
+// What a Get's proof reveals besides the key: every key and value of the
+// key's leaf. A proof is answered only to a caller who may read them all
+// (checked after the proof is built, since only then is the leaf known).
+Need NeedOfProof(const ReadProof& proof);
 absl::StatusOr<Need> NeedOf(const v1::CheckRequest& r);
 absl::StatusOr<Need> NeedOf(const v1::BackupRequest& r);
 absl::StatusOr<Need> NeedOf(const v1::ExportRequest& r);

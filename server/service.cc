@@ -166,10 +166,32 @@ grpc::Status KvService::HandleGet(const grpc::ServerContextBase* ctx,
       return absl::OkStatus();
     }));
   }
+  if (req->proof()) return HandleProvedGet(ctx, *req, resp);
   absl::StatusOr<Entry> e = s_.db->GetEntry(ToReadOptions(req->read()), req->key());
   if (!e.ok()) return ToGrpcStatus(e.status());
   Fill(resp->mutable_kv(), req->key(), e->value, e->mod_version);
   resp->set_read_version(e->version);
+  return grpc::Status::OK;
+}
+
+grpc::Status KvService::HandleProvedGet(const grpc::ServerContextBase* ctx,
+                                        const v1::GetRequest& req, v1::GetResponse* resp) {
+  if (req.read().selector_case() == v1::ReadSelector::kTransactionId) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "a proof is of a committed version, not of a transaction's reads");
+  }
+  absl::StatusOr<ProvedValue> p = s_.db->ProveGet(ToReadOptions(req.read()), req.key());
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  if (grpc::Status a = s_.access->Admit(ctx, NeedOfProof(p->proof)); !a.ok()) return a;
+  if (p->value) {
+    uint64_t mod_version = 0;
+    for (const ProofEntry& e : p->proof.leaf) {
+      if (e.key == req.key()) mod_version = e.mod_version;
+    }
+    Fill(resp->mutable_kv(), req.key(), *p->value, mod_version);
+  }
+  resp->set_read_version(p->proof.version);
+  wire::ToProto(p->proof, resp->mutable_proof());
   return grpc::Status::OK;
 }
 
@@ -784,6 +806,35 @@ grpc::Status VersionsService::VersionAt(grpc::ServerContext* ctx,
   absl::StatusOr<uint64_t> v = s_.db->VersionAt(req->unix_micros());
   if (!v.ok()) return ToGrpcStatus(v.status());
   resp->set_version(*v);
+  return grpc::Status::OK;
+}
+
+grpc::Status VersionsService::Digest(grpc::ServerContext* ctx, const v1::DigestRequest* req,
+                                     v1::DigestResponse* resp) {
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  constexpr uint64_t kMaxLinks = 100000;
+  const uint64_t version = req->has_version() ? req->version() : s_.db->LatestVersion();
+  absl::StatusOr<VersionDigest> d = s_.db->GetDigest(version);
+  if (!d.ok()) return ToGrpcStatus(d.status());
+  resp->set_version(d->version);
+  resp->set_root_hash(wire::HashBytes(d->root_hash));
+  resp->set_digest(wire::HashBytes(d->digest));
+  resp->set_commit_unix_micros(d->commit_micros);
+  if (!req->has_links_from()) return grpc::Status::OK;
+  if (req->links_from() < version && version - req->links_from() > kMaxLinks) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("at most ", kMaxLinks, " digest links per call; ask for "
+                                     "versions up to ", req->links_from() + kMaxLinks,
+                                     " first"));
+  }
+  absl::StatusOr<std::vector<DigestLink>> links = s_.db->DigestLinks(req->links_from(), version);
+  if (!links.ok()) return ToGrpcStatus(links.status());
+  for (const DigestLink& l : *links) {
+    v1::DigestLink* out = resp->add_links();
+    out->set_version(l.version);
+    out->set_root_hash(wire::HashBytes(l.root_hash));
+    out->set_commit_unix_micros(l.commit_micros);
+  }
   return grpc::Status::OK;
 }
 

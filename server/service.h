@@ -124,6 +124,9 @@ class KvService final : public cowdb::v1::KV::CallbackService {
                               const v1::RollbackRequest* req);
 
  private:
+  // A Get with a proof (verified reads).
+  grpc::Status HandleProvedGet(const grpc::ServerContextBase* ctx, const v1::GetRequest& req,
+                               v1::GetResponse* resp);
   class ScanReactor;
   // A scan in progress: a plain scan keeps its iterator (and so its
   // version); a transaction's scan takes a new iterator per page.
@@ -162,6 +165,8 @@ class VersionsService final : public cowdb::v1::Versions::Service {
                        grpc::ServerWriter<v1::HistoryResponse>*) override;
   grpc::Status VersionAt(grpc::ServerContext*, const v1::VersionAtRequest*,
                          v1::VersionAtResponse*) override;
+  grpc::Status Digest(grpc::ServerContext*, const v1::DigestRequest*,
+                      v1::DigestResponse*) override;
   grpc::Status Check(grpc::ServerContext*, const v1::CheckRequest*,
                      grpc::ServerWriter<v1::CheckResponse>*) override;
   grpc::Status Backup(grpc::ServerContext*, const v1::BackupRequest*,

@@ -89,11 +89,12 @@ class AuthTest : public ::testing::Test {
     v1::PutResponse resp;
     return kv_->Put(&ctx, req, &resp).error_code();
   }
-  StatusCode Get(const std::string& token, const std::string& key) {
+  StatusCode Get(const std::string& token, const std::string& key, bool proof = false) {
     grpc::ClientContext ctx;
     if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
     v1::GetRequest req;
     req.set_key(key);
+    req.set_proof(proof);
     v1::GetResponse resp;
     return kv_->Get(&ctx, req, &resp).error_code();
   }
@@ -391,6 +392,7 @@ TEST_F(AuthTest, EveryMethodRefusesAUserWithoutTheRights) {
       "/cowdb.v1.Versions/ListTags",
       "/cowdb.v1.Versions/Status",
       "/cowdb.v1.Versions/VersionAt",
+      "/cowdb.v1.Versions/Digest",     // names no key
       "/cowdb.v1.Versions/Retention",  // showing it; setting it needs root
       "/cowdb.v1.Auth/Authenticate",
       "/cowdb.v1.Auth/AuthStatus",
@@ -415,6 +417,23 @@ TEST_F(AuthTest, EveryMethodRefusesAUserWithoutTheRights) {
   // And what the narrow role allows, it allows.
   EXPECT_EQ(Get(carol, "allowed/k"), StatusCode::NOT_FOUND);
   EXPECT_TRUE(Scan(carol, "allowed/").ok());
+}
+
+// A proof shows the whole leaf of its key: it is answered only to a user
+// who may read every key there.
+TEST_F(AuthTest, AProofNeedsReadOnItsWholeLeaf) {
+  const std::string root = SetUpUsers();
+  ASSERT_EQ(Put(root, "app/a"), StatusCode::OK);
+  // alice may read app/ only.
+  const std::string alice = Login("alice", "alice-pw");
+  EXPECT_EQ(Get(alice, "app/a", /*proof=*/true), StatusCode::OK);
+  EXPECT_EQ(Get(alice, "app/zz", /*proof=*/true), StatusCode::OK);  // absent
+  // Now the leaf also holds a key outside app/.
+  ASSERT_EQ(Put(root, "secret"), StatusCode::OK);
+  EXPECT_EQ(Get(alice, "app/a"), StatusCode::OK);
+  EXPECT_EQ(Get(alice, "app/a", /*proof=*/true), StatusCode::PERMISSION_DENIED);
+  // bob reads every key.
+  EXPECT_EQ(Get(Login("bob", "bob-pw"), "app/a", /*proof=*/true), StatusCode::OK);
 }
 
 }  // namespace

@@ -258,6 +258,43 @@ TEST_F(CliTest, HistoryAndTimes) {
   EXPECT_EQ(Cli({"get", "k", "--at=1000us"}).code, 1);  // before the database
 }
 
+TEST_F(CliTest, VerifiedGetAndDigests) {
+  ASSERT_EQ(Cli({"put", "k", "one"}).code, 0);
+  Result d1 = Cli({"digest", "--json"});
+  ASSERT_EQ(d1.code, 0) << d1.err;
+  // {"version":1,"digest":"1:<64 hex>",...}
+  const size_t at = d1.out.find("\"digest\":\"") + 10;
+  const std::string trusted = d1.out.substr(at, d1.out.find('"', at) - at);
+  ASSERT_EQ(trusted.size(), 66u) << d1.out;
+  EXPECT_THAT(Cli({"digest"}).out, HasSubstr("digest       " + trusted));
+
+  ASSERT_EQ(Cli({"put", "k", "two"}).code, 0);
+  Result get = Cli({"get", "k", "--verify", "--trusted=" + trusted});
+  EXPECT_EQ(get.code, 0) << get.err;
+  EXPECT_EQ(get.out, "two\n");
+  EXPECT_THAT(get.err, HasSubstr("verified: present at version 2, extending the trusted digest"));
+  EXPECT_THAT(Cli({"get", "k", "--verify", "--json"}).out,
+              HasSubstr("\"found\":true,\"read_version\":2,\"verified\":true"));
+  Result absent = Cli({"get", "nope", "--verify"});
+  EXPECT_EQ(absent.code, 1);
+  EXPECT_THAT(absent.err, HasSubstr("absence verified"));
+  Result old = Cli({"get", "k", "--verify", "--at=1", "--trusted=" + trusted});
+  EXPECT_EQ(old.out, "one\n");
+  EXPECT_THAT(Cli({"digest", "--trusted=" + trusted}).out,
+              HasSubstr("the trusted digest of version 1"));
+
+  // A digest this database never had: the check fails (exit 6).
+  std::string wrong = trusted;
+  wrong.back() = wrong.back() == '0' ? '1' : '0';
+  Result lie = Cli({"get", "k", "--verify", "--trusted=" + wrong});
+  EXPECT_EQ(lie.code, 6);
+  EXPECT_THAT(lie.err, HasSubstr("verification failed"));
+  EXPECT_EQ(Cli({"digest", "--trusted=" + wrong}).code, 6);
+  EXPECT_EQ(Cli({"get", "k", "--verify", "--trusted=1:abc"}).code, 2);
+  EXPECT_EQ(Cli({"get", "k", "--verify", "--trusted=" + trusted.substr(2)}).code, 2);
+  EXPECT_EQ(Cli({"digest", "extra"}).code, 2);
+}
+
 TEST_F(CliTest, CheckVerifiesWithoutABarWhenPiped) {
   ASSERT_EQ(Cli({"put", "k", "v"}).code, 0);
   Result check = Cli({"check"});

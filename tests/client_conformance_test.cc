@@ -368,6 +368,50 @@ TEST_P(ConformanceTest, KeyHistoryAndReadsAsOfATime) {
   EXPECT_THAT(db_->VersionAt(absl::UnixEpoch()), StatusIs(absl::StatusCode::kOutOfRange));
 }
 
+// Verified reads: proofs of presence and absence, digests and the chain
+// between them, checked by VerifiedReader, over either client.
+TEST_P(ConformanceTest, VerifiedReads) {
+  ASSERT_OK(db_->Put("k", "a").status());
+  ASSERT_OK(db_->Put("blob", std::string(5000, 'b')).status());  // out of line
+  ASSERT_OK_AND_ASSIGN(uint64_t v1, db_->Put("j", "neighbour"));
+  VerifiedReader reader(db_.get());  // trusts the first answer
+  ASSERT_OK_AND_ASSIGN(VerifiedValue got, reader.Get("k"));
+  EXPECT_EQ(got.value, std::optional<std::string>("a"));
+  EXPECT_EQ(got.version, v1);
+  ASSERT_OK_AND_ASSIGN(VersionDigest d1, db_->Digest());
+  EXPECT_EQ(d1.version, v1);
+  EXPECT_EQ(got.digest, d1.digest);
+  ASSERT_OK_AND_ASSIGN(got, reader.Get("blob"));
+  EXPECT_EQ(got.value, std::optional<std::string>(std::string(5000, 'b')));
+  ASSERT_OK_AND_ASSIGN(got, reader.Get("missing"));
+  EXPECT_FALSE(got.value);
+
+  // Later versions extend the trusted digest; older ones are reached back.
+  ASSERT_OK(db_->Put("k", "b").status());
+  ASSERT_OK_AND_ASSIGN(uint64_t v3, db_->Delete("j"));
+  ASSERT_OK_AND_ASSIGN(got, reader.Get("j"));
+  EXPECT_FALSE(got.value);
+  EXPECT_EQ(got.version, v3);
+  EXPECT_EQ(reader.trusted()->version, v3);
+  ASSERT_OK_AND_ASSIGN(got, reader.Get("k", v1));
+  EXPECT_EQ(got.value, std::optional<std::string>("a"));
+  ASSERT_OK_AND_ASSIGN(std::vector<DigestLink> links, db_->DigestLinks(v1, v3));
+  EXPECT_THAT(VerifyChain(v1, d1.digest, links), IsOkAndHolds(reader.trusted()->digest));
+
+  // A digest that is not this database's: nothing verifies against it.
+  TrustedDigest wrong{v1, d1.digest};
+  wrong.digest[0] ^= 1;
+  VerifiedReader doubting(db_.get(), wrong);
+  EXPECT_THAT(doubting.Get("k"), StatusIs(absl::StatusCode::kDataLoss, "verification failed"));
+  EXPECT_THAT(doubting.Get("k", v1),
+              StatusIs(absl::StatusCode::kDataLoss, "verification failed"));
+
+  EXPECT_THAT(db_->ProveGet(""), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->Digest(v3 + 5), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->DigestLinks(v3, v1), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->DigestLinks(v1, v3 + 5), StatusIs(absl::StatusCode::kNotFound));
+}
+
 TEST_P(ConformanceTest, CheckVerifiesEveryRetainedVersionWithProgress) {
   for (int i = 0; i < 5; ++i) ASSERT_OK(db_->Put("c" + std::to_string(i), "v").status());
   ASSERT_OK_AND_ASSIGN(std::vector<VersionInfo> versions, db_->ListVersions());

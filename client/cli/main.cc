@@ -66,6 +66,12 @@ ABSL_FLAG(uint64_t, limit, 0,
 ABSL_FLAG(bool, reverse, false, "scan: in descending key order");
 ABSL_FLAG(bool, keys_only, false, "scan: print keys without values");
 ABSL_FLAG(bool, count, false, "scan: print only the number of keys");
+ABSL_FLAG(bool, verify, false,
+          "get: check the answer with its proof (verified reads); fails (exit 6) if it "
+          "does not verify");
+ABSL_FLAG(std::string, trusted, "",
+          "get --verify, digest: VERSION:DIGEST, a digest you trust (from `cowdb digest` "
+          "where you trust the answer); the answer must extend it");
 ABSL_FLAG(std::string, from, "",
           "watch: changes after this version (default: now); history: changes from this "
           "version on (default: the oldest retained); export: an incremental export of "
@@ -92,7 +98,13 @@ database directory in this process with --data_dir=DIR (no server may have
 it open).
 
 Commands:
-  get KEY                     print the value of KEY
+  get KEY                     print the value of KEY; --verify checks the
+                              answer with its proof (against --trusted,
+                              VERSION:DIGEST, when given)
+  digest                      a version's digest (--at; default the
+                              latest), which names its whole contents and
+                              every version before it; --trusted checks
+                              that it extends a digest you trust
   put KEY VALUE               set KEY (VALUE "-" reads the value from stdin)
   del KEY                     delete KEY
   scan [PREFIX]               keys with PREFIX, or --start/--end; --limit,
@@ -277,6 +289,10 @@ class Cli {
 
  private:
   absl::Status Get(const std::vector<std::string>& a);
+  absl::Status VerifiedGet(const std::string& key, std::optional<uint64_t> at);
+  absl::Status DigestCmd(const std::vector<std::string>& a);
+  // --trusted parsed; nullopt when not given.
+  absl::StatusOr<std::optional<client::TrustedDigest>> Trusted();
   absl::Status Put(const std::vector<std::string>& a);
   absl::Status Del(const std::vector<std::string>& a);
   absl::Status Scan(const std::vector<std::string>& a);
@@ -331,7 +347,7 @@ absl::Status Cli::Run(const std::vector<std::string>& args) {
       {"history", &Cli::History}, {"check", &Cli::Check},     {"backup", &Cli::Backup},
       {"export", &Cli::Export},   {"import", &Cli::Import},   {"retention", &Cli::RetentionCmd},
       {"stats", &Cli::Stats},     {"auth", &Cli::AuthCmd},     {"user", &Cli::UserCmd},
-      {"role", &Cli::RoleCmd},
+      {"role", &Cli::RoleCmd},    {"digest", &Cli::DigestCmd},
   };
   for (const auto& [name, handler] : kCommands) {
     if (args[0] == name) {
@@ -410,6 +426,7 @@ absl::Status Cli::Get(const std::vector<std::string>& a) {
   if (a.size() != 1) return Usage("usage: cowdb get KEY");
   absl::StatusOr<std::optional<uint64_t>> at = At();
   if (!at.ok()) return at.status();
+  if (absl::GetFlag(FLAGS_verify)) return VerifiedGet(a[0], *at);
   absl::StatusOr<client::Entry> e = db_.Get(a[0], *at);
   if (absl::IsNotFound(e.status()) && e.status().message().find("version") == std::string::npos) {
     return absl::NotFoundError(absl::StrCat("no key \"", Printable(a[0]), "\""));
@@ -421,6 +438,89 @@ absl::Status Cli::Get(const std::vector<std::string>& a) {
   } else {
     out_ << PrintableValue(e->value) << "\n";
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<client::TrustedDigest>> Cli::Trusted() {
+  const std::string flag = absl::GetFlag(FLAGS_trusted);
+  if (flag.empty()) return std::optional<client::TrustedDigest>();
+  const size_t colon = flag.find(':');
+  client::TrustedDigest t;
+  if (colon == std::string::npos || !absl::SimpleAtoi(flag.substr(0, colon), &t.version)) {
+    return Usage("--trusted is VERSION:DIGEST, as `cowdb digest` prints it");
+  }
+  absl::StatusOr<Hash> h = HashFromHex(flag.substr(colon + 1));
+  if (!h.ok()) return Usage(absl::StrCat("--trusted: ", h.status().message()));
+  t.digest = *h;
+  return std::optional<client::TrustedDigest>(t);
+}
+
+absl::Status Cli::VerifiedGet(const std::string& key, std::optional<uint64_t> at) {
+  absl::StatusOr<std::optional<client::TrustedDigest>> trusted = Trusted();
+  if (!trusted.ok()) return trusted.status();
+  client::VerifiedReader reader(&db_, *trusted);
+  absl::StatusOr<client::VerifiedValue> v = reader.Get(key, at);
+  if (!v.ok()) return v.status();
+  const std::string digest = absl::StrCat(v->version, ":", HashToHex(v->digest));
+  if (json_) {
+    out_ << "{" << JsonBytesField("key", key) << ",";
+    if (v->value) out_ << JsonBytesField("value", *v->value) << ",";
+    out_ << "\"found\":" << (v->value ? "true" : "false") << ",\"read_version\":" << v->version
+         << ",\"verified\":true,\"digest\":" << JsonString(digest) << "}\n";
+  } else if (v->value) {
+    out_ << PrintableValue(*v->value) << "\n";
+  }
+  // What was proved, on stderr: stdout stays the value alone.
+  std::cerr << "verified: " << (v->value ? "present" : "absent") << " at version "
+            << v->version << (*trusted ? ", extending the trusted digest" : " (no --trusted: "
+            "checked against the server's own digest)") << "; digest " << digest << "\n";
+  if (!v->value) {
+    return absl::NotFoundError(absl::StrCat("no key \"", Printable(key), "\" (absence verified)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cli::DigestCmd(const std::vector<std::string>& a) {
+  if (!a.empty()) return Usage("usage: cowdb digest [--at=VERSION] [--trusted=VERSION:DIGEST]");
+  absl::StatusOr<std::optional<uint64_t>> at = At();
+  if (!at.ok()) return at.status();
+  absl::StatusOr<std::optional<client::TrustedDigest>> trusted = Trusted();
+  if (!trusted.ok()) return trusted.status();
+  absl::StatusOr<client::VersionDigest> d = db_.Digest(*at);
+  if (!d.ok()) return d.status();
+  if (*trusted) {
+    const client::TrustedDigest& t = **trusted;
+    if (t.version > d->version) {
+      return Usage(absl::StrCat("--trusted is of version ", t.version, ", after version ",
+                                d->version));
+    }
+    absl::StatusOr<std::vector<DigestLink>> links = db_.DigestLinks(t.version, d->version);
+    if (!links.ok()) return links.status();
+    absl::StatusOr<Hash> reached = VerifyChain(t.version, t.digest, *links);
+    if (!reached.ok()) return reached.status();
+    if (*reached != d->digest) {
+      return absl::DataLossError(absl::StrCat(
+          "verification failed: the digest of version ", d->version,
+          " does not extend the trusted digest of version ", t.version));
+    }
+  }
+  const std::string digest = absl::StrCat(d->version, ":", HashToHex(d->digest));
+  if (json_) {
+    out_ << "{\"version\":" << d->version << ",\"digest\":" << JsonString(digest)
+         << ",\"root_hash\":" << JsonString(HashToHex(d->root_hash))
+         << ",\"commit_unix_micros\":" << d->commit_micros
+         << ",\"extends_trusted\":" << (*trusted ? "true" : "false") << "}\n";
+    return absl::OkStatus();
+  }
+  Table table({"FIELD", "VALUE"});
+  table.Add({"digest", digest});
+  table.Add({"root_hash", HashToHex(d->root_hash)});
+  table.Add({"commit_time", absl::FormatTime(absl::RFC3339_full,
+                                             absl::FromUnixMicros(d->commit_micros),
+                                             absl::UTCTimeZone())});
+  if (*trusted) table.Add({"extends", absl::StrCat("the trusted digest of version ",
+                                                    (*trusted)->version)});
+  table.Print(out_);
   return absl::OkStatus();
 }
 

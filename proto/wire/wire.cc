@@ -1,6 +1,9 @@
 #include "proto/wire/wire.h"
 
+#include <algorithm>
 #include <cstdint>
+
+#include "absl/strings/str_cat.h"
 
 namespace cowdb::wire {
 
@@ -162,6 +165,60 @@ void AppendFromProto(const v1::HistoryResponse& r, client::KeyHistory* h) {
   h->to = r.to_version();
   h->complete_from = r.complete_from();
   h->more = r.more();
+}
+
+absl::StatusOr<Hash> HashFromBytes(std::string_view bytes, std::string_view what) {
+  Hash h{};
+  if (bytes.size() != h.size()) {
+    return absl::DataLossError(absl::StrCat("verification failed: ", std::string(what),
+                                            " is ", bytes.size(), " bytes, not 32"));
+  }
+  std::copy(bytes.begin(), bytes.end(), h.begin());
+  return h;
+}
+
+void ToProto(const ReadProof& p, v1::ReadProof* out) {
+  out->set_version(p.version);
+  out->set_commit_unix_micros(p.commit_micros);
+  out->set_previous_digest(HashBytes(p.previous_digest));
+  for (const ProofNode& n : p.path) {
+    v1::ProofNode* pn = out->add_path();
+    pn->set_level(n.level);
+    for (const std::string& s : n.separators) pn->add_separators(s);
+    for (const Hash& h : n.children) pn->add_children(HashBytes(h));
+  }
+  for (const ProofEntry& e : p.leaf) {
+    v1::ProofEntry* pe = out->add_leaf();
+    pe->set_key(e.key);
+    pe->set_blob(e.blob);
+    pe->set_value(e.value);
+    pe->set_mod_version(e.mod_version);
+  }
+}
+
+absl::StatusOr<ReadProof> FromProto(const v1::ReadProof& p) {
+  ReadProof out;
+  out.version = p.version();
+  out.commit_micros = p.commit_unix_micros();
+  absl::StatusOr<Hash> previous = HashFromBytes(p.previous_digest(), "the previous digest");
+  if (!previous.ok()) return previous.status();
+  out.previous_digest = *previous;
+  out.path.reserve(p.path_size());
+  for (const v1::ProofNode& pn : p.path()) {
+    ProofNode& n = out.path.emplace_back();
+    n.level = pn.level();
+    n.separators.assign(pn.separators().begin(), pn.separators().end());
+    for (const std::string& c : pn.children()) {
+      absl::StatusOr<Hash> h = HashFromBytes(c, "a child hash");
+      if (!h.ok()) return h.status();
+      n.children.push_back(*h);
+    }
+  }
+  out.leaf.reserve(p.leaf_size());
+  for (const v1::ProofEntry& pe : p.leaf()) {
+    out.leaf.push_back({pe.key(), pe.blob(), pe.value(), pe.mod_version()});
+  }
+  return out;
 }
 
 }  // namespace cowdb::wire

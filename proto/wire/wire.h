@@ -10,8 +10,10 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "client/types.h"
 #include "cowdb/v1/cowdb.pb.h"
+#include "engine/proof.h"
 #include "grpcpp/support/status.h"
 
 namespace cowdb::wire {
@@ -40,6 +42,15 @@ v1::HistoryRequest ToProto(std::string_view key, const client::HistoryOptions& o
 // Adds one message of a History stream to `*h` (the last one sets the
 // summary fields).
 void AppendFromProto(const v1::HistoryResponse& r, client::KeyHistory* h);
+
+// Proofs of verified reads. FromProto checks the hashes' lengths: DataLoss
+// ("verification failed: ...") for a malformed proof.
+void ToProto(const ReadProof& p, v1::ReadProof* out);
+absl::StatusOr<ReadProof> FromProto(const v1::ReadProof& p);
+absl::StatusOr<Hash> HashFromBytes(std::string_view bytes, std::string_view what);
+inline std::string HashBytes(const Hash& h) {
+  return std::string(reinterpret_cast<const char*>(h.data()), h.size());
+}
 
 }  // namespace cowdb::wire
 
