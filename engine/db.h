@@ -178,6 +178,15 @@ struct ProvedValue {
   ReadProof proof;
 };
 
+// A scan with its proof (DB::ProveScan).
+struct ProvedRange {
+  std::vector<std::pair<std::string, std::string>> kvs;
+  // The proof covers [begin, proved_end): the scan's end, or just after the
+  // last key when `limit` cut it short ("" = no bound).
+  std::string proved_end;
+  RangeProof proof;
+};
+
 struct CheckReport {
   uint64_t versions_checked = 0;
   uint64_t pages_reachable = 0;  // distinct pages reachable from them
@@ -422,6 +431,15 @@ class DB {
   // the empty key; as Get.
   virtual absl::StatusOr<ProvedValue> ProveGet(const ReadOptions& options,
                                                std::string_view key) = 0;
+
+  // The keys and values of [begin, end) (empty `end`: no bound; at most
+  // `limit` keys, 0: no limit) at the version `options` chooses, with a
+  // proof: VerifyScan(proof, begin, proved_end, kvs) recomputes the
+  // version's digest. Errors: InvalidArgument for end < begin; as Get.
+  virtual absl::StatusOr<ProvedRange> ProveScan(const ReadOptions& options,
+                                                std::string_view begin,
+                                                std::string_view end,
+                                                uint64_t limit) = 0;
 
   // The root hash and digest of a retained `version`. Errors: as
   // SnapshotAt.

@@ -256,6 +256,41 @@ absl::StatusOr<ProvedValue> DBImpl::ProveGet(const ReadOptions& options,
   return out;
 }
 
+absl::StatusOr<ProvedRange> DBImpl::ProveScan(const ReadOptions& options,
+                                              std::string_view begin, std::string_view end,
+                                              uint64_t limit) {
+  RETURN_IF_ERROR(CheckVerifiable());
+  if (!end.empty() && end < begin) {
+    return absl::InvalidArgumentError("the range's end is before its start");
+  }
+  std::shared_ptr<const Version> hold;
+  ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
+  ProvedRange out;
+  out.proved_end = std::string(end);
+  TreeCursor cursor(&source_, v->root);
+  ValueReader values(&source_);
+  RETURN_IF_ERROR(cursor.Seek(begin));
+  while (cursor.Valid()) {
+    const LeafEntry& e = cursor.entry();
+    if (!end.empty() && e.key >= end) break;
+    if (limit != 0 && out.kvs.size() == limit) {
+      out.proved_end = std::string(out.kvs.back().first);
+      out.proved_end.push_back('\0');
+      break;
+    }
+    absl::Status read;
+    std::string_view value = values.Read(e.value, &read);
+    RETURN_IF_ERROR(read);
+    out.kvs.emplace_back(std::string(e.key), std::string(value));
+    RETURN_IF_ERROR(cursor.Next());
+  }
+  out.proof.version = v->version;
+  out.proof.commit_micros = v->commit_micros;
+  out.proof.previous_digest = v->previous_digest;
+  RETURN_IF_ERROR(TreeProveRange(source_, v->root, begin, out.proved_end, &out.proof));
+  return out;
+}
+
 absl::StatusOr<VersionDigest> DBImpl::GetDigest(uint64_t version) {
   RETURN_IF_ERROR(CheckVerifiable());
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, versions_->Pin(version));

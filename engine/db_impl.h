@@ -48,6 +48,8 @@ class DBImpl final : public DB {
                    std::string* value) override;
   absl::StatusOr<ProvedValue> ProveGet(const ReadOptions& options,
                                        std::string_view key) override;
+  absl::StatusOr<ProvedRange> ProveScan(const ReadOptions& options, std::string_view begin,
+                                        std::string_view end, uint64_t limit) override;
   absl::StatusOr<VersionDigest> GetDigest(uint64_t version) override;
   absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from,
                                                       uint64_t to) override;

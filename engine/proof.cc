@@ -117,6 +117,110 @@ absl::StatusOr<Hash> VerifyRead(const ReadProof& proof, std::string_view key,
                      proof.commit_micros);
 }
 
+namespace {
+
+// Recomputes a range proof's hashes from its root down, and collects the
+// entries in [begin, end) of the leaves it expands, in key order.
+class RangeVerifier {
+ public:
+  RangeVerifier(const RangeProof& proof, std::string_view begin, std::string_view end)
+      : proof_(proof), begin_(begin), end_(end), used_(proof.nodes.size(), false) {}
+
+  // The hash of node `index`, whose keys lie in [lo, hi) (nullopt: no
+  // bound) and whose level is `level` (nullopt for the root: any).
+  absl::StatusOr<Hash> Visit(size_t index, std::optional<uint32_t> level,
+                             std::optional<std::string_view> lo,
+                             std::optional<std::string_view> hi) {
+    if (index >= proof_.nodes.size() || used_[index]) {
+      return Failed("a range proof's node is missing or used twice");
+    }
+    used_[index] = true;
+    const RangeProofNode& n = proof_.nodes[index];
+    if (level && n.level != *level) return Failed("the proof's levels are inconsistent");
+    if (n.level == 0) {
+      NodeHasher h = NodeHasher::Leaf(n.entries.size());
+      for (size_t i = 0; i < n.entries.size(); ++i) {
+        const ProofEntry& e = n.entries[i];
+        if (i > 0 && !(n.entries[i - 1].key < e.key)) {
+          return Failed("a leaf's keys are not in order");
+        }
+        if (e.blob && e.value.size() != internal::kHashBytes) {
+          return Failed("a blob digest is not 32 bytes");
+        }
+        h.AddEntry(e.key, e.blob, e.value, e.mod_version);
+        if (e.key >= begin_ && (end_.empty() || e.key < end_)) entries_.push_back(&e);
+      }
+      return h.Finish();
+    }
+    const size_t count = n.children.size();
+    if (count == 0 || n.separators.size() + 1 != count || n.expanded.size() != count) {
+      return Failed("an internal node's children and separators disagree");
+    }
+    NodeHasher h = NodeHasher::Internal(n.level, count);
+    for (size_t i = 0; i < count; ++i) {
+      if (i > 1 && !(n.separators[i - 2] < n.separators[i - 1])) {
+        return Failed("an internal node's separators are not in order");
+      }
+      std::optional<std::string_view> clo = i == 0 ? lo : n.separators[i - 1];
+      std::optional<std::string_view> chi = i + 1 == count ? hi : n.separators[i];
+      const bool needed = (!chi || begin_ < *chi) && (end_.empty() || !clo || *clo < end_);
+      if (n.expanded[i] == 0) {
+        if (needed) return Failed("a part of the range is missing from the proof");
+      } else {
+        absl::StatusOr<Hash> child = Visit(n.expanded[i], n.level - 1, clo, chi);
+        if (!child.ok()) return child.status();
+        if (*child != n.children[i]) {
+          return Failed(absl::StrCat("the hash of a node at level ", n.level - 1,
+                                     " is not the one its parent holds"));
+        }
+      }
+      h.AddChild(i == 0 ? std::string_view() : n.separators[i - 1], n.children[i], i == 0);
+    }
+    return h.Finish();
+  }
+
+  bool AllUsed() const {
+    return std::all_of(used_.begin(), used_.end(), [](bool u) { return u; });
+  }
+  const std::vector<const ProofEntry*>& entries() const { return entries_; }
+
+ private:
+  const RangeProof& proof_;
+  const std::string_view begin_, end_;
+  std::vector<bool> used_;
+  std::vector<const ProofEntry*> entries_;
+};
+
+}  // namespace
+
+absl::StatusOr<Hash> VerifyScan(const RangeProof& proof, std::string_view begin,
+                                std::string_view end,
+                                const std::vector<std::pair<std::string, std::string>>& kvs) {
+  Hash root = internal::EmptyTreeHash();
+  RangeVerifier v(proof, begin, end);
+  if (!proof.nodes.empty()) {
+    absl::StatusOr<Hash> h = v.Visit(0, std::nullopt, std::nullopt, std::nullopt);
+    if (!h.ok()) return h.status();
+    if (!v.AllUsed()) return Failed("a range proof has nodes no parent expands");
+    root = *h;
+  }
+  const std::vector<const ProofEntry*>& proved = v.entries();
+  if (proved.size() != kvs.size()) {
+    return Failed(absl::StrCat("the scan returned ", kvs.size(), " keys, the proof has ",
+                               proved.size(), " in the range"));
+  }
+  for (size_t i = 0; i < kvs.size(); ++i) {
+    const ProofEntry& e = *proved[i];
+    if (e.key != kvs[i].first) {
+      return Failed(absl::StrCat("key ", i, " of the scan is not the one proved"));
+    }
+    const bool same = e.blob ? internal::HashView(BlobDigest(kvs[i].second)) == e.value
+                             : e.value == kvs[i].second;
+    if (!same) return Failed(absl::StrCat("the value of key ", i, " is not the one proved"));
+  }
+  return ChainDigest(proof.previous_digest, proof.version, root, proof.commit_micros);
+}
+
 absl::Status VerifyReadAgainst(const ReadProof& proof, std::string_view key,
                                const std::optional<std::string>& value,
                                const Hash& trusted) {

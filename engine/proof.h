@@ -84,6 +84,34 @@ absl::Status VerifyReadAgainst(const ReadProof& proof, std::string_view key,
                                const std::optional<std::string>& value,
                                const Hash& trusted);
 
+// A range proof: the part of a version's tree a scan of [begin, end) reads.
+// Node 0 is the root (no nodes: the empty tree). An internal node gives
+// every child's hash and expands (as a later node) each child whose keys
+// may lie in the range; a leaf gives its entries.
+struct RangeProofNode {
+  uint32_t level = 0;                   // 0: a leaf
+  std::vector<std::string> separators;  // internal
+  std::vector<Hash> children;           // internal: every child's hash
+  std::vector<uint32_t> expanded;       // internal: per child, its node's
+                                        // index, or 0 if not expanded
+  std::vector<ProofEntry> entries;      // leaf
+};
+
+struct RangeProof {
+  uint64_t version = 0;
+  int64_t commit_micros = 0;
+  Hash previous_digest{};
+  std::vector<RangeProofNode> nodes;
+};
+
+// Returns digest(proof.version) if `proof` proves that the keys of
+// [begin, end) (empty `end`: no bound) at that version are exactly `kvs`
+// (in order, with those values). Errors: DataLoss ("verification failed:
+// ...").
+absl::StatusOr<Hash> VerifyScan(
+    const RangeProof& proof, std::string_view begin, std::string_view end,
+    const std::vector<std::pair<std::string, std::string>>& kvs);
+
 // One step of the chain: enough to compute digest(version) from
 // digest(version - 1).
 struct DigestLink {

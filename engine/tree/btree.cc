@@ -267,6 +267,54 @@ absl::Status TreeProve(NodeSource& src, const Root& root, std::string_view key,
   return absl::OkStatus();
 }
 
+namespace {
+
+// Adds `n` (whose keys lie in [lo, hi); nullopt: no bound) and the children
+// the range [begin, end) needs to proof->nodes; returns its index.
+absl::StatusOr<uint32_t> ProveRangeRec(NodeSource& src, const Node& n,
+                                       std::optional<std::string_view> lo,
+                                       std::optional<std::string_view> hi,
+                                       std::string_view begin, std::string_view end,
+                                       RangeProof* proof) {
+  const uint32_t index = static_cast<uint32_t>(proof->nodes.size());
+  proof->nodes.emplace_back();
+  RangeProofNode out;
+  out.level = n.level;
+  if (n.is_leaf()) {
+    out.entries.reserve(n.entries.size());
+    for (const LeafEntry& e : n.entries) {
+      out.entries.push_back({std::string(e.key), e.value.is_blob(),
+                             std::string(e.value.is_blob() ? e.value.digest : e.value.data),
+                             e.mod_version});
+    }
+    proof->nodes[index] = std::move(out);
+    return index;
+  }
+  const size_t count = n.children.size();
+  out.separators.assign(n.keys.begin(), n.keys.end());
+  out.expanded.assign(count, 0);
+  for (const ChildRef& c : n.children) out.children.push_back(c.hash);
+  for (size_t i = 0; i < count; ++i) {
+    std::optional<std::string_view> clo = i == 0 ? lo : n.keys[i - 1];
+    std::optional<std::string_view> chi = i + 1 == count ? hi : n.keys[i];
+    if ((chi && !(begin < *chi)) || (!end.empty() && clo && !(*clo < end))) continue;
+    ASSIGN_OR_RETURN(NodeRef child, src.LoadChild(n, i));
+    ASSIGN_OR_RETURN(out.expanded[i], ProveRangeRec(src, *child, clo, chi, begin, end, proof));
+  }
+  proof->nodes[index] = std::move(out);
+  return index;
+}
+
+}  // namespace
+
+absl::Status TreeProveRange(NodeSource& src, const Root& root, std::string_view begin,
+                            std::string_view end, RangeProof* proof) {
+  proof->nodes.clear();
+  if (root.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(NodeRef n, src.LoadRoot(root));
+  return ProveRangeRec(src, *n, std::nullopt, std::nullopt, begin, end, proof).status();
+}
+
 absl::StatusOr<uint64_t> TreeCount(NodeSource& src, const Root& root,
                                    std::string_view begin,
                                    std::string_view end) {

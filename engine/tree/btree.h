@@ -164,6 +164,12 @@ absl::StatusOr<bool> TreeRead(NodeSource& src, const Root& root,
 absl::Status TreeProve(NodeSource& src, const Root& root, std::string_view key,
                        ReadProof* proof, std::optional<std::string>* value);
 
+// A range proof (proof.h) of the keys of `root`'s tree in [begin, end)
+// (empty `end`: no bound): fills proof->nodes. The tree must be hashed.
+// O(depth + the leaves the range spans).
+absl::Status TreeProveRange(NodeSource& src, const Root& root, std::string_view begin,
+                            std::string_view end, RangeProof* proof);
+
 // Number of keys in [begin, end); an empty `end` means no upper bound.
 // O(depth) through the per-child entry counts.
 absl::StatusOr<uint64_t> TreeCount(NodeSource& src, const Root& root,

@@ -1014,6 +1014,10 @@ absl::StatusOr<ProvedValue> ModelDB::ProveGet(const ReadOptions&,
                                               std::string_view) {
   return absl::UnimplementedError("ModelDB has no Merkle tree");
 }
+absl::StatusOr<ProvedRange> ModelDB::ProveScan(const ReadOptions&, std::string_view,
+                                               std::string_view, uint64_t) {
+  return absl::UnimplementedError("ModelDB has no Merkle tree");
+}
 absl::StatusOr<VersionDigest> ModelDB::GetDigest(uint64_t) {
   return absl::UnimplementedError("ModelDB has no Merkle tree");
 }
