@@ -75,13 +75,7 @@ absl::Status VerifiedReader::CheckExtends(const TrustedDigest& earlier,
   return absl::OkStatus();
 }
 
-absl::StatusOr<VerifiedValue> VerifiedReader::Get(std::string_view key,
-                                                  std::optional<uint64_t> at) {
-  absl::StatusOr<ProvedValue> p = client_->ProveGet(key, at);
-  if (!p.ok()) return p.status();
-  absl::StatusOr<Hash> digest = VerifyRead(p->proof, key, p->value);
-  if (!digest.ok()) return digest.status();
-  const TrustedDigest answer{p->proof.version, *digest};
+absl::Status VerifiedReader::Accept(const TrustedDigest& answer, std::optional<uint64_t> at) {
   if (at && answer.version != *at) {
     return absl::DataLossError(absl::StrCat("verification failed: asked for version ", *at,
                                             ", the proof is of version ", answer.version));
@@ -105,11 +99,71 @@ absl::StatusOr<VerifiedValue> VerifiedReader::Get(std::string_view key,
     }
     if (absl::Status s = CheckExtends(answer, *trusted); !s.ok()) return s;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!trusted_ || trusted_->version < answer.version) trusted_ = answer;
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!trusted_ || trusted_->version < answer.version) trusted_ = answer;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VerifiedValue> VerifiedReader::Get(std::string_view key,
+                                                  std::optional<uint64_t> at) {
+  absl::StatusOr<ProvedValue> p = client_->ProveGet(key, at);
+  if (!p.ok()) return p.status();
+  absl::StatusOr<Hash> digest = VerifyRead(p->proof, key, p->value);
+  if (!digest.ok()) return digest.status();
+  const TrustedDigest answer{p->proof.version, *digest};
+  if (absl::Status s = Accept(answer, at); !s.ok()) return s;
   return VerifiedValue{std::move(p->value), answer.version, answer.digest};
+}
+
+absl::StatusOr<uint64_t> VerifiedReader::Scan(
+    const ScanOptions& options, const std::function<bool(const KeyValue&)>& visit) {
+  if (options.reverse || options.keys_only) {
+    return absl::InvalidArgumentError("a verified scan reads in key order, with values");
+  }
+  std::string start, end;
+  if (!options.range.prefix.empty()) {
+    if (!options.range.start.empty() || !options.range.end.empty()) {
+      return absl::InvalidArgumentError("give a prefix or start/end, not both");
+    }
+    start = options.range.prefix;
+    end = PrefixEnd(options.range.prefix);
+  } else {
+    start = options.range.start;
+    end = options.range.end;
+  }
+  ScanOptions part;
+  part.at = options.at;
+  uint64_t left = options.limit;
+  for (;;) {
+    part.range = Range{start, end, ""};
+    part.limit = left;
+    absl::StatusOr<ProvedRange> r = client_->ProveScan(part);
+    if (!r.ok()) return r.status();
+    std::vector<std::pair<std::string, std::string>> kvs;
+    kvs.reserve(r->kvs.size());
+    for (const KeyValue& kv : r->kvs) kvs.emplace_back(kv.key, kv.value);
+    absl::StatusOr<Hash> digest = VerifyScan(r->proof, start, r->proved_end, kvs);
+    if (!digest.ok()) return digest.status();
+    const TrustedDigest answer{r->proof.version, *digest};
+    if (absl::Status s = Accept(answer, part.at); !s.ok()) return s;
+    part.at = answer.version;  // the next parts read the same version
+    const bool to_the_end = r->proved_end == end;
+    if (!to_the_end && (r->kvs.empty() || (!end.empty() && r->proved_end > end) ||
+                        r->proved_end <= start)) {
+      return absl::DataLossError(absl::StrCat(
+          "verification failed: a scan's part stopped at a key that is not after its ",
+          "last key"));
+    }
+    for (const KeyValue& kv : r->kvs) {
+      if (!visit(kv)) return answer.version;
+    }
+    if (left != 0) {
+      left -= std::min<uint64_t>(left, r->kvs.size());
+      if (left == 0) return answer.version;
+    }
+    if (to_the_end) return answer.version;
+    start = r->proved_end;
+  }
 }
 
 }  // namespace cowdb::client

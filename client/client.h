@@ -193,6 +193,11 @@ class Client {
   // the caller may read every key of the proof's leaf.
   virtual absl::StatusOr<ProvedValue> ProveGet(
       std::string_view key, std::optional<uint64_t> at = std::nullopt) = 0;
+  // A scan's keys and values with the proof of them, unchecked: in key
+  // order, with values (not reverse or keys_only). A remote server answers
+  // at most 1,000 keys per call; proved_end says how far the answer (and
+  // its proof) reached. VerifiedReader::Scan goes on from there.
+  virtual absl::StatusOr<ProvedRange> ProveScan(const ScanOptions& options) = 0;
   // The digest of `version` (unset: the latest), as the server states it.
   virtual absl::StatusOr<VersionDigest> Digest(
       std::optional<uint64_t> version = std::nullopt) = 0;
@@ -232,12 +237,19 @@ class VerifiedReader {
   // The value of `key` at `at` (unset: the latest), checked.
   absl::StatusOr<VerifiedValue> Get(std::string_view key,
                                     std::optional<uint64_t> at = std::nullopt);
+  // A scan (in key order, with values), each part checked before `visit`
+  // sees it; all parts read one version. Returns that version.
+  absl::StatusOr<uint64_t> Scan(const ScanOptions& options,
+                                const std::function<bool(const KeyValue&)>& visit);
   // The newest digest verified so far (or given).
   std::optional<TrustedDigest> trusted() const;
 
  private:
   // Checks that `later` (of a version after `earlier`'s) extends it.
   absl::Status CheckExtends(const TrustedDigest& earlier, const TrustedDigest& later);
+  // Checks a verified answer's digest against the trusted one (`at`: the
+  // version asked for, if any), and trusts it if it is newer.
+  absl::Status Accept(const TrustedDigest& answer, std::optional<uint64_t> at);
 
   Client* const client_;
   mutable std::mutex mu_;

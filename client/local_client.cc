@@ -243,6 +243,30 @@ class LocalClient final : public Client {
     return ProvedValue{std::move(p->value), std::move(p->proof)};
   }
 
+  absl::StatusOr<ProvedRange> ProveScan(const ScanOptions& options) override {
+    if (options.reverse || options.keys_only) {
+      return absl::InvalidArgumentError("a scan with a proof reads in key order, with values");
+    }
+    std::string start, end;
+    if (absl::Status s = Bounds(options.range, &start, &end); !s.ok()) return s;
+    absl::StatusOr<cowdb::ProvedRange> r = db_->ProveScan(At(options.at), start, end,
+                                                          options.limit);
+    if (!r.ok()) return r.status();
+    ProvedRange out;
+    size_t next = 0;
+    for (const RangeProofNode& n : r->proof.nodes) {  // mod_versions, in key order
+      for (const ProofEntry& e : n.entries) {
+        if (next < r->kvs.size() && e.key == r->kvs[next].first) {
+          out.kvs.push_back({e.key, std::move(r->kvs[next].second), e.mod_version});
+          ++next;
+        }
+      }
+    }
+    out.proved_end = std::move(r->proved_end);
+    out.proof = std::move(r->proof);
+    return out;
+  }
+
   absl::StatusOr<VersionDigest> Digest(std::optional<uint64_t> version) override {
     absl::StatusOr<cowdb::VersionDigest> d =
         db_->GetDigest(version ? *version : db_->LatestVersion());

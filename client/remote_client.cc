@@ -600,6 +600,33 @@ class RemoteClient final : public Client {
     return out;
   }
 
+  absl::StatusOr<ProvedRange> ProveScan(const ScanOptions& options) override {
+    v1::ScanRequest req;
+    *req.mutable_range() = wire::ToProto(options.range);
+    if (options.at) req.mutable_read()->set_at_version(*options.at);
+    req.set_limit(options.limit);
+    req.set_reverse(options.reverse);
+    req.set_keys_only(options.keys_only);
+    req.set_proof(true);
+    std::unique_ptr<grpc::ClientContext> ctx = Context();
+    auto reader = kv_->Scan(ctx.get(), req);
+    v1::ScanResponse page;
+    ProvedRange out;
+    bool got = false;
+    while (reader->Read(&page)) {
+      if (got) continue;  // one message; drain anything else
+      got = true;
+      for (const v1::KeyValue& kv : page.kvs()) out.kvs.push_back(wire::FromProto(kv));
+      out.proved_end = page.proved_end();
+      absl::StatusOr<RangeProof> proof = wire::FromProto(page.proof());
+      if (!proof.ok()) return proof.status();
+      out.proof = *std::move(proof);
+    }
+    if (absl::Status s = FromGrpc(reader->Finish()); !s.ok()) return s;
+    if (!got) return absl::DataLossError("verification failed: the scan sent no proof");
+    return out;
+  }
+
   absl::StatusOr<VersionDigest> Digest(std::optional<uint64_t> version) override {
     v1::DigestRequest req;
     if (version) req.set_version(*version);

@@ -239,6 +239,14 @@ struct ProvedValue {
   ReadProof proof;
 };
 
+// A scan with the server's proof, not yet checked: the keys and values of
+// [start, proved_end) (empty proved_end: to the range's end).
+struct ProvedRange {
+  std::vector<KeyValue> kvs;
+  std::string proved_end;
+  RangeProof proof;
+};
+
 // A digest the reader trusts: version `version`'s.
 struct TrustedDigest {
   uint64_t version = 0;

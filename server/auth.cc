@@ -280,11 +280,32 @@ absl::StatusOr<Need> NeedOf(const v1::StatusRequest&) { return Need::Authenticat
 absl::StatusOr<Need> NeedOf(const v1::HistoryRequest& r) { return ReadKey(r.key()); }
 absl::StatusOr<Need> NeedOf(const v1::VersionAtRequest&) { return Need::Authenticated(); }
 absl::StatusOr<Need> NeedOf(const v1::DigestRequest&) { return Need::Authenticated(); }
+namespace {
+
+// READ on [first, last] of the keys a proof shows (in key order).
+Need NeedOfShown(const std::string* first, const std::string* last) {
+  if (first == nullptr) return Need::Authenticated();
+  std::string end = *last;
+  end.push_back('\0');
+  return ReadRange(KeySpan{*first, std::move(end)});
+}
+
+}  // namespace
+
 Need NeedOfProof(const ReadProof& proof) {
   if (proof.leaf.empty()) return Need::Authenticated();
-  std::string end = proof.leaf.back().key;
-  end.push_back('\0');
-  return ReadRange(KeySpan{proof.leaf.front().key, std::move(end)});
+  return NeedOfShown(&proof.leaf.front().key, &proof.leaf.back().key);
+}
+
+Need NeedOfProof(const RangeProof& proof) {
+  const std::string* first = nullptr;
+  const std::string* last = nullptr;
+  for (const RangeProofNode& n : proof.nodes) {  // leaves in key order
+    if (n.level != 0 || n.entries.empty()) continue;
+    if (first == nullptr) first = &n.entries.front().key;
+    last = &n.entries.back().key;
+  }
+  return NeedOfShown(first, last);
 }
 absl::StatusOr<Need> NeedOf(const v1::CheckRequest&) { return Need::Admin(); }
 absl::StatusOr<Need> NeedOf(const v1::BackupRequest&) { return Need::Admin(); }

@@ -87,6 +87,8 @@ absl::StatusOr<Need> NeedOf(const v1::DigestRequest& r);
 // key's leaf. A proof is answered only to a caller who may read them all
 // (checked after the proof is built, since only then is the leaf known).
 Need NeedOfProof(const ReadProof& proof);
+// The same for a scan's proof: every key of the leaves it expands.
+Need NeedOfProof(const RangeProof& proof);
 absl::StatusOr<Need> NeedOf(const v1::CheckRequest& r);
 absl::StatusOr<Need> NeedOf(const v1::BackupRequest& r);
 absl::StatusOr<Need> NeedOf(const v1::ExportRequest& r);

@@ -225,6 +225,41 @@ absl::Status KvService::StartScan(const v1::ScanRequest& req, ScanState* st,
   return absl::OkStatus();
 }
 
+absl::Status KvService::ProvedScan(const grpc::ServerContextBase* ctx,
+                                   const v1::ScanRequest& req, v1::ScanResponse* page) {
+  constexpr uint64_t kMaxProvedKeys = 1000;
+  if (req.read().selector_case() == v1::ReadSelector::kTransactionId || req.reverse() ||
+      req.keys_only() || req.count_only()) {
+    return absl::InvalidArgumentError(
+        "a scan with a proof reads a committed version in key order, with values: not "
+        "with a transaction, reverse, keys_only or count_only");
+  }
+  std::string start, end;
+  if (absl::Status s = ToBounds(req.range(), &start, &end); !s.ok()) return s;
+  const uint64_t limit =
+      req.limit() == 0 ? kMaxProvedKeys : std::min<uint64_t>(req.limit(), kMaxProvedKeys);
+  absl::StatusOr<ProvedRange> r = s_.db->ProveScan(ToReadOptions(req.read()), start, end, limit);
+  if (!r.ok()) return r.status();
+  if (grpc::Status a = s_.access->Admit(ctx, NeedOfProof(r->proof)); !a.ok()) {
+    return wire::FromGrpc(a);
+  }
+  // Each key's mod_version, from the proof's leaves (in key order).
+  size_t next = 0;
+  for (const RangeProofNode& n : r->proof.nodes) {
+    for (const ProofEntry& e : n.entries) {
+      if (next < r->kvs.size() && e.key == r->kvs[next].first) {
+        Fill(page->add_kvs(), e.key, r->kvs[next].second, e.mod_version);
+        ++next;
+      }
+    }
+  }
+  page->set_read_version(r->proof.version);
+  page->set_proved_end(r->proved_end);
+  page->set_done(true);
+  wire::ToProto(r->proof, page->mutable_proof());
+  return absl::OkStatus();
+}
+
 absl::Status KvService::ScanPage(const v1::ScanRequest& req, ScanState* st,
                                  v1::ScanResponse* page) {
   page->set_read_version(st->version);
@@ -254,6 +289,15 @@ class KvService::ScanReactor final : public grpc::ServerWriteReactor<v1::ScanRes
     }
     guard_.emplace(GuardCall(service->s_.watchdog, ctx, limits_.deadline));
     state_.owner = service->s_.access->UserOf(ctx);
+    if (req->proof()) {
+      absl::Status s = service->ProvedScan(ctx, *req, &page_);
+      if (!s.ok()) {
+        Finish(ToGrpcStatus(s));
+        return;
+      }
+      StartWriteAndFinish(&page_, grpc::WriteOptions(), grpc::Status::OK);
+      return;
+    }
     if (absl::Status s = service->StartScan(*req, &state_, &page_); !s.ok()) {
       Finish(ToGrpcStatus(s));
       return;

@@ -124,6 +124,9 @@ class KvService final : public cowdb::v1::KV::CallbackService {
                               const v1::RollbackRequest* req);
 
  private:
+  // A Scan with a proof (verified reads): one message, at most 1,000 keys.
+  absl::Status ProvedScan(const grpc::ServerContextBase* ctx, const v1::ScanRequest& req,
+                          v1::ScanResponse* page);
   // A Get with a proof (verified reads).
   grpc::Status HandleProvedGet(const grpc::ServerContextBase* ctx, const v1::GetRequest& req,
                                v1::GetResponse* resp);

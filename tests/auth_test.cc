@@ -98,11 +98,12 @@ class AuthTest : public ::testing::Test {
     v1::GetResponse resp;
     return kv_->Get(&ctx, req, &resp).error_code();
   }
-  grpc::Status Scan(const std::string& token, const std::string& prefix) {
+  grpc::Status Scan(const std::string& token, const std::string& prefix, bool proof = false) {
     grpc::ClientContext ctx;
     if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
     v1::ScanRequest req;
     req.mutable_range()->set_prefix(prefix);
+    req.set_proof(proof);
     auto reader = kv_->Scan(&ctx, req);
     v1::ScanResponse page;
     while (reader->Read(&page)) {
@@ -428,10 +429,13 @@ TEST_F(AuthTest, AProofNeedsReadOnItsWholeLeaf) {
   const std::string alice = Login("alice", "alice-pw");
   EXPECT_EQ(Get(alice, "app/a", /*proof=*/true), StatusCode::OK);
   EXPECT_EQ(Get(alice, "app/zz", /*proof=*/true), StatusCode::OK);  // absent
+  EXPECT_TRUE(Scan(alice, "app/", /*proof=*/true).ok());
   // Now the leaf also holds a key outside app/.
   ASSERT_EQ(Put(root, "secret"), StatusCode::OK);
   EXPECT_EQ(Get(alice, "app/a"), StatusCode::OK);
   EXPECT_EQ(Get(alice, "app/a", /*proof=*/true), StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(Scan(alice, "app/").ok());
+  EXPECT_EQ(Scan(alice, "app/", /*proof=*/true).error_code(), StatusCode::PERMISSION_DENIED);
   // bob reads every key.
   EXPECT_EQ(Get(Login("bob", "bob-pw"), "app/a", /*proof=*/true), StatusCode::OK);
 }

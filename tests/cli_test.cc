@@ -293,6 +293,14 @@ TEST_F(CliTest, VerifiedGetAndDigests) {
   EXPECT_EQ(Cli({"get", "k", "--verify", "--trusted=1:abc"}).code, 2);
   EXPECT_EQ(Cli({"get", "k", "--verify", "--trusted=" + trusted.substr(2)}).code, 2);
   EXPECT_EQ(Cli({"digest", "extra"}).code, 2);
+  // Scans too.
+  ASSERT_EQ(Cli({"put", "k2", "three"}).code, 0);
+  Result scan = Cli({"scan", "k", "--verify", "--trusted=" + trusted});
+  EXPECT_EQ(scan.code, 0) << scan.err;
+  EXPECT_THAT(scan.out, HasSubstr("(2 keys at version 3)"));
+  EXPECT_THAT(scan.err, HasSubstr("verified: 2 keys at version 3, extending the trusted digest"));
+  EXPECT_EQ(Cli({"scan", "k", "--verify", "--trusted=" + wrong}).code, 6);
+  EXPECT_EQ(Cli({"scan", "--verify", "--reverse"}).code, 2);
 }
 
 TEST_F(CliTest, CheckVerifiesWithoutABarWhenPiped) {

@@ -67,10 +67,10 @@ ABSL_FLAG(bool, reverse, false, "scan: in descending key order");
 ABSL_FLAG(bool, keys_only, false, "scan: print keys without values");
 ABSL_FLAG(bool, count, false, "scan: print only the number of keys");
 ABSL_FLAG(bool, verify, false,
-          "get: check the answer with its proof (verified reads); fails (exit 6) if it "
-          "does not verify");
+          "get, scan: check the answer with its proof (verified reads); fails (exit 6) "
+          "if it does not verify");
 ABSL_FLAG(std::string, trusted, "",
-          "get --verify, digest: VERSION:DIGEST, a digest you trust (from `cowdb digest` "
+          "get/scan --verify, digest: VERSION:DIGEST, a digest you trust (from `cowdb digest` "
           "where you trust the answer); the answer must extend it");
 ABSL_FLAG(std::string, from, "",
           "watch: changes after this version (default: now); history: changes from this "
@@ -108,7 +108,8 @@ Commands:
   put KEY VALUE               set KEY (VALUE "-" reads the value from stdin)
   del KEY                     delete KEY
   scan [PREFIX]               keys with PREFIX, or --start/--end; --limit,
-                              --reverse, --keys_only, --count
+                              --reverse, --keys_only, --count; --verify
+                              checks the keys with proofs (as get)
   txn [LINE ...]              an atomic compare-and-swap script, one
                               statement per argument or, with none, per
                               stdin line:  if KEY value|mod OP X,
@@ -567,7 +568,16 @@ absl::Status Cli::Scan(const std::vector<std::string>& a) {
   o.keys_only = absl::GetFlag(FLAGS_keys_only);
   Table table(o.keys_only ? std::vector<std::string>{"KEY", "MOD_VERSION"}
                           : std::vector<std::string>{"KEY", "VALUE", "MOD_VERSION"});
-  absl::StatusOr<uint64_t> version = db_.Scan(o, [&](const client::KeyValue& kv) {
+  const bool verify = absl::GetFlag(FLAGS_verify);
+  absl::StatusOr<std::optional<client::TrustedDigest>> trusted = Trusted();
+  if (!trusted.ok()) return trusted.status();
+  client::VerifiedReader reader(&db_, *trusted);
+  auto scan = [&](const std::function<bool(const client::KeyValue&)>& visit) {
+    return verify ? reader.Scan(o, visit) : db_.Scan(o, visit);
+  };
+  uint64_t keys = 0;
+  absl::StatusOr<uint64_t> version = scan([&](const client::KeyValue& kv) {
+    ++keys;
     if (json_) {
       out_ << "{" << JsonBytesField("key", kv.key);
       if (!o.keys_only) out_ << "," << JsonBytesField("value", kv.value);
@@ -580,6 +590,12 @@ absl::Status Cli::Scan(const std::vector<std::string>& a) {
     return true;
   });
   if (!version.ok()) return version.status();
+  if (verify) {
+    std::cerr << "verified: " << keys << (keys == 1 ? " key" : " keys") << " at version "
+              << *version
+              << (*trusted ? ", extending the trusted digest" : "") << "; digest "
+              << reader.trusted()->version << ":" << HashToHex(reader.trusted()->digest) << "\n";
+  }
   if (!json_) {
     table.Print(out_);
     out_ << "(" << table.size() << (table.size() == 1 ? " key" : " keys") << " at version "

@@ -221,4 +221,49 @@ absl::StatusOr<ReadProof> FromProto(const v1::ReadProof& p) {
   return out;
 }
 
+void ToProto(const RangeProof& p, v1::RangeProof* out) {
+  out->set_version(p.version);
+  out->set_commit_unix_micros(p.commit_micros);
+  out->set_previous_digest(HashBytes(p.previous_digest));
+  for (const RangeProofNode& n : p.nodes) {
+    v1::RangeProofNode* pn = out->add_nodes();
+    pn->set_level(n.level);
+    for (const std::string& s : n.separators) pn->add_separators(s);
+    for (const Hash& h : n.children) pn->add_children(HashBytes(h));
+    for (uint32_t e : n.expanded) pn->add_expanded(e);
+    for (const ProofEntry& e : n.entries) {
+      v1::ProofEntry* pe = pn->add_entries();
+      pe->set_key(e.key);
+      pe->set_blob(e.blob);
+      pe->set_value(e.value);
+      pe->set_mod_version(e.mod_version);
+    }
+  }
+}
+
+absl::StatusOr<RangeProof> FromProto(const v1::RangeProof& p) {
+  RangeProof out;
+  out.version = p.version();
+  out.commit_micros = p.commit_unix_micros();
+  absl::StatusOr<Hash> previous = HashFromBytes(p.previous_digest(), "the previous digest");
+  if (!previous.ok()) return previous.status();
+  out.previous_digest = *previous;
+  out.nodes.reserve(p.nodes_size());
+  for (const v1::RangeProofNode& pn : p.nodes()) {
+    RangeProofNode& n = out.nodes.emplace_back();
+    n.level = pn.level();
+    n.separators.assign(pn.separators().begin(), pn.separators().end());
+    for (const std::string& c : pn.children()) {
+      absl::StatusOr<Hash> h = HashFromBytes(c, "a child hash");
+      if (!h.ok()) return h.status();
+      n.children.push_back(*h);
+    }
+    n.expanded.assign(pn.expanded().begin(), pn.expanded().end());
+    for (const v1::ProofEntry& pe : pn.entries()) {
+      n.entries.push_back({pe.key(), pe.blob(), pe.value(), pe.mod_version()});
+    }
+  }
+  return out;
+}
+
 }  // namespace cowdb::wire

@@ -47,6 +47,8 @@ void AppendFromProto(const v1::HistoryResponse& r, client::KeyHistory* h);
 // ("verification failed: ...") for a malformed proof.
 void ToProto(const ReadProof& p, v1::ReadProof* out);
 absl::StatusOr<ReadProof> FromProto(const v1::ReadProof& p);
+void ToProto(const RangeProof& p, v1::RangeProof* out);
+absl::StatusOr<RangeProof> FromProto(const v1::RangeProof& p);
 absl::StatusOr<Hash> HashFromBytes(std::string_view bytes, std::string_view what);
 inline std::string HashBytes(const Hash& h) {
   return std::string(reinterpret_cast<const char*>(h.data()), h.size());

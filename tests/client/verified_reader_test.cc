@@ -88,6 +88,9 @@ class ForwardingClient : public Client {
                                        std::optional<uint64_t> at) override {
     return base_->ProveGet(key, at);
   }
+  absl::StatusOr<ProvedRange> ProveScan(const ScanOptions& o) override {
+    return base_->ProveScan(o);
+  }
   absl::StatusOr<VersionDigest> Digest(std::optional<uint64_t> version) override {
     return base_->Digest(version);
   }
@@ -107,6 +110,13 @@ class LyingClient : public ForwardingClient {
   // Answer from the version before the one asked for (or the latest).
   bool stale = false;
   std::function<void(std::vector<DigestLink>*)> alter_links;
+  std::function<void(ProvedRange*)> alter_scan;
+
+  absl::StatusOr<ProvedRange> ProveScan(const ScanOptions& o) override {
+    absl::StatusOr<ProvedRange> r = base_->ProveScan(o);
+    if (r.ok() && alter_scan) alter_scan(&*r);
+    return r;
+  }
 
   absl::StatusOr<ProvedValue> ProveGet(std::string_view key,
                                        std::optional<uint64_t> at) override {
@@ -226,6 +236,31 @@ TEST_F(VerifiedReaderTest, AForgedChainFails) {
   liar_->alter_links = [](std::vector<DigestLink>* links) { links->clear(); };
   EXPECT_THAT(ReadThroughLiar("key7"),
               StatusIs(absl::StatusCode::kDataLoss, "does not extend the trusted digest"));
+}
+
+TEST_F(VerifiedReaderTest, LyingScansFail) {
+  auto scan = [&](uint64_t limit = 0) {
+    VerifiedReader reader(liar_.get(), trusted_);
+    ScanOptions o;
+    o.range.prefix = "key";
+    o.limit = limit;
+    return reader.Scan(o, [](const KeyValue&) { return true; }).status();
+  };
+  EXPECT_OK(scan());
+  EXPECT_OK(scan(7));
+  liar_->alter_scan = [](ProvedRange* r) { r->kvs.erase(r->kvs.begin() + 3); };
+  EXPECT_THAT(scan(), StatusIs(absl::StatusCode::kDataLoss, "verification failed"));
+  liar_->alter_scan = [](ProvedRange* r) { r->kvs[3].value += "!"; };
+  EXPECT_THAT(scan(), StatusIs(absl::StatusCode::kDataLoss, "is not the one proved"));
+  // Claiming the whole range was proved when only a part was.
+  liar_->alter_scan = [](ProvedRange* r) { r->proved_end = "kez"; };
+  EXPECT_THAT(scan(7), StatusIs(absl::StatusCode::kDataLoss, "verification failed"));
+  // Stalling: an empty part that moves nowhere.
+  liar_->alter_scan = [](ProvedRange* r) {
+    r->kvs.clear();
+    r->proved_end = "key";
+  };
+  EXPECT_THAT(scan(), StatusIs(absl::StatusCode::kDataLoss, "not after its last key"));
 }
 
 }  // namespace
