@@ -238,9 +238,7 @@ class LocalClient final : public Client {
 
   absl::StatusOr<ProvedValue> ProveGet(std::string_view key,
                                        std::optional<uint64_t> at) override {
-    absl::StatusOr<cowdb::ProvedValue> p = db_->ProveGet(At(at), key);
-    if (!p.ok()) return p.status();
-    return ProvedValue{std::move(p->value), std::move(p->proof)};
+    return db_->ProveGet(At(at), key);
   }
 
   absl::StatusOr<ProvedRange> ProveScan(const ScanOptions& options) override {
@@ -268,10 +266,7 @@ class LocalClient final : public Client {
   }
 
   absl::StatusOr<VersionDigest> Digest(std::optional<uint64_t> version) override {
-    absl::StatusOr<cowdb::VersionDigest> d =
-        db_->GetDigest(version ? *version : db_->LatestVersion());
-    if (!d.ok()) return d.status();
-    return VersionDigest{d->version, d->root_hash, d->digest, d->commit_micros};
+    return db_->GetDigest(version ? *version : db_->LatestVersion());
   }
 
   absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from, uint64_t to) override {

@@ -225,19 +225,10 @@ struct User {
 
 // ---- Verified reads (engine/proof.h has the hashes and proofs).
 
-// A version's Merkle root hash and digest, as a server states them.
-struct VersionDigest {
-  uint64_t version = 0;
-  Hash root_hash{};
-  Hash digest{};
-  int64_t commit_micros = 0;
-};
-
-// A read with the server's proof, not yet checked (VerifiedReader checks).
-struct ProvedValue {
-  std::optional<std::string> value;  // nullopt: absent
-  ReadProof proof;
-};
+// A version's Merkle root hash and digest, as a server states them, and a
+// read with the server's proof, not yet checked (VerifiedReader checks).
+using ::cowdb::ProvedValue;
+using ::cowdb::VersionDigest;
 
 // A scan with the server's proof, not yet checked: the keys and values of
 // [start, proved_end) (empty proved_end: to the range's end).

@@ -164,20 +164,6 @@ struct ReclaimStats {
 };
 
 // The result of DB::Check.
-// A version's Merkle root hash and digest (proof.h).
-struct VersionDigest {
-  uint64_t version = 0;
-  Hash root_hash{};
-  Hash digest{};
-  int64_t commit_micros = 0;
-};
-
-// A read with its proof (DB::ProveGet).
-struct ProvedValue {
-  std::optional<std::string> value;  // nullopt: the key is absent
-  ReadProof proof;
-};
-
 // A scan with its proof (DB::ProveScan).
 struct ProvedRange {
   std::vector<std::pair<std::string, std::string>> kvs;

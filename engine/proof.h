@@ -71,6 +71,20 @@ struct ReadProof {
   std::vector<ProofEntry> leaf;   // empty for the empty tree
 };
 
+// A read with its proof (DB::ProveGet, client::Client::ProveGet).
+struct ProvedValue {
+  std::optional<std::string> value;  // nullopt: the key is absent
+  ReadProof proof;
+};
+
+// A version's Merkle root hash and digest.
+struct VersionDigest {
+  uint64_t version = 0;
+  Hash root_hash{};
+  Hash digest{};
+  int64_t commit_micros = 0;
+};
+
 // What a read answered: the key's value, or nullopt for absent.
 // Returns digest(proof.version) if `proof` proves exactly that answer.
 // Errors: DataLoss ("verification failed: ...") naming the first mismatch.

@@ -177,91 +177,88 @@ absl::StatusOr<Hash> HashFromBytes(std::string_view bytes, std::string_view what
   return h;
 }
 
-void ToProto(const ReadProof& p, v1::ReadProof* out) {
+namespace {
+
+// What both kinds of proof share: the version, its commit time and the
+// previous digest; entries; an internal node's separators and child hashes.
+template <typename Proof, typename Message>
+void PutHeader(const Proof& p, Message* out) {
   out->set_version(p.version);
   out->set_commit_unix_micros(p.commit_micros);
   out->set_previous_digest(HashBytes(p.previous_digest));
-  for (const ProofNode& n : p.path) {
-    v1::ProofNode* pn = out->add_path();
-    pn->set_level(n.level);
-    for (const std::string& s : n.separators) pn->add_separators(s);
-    for (const Hash& h : n.children) pn->add_children(HashBytes(h));
+}
+template <typename Message, typename Proof>
+absl::Status GetHeader(const Message& m, Proof* out) {
+  out->version = m.version();
+  out->commit_micros = m.commit_unix_micros();
+  absl::StatusOr<Hash> previous = HashFromBytes(m.previous_digest(), "the previous digest");
+  if (!previous.ok()) return previous.status();
+  out->previous_digest = *previous;
+  return absl::OkStatus();
+}
+void PutEntry(const ProofEntry& e, v1::ProofEntry* out) {
+  out->set_key(e.key);
+  out->set_blob(e.blob);
+  out->set_value(e.value);
+  out->set_mod_version(e.mod_version);
+}
+ProofEntry EntryOf(const v1::ProofEntry& pe) {
+  return {pe.key(), pe.blob(), pe.value(), pe.mod_version()};
+}
+template <typename Node, typename Message>
+void PutInternal(const Node& n, Message* out) {
+  out->set_level(n.level);
+  for (const std::string& s : n.separators) out->add_separators(s);
+  for (const Hash& h : n.children) out->add_children(HashBytes(h));
+}
+template <typename Message, typename Node>
+absl::Status GetInternal(const Message& m, Node* out) {
+  out->level = m.level();
+  out->separators.assign(m.separators().begin(), m.separators().end());
+  for (const std::string& c : m.children()) {
+    absl::StatusOr<Hash> h = HashFromBytes(c, "a child hash");
+    if (!h.ok()) return h.status();
+    out->children.push_back(*h);
   }
-  for (const ProofEntry& e : p.leaf) {
-    v1::ProofEntry* pe = out->add_leaf();
-    pe->set_key(e.key);
-    pe->set_blob(e.blob);
-    pe->set_value(e.value);
-    pe->set_mod_version(e.mod_version);
-  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void ToProto(const ReadProof& p, v1::ReadProof* out) {
+  PutHeader(p, out);
+  for (const ProofNode& n : p.path) PutInternal(n, out->add_path());
+  for (const ProofEntry& e : p.leaf) PutEntry(e, out->add_leaf());
 }
 
 absl::StatusOr<ReadProof> FromProto(const v1::ReadProof& p) {
   ReadProof out;
-  out.version = p.version();
-  out.commit_micros = p.commit_unix_micros();
-  absl::StatusOr<Hash> previous = HashFromBytes(p.previous_digest(), "the previous digest");
-  if (!previous.ok()) return previous.status();
-  out.previous_digest = *previous;
-  out.path.reserve(p.path_size());
+  if (absl::Status s = GetHeader(p, &out); !s.ok()) return s;
   for (const v1::ProofNode& pn : p.path()) {
-    ProofNode& n = out.path.emplace_back();
-    n.level = pn.level();
-    n.separators.assign(pn.separators().begin(), pn.separators().end());
-    for (const std::string& c : pn.children()) {
-      absl::StatusOr<Hash> h = HashFromBytes(c, "a child hash");
-      if (!h.ok()) return h.status();
-      n.children.push_back(*h);
-    }
+    if (absl::Status s = GetInternal(pn, &out.path.emplace_back()); !s.ok()) return s;
   }
-  out.leaf.reserve(p.leaf_size());
-  for (const v1::ProofEntry& pe : p.leaf()) {
-    out.leaf.push_back({pe.key(), pe.blob(), pe.value(), pe.mod_version()});
-  }
+  for (const v1::ProofEntry& pe : p.leaf()) out.leaf.push_back(EntryOf(pe));
   return out;
 }
 
 void ToProto(const RangeProof& p, v1::RangeProof* out) {
-  out->set_version(p.version);
-  out->set_commit_unix_micros(p.commit_micros);
-  out->set_previous_digest(HashBytes(p.previous_digest));
+  PutHeader(p, out);
   for (const RangeProofNode& n : p.nodes) {
     v1::RangeProofNode* pn = out->add_nodes();
-    pn->set_level(n.level);
-    for (const std::string& s : n.separators) pn->add_separators(s);
-    for (const Hash& h : n.children) pn->add_children(HashBytes(h));
+    PutInternal(n, pn);
     for (uint32_t e : n.expanded) pn->add_expanded(e);
-    for (const ProofEntry& e : n.entries) {
-      v1::ProofEntry* pe = pn->add_entries();
-      pe->set_key(e.key);
-      pe->set_blob(e.blob);
-      pe->set_value(e.value);
-      pe->set_mod_version(e.mod_version);
-    }
+    for (const ProofEntry& e : n.entries) PutEntry(e, pn->add_entries());
   }
 }
 
 absl::StatusOr<RangeProof> FromProto(const v1::RangeProof& p) {
   RangeProof out;
-  out.version = p.version();
-  out.commit_micros = p.commit_unix_micros();
-  absl::StatusOr<Hash> previous = HashFromBytes(p.previous_digest(), "the previous digest");
-  if (!previous.ok()) return previous.status();
-  out.previous_digest = *previous;
-  out.nodes.reserve(p.nodes_size());
+  if (absl::Status s = GetHeader(p, &out); !s.ok()) return s;
   for (const v1::RangeProofNode& pn : p.nodes()) {
     RangeProofNode& n = out.nodes.emplace_back();
-    n.level = pn.level();
-    n.separators.assign(pn.separators().begin(), pn.separators().end());
-    for (const std::string& c : pn.children()) {
-      absl::StatusOr<Hash> h = HashFromBytes(c, "a child hash");
-      if (!h.ok()) return h.status();
-      n.children.push_back(*h);
-    }
+    if (absl::Status s = GetInternal(pn, &n); !s.ok()) return s;
     n.expanded.assign(pn.expanded().begin(), pn.expanded().end());
-    for (const v1::ProofEntry& pe : pn.entries()) {
-      n.entries.push_back({pe.key(), pe.blob(), pe.value(), pe.mod_version()});
-    }
+    for (const v1::ProofEntry& pe : pn.entries()) n.entries.push_back(EntryOf(pe));
   }
   return out;
 }
