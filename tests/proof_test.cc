@@ -15,10 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "engine/db.h"
 #include "engine/db_impl.h"
+#include "engine/format/merkle.h"
 #include "engine/format/page.h"
 #include "engine/store/page_store.h"
 #include "engine/util/coding.h"
 #include "gtest/gtest.h"
+#include "openssl/evp.h"
 #include "tests/util/kept_bytes.h"
 #include "tests/util/model_db.h"
 #include "tests/util/status_matchers.h"
@@ -106,6 +108,52 @@ class ProofTest : public ::testing::Test {
   ModelDB model_;
   std::mt19937_64 rng_{20261201};
 };
+
+// The hash encodings are what clients recompute (engine/format/merkle.h):
+// they are checked here against SHA-256 of the documented bytes, built by
+// hand, so that a change to the hasher cannot change them unnoticed.
+Hash Sha256Of(const std::string& bytes) {
+  Hash out{};
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), out.data(), &len, EVP_sha256(), nullptr);
+  return out;
+}
+
+TEST(MerkleTest, EncodingsAreAsDocumented) {
+  using internal::NodeHasher;
+  const std::string big(700, 'v');  // longer than the hasher's buffer
+  const Hash blob = BlobDigest("a blob's bytes");
+  EXPECT_EQ(blob, Sha256Of(std::string("\x03") + "a blob's bytes"));
+  NodeHasher leaf = NodeHasher::Leaf(3);
+  leaf.AddEntry("a", false, "one", 5);
+  leaf.AddEntry("bb", true, internal::HashView(blob), 300);
+  leaf.AddEntry("c", false, big, 7);
+  std::string want("\x00\x03", 2);
+  want += std::string("\x01" "a" "\x00" "\x03" "one" "\x05", 8);
+  want += std::string("\x02" "bb" "\x01", 4) + std::string(internal::HashView(blob)) +
+          std::string("\xac\x02", 2);  // 300 as a varint
+  want += std::string("\x01" "c" "\x00" "\xbc\x05", 5) + big + "\x07";  // 700
+  EXPECT_EQ(leaf.Finish(), Sha256Of(want));
+  // And by an independent implementation (Python's hashlib):
+  EXPECT_EQ(HashToHex(Sha256Of(want)),
+            "62c59fda051f76882f23775877f747458f10f0b78832c191c5cbeb26fc5b3fe5");
+  EXPECT_EQ(internal::EmptyTreeHash(), Sha256Of(std::string("\x00\x00", 2)));
+
+  NodeHasher node = NodeHasher::Internal(2, 2);
+  node.AddChild("", blob, true);
+  node.AddChild("sep", Sha256Of("x"), false);
+  want = std::string("\x01\x02\x02", 3) + std::string(internal::HashView(blob)) + "\x03" "sep" +
+         std::string(internal::HashView(Sha256Of("x")));
+  EXPECT_EQ(node.Finish(), Sha256Of(want));
+
+  std::string chain = "\x02" + std::string(internal::HashView(blob));
+  for (uint64_t v : {uint64_t{9}}) {
+    for (int i = 0; i < 8; ++i) chain.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  chain += std::string(internal::HashView(Sha256Of("x")));
+  for (int i = 0; i < 8; ++i) chain.push_back(static_cast<char>(uint64_t{1234} >> (8 * i)));
+  EXPECT_EQ(ChainDigest(blob, 9, Sha256Of("x"), 1234), Sha256Of(chain));
+}
 
 // The property: over random trees, every honest answer verifies, present
 // or absent, at every version (held in memory, stored by a checkpoint,

@@ -26,7 +26,10 @@ namespace cowdb::internal {
 
 inline constexpr size_t kHashBytes = 32;
 
-// Builds one node's hash input, then hashes it. One per node; not shared.
+// Hashes one node's encoding as it is added: small pieces gather in a
+// buffer, long ones go to SHA-256 directly; no copy of the node is made.
+// One per node (hashers may nest: a verifier hashes children inside their
+// parent); not shared between threads.
 class NodeHasher {
  public:
   // A leaf of `count` entries; add each with AddEntry, in key order.
@@ -35,15 +38,29 @@ class NodeHasher {
   // separator).
   static NodeHasher Internal(uint32_t level, size_t count);
 
+  NodeHasher(NodeHasher&& other) noexcept;
+  NodeHasher& operator=(NodeHasher&&) = delete;
+  ~NodeHasher();
+
   // `value` is the inline bytes, or the 32-byte digest of a blob.
   void AddEntry(std::string_view key, bool blob, std::string_view value,
                 uint64_t mod_version);
   void AddChild(std::string_view separator, const Hash& child, bool first);
-  Hash Finish() const;
+  // The hash. Call once.
+  Hash Finish();
+
+  struct Context;  // a SHA-256 context, pooled per thread
 
  private:
-  NodeHasher() = default;
-  std::string in_;
+  NodeHasher();
+  void Put(char c);
+  void PutVarint(uint64_t v);
+  void PutBytes(std::string_view bytes);  // raw
+  void Flush();
+
+  Context* ctx_;
+  size_t used_ = 0;
+  char buf_[512];
 };
 
 Hash EmptyTreeHash();
