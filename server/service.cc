@@ -365,6 +365,11 @@ grpc::Status KvService::ScanTo(grpc::ServerContext* ctx, const v1::ScanRequest* 
   ScanState state;
   v1::ScanResponse page;
   state.owner = s_.access->UserOf(ctx);
+  if (req->proof()) {
+    if (absl::Status s = ProvedScan(ctx, *req, &page); !s.ok()) return ToGrpcStatus(s);
+    writer->Write(page);
+    return grpc::Status::OK;
+  }
   if (absl::Status s = StartScan(*req, &state, &page); !s.ok()) return ToGrpcStatus(s);
   if (req->count_only()) {
     page.set_read_version(state.version);

@@ -199,6 +199,22 @@ std::vector<std::pair<std::string, std::string>> ServiceSeeds() {
     AppendCall(&in, kRpcScan, Serialized(scan));
     scan.set_count_only(true);
     AppendCall(&in, kRpcScan, Serialized(scan));
+    // Verified reads: a proved get (present, absent, at a version) and
+    // proved scans (whole, limited).
+    v1::GetRequest proved;
+    proved.set_key("key5");
+    proved.set_proof(true);
+    AppendCall(&in, kRpcGet, Serialized(proved));
+    proved.set_key("nokey");
+    AppendCall(&in, kRpcGet, Serialized(proved));
+    proved.mutable_read()->set_at_version(3);
+    AppendCall(&in, kRpcGet, Serialized(proved));
+    v1::ScanRequest proved_scan;
+    proved_scan.mutable_range()->set_prefix("key");
+    proved_scan.set_proof(true);
+    AppendCall(&in, kRpcScan, Serialized(proved_scan));
+    proved_scan.set_limit(3);
+    AppendCall(&in, kRpcScan, Serialized(proved_scan));
     del.set_key("key1");
     AppendCall(&in, kRpcDelete, Serialized(del));
     AppendCall(&in, kRpcReclaim, "");

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,10 @@
 #include "absl/synchronization/notification.h"
 #include "cowdb/v1/cowdb.pb.h"
 #include "engine/db_impl.h"
+#include "engine/proof.h"
 #include "engine/store/page_store.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/wire/wire.h"
 #include "server/service.h"
 #include "tests/fuzz/service_input.h"
 
@@ -143,7 +146,17 @@ class Harness {
         ResolveRead(req.mutable_read());
         v1::GetResponse resp;
         s = kv_.HandleGet(&ctx, &req, &resp);
-        if (s.ok()) {
+        if (s.ok() && req.proof()) {
+          // The answer, present or absent, must verify against the digest
+          // of the version it says it read.
+          std::optional<std::string> value;
+          if (resp.has_kv()) value = resp.kv().value();
+          absl::StatusOr<ReadProof> proof = wire::FromProto(resp.proof());
+          absl::StatusOr<VersionDigest> digest = db_->GetDigest(resp.read_version());
+          FUZZ_EXPECT(proof.ok() && digest.ok() &&
+                          VerifyReadAgainst(*proof, req.key(), value, digest->digest).ok(),
+                      "get: the proof does not verify " + resp.ShortDebugString());
+        } else if (s.ok()) {
           FUZZ_EXPECT(resp.read_version() <= db_->LatestVersion() &&
                           resp.kv().mod_version() <= resp.read_version() &&
                           resp.kv().key() == req.key(),
@@ -341,6 +354,25 @@ class Harness {
     std::string start, end;
     if (!req.range().prefix().empty()) start = req.range().prefix();
     else start = req.range().start(), end = req.range().end();
+    if (req.proof()) {
+      // One message whose keys the proof covers exactly.
+      FUZZ_EXPECT(pages.size() == 1, "scan: a proved scan of several messages");
+      const v1::ScanResponse& page = pages.back();
+      std::vector<std::pair<std::string, std::string>> kvs;
+      for (const v1::KeyValue& kv : page.kvs()) kvs.emplace_back(kv.key(), kv.value());
+      FUZZ_EXPECT(wire::ToBounds(req.range(), &start, &end).ok(), "scan: a bad range answered");
+      absl::StatusOr<RangeProof> proof = wire::FromProto(page.proof());
+      absl::StatusOr<VersionDigest> digest = db_->GetDigest(page.read_version());
+      absl::StatusOr<Hash> got = proof.ok() ? VerifyScan(*proof, start, page.proved_end(), kvs)
+                                            : absl::StatusOr<Hash>(proof.status());
+      FUZZ_EXPECT(got.ok() && digest.ok() && *got == digest->digest,
+                  "scan: the proof does not verify " +
+                      (got.ok() ? std::string("(another digest)") : got.status().ToString()));
+      FUZZ_EXPECT(page.proved_end().empty() || end.empty() || page.proved_end() <= end,
+                  "scan: proved past the range's end");
+      FUZZ_EXPECT(req.limit() == 0 || kvs.size() <= req.limit(), "scan: over the limit");
+      return;
+    }
     const std::string* prev = nullptr;
     uint64_t keys = 0;
     for (const v1::ScanResponse& page : pages) {
