@@ -667,17 +667,26 @@ TEST_F(ServerAbuseTest, StreamBlockedInWriteEndsAtTheDefaultDeadline) {
   // server's writes to a client that stopped reading do block.
   constexpr int kBatches = 40;
   ASSERT_NO_FATAL_FAILURE(Preload(kBatches));
-  absl::SleepFor(absl::Milliseconds(300));
-  const ProcSample idle = SampleProcess(server_.pid());
-  std::vector<std::unique_ptr<SlowReader>> slow = StartSlowReaders(10);
-  auto oldest = [&] {
+  auto status = [&] {
     grpc::ClientContext ctx;
     SetDeadline(&ctx, absl::Seconds(5));
     v1::StatusResponse resp;
     EXPECT_TRUE(versions_->Status(&ctx, v1::StatusRequest(), &resp).ok());
-    return resp.oldest_version();
+    return resp;
   };
+  auto oldest = [&] { return status().oldest_version(); };
+  // The reclaimer lets go of the preload's versions in the background:
+  // wait for it, so that what the streams pin is what is measured (on a
+  // slow machine it once released them only after the streams began).
+  ASSERT_TRUE(WaitFor(absl::Seconds(20), [&] {
+    v1::StatusResponse s = status();
+    return s.oldest_version() == s.latest_version();
+  })) << "the reclaimer did not release the preload's versions";
+  absl::SleepFor(absl::Milliseconds(300));
+  const ProcSample idle = SampleProcess(server_.pid());
+  std::vector<std::unique_ptr<SlowReader>> slow = StartSlowReaders(10);
   const uint64_t pinned = oldest();
+  ASSERT_EQ(pinned, status().latest_version());
   for (int i = 0; i < 3; ++i) {
     grpc::ClientContext ctx;
     v1::PutRequest put;
