@@ -184,6 +184,57 @@ absl::StatusOr<const Node*> DescendToward(NodeSource& src, const Root& root,
 
 }  // namespace
 
+void SetProbe(const Node& n, FreedItem* item) {
+  item->level = n.level;
+  item->probed = true;
+  if (n.is_leaf()) {
+    if (!n.entries.empty()) item->key.assign(n.entries.front().key);
+  } else if (!n.keys.empty()) {
+    item->key.assign(n.keys.front());
+  }
+}
+
+absl::StatusOr<bool> TreeReaches(NodeSource& src, const Root& root,
+                                 const FreedItem& in) {
+  if (root.empty()) return false;
+  const FreedItem* item = &in;
+  FreedItem loaded;
+  if (in.kind == FreedItem::kPage && !in.probed) {
+    ASSIGN_OR_RETURN(NodeRef page, src.Load(in.id));
+    loaded = in;
+    SetProbe(*page, &loaded);
+    item = &loaded;
+  }
+  if (item->kind == FreedItem::kBlob && item->key.empty()) return true;
+  const int level = item->kind == FreedItem::kPage ? item->level : 0;
+  // The node at each level on the probe key's path, with its id (a held
+  // node's is the page a checkpoint gave it, if any).
+  NodeRef hold = root.node;
+  uint64_t id = root.page_id != 0 ? root.page_id
+                                  : root.node->written_id.get();
+  if (!hold) {
+    ASSIGN_OR_RETURN(hold, src.Load(root.page_id));
+  }
+  for (;;) {
+    const Node& n = *hold;
+    if (item->kind == FreedItem::kPage && id == item->id) return true;
+    if (n.level <= level) break;
+    const size_t i = ChildIndex(n, item->key);
+    const ChildRef& c = n.children[i];
+    id = c.mem ? c.mem->written_id.get() : c.page_id;
+    NodeRef next;
+    ASSIGN_OR_RETURN(next, src.LoadChild(n, i));
+    hold = std::move(next);
+  }
+  if (item->kind == FreedItem::kPage) return false;
+  const Node& leaf = *hold;
+  const size_t i = LeafIndex(leaf, item->key);
+  if (i == leaf.entries.size() || leaf.entries[i].key != item->key) return false;
+  if (leaf.entries[i].value.blob_id == item->id) return true;
+  const std::vector<uint64_t>& ids = leaf.assigned_blob_ids;
+  return i < ids.size() && ids[i] == item->id;
+}
+
 absl::StatusOr<std::optional<Found>> TreeGet(NodeSource& src, const Root& root,
                                              std::string_view key) {
   if (root.empty()) return std::nullopt;
@@ -461,12 +512,10 @@ absl::StatusOr<Node*> TreeBuilder::Touch(ChildRef& ref) {
     // Held in memory. If a checkpoint has written it (or is writing it),
     // the page dies with this version; else it was never stored.
     clean = std::move(ref.mem);
-    if (uint64_t id = clean->written_id.get()) {
-      freed_.push_back({FreedItem::kPage, id, clean->birth});
-    }
+    if (uint64_t id = clean->written_id.get()) FreePage(id, *clean);
   } else {
     ASSIGN_OR_RETURN(clean, src_->Load(ref.page_id));
-    freed_.push_back({FreedItem::kPage, ref.page_id, clean->birth});
+    FreePage(ref.page_id, *clean);
   }
   auto copy = std::make_shared<Node>(*clean);
   copy->DropIndex();  // about to change
@@ -502,7 +551,15 @@ void TreeBuilder::Refresh(ChildRef& ref) {
 void TreeBuilder::Release(const LeafEntry& e) {
   // A blob without an id was never written: dropping it frees memory only.
   if (!e.value.is_blob() || e.value.blob_id == 0) return;
-  freed_.push_back({FreedItem::kBlob, e.value.blob_id, e.mod_version});
+  FreedItem item{FreedItem::kBlob, e.value.blob_id, e.mod_version};
+  item.key.assign(e.key);
+  freed_.push_back(std::move(item));
+}
+
+void TreeBuilder::FreePage(uint64_t id, const Node& n) {
+  FreedItem item{FreedItem::kPage, id, n.birth};
+  SetProbe(n, &item);
+  freed_.push_back(std::move(item));
 }
 
 absl::Status TreeBuilder::Put(std::string_view key, std::string_view value,

@@ -211,7 +211,24 @@ struct FreedItem {
   Kind kind;
   uint64_t id;
   uint64_t birth;  // the version that created it; it dies at the commit
+  // Where a tree that still reaches it has it (TreeReaches): a blob's
+  // entry key; a page's level and a key inside it (its first entry's, or
+  // its first separator). A blob's key is persisted (records.h); a page's
+  // probe is known in memory only (probed = false: load the page).
+  std::string key;
+  int level = 0;
+  bool probed = false;
 };
+
+// Whether the tree at `root` reaches the stored page or blob `item`: a
+// B+tree holds a node at one place only, the node of its level on the
+// path of any key inside it, so this is one descent, O(depth). A page
+// without a probe is loaded for one. A blob without a key (written before
+// format 5) is reported reached: its owner cannot be found in O(depth).
+absl::StatusOr<bool> TreeReaches(NodeSource& src, const Root& root,
+                                 const FreedItem& item);
+// Sets `item`'s probe (level and key) from its page `n`.
+void SetProbe(const Node& n, FreedItem* item);
 
 // Builds the next version of a tree. Use once: Put/Delete any number of
 // times, then Finish. Deterministic: the same base, version and operations
@@ -259,6 +276,7 @@ class TreeBuilder {
   void SplitInTwo(Node* parent, size_t i);
   void Refresh(ChildRef& ref);
   void Release(const LeafEntry& e);
+  void FreePage(uint64_t id, const Node& n);
   void FixRoot();
   void SealRec(ChildRef& ref);
   bool IsEmpty(const ChildRef& ref) const {
