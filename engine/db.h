@@ -54,6 +54,43 @@
 
 namespace cowdb {
 
+// A branch (see DB::Fork).
+struct BranchInfo {
+  std::string name;
+  uint64_t created = 0;         // the version that created it (0: main)
+  std::string source;           // the branch it was forked from ("": main's)
+  uint64_t source_version = 0;  // the version of `source` it started as
+  uint64_t entries = 0;         // keys in its latest tree
+};
+
+// A tree to read: a branch at a version (unset: the latest).
+struct TreeAt {
+  std::string branch = "main";
+  std::optional<uint64_t> version;
+};
+
+// How Merge settles a key both sides changed differently.
+enum class MergePolicy {
+  kFail,    // merge nothing and report the conflicts
+  kOurs,    // keep the value of the branch merged into
+  kTheirs,  // take the value of the branch merged from
+};
+
+// A key both sides of a merge changed, differently (nullopt: absent).
+struct MergeConflict {
+  std::string key;
+  std::optional<std::string> base, ours, theirs;
+};
+
+struct MergeResult {
+  bool merged = false;    // false: kFail found conflicts; nothing was written
+  uint64_t version = 0;   // the merge's commit (the latest if nothing changed)
+  uint64_t base_version = 0;  // the common ancestor's version
+  std::string base_branch;    // ... and branch
+  uint64_t changes = 0;       // keys the merge wrote into `into`
+  std::vector<MergeConflict> conflicts;  // found (and, unless kFail, settled)
+};
+
 // Counters since the database was opened, plus a few gauges.
 struct DBStats {
   uint64_t latest_version = 0;
@@ -90,7 +127,9 @@ struct DBStats {
 struct VersionInfo {
   uint64_t version = 0;
   int64_t commit_micros = 0;  // wall-clock commit time, Unix microseconds
-  uint64_t entries = 0;       // keys in the version
+  uint64_t entries = 0;       // keys in main's tree at the version
+  // The branch the version's commit changed, created or deleted.
+  std::string branch = "main";
 };
 
 // One difference between two versions (see DB::Diff).
@@ -438,6 +477,64 @@ class DB {
   // latest.
   virtual absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from,
                                                               uint64_t to) = 0;
+
+  // ---- Branches. A branch is a named, writable line of versions. "main"
+  // always exists; the calls above without a branch act on it. Versions
+  // are numbered globally: every commit, on any branch, makes the next
+  // version, and a version holds every branch's tree as it was then (a
+  // commit to one branch leaves the others' trees as they were). So a
+  // version number (or a tag, or a time) names a state of all branches,
+  // and ReadOptions::branch picks the tree. Retention is global too: the
+  // window counts versions of all branches; a branch's latest tree is
+  // always retained while it exists.
+
+  // Creates branch `name` as the tree of `from` (its latest when
+  // from.version is unset) in a new version, which it returns. O(1): the
+  // branch shares every page with its source until either is written.
+  // Errors: InvalidArgument for an empty or over-long (256 bytes) name, or
+  // "main"; AlreadyExists; NotFound for an unknown source; as SnapshotAt
+  // for from.version; Unimplemented when the source changed after
+  // from.version (only a branch's latest tree can be forked yet).
+  virtual absl::StatusOr<uint64_t> Fork(std::string_view name, const TreeAt& from) = 0;
+
+  // Deletes branch `name` in a new version, which it returns. Its earlier
+  // versions stay readable while retained; the pages only it reached are
+  // reclaimed after. Errors: NotFound; InvalidArgument for "main".
+  virtual absl::StatusOr<uint64_t> DeleteBranch(std::string_view name) = 0;
+
+  // The branches at the latest version, main first.
+  virtual std::vector<BranchInfo> ListBranches() = 0;
+
+  // A snapshot of the tree `options` chooses (branch and version or
+  // latest). Errors: as SnapshotAt; NotFound for an unknown branch.
+  virtual absl::StatusOr<Snapshot> SnapshotOf(const ReadOptions& options) = 0;
+
+  // Diff between any two trees: of two branches, or of one at two
+  // versions (no order required). Cost grows with the differences: trees
+  // of branches share their unchanged pages, which are skipped. Errors:
+  // as SnapshotAt; NotFound for an unknown branch.
+  virtual absl::Status DiffTrees(const TreeAt& from, const TreeAt& to,
+                                 std::string_view begin, std::string_view end,
+                                 const std::function<bool(const Change&)>& fn) = 0;
+
+  // Watch (above) on one branch: only changes to its tree. A watcher on a
+  // branch that gets deleted fails with NotFound once it reaches the
+  // deletion.
+  virtual absl::StatusOr<std::unique_ptr<Watcher>> WatchBranch(
+      std::string_view branch, uint64_t from_version, std::string_view begin,
+      std::string_view end) = 0;
+
+  // Three-way merge of branch `from` into branch `into`: the changes
+  // `from` made since their common ancestor (the fork between them, or the
+  // last merge of `from` into `into`) are applied to `into` in one commit.
+  // A key both changed since, to different values, is a conflict, settled
+  // by `policy`; keys changed the same way on both sides are not. Errors:
+  // NotFound for an unknown branch; InvalidArgument if from == into;
+  // FailedPrecondition when no common ancestor is known or it is no
+  // longer retained (tag the fork point to keep it); Aborted if `into`
+  // changed while the merge was being computed (retry); as Write.
+  virtual absl::StatusOr<MergeResult> Merge(std::string_view from, std::string_view into,
+                                            MergePolicy policy) = 0;
 
   virtual DBStats GetStats() = 0;
 };

@@ -5,6 +5,7 @@
 #include <deque>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -23,6 +24,10 @@ namespace cowdb {
 
 uint64_t Snapshot::version() const {
   return version_ ? version_->version : 0;
+}
+
+std::string Snapshot::branch() const {
+  return version_ && !version_->branch.empty() ? version_->branch : "main";
 }
 
 absl::StatusOr<std::unique_ptr<DB>> DB::Open(const Options& options,
@@ -155,6 +160,7 @@ void PrepareBlindWrite(const WriteBatch& batch, CommitRequest* req) {
     req->mutations.push_back(Mutation{op.is_delete, op.key, op.value,
                                       op.is_delete ? 0 : op.lease});
   }
+  req->branch = std::string(InternalBranchName(batch.branch()));
 }
 
 }  // namespace
@@ -199,16 +205,22 @@ absl::StatusOr<std::shared_ptr<const Version>> DBImpl::Resolve(
       return absl::InvalidArgumentError(
           "ReadOptions: set snapshot or version, not both");
     }
+    if (!options.branch.empty() &&
+        InternalBranchName(options.branch) != options.snapshot->version_->branch) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ReadOptions: branch \"", options.branch, "\" is not the snapshot's (\"",
+          options.snapshot->branch(), "\")"));
+    }
     return options.snapshot->version_;
   }
-  if (options.version) return versions_->Pin(*options.version);
-  return versions_->latest();
+  if (options.version) return versions_->Pin(*options.version, options.branch);
+  return versions_->Latest(options.branch);
 }
 
 absl::StatusOr<const Version*> DBImpl::ResolveForCall(
     const ReadOptions& options, std::shared_ptr<const Version>* hold) {
   if (options.snapshot != nullptr && options.snapshot->valid() &&
-      !options.version) {
+      !options.version && options.branch.empty()) {
     return options.snapshot->version_.get();
   }
   ASSIGN_OR_RETURN(*hold, Resolve(options));
@@ -242,12 +254,25 @@ absl::Status DBImpl::CheckVerifiable() {
       "verify its reads");
 }
 
+namespace {
+
+// The digest chain covers main's trees only.
+absl::Status CheckProvable(const Version& v) {
+  if (v.branch.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "reads of branch \"", v.branch, "\" cannot be proved: version digests "
+      "cover the main branch only"));
+}
+
+}  // namespace
+
 absl::StatusOr<ProvedValue> DBImpl::ProveGet(const ReadOptions& options,
                                              std::string_view key) {
   RETURN_IF_ERROR(CheckVerifiable());
   if (key.empty()) return absl::InvalidArgumentError("empty key");
   std::shared_ptr<const Version> hold;
   ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
+  RETURN_IF_ERROR(CheckProvable(*v));
   ProvedValue out;
   out.proof.version = v->version;
   out.proof.commit_micros = v->commit_micros;
@@ -265,6 +290,7 @@ absl::StatusOr<ProvedRange> DBImpl::ProveScan(const ReadOptions& options,
   }
   std::shared_ptr<const Version> hold;
   ASSIGN_OR_RETURN(const Version* v, ResolveForCall(options, &hold));
+  RETURN_IF_ERROR(CheckProvable(*v));
   ProvedRange out;
   out.proved_end = std::string(end);
   TreeCursor cursor(&source_, v->root);
@@ -334,9 +360,9 @@ absl::StatusOr<std::unique_ptr<Transaction>> DBImpl::Begin(
           "read_version is only for read-only transactions; a read-write "
           "transaction reads the latest version");
     }
-    ASSIGN_OR_RETURN(snapshot, versions_->Pin(*options.read_version));
+    ASSIGN_OR_RETURN(snapshot, versions_->Pin(*options.read_version, options.branch));
   } else {
-    snapshot = versions_->latest();
+    ASSIGN_OR_RETURN(snapshot, versions_->Latest(options.branch));
   }
   return std::unique_ptr<Transaction>(
       new TransactionImpl(queue_.get(), std::move(snapshot), options));
@@ -418,8 +444,8 @@ DBStats DBImpl::GetStats() {
 
 absl::StatusOr<Root> DBImpl::RootAt(uint64_t version) {
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, versions_->Pin(version));
-  if (std::optional<Root> stored = versions_->CheckpointRoot(version)) {
-    return *stored;
+  if (std::optional<VersionStore::Trees> stored = versions_->CheckpointRoot(version)) {
+    return stored->root;
   }
   return v->root;
 }
@@ -637,10 +663,11 @@ namespace {
 
 class WatcherImpl final : public Watcher {
  public:
-  WatcherImpl(DBImpl* db, std::shared_ptr<const Version> at,
+  // Watches `branch`'s tree ("" = main); `at` is its view.
+  WatcherImpl(DBImpl* db, std::string branch, std::shared_ptr<const Version> at,
               std::string begin, std::string end)
-      : db_(db), at_(std::move(at)), begin_(std::move(begin)),
-        end_(std::move(end)) {}
+      : db_(db), branch_(std::move(branch)), at_(std::move(at)),
+        begin_(std::move(begin)), end_(std::move(end)) {}
 
   // Queues the whole state of the range at `at_` as net events.
   absl::Status QueueState() {
@@ -666,8 +693,15 @@ class WatcherImpl final : public Watcher {
       }
       // Step to the next version (or, if the ones after us were released,
       // the first retained one: a net step).
-      ASSIGN_OR_RETURN(std::shared_ptr<const Version> next,
+      ASSIGN_OR_RETURN(std::shared_ptr<const Version> pinned,
                        db_->versions().PinAtOrAfter(at_->version + 1));
+      absl::StatusOr<std::shared_ptr<const Version>> view =
+          BranchView(std::move(pinned), branch_);
+      if (!view.ok()) {
+        return absl::NotFoundError(absl::StrCat(
+            "branch \"", branch_, "\" was deleted after version ", at_->version));
+      }
+      std::shared_ptr<const Version> next = *std::move(view);
       const bool net = next->version != at_->version + 1;
       RETURN_IF_ERROR(db_->DiffRoots(
           at_->root, next->root, begin_, end_, [&](const Change& c) {
@@ -682,6 +716,7 @@ class WatcherImpl final : public Watcher {
 
  private:
   DBImpl* const db_;
+  const std::string branch_;
   std::shared_ptr<const Version> at_;  // pinned: everything up to it queued
   const std::string begin_, end_;
   std::deque<WatchEvent> pending_;
@@ -692,17 +727,26 @@ class WatcherImpl final : public Watcher {
 absl::StatusOr<std::unique_ptr<Watcher>> DBImpl::Watch(uint64_t from_version,
                                                        std::string_view begin,
                                                        std::string_view end) {
-  absl::StatusOr<std::shared_ptr<const Version>> from = versions_->Pin(from_version);
+  return WatchBranch("", from_version, begin, end);
+}
+
+absl::StatusOr<std::unique_ptr<Watcher>> DBImpl::WatchBranch(std::string_view branch_name,
+                                                             uint64_t from_version,
+                                                             std::string_view begin,
+                                                             std::string_view end) {
+  const std::string branch(InternalBranchName(branch_name));
+  absl::StatusOr<std::shared_ptr<const Version>> from = versions_->Pin(from_version, branch);
   if (from.ok()) {
     return std::unique_ptr<Watcher>(new WatcherImpl(
-        this, *std::move(from), std::string(begin), std::string(end)));
+        this, branch, *std::move(from), std::string(begin), std::string(end)));
   }
   if (!absl::IsOutOfRange(from.status())) return from.status();
   // Released: start from the first retained version after it, with its
   // whole state.
-  ASSIGN_OR_RETURN(std::shared_ptr<const Version> base,
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> pinned,
                    versions_->PinAtOrAfter(from_version + 1));
-  auto w = std::make_unique<WatcherImpl>(this, std::move(base),
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> base, BranchView(std::move(pinned), branch));
+  auto w = std::make_unique<WatcherImpl>(this, branch, std::move(base),
                                          std::string(begin), std::string(end));
   RETURN_IF_ERROR(w->QueueState());
   return std::unique_ptr<Watcher>(std::move(w));
@@ -796,6 +840,179 @@ absl::StatusOr<uint64_t> DBImpl::Import(const std::string& path) {
   return count;
 }
 
+// ------------------------------------------------------------------ branches
+
+namespace {
+
+std::string PublicName(std::string_view branch) {
+  return branch.empty() ? "main" : std::string(branch);
+}
+
+// The tags that keep what merges need: a branch's fork point, and the
+// version of `from` last merged into `into`.
+std::string ForkTag(std::string_view branch) {
+  return absl::StrCat("fork:", PublicName(branch));
+}
+std::string MergeTag(std::string_view from, std::string_view into) {
+  return absl::StrCat("merge:", PublicName(from), ":", PublicName(into));
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const Version>> DBImpl::PinTree(const TreeAt& at) {
+  if (at.version) return versions_->Pin(*at.version, at.branch);
+  return versions_->Latest(at.branch);
+}
+
+absl::StatusOr<uint64_t> DBImpl::Fork(std::string_view name, const TreeAt& from) {
+  const uint64_t source_version = from.version.value_or(versions_->latest()->version);
+  ASSIGN_OR_RETURN(uint64_t version, versions_->Fork(name, from.branch, source_version));
+  // Kept so that merges find the common ancestor (and its tree is retained).
+  absl::Status tagged = versions_->Tag(ForkTag(name), version);
+  if (!tagged.ok()) {
+    return absl::Status(tagged.code(), absl::StrCat(
+        "branch \"", std::string(name), "\" was created at version ", version,
+        ", but tagging its fork point failed (merges need it): ", tagged.message()));
+  }
+  return version;
+}
+
+absl::StatusOr<uint64_t> DBImpl::DeleteBranch(std::string_view name) {
+  ASSIGN_OR_RETURN(uint64_t version, versions_->DropBranch(name));
+  // Its bookkeeping tags go with it.
+  for (const auto& [tag, v] : versions_->ListTags()) {
+    const std::string pub = PublicName(name);
+    if (tag == ForkTag(name) || absl::StartsWith(tag, absl::StrCat("merge:", pub, ":")) ||
+        (absl::StartsWith(tag, "merge:") && absl::EndsWith(tag, absl::StrCat(":", pub)))) {
+      versions_->Untag(tag).IgnoreError();  // a leftover tag only retains more
+    }
+  }
+  return version;
+}
+
+std::vector<BranchInfo> DBImpl::ListBranches() {
+  std::shared_ptr<const Version> latest = versions_->latest();
+  std::vector<BranchInfo> out;
+  out.push_back({"main", 0, "", 0, latest->root.count});
+  if (latest->branches) {
+    for (const auto& [name, head] : *latest->branches) {
+      out.push_back({name, head.created, PublicName(head.source), head.source_version,
+                     head.root.count});
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<Snapshot> DBImpl::SnapshotOf(const ReadOptions& options) {
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, Resolve(options));
+  return Snapshot(std::move(v));
+}
+
+absl::Status DBImpl::DiffTrees(const TreeAt& from, const TreeAt& to,
+                               std::string_view begin, std::string_view end,
+                               const std::function<bool(const Change&)>& fn) {
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> a, PinTree(from));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> b, PinTree(to));
+  return DiffRoots(a->root, b->root, begin, end, fn);
+}
+
+absl::StatusOr<TreeAt> DBImpl::MergeBase(const Version& latest, std::string_view from,
+                                         std::string_view into) {
+  // Every candidate is a state both branches contain; the latest is the
+  // nearest common ancestor (histories here are forks and merges between
+  // two branches; a criss-cross of three is not resolved further).
+  std::optional<TreeAt> best;
+  auto consider = [&](std::string_view branch, uint64_t version) {
+    if (!best || version > *best->version) best = TreeAt{PublicName(branch), version};
+  };
+  std::map<std::string, uint64_t> tags = versions_->ListTags();
+  if (auto it = tags.find(MergeTag(from, into)); it != tags.end()) consider(from, it->second);
+  if (auto it = tags.find(MergeTag(into, from)); it != tags.end()) consider(into, it->second);
+  auto head = [&](std::string_view b) -> const BranchHead* {
+    if (b.empty() || !latest.branches) return nullptr;
+    auto it = latest.branches->find(b);
+    return it == latest.branches->end() ? nullptr : &it->second;
+  };
+  // A fork's first version holds the source's tree as it was forked.
+  if (const BranchHead* h = head(from); h != nullptr && h->source == into) {
+    consider(from, h->created);
+  }
+  if (const BranchHead* h = head(into); h != nullptr && h->source == from) {
+    consider(into, h->created);
+  }
+  if (!best) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "branches \"", PublicName(from), "\" and \"", PublicName(into),
+        "\" have no known common ancestor: neither was forked from the other "
+        "nor merged into it"));
+  }
+  return *best;
+}
+
+absl::StatusOr<MergeResult> DBImpl::Merge(std::string_view from_name,
+                                          std::string_view into_name,
+                                          MergePolicy policy) {
+  const std::string_view from = InternalBranchName(from_name);
+  const std::string_view into = InternalBranchName(into_name);
+  if (from == into) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot merge branch \"", PublicName(from), "\" into itself"));
+  }
+  std::shared_ptr<const Version> latest = versions_->latest();
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> theirs, BranchView(latest, from));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> ours, BranchView(latest, into));
+  ASSIGN_OR_RETURN(TreeAt base_at, MergeBase(*latest, from, into));
+  absl::StatusOr<std::shared_ptr<const Version>> base = PinTree(base_at);
+  if (!base.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the common ancestor of \"", PublicName(from), "\" and \"", PublicName(into),
+        "\", version ", *base_at.version, " of \"", base_at.branch,
+        "\", cannot be read: ", base.status().message()));
+  }
+  MergeResult result;
+  result.base_version = *base_at.version;
+  result.base_branch = base_at.branch;
+  // Each side's changes of values since the ancestor (a rewrite of the
+  // same value, such as an earlier merge's, is none): O(changes), shared
+  // pages skipped.
+  std::map<std::string, Change> their_changes;
+  std::map<std::string, std::optional<std::string>, std::less<>> our_changes;
+  RETURN_IF_ERROR(DiffRoots((*base)->root, theirs->root, "", "", [&](const Change& c) {
+    if (c.old_value != c.new_value) their_changes.emplace(c.key, c);
+    return true;
+  }));
+  RETURN_IF_ERROR(DiffRoots((*base)->root, ours->root, "", "", [&](const Change& c) {
+    if (c.old_value != c.new_value) our_changes.emplace(c.key, c.new_value);
+    return true;
+  }));
+  TransactionOptions options;
+  options.isolation = Isolation::kSnapshot;  // fails if `into` changed a key we write
+  TransactionImpl impl(queue_.get(), ours, options);
+  Transaction& txn = impl;
+  for (const auto& [key, change] : their_changes) {
+    auto mine = our_changes.find(key);
+    bool take = true;
+    if (mine != our_changes.end()) {
+      if (mine->second == change.new_value) continue;  // the same change
+      result.conflicts.push_back({key, change.old_value, mine->second, change.new_value});
+      take = policy == MergePolicy::kTheirs;
+    }
+    if (!take) continue;
+    RETURN_IF_ERROR(change.new_value ? txn.Put(key, *change.new_value) : txn.Delete(key));
+    ++result.changes;
+  }
+  if (policy == MergePolicy::kFail && !result.conflicts.empty()) {
+    txn.Rollback().IgnoreError();
+    result.changes = 0;
+    return result;
+  }
+  ASSIGN_OR_RETURN(result.version, txn.Commit());
+  result.merged = true;
+  // The next merge of `from` into `into` starts from here.
+  RETURN_IF_ERROR(versions_->Tag(MergeTag(from, into), theirs->version));
+  return result;
+}
+
 // ------------------------------------------------------------------ check
 
 absl::StatusOr<CheckReport> DBImpl::Check(const CheckProgress& progress) {
@@ -868,7 +1085,17 @@ absl::StatusOr<CheckReport> DBImpl::Check(const CheckProgress& progress) {
   // then every retained version as readers see it (held, stored or
   // rebuilt from its checkpoint and the log).
   ASSIGN_OR_RETURN(std::vector<VersionInfo> versions, ListVersions());
-  std::map<uint64_t, Root> checkpoints = versions_->Checkpoints();
+  std::map<uint64_t, VersionStore::Trees> checkpoints = versions_->CheckpointTrees();
+  // Every branch's tree at a version (they share pages: each is walked
+  // once).
+  auto verify_all = [&](const Root& main,
+                        const std::shared_ptr<const BranchTable>& branches) -> absl::Status {
+    RETURN_IF_ERROR(verifier.Verify(main));
+    if (branches) {
+      for (const auto& [name, head] : *branches) RETURN_IF_ERROR(verifier.Verify(head.root));
+    }
+    return absl::OkStatus();
+  };
   auto base_of = [&](uint64_t v) -> uint64_t {
     auto it = checkpoints.upper_bound(v);
     return it == checkpoints.begin() ? 0 : std::prev(it)->first;
@@ -877,7 +1104,7 @@ absl::StatusOr<CheckReport> DBImpl::Check(const CheckProgress& progress) {
   for (const VersionInfo& info : versions) bases.insert(base_of(info.version));
   for (uint64_t b : bases) {
     base = b;
-    RETURN_IF_ERROR(verifier.Verify(checkpoints[b]));
+    RETURN_IF_ERROR(verify_all(checkpoints[b].root, checkpoints[b].branches));
   }
   uint64_t done = 0;
   for (const VersionInfo& info : versions) {
@@ -894,7 +1121,7 @@ absl::StatusOr<CheckReport> DBImpl::Check(const CheckProgress& progress) {
     std::shared_ptr<const Version> v = *std::move(loaded);
     ++report.versions_checked;
     base = base_of(v->version);
-    RETURN_IF_ERROR(verifier.Verify(v->root));
+    RETURN_IF_ERROR(verify_all(v->root, v->branches));
     if (v->root.count != info.entries) {
       return absl::InternalError(absl::StrCat(
           "check: version ", v->version, " has ", v->root.count,

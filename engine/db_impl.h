@@ -94,6 +94,19 @@ class DBImpl final : public DB {
   absl::Status Export(uint64_t version, const std::string& path) override;
   absl::Status ExportChanges(uint64_t from, uint64_t to, const std::string& path) override;
   absl::StatusOr<uint64_t> Import(const std::string& path) override;
+  absl::StatusOr<uint64_t> Fork(std::string_view name, const TreeAt& from) override;
+  absl::StatusOr<uint64_t> DeleteBranch(std::string_view name) override;
+  std::vector<BranchInfo> ListBranches() override;
+  absl::StatusOr<Snapshot> SnapshotOf(const ReadOptions& options) override;
+  absl::Status DiffTrees(const TreeAt& from, const TreeAt& to, std::string_view begin,
+                         std::string_view end,
+                         const std::function<bool(const Change&)>& fn) override;
+  absl::StatusOr<std::unique_ptr<Watcher>> WatchBranch(std::string_view branch,
+                                                       uint64_t from_version,
+                                                       std::string_view begin,
+                                                       std::string_view end) override;
+  absl::StatusOr<MergeResult> Merge(std::string_view from, std::string_view into,
+                                    MergePolicy policy) override;
   DBStats GetStats() override;
 
   ~DBImpl() override;
@@ -125,6 +138,12 @@ class DBImpl final : public DB {
   DBImpl(const Options& options, std::shared_ptr<PageStore> store);
 
   absl::Status ValidateBatch(const WriteBatch& batch);
+  // The tree `at` names, pinned.
+  absl::StatusOr<std::shared_ptr<const Version>> PinTree(const TreeAt& at);
+  // The common ancestor of branches `from` and `into` (internal names) at
+  // `latest`: the latest state both contain that is on record.
+  absl::StatusOr<TreeAt> MergeBase(const Version& latest, std::string_view from,
+                                   std::string_view into);
   // FailedPrecondition unless the database hashes its trees.
   absl::Status CheckVerifiable();
   // The version chosen by `options`.

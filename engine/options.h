@@ -101,6 +101,11 @@ struct ReadOptions {
   // together with `snapshot`.
   // Default: unset (the latest version).
   std::optional<uint64_t> version;
+
+  // Read this branch's tree ("" or "main": the main branch; see DB::Fork).
+  // With `snapshot`, it must be the snapshot's branch or empty.
+  // Default: main.
+  std::string branch;
 };
 
 }  // namespace cowdb

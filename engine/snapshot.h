@@ -33,6 +33,8 @@ class Snapshot {
 
   // The version this snapshot reads; 0 for an empty snapshot.
   uint64_t version() const;
+  // The branch it reads ("main" for an empty snapshot).
+  std::string branch() const;
 
   // True for a snapshot obtained from a DB.
   bool valid() const { return version_ != nullptr; }

@@ -71,6 +71,11 @@ struct TransactionOptions {
 
   // Default: kSerializable.
   Isolation isolation = Isolation::kSerializable;
+
+  // The branch the transaction reads and commits to ("" or "main": main).
+  // Its isolation is the branch's: commits to other branches never
+  // conflict with it. Default: main.
+  std::string branch;
 };
 
 // A read result: the value, the version that last wrote the key, and the

@@ -43,6 +43,11 @@ class WriteBatch {
     bytes_ = 0;
   }
 
+  // The branch the batch commits to ("" or "main": main; see DB::Fork).
+  // Clear keeps it.
+  void SetBranch(std::string_view branch) { branch_ = std::string(branch); }
+  const std::string& branch() const { return branch_; }
+
   size_t Count() const { return ops_.size(); }
   // Sum of the key and value bytes in the batch.
   size_t ApproximateSize() const { return bytes_; }
@@ -51,6 +56,7 @@ class WriteBatch {
  private:
   std::vector<Op> ops_;
   size_t bytes_ = 0;
+  std::string branch_;
 };
 
 }  // namespace cowdb

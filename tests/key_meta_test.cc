@@ -701,7 +701,7 @@ TEST(LogRecordTest, LeaseIsOpTwoAndOldRecordsDecode) {
   std::vector<Mutation> ops = {Mutation{false, "a", "1", 0},
                                Mutation{true, "b", "", 0},
                                Mutation{false, "c", "22", 300}};
-  std::string record = internal::EncodeLogRecord(9, 1234, ops);
+  std::string record = internal::EncodeLogRecord(9, 1234, {}, ops);
   ASSERT_OK_AND_ASSIGN(internal::LogRecord back,
                        internal::DecodeLogRecord(record, 9));
   ASSERT_EQ(back.ops.size(), 3u);
@@ -722,7 +722,7 @@ TEST(LogRecordTest, LeaseIsOpTwoAndOldRecordsDecode) {
   EXPECT_EQ(record.substr(0, record.size() - 8), body);
   // A record as format 2 wrote it (no lease anywhere) is the same bytes.
   ops[2].lease = 0;
-  record = internal::EncodeLogRecord(9, 1234, ops);
+  record = internal::EncodeLogRecord(9, 1234, {}, ops);
   EXPECT_EQ(record[record.size() - 8 - 6], '\0');  // op 0 again for c
 }
 
@@ -749,6 +749,9 @@ TEST(LogRecordTest, BadOpsAreDataLoss) {
 
 class UpgradeTest : public KeyMetaTest {
  protected:
+  // What older formats wrote has no hashes (format 4 added them).
+  UpgradeTest() { options_.verifiable = false; }
+
   internal::MetaRecord ReadMeta() {
     absl::StatusOr<std::optional<std::string>> bytes =
         store_->Get(internal::Space::kMeta, internal::kMetaKey);

@@ -51,6 +51,9 @@ struct CommitRequest {
   // The writes, in order: views into the submitter's data, which outlives
   // the request. The leader applies them to the group's tree and logs them.
   std::vector<Mutation> mutations;
+  // The branch it commits to ("" = main): a transaction's snapshot's, or
+  // a blind write's batch's.
+  std::string branch;
 
   // Filled in by the leader.
   absl::Status status;

@@ -1,5 +1,7 @@
 #include "engine/txn/commit_queue.h"
 
+#include <algorithm>
+
 #include <cassert>
 #include <functional>
 #include <utility>
@@ -189,15 +191,41 @@ absl::Status CommitQueue::Validate(const CommitRequest& req, const Version& base
 }
 
 void CommitQueue::RunGroup(const std::vector<CommitRequest*>& group) {
+  MutexLock lock(versions_->write_mutex());
+  if (absl::Status s = versions_->CheckWritable(); !s.ok()) {
+    for (CommitRequest* r : group) r->status = s;
+    return;
+  }
+  // Nearly always one branch: then the group as it is.
+  bool one_branch = true;
+  for (CommitRequest* r : group) one_branch &= r->branch == group.front()->branch;
+  if (one_branch) return RunBranchGroup(group, group.front()->branch);
+  std::vector<std::string_view> branches;
+  for (CommitRequest* r : group) {
+    if (std::find(branches.begin(), branches.end(), r->branch) == branches.end()) {
+      branches.push_back(r->branch);
+    }
+  }
+  for (std::string_view b : branches) {
+    std::vector<CommitRequest*> members;
+    for (CommitRequest* r : group) {
+      if (r->branch == b) members.push_back(r);
+    }
+    RunBranchGroup(members, b);
+  }
+}
+
+void CommitQueue::RunBranchGroup(const std::vector<CommitRequest*>& group,
+                                 std::string_view branch) {
   auto fail_all = [&](const absl::Status& s) {
     for (CommitRequest* r : group) r->status = s;
   };
-  MutexLock lock(versions_->write_mutex());
-  if (absl::Status s = versions_->CheckWritable(); !s.ok()) {
-    fail_all(s);
+  absl::StatusOr<std::shared_ptr<const Version>> latest = versions_->Latest(branch);
+  if (!latest.ok()) {
+    fail_all(latest.status());
     return;
   }
-  std::shared_ptr<const Version> base = versions_->latest();
+  std::shared_ptr<const Version> base = *std::move(latest);
   TreeBuilder builder = versions_->NewBuilder(base->root, base->version + 1);
   KeySet group_writes;
   std::vector<CommitRequest*> accepted;
@@ -216,7 +244,7 @@ void CommitQueue::RunGroup(const std::vector<CommitRequest*>& group) {
     accepted.push_back(r);
   }
   if (accepted.empty()) return;
-  absl::StatusOr<uint64_t> version = versions_->Commit(builder, ops);
+  absl::StatusOr<uint64_t> version = versions_->Commit(builder, ops, branch);
   for (CommitRequest* r : accepted) {
     if (version.ok()) {
       r->version = *version;

@@ -75,8 +75,13 @@ class CommitQueue {
   // exit: until `self` (null for the committer thread) is done, and a few
   // rounds more while requests wait; then hands leadership to the front.
   void Lead(std::unique_lock<std::mutex>& lock, CommitRequest* self);
-  // Commits `group` as one version (the caller is the group's leader).
+  // Commits `group` (the caller is the group's leader): one version per
+  // branch its members commit to, in the order of their first member.
   void RunGroup(const std::vector<CommitRequest*>& group);
+  // Commits `group`, whose members all commit to `branch`, as one version.
+  // REQUIRES: the versions layer's write mutex is held.
+  void RunBranchGroup(const std::vector<CommitRequest*>& group,
+                      std::string_view branch) ABSL_NO_THREAD_SAFETY_ANALYSIS;
   // Checks `req` against `base` and the keys written by earlier members of
   // its group. Returns Aborted on a conflict.
   absl::Status Validate(const CommitRequest& req, const Version& base,

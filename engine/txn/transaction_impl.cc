@@ -366,6 +366,7 @@ void TransactionImpl::CommitAsync(
 
 void TransactionImpl::PrepareCommit(CommitRequest* req) {
   req->snapshot = snapshot_;
+  req->branch = snapshot_->branch;
   req->isolation = options_.isolation;
   if (tracks_reads_) {
     req->reads = &reads_;

@@ -14,6 +14,25 @@ namespace {
 constexpr uint8_t kOpPut = 0;
 constexpr uint8_t kOpDelete = 1;
 constexpr uint8_t kOpPutWithLease = 2;
+constexpr uint8_t kOpBranch = 3;
+constexpr uint8_t kOpFork = 4;
+constexpr uint8_t kOpDrop = 5;
+// Freed record kinds beyond FreedItem::Kind: a blob with its entry's key.
+constexpr uint8_t kFreedBlobWithKey = 3;
+
+void PutRoot(std::string* out, const Root& root, bool hashed) {
+  PutFixed64LE(out, root.page_id);
+  PutVarint64(out, root.count);
+  PutVarint64(out, root.max_mod);
+  if (hashed) out->append(HashView(root.hash));
+}
+
+bool ReadHash(Reader& r, Hash* h) {
+  std::string_view bytes;
+  if (!r.ReadBytes(kHashBytes, &bytes)) return false;
+  std::copy(bytes.begin(), bytes.end(), h->begin());
+  return true;
+}
 
 }  // namespace
 
@@ -71,42 +90,83 @@ std::string EncodeVersionRecord(const VersionRecord& v) {
     out.append(HashView(v.root.hash));
     out.append(HashView(v.previous_digest));
   }
+  if (v.branch.empty() && v.table.empty()) return out;  // as format 4
+  PutLengthPrefixed(&out, v.branch);
+  if (v.hashed && !v.branch.empty()) out.append(HashView(v.branch_hash));
+  PutVarint64(&out, v.table.size());
+  for (const BranchRecord& b : v.table) {
+    PutLengthPrefixed(&out, b.name);
+    PutRoot(&out, b.root, v.hashed);
+    PutVarint64(&out, b.created);
+    PutVarint64(&out, b.source_version);
+    PutLengthPrefixed(&out, b.source);
+  }
   return out;
 }
 
 absl::StatusOr<VersionRecord> DecodeVersionRecord(std::string_view in,
-                                                  uint64_t version) {
+                                                  uint64_t version,
+                                                  bool hashed) {
   Reader r(in);
   VersionRecord v;
+  v.hashed = hashed;
+  auto corrupt = [&] {
+    return absl::DataLossError(
+        absl::StrCat("corrupt record of version ", version));
+  };
   uint64_t micros;
   if (!r.ReadFixed64LE(&v.root.page_id) || !r.ReadVarint64(&v.root.count) ||
       !r.ReadVarint64(&v.root.max_mod) || !r.ReadVarint64(&micros)) {
-    return absl::DataLossError(
-        absl::StrCat("corrupt record of version ", version));
-  }
-  if (!r.empty()) {
-    std::string_view root_hash, previous;
-    if (!r.ReadBytes(kHashBytes, &root_hash) ||
-        !r.ReadBytes(kHashBytes, &previous) || !r.empty()) {
-      return absl::DataLossError(
-          absl::StrCat("corrupt record of version ", version));
-    }
-    v.hashed = true;
-    std::copy(root_hash.begin(), root_hash.end(), v.root.hash.begin());
-    std::copy(previous.begin(), previous.end(), v.previous_digest.begin());
+    return corrupt();
   }
   v.commit_micros = static_cast<int64_t>(micros);
+  if (hashed && (!ReadHash(r, &v.root.hash) || !ReadHash(r, &v.previous_digest))) {
+    return corrupt();
+  }
+  if (r.empty()) return v;
+  std::string_view branch;
+  uint64_t count;
+  if (!r.ReadLengthPrefixed(&branch)) return corrupt();
+  v.branch.assign(branch);
+  if (hashed && !v.branch.empty() && !ReadHash(r, &v.branch_hash)) return corrupt();
+  if (!r.ReadVarint64(&count) || count > in.size()) return corrupt();
+  for (uint64_t i = 0; i < count; ++i) {
+    BranchRecord b;
+    std::string_view name, source;
+    if (!r.ReadLengthPrefixed(&name) || !r.ReadFixed64LE(&b.root.page_id) ||
+        !r.ReadVarint64(&b.root.count) || !r.ReadVarint64(&b.root.max_mod) ||
+        (hashed && !ReadHash(r, &b.root.hash)) || !r.ReadVarint64(&b.created) ||
+        !r.ReadVarint64(&b.source_version) || !r.ReadLengthPrefixed(&source)) {
+      return corrupt();
+    }
+    b.name.assign(name);
+    b.source.assign(source);
+    v.table.push_back(std::move(b));
+  }
+  if (!r.empty()) return corrupt();
   return v;
 }
 
 std::string EncodeLogRecord(uint64_t version, int64_t commit_micros,
+                            const BranchOp& branch,
                             const std::vector<Mutation>& ops) {
   std::string out;
-  size_t bytes = 24;
+  size_t bytes = 24 + branch.branch.size() + branch.source.size() + 16;
   for (const Mutation& m : ops) bytes += m.key.size() + m.value.size() + 21;
   out.reserve(bytes);
   PutVarint64(&out, static_cast<uint64_t>(commit_micros));
-  PutVarint64(&out, ops.size());
+  const bool header = branch.kind != BranchOp::kCommit || !branch.branch.empty();
+  PutVarint64(&out, ops.size() + (header ? 1 : 0));
+  if (header) {
+    out.push_back(branch.kind == BranchOp::kFork   ? kOpFork
+                  : branch.kind == BranchOp::kDrop ? kOpDrop
+                                                   : kOpBranch);
+    PutLengthPrefixed(&out, branch.branch);
+    if (branch.kind == BranchOp::kFork) {
+      PutLengthPrefixed(&out, branch.source);
+      PutVarint64(&out, branch.source_version);
+    }
+  }
   for (const Mutation& m : ops) {
     const bool leased = !m.is_delete && m.lease != 0;
     out.push_back(m.is_delete ? kOpDelete : leased ? kOpPutWithLease : kOpPut);
@@ -142,9 +202,24 @@ absl::StatusOr<LogRecord> DecodeLogRecord(std::string_view in,
   for (uint64_t i = 0; i < count; ++i) {
     Mutation m;
     uint8_t kind;
-    if (!r.ReadByte(&kind) || kind > kOpPutWithLease ||
-        !r.ReadLengthPrefixed(&m.key)) {
+    if (!r.ReadByte(&kind) || kind > kOpDrop || !r.ReadLengthPrefixed(&m.key)) {
       return corrupt("bad mutation");
+    }
+    if (kind >= kOpBranch) {
+      // The branch header: first, and for a fork or a drop the only op.
+      if (i != 0 || m.key.empty()) return corrupt("bad branch op");
+      rec.branch.branch = m.key;
+      if (kind == kOpFork) {
+        rec.branch.kind = BranchOp::kFork;
+        if (!r.ReadLengthPrefixed(&rec.branch.source) ||
+            !r.ReadVarint64(&rec.branch.source_version)) {
+          return corrupt("bad branch op");
+        }
+      } else if (kind == kOpDrop) {
+        rec.branch.kind = BranchOp::kDrop;
+      }
+      if (kind != kOpBranch && count != 1) return corrupt("bad branch op");
+      continue;
     }
     m.is_delete = kind == kOpDelete;
     if (!m.is_delete && !r.ReadLengthPrefixed(&m.value)) {
@@ -178,9 +253,11 @@ absl::StatusOr<uint64_t> DecodeVarint(std::string_view in,
 std::string EncodeFreed(const std::vector<FreedItem>& items) {
   std::string out;
   for (const auto& item : items) {
-    out.push_back(static_cast<char>(item.kind));
+    const bool keyed = item.kind == FreedItem::kBlob && !item.key.empty();
+    out.push_back(static_cast<char>(keyed ? kFreedBlobWithKey : item.kind));
     PutFixed64LE(&out, item.id);
     PutVarint64(&out, item.birth);
+    if (keyed) PutLengthPrefixed(&out, item.key);
   }
   return out;
 }
@@ -192,13 +269,17 @@ absl::StatusOr<std::vector<FreedItem>> DecodeFreed(std::string_view in,
   while (!r.empty()) {
     uint8_t kind;
     FreedItem item;
+    std::string_view key;
     if (!r.ReadByte(&kind) ||
-        (kind != FreedItem::kPage && kind != FreedItem::kBlob) ||
-        !r.ReadFixed64LE(&item.id) || !r.ReadVarint64(&item.birth)) {
+        (kind != FreedItem::kPage && kind != FreedItem::kBlob &&
+         kind != kFreedBlobWithKey) ||
+        !r.ReadFixed64LE(&item.id) || !r.ReadVarint64(&item.birth) ||
+        (kind == kFreedBlobWithKey && !r.ReadLengthPrefixed(&key))) {
       return absl::DataLossError(
           absl::StrCat("corrupt freed record of version ", version));
     }
-    item.kind = static_cast<FreedItem::Kind>(kind);
+    item.kind = kind == FreedItem::kPage ? FreedItem::kPage : FreedItem::kBlob;
+    item.key.assign(key);
     items.push_back(item);
   }
   return items;

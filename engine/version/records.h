@@ -25,6 +25,17 @@
 //                                            written only when lease != 0)
 //     bytes := length:varint byte{length}
 //     checksum := XXH3_64bits_withSeed(the record before it, seed = version)
+//         | 3:u8 branch:bytes                first op only (format 5): the
+//                                            ops after it change `branch`
+//                                            (no such op: the main branch)
+//         | 4:u8 branch:bytes source:bytes source_version:varint
+//                                            the only op (format 5): creates
+//                                            `branch` as `source`'s tree
+//                                            at source_version (version - 1:
+//                                            its head; older: the fork's
+//                                            checkpoint stores the tree)
+//         | 5:u8 branch:bytes                the only op (format 5): deletes
+//                                            `branch`
 //     The mutations of the commit, in the order they were applied.
 //     Replaying them reproduces each key's create_version, writes and
 //     lease: the tree derives them from the entry a put replaces
@@ -33,13 +44,24 @@
 //   version (Space::kVersions, key = version as 8-byte big-endian)
 //     := root_page_id:fixed64 count:varint max_mod:varint commit_micros:varint
 //        [root_hash:32 previous_digest:32]      in a hashed database
-//     root_page_id is 0 (format 2: roots live in checkpoint records)
+//        [branch:bytes [branch_hash:32] table]  format 5 (absent: main,
+//                                               no other branch)
+//     root_page_id is 0 (format 2: roots live in checkpoint records); the
+//     root and its hash are the main branch's
+//     branch: the branch the commit changed ("" = main); branch_hash: that
+//     branch's root hash when it is not main and the database hashes
+//     table := count:varint (name:bytes root_page_id:fixed64 count:varint
+//              max_mod:varint [hash:32] created:varint source_version:varint
+//              source:bytes){count}
+//     the branches other than main: written whole in checkpoint records
+//     (their stored roots), empty (count 0) in version records
 //     digest(version) = ChainDigest(previous_digest, version, root_hash,
 //     commit_micros) (proof.h); version 0's previous_digest is zero
 //   checkpoint (Space::kCheckpoints, key = version as 8-byte big-endian)
 //     := the version format, with the stored root of that version's tree
 //   freed (Space::kFreed, key = death checkpoint as 8-byte big-endian)
-//     := (kind:u8 id:fixed64 birth:varint)*      kind: 1 page, 2 blob
+//     := (kind:u8 id:fixed64 birth:varint [key:bytes])*
+//     kind: 1 page, 2 blob, 3 blob with the key of its entry (format 5)
 //
 // A page or blob listed in the freed record of checkpoint d with birth b
 // (the version that created it) is reachable from exactly the checkpoints
@@ -74,7 +96,10 @@ namespace cowdb::internal {
 // their hashes on the shape) and whether the database hashes. A database
 // upgraded from an older format does not hash: its older pages have no
 // hashes to build on.
-inline constexpr uint64_t kDatabaseFormatVersion = 4;
+// Format 5: branches (log ops 3 to 5, the version and checkpoint records'
+// branch and table, freed blobs with their keys). Format-4 records read as
+// the main branch's.
+inline constexpr uint64_t kDatabaseFormatVersion = 5;
 inline constexpr uint64_t kFirstHashedFormat = 4;
 inline constexpr char kMetaKey[] = "meta";
 inline constexpr char kFloorKey[] = "floor";
@@ -88,11 +113,23 @@ struct MetaRecord {
   bool hashed = false;        // format 4
 };
 
+// A branch other than main, as a checkpoint record stores it.
+struct BranchRecord {
+  std::string name;
+  Root root;                // its stored root (with its hash)
+  uint64_t created = 0;     // the version that created it
+  uint64_t source_version = 0;  // the version it was forked from
+  std::string source;       // the branch it was forked from
+};
+
 struct VersionRecord {
-  Root root;                  // in a hashed database, with its hash
+  Root root;                  // main's; in a hashed database, with its hash
   int64_t commit_micros = 0;  // wall-clock time of the commit
   bool hashed = false;        // whether the hashes below are recorded
   Hash previous_digest{};
+  std::string branch;         // the branch the commit changed; "" = main
+  Hash branch_hash{};         // its root hash (hashed, branch not main)
+  std::vector<BranchRecord> table;  // checkpoint records: every branch
 };
 
 // digest(version) from its record (zero when the record has no hashes).
@@ -103,9 +140,11 @@ std::string EncodeMeta(const MetaRecord& m);
 absl::StatusOr<MetaRecord> DecodeMeta(std::string_view in);
 
 std::string EncodeVersionRecord(const VersionRecord& r);
-// Errors: DataLoss naming the version.
+// `hashed`: whether the database hashes (MetaRecord::hashed), so whether
+// the record has hashes. Errors: DataLoss naming the version.
 absl::StatusOr<VersionRecord> DecodeVersionRecord(std::string_view in,
-                                                  uint64_t version);
+                                                  uint64_t version,
+                                                  bool hashed);
 
 std::string EncodeVarint(uint64_t v);
 // Errors: DataLoss naming `what`.
@@ -119,12 +158,23 @@ struct Mutation {
   uint64_t lease = 0;      // for puts: KeyMeta::lease
 };
 
+// What a log record does besides its mutations (ops 3 to 5).
+struct BranchOp {
+  enum Kind : uint8_t { kCommit, kFork, kDrop };
+  Kind kind = kCommit;
+  std::string_view branch;  // kCommit: the branch changed ("" = main)
+  std::string_view source;  // kFork: the branch forked from
+  uint64_t source_version = 0;  // kFork
+};
+
 struct LogRecord {
   int64_t commit_micros = 0;
-  std::vector<Mutation> ops;
+  BranchOp branch;
+  std::vector<Mutation> ops;  // empty for kFork and kDrop
 };
 
 std::string EncodeLogRecord(uint64_t version, int64_t commit_micros,
+                            const BranchOp& branch,
                             const std::vector<Mutation>& ops);
 // The record's views point into `in`. Errors: DataLoss naming the version
 // (torn, corrupt, or stored under another version).

@@ -4,6 +4,26 @@
 
 namespace cowdb::internal {
 
+absl::StatusOr<std::shared_ptr<const Version>> BranchView(
+    std::shared_ptr<const Version> v, std::string_view branch) {
+  branch = InternalBranchName(branch);
+  if (branch == v->branch) return v;
+  if (!v->branch.empty()) {
+    return absl::InternalError("a branch view of a branch view");
+  }
+  auto holder =
+      std::make_shared<std::pair<std::shared_ptr<const Version>, Version>>(v, *v);
+  Version& view = holder->second;
+  auto it = v->branches ? v->branches->find(branch) : BranchTable::const_iterator();
+  if (!v->branches || it == v->branches->end()) {
+    return absl::NotFoundError(absl::StrCat("no branch named \"", std::string(branch),
+                                            "\" at version ", v->version));
+  }
+  view.root = it->second.root;
+  view.branch = std::string(branch);
+  return std::shared_ptr<const Version>(holder, &view);
+}
+
 VersionSet::VersionSet(const Version& latest, uint64_t floor,
                        std::map<std::string, uint64_t> tags)
     : state_(std::make_shared<State>()) {

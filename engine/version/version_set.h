@@ -29,6 +29,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -37,15 +38,44 @@
 
 namespace cowdb::internal {
 
+// A branch other than main at some version: its tree and where it came
+// from.
+struct BranchHead {
+  Root root;
+  uint64_t created = 0;         // the version whose commit created it
+  uint64_t source_version = 0;  // the version it was forked from
+  std::string source;           // the branch it was forked from ("" = main)
+};
+using BranchTable = std::map<std::string, BranchHead, std::less<>>;
+
+// Every version holds the trees of all branches that exist at it: main's
+// in `root`, the others in `branches`. A commit changes one branch; the
+// others keep their trees (shared by pointer).
 struct Version {
   uint64_t version = 0;
+  // Main's tree; in a view of another branch (BranchView), that branch's.
   Root root;
+  // The branches other than main; null when there are none.
+  std::shared_ptr<const BranchTable> branches;
+  // In a view: the branch whose tree `root` is; "" for main.
+  std::string branch;
   int64_t commit_micros = 0;
   // In a hashed database: digest(version) and digest(version - 1)
   // (proof.h); zero otherwise.
   Hash digest{};
   Hash previous_digest{};
 };
+
+// `v` seen as branch `branch` ("" or "main": `v` itself): a handle on the
+// same pin whose root is that branch's tree. Errors: NotFound if the
+// branch does not exist at v.
+absl::StatusOr<std::shared_ptr<const Version>> BranchView(
+    std::shared_ptr<const Version> v, std::string_view branch);
+
+// The internal name of a branch: "" for main.
+inline std::string_view InternalBranchName(std::string_view name) {
+  return name == "main" ? std::string_view() : name;
+}
 
 class VersionSet {
  public:

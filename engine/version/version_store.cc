@@ -4,6 +4,8 @@
 #include <functional>
 #include <set>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/format/merkle.h"
@@ -45,8 +47,30 @@ absl::Status RewriteMeta(PageStore& store, MetaRecord* meta) {
   return store.Commit(batch, /*sync=*/true);
 }
 
-absl::StatusOr<std::map<uint64_t, Root>> ReadCheckpoints(PageStore& store) {
-  std::map<uint64_t, Root> out;
+// The trees a checkpoint record stores, using checkpoint `version`.
+VersionStore::Trees TreesOf(const VersionRecord& r, uint64_t version) {
+  auto use = std::make_shared<const uint64_t>(version);
+  VersionStore::Trees t;
+  t.root = r.root;
+  t.root.base = use;
+  if (!r.table.empty()) {
+    auto table = std::make_shared<BranchTable>();
+    for (const BranchRecord& b : r.table) {
+      BranchHead& head = (*table)[b.name];
+      head.root = b.root;
+      head.root.base = use;
+      head.created = b.created;
+      head.source_version = b.source_version;
+      head.source = b.source;
+    }
+    t.branches = std::move(table);
+  }
+  return t;
+}
+
+absl::StatusOr<std::map<uint64_t, VersionStore::Trees>> ReadCheckpoints(
+    PageStore& store, bool hashed) {
+  std::map<uint64_t, VersionStore::Trees> out;
   absl::Status status;
   RETURN_IF_ERROR(store.Scan(Space::kCheckpoints, "", [&](std::string_view k,
                                                           std::string_view v) {
@@ -55,13 +79,12 @@ absl::StatusOr<std::map<uint64_t, Root>> ReadCheckpoints(PageStore& store) {
       status = absl::DataLossError("corrupt checkpoint key");
       return false;
     }
-    absl::StatusOr<VersionRecord> r = DecodeVersionRecord(v, version);
+    absl::StatusOr<VersionRecord> r = DecodeVersionRecord(v, version, hashed);
     if (!r.ok()) {
       status = r.status();
       return false;
     }
-    out[version] = r->root;
-    out[version].base = std::make_shared<const uint64_t>(version);
+    out[version] = TreesOf(*r, version);
     return true;
   }));
   RETURN_IF_ERROR(status);
@@ -116,8 +139,8 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
       RETURN_IF_ERROR(RewriteMeta(*store, &meta));
     }
   }
-  using RootMap = std::map<uint64_t, Root>;
-  ASSIGN_OR_RETURN(RootMap checkpoints, ReadCheckpoints(*store));
+  using RootMap = std::map<uint64_t, Trees>;
+  ASSIGN_OR_RETURN(RootMap checkpoints, ReadCheckpoints(*store, meta.hashed));
   auto cp = checkpoints.find(meta.checkpoint);
   if (cp == checkpoints.end()) {
     return absl::DataLossError(absl::StrCat(
@@ -128,10 +151,11 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
   ASSIGN_OR_RETURN(std::optional<std::string> record,
                    store->Get(Space::kCheckpoints, BigEndianKey(meta.checkpoint)));
   ASSIGN_OR_RETURN(VersionRecord latest,
-                   DecodeVersionRecord(*record, meta.checkpoint));
+                   DecodeVersionRecord(*record, meta.checkpoint, meta.hashed));
   Version v;
   v.version = meta.checkpoint;
-  v.root = cp->second;
+  v.root = cp->second.root;
+  v.branches = cp->second.branches;
   v.commit_micros = latest.commit_micros;
   if (meta.hashed && !latest.hashed) {
     return absl::DataLossError(absl::StrCat(
@@ -170,7 +194,7 @@ VersionStore::VersionStore(const Options& options, PageStore* store,
                            const MetaRecord& meta, const Version& latest,
                            uint64_t floor,
                            std::map<std::string, uint64_t> tags,
-                           std::map<uint64_t, Root> checkpoints)
+                           std::map<uint64_t, Trees> checkpoints)
     : options_(options),
       store_(store),
       cache_(cache),
@@ -234,13 +258,29 @@ absl::Status VersionStore::Recover() {
           return false;
         }
         std::shared_ptr<const Version> base = set_.latest();
-        TreeBuilder builder = NewBuilder(base->root, version);
-        status = ApplyMutations(builder, rec->ops);
-        if (!status.ok()) return false;
-        Root root = builder.Finish();
-        status = CheckReplayedHash(version, root);
-        if (!status.ok()) return false;
-        PublishLocked(builder, root, version, rec->commit_micros, bytes.size());
+        const Trees trees{base->root, base->branches};
+        std::optional<TreeBuilder> builder;
+        Root root;
+        if (rec->branch.kind == BranchOp::kCommit) {
+          absl::StatusOr<Root> tree = TreeOf(trees, rec->branch.branch, version - 1);
+          if (!tree.ok()) {
+            status = absl::DataLossError(std::string(tree.status().message()));
+            return false;
+          }
+          builder.emplace(source_, *tree, version, page_size_, inline_limit_, hashed_);
+          status = ApplyMutations(*builder, rec->ops);
+          if (!status.ok()) return false;
+          root = builder->Finish();
+          status = CheckReplayedHash(version, root, rec->branch.branch);
+          if (!status.ok()) return false;
+        }
+        absl::StatusOr<Trees> next = ApplyBranchOp(trees, version, rec->branch, root);
+        if (!next.ok()) {
+          status = next.status();
+          return false;
+        }
+        PublishLocked(builder ? &*builder : nullptr, *std::move(next), rec->branch,
+                      version, rec->commit_micros, bytes.size());
         ++expected;
         ++replayed_commits_;
         return true;
@@ -262,40 +302,132 @@ TreeBuilder VersionStore::NewBuilder(const Root& base, uint64_t version) {
                      hashed_);
 }
 
-absl::Status VersionStore::CheckReplayedHash(uint64_t version,
-                                             const Root& root) {
+absl::Status VersionStore::CheckReplayedHash(uint64_t version, const Root& root,
+                                             std::string_view branch) {
   if (!hashed_) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::optional<Version> recorded, ReadRecord(version));
-  if (recorded && recorded->root.hash != root.hash) {
+  ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                   store_->Get(Space::kVersions, BigEndianKey(version)));
+  if (!bytes) return absl::OkStatus();  // released
+  ASSIGN_OR_RETURN(VersionRecord recorded,
+                   DecodeVersionRecord(*bytes, version, hashed_));
+  const Hash& want = branch.empty() ? recorded.root.hash : recorded.branch_hash;
+  if (recorded.branch != branch || want != root.hash) {
     return absl::DataLossError(absl::StrCat(
         "version ", version, " replayed to a tree whose hash (",
         HashToHex(root.hash), ") is not the one its commit recorded (",
-        HashToHex(recorded->root.hash), ")"));
+        HashToHex(want), ")"));
   }
   return absl::OkStatus();
 }
 
-void VersionStore::PublishLocked(TreeBuilder& builder, const Root& root,
-                                 uint64_t version, int64_t commit_micros,
-                                 size_t log_bytes) {
+absl::StatusOr<Root> VersionStore::TreeOf(const Trees& trees,
+                                          std::string_view branch,
+                                          uint64_t version) {
+  if (branch.empty()) return trees.root;
+  if (trees.branches) {
+    auto it = trees.branches->find(branch);
+    if (it != trees.branches->end()) return it->second.root;
+  }
+  return absl::NotFoundError(absl::StrCat("no branch named \"", std::string(branch),
+                                          "\" at version ", version));
+}
+
+absl::StatusOr<VersionStore::Trees> VersionStore::ApplyBranchOp(
+    const Trees& base, uint64_t version, const BranchOp& op, const Root& root) {
+  Trees out = base;
+  auto table = [&] {
+    auto t = base.branches ? std::make_shared<BranchTable>(*base.branches)
+                           : std::make_shared<BranchTable>();
+    return t;
+  };
+  auto fail = [&](std::string_view why) {
+    return absl::DataLossError(absl::StrCat("the log record of version ", version,
+                                            " ", std::string(why)));
+  };
+  const std::string name(op.branch);
+  switch (op.kind) {
+    case BranchOp::kCommit: {
+      if (name.empty()) {
+        out.root = root;
+        out.root.base = base.root.base;  // built on it: the same pages
+        return out;
+      }
+      if (!base.branches || base.branches->count(name) == 0) {
+        return fail(absl::StrCat("changes branch \"", name, "\", which does not exist"));
+      }
+      auto t = table();
+      BranchHead& head = t->at(name);
+      std::shared_ptr<const void> pages = head.root.base;
+      head.root = root;
+      head.root.base = std::move(pages);
+      out.branches = std::move(t);
+      return out;
+    }
+    case BranchOp::kFork: {
+      if (base.branches && base.branches->count(name) != 0) {
+        return fail(absl::StrCat("creates branch \"", name, "\", which exists"));
+      }
+      if (op.source_version + 1 != version) {
+        return fail(absl::StrCat("forks from version ", op.source_version,
+                                 ", which only its checkpoint can restore"));
+      }
+      absl::StatusOr<Root> source = TreeOf(base, op.source, version - 1);
+      if (!source.ok()) return fail(std::string(source.status().message()));
+      auto t = table();
+      BranchHead& head = (*t)[name];
+      head.root = *source;
+      head.created = version;
+      head.source_version = op.source_version;
+      head.source = std::string(op.source);
+      out.branches = std::move(t);
+      return out;
+    }
+    case BranchOp::kDrop: {
+      if (!base.branches || base.branches->count(name) == 0) {
+        return fail(absl::StrCat("deletes branch \"", name, "\", which does not exist"));
+      }
+      auto t = table();
+      t->erase(name);
+      if (t->empty()) {
+        out.branches = nullptr;
+      } else {
+        out.branches = std::move(t);
+      }
+      return out;
+    }
+  }
+  return fail("has an unknown branch op");
+}
+
+void VersionStore::PublishLocked(TreeBuilder* builder, Trees trees,
+                                 const BranchOp& op, uint64_t version,
+                                 int64_t commit_micros, size_t log_bytes) {
   std::shared_ptr<const Version> base = set_.latest();
   Version v;
   v.version = version;
-  v.root = root;
-  v.root.base = base->root.base;  // built on it: the same pages
+  v.root = trees.root;
+  v.branches = trees.branches;
   v.commit_micros = commit_micros;
   if (hashed_) {
+    // The chain covers main's tree (proofs are of main).
     v.previous_digest = base->digest;
-    v.digest = ChainDigest(base->digest, version, root.hash, commit_micros);
+    v.digest = ChainDigest(base->digest, version, v.root.hash, commit_micros);
   }
-  std::vector<FreedItem> freed = builder.TakeFreed();
-  pending_freed_.insert(pending_freed_.end(), freed.begin(), freed.end());
-  unwritten_bytes_.fetch_add(builder.sealed_bytes(), std::memory_order_relaxed);
+  if (op.kind == BranchOp::kDrop) {
+    // What only it reached is freed at the next checkpoint.
+    pending_dropped_.push_back(base->branches->at(std::string(op.branch)).root);
+  }
+  if (builder != nullptr) {
+    std::vector<FreedItem> freed = builder->TakeFreed();
+    pending_freed_.insert(pending_freed_.end(), std::make_move_iterator(freed.begin()),
+                          std::make_move_iterator(freed.end()));
+    unwritten_bytes_.fetch_add(builder->sealed_bytes(), std::memory_order_relaxed);
+  }
   log_bytes_since_checkpoint_.fetch_add(log_bytes, std::memory_order_relaxed);
   log_bytes_.fetch_add(log_bytes, std::memory_order_relaxed);
   {
     MutexLock lock(&roots_mu_);
-    recent_[version] = v.root;
+    recent_[version] = std::move(trees);
   }
   set_.Publish(v);
 }
@@ -308,7 +440,15 @@ absl::Status VersionStore::CheckWritable() {
 }
 
 absl::StatusOr<uint64_t> VersionStore::Commit(
-    TreeBuilder& builder, const std::vector<Mutation>& ops) {
+    TreeBuilder& builder, const std::vector<Mutation>& ops,
+    std::string_view branch) {
+  BranchOp op;
+  op.branch = InternalBranchName(branch);
+  return CommitLocked(&builder, op, ops);
+}
+
+absl::StatusOr<uint64_t> VersionStore::CommitLocked(
+    TreeBuilder* builder, const BranchOp& op, const std::vector<Mutation>& ops) {
   RETURN_IF_ERROR(CheckWritable());
   std::shared_ptr<const Version> base = set_.latest();
   const uint64_t version = base->version + 1;
@@ -317,18 +457,23 @@ absl::StatusOr<uint64_t> VersionStore::Commit(
   // Commit times never go backwards, so VersionAt can search them.
   const int64_t micros =
       std::max(absl::ToUnixMicros(absl::Now()), base->commit_micros);
-  std::string record = EncodeLogRecord(version, micros, ops);
+  std::string record = EncodeLogRecord(version, micros, op, ops);
   const size_t record_bytes = record.size();
   // Sealed (and hashed) before the write, so that the version record holds
   // the root hash; if the write fails the tree is dropped.
-  const Root root = builder.Finish();
+  Root root;
+  if (builder != nullptr) root = builder->Finish();
+  ASSIGN_OR_RETURN(Trees trees, ApplyBranchOp({base->root, base->branches},
+                                              version, op, root));
   VersionRecord listing;  // for listings, time lookups and digests; no root
-  listing.root.count = root.count;
-  listing.root.max_mod = root.max_mod;
-  listing.root.hash = root.hash;
+  listing.root.count = trees.root.count;
+  listing.root.max_mod = trees.root.max_mod;
+  listing.root.hash = trees.root.hash;
   listing.commit_micros = micros;
   listing.hashed = hashed_;
   listing.previous_digest = base->digest;
+  listing.branch = std::string(op.branch);
+  if (op.kind == BranchOp::kCommit && !op.branch.empty()) listing.branch_hash = root.hash;
   StoreBatch store_batch;
   store_batch.Put(Space::kLog, BigEndianKey(version), std::move(record));
   store_batch.Put(Space::kVersions, BigEndianKey(version),
@@ -343,7 +488,7 @@ absl::StatusOr<uint64_t> VersionStore::Commit(
         "until reopened"));
   }
   if (options_.sync) commit_syncs_.fetch_add(1, std::memory_order_relaxed);
-  PublishLocked(builder, root, version, micros, record_bytes);
+  PublishLocked(builder, std::move(trees), op, version, micros, record_bytes);
   {
     std::lock_guard<std::mutex> published(published_mu_);  // no lost wake-ups
   }
@@ -357,7 +502,7 @@ absl::StatusOr<std::optional<Version>> VersionStore::ReadRecord(
   ASSIGN_OR_RETURN(std::optional<std::string> record,
                    store_->Get(Space::kVersions, BigEndianKey(version)));
   if (!record) return std::nullopt;
-  ASSIGN_OR_RETURN(VersionRecord r, DecodeVersionRecord(*record, version));
+  ASSIGN_OR_RETURN(VersionRecord r, DecodeVersionRecord(*record, version, hashed_));
   Version v;
   v.version = version;
   v.root = r.root;
@@ -387,19 +532,26 @@ absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
   std::shared_ptr<const Version> latest = set_.latest();
   if (version == latest->version) return latest;
   ASSIGN_OR_RETURN(Version v, AcquireRecord(version));
-  absl::StatusOr<Root> root = RootOf(version);
-  if (root.ok() && hashed_ && root->hash != v.root.hash) {
-    root = absl::DataLossError(absl::StrCat(
+  absl::StatusOr<Trees> trees = RootOf(version);
+  if (trees.ok() && hashed_ && trees->root.hash != v.root.hash) {
+    trees = absl::DataLossError(absl::StrCat(
         "version ", version, " was rebuilt to a tree whose hash (",
-        HashToHex(root->hash), ") is not the one its commit recorded (",
+        HashToHex(trees->root.hash), ") is not the one its commit recorded (",
         HashToHex(v.root.hash), ")"));
   }
-  if (!root.ok()) {
+  if (!trees.ok()) {
     set_.ReleasePin(version);
-    return root.status();
+    return trees.status();
   }
-  v.root = *std::move(root);
+  v.root = std::move(trees->root);
+  v.branches = std::move(trees->branches);
   return set_.AdoptPin(v);
+}
+
+absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
+    uint64_t version, std::string_view branch) {
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> v, Pin(version));
+  return BranchView(std::move(v), branch);
 }
 
 bool VersionStore::Resident(uint64_t version) {
@@ -463,7 +615,7 @@ absl::StatusOr<VersionStore::KeyStates> VersionStore::ScanKeyStates(
     }
     --cp;
     out.base = cp->first;
-    base = cp->second;
+    base = cp->second.root;
   }
   KeyState at_base;
   ASSIGN_OR_RETURN(at_base.present,
@@ -480,6 +632,10 @@ absl::StatusOr<VersionStore::KeyStates> VersionStore::ScanKeyStates(
   RETURN_IF_ERROR(ReplayLog(
       out.base, version, "the history of version",
       [&](uint64_t v, const LogRecord& rec) -> absl::Status {
+        // Main's history: other branches' records change other trees.
+        if (rec.branch.kind != BranchOp::kCommit || !rec.branch.branch.empty()) {
+          return absl::OkStatus();
+        }
         const bool was_present = now.present;
         bool put = false;
         for (const Mutation& m : rec.ops) {
@@ -513,7 +669,7 @@ absl::StatusOr<VersionStore::KeyStates> VersionStore::ScanKeyStates(
   return out;
 }
 
-absl::StatusOr<Root> VersionStore::RootOf(uint64_t version) {
+absl::StatusOr<VersionStore::Trees> VersionStore::RootOf(uint64_t version) {
   {
     MutexLock lock(&roots_mu_);
     for (const auto* roots : {&recent_, &checkpoints_, &rebuilt_}) {
@@ -524,7 +680,7 @@ absl::StatusOr<Root> VersionStore::RootOf(uint64_t version) {
   return Rebuild(version);
 }
 
-absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
+absl::StatusOr<VersionStore::Trees> VersionStore::Rebuild(uint64_t version) {
   // The checkpoint at or before `version` plus the log records after it,
   // replayed in memory; a version rebuilt earlier in between saves replay.
   // Only stored and rebuilt trees are started from: the nodes of the
@@ -532,7 +688,7 @@ absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
   // meanwhile, and a TreeBuilder must not read them then.
   MutexLock one(&rebuild_mu_);
   uint64_t from;
-  Root root;
+  Trees root;
   uint64_t held_bytes = 0;  // sealed while replaying: bounds the tree's
   {
     MutexLock lock(&roots_mu_);
@@ -556,12 +712,16 @@ absl::StatusOr<Root> VersionStore::Rebuild(uint64_t version) {
   RETURN_IF_ERROR(ReplayLog(
       from, version, "the rebuild of version",
       [&](uint64_t v, const LogRecord& rec) -> absl::Status {
-        TreeBuilder builder = NewBuilder(root, v);
-        RETURN_IF_ERROR(ApplyMutations(builder, rec.ops));
-        std::shared_ptr<const void> base = std::move(root.base);
-        root = builder.Finish();
-        root.base = std::move(base);
-        held_bytes += builder.sealed_bytes();
+        Root changed;
+        if (rec.branch.kind == BranchOp::kCommit) {
+          absl::StatusOr<Root> tree = TreeOf(root, rec.branch.branch, v - 1);
+          if (!tree.ok()) return absl::DataLossError(std::string(tree.status().message()));
+          TreeBuilder builder = NewBuilder(*tree, v);
+          RETURN_IF_ERROR(ApplyMutations(builder, rec.ops));
+          changed = builder.Finish();
+          held_bytes += builder.sealed_bytes();
+        }
+        ASSIGN_OR_RETURN(root, ApplyBranchOp(root, v, rec.branch, changed));
         return absl::OkStatus();
       }));
   rebuilds_.fetch_add(1, std::memory_order_relaxed);
@@ -619,12 +779,13 @@ absl::StatusOr<std::vector<VersionInfo>> VersionStore::ListVersions() {
       return false;
     }
     if (!set_.CheckRetained(v).ok()) return true;  // released
-    absl::StatusOr<VersionRecord> r = DecodeVersionRecord(val, v);
+    absl::StatusOr<VersionRecord> r = DecodeVersionRecord(val, v, hashed_);
     if (!r.ok()) {
       status = r.status();
       return false;
     }
-    out.push_back({v, r->commit_micros, r->root.count});
+    out.push_back({v, r->commit_micros, r->root.count,
+                   r->branch.empty() ? std::string("main") : r->branch});
     return true;
   }));
   RETURN_IF_ERROR(status);
@@ -711,8 +872,10 @@ absl::Status VersionStore::Untag(std::string_view name) {
 absl::Status VersionStore::Checkpoint() {
   MutexLock one(&checkpoint_mu_);
   std::shared_ptr<const Version> latest;
-  CheckpointPlan plan;
+  CheckpointPlan plan;  // main's tree
+  std::vector<std::pair<std::string, CheckpointPlan>> branch_plans;
   std::vector<FreedItem> freed;
+  std::vector<Root> dropped;
   uint64_t next_id;
   uint64_t log_pos;  // log bytes written before this checkpoint
   {
@@ -729,28 +892,65 @@ absl::Status VersionStore::Checkpoint() {
       MutexLock roots(&roots_mu_);
       if (latest->version == last_checkpoint_) return absl::OkStatus();
     }
+    // Every branch's tree; nodes they share are planned (and written) once.
     plan = PlanCheckpoint(latest->root, &next_id_);
+    if (latest->branches) {
+      for (const auto& [name, head] : *latest->branches) {
+        branch_plans.emplace_back(name, PlanCheckpoint(head.root, &next_id_));
+      }
+    }
     next_id = next_id_;
     freed.swap(pending_freed_);
+    dropped.swap(pending_dropped_);
     unwritten_bytes_.store(0, std::memory_order_relaxed);
     log_bytes_since_checkpoint_.store(0, std::memory_order_relaxed);
     log_pos = log_bytes_.load(std::memory_order_relaxed);
   }
   const uint64_t c = latest->version;
+  // The planned ids are in the nodes now: from here, a failure must leave
+  // writes refused until a reopen recovers from the last good checkpoint
+  // and the log (which has every commit).
+  auto fail = [&](const absl::Status& s) {
+    MutexLock lock(&write_mu_);
+    write_error_ = s;
+    return absl::UnknownError(absl::StrCat(
+        "checkpoint of version ", c, " failed (", s.message(),
+        "); nothing committed is lost, but writes are refused until the "
+        "database is reopened"));
+  };
+  if (latest->branches != nullptr || !dropped.empty()) {
+    // With branches, what one branch's commit let go may still be another's:
+    // a page or blob dies with the first checkpoint no branch reaches it at.
+    std::vector<Root> heads = {latest->root};
+    if (latest->branches) {
+      for (const auto& [name, head] : *latest->branches) heads.push_back(head.root);
+    }
+    absl::StatusOr<std::vector<FreedItem>> unreached =
+        Unreached(std::move(freed), dropped, heads);
+    if (!unreached.ok()) return fail(unreached.status());
+    freed = *std::move(unreached);
+  }
   StoreBatch batch;
   EncodeCheckpoint(plan, &batch);
+  for (const auto& [name, p] : branch_plans) EncodeCheckpoint(p, &batch);
   // What the commits since the last checkpoint freed dies with this one.
   if (!freed.empty()) {
     batch.Put(Space::kFreed, BigEndianKey(c), EncodeFreed(freed));
   }
+  auto stored_root = [&](const CheckpointPlan& p, const Root& held) {
+    return Root{p.root.page_id, p.root.count, p.root.max_mod, held.hash, nullptr, nullptr};
+  };
   VersionRecord record;
-  record.root = {plan.root.page_id, plan.root.count, plan.root.max_mod,
-                 latest->root.hash, nullptr,
-                 std::make_shared<const uint64_t>(c)};
+  record.root = stored_root(plan, latest->root);
   record.commit_micros = latest->commit_micros;
   record.hashed = hashed_;
   record.previous_digest = latest->previous_digest;
-  const Root stored = record.root;
+  for (const auto& [name, p] : branch_plans) {
+    const BranchHead& head = latest->branches->at(name);
+    record.table.push_back(
+        {name, stored_root(p, head.root), head.created, head.source_version, head.source});
+  }
+  const Trees stored = TreesOf(record, c);
   batch.Put(Space::kCheckpoints, BigEndianKey(c), EncodeVersionRecord(record));
   MetaRecord meta;
   meta.checkpoint = c;
@@ -760,45 +960,198 @@ absl::Status VersionStore::Checkpoint() {
   meta.hashed = hashed_;
   batch.Put(Space::kMeta, kMetaKey, EncodeMeta(meta));
   absl::Status s = store_->Commit(batch, /*sync=*/true);
-  if (!s.ok()) {
-    // The planned ids are in the nodes now, and may or may not be stored:
-    // refuse writes until a reopen recovers from the last good checkpoint
-    // and the log (which has every commit).
-    MutexLock lock(&write_mu_);
-    write_error_ = s;
-    return absl::UnknownError(absl::StrCat(
-        "checkpoint of version ", c, " failed (", s.message(),
-        "); nothing committed is lost, but writes are refused until the "
-        "database is reopened"));
-  }
+  if (!s.ok()) return fail(s);
   {
     // Let go of what it wrote: the held trees reach written nodes by page
     // id from now on, through the cache (see Releaser). No commit runs
     // meanwhile.
     MutexLock lock(&write_mu_);
     Releaser releaser(cache_);
+    auto release = [&](const Trees& t) {
+      Trees out;
+      out.root = releaser.Release(t.root);
+      out.root.base = stored.root.base;
+      if (t.branches) {
+        auto table = std::make_shared<BranchTable>(*t.branches);
+        for (auto& [name, head] : *table) {
+          head.root = releaser.Release(head.root);
+          head.root.base = stored.root.base;
+        }
+        out.branches = std::move(table);
+      }
+      return out;
+    };
     std::shared_ptr<const Version> now = set_.latest();
     Version v = *now;
-    v.root = releaser.Release(now->root);
-    v.root.base = stored.base;
+    Trees released = release({now->root, now->branches});
+    v.root = std::move(released.root);
+    v.branches = std::move(released.branches);
     {
       MutexLock roots(&roots_mu_);
       checkpoints_[c] = stored;
       log_pos_[c] = log_pos;
       last_checkpoint_ = c;
       recent_.erase(recent_.begin(), recent_.upper_bound(c));
-      for (auto& [version, root] : recent_) {
-        root = releaser.Release(root);
-        root.base = stored.base;
-      }
+      for (auto& [version, trees] : recent_) trees = release(trees);
     }
     set_.ReplaceLatest(v);
   }
   last_checkpoint_micros_.store(absl::ToUnixMicros(absl::Now()));
   checkpoints_written_.fetch_add(1, std::memory_order_relaxed);
-  pages_written_.fetch_add(plan.nodes.size(), std::memory_order_relaxed);
-  blobs_written_.fetch_add(plan.blobs, std::memory_order_relaxed);
+  size_t pages = plan.nodes.size();
+  uint64_t blobs = plan.blobs;
+  for (const auto& [name, p] : branch_plans) {
+    pages += p.nodes.size();
+    blobs += p.blobs;
+  }
+  pages_written_.fetch_add(pages, std::memory_order_relaxed);
+  blobs_written_.fetch_add(blobs, std::memory_order_relaxed);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<FreedItem>> VersionStore::Unreached(
+    std::vector<FreedItem> freed, const std::vector<Root>& dropped,
+    const std::vector<Root>& heads) {
+  auto reached = [&](const FreedItem& item) -> absl::StatusOr<bool> {
+    for (const Root& head : heads) {
+      ASSIGN_OR_RETURN(bool r, TreeReaches(*source_, head, item));
+      if (r) return true;
+    }
+    return false;
+  };
+  std::vector<FreedItem> out;
+  std::set<std::pair<int, uint64_t>> listed;
+  for (FreedItem& item : freed) {
+    ASSIGN_OR_RETURN(bool r, reached(item));
+    if (r || !listed.emplace(item.kind, item.id).second) continue;
+    out.push_back(std::move(item));
+  }
+  // A dropped branch's tree, down to what a head shares (its whole
+  // subtree then is the head's too).
+  std::function<absl::Status(const NodeRef&, uint64_t)> walk =
+      [&](const NodeRef& n, uint64_t id) -> absl::Status {
+    if (id != 0) {  // stored (or planned): a page that may die here
+      FreedItem item{FreedItem::kPage, id, n->birth};
+      SetProbe(*n, &item);
+      if (listed.count({item.kind, id}) != 0) return absl::OkStatus();
+      ASSIGN_OR_RETURN(bool r, reached(item));
+      if (r) return absl::OkStatus();
+      listed.emplace(item.kind, id);
+      out.push_back(std::move(item));
+    }
+    if (n->is_leaf()) {
+      for (size_t i = 0; i < n->entries.size(); ++i) {
+        const LeafEntry& e = n->entries[i];
+        uint64_t blob = e.value.is_blob() ? e.value.blob_id : 0;
+        if (blob == 0 && i < n->assigned_blob_ids.size()) blob = n->assigned_blob_ids[i];
+        if (blob == 0 || listed.count({FreedItem::kBlob, blob}) != 0) continue;
+        FreedItem item{FreedItem::kBlob, blob, e.mod_version};
+        item.key.assign(e.key);
+        ASSIGN_OR_RETURN(bool r, reached(item));
+        if (r) continue;
+        listed.emplace(FreedItem::kBlob, blob);
+        out.push_back(std::move(item));
+      }
+      return absl::OkStatus();
+    }
+    for (size_t i = 0; i < n->children.size(); ++i) {
+      const ChildRef& c = n->children[i];
+      const uint64_t child_id = c.mem ? c.mem->written_id.get() : c.page_id;
+      ASSIGN_OR_RETURN(NodeRef child, source_->LoadChild(*n, i));
+      RETURN_IF_ERROR(walk(child, child_id));
+    }
+    return absl::OkStatus();
+  };
+  for (const Root& root : dropped) {
+    if (root.empty()) continue;
+    ASSIGN_OR_RETURN(NodeRef node, source_->LoadRoot(root));
+    RETURN_IF_ERROR(walk(node, root.page_id != 0 ? root.page_id
+                                                 : node->written_id.get()));
+  }
+  return out;
+}
+
+namespace {
+
+// Names fit in a tag name with another (DB::Merge's bookkeeping), a
+// command line and a URL: 1 to 100 of [A-Za-z0-9._/-].
+absl::Status ValidateBranchName(std::string_view name) {
+  if (name.empty() || name.size() > 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a branch name is 1 to 100 bytes, not ", name.size()));
+  }
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
+        c != '/' && c != '-') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a branch name is made of letters, digits and . _ / -; \"",
+          absl::CEscape(std::string(name)), "\" is not"));
+    }
+  }
+  if (name == "main") {
+    return absl::InvalidArgumentError("the branch \"main\" always exists");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> VersionStore::Fork(std::string_view name,
+                                            std::string_view source,
+                                            uint64_t source_version) {
+  RETURN_IF_ERROR(ValidateBranchName(name));
+  source = InternalBranchName(source);
+  // The source's tree at source_version, pinned meanwhile.
+  ASSIGN_OR_RETURN(std::shared_ptr<const Version> from, Pin(source_version, source));
+  MutexLock lock(&write_mu_);
+  std::shared_ptr<const Version> latest = set_.latest();
+  if (latest->branches && latest->branches->count(name) != 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("a branch named \"", std::string(name), "\" exists"));
+  }
+  absl::StatusOr<std::shared_ptr<const Version>> head = BranchView(latest, source);
+  if (!head.ok()) {
+    return absl::NotFoundError(absl::StrCat(
+        "cannot fork from branch \"", source.empty() ? "main" : std::string(source),
+        "\": it was deleted after version ", source_version));
+  }
+  // A tree equal to the source's latest is that tree: the fork shares it
+  // (O(1)). An older one would need its nodes stored with the fork.
+  const Root& a = from->root;
+  const Root& b = (*head)->root;
+  const bool same = from->version == latest->version ||
+                    (hashed_ ? a.hash == b.hash && a.count == b.count
+                             : (a.node != nullptr ? a.node == b.node
+                                                  : a.page_id == b.page_id && a.page_id != 0) ||
+                                   (a.empty() && b.empty()));
+  if (!same) {
+    return absl::UnimplementedError(absl::StrCat(
+        "cannot fork from version ", source_version, " of branch \"",
+        source.empty() ? "main" : std::string(source), "\": the branch changed "
+        "after it, and forks are made from a branch's latest tree. Fork from "
+        "the latest version, or fork first and revert the changes since"));
+  }
+  BranchOp op;
+  op.kind = BranchOp::kFork;
+  op.branch = name;
+  op.source = source;
+  op.source_version = latest->version;
+  return CommitLocked(nullptr, op, {});
+}
+
+absl::StatusOr<uint64_t> VersionStore::DropBranch(std::string_view name) {
+  if (InternalBranchName(name).empty()) {
+    return absl::InvalidArgumentError("the branch \"main\" cannot be deleted");
+  }
+  MutexLock lock(&write_mu_);
+  std::shared_ptr<const Version> latest = set_.latest();
+  if (!latest->branches || latest->branches->count(name) == 0) {
+    return absl::NotFoundError(absl::StrCat("no branch named \"", std::string(name), "\""));
+  }
+  BranchOp op;
+  op.kind = BranchOp::kDrop;
+  op.branch = name;
+  return CommitLocked(nullptr, op, {});
 }
 
 VersionStore::HeldCount VersionStore::HeldNodesOfLatest() {
@@ -856,7 +1209,7 @@ void VersionStore::CheckpointLoop() {
   }
 }
 
-std::optional<Root> VersionStore::CheckpointRoot(uint64_t version) {
+std::optional<VersionStore::Trees> VersionStore::CheckpointRoot(uint64_t version) {
   MutexLock lock(&roots_mu_);
   auto it = checkpoints_.find(version);
   if (it == checkpoints_.end()) return std::nullopt;
@@ -864,6 +1217,13 @@ std::optional<Root> VersionStore::CheckpointRoot(uint64_t version) {
 }
 
 std::map<uint64_t, Root> VersionStore::Checkpoints() {
+  MutexLock lock(&roots_mu_);
+  std::map<uint64_t, Root> out;
+  for (const auto& [c, trees] : checkpoints_) out.emplace(c, trees.root);
+  return out;
+}
+
+std::map<uint64_t, VersionStore::Trees> VersionStore::CheckpointTrees() {
   MutexLock lock(&roots_mu_);
   return checkpoints_;
 }
@@ -893,7 +1253,10 @@ std::vector<uint64_t> VersionStore::ThinCheckpoints(uint64_t from,
     std::optional<uint64_t> p = pos(c);
     // Unused: only this map holds the checkpoint's use (no tree reads its
     // pages, and none can start to: new uses are taken under roots_mu_).
-    const bool unused = it->second.base.use_count() == 1;
+    // (The branches' roots in the map share the checkpoint's use.)
+    const Trees& t = it->second;
+    const bool unused = t.root.base.use_count() ==
+                        1 + static_cast<long>(t.branches ? t.branches->size() : 0);
     if (kept && p && *p - *kept < spacing && unused) {
       dropped.push_back(c);
       log_pos_.erase(c);

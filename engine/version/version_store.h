@@ -84,9 +84,23 @@ class VersionStore {
   // inline limit and hashing.
   TreeBuilder NewBuilder(const Root& base, uint64_t version);
 
+  // The trees of a version: main's, and the other branches'.
+  struct Trees {
+    Root root;
+    std::shared_ptr<const BranchTable> branches;
+  };
+
   // ---- reading
 
   std::shared_ptr<const Version> latest() const { return set_.latest(); }
+  // The latest version seen as `branch` ("" or "main": main). Errors:
+  // NotFound for a branch that does not exist.
+  absl::StatusOr<std::shared_ptr<const Version>> Latest(std::string_view branch) {
+    return BranchView(set_.latest(), branch);
+  }
+  // Pin(version) seen as `branch`.
+  absl::StatusOr<std::shared_ptr<const Version>> Pin(uint64_t version,
+                                                     std::string_view branch);
   // A handle that pins retained `version` (held, stored or rebuilt).
   // Errors: OutOfRange for a released version (naming the oldest retained),
   // NotFound after the latest, DataLoss if it cannot be rebuilt.
@@ -102,7 +116,7 @@ class VersionStore {
   // The record of `version`, or nullopt if it has none (released).
   absl::StatusOr<std::optional<Version>> ReadRecord(uint64_t version);
   // The stored root of `version` if it is a checkpoint.
-  std::optional<Root> CheckpointRoot(uint64_t version);
+  std::optional<Trees> CheckpointRoot(uint64_t version);
 
   // ---- key history (DB::History)
 
@@ -154,13 +168,31 @@ class VersionStore {
   Mutex* write_mutex() ABSL_LOCK_RETURNED(write_mu_) { return &write_mu_; }
   // Ok unless a write of unknown outcome happened (then FailedPrecondition).
   absl::Status CheckWritable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  // Makes the tree `builder` built (on latest()) the next version: writes
-  // its log record of `ops` and its version record in one write, then
-  // publishes. Returns the version. On a storage failure the outcome is
-  // unknown: returns Unknown and refuses writes until reopen.
+  // Makes the tree `builder` built (on latest()'s tree of `branch`, "" =
+  // main) that branch's tree in the next version: writes its log record of
+  // `ops` and its version record in one write, then publishes. Returns the
+  // version. On a storage failure the outcome is unknown: returns Unknown
+  // and refuses writes until reopen. Errors: NotFound for a branch that
+  // does not exist.
   absl::StatusOr<uint64_t> Commit(TreeBuilder& builder,
-                                  const std::vector<Mutation>& ops)
+                                  const std::vector<Mutation>& ops,
+                                  std::string_view branch = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+
+  // ---- branches (a version holds every branch's tree; see version_set.h)
+
+  // Commits a version that adds branch `name` with the tree `source` ("" =
+  // main) has at `source_version`, sharing its pages. O(1) when that tree
+  // is the source's latest (no commit changed the source since). Errors:
+  // InvalidArgument for a bad name; AlreadyExists; NotFound for an unknown
+  // source; as Pin for the version; Unimplemented for a source changed
+  // since `source_version`.
+  absl::StatusOr<uint64_t> Fork(std::string_view name, std::string_view source,
+                                uint64_t source_version);
+  // Commits a version without branch `name`. Its versions before stay
+  // readable while retained; what only it reached is freed at the next
+  // checkpoint. Errors: NotFound; InvalidArgument for main.
+  absl::StatusOr<uint64_t> DropBranch(std::string_view name);
 
   // ---- checkpoints
 
@@ -176,8 +208,10 @@ class VersionStore {
     return set_.PlanRelease(window_floor);
   }
   uint64_t floor() const { return set_.floor(); }
-  // The checkpoints on record: version -> stored root.
+  // The checkpoints on record: version -> stored root (main's), and with
+  // every branch's.
   std::map<uint64_t, Root> Checkpoints();
+  std::map<uint64_t, Trees> CheckpointTrees();
   // Forgets checkpoints whose records the reclaimer deleted.
   void DropCheckpoints(const std::vector<uint64_t>& versions);
   // Thins the checkpoints after `from` (and before the last one): forgets
@@ -215,22 +249,44 @@ class VersionStore {
                NodeSource* source, const MetaRecord& meta,
                const Version& latest, uint64_t floor,
                std::map<std::string, uint64_t> tags,
-               std::map<uint64_t, Root> checkpoints);
+               std::map<uint64_t, Trees> checkpoints);
 
   absl::Status Recover();
-  // DataLoss unless `root`, replayed from the log, has the hash recorded
-  // at `version`'s commit (in a hashed database).
-  absl::Status CheckReplayedHash(uint64_t version, const Root& root);
+  // DataLoss unless `root`, replayed from the log, is the tree of the
+  // branch `branch` ("" = main) whose hash `version`'s commit recorded (in
+  // a hashed database).
+  absl::Status CheckReplayedHash(uint64_t version, const Root& root,
+                                 std::string_view branch);
   // Pins `version` and reads its record (root unset): the caller adopts
   // the pin (VersionSet::AdoptPin) or releases it. Errors: as Pin.
   absl::StatusOr<Version> AcquireRecord(uint64_t version);
-  // Publishes `root`, the tree `builder` built and finished, as `version`
-  // (its log record is durable).
-  void PublishLocked(TreeBuilder& builder, const Root& root, uint64_t version,
-                     int64_t commit_micros, size_t log_bytes)
+  // The trees after `op` of version `version` on `base`: for a commit,
+  // `root` (its new tree) replaces its branch's. Errors: DataLoss for a
+  // branch that does not exist (or already does, for a fork), or a fork
+  // from an older tree (never logged without its checkpoint).
+  static absl::StatusOr<Trees> ApplyBranchOp(const Trees& base, uint64_t version,
+                                             const BranchOp& op, const Root& root);
+  // The tree of `branch` in `trees`, or NotFound.
+  static absl::StatusOr<Root> TreeOf(const Trees& trees, std::string_view branch,
+                                     uint64_t version);
+  // Publishes `trees` as `version` after `op` (its log record is durable);
+  // `builder`, if not null, built the commit's tree.
+  void PublishLocked(TreeBuilder* builder, Trees trees, const BranchOp& op,
+                     uint64_t version, int64_t commit_micros, size_t log_bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  absl::StatusOr<Root> RootOf(uint64_t version);
-  absl::StatusOr<Root> Rebuild(uint64_t version);
+  // Commit's body: `op` with `ops`, whose tree `builder` built (null for a
+  // fork or a drop, which build none).
+  absl::StatusOr<uint64_t> CommitLocked(TreeBuilder* builder, const BranchOp& op,
+                                        const std::vector<Mutation>& ops)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Of the stored pages and blobs in `freed`, those that no tree in `heads`
+  // reaches; then adds what the dropped trees `dropped` reach and no head
+  // does (each once).
+  absl::StatusOr<std::vector<FreedItem>> Unreached(std::vector<FreedItem> freed,
+                                                   const std::vector<Root>& dropped,
+                                                   const std::vector<Root>& heads);
+  absl::StatusOr<Trees> RootOf(uint64_t version);
+  absl::StatusOr<Trees> Rebuild(uint64_t version);
   // Calls `fn(v, record)` for the log records of versions from + 1 to `to`
   // in order. Errors: DataLoss if one is missing ("<what> <to> failed:
   // ..."), or a record does not decode; `fn`'s.
@@ -256,6 +312,8 @@ class VersionStore {
   // What the commits since the last planned checkpoint freed: the next
   // checkpoint's freed record.
   std::vector<FreedItem> pending_freed_ ABSL_GUARDED_BY(write_mu_);
+  // The trees of the branches dropped since then.
+  std::vector<Root> pending_dropped_ ABSL_GUARDED_BY(write_mu_);
   std::atomic<uint64_t> unwritten_bytes_{0};
   std::atomic<uint64_t> log_bytes_since_checkpoint_{0};
   std::atomic<int64_t> last_checkpoint_micros_{0};
@@ -264,9 +322,9 @@ class VersionStore {
   // the last complete checkpoint (held since their commit), and a few
   // versions rebuilt by replay.
   mutable Mutex roots_mu_;
-  std::map<uint64_t, Root> checkpoints_ ABSL_GUARDED_BY(roots_mu_);
-  std::map<uint64_t, Root> recent_ ABSL_GUARDED_BY(roots_mu_);
-  std::map<uint64_t, Root> rebuilt_ ABSL_GUARDED_BY(roots_mu_);
+  std::map<uint64_t, Trees> checkpoints_ ABSL_GUARDED_BY(roots_mu_);
+  std::map<uint64_t, Trees> recent_ ABSL_GUARDED_BY(roots_mu_);
+  std::map<uint64_t, Trees> rebuilt_ ABSL_GUARDED_BY(roots_mu_);
   std::map<uint64_t, uint64_t> rebuilt_bytes_ ABSL_GUARDED_BY(roots_mu_);
   uint64_t last_checkpoint_ ABSL_GUARDED_BY(roots_mu_) = 0;
   // Log bytes written before each checkpoint made since open.

@@ -591,7 +591,17 @@ absl::StatusOr<uint64_t> ModelDB::Delete(std::string_view key) {
   return Write(b);
 }
 
+namespace {
+
+absl::Status MainOnly(std::string_view branch) {
+  if (branch.empty() || branch == "main") return absl::OkStatus();
+  return absl::UnimplementedError("ModelDB does not model branches");
+}
+
+}  // namespace
+
 absl::StatusOr<uint64_t> ModelDB::Write(const WriteBatch& batch) {
+  if (absl::Status s = MainOnly(batch.branch()); !s.ok()) return s;
   std::vector<Mutation> ops;  // in batch order: each put counts
   for (const WriteBatch::Op& op : batch.ops()) {
     if (absl::Status s = ValidateWrite(op.key, op.value); !s.ok()) return s;
@@ -611,7 +621,42 @@ void ModelDB::WriteAsync(WriteBatch batch, WriteCallback done) {
   if (done) done(std::move(r));
 }
 
+absl::StatusOr<uint64_t> ModelDB::Fork(std::string_view, const TreeAt&) {
+  return MainOnly("-");
+}
+absl::StatusOr<uint64_t> ModelDB::DeleteBranch(std::string_view) { return MainOnly("-"); }
+std::vector<BranchInfo> ModelDB::ListBranches() {
+  BranchInfo main;
+  main.name = "main";
+  main.entries = GetStats().entries;
+  return {main};
+}
+absl::StatusOr<Snapshot> ModelDB::SnapshotOf(const ReadOptions& options) {
+  if (absl::Status s = MainOnly(options.branch); !s.ok()) return s;
+  if (options.version) return SnapshotAt(*options.version);
+  return GetSnapshot();
+}
+absl::Status ModelDB::DiffTrees(const TreeAt& from, const TreeAt& to, std::string_view begin,
+                                std::string_view end,
+                                const std::function<bool(const Change&)>& fn) {
+  if (absl::Status s = MainOnly(from.branch); !s.ok()) return s;
+  if (absl::Status s = MainOnly(to.branch); !s.ok()) return s;
+  return Diff(from.version.value_or(LatestVersion()), to.version.value_or(LatestVersion()),
+              begin, end, fn);
+}
+absl::StatusOr<std::unique_ptr<Watcher>> ModelDB::WatchBranch(std::string_view branch,
+                                                              uint64_t from_version,
+                                                              std::string_view begin,
+                                                              std::string_view end) {
+  if (absl::Status s = MainOnly(branch); !s.ok()) return s;
+  return Watch(from_version, begin, end);
+}
+absl::StatusOr<MergeResult> ModelDB::Merge(std::string_view, std::string_view, MergePolicy) {
+  return MainOnly("-");
+}
+
 absl::StatusOr<uint64_t> ModelDB::ResolveLocked(const ReadOptions& options) {
+  if (absl::Status s = MainOnly(options.branch); !s.ok()) return s;
   if (options.snapshot != nullptr && options.version.has_value()) {
     return absl::InvalidArgumentError(
         "ReadOptions: set snapshot or version, not both");
@@ -720,6 +765,7 @@ absl::StatusOr<Entry> ModelDB::GetEntry(const ReadOptions& options,
 
 absl::StatusOr<std::unique_ptr<Transaction>> ModelDB::Begin(
     const TransactionOptions& options) {
+  if (absl::Status s = MainOnly(options.branch); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   uint64_t v = versions_.size() - 1;
   if (options.read_version.has_value()) {

@@ -190,6 +190,22 @@ class ModelDB final : public DB {
   absl::Status ExportChanges(uint64_t from, uint64_t to, const std::string& path) override;
   absl::StatusOr<uint64_t> Import(const std::string& path) override;
   DBStats GetStats() override;  // latest_version, entries, commits
+  // Branches are not modeled (branch_test keeps a model of its own): the
+  // branch calls are Unimplemented, as is any read, transaction or batch
+  // naming a branch other than main. ListBranches lists main.
+  absl::StatusOr<uint64_t> Fork(std::string_view name, const TreeAt& from) override;
+  absl::StatusOr<uint64_t> DeleteBranch(std::string_view name) override;
+  std::vector<BranchInfo> ListBranches() override;
+  absl::StatusOr<Snapshot> SnapshotOf(const ReadOptions& options) override;
+  absl::Status DiffTrees(const TreeAt& from, const TreeAt& to, std::string_view begin,
+                         std::string_view end,
+                         const std::function<bool(const Change&)>& fn) override;
+  absl::StatusOr<std::unique_ptr<Watcher>> WatchBranch(std::string_view branch,
+                                                       uint64_t from_version,
+                                                       std::string_view begin,
+                                                       std::string_view end) override;
+  absl::StatusOr<MergeResult> Merge(std::string_view from, std::string_view into,
+                                    MergePolicy policy) override;
 
   // ------------------------------------------------------------- model
   // The state of `version`. Errors: as SnapshotAt.
