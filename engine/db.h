@@ -489,12 +489,16 @@ class DB {
   // always retained while it exists.
 
   // Creates branch `name` as the tree of `from` (its latest when
-  // from.version is unset) in a new version, which it returns. O(1): the
-  // branch shares every page with its source until either is written.
-  // Errors: InvalidArgument for an empty or over-long (256 bytes) name, or
-  // "main"; AlreadyExists; NotFound for an unknown source; as SnapshotAt
-  // for from.version; Unimplemented when the source changed after
-  // from.version (only a branch's latest tree can be forked yet).
+  // from.version is unset) in a new version, which it returns. The branch
+  // shares every page with its source until either is written. Forking a
+  // branch's latest tree is O(1) (one log record). Forking an older tree
+  // (a version, tag or time after which the branch changed, or a branch
+  // deleted since) also writes a checkpoint with the fork: the nodes no
+  // checkpoint wrote yet, not the database; commits wait for it. A
+  // branch's name is 1 to 100 of [A-Za-z0-9._/-], not "main". Errors:
+  // InvalidArgument for a bad name; AlreadyExists; NotFound for a source
+  // branch that does not exist at from.version; as SnapshotAt for
+  // from.version.
   virtual absl::StatusOr<uint64_t> Fork(std::string_view name, const TreeAt& from) = 0;
 
   // Deletes branch `name` in a new version, which it returns. Its earlier

@@ -81,6 +81,30 @@ class BranchTest : public ::testing::Test {
     states_[v] = std::move(next);
   }
 
+  // Forks `from` as it was at `version` (an older tree: written with the
+  // fork's checkpoint).
+  void ForkAt(const std::string& name, const std::string& from, uint64_t version) {
+    TreeAt at;
+    at.branch = from;
+    at.version = version;
+    ASSERT_OK_AND_ASSIGN(uint64_t v, db_->Fork(name, at));
+    Branches next = Latest();
+    next[name] = states_.at(version).at(from);
+    states_[v] = std::move(next);
+  }
+
+  // The versions still readable: at or after the floor, or tagged.
+  std::vector<uint64_t> Retained() {
+    const uint64_t floor = db_->ReleaseFloor();
+    std::set<uint64_t> tagged;
+    for (const auto& [name, v] : db_->ListTags()) tagged.insert(v);
+    std::vector<uint64_t> out;
+    for (const auto& [v, branches] : states_) {
+      if (v >= floor || tagged.count(v) != 0) out.push_back(v);
+    }
+    return out;
+  }
+
   void Drop(const std::string& name) {
     ASSERT_OK_AND_ASSIGN(uint64_t v, db_->DeleteBranch(name));
     Branches next = Latest();
@@ -127,11 +151,8 @@ class BranchTest : public ::testing::Test {
   // Every retained version reads as its model on every branch it has (and
   // a branch it lacks is NotFound), and Check passes with nothing leaked.
   void ExpectAll() {
-    const uint64_t floor = db_->ReleaseFloor();
-    std::set<uint64_t> tagged;
-    for (const auto& [name, v] : db_->ListTags()) tagged.insert(v);
-    for (const auto& [v, branches] : states_) {
-      if (v < floor && tagged.count(v) == 0) continue;  // released
+    for (uint64_t v : Retained()) {
+      const Branches& branches = states_.at(v);
       for (const auto& [branch, model] : branches) {
         ASSERT_EQ(Read(branch, v), model) << "branch " << branch << " at version " << v;
       }
@@ -226,14 +247,13 @@ TEST_F(BranchTest, BadBranchCallsFailClearly) {
   mixed.snapshot = &snap;
   mixed.branch = "main";
   EXPECT_THAT(db_->Get(mixed, "a").status(), StatusIs(absl::StatusCode::kInvalidArgument));
-  // Forking an older tree of a branch that changed since is not supported
-  // yet; an older version whose tree is still the latest is.
-  TreeAt old;
-  old.version = 1;
-  EXPECT_THAT(db_->Fork("old", old).status(), StatusIs(absl::StatusCode::kOk));
+  // A released version cannot be forked.
+  TreeAt released;
+  released.version = 0;
   Put("main", "a", "3");
-  old.version = 1;
-  EXPECT_THAT(db_->Fork("older", old).status(), StatusIs(absl::StatusCode::kUnimplemented));
+  ASSERT_OK(db_->SetRetention({1, 0}));
+  ASSERT_OK(db_->Reclaim());
+  EXPECT_THAT(db_->Fork("gone", released).status(), StatusIs(absl::StatusCode::kOutOfRange));
   // Reads of a branch cannot be proved (digests cover main).
   EXPECT_THAT(db_->ProveGet(dev, "a").status(),
               StatusIs(absl::StatusCode::kFailedPrecondition));
@@ -257,7 +277,7 @@ TEST_F(BranchTest, RandomBranchesMatchTheModelThroughCheckpointsCrashesAndReclam
   options_.retain_versions = 40;
   Open();
   std::mt19937 rng(7);
-  int forks = 0;
+  int forks = 0, older_forks = 0;
   for (int step = 0; step < 600; ++step) {
     Branches latest = Latest();
     std::vector<std::string> names;
@@ -266,8 +286,16 @@ TEST_F(BranchTest, RandomBranchesMatchTheModelThroughCheckpointsCrashesAndReclam
     const int op = rng() % 100;
     if (op < 70) {
       RandomCommit(branch, &rng);
-    } else if (op < 77 && latest.size() < 5) {
+    } else if (op < 74 && latest.size() < 5) {
       Fork(absl::StrCat("b", forks++), branch);
+    } else if (op < 77 && latest.size() < 5) {
+      // An older tree of some branch, from a version still retained.
+      std::vector<uint64_t> retained = Retained();
+      const uint64_t v = retained[rng() % retained.size()];
+      const Branches& then = states_.at(v);
+      auto it = std::next(then.begin(), rng() % then.size());
+      ForkAt(absl::StrCat("b", forks++), it->first, v);
+      ++older_forks;
     } else if (op < 81 && branch != "main") {
       Drop(branch);
     } else if (op < 88) {
@@ -283,6 +311,39 @@ TEST_F(BranchTest, RandomBranchesMatchTheModelThroughCheckpointsCrashesAndReclam
   ASSERT_OK(db_->Reclaim());
   ExpectAll();
   EXPECT_GT(forks, 3);
+  EXPECT_GT(older_forks, 3);
+}
+
+TEST_F(BranchTest, AForkOfAnOlderTreeReadsAsThatTreeAndKeepsItsPages) {
+  options_.retain_versions = 1;
+  Open();
+  for (int i = 0; i < 200; ++i) {
+    Put("main", absl::StrCat("k", i), std::string(i % 10 == 0 ? 300 : 30, 'a'));
+  }
+  ASSERT_OK(db_->Checkpoint());
+  const uint64_t yesterday = db_->LatestVersion();
+  ASSERT_OK(db_->Tag("yesterday", yesterday));
+  for (int i = 0; i < 200; ++i) {
+    Put("main", absl::StrCat("k", i), std::string(i % 10 == 0 ? 300 : 30, 'b'));
+  }
+  ASSERT_OK(db_->Checkpoint());
+  ASSERT_OK(db_->Reclaim());  // yesterday's pages are freed, kept by the tag
+  const uint64_t pages = Count(internal::Space::kPages);
+  ForkAt("replay", "main", yesterday);
+  // Its tree was stored already: the fork wrote no page of it.
+  EXPECT_EQ(Count(internal::Space::kPages), pages);
+  ASSERT_OK(db_->Untag("yesterday"));
+  // Nothing holds the old version now but the branch: its tree must stay.
+  Put("main", "k0", "c");
+  ASSERT_OK(db_->Checkpoint());
+  ASSERT_OK(db_->Reclaim());
+  Open(/*crash=*/true);
+  ASSERT_OK(db_->Reclaim());
+  EXPECT_EQ(Read("replay", std::nullopt), states_.at(yesterday).at("main"));
+  Put("replay", "k1", "d");
+  ASSERT_OK(db_->Checkpoint());
+  ASSERT_OK(db_->Reclaim());
+  ExpectAll();
 }
 
 TEST_F(BranchTest, DeletingABranchReclaimsWhatOnlyItReached) {

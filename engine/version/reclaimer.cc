@@ -183,6 +183,9 @@ absl::StatusOr<ReclaimStats> Reclaimer::ReclaimLocked() {
   //    retained version is based on. Only records up to the last
   //    checkpoint seen above: a later one may die at a checkpoint this
   //    pass does not know of.
+  {
+  // (A fork of an older tree takes back pages from freed records.)
+  MutexLock freed_lock(versions_->freed_mutex());
   std::set<uint64_t> retry;
   auto process = [&](uint64_t death, std::string_view key,
                      std::string_view val) -> absl::Status {
@@ -231,6 +234,7 @@ absl::StatusOr<ReclaimStats> Reclaimer::ReclaimLocked() {
   RETURN_IF_ERROR(flush());
   kept_freed_ = std::move(retry);
   freed_scanned_to_ = std::max(freed_scanned_to_, last_checkpoint + 1);
+  }
 
   // 3. Log records no retained version needs for its rebuild.
   std::set<uint64_t> log_kept;

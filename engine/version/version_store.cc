@@ -869,15 +869,125 @@ absl::Status VersionStore::Untag(std::string_view name) {
   return absl::OkStatus();
 }
 
+VersionStore::TreesPlan VersionStore::PlanTrees(const Version& v) {
+  // Every branch's tree; nodes they share are planned (and written) once.
+  TreesPlan plan;
+  plan.main = PlanCheckpoint(v.root, &next_id_);
+  if (v.branches) {
+    for (const auto& [name, head] : *v.branches) {
+      plan.branches.emplace_back(name, PlanCheckpoint(head.root, &next_id_));
+    }
+  }
+  plan.next_id = next_id_;
+  plan.log_pos = log_bytes_.load(std::memory_order_relaxed);
+  unwritten_bytes_.store(0, std::memory_order_relaxed);
+  log_bytes_since_checkpoint_.store(0, std::memory_order_relaxed);
+  return plan;
+}
+
+VersionStore::Trees VersionStore::EncodeTrees(const Version& v, const TreesPlan& plan,
+                                              const std::vector<FreedItem>& freed,
+                                              StoreBatch* batch) {
+  const uint64_t c = v.version;
+  EncodeCheckpoint(plan.main, batch);
+  for (const auto& [name, p] : plan.branches) EncodeCheckpoint(p, batch);
+  // What the commits since the last checkpoint freed dies with this one.
+  if (!freed.empty()) batch->Put(Space::kFreed, BigEndianKey(c), EncodeFreed(freed));
+  auto stored_root = [&](const CheckpointPlan& p, const Root& held) {
+    return Root{p.root.page_id, p.root.count, p.root.max_mod, held.hash, nullptr, nullptr};
+  };
+  VersionRecord record;
+  record.root = stored_root(plan.main, v.root);
+  record.commit_micros = v.commit_micros;
+  record.hashed = hashed_;
+  record.previous_digest = v.previous_digest;
+  for (const auto& [name, p] : plan.branches) {
+    const BranchHead& head = v.branches->at(name);
+    record.table.push_back(
+        {name, stored_root(p, head.root), head.created, head.source_version, head.source});
+  }
+  batch->Put(Space::kCheckpoints, BigEndianKey(c), EncodeVersionRecord(record));
+  MetaRecord meta;
+  meta.checkpoint = c;
+  meta.next_id = plan.next_id;
+  meta.page_size = page_size_;
+  meta.inline_limit = inline_limit_;
+  meta.hashed = hashed_;
+  batch->Put(Space::kMeta, kMetaKey, EncodeMeta(meta));
+  return TreesOf(record, c);
+}
+
+absl::Status VersionStore::CheckpointFailed(uint64_t c, const absl::Status& s) {
+  write_error_ = s;
+  return absl::UnknownError(absl::StrCat(
+      "checkpoint of version ", c, " failed (", s.message(),
+      "); nothing committed is lost, but writes are refused until the "
+      "database is reopened"));
+}
+
+void VersionStore::Released(uint64_t c, const Trees& stored, const TreesPlan& plan) {
+  // Let go of what it wrote: the held trees reach written nodes by page
+  // id from now on, through the cache (see Releaser). No commit runs
+  // meanwhile.
+  Releaser releaser(cache_);
+  auto release = [&](const Trees& t) {
+    Trees out;
+    out.root = releaser.Release(t.root);
+    out.root.base = stored.root.base;
+    if (t.branches) {
+      auto table = std::make_shared<BranchTable>(*t.branches);
+      for (auto& [name, head] : *table) {
+        head.root = releaser.Release(head.root);
+        head.root.base = stored.root.base;
+      }
+      out.branches = std::move(table);
+    }
+    return out;
+  };
+  std::shared_ptr<const Version> now = set_.latest();
+  Version v = *now;
+  Trees released = release({now->root, now->branches});
+  v.root = std::move(released.root);
+  v.branches = std::move(released.branches);
+  {
+    MutexLock roots(&roots_mu_);
+    checkpoints_[c] = stored;
+    log_pos_[c] = plan.log_pos;
+    last_checkpoint_ = c;
+    recent_.erase(recent_.begin(), recent_.upper_bound(c));
+    for (auto& [version, trees] : recent_) trees = release(trees);
+  }
+  set_.ReplaceLatest(v);
+  last_checkpoint_micros_.store(absl::ToUnixMicros(absl::Now()));
+  checkpoints_written_.fetch_add(1, std::memory_order_relaxed);
+  size_t pages = plan.main.nodes.size();
+  uint64_t blobs = plan.main.blobs;
+  for (const auto& [name, p] : plan.branches) {
+    pages += p.nodes.size();
+    blobs += p.blobs;
+  }
+  pages_written_.fetch_add(pages, std::memory_order_relaxed);
+  blobs_written_.fetch_add(blobs, std::memory_order_relaxed);
+}
+
+absl::StatusOr<std::vector<FreedItem>> VersionStore::DyingAt(
+    const Version& v, std::vector<FreedItem> freed, const std::vector<Root>& dropped) {
+  if (v.branches == nullptr && dropped.empty()) return freed;  // one tree
+  // With branches, what one branch's commit let go may still be another's:
+  // a page or blob dies with the first checkpoint no branch reaches it at.
+  std::vector<Root> heads = {v.root};
+  if (v.branches) {
+    for (const auto& [name, head] : *v.branches) heads.push_back(head.root);
+  }
+  return Unreached(std::move(freed), dropped, heads);
+}
+
 absl::Status VersionStore::Checkpoint() {
   MutexLock one(&checkpoint_mu_);
   std::shared_ptr<const Version> latest;
-  CheckpointPlan plan;  // main's tree
-  std::vector<std::pair<std::string, CheckpointPlan>> branch_plans;
+  TreesPlan plan;
   std::vector<FreedItem> freed;
   std::vector<Root> dropped;
-  uint64_t next_id;
-  uint64_t log_pos;  // log bytes written before this checkpoint
   {
     // Planning gives the unwritten nodes their ids; no commit runs
     // meanwhile. Everything after it runs beside commits and readers.
@@ -892,121 +1002,136 @@ absl::Status VersionStore::Checkpoint() {
       MutexLock roots(&roots_mu_);
       if (latest->version == last_checkpoint_) return absl::OkStatus();
     }
-    // Every branch's tree; nodes they share are planned (and written) once.
-    plan = PlanCheckpoint(latest->root, &next_id_);
-    if (latest->branches) {
-      for (const auto& [name, head] : *latest->branches) {
-        branch_plans.emplace_back(name, PlanCheckpoint(head.root, &next_id_));
-      }
-    }
-    next_id = next_id_;
+    plan = PlanTrees(*latest);
     freed.swap(pending_freed_);
     dropped.swap(pending_dropped_);
-    unwritten_bytes_.store(0, std::memory_order_relaxed);
-    log_bytes_since_checkpoint_.store(0, std::memory_order_relaxed);
-    log_pos = log_bytes_.load(std::memory_order_relaxed);
   }
   const uint64_t c = latest->version;
   // The planned ids are in the nodes now: from here, a failure must leave
   // writes refused until a reopen recovers from the last good checkpoint
   // and the log (which has every commit).
-  auto fail = [&](const absl::Status& s) {
+  absl::StatusOr<std::vector<FreedItem>> dying =
+      DyingAt(*latest, std::move(freed), dropped);
+  if (!dying.ok()) {
     MutexLock lock(&write_mu_);
-    write_error_ = s;
-    return absl::UnknownError(absl::StrCat(
-        "checkpoint of version ", c, " failed (", s.message(),
-        "); nothing committed is lost, but writes are refused until the "
-        "database is reopened"));
-  };
-  if (latest->branches != nullptr || !dropped.empty()) {
-    // With branches, what one branch's commit let go may still be another's:
-    // a page or blob dies with the first checkpoint no branch reaches it at.
-    std::vector<Root> heads = {latest->root};
-    if (latest->branches) {
-      for (const auto& [name, head] : *latest->branches) heads.push_back(head.root);
-    }
-    absl::StatusOr<std::vector<FreedItem>> unreached =
-        Unreached(std::move(freed), dropped, heads);
-    if (!unreached.ok()) return fail(unreached.status());
-    freed = *std::move(unreached);
+    return CheckpointFailed(c, dying.status());
   }
   StoreBatch batch;
-  EncodeCheckpoint(plan, &batch);
-  for (const auto& [name, p] : branch_plans) EncodeCheckpoint(p, &batch);
-  // What the commits since the last checkpoint freed dies with this one.
-  if (!freed.empty()) {
-    batch.Put(Space::kFreed, BigEndianKey(c), EncodeFreed(freed));
-  }
-  auto stored_root = [&](const CheckpointPlan& p, const Root& held) {
-    return Root{p.root.page_id, p.root.count, p.root.max_mod, held.hash, nullptr, nullptr};
-  };
-  VersionRecord record;
-  record.root = stored_root(plan, latest->root);
-  record.commit_micros = latest->commit_micros;
-  record.hashed = hashed_;
-  record.previous_digest = latest->previous_digest;
-  for (const auto& [name, p] : branch_plans) {
-    const BranchHead& head = latest->branches->at(name);
-    record.table.push_back(
-        {name, stored_root(p, head.root), head.created, head.source_version, head.source});
-  }
-  const Trees stored = TreesOf(record, c);
-  batch.Put(Space::kCheckpoints, BigEndianKey(c), EncodeVersionRecord(record));
-  MetaRecord meta;
-  meta.checkpoint = c;
-  meta.next_id = next_id;
-  meta.page_size = page_size_;
-  meta.inline_limit = inline_limit_;
-  meta.hashed = hashed_;
-  batch.Put(Space::kMeta, kMetaKey, EncodeMeta(meta));
+  const Trees stored = EncodeTrees(*latest, plan, *dying, &batch);
   absl::Status s = store_->Commit(batch, /*sync=*/true);
-  if (!s.ok()) return fail(s);
+  MutexLock lock(&write_mu_);
+  if (!s.ok()) return CheckpointFailed(c, s);
+  Released(c, stored, plan);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> VersionStore::ForkOlder(const BranchOp& op, const Root& tree) {
+  // The fork's version is a checkpoint written with its log record: the
+  // new branch's tree (an older one, which no log record after the last
+  // checkpoint can rebuild) is stored before anything is based on it, so
+  // no replay ever meets this record. Commits wait meanwhile.
+  MutexLock one(&checkpoint_mu_);
+  MutexLock lock(&write_mu_);
+  RETURN_IF_ERROR(CheckWritable());
+  std::shared_ptr<const Version> base = set_.latest();
+  if (base->branches && base->branches->count(op.branch) != 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("a branch named \"", std::string(op.branch), "\" exists"));
+  }
+  const uint64_t version = base->version + 1;
+  const int64_t micros = std::max(absl::ToUnixMicros(absl::Now()), base->commit_micros);
+  // The table with the new branch.
+  Trees trees{base->root, base->branches};
+  auto table = trees.branches ? std::make_shared<BranchTable>(*trees.branches)
+                              : std::make_shared<BranchTable>();
+  BranchHead& head = (*table)[std::string(op.branch)];
+  head.root = tree;
+  head.created = version;
+  head.source_version = op.source_version;
+  head.source = std::string(op.source);
+  trees.branches = std::move(table);
+  Version v;
+  v.version = version;
+  v.root = trees.root;
+  v.branches = trees.branches;
+  v.commit_micros = micros;
+  if (hashed_) {
+    v.previous_digest = base->digest;
+    v.digest = ChainDigest(base->digest, version, v.root.hash, micros);
+  }
+  // Its stored pages come back to life: a freed record after the source's
+  // checkpoint may list them (a page is listed once, at its death; it
+  // dies again later). The source's pin keeps them until then.
+  uint64_t source_base = 0;
   {
-    // Let go of what it wrote: the held trees reach written nodes by page
-    // id from now on, through the cache (see Releaser). No commit runs
-    // meanwhile.
-    MutexLock lock(&write_mu_);
-    Releaser releaser(cache_);
-    auto release = [&](const Trees& t) {
-      Trees out;
-      out.root = releaser.Release(t.root);
-      out.root.base = stored.root.base;
-      if (t.branches) {
-        auto table = std::make_shared<BranchTable>(*t.branches);
-        for (auto& [name, head] : *table) {
-          head.root = releaser.Release(head.root);
-          head.root.base = stored.root.base;
-        }
-        out.branches = std::move(table);
-      }
-      return out;
-    };
-    std::shared_ptr<const Version> now = set_.latest();
-    Version v = *now;
-    Trees released = release({now->root, now->branches});
-    v.root = std::move(released.root);
-    v.branches = std::move(released.branches);
+    MutexLock roots(&roots_mu_);
+    auto cp = checkpoints_.upper_bound(op.source_version);
+    if (cp != checkpoints_.begin()) source_base = std::prev(cp)->first;
+  }
+  StoreBatch batch;
+  {
+    MutexLock freed_lock(&freed_mu_);
+    absl::Status status;
+    RETURN_IF_ERROR(store_->Scan(
+        Space::kFreed, BigEndianKey(source_base + 1),
+        [&](std::string_view k, std::string_view val) {
+          uint64_t death;
+          if (!ParseBigEndianKey(k, &death)) return false;
+          absl::StatusOr<std::vector<FreedItem>> items = DecodeFreed(val, death);
+          if (!items.ok()) {
+            status = items.status();
+            return false;
+          }
+          std::vector<FreedItem> still_dead;
+          for (FreedItem& item : *items) {
+            absl::StatusOr<bool> back = TreeReaches(*source_, tree, item);
+            if (!back.ok()) {
+              status = back.status();
+              return false;
+            }
+            if (!*back) still_dead.push_back(std::move(item));
+          }
+          if (still_dead.empty()) {
+            batch.Delete(Space::kFreed, std::string(k));
+          } else if (still_dead.size() != items->size()) {
+            batch.Put(Space::kFreed, std::string(k), EncodeFreed(still_dead));
+          }
+          return true;
+        }));
+    RETURN_IF_ERROR(status);
+    // The checkpoint: every tree of the fork's version.
+    TreesPlan plan = PlanTrees(v);
+    std::vector<FreedItem> freed;
+    std::vector<Root> dropped;
+    freed.swap(pending_freed_);
+    dropped.swap(pending_dropped_);
+    absl::StatusOr<std::vector<FreedItem>> dying = DyingAt(v, std::move(freed), dropped);
+    if (!dying.ok()) return CheckpointFailed(version, dying.status());
+    std::string record = EncodeLogRecord(version, micros, op, {});
+    const size_t record_bytes = record.size();
+    batch.Put(Space::kLog, BigEndianKey(version), std::move(record));
+    VersionRecord listing;
+    listing.root = {0, v.root.count, v.root.max_mod, v.root.hash, nullptr, nullptr};
+    listing.commit_micros = micros;
+    listing.hashed = hashed_;
+    listing.previous_digest = base->digest;
+    listing.branch = std::string(op.branch);
+    batch.Put(Space::kVersions, BigEndianKey(version), EncodeVersionRecord(listing));
+    const Trees stored = EncodeTrees(v, plan, *dying, &batch);
+    absl::Status s = store_->Commit(batch, /*sync=*/true);
+    if (!s.ok()) return CheckpointFailed(version, s);
+    PublishLocked(nullptr, std::move(trees), op, version, micros, record_bytes);
+    Released(version, stored, plan);
     {
       MutexLock roots(&roots_mu_);
-      checkpoints_[c] = stored;
-      log_pos_[c] = log_pos;
-      last_checkpoint_ = c;
-      recent_.erase(recent_.begin(), recent_.upper_bound(c));
-      for (auto& [version, trees] : recent_) trees = release(trees);
+      unthinned_.insert(version);  // a replay across it cannot restore the tree
     }
-    set_.ReplaceLatest(v);
   }
-  last_checkpoint_micros_.store(absl::ToUnixMicros(absl::Now()));
-  checkpoints_written_.fetch_add(1, std::memory_order_relaxed);
-  size_t pages = plan.nodes.size();
-  uint64_t blobs = plan.blobs;
-  for (const auto& [name, p] : branch_plans) {
-    pages += p.nodes.size();
-    blobs += p.blobs;
+  {
+    std::lock_guard<std::mutex> published(published_mu_);
   }
-  pages_written_.fetch_add(pages, std::memory_order_relaxed);
-  blobs_written_.fetch_add(blobs, std::memory_order_relaxed);
-  return absl::OkStatus();
+  published_cv_.notify_all();
+  return version;
 }
 
 absl::StatusOr<std::vector<FreedItem>> VersionStore::Unreached(
@@ -1103,40 +1228,38 @@ absl::StatusOr<uint64_t> VersionStore::Fork(std::string_view name,
   source = InternalBranchName(source);
   // The source's tree at source_version, pinned meanwhile.
   ASSIGN_OR_RETURN(std::shared_ptr<const Version> from, Pin(source_version, source));
+  BranchOp op;
+  op.kind = BranchOp::kFork;
+  op.branch = name;
+  op.source = source;
+  {
   MutexLock lock(&write_mu_);
   std::shared_ptr<const Version> latest = set_.latest();
   if (latest->branches && latest->branches->count(name) != 0) {
     return absl::AlreadyExistsError(
         absl::StrCat("a branch named \"", std::string(name), "\" exists"));
   }
-  absl::StatusOr<std::shared_ptr<const Version>> head = BranchView(latest, source);
-  if (!head.ok()) {
-    return absl::NotFoundError(absl::StrCat(
-        "cannot fork from branch \"", source.empty() ? "main" : std::string(source),
-        "\": it was deleted after version ", source_version));
-  }
   // A tree equal to the source's latest is that tree: the fork shares it
-  // (O(1)). An older one would need its nodes stored with the fork.
-  const Root& a = from->root;
-  const Root& b = (*head)->root;
-  const bool same = from->version == latest->version ||
-                    (hashed_ ? a.hash == b.hash && a.count == b.count
-                             : (a.node != nullptr ? a.node == b.node
-                                                  : a.page_id == b.page_id && a.page_id != 0) ||
-                                   (a.empty() && b.empty()));
-  if (!same) {
-    return absl::UnimplementedError(absl::StrCat(
-        "cannot fork from version ", source_version, " of branch \"",
-        source.empty() ? "main" : std::string(source), "\": the branch changed "
-        "after it, and forks are made from a branch's latest tree. Fork from "
-        "the latest version, or fork first and revert the changes since"));
+  // and is a log record (O(1)). An older one (or one of a branch deleted
+  // since) is stored with the fork: ForkOlder.
+  absl::StatusOr<std::shared_ptr<const Version>> head = BranchView(latest, source);
+  bool same = false;
+  if (head.ok()) {
+    const Root& a = from->root;
+    const Root& b = (*head)->root;
+    same = from->version == latest->version ||
+           (hashed_ ? a.hash == b.hash && a.count == b.count
+                    : (a.node != nullptr ? a.node == b.node
+                                         : a.page_id == b.page_id && a.page_id != 0) ||
+                          (a.empty() && b.empty()));
   }
-  BranchOp op;
-  op.kind = BranchOp::kFork;
-  op.branch = name;
-  op.source = source;
-  op.source_version = latest->version;
-  return CommitLocked(nullptr, op, {});
+  if (same) {
+    op.source_version = latest->version;
+    return CommitLocked(nullptr, op, {});
+  }
+  }
+  op.source_version = source_version;
+  return ForkOlder(op, from->root);
 }
 
 absl::StatusOr<uint64_t> VersionStore::DropBranch(std::string_view name) {
@@ -1257,7 +1380,7 @@ std::vector<uint64_t> VersionStore::ThinCheckpoints(uint64_t from,
     const Trees& t = it->second;
     const bool unused = t.root.base.use_count() ==
                         1 + static_cast<long>(t.branches ? t.branches->size() : 0);
-    if (kept && p && *p - *kept < spacing && unused) {
+    if (kept && p && *p - *kept < spacing && unused && unthinned_.count(c) == 0) {
       dropped.push_back(c);
       log_pos_.erase(c);
       it = checkpoints_.erase(it);

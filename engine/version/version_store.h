@@ -33,6 +33,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -45,6 +46,7 @@
 #include "engine/options.h"
 #include "engine/store/page_store.h"
 #include "engine/tree/btree.h"
+#include "engine/tree/checkpoint.h"
 #include "engine/util/mutex.h"
 #include "engine/version/records.h"
 #include "engine/version/version_set.h"
@@ -183,10 +185,11 @@ class VersionStore {
 
   // Commits a version that adds branch `name` with the tree `source` ("" =
   // main) has at `source_version`, sharing its pages. O(1) when that tree
-  // is the source's latest (no commit changed the source since). Errors:
-  // InvalidArgument for a bad name; AlreadyExists; NotFound for an unknown
-  // source; as Pin for the version; Unimplemented for a source changed
-  // since `source_version`.
+  // is the source's latest (no commit changed the source since): a log
+  // record. Otherwise (an older tree, or a branch deleted since) the fork
+  // is written with a checkpoint of its version (ForkOlder). Errors:
+  // InvalidArgument for a bad name; AlreadyExists; as Pin(source_version,
+  // source) (NotFound for a branch that did not exist then).
   absl::StatusOr<uint64_t> Fork(std::string_view name, std::string_view source,
                                 uint64_t source_version);
   // Commits a version without branch `name`. Its versions before stay
@@ -203,6 +206,10 @@ class VersionStore {
   void set_checkpoint_on_close(bool on) { checkpoint_on_close_ = on; }
 
   // ---- for the reclaimer
+
+  // Held while freed records are read and rewritten (the reclaimer; a
+  // fork of an older tree, which takes back what it reaches).
+  Mutex* freed_mutex() ABSL_LOCK_RETURNED(freed_mu_) { return &freed_mu_; }
 
   VersionSet::Plan PlanRelease(uint64_t window_floor) {
     return set_.PlanRelease(window_floor);
@@ -274,6 +281,38 @@ class VersionStore {
   void PublishLocked(TreeBuilder* builder, Trees trees, const BranchOp& op,
                      uint64_t version, int64_t commit_micros, size_t log_bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // A checkpoint's plan of every tree of a version (PlanTrees), taken
+  // between commits.
+  struct TreesPlan {
+    CheckpointPlan main;
+    std::vector<std::pair<std::string, CheckpointPlan>> branches;
+    uint64_t next_id = 0;
+    uint64_t log_pos = 0;  // log bytes written before the checkpoint
+  };
+  TreesPlan PlanTrees(const Version& v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Adds the checkpoint of `v` (planned by `plan`) to `batch`: its pages,
+  // `freed` (what dies at it), its checkpoint record and the meta record.
+  // Returns the stored trees.
+  Trees EncodeTrees(const Version& v, const TreesPlan& plan,
+                    const std::vector<FreedItem>& freed, StoreBatch* batch);
+  // What dies at a checkpoint of `v`: of `freed` (let go by commits) and
+  // the trees of the branches `dropped` since the last one, what no tree
+  // of `v` reaches (Unreached; everything, with one tree and no drop).
+  absl::StatusOr<std::vector<FreedItem>> DyingAt(const Version& v,
+                                                 std::vector<FreedItem> freed,
+                                                 const std::vector<Root>& dropped);
+  // After checkpoint `c` (stored as `stored`) is durable: releases what it
+  // wrote from the held trees and records it.
+  void Released(uint64_t c, const Trees& stored, const TreesPlan& plan)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Refuses writes after checkpoint `c` failed with `s` (its planned ids
+  // are in the nodes); returns the error to report.
+  absl::Status CheckpointFailed(uint64_t c, const absl::Status& s)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // A fork of `tree`, an older tree of its source than the latest: the
+  // fork's version is written with its checkpoint (see the .cc).
+  absl::StatusOr<uint64_t> ForkOlder(const BranchOp& op, const Root& tree);
+
   // Commit's body: `op` with `ops`, whose tree `builder` built (null for a
   // fork or a drop, which build none).
   absl::StatusOr<uint64_t> CommitLocked(TreeBuilder* builder, const BranchOp& op,
@@ -329,6 +368,9 @@ class VersionStore {
   uint64_t last_checkpoint_ ABSL_GUARDED_BY(roots_mu_) = 0;
   // Log bytes written before each checkpoint made since open.
   std::map<uint64_t, uint64_t> log_pos_ ABSL_GUARDED_BY(roots_mu_);
+  // Checkpoints never thinned: those of forks of older trees.
+  std::set<uint64_t> unthinned_ ABSL_GUARDED_BY(roots_mu_);
+  Mutex freed_mu_;
   Mutex rebuild_mu_;  // one rebuild at a time
 
   // Checkpoints run one at a time; the background checkpointer.
