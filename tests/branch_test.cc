@@ -20,6 +20,7 @@
 #include "engine/proof.h"
 #include "engine/store/page_store.h"
 #include "gtest/gtest.h"
+#include "tests/util/db_test_util.h"
 #include "tests/util/status_matchers.h"
 
 namespace cowdb {
@@ -161,20 +162,10 @@ class BranchTest : public ::testing::Test {
       ro.version = v;
       EXPECT_THAT(db_->Get(ro, "k1").status(), StatusIs(absl::StatusCode::kNotFound));
     }
-    ASSERT_OK_AND_ASSIGN(CheckReport r, db_->Check());
-    EXPECT_EQ(r.pages_leaked, 0u);
-    EXPECT_EQ(r.blobs_leaked, 0u);
+    ASSERT_NO_FATAL_FAILURE(testing::ExpectCheckedWithoutLeaks(*db_));
   }
 
-  Options options_ = [] {
-    Options o;
-    o.page_size = 512;
-    o.inline_value_limit = 128;
-    o.retain_versions = Options::kRetainAll;
-    o.background_reclaim = false;
-    o.background_checkpoint = false;
-    return o;
-  }();
+  Options options_ = testing::ManualMaintenanceOptions();
   std::shared_ptr<internal::PageStore> store_ = internal::NewMemoryPageStore();
   std::unique_ptr<internal::DBImpl> db_;
   std::map<uint64_t, Branches> states_;  // version -> every branch's tree

@@ -15,6 +15,7 @@
 #include "engine/util/coding.h"
 #include "engine/version/records.h"
 #include "gtest/gtest.h"
+#include "tests/util/db_test_util.h"
 #include "tests/util/status_matchers.h"
 
 namespace cowdb {
@@ -79,20 +80,10 @@ class CheckpointTest : public ::testing::Test {
       ASSERT_EQ(got, m) << "version " << v;
       ASSERT_OK(db_->VerifyVersion(v, /*strict=*/false)) << "version " << v;
     }
-    ASSERT_OK_AND_ASSIGN(CheckReport r, db_->Check());
-    EXPECT_EQ(r.pages_leaked, 0u);
-    EXPECT_EQ(r.blobs_leaked, 0u);
+    ASSERT_NO_FATAL_FAILURE(testing::ExpectCheckedWithoutLeaks(*db_));
   }
 
-  Options options_ = [] {
-    Options o;
-    o.page_size = 512;
-    o.inline_value_limit = 128;
-    o.retain_versions = Options::kRetainAll;
-    o.background_reclaim = false;
-    o.background_checkpoint = false;
-    return o;
-  }();
+  Options options_ = testing::ManualMaintenanceOptions();
   std::shared_ptr<internal::PageStore> store_ = internal::NewMemoryPageStore();
   std::unique_ptr<internal::DBImpl> db_;
   std::map<uint64_t, Model> models_;

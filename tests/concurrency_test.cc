@@ -1,11 +1,13 @@
 // Readers and a writer at once: snapshots stay consistent and stable while
-// commits land, and readers never wait for the writer. Runs under TSan over
+// commits land, and readers never wait for the writer; the same with
+// branches. Runs under TSan over
 // the in-memory store (Debian's RocksDB is not instrumented); the RocksDB
 // variant runs in the normal and ASan builds.
 
 #include <atomic>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "engine/db_impl.h"
 #include "engine/store/page_store.h"
@@ -161,6 +163,81 @@ TEST_P(ConcurrencyTest, LongIterationStaysConsistentWhileThousandsOfCommitsLand)
   EXPECT_EQ(sum, sum_before);
   EXPECT_EQ(db_->LatestVersion(), snap.version() + 3000);
   EXPECT_EQ(Scan(snap).second, hash_before);
+}
+
+// Branches at once: transfers on three branches from two threads each,
+// a thread forking and deleting a scratch branch (of latest and older
+// trees), checkpoints, and readers summing snapshots of random branches.
+// Every branch keeps its total at every snapshot (transfers conserve
+// money; a transaction is serializable on its branch), and group commits
+// that mix branches make one version per branch.
+TEST_P(ConcurrencyTest, BranchesTransferConcurrentlyAndKeepTheirTotals) {
+  const std::vector<std::string> branches = {"a", "b", "c"};
+  for (const std::string& b : branches) ASSERT_OK(db_->Fork(b, TreeAt()).status());
+  const int64_t total = kAccounts * kInitial;
+  std::atomic<bool> stop{false};
+  std::atomic<int> committed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      TransactionOptions to;
+      to.branch = branches[t % branches.size()];
+      for (int i = 0; i < 150; ++i) {
+        auto txn = db_->Begin(to);
+        ASSERT_OK(txn);
+        const std::string from = Account(rng() % kAccounts), into = Account(rng() % kAccounts);
+        if (from == into) continue;
+        auto a = (*txn)->Get(from);
+        auto b = (*txn)->Get(into);
+        ASSERT_OK(a);
+        ASSERT_OK(b);
+        ASSERT_OK((*txn)->Put(from, std::to_string(std::stoll(*a) - 7)));
+        ASSERT_OK((*txn)->Put(into, std::to_string(std::stoll(*b) + 7)));
+        absl::Status s = (*txn)->Commit().status();
+        if (s.ok()) {
+          committed.fetch_add(1);
+        } else {
+          ASSERT_EQ(s.code(), absl::StatusCode::kAborted) << s;
+        }
+      }
+    });
+  }
+  std::thread forker([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      TreeAt from;
+      from.branch = "a";
+      if (i % 2 == 1) from.version = db_->LatestVersion() > 20 ? db_->LatestVersion() - 20 : 0;
+      absl::Status s = db_->Fork("scratch", from).status();
+      ASSERT_TRUE(s.ok() || absl::IsNotFound(s)) << s;  // "a" may not exist that far back
+      if (s.ok()) ASSERT_OK(db_->DeleteBranch("scratch").status());
+      if (i % 5 == 0) ASSERT_OK(db_->Checkpoint());
+    }
+  });
+  std::thread reader([&] {
+    std::mt19937 rng(99);
+    while (!stop.load()) {
+      ReadOptions ro;
+      ro.branch = branches[rng() % branches.size()];
+      auto snap = db_->SnapshotOf(ro);
+      ASSERT_OK(snap);
+      EXPECT_EQ(Scan(*snap).first, total);
+    }
+  });
+  for (int t = 0; t < 6; ++t) threads[t].join();
+  stop = true;
+  forker.join();
+  reader.join();
+  EXPECT_GT(committed.load(), 100);
+  for (const std::string& b : branches) {
+    ReadOptions ro;
+    ro.branch = b;
+    auto snap = db_->SnapshotOf(ro);
+    ASSERT_OK(snap);
+    EXPECT_EQ(Scan(*snap).first, total) << b;
+  }
+  EXPECT_EQ(Scan(db_->GetSnapshot()).first, total);  // main untouched
+  ASSERT_OK(db_->Check().status());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ConcurrencyTest, ::testing::Values(false, true),

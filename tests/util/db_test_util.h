@@ -29,6 +29,27 @@ inline constexpr bool kUnderTsan = true;
 inline constexpr bool kUnderTsan = false;
 #endif
 
+// Options for tests of checkpoints and reclamation: small pages (deep
+// trees, many pages) and blobs over 128 bytes, every version retained,
+// and no background checkpoints or reclamation (tests run them).
+inline Options ManualMaintenanceOptions() {
+  Options o;
+  o.page_size = 512;
+  o.inline_value_limit = 128;
+  o.retain_versions = Options::kRetainAll;
+  o.background_reclaim = false;
+  o.background_checkpoint = false;
+  return o;
+}
+
+// Expects `db`'s Check to pass with nothing stored that nothing reaches.
+inline void ExpectCheckedWithoutLeaks(DB& db) {
+  absl::StatusOr<CheckReport> r = db.Check();
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->pages_leaked, 0u);
+  EXPECT_EQ(r->blobs_leaked, 0u);
+}
+
 // A database at `path` on RocksDB, or in memory.
 inline absl::StatusOr<std::unique_ptr<DB>> OpenTestDB(const Options& options,
                                                       bool on_rocksdb,
