@@ -529,14 +529,16 @@ class DB {
       std::string_view end) = 0;
 
   // Three-way merge of branch `from` into branch `into`: the changes
-  // `from` made since their common ancestor (the fork between them, or the
-  // last merge of `from` into `into`) are applied to `into` in one commit.
+  // `from` made since their common ancestor (the fork between them, the
+  // last merge between them, or for two forks of one branch the earlier
+  // fork's first tree) are applied to `into` in one commit.
   // A key both changed since, to different values, is a conflict, settled
   // by `policy`; keys changed the same way on both sides are not. Errors:
   // NotFound for an unknown branch; InvalidArgument if from == into;
-  // FailedPrecondition when no common ancestor is known or it is no
-  // longer retained (tag the fork point to keep it); Aborted if `into`
-  // changed while the merge was being computed (retry); as Write.
+  // FailedPrecondition when no common ancestor is known (or it is no
+  // longer readable: forks and merges keep theirs tagged, as "fork:NAME"
+  // and "merge:FROM:INTO"); Aborted if a key the merge writes changed in
+  // `into` meanwhile (retry); as Write.
   virtual absl::StatusOr<MergeResult> Merge(std::string_view from, std::string_view into,
                                             MergePolicy policy) = 0;
 

@@ -920,7 +920,8 @@ absl::StatusOr<TreeAt> DBImpl::MergeBase(const Version& latest, std::string_view
                                          std::string_view into) {
   // Every candidate is a state both branches contain; the latest is the
   // nearest common ancestor (histories here are forks and merges between
-  // two branches; a criss-cross of three is not resolved further).
+  // two branches, and forks of one source; a criss-cross of three is not
+  // resolved further).
   std::optional<TreeAt> best;
   auto consider = [&](std::string_view branch, uint64_t version) {
     if (!best || version > *best->version) best = TreeAt{PublicName(branch), version};
@@ -940,11 +941,22 @@ absl::StatusOr<TreeAt> DBImpl::MergeBase(const Version& latest, std::string_view
   if (const BranchHead* h = head(into); h != nullptr && h->source == from) {
     consider(into, h->created);
   }
+  // Siblings forked from one branch: the earlier fork's first tree is the
+  // source as it was then, which the later fork's contains too.
+  const BranchHead* f = head(from);
+  const BranchHead* i = head(into);
+  if (f != nullptr && i != nullptr && f->source == i->source) {
+    if (f->source_version <= i->source_version) {
+      consider(from, f->created);
+    } else {
+      consider(into, i->created);
+    }
+  }
   if (!best) {
     return absl::FailedPreconditionError(absl::StrCat(
         "branches \"", PublicName(from), "\" and \"", PublicName(into),
         "\" have no known common ancestor: neither was forked from the other "
-        "nor merged into it"));
+        "or merged into it, and they were not forked from one branch"));
   }
   return *best;
 }

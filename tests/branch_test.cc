@@ -470,9 +470,23 @@ TEST_F(BranchTest, MergeAppliesTheOtherSidesChangesAndReportsConflicts) {
 
   EXPECT_THAT(db_->Merge("dev", "dev", MergePolicy::kFail).status(),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  // Two forks of one branch merge from the earlier fork's first tree.
   Fork("other", "main");
+  Put("main", "later", "1");
   Fork("other2", "main");
-  EXPECT_THAT(db_->Merge("other", "other2", MergePolicy::kFail).status(),
+  Put("other", "x", "other");
+  ASSERT_OK_AND_ASSIGN(r, db_->Merge("other", "other2", MergePolicy::kFail));
+  EXPECT_TRUE(r.merged);
+  EXPECT_EQ(r.base_branch, "other");
+  EXPECT_EQ(r.changes, 1u);  // "later" is in other2 already: not a change of other's
+  ReadOptions other2;
+  other2.branch = "other2";
+  EXPECT_EQ(*db_->Get(other2, "x"), "other");
+  EXPECT_EQ(*db_->Get(other2, "later"), "1");
+  // A branch forked from another branch's fork has no known ancestor with
+  // main's other forks.
+  Fork("grandchild", "other2");
+  EXPECT_THAT(db_->Merge("grandchild", "dev", MergePolicy::kFail).status(),
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
