@@ -1,7 +1,7 @@
 // The value types of the cowdb client API (client/client.h): keys and
-// values as read, ranges, compare-and-swap requests, versions, changes,
-// key histories, check reports, retention, server status, users and
-// roles. Plain structs without behaviour, shared by the client library
+// values as read, trees (a branch at a version), ranges, compare-and-swap
+// requests, versions, branches and merges, changes, key histories, check
+// reports, retention, server status, users and roles. Plain structs without behaviour, shared by the client library
 // and the wire conversions (proto/wire/), which is why they live apart
 // from the Client interface.
 
@@ -34,6 +34,31 @@ struct Entry {
   uint64_t version = 0;      // the version read
 };
 
+// A tree of the database: a branch ("" or "main": the main branch; see
+// Client::Fork) at a retained version (unset: the latest). Versions are
+// global: a commit on any branch makes the next version, and a version
+// names the state of every branch, so the branch picks the tree. A
+// version converts to main's tree at it: Get(key, 7) reads main at 7,
+// Get(key, TreeAt("dev", 7)) branch "dev" at 7.
+struct TreeAt {
+  TreeAt() = default;
+  // Main's tree (implicit: a version alone means main).
+  TreeAt(std::nullopt_t) {}                          // NOLINT(runtime/explicit)
+  TreeAt(uint64_t v) : version(v) {}                 // NOLINT(runtime/explicit)
+  TreeAt(std::optional<uint64_t> v) : version(v) {}  // NOLINT(runtime/explicit)
+  explicit TreeAt(std::string b, std::optional<uint64_t> v = std::nullopt)
+      : branch(std::move(b)), version(v) {}
+
+  std::string branch;
+  std::optional<uint64_t> version;
+};
+
+// Where a write goes.
+struct WriteOptions {
+  // The branch to write ("" or "main": main). Default: main.
+  std::string branch;
+};
+
 // Keys in [start, end) (empty end: no bound), or every key with `prefix`
 // (then start and end stay empty). The default is every key.
 struct Range {
@@ -52,6 +77,9 @@ struct ScanOptions {
   uint64_t limit = 0;  // 0: no limit
   bool reverse = false;
   bool keys_only = false;
+  // The branch to read ("" or "main": main). Not allowed inside a
+  // transaction, which reads the branch it began on.
+  std::string branch;
 };
 
 // etcd-style compare-and-swap (Client::Txn): if every compare holds at the
@@ -84,6 +112,9 @@ struct TxnRequest {
   std::vector<Compare> compares;
   std::vector<TxnOp> success;
   std::vector<TxnOp> failure;
+  // The branch whose latest tree the compares read and the ops change
+  // ("" or "main": main).
+  std::string branch;
 };
 
 struct TxnResult {
@@ -99,12 +130,56 @@ struct TransactionOptions {
   // Serializable (default): commit fails with Aborted if anything the
   // transaction read changed. Snapshot: only if a key it wrote changed.
   bool snapshot_isolation = false;
+  // The branch the transaction reads and commits to ("" or "main": main).
+  // Only commits to it conflict with the transaction.
+  std::string branch;
 };
 
 struct VersionInfo {
   uint64_t version = 0;
   int64_t commit_micros = 0;  // wall-clock commit time, Unix microseconds (as cowdb::VersionInfo)
-  uint64_t entries = 0;
+  uint64_t entries = 0;       // keys in main's tree at the version
+  // The branch the version's commit changed, created or deleted.
+  std::string branch = "main";
+};
+
+// A branch (Client::ListBranches; cowdb::BranchInfo).
+struct BranchInfo {
+  std::string name;
+  uint64_t created = 0;         // the version that created it (0: main)
+  std::string source;           // the branch it was forked from ("": main's)
+  uint64_t source_version = 0;  // the version of `source` it started as
+  uint64_t entries = 0;         // keys in its latest tree
+};
+
+// How Client::Merge settles a key both sides changed differently.
+enum class MergePolicy {
+  kFail,    // merge nothing and report the conflicts
+  kOurs,    // keep the value of the branch merged into
+  kTheirs,  // take the value of the branch merged from
+};
+
+// A key both sides of a merge changed, differently (nullopt: absent on
+// that side).
+struct MergeConflict {
+  std::string key;
+  std::optional<std::string> base;    // at the common ancestor
+  std::optional<std::string> ours;    // in the branch merged into
+  std::optional<std::string> theirs;  // in the branch merged from
+};
+
+// What Client::Merge did (cowdb::MergeResult).
+struct MergeResult {
+  bool merged = false;        // false: kFail found conflicts; nothing was written
+  uint64_t version = 0;       // the merge's commit (the latest if nothing changed)
+  uint64_t base_version = 0;  // the common ancestor's version
+  std::string base_branch;    // ... and branch
+  uint64_t changes = 0;       // keys the merge wrote into `into`
+  // The conflicts found (and, unless kFail, settled), in key order. A
+  // server answers the first ones when their keys and values pass 16 MiB;
+  // conflict_count is how many there were.
+  std::vector<MergeConflict> conflicts;
+  uint64_t conflict_count = 0;
 };
 
 // A key's change between two versions; nullopt means absent.

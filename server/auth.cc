@@ -282,6 +282,21 @@ absl::StatusOr<Need> NeedOf(const v1::VersionAtRequest&) { return Need::Authenti
 absl::StatusOr<Need> NeedOf(const v1::DigestRequest&) { return Need::Authenticated(); }
 namespace {
 
+// READ and/or WRITE on every key.
+Need EveryKey(bool read, bool write) {
+  Need n = Need::Keys();
+  if (read) n.read.push_back(KeySpan{"", ""});
+  if (write) n.write.push_back(KeySpan{"", ""});
+  return n;
+}
+
+}  // namespace
+absl::StatusOr<Need> NeedOf(const v1::ForkRequest&) { return EveryKey(false, true); }
+absl::StatusOr<Need> NeedOf(const v1::DeleteBranchRequest&) { return EveryKey(false, true); }
+absl::StatusOr<Need> NeedOf(const v1::ListBranchesRequest&) { return Need::Authenticated(); }
+absl::StatusOr<Need> NeedOf(const v1::MergeRequest&) { return EveryKey(true, true); }
+namespace {
+
 // READ on [first, last] of the keys a proof shows (in key order).
 Need NeedOfShown(const std::string* first, const std::string* last) {
   if (first == nullptr) return Need::Authenticated();

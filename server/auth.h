@@ -83,6 +83,15 @@ absl::StatusOr<Need> NeedOf(const v1::StatusRequest& r);
 absl::StatusOr<Need> NeedOf(const v1::HistoryRequest& r);
 absl::StatusOr<Need> NeedOf(const v1::VersionAtRequest& r);
 absl::StatusOr<Need> NeedOf(const v1::DigestRequest& r);
+// Branches: Fork and DeleteBranch need WRITE on every key (they change a
+// whole tree, as deleting every key would); Merge READ and WRITE on every
+// key (it writes into a tree and answers with conflicting values);
+// ListBranches a valid token. Reads and writes on a branch need what they
+// need on main (permissions are of keys, on every branch alike).
+absl::StatusOr<Need> NeedOf(const v1::ForkRequest& r);
+absl::StatusOr<Need> NeedOf(const v1::DeleteBranchRequest& r);
+absl::StatusOr<Need> NeedOf(const v1::ListBranchesRequest& r);
+absl::StatusOr<Need> NeedOf(const v1::MergeRequest& r);
 // What a Get's proof reveals besides the key: every key and value of the
 // key's leaf. A proof is answered only to a caller who may read them all
 // (checked after the proof is built, since only then is the leaf known).

@@ -86,12 +86,21 @@ CallWatchdog::Guard GuardCall(CallWatchdog* watchdog, grpc::ServerContextBase* c
   return watchdog->Watch(ctx, deadline + kWatchdogGrace);
 }
 
-ReadOptions ToReadOptions(const v1::ReadSelector& sel) {
+ReadOptions ToReadOptions(const v1::ReadSelector& sel, const std::string& branch) {
   ReadOptions ro;
   if (sel.selector_case() == v1::ReadSelector::kAtVersion) {
     ro.version = sel.at_version();
   }
+  ro.branch = branch;
   return ro;
+}
+
+// A transaction's reads are of the branch it began on.
+absl::Status CheckNoBranchWithTransaction(const std::string& branch) {
+  if (branch.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "a read in a transaction is of the branch the transaction began on: give the "
+      "branch to Begin, not with a transaction_id");
 }
 
 void Fill(v1::KeyValue* kv, std::string_view key, std::string_view value,
@@ -157,6 +166,9 @@ grpc::Status KvService::HandleGet(const grpc::ServerContextBase* ctx,
                                   const v1::GetRequest* req, v1::GetResponse* resp) {
   if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
   if (req->read().selector_case() == v1::ReadSelector::kTransactionId) {
+    if (absl::Status s = CheckNoBranchWithTransaction(req->branch()); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
     return ToGrpcStatus(s_.txns->With(req->read().transaction_id(), s_.access->UserOf(ctx),
                                       [&](Transaction& t) {
       absl::StatusOr<Entry> e = t.GetEntry(req->key());
@@ -167,7 +179,8 @@ grpc::Status KvService::HandleGet(const grpc::ServerContextBase* ctx,
     }));
   }
   if (req->proof()) return HandleProvedGet(ctx, *req, resp);
-  absl::StatusOr<Entry> e = s_.db->GetEntry(ToReadOptions(req->read()), req->key());
+  absl::StatusOr<Entry> e =
+      s_.db->GetEntry(ToReadOptions(req->read(), req->branch()), req->key());
   if (!e.ok()) return ToGrpcStatus(e.status());
   Fill(resp->mutable_kv(), req->key(), e->value, e->mod_version);
   resp->set_read_version(e->version);
@@ -180,7 +193,8 @@ grpc::Status KvService::HandleProvedGet(const grpc::ServerContextBase* ctx,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "a proof is of a committed version, not of a transaction's reads");
   }
-  absl::StatusOr<ProvedValue> p = s_.db->ProveGet(ToReadOptions(req.read()), req.key());
+  absl::StatusOr<ProvedValue> p =
+      s_.db->ProveGet(ToReadOptions(req.read(), req.branch()), req.key());
   if (!p.ok()) return ToGrpcStatus(p.status());
   if (grpc::Status a = s_.access->Admit(ctx, NeedOfProof(p->proof)); !a.ok()) return a;
   if (p->value) {
@@ -201,6 +215,7 @@ absl::Status KvService::StartScan(const v1::ScanRequest& req, ScanState* st,
   if (absl::Status s = ToBounds(req.range(), &c.start, &c.end); !s.ok()) return s;
   c.left = req.limit();
   if (req.read().selector_case() == v1::ReadSelector::kTransactionId) {
+    if (absl::Status s = CheckNoBranchWithTransaction(req.branch()); !s.ok()) return s;
     st->transaction_id = req.read().transaction_id();
     return s_.txns->With(st->transaction_id, st->owner, [&](Transaction& t) {
       st->version = t.read_version();
@@ -211,13 +226,15 @@ absl::Status KvService::StartScan(const v1::ScanRequest& req, ScanState* st,
       return absl::OkStatus();
     });
   }
-  absl::StatusOr<std::unique_ptr<Iterator>> it = s_.db->NewIterator(ToReadOptions(req.read()));
+  absl::StatusOr<std::unique_ptr<Iterator>> it =
+      s_.db->NewIterator(ToReadOptions(req.read(), req.branch()));
   if (!it.ok()) return it.status();
   st->it = *std::move(it);
   st->version = st->it->version();
   if (req.count_only()) {
     ReadOptions at;
-    at.version = st->version;  // count the same version the iterator pins
+    at.version = st->version;  // count the same tree the iterator pins
+    at.branch = req.branch();
     absl::StatusOr<uint64_t> n = s_.db->Count(at, c.start, c.end);
     if (!n.ok()) return n.status();
     count->set_count(*n);
@@ -238,7 +255,8 @@ absl::Status KvService::ProvedScan(const grpc::ServerContextBase* ctx,
   if (absl::Status s = ToBounds(req.range(), &start, &end); !s.ok()) return s;
   const uint64_t limit =
       req.limit() == 0 ? kMaxProvedKeys : std::min<uint64_t>(req.limit(), kMaxProvedKeys);
-  absl::StatusOr<ProvedRange> r = s_.db->ProveScan(ToReadOptions(req.read()), start, end, limit);
+  absl::StatusOr<ProvedRange> r =
+      s_.db->ProveScan(ToReadOptions(req.read(), req.branch()), start, end, limit);
   if (!r.ok()) return r.status();
   if (grpc::Status a = s_.access->Admit(ctx, NeedOfProof(r->proof)); !a.ok()) {
     return wire::FromGrpc(a);
@@ -450,6 +468,7 @@ void KvService::StartPut(const grpc::ServerContextBase* ctx, const v1::PutReques
   if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return finish(a);
   if (!AdmitWrite(admission_, ctx, req->key().size() + req->value().size(), &finish)) return;
   WriteBatch batch;
+  batch.SetBranch(req->branch());
   batch.Put(req->key(), req->value());
   WriteAndFinish(s_.db, std::move(batch), resp, std::move(finish));
 }
@@ -459,6 +478,7 @@ void KvService::StartDelete(const grpc::ServerContextBase* ctx, const v1::Delete
   if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return finish(a);
   if (!AdmitWrite(admission_, ctx, req->key().size(), &finish)) return;
   WriteBatch batch;
+  batch.SetBranch(req->branch());
   batch.Delete(req->key());
   WriteAndFinish(s_.db, std::move(batch), resp, std::move(finish));
 }
@@ -515,6 +535,7 @@ grpc::Status KvService::HandleBegin(const grpc::ServerContextBase* ctx,
   o.isolation = req->isolation() == v1::BeginRequest::SNAPSHOT
                     ? Isolation::kSnapshot
                     : Isolation::kSerializable;
+  o.branch = req->branch();
   absl::StatusOr<std::unique_ptr<Transaction>> t = s_.db->Begin(o);
   if (!t.ok()) return ToGrpcStatus(t.status());
   uint64_t read_version = (*t)->read_version();
@@ -578,6 +599,7 @@ grpc::Status VersionsService::ListVersions(grpc::ServerContext* ctx,
     out->set_version(v.version);
     out->set_commit_unix_micros(v.commit_micros);
     out->set_entries(v.entries);
+    out->set_branch(v.branch.empty() ? std::string("main") : v.branch);
   }
   return grpc::Status::OK;
 }
@@ -618,7 +640,7 @@ grpc::Status VersionsService::DiffTo(grpc::ServerContext* ctx, const v1::DiffReq
   v1::DiffResponse page;
   size_t page_bytes = 0;
   absl::Status sent = absl::OkStatus();
-  s = s_.db->Diff(req->from_version(), req->to_version(), start, end, [&](const Change& c) {
+  auto visit = [&](const Change& c) {
     wire::ToProto(c, page.add_changes());
     page_bytes += c.key.size() + (c.old_value ? c.old_value->size() : 0) +
                   (c.new_value ? c.new_value->size() : 0);
@@ -630,7 +652,13 @@ grpc::Status VersionsService::DiffTo(grpc::ServerContext* ctx, const v1::DiffReq
     page.clear_changes();
     page_bytes = 0;
     return sent.ok();
-  });
+  };
+  if (req->from_branch().empty() && req->to_branch().empty()) {
+    s = s_.db->Diff(req->from_version(), req->to_version(), start, end, visit);
+  } else {
+    s = s_.db->DiffTrees(wire::TreeOf(req->from_branch(), req->from_version()),
+                         wire::TreeOf(req->to_branch(), req->to_version()), start, end, visit);
+  }
   if (!s.ok()) return ToGrpcStatus(s);
   if (!sent.ok()) return ToGrpcStatus(sent);
   if (page.changes_size() > 0) writer->Write(page);
@@ -910,7 +938,9 @@ grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchR
   std::string start, end;
   absl::Status s = ToBounds(req->range(), &start, &end);
   if (!s.ok()) return ToGrpcStatus(s);
-  absl::StatusOr<std::unique_ptr<Watcher>> w = s_.db->Watch(req->from_version(), start, end);
+  absl::StatusOr<std::unique_ptr<Watcher>> w =
+      req->branch().empty() ? s_.db->Watch(req->from_version(), start, end)
+                            : s_.db->WatchBranch(req->branch(), req->from_version(), start, end);
   if (!w.ok()) return ToGrpcStatus(w.status());
   while (!ctx->IsCancelled()) {
     absl::StatusOr<WatchEvent> e = (*w)->Next(absl::Milliseconds(200));
@@ -927,6 +957,47 @@ grpc::Status VersionsService::WatchTo(grpc::ServerContext* ctx, const v1::WatchR
     if (!writer->Write(resp)) break;
   }
   return grpc::Status(grpc::StatusCode::CANCELLED, "watch ended");
+}
+
+grpc::Status VersionsService::Fork(grpc::ServerContext* ctx, const v1::ForkRequest* req,
+                                   v1::ForkResponse* resp) {
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  std::optional<uint64_t> from_version;
+  if (req->has_from_version()) from_version = req->from_version();
+  absl::StatusOr<uint64_t> v =
+      s_.db->Fork(req->name(), wire::TreeOf(req->from_branch(), from_version));
+  if (!v.ok()) return ToGrpcStatus(v.status());
+  resp->set_version(*v);
+  return grpc::Status::OK;
+}
+
+grpc::Status VersionsService::DeleteBranch(grpc::ServerContext* ctx,
+                                           const v1::DeleteBranchRequest* req,
+                                           v1::DeleteBranchResponse* resp) {
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  absl::StatusOr<uint64_t> v = s_.db->DeleteBranch(req->name());
+  if (!v.ok()) return ToGrpcStatus(v.status());
+  resp->set_version(*v);
+  return grpc::Status::OK;
+}
+
+grpc::Status VersionsService::ListBranches(grpc::ServerContext* ctx,
+                                           const v1::ListBranchesRequest* req,
+                                           v1::ListBranchesResponse* resp) {
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  for (const BranchInfo& b : s_.db->ListBranches()) wire::ToProto(b, resp->add_branches());
+  return grpc::Status::OK;
+}
+
+grpc::Status VersionsService::Merge(grpc::ServerContext* ctx, const v1::MergeRequest* req,
+                                    v1::MergeResponse* resp) {
+  if (grpc::Status a = s_.access->Admit(ctx, *req); !a.ok()) return a;
+  absl::StatusOr<MergePolicy> policy = wire::MergePolicyOf(req->policy());
+  if (!policy.ok()) return ToGrpcStatus(policy.status());
+  absl::StatusOr<MergeResult> r = s_.db->Merge(req->from(), req->into(), *policy);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  wire::ToProto(*r, resp);
+  return grpc::Status::OK;
 }
 
 grpc::Status VersionsService::Status(grpc::ServerContext* ctx, const v1::StatusRequest*,

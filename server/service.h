@@ -170,6 +170,14 @@ class VersionsService final : public cowdb::v1::Versions::Service {
                          v1::VersionAtResponse*) override;
   grpc::Status Digest(grpc::ServerContext*, const v1::DigestRequest*,
                       v1::DigestResponse*) override;
+  grpc::Status Fork(grpc::ServerContext*, const v1::ForkRequest*,
+                    v1::ForkResponse*) override;
+  grpc::Status DeleteBranch(grpc::ServerContext*, const v1::DeleteBranchRequest*,
+                            v1::DeleteBranchResponse*) override;
+  grpc::Status ListBranches(grpc::ServerContext*, const v1::ListBranchesRequest*,
+                            v1::ListBranchesResponse*) override;
+  grpc::Status Merge(grpc::ServerContext*, const v1::MergeRequest*,
+                     v1::MergeResponse*) override;
   grpc::Status Check(grpc::ServerContext*, const v1::CheckRequest*,
                      grpc::ServerWriter<v1::CheckResponse>*) override;
   grpc::Status Backup(grpc::ServerContext*, const v1::BackupRequest*,

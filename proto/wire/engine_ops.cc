@@ -68,7 +68,9 @@ absl::StatusOr<std::unique_ptr<cowdb::Transaction>> PrepareTxn(DB& db,
                                                                const v1::TxnRequest& req,
                                                                v1::TxnResponse* resp) {
   resp->Clear();
-  absl::StatusOr<std::unique_ptr<cowdb::Transaction>> t = db.Begin(cowdb::TransactionOptions());
+  cowdb::TransactionOptions options;
+  options.branch = req.branch();
+  absl::StatusOr<std::unique_ptr<cowdb::Transaction>> t = db.Begin(options);
   if (!t.ok()) return t.status();
   bool holds = true;
   size_t get_bytes = 0;
@@ -296,6 +298,79 @@ void ToProto(const cowdb::Change& c, v1::Change* out) {
 client::Change FromEngine(const cowdb::Change& c) {
   return client::Change{c.key, c.old_value, c.new_value, c.old_meta.mod_version,
                 c.new_meta.mod_version};
+}
+
+cowdb::TreeAt TreeOf(std::string_view branch, std::optional<uint64_t> version) {
+  return cowdb::TreeAt{branch.empty() ? std::string("main") : std::string(branch), version};
+}
+
+absl::StatusOr<cowdb::MergePolicy> MergePolicyOf(v1::MergeRequest::Policy p) {
+  switch (p) {
+    case v1::MergeRequest::FAIL: return cowdb::MergePolicy::kFail;
+    case v1::MergeRequest::OURS: return cowdb::MergePolicy::kOurs;
+    case v1::MergeRequest::THEIRS: return cowdb::MergePolicy::kTheirs;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown merge policy ", static_cast<int>(p),
+                       " (FAIL = 0, OURS = 1, THEIRS = 2)"));
+  }
+}
+
+cowdb::MergePolicy ToEngine(client::MergePolicy p) {
+  switch (p) {
+    case client::MergePolicy::kFail: return cowdb::MergePolicy::kFail;
+    case client::MergePolicy::kOurs: return cowdb::MergePolicy::kOurs;
+    case client::MergePolicy::kTheirs: return cowdb::MergePolicy::kTheirs;
+  }
+  return cowdb::MergePolicy::kFail;
+}
+
+void ToProto(const cowdb::BranchInfo& b, v1::BranchInfo* out) {
+  out->set_name(b.name);
+  out->set_created(b.created);
+  out->set_source(b.source);
+  out->set_source_version(b.source_version);
+  out->set_entries(b.entries);
+}
+
+client::BranchInfo FromEngine(const cowdb::BranchInfo& b) {
+  return client::BranchInfo{b.name, b.created, b.source, b.source_version, b.entries};
+}
+
+void ToProto(const cowdb::MergeResult& r, v1::MergeResponse* out) {
+  out->set_merged(r.merged);
+  out->set_version(r.version);
+  out->set_base_version(r.base_version);
+  out->set_base_branch(r.base_branch);
+  out->set_changes(r.changes);
+  out->set_conflict_count(r.conflicts.size());
+  size_t bytes = 0;
+  for (const cowdb::MergeConflict& c : r.conflicts) {
+    for (const std::optional<std::string>* v : {&c.base, &c.ours, &c.theirs}) {
+      if (*v) bytes += (*v)->size();
+    }
+    bytes += c.key.size();
+    if (bytes > kMergeConflictBytes) break;
+    v1::MergeConflict* o = out->add_conflicts();
+    o->set_key(c.key);
+    if (c.base) o->set_base(*c.base);
+    if (c.ours) o->set_ours(*c.ours);
+    if (c.theirs) o->set_theirs(*c.theirs);
+  }
+}
+
+client::MergeResult FromEngine(const cowdb::MergeResult& r) {
+  client::MergeResult out;
+  out.merged = r.merged;
+  out.version = r.version;
+  out.base_version = r.base_version;
+  out.base_branch = r.base_branch;
+  out.changes = r.changes;
+  for (const cowdb::MergeConflict& c : r.conflicts) {
+    out.conflicts.push_back(client::MergeConflict{c.key, c.base, c.ours, c.theirs});
+  }
+  out.conflict_count = r.conflicts.size();
+  return out;
 }
 
 }  // namespace cowdb::wire

@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "client/types.h"
@@ -50,6 +52,21 @@ v1::StatusResponse StatusOf(DB& db, uint64_t open_transactions);
 
 void ToProto(const cowdb::Change& c, v1::Change* out);
 client::Change FromEngine(const cowdb::Change& c);
+
+// Branches. The engine's tree of a wire or client branch ("": main) at a
+// version (unset: the latest).
+cowdb::TreeAt TreeOf(std::string_view branch, std::optional<uint64_t> version);
+// InvalidArgument for a policy this build does not know (proto3 enums
+// carry any number).
+absl::StatusOr<cowdb::MergePolicy> MergePolicyOf(v1::MergeRequest::Policy p);
+cowdb::MergePolicy ToEngine(client::MergePolicy p);
+void ToProto(const cowdb::BranchInfo& b, v1::BranchInfo* out);
+client::BranchInfo FromEngine(const cowdb::BranchInfo& b);
+// The conflicts go in key order until their keys and values reach
+// kMergeConflictBytes; conflict_count counts them all.
+constexpr size_t kMergeConflictBytes = 16 << 20;
+void ToProto(const cowdb::MergeResult& r, v1::MergeResponse* out);
+client::MergeResult FromEngine(const cowdb::MergeResult& r);
 
 }  // namespace cowdb::wire
 

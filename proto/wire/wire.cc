@@ -89,6 +89,7 @@ v1::TxnRequest ToProto(const client::TxnRequest& r) {
   }
   for (const client::TxnOp& op : r.success) ToProto(op, out.add_success());
   for (const client::TxnOp& op : r.failure) ToProto(op, out.add_failure());
+  out.set_branch(r.branch);
   return out;
 }
 
@@ -141,6 +142,44 @@ client::ServerStatus FromProto(const v1::StatusResponse& r) {
   s.disk_bytes_log = r.disk_bytes_log();
   s.disk_bytes_records = r.disk_bytes_records();
   return s;
+}
+
+client::VersionInfo FromProto(const v1::VersionInfo& v) {
+  // A server from before branches sends no branch: its versions are main's.
+  return client::VersionInfo{v.version(), v.commit_unix_micros(), v.entries(),
+                             v.branch().empty() ? std::string("main") : v.branch()};
+}
+
+client::BranchInfo FromProto(const v1::BranchInfo& b) {
+  return client::BranchInfo{b.name(), b.created(), b.source(), b.source_version(),
+                            b.entries()};
+}
+
+v1::MergeRequest::Policy ToProto(client::MergePolicy p) {
+  switch (p) {
+    case client::MergePolicy::kFail: return v1::MergeRequest::FAIL;
+    case client::MergePolicy::kOurs: return v1::MergeRequest::OURS;
+    case client::MergePolicy::kTheirs: return v1::MergeRequest::THEIRS;
+  }
+  return v1::MergeRequest::FAIL;
+}
+
+client::MergeResult FromProto(const v1::MergeResponse& r) {
+  client::MergeResult out;
+  out.merged = r.merged();
+  out.version = r.version();
+  out.base_version = r.base_version();
+  out.base_branch = r.base_branch();
+  out.changes = r.changes();
+  for (const v1::MergeConflict& c : r.conflicts()) {
+    client::MergeConflict& o = out.conflicts.emplace_back();
+    o.key = c.key();
+    if (c.has_base()) o.base = c.base();
+    if (c.has_ours()) o.ours = c.ours();
+    if (c.has_theirs()) o.theirs = c.theirs();
+  }
+  out.conflict_count = r.conflict_count();
+  return out;
 }
 
 v1::HistoryRequest ToProto(std::string_view key, const client::HistoryOptions& o) {

@@ -38,6 +38,10 @@ client::TxnResult FromProto(const v1::TxnResponse& r);
 client::Change FromProto(const v1::Change& c);
 client::KeyValue FromProto(const v1::KeyValue& kv);
 client::ServerStatus FromProto(const v1::StatusResponse& r);
+client::VersionInfo FromProto(const v1::VersionInfo& v);
+client::BranchInfo FromProto(const v1::BranchInfo& b);
+v1::MergeRequest::Policy ToProto(client::MergePolicy p);
+client::MergeResult FromProto(const v1::MergeResponse& r);
 v1::HistoryRequest ToProto(std::string_view key, const client::HistoryOptions& o);
 // Adds one message of a History stream to `*h` (the last one sets the
 // summary fields).
