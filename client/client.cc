@@ -133,6 +133,7 @@ absl::StatusOr<uint64_t> VerifiedReader::Scan(
   }
   ScanOptions part;
   part.at = options.at;
+  part.branch = options.branch;  // a branch's proof is refused, not main's read instead
   uint64_t left = options.limit;
   for (;;) {
     part.range = Range{start, end, ""};

@@ -4,7 +4,9 @@
 // It mirrors the embedded API of engine/db.h: reads at the latest or a
 // retained version, blind puts and deletes, interactive transactions,
 // etcd-style compare-and-swap, versions, tags, diffs, watches, key
-// histories and reads as of a time (VersionAt). Every
+// histories, reads as of a time (VersionAt), and branches (Fork, Merge;
+// reads, writes, transactions, diffs and watches take a branch: a TreeAt,
+// WriteOptions, or a `branch` in their options). Every
 // read says the version it read; every write the version that made it
 // visible; every key its mod_version.
 //
@@ -15,8 +17,9 @@
 //
 // Errors are absl::Status with the codes of the wire API
 // (proto/cowdb/v1/cowdb.proto): NotFound (missing key, tag, transaction, or
-// a version after the latest), OutOfRange (a released version), Aborted
-// (a transaction conflict: retry, see RunTransaction), InvalidArgument,
+// a version after the latest, or an unknown branch), OutOfRange (a
+// released version), Aborted (a transaction conflict: retry, see
+// RunTransaction), InvalidArgument, AlreadyExists (a branch name in use),
 // ResourceExhausted (over a server limit), Unknown (a commit whose outcome
 // is unknown), DataLoss, Unauthenticated, Unavailable and DeadlineExceeded
 // (the server could not be reached in time).
@@ -96,21 +99,24 @@ class Client {
  public:
   virtual ~Client() = default;
 
-  // NotFound if the key is absent.
-  virtual absl::StatusOr<Entry> Get(std::string_view key,
-                                    std::optional<uint64_t> at = std::nullopt) = 0;
+  // The key in the tree `at` (default: main's latest; a version alone
+  // is main at it). NotFound if the key is absent, or for an unknown
+  // branch.
+  virtual absl::StatusOr<Entry> Get(std::string_view key, const TreeAt& at = {}) = 0;
   // Calls `visit` for each key in order until it returns false; returns
   // the version read.
   virtual absl::StatusOr<uint64_t> Scan(
       const ScanOptions& options,
       const std::function<bool(const KeyValue&)>& visit) = 0;
   // Keys in `range` (O(log n)).
-  virtual absl::StatusOr<uint64_t> Count(const Range& range,
-                                         std::optional<uint64_t> at = std::nullopt) = 0;
+  virtual absl::StatusOr<uint64_t> Count(const Range& range, const TreeAt& at = {}) = 0;
 
-  // Each returns the version that made the write visible.
-  virtual absl::StatusOr<uint64_t> Put(std::string_view key, std::string_view value) = 0;
-  virtual absl::StatusOr<uint64_t> Delete(std::string_view key) = 0;
+  // Each returns the version that made the write visible (the next
+  // version, whichever branch options.branch names).
+  virtual absl::StatusOr<uint64_t> Put(std::string_view key, std::string_view value,
+                                       const WriteOptions& options = {}) = 0;
+  virtual absl::StatusOr<uint64_t> Delete(std::string_view key,
+                                          const WriteOptions& options = {}) = 0;
   virtual absl::StatusOr<TxnResult> Txn(const TxnRequest& request) = 0;
 
   virtual absl::StatusOr<std::unique_ptr<Transaction>> Begin(
@@ -120,13 +126,19 @@ class Client {
   virtual absl::Status Tag(std::string_view name, uint64_t version) = 0;
   virtual absl::Status Untag(std::string_view name) = 0;
   virtual absl::StatusOr<std::map<std::string, uint64_t>> ListTags() = 0;
-  // The changes from version `from` to `to` in `range`, in key order, until
-  // `visit` returns false.
-  virtual absl::Status Diff(uint64_t from, uint64_t to, const Range& range,
+  // The changes from tree `from` to tree `to` in `range`, in key order,
+  // until `visit` returns false: of one branch at two versions (Diff(3, 7,
+  // ...) is main's), or of two branches. An unset version is the latest
+  // (one version for both sides, read when the call starts). NotFound for
+  // an unknown branch.
+  virtual absl::Status Diff(const TreeAt& from, const TreeAt& to, const Range& range,
                             const std::function<bool(const Change&)>& visit) = 0;
-  // Every change after version `from` in `range`, in version order, as it
-  // commits; blocks until `visit` returns false or an error ends the watch.
-  virtual absl::Status Watch(uint64_t from, const Range& range,
+  // Every change to from.branch's tree after version from.version (unset:
+  // the latest, so only commits from now on) in `range`, in version order,
+  // as it commits; blocks until `visit` returns false or an error ends the
+  // watch. A watch of a branch that is deleted ends with NotFound once it
+  // reaches the deletion.
+  virtual absl::Status Watch(const TreeAt& from, const Range& range,
                              const std::function<bool(const WatchEvent&)>& visit) = 0;
   virtual absl::StatusOr<ServerStatus> Status() = 0;
 
@@ -205,6 +217,37 @@ class Client {
   // one of them is released.
   virtual absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from,
                                                               uint64_t to) = 0;
+
+  // ---- Branches. A branch is a named, writable line of versions that
+  // shares its pages with the tree it was forked from until either is
+  // written; "main" always exists. A name is 1 to 100 of [A-Za-z0-9._/-],
+  // not "main" (else InvalidArgument). Versions stay global (see TreeAt).
+  // Fork, DeleteBranch and Merge each commit a version and return it.
+  // With auth, Fork and DeleteBranch need WRITE on every key, Merge READ
+  // and WRITE on every key; ListBranches a valid token.
+
+  // Creates branch `name` as the tree `from` (default: main's latest), in
+  // O(1). Errors: AlreadyExists; NotFound for an unknown source;
+  // OutOfRange for a released version; Unimplemented when the source
+  // changed after from.version (only a branch's latest tree can be forked
+  // yet).
+  virtual absl::StatusOr<uint64_t> Fork(std::string_view name, const TreeAt& from = {}) = 0;
+  // Deletes branch `name`; its earlier versions stay readable while
+  // retained. Errors: NotFound; InvalidArgument for main.
+  virtual absl::StatusOr<uint64_t> DeleteBranch(std::string_view name) = 0;
+  // The branches at the latest version, main first.
+  virtual absl::StatusOr<std::vector<BranchInfo>> ListBranches() = 0;
+  // Three-way merge of branch `from` into branch `into`: the changes `from`
+  // made since their common ancestor (the fork between them, or the last
+  // merge of `from` into `into`) are applied to `into` in one commit; a key
+  // both changed differently is a conflict, settled by `policy`. With
+  // kFail and conflicts, nothing is written and the result (OK) has
+  // merged = false and the conflicts. Errors: NotFound for an unknown
+  // branch; InvalidArgument if from == into; FailedPrecondition without a
+  // known, retained common ancestor; Aborted if `into` changed meanwhile
+  // (retry).
+  virtual absl::StatusOr<MergeResult> Merge(std::string_view from, std::string_view into,
+                                            MergePolicy policy = MergePolicy::kFail) = 0;
 
   // The server's users and roles; nullptr for a local client (a database
   // opened in-process has no users).

@@ -14,9 +14,10 @@ absl::Status Bounds(const Range& range, std::string* start, std::string* end) {
   return wire::ToBounds(wire::ToProto(range), start, end);
 }
 
-ReadOptions At(std::optional<uint64_t> at) {
+ReadOptions At(std::optional<uint64_t> at, const std::string& branch = "") {
   ReadOptions ro;
   ro.version = at;
+  ro.branch = branch;
   return ro;
 }
 
@@ -40,6 +41,10 @@ class LocalTransaction final : public Transaction {
                                 const std::function<bool(const KeyValue&)>& visit) override {
     if (options.at) {
       return absl::InvalidArgumentError("a transaction reads at its own snapshot; no `at`");
+    }
+    if (!options.branch.empty()) {
+      return absl::InvalidArgumentError(
+          "a transaction reads the branch it began on; no `branch`");
     }
     std::string start, end;
     if (absl::Status s = Bounds(options.range, &start, &end); !s.ok()) return s;
@@ -75,8 +80,8 @@ class LocalClient final : public Client {
   // Uses `db`; owns it if `owned` is set.
   LocalClient(DB* db, std::unique_ptr<DB> owned) : db_(db), owned_(std::move(owned)) {}
 
-  absl::StatusOr<Entry> Get(std::string_view key, std::optional<uint64_t> at) override {
-    absl::StatusOr<cowdb::Entry> e = db_->GetEntry(At(at), key);
+  absl::StatusOr<Entry> Get(std::string_view key, const TreeAt& at) override {
+    absl::StatusOr<cowdb::Entry> e = db_->GetEntry(At(at.version, at.branch), key);
     if (!e.ok()) return e.status();
     return Entry{std::move(e->value), e->mod_version, e->version};
   }
@@ -85,7 +90,8 @@ class LocalClient final : public Client {
                                 const std::function<bool(const KeyValue&)>& visit) override {
     std::string start, end;
     if (absl::Status s = Bounds(options.range, &start, &end); !s.ok()) return s;
-    absl::StatusOr<std::unique_ptr<Iterator>> it = db_->NewIterator(At(options.at));
+    absl::StatusOr<std::unique_ptr<Iterator>> it =
+        db_->NewIterator(At(options.at, options.branch));
     if (!it.ok()) return it.status();
     absl::Status s = wire::ScanRange(**it, start, end, options.reverse, options.limit,
                                          options.keys_only, visit);
@@ -93,16 +99,25 @@ class LocalClient final : public Client {
     return (*it)->version();
   }
 
-  absl::StatusOr<uint64_t> Count(const Range& range, std::optional<uint64_t> at) override {
+  absl::StatusOr<uint64_t> Count(const Range& range, const TreeAt& at) override {
     std::string start, end;
     if (absl::Status s = Bounds(range, &start, &end); !s.ok()) return s;
-    return db_->Count(At(at), start, end);
+    return db_->Count(At(at.version, at.branch), start, end);
   }
 
-  absl::StatusOr<uint64_t> Put(std::string_view key, std::string_view value) override {
-    return db_->Put(key, value);
+  absl::StatusOr<uint64_t> Put(std::string_view key, std::string_view value,
+                               const WriteOptions& options) override {
+    WriteBatch batch;  // as the server: one batch, on the branch
+    batch.SetBranch(options.branch);
+    batch.Put(key, value);
+    return db_->Write(batch);
   }
-  absl::StatusOr<uint64_t> Delete(std::string_view key) override { return db_->Delete(key); }
+  absl::StatusOr<uint64_t> Delete(std::string_view key, const WriteOptions& options) override {
+    WriteBatch batch;
+    batch.SetBranch(options.branch);
+    batch.Delete(key);
+    return db_->Write(batch);
+  }
 
   absl::StatusOr<TxnResult> Txn(const TxnRequest& request) override {
     v1::TxnResponse resp;
@@ -117,6 +132,7 @@ class LocalClient final : public Client {
     o.read_only = options.read_only;
     o.read_version = options.read_version;
     o.isolation = options.snapshot_isolation ? Isolation::kSnapshot : Isolation::kSerializable;
+    o.branch = options.branch;
     absl::StatusOr<std::unique_ptr<cowdb::Transaction>> t = db_->Begin(o);
     if (!t.ok()) return t.status();
     return std::unique_ptr<Transaction>(new LocalTransaction(*std::move(t), &open_));
@@ -127,7 +143,8 @@ class LocalClient final : public Client {
     if (!vs.ok()) return vs.status();
     std::vector<VersionInfo> out;
     for (const cowdb::VersionInfo& v : *vs) {
-      out.push_back(VersionInfo{v.version, v.commit_micros, v.entries});
+      out.push_back(VersionInfo{v.version, v.commit_micros, v.entries,
+                                v.branch.empty() ? std::string("main") : v.branch});
     }
     return out;
   }
@@ -140,19 +157,31 @@ class LocalClient final : public Client {
     return db_->ListTags();
   }
 
-  absl::Status Diff(uint64_t from, uint64_t to, const Range& range,
+  absl::Status Diff(const TreeAt& from, const TreeAt& to, const Range& range,
                     const std::function<bool(const Change&)>& visit) override {
     std::string start, end;
     if (absl::Status s = Bounds(range, &start, &end); !s.ok()) return s;
-    return db_->Diff(from, to, start, end,
-                     [&](const cowdb::Change& c) { return visit(wire::FromEngine(c)); });
+    auto fn = [&](const cowdb::Change& c) { return visit(wire::FromEngine(c)); };
+    // An unset version: the latest, one for both sides (as the remote client).
+    const uint64_t latest =
+        from.version && to.version ? 0 : db_->LatestVersion();
+    const uint64_t from_version = from.version.value_or(latest);
+    const uint64_t to_version = to.version.value_or(latest);
+    if (from.branch.empty() && to.branch.empty()) {  // as the server does
+      return db_->Diff(from_version, to_version, start, end, fn);
+    }
+    return db_->DiffTrees(wire::TreeOf(from.branch, from_version),
+                          wire::TreeOf(to.branch, to_version), start, end, fn);
   }
 
-  absl::Status Watch(uint64_t from, const Range& range,
+  absl::Status Watch(const TreeAt& from, const Range& range,
                      const std::function<bool(const WatchEvent&)>& visit) override {
     std::string start, end;
     if (absl::Status s = Bounds(range, &start, &end); !s.ok()) return s;
-    absl::StatusOr<std::unique_ptr<Watcher>> w = db_->Watch(from, start, end);
+    const uint64_t from_version = from.version ? *from.version : db_->LatestVersion();
+    absl::StatusOr<std::unique_ptr<Watcher>> w =
+        from.branch.empty() ? db_->Watch(from_version, start, end)
+                            : db_->WatchBranch(from.branch, from_version, start, end);
     if (!w.ok()) return w.status();
     while (true) {
       absl::StatusOr<cowdb::WatchEvent> e = (*w)->Next(absl::Seconds(1));
@@ -247,8 +276,8 @@ class LocalClient final : public Client {
     }
     std::string start, end;
     if (absl::Status s = Bounds(options.range, &start, &end); !s.ok()) return s;
-    absl::StatusOr<cowdb::ProvedRange> r = db_->ProveScan(At(options.at), start, end,
-                                                          options.limit);
+    absl::StatusOr<cowdb::ProvedRange> r =
+        db_->ProveScan(At(options.at, options.branch), start, end, options.limit);
     if (!r.ok()) return r.status();
     ProvedRange out;
     size_t next = 0;
@@ -275,6 +304,27 @@ class LocalClient final : public Client {
 
   absl::StatusOr<ServerStatus> Status() override {
     return wire::FromProto(wire::StatusOf(*db_, open_.load()));
+  }
+
+  absl::StatusOr<uint64_t> Fork(std::string_view name, const TreeAt& from) override {
+    return db_->Fork(name, wire::TreeOf(from.branch, from.version));
+  }
+
+  absl::StatusOr<uint64_t> DeleteBranch(std::string_view name) override {
+    return db_->DeleteBranch(name);
+  }
+
+  absl::StatusOr<std::vector<BranchInfo>> ListBranches() override {
+    std::vector<BranchInfo> out;
+    for (const cowdb::BranchInfo& b : db_->ListBranches()) out.push_back(wire::FromEngine(b));
+    return out;
+  }
+
+  absl::StatusOr<MergeResult> Merge(std::string_view from, std::string_view into,
+                                    MergePolicy policy) override {
+    absl::StatusOr<cowdb::MergeResult> r = db_->Merge(from, into, wire::ToEngine(policy));
+    if (!r.ok()) return r.status();
+    return wire::FromEngine(*r);
   }
 
  private:

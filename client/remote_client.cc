@@ -237,10 +237,11 @@ class RemoteClient final : public Client {
 
   v1::KV::Stub& kv() { return *kv_; }
 
-  absl::StatusOr<Entry> Get(std::string_view key, std::optional<uint64_t> at) override {
+  absl::StatusOr<Entry> Get(std::string_view key, const TreeAt& at) override {
     v1::GetRequest req;
     req.set_key(std::string(key));
-    if (at) req.mutable_read()->set_at_version(*at);
+    if (at.version) req.mutable_read()->set_at_version(*at.version);
+    req.set_branch(at.branch);
     return GetImpl(req);
   }
 
@@ -265,6 +266,7 @@ class RemoteClient final : public Client {
     v1::ScanRequest req;
     *req.mutable_range() = ToProto(options.range);
     select(req.mutable_read());
+    req.set_branch(options.branch);
     req.set_limit(options.limit);
     req.set_reverse(options.reverse);
     req.set_keys_only(options.keys_only);
@@ -291,10 +293,11 @@ class RemoteClient final : public Client {
     return version;
   }
 
-  absl::StatusOr<uint64_t> Count(const Range& range, std::optional<uint64_t> at) override {
+  absl::StatusOr<uint64_t> Count(const Range& range, const TreeAt& at) override {
     v1::ScanRequest req;
     *req.mutable_range() = ToProto(range);
-    if (at) req.mutable_read()->set_at_version(*at);
+    if (at.version) req.mutable_read()->set_at_version(*at.version);
+    req.set_branch(at.branch);
     return CountImpl(req);
   }
 
@@ -309,18 +312,21 @@ class RemoteClient final : public Client {
     return count;
   }
 
-  absl::StatusOr<uint64_t> Put(std::string_view key, std::string_view value) override {
+  absl::StatusOr<uint64_t> Put(std::string_view key, std::string_view value,
+                               const WriteOptions& options) override {
     v1::PutRequest req;
     req.set_key(std::string(key));
     req.set_value(std::string(value));
+    req.set_branch(options.branch);
     v1::PutResponse resp;
     if (absl::Status s = FromGrpc(kv_->Put(Context().get(), req, &resp)); !s.ok()) return s;
     return resp.version();
   }
 
-  absl::StatusOr<uint64_t> Delete(std::string_view key) override {
+  absl::StatusOr<uint64_t> Delete(std::string_view key, const WriteOptions& options) override {
     v1::DeleteRequest req;
     req.set_key(std::string(key));
+    req.set_branch(options.branch);
     v1::DeleteResponse resp;
     if (absl::Status s = FromGrpc(kv_->Delete(Context().get(), req, &resp)); !s.ok()) return s;
     return resp.version();
@@ -345,6 +351,7 @@ class RemoteClient final : public Client {
     }
     req.set_isolation(options.snapshot_isolation ? v1::BeginRequest::SNAPSHOT
                                                  : v1::BeginRequest::SERIALIZABLE);
+    req.set_branch(options.branch);
     v1::BeginResponse resp;
     if (absl::Status s = FromGrpc(kv_->Begin(Context().get(), req, &resp)); !s.ok()) return s;
     return std::unique_ptr<Transaction>(
@@ -357,9 +364,7 @@ class RemoteClient final : public Client {
         FromGrpc(versions_->ListVersions(Context().get(), v1::ListVersionsRequest(), &resp));
     if (!s.ok()) return s;
     std::vector<VersionInfo> out;
-    for (const v1::VersionInfo& v : resp.versions()) {
-      out.push_back(VersionInfo{v.version(), v.commit_unix_micros(), v.entries()});
-    }
+    for (const v1::VersionInfo& v : resp.versions()) out.push_back(FromProto(v));
     return out;
   }
 
@@ -386,11 +391,27 @@ class RemoteClient final : public Client {
     return std::map<std::string, uint64_t>(resp.tags().begin(), resp.tags().end());
   }
 
-  absl::Status Diff(uint64_t from, uint64_t to, const Range& range,
+  // The latest version, for a TreeAt without one.
+  absl::StatusOr<uint64_t> Latest() {
+    absl::StatusOr<ServerStatus> st = Status();
+    if (!st.ok()) return st.status();
+    return st->latest_version;
+  }
+
+  absl::Status Diff(const TreeAt& from, const TreeAt& to, const Range& range,
                     const std::function<bool(const Change&)>& visit) override {
     v1::DiffRequest req;
-    req.set_from_version(from);
-    req.set_to_version(to);
+    if (!from.version || !to.version) {  // the latest: one version for both sides
+      absl::StatusOr<uint64_t> latest = Latest();
+      if (!latest.ok()) return latest.status();
+      req.set_from_version(from.version.value_or(*latest));
+      req.set_to_version(to.version.value_or(*latest));
+    } else {
+      req.set_from_version(*from.version);
+      req.set_to_version(*to.version);
+    }
+    req.set_from_branch(from.branch);
+    req.set_to_branch(to.branch);
     *req.mutable_range() = ToProto(range);
     std::unique_ptr<grpc::ClientContext> ctx = Context();
     auto reader = versions_->Diff(ctx.get(), req);
@@ -407,10 +428,17 @@ class RemoteClient final : public Client {
     return FromGrpc(reader->Finish());
   }
 
-  absl::Status Watch(uint64_t from, const Range& range,
+  absl::Status Watch(const TreeAt& from, const Range& range,
                      const std::function<bool(const WatchEvent&)>& visit) override {
     v1::WatchRequest req;
-    req.set_from_version(from);
+    if (from.version) {
+      req.set_from_version(*from.version);
+    } else {
+      absl::StatusOr<uint64_t> latest = Latest();
+      if (!latest.ok()) return latest.status();
+      req.set_from_version(*latest);
+    }
+    req.set_branch(from.branch);
     *req.mutable_range() = ToProto(range);
     std::unique_ptr<grpc::ClientContext> ctx = Context(/*deadline=*/false);
     auto reader = versions_->Watch(ctx.get(), req);
@@ -604,6 +632,7 @@ class RemoteClient final : public Client {
     v1::ScanRequest req;
     *req.mutable_range() = wire::ToProto(options.range);
     if (options.at) req.mutable_read()->set_at_version(*options.at);
+    req.set_branch(options.branch);
     req.set_limit(options.limit);
     req.set_reverse(options.reverse);
     req.set_keys_only(options.keys_only);
@@ -744,6 +773,48 @@ class RemoteClient final : public Client {
     return FromProto(r);
   }
 
+  absl::StatusOr<uint64_t> Fork(std::string_view name, const TreeAt& from) override {
+    v1::ForkRequest req;
+    req.set_name(std::string(name));
+    req.set_from_branch(from.branch);
+    if (from.version) req.set_from_version(*from.version);
+    v1::ForkResponse resp;
+    absl::Status s = FromGrpc(versions_->Fork(Context().get(), req, &resp));
+    if (!s.ok()) return s;
+    return resp.version();
+  }
+
+  absl::StatusOr<uint64_t> DeleteBranch(std::string_view name) override {
+    v1::DeleteBranchRequest req;
+    req.set_name(std::string(name));
+    v1::DeleteBranchResponse resp;
+    absl::Status s = FromGrpc(versions_->DeleteBranch(Context().get(), req, &resp));
+    if (!s.ok()) return s;
+    return resp.version();
+  }
+
+  absl::StatusOr<std::vector<BranchInfo>> ListBranches() override {
+    v1::ListBranchesResponse resp;
+    absl::Status s = FromGrpc(
+        versions_->ListBranches(Context().get(), v1::ListBranchesRequest(), &resp));
+    if (!s.ok()) return s;
+    std::vector<BranchInfo> out;
+    for (const v1::BranchInfo& b : resp.branches()) out.push_back(FromProto(b));
+    return out;
+  }
+
+  absl::StatusOr<MergeResult> Merge(std::string_view from, std::string_view into,
+                                    MergePolicy policy) override {
+    v1::MergeRequest req;
+    req.set_from(std::string(from));
+    req.set_into(std::string(into));
+    req.set_policy(ToProto(policy));
+    v1::MergeResponse resp;
+    absl::Status s = FromGrpc(versions_->Merge(Context().get(), req, &resp));
+    if (!s.ok()) return s;
+    return FromProto(resp);
+  }
+
  private:
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::KV::Stub> kv_;
@@ -779,6 +850,9 @@ absl::StatusOr<uint64_t> RemoteTransaction::Scan(
     const ScanOptions& options, const std::function<bool(const KeyValue&)>& visit) {
   if (options.at) {
     return absl::InvalidArgumentError("a transaction reads at its own snapshot; no `at`");
+  }
+  if (!options.branch.empty()) {
+    return absl::InvalidArgumentError("a transaction reads the branch it began on; no `branch`");
   }
   if (absl::Status s = Flush(); !s.ok()) return s;
   return client_->ScanImpl(options, visit,

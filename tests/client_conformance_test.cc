@@ -614,6 +614,275 @@ TEST(HistoryPagingTest, PagesAddUpToTheEngineHistory) {
   }
 }
 
+// ---- Branches.
+
+// A scan of a tree as text, "k=v" each.
+std::vector<std::string> ScanOf(Client& db, const std::string& branch) {
+  ScanOptions o;
+  o.branch = branch;
+  std::vector<std::string> out;
+  absl::StatusOr<std::vector<KeyValue>> kvs = db.ScanAll(o);
+  EXPECT_TRUE(kvs.ok()) << kvs.status();
+  if (kvs.ok()) {
+    for (const KeyValue& kv : *kvs) out.push_back(kv.key + "=" + kv.value);
+  }
+  return out;
+}
+
+TEST_P(ConformanceTest, BranchesForkWriteReadListAndDelete) {
+  ASSERT_OK_AND_ASSIGN(uint64_t v1, db_->Put("k", "base"));
+  ASSERT_OK_AND_ASSIGN(uint64_t forked, db_->Fork("dev"));
+  EXPECT_EQ(forked, v1 + 1);  // a fork is a commit
+  EXPECT_THAT(db_->Fork("dev"), StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(db_->Fork("bad name"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->Fork(""), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->Fork("main"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->Fork(std::string(101, 'b')), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(db_->Fork("x", TreeAt("nope")), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->Fork("x", TreeAt("main", forked + 10)),
+              StatusIs(absl::StatusCode::kNotFound));
+  // Only a branch's latest tree can be forked yet; main changed since 0.
+  EXPECT_THAT(db_->Fork("x", TreeAt("main", 0)), StatusIs(absl::StatusCode::kUnimplemented));
+
+  // Writes on the branch leave main as it was, and make the next versions.
+  ASSERT_OK_AND_ASSIGN(uint64_t v3, db_->Put("k", "dev", WriteOptions{"dev"}));
+  EXPECT_EQ(v3, forked + 1);
+  ASSERT_OK_AND_ASSIGN(uint64_t v4, db_->Put("only-dev", "1", WriteOptions{"dev"}));
+  ASSERT_OK(db_->Put("only-main", "1").status());
+  ASSERT_OK_AND_ASSIGN(Entry main_k, db_->Get("k"));
+  EXPECT_EQ(main_k.value, "base");
+  EXPECT_EQ(main_k.mod_version, v1);
+  ASSERT_OK_AND_ASSIGN(Entry dev_k, db_->Get("k", TreeAt("dev")));
+  EXPECT_EQ(dev_k.value, "dev");
+  EXPECT_EQ(dev_k.mod_version, v3);
+  EXPECT_EQ(dev_k.version, v4 + 1);  // versions are global
+  EXPECT_THAT(db_->Get("k", TreeAt("dev", forked)),
+              IsOkAndHolds(::testing::Field(&Entry::value, "base")));
+  EXPECT_THAT(db_->Get("k", TreeAt("main", v4)),
+              IsOkAndHolds(::testing::Field(&Entry::value, "base")));
+  EXPECT_THAT(db_->Get("k", TreeAt("dev", v1)), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->Get("only-main", TreeAt("dev")), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(ScanOf(*db_, "dev"), (std::vector<std::string>{"k=dev", "only-dev=1"}));
+  EXPECT_EQ(ScanOf(*db_, ""), (std::vector<std::string>{"k=base", "only-main=1"}));
+  EXPECT_EQ(ScanOf(*db_, "main"), ScanOf(*db_, ""));
+  EXPECT_THAT(db_->Count({}, TreeAt("dev")), IsOkAndHolds(2u));
+  ScanOptions old_dev;
+  old_dev.branch = "dev";
+  old_dev.at = forked;
+  EXPECT_EQ(Scan(old_dev), (std::vector<std::string>{"k=base"}));
+
+  // An unknown branch is NotFound for every kind of call.
+  EXPECT_THAT(db_->Get("k", TreeAt("nope")), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->Put("k", "v", WriteOptions{"nope"}), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->Delete("k", WriteOptions{"nope"}), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->Count({}, TreeAt("nope")), StatusIs(absl::StatusCode::kNotFound));
+  ScanOptions nope;
+  nope.branch = "nope";
+  EXPECT_THAT(db_->ScanAll(nope), StatusIs(absl::StatusCode::kNotFound));
+  TransactionOptions on_nope;
+  on_nope.branch = "nope";
+  EXPECT_THAT(db_->Begin(on_nope), StatusIs(absl::StatusCode::kNotFound));
+  TxnRequest txn_nope;
+  txn_nope.branch = "nope";
+  EXPECT_THAT(db_->Txn(txn_nope), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->Merge("nope", "main"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->DeleteBranch("nope"), StatusIs(absl::StatusCode::kNotFound));
+
+  // Compare-and-swap and an interactive transaction on the branch.
+  TxnRequest cas;
+  cas.branch = "dev";
+  cas.compares.push_back({"k", Compare::Target::kValue, Compare::Op::kEqual, "dev"});
+  cas.success = {TxnOp::Put("cas", "yes"), TxnOp::Get("k")};
+  ASSERT_OK_AND_ASSIGN(TxnResult r, db_->Txn(cas));
+  EXPECT_TRUE(r.succeeded);
+  ASSERT_EQ(r.gets.size(), 1u);
+  EXPECT_EQ(r.gets[0].value, "dev");
+  EXPECT_THAT(db_->Get("cas", TreeAt("dev")), IsOkAndHolds(::testing::Field(&Entry::value, "yes")));
+  EXPECT_THAT(db_->Get("cas"), StatusIs(absl::StatusCode::kNotFound));
+  TransactionOptions on_dev;
+  on_dev.branch = "dev";
+  ASSERT_OK_AND_ASSIGN(auto txn, db_->Begin(on_dev));
+  EXPECT_THAT(txn->Get("k"), IsOkAndHolds(::testing::Field(&Entry::value, "dev")));
+  EXPECT_THAT(txn->Count({}), IsOkAndHolds(3u));
+  ScanOptions in_txn;
+  in_txn.branch = "dev";
+  EXPECT_THAT(txn->Scan(in_txn, [](const KeyValue&) { return true; }),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // the transaction's branch
+  ASSERT_OK(txn->Put("txn", "1"));
+  // A commit to main does not conflict with a transaction on dev.
+  ASSERT_OK(db_->Put("k", "main-again").status());
+  ASSERT_OK(txn->Commit().status());
+  EXPECT_THAT(db_->Get("txn", TreeAt("dev")), IsOkAndHolds(::testing::Field(&Entry::value, "1")));
+  EXPECT_THAT(db_->Get("txn"), StatusIs(absl::StatusCode::kNotFound));
+  // Verified reads cover main only.
+  EXPECT_THAT(db_->ProveScan(old_dev), StatusIs(absl::StatusCode::kFailedPrecondition));
+  VerifiedReader reader(db_.get());
+  EXPECT_THAT(reader.Scan(old_dev, [](const KeyValue&) { return true; }),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+
+  // Versions say which branch their commit changed; branches are listed.
+  ASSERT_OK_AND_ASSIGN(std::vector<VersionInfo> versions, db_->ListVersions());
+  std::map<uint64_t, std::string> branch_of;
+  for (const VersionInfo& v : versions) branch_of[v.version] = v.branch;
+  EXPECT_EQ(branch_of[v1], "main");
+  EXPECT_EQ(branch_of[forked], "dev");
+  EXPECT_EQ(branch_of[v3], "dev");
+  ASSERT_OK(db_->Fork("dev/feature-1.2_x", TreeAt("dev")).status());
+  ASSERT_OK_AND_ASSIGN(std::vector<BranchInfo> branches, db_->ListBranches());
+  ASSERT_EQ(branches.size(), 3u);
+  EXPECT_EQ(branches[0].name, "main");
+  EXPECT_EQ(branches[0].entries, 2u);
+  EXPECT_EQ(branches[1].name, "dev");
+  EXPECT_EQ(branches[1].created, forked);
+  EXPECT_EQ(branches[1].source, "main");
+  EXPECT_EQ(branches[1].source_version, v1);
+  EXPECT_EQ(branches[1].entries, 4u);
+  EXPECT_EQ(branches[2].name, "dev/feature-1.2_x");
+  EXPECT_EQ(branches[2].source, "dev");
+
+  // Deleting a branch is a commit; its earlier trees stay readable.
+  ASSERT_OK_AND_ASSIGN(ServerStatus st, db_->Status());
+  ASSERT_OK_AND_ASSIGN(uint64_t deleted, db_->DeleteBranch("dev"));
+  EXPECT_EQ(deleted, st.latest_version + 1);
+  EXPECT_THAT(db_->Get("k", TreeAt("dev")), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->Get("k", TreeAt("dev", v3)),
+              IsOkAndHolds(::testing::Field(&Entry::value, "dev")));
+  EXPECT_THAT(db_->DeleteBranch("dev"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(db_->DeleteBranch("main"), StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_OK_AND_ASSIGN(branches, db_->ListBranches());
+  EXPECT_EQ(branches.size(), 2u);
+}
+
+// A conflict as text: "key:base/ours/theirs", "-" for absent.
+std::string ConflictText(const MergeConflict& c) {
+  return absl::StrCat(c.key, ":", c.base.value_or("-"), "/", c.ours.value_or("-"), "/",
+                      c.theirs.value_or("-"));
+}
+
+// Merges of `from` into `into` under each policy: each with the same
+// conflicts (b changed on both sides; c changed on one, deleted on the
+// other), and a change only `from` made (a) and one only `into` made (d).
+TEST_P(ConformanceTest, MergeSettlesConflictsUnderEachPolicy) {
+  ASSERT_OK(db_->Put("a", "1").status());
+  ASSERT_OK(db_->Put("b", "1").status());
+  ASSERT_OK(db_->Put("c", "1").status());
+  for (MergePolicy policy : {MergePolicy::kFail, MergePolicy::kOurs, MergePolicy::kTheirs}) {
+    const std::string n = std::to_string(static_cast<int>(policy));
+    const std::string into = "into" + n, from = "from" + n;
+    ASSERT_OK(db_->Fork(into).status());
+    ASSERT_OK_AND_ASSIGN(uint64_t forked, db_->Fork(from, TreeAt(into)));
+    ASSERT_OK(db_->Put("a", "2", WriteOptions{from}).status());
+    ASSERT_OK(db_->Put("b", "theirs", WriteOptions{from}).status());
+    ASSERT_OK(db_->Delete("c", WriteOptions{from}).status());
+    ASSERT_OK(db_->Put("b", "ours", WriteOptions{into}).status());
+    ASSERT_OK(db_->Put("c", "ours", WriteOptions{into}).status());
+    ASSERT_OK(db_->Put("d", "ours", WriteOptions{into}).status());
+    ASSERT_OK_AND_ASSIGN(ServerStatus before, db_->Status());
+
+    ASSERT_OK_AND_ASSIGN(MergeResult r, db_->Merge(from, into, policy));
+    std::vector<std::string> conflicts;
+    for (const MergeConflict& c : r.conflicts) conflicts.push_back(ConflictText(c));
+    EXPECT_EQ(conflicts, (std::vector<std::string>{"b:1/ours/theirs", "c:1/ours/-"})) << n;
+    EXPECT_EQ(r.conflict_count, 2u);
+    EXPECT_EQ(r.base_branch, from);
+    EXPECT_EQ(r.base_version, forked);
+    ASSERT_OK_AND_ASSIGN(ServerStatus after, db_->Status());
+    if (policy == MergePolicy::kFail) {
+      EXPECT_FALSE(r.merged);
+      EXPECT_EQ(r.changes, 0u);
+      EXPECT_EQ(after.latest_version, before.latest_version);  // nothing written
+      EXPECT_EQ(ScanOf(*db_, into), (std::vector<std::string>{"a=1", "b=ours", "c=ours",
+                                                                "d=ours"}));
+      continue;
+    }
+    EXPECT_TRUE(r.merged);
+    EXPECT_EQ(r.version, before.latest_version + 1);
+    EXPECT_EQ(after.latest_version, r.version);
+    if (policy == MergePolicy::kOurs) {
+      EXPECT_EQ(r.changes, 1u);
+      EXPECT_EQ(ScanOf(*db_, into), (std::vector<std::string>{"a=2", "b=ours", "c=ours",
+                                                                "d=ours"}));
+    } else {
+      EXPECT_EQ(r.changes, 3u);
+      EXPECT_EQ(ScanOf(*db_, into), (std::vector<std::string>{"a=2", "b=theirs", "d=ours"}));
+    }
+    EXPECT_EQ(ScanOf(*db_, from), (std::vector<std::string>{"a=2", "b=theirs"}));
+    // The next merge starts from this one: nothing new, no conflict.
+    ASSERT_OK_AND_ASSIGN(MergeResult again, db_->Merge(from, into, MergePolicy::kFail));
+    EXPECT_TRUE(again.merged);
+    EXPECT_EQ(again.changes, 0u);
+    EXPECT_TRUE(again.conflicts.empty());
+  }
+  EXPECT_EQ(ScanOf(*db_, ""), (std::vector<std::string>{"a=1", "b=1", "c=1"}));
+  EXPECT_THAT(db_->Merge("from1", "from1"), StatusIs(absl::StatusCode::kInvalidArgument));
+  // Two branches forked from main, never merged: no known common ancestor.
+  EXPECT_THAT(db_->Merge("into1", "into2"), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_P(ConformanceTest, DiffAndWatchAcrossBranches) {
+  ASSERT_OK(db_->Put("k1", "a").status());
+  ASSERT_OK(db_->Put("k2", "a").status());
+  ASSERT_OK_AND_ASSIGN(uint64_t forked, db_->Fork("dev"));
+  ASSERT_OK(db_->Put("k2", "b", WriteOptions{"dev"}).status());
+  ASSERT_OK(db_->Put("k3", "c", WriteOptions{"dev"}).status());
+  ASSERT_OK_AND_ASSIGN(uint64_t latest, db_->Delete("k1"));
+  auto diff = [&](const TreeAt& from, const TreeAt& to, const Range& range = {}) {
+    std::vector<std::string> out;
+    absl::Status s = db_->Diff(from, to, range, [&](const Change& c) {
+      out.push_back(c.key + ":" + c.old_value.value_or("-") + ">" + c.new_value.value_or("-"));
+      return true;
+    });
+    EXPECT_OK(s);
+    return out;
+  };
+  // Main to dev, both at the latest version (unset), and at an explicit one.
+  const std::vector<std::string> main_to_dev = {"k1:->a", "k2:a>b", "k3:->c"};
+  EXPECT_EQ(diff(TreeAt("main"), TreeAt("dev")), main_to_dev);
+  EXPECT_EQ(diff(TreeAt("", latest), TreeAt("dev", latest)), main_to_dev);
+  EXPECT_EQ(diff(TreeAt("dev"), TreeAt("main")),
+            (std::vector<std::string>{"k1:a>-", "k2:b>a", "k3:c>-"}));
+  EXPECT_EQ(diff(TreeAt("main"), TreeAt("dev"), Range::Prefix("k2")),
+            (std::vector<std::string>{"k2:a>b"}));
+  // One branch at two versions; a version alone is main's.
+  EXPECT_EQ(diff(TreeAt("dev", forked), TreeAt("dev")),
+            (std::vector<std::string>{"k2:a>b", "k3:->c"}));
+  EXPECT_EQ(diff(forked, latest), (std::vector<std::string>{"k1:a>-"}));
+  // At the fork, dev is main's tree.
+  EXPECT_TRUE(diff(TreeAt("main", forked), TreeAt("dev", forked)).empty());
+  EXPECT_THAT(db_->Diff(TreeAt("nope"), TreeAt("dev"), {}, [](const Change&) { return true; }),
+              StatusIs(absl::StatusCode::kNotFound));
+
+  // A watch of dev sees dev's commits only.
+  std::vector<std::string> events;
+  ASSERT_OK(db_->Watch(TreeAt("dev", forked), {}, [&](const WatchEvent& e) {
+    events.push_back(absl::StrCat(e.version - forked, ":", e.change.key, "=",
+                                  e.change.new_value.value_or("-")));
+    return events.size() < 2;
+  }));
+  EXPECT_EQ(events, (std::vector<std::string>{"1:k2=b", "2:k3=c"}));
+  // From the latest (unset): the watch may start after some of the
+  // writes below, so write to main (never seen) and to dev until it has
+  // seen one.
+  std::atomic<bool> seen{false};
+  std::string first_key;
+  std::thread watcher([&] {
+    EXPECT_OK(db_->Watch(TreeAt("dev"), {}, [&](const WatchEvent& e) {
+      first_key = e.change.key;
+      seen = true;
+      return false;
+    }));
+  });
+  for (int i = 0; i < 200 && !seen; ++i) {
+    ASSERT_OK(db_->Put("main-only", "x").status());
+    ASSERT_OK(db_->Put("w", std::to_string(i), WriteOptions{"dev"}).status());
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  watcher.join();
+  EXPECT_EQ(first_key, "w");
+  EXPECT_THAT(db_->Watch(TreeAt("nope", forked), {}, [](const WatchEvent&) { return false; }),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest,
                          ::testing::Values(Backend::kLocal, Backend::kRemote), Name);
 

@@ -21,20 +21,23 @@ using ::cowdb::testing::StatusIs;
 class ForwardingClient : public Client {
  public:
   explicit ForwardingClient(Client* base) : base_(base) {}
-  absl::StatusOr<Entry> Get(std::string_view key, std::optional<uint64_t> at) override {
+  absl::StatusOr<Entry> Get(std::string_view key, const TreeAt& at) override {
     return base_->Get(key, at);
   }
   absl::StatusOr<uint64_t> Scan(const ScanOptions& o,
                                 const std::function<bool(const KeyValue&)>& visit) override {
     return base_->Scan(o, visit);
   }
-  absl::StatusOr<uint64_t> Count(const Range& r, std::optional<uint64_t> at) override {
+  absl::StatusOr<uint64_t> Count(const Range& r, const TreeAt& at) override {
     return base_->Count(r, at);
   }
-  absl::StatusOr<uint64_t> Put(std::string_view k, std::string_view v) override {
-    return base_->Put(k, v);
+  absl::StatusOr<uint64_t> Put(std::string_view k, std::string_view v,
+                               const WriteOptions& o) override {
+    return base_->Put(k, v, o);
   }
-  absl::StatusOr<uint64_t> Delete(std::string_view k) override { return base_->Delete(k); }
+  absl::StatusOr<uint64_t> Delete(std::string_view k, const WriteOptions& o) override {
+    return base_->Delete(k, o);
+  }
   absl::StatusOr<TxnResult> Txn(const TxnRequest& r) override { return base_->Txn(r); }
   absl::StatusOr<std::unique_ptr<Transaction>> Begin(const TransactionOptions& o) override {
     return base_->Begin(o);
@@ -47,11 +50,11 @@ class ForwardingClient : public Client {
   absl::StatusOr<std::map<std::string, uint64_t>> ListTags() override {
     return base_->ListTags();
   }
-  absl::Status Diff(uint64_t from, uint64_t to, const Range& r,
+  absl::Status Diff(const TreeAt& from, const TreeAt& to, const Range& r,
                     const std::function<bool(const Change&)>& visit) override {
     return base_->Diff(from, to, r, visit);
   }
-  absl::Status Watch(uint64_t from, const Range& r,
+  absl::Status Watch(const TreeAt& from, const Range& r,
                      const std::function<bool(const WatchEvent&)>& visit) override {
     return base_->Watch(from, r, visit);
   }
@@ -96,6 +99,19 @@ class ForwardingClient : public Client {
   }
   absl::StatusOr<std::vector<DigestLink>> DigestLinks(uint64_t from, uint64_t to) override {
     return base_->DigestLinks(from, to);
+  }
+  absl::StatusOr<uint64_t> Fork(std::string_view name, const TreeAt& from) override {
+    return base_->Fork(name, from);
+  }
+  absl::StatusOr<uint64_t> DeleteBranch(std::string_view name) override {
+    return base_->DeleteBranch(name);
+  }
+  absl::StatusOr<std::vector<BranchInfo>> ListBranches() override {
+    return base_->ListBranches();
+  }
+  absl::StatusOr<MergeResult> Merge(std::string_view from, std::string_view into,
+                                    MergePolicy policy) override {
+    return base_->Merge(from, into, policy);
   }
 
  protected:
