@@ -317,6 +317,76 @@ std::vector<std::pair<std::string, std::string>> ServiceSeeds() {
     AppendCall(&in, kRpcCheck, "");
     seeds.push_back({"history_version_at", in});
   }
+  {
+    // Branches: a fork, writes and reads on it and on main, a diff across
+    // them, merges under each policy (with a conflict), bad names and an
+    // unknown branch, a deletion, then a check.
+    std::string in;
+    put.Clear();
+    put.set_key("k");
+    put.set_value("base");
+    AppendCall(&in, kRpcPut, Serialized(put));
+    v1::ForkRequest fork;
+    fork.set_name("dev");
+    AppendCall(&in, kRpcFork, Serialized(fork));
+    AppendCall(&in, kRpcFork, Serialized(fork));  // exists
+    fork.set_name("bad name");
+    AppendCall(&in, kRpcFork, Serialized(fork));
+    fork.set_name("old");
+    fork.set_from_version(0);  // main changed since
+    AppendCall(&in, kRpcFork, Serialized(fork));
+    put.set_branch("dev");
+    put.set_value("theirs");
+    AppendCall(&in, kRpcPut, Serialized(put));
+    put.set_key("only-dev");
+    AppendCall(&in, kRpcPut, Serialized(put));
+    put.set_branch("");
+    put.set_key("k");
+    put.set_value("ours");
+    AppendCall(&in, kRpcPut, Serialized(put));
+    get.Clear();
+    get.set_key("k");
+    get.set_branch("dev");
+    AppendCall(&in, kRpcGet, Serialized(get));
+    get.set_branch("nope");
+    AppendCall(&in, kRpcGet, Serialized(get));
+    scan.Clear();
+    scan.set_branch("dev");
+    AppendCall(&in, kRpcScan, Serialized(scan));
+    scan.set_count_only(true);
+    AppendCall(&in, kRpcScan, Serialized(scan));
+    v1::DiffRequest diff;
+    diff.set_from_version(5);  // main and dev at the latest version
+    diff.set_to_version(5);
+    diff.set_to_branch("dev");
+    AppendCall(&in, kRpcDiff, Serialized(diff));
+    AppendCall(&in, kRpcListBranches, "");
+    v1::MergeRequest merge;
+    merge.set_from("dev");
+    AppendCall(&in, kRpcMerge, Serialized(merge));  // a conflict: nothing merged
+    merge.set_policy(v1::MergeRequest::OURS);
+    AppendCall(&in, kRpcMerge, Serialized(merge));
+    merge.set_from("");
+    merge.set_into("dev");
+    merge.set_policy(v1::MergeRequest::THEIRS);
+    AppendCall(&in, kRpcMerge, Serialized(merge));
+    merge.set_policy(static_cast<v1::MergeRequest::Policy>(9));
+    AppendCall(&in, kRpcMerge, Serialized(merge));
+    v1::BeginRequest begin;
+    begin.set_branch("dev");
+    AppendCall(&in, kRpcBegin, Serialized(begin));
+    v1::TxnRequest txn;
+    txn.set_branch("dev");
+    txn.add_success()->mutable_mutation()->set_delete_key("only-dev");
+    AppendCall(&in, kRpcTxn, Serialized(txn));
+    v1::DeleteBranchRequest drop;
+    drop.set_name("dev");
+    AppendCall(&in, kRpcDeleteBranch, Serialized(drop));
+    AppendCall(&in, kRpcDeleteBranch, Serialized(drop));  // gone
+    AppendCall(&in, kRpcListVersions, "");
+    AppendCall(&in, kRpcCheck, "");
+    seeds.push_back({"branches", in});
+  }
   return seeds;
 }
 

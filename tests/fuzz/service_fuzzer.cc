@@ -8,7 +8,9 @@
 // a canonical code, and never UNKNOWN, INTERNAL or DATA_LOSS (nothing here
 // can lose data); answers agree with the database (versions not after the
 // latest, scans in order, inside their range, paged, ending with `done`);
-// open transactions never exceed the cap.
+// open transactions never exceed the cap; a fork, a branch's deletion or
+// a write on a branch makes the next version; a merge refused for
+// conflicts writes nothing.
 //
 //   bazel run //tests/fuzz:service_fuzzer -- -max_total_time=600 \
 //       $PWD/tests/fuzz/corpus/service
@@ -322,6 +324,57 @@ class Harness {
         FUZZ_EXPECT(!sink.messages.empty() && sink.messages.back().has_report() &&
                         sink.messages.back().report().pages_leaked() == 0,
                     "check: no report, or leaked pages");
+        break;
+      }
+      case kRpcFork: {
+        v1::ForkRequest req;
+        if (!Parse(bytes, len, &req)) return;
+        v1::ForkResponse resp;
+        s = versions_.Fork(&ctx, &req, &resp);
+        if (s.ok()) {
+          FUZZ_EXPECT(resp.version() == latest_before + 1, "fork: not the next version");
+        }
+        break;
+      }
+      case kRpcDeleteBranch: {
+        v1::DeleteBranchRequest req;
+        if (!Parse(bytes, len, &req)) return;
+        v1::DeleteBranchResponse resp;
+        s = versions_.DeleteBranch(&ctx, &req, &resp);
+        if (s.ok()) {
+          FUZZ_EXPECT(resp.version() == latest_before + 1, "delete branch: not the next version");
+        }
+        break;
+      }
+      case kRpcListBranches: {
+        v1::ListBranchesRequest req;
+        v1::ListBranchesResponse resp;
+        s = versions_.ListBranches(&ctx, &req, &resp);
+        FUZZ_EXPECT(s.ok() && resp.branches_size() >= 1 && resp.branches(0).name() == "main",
+                    "list branches: " + resp.ShortDebugString());
+        for (int i = 2; i < resp.branches_size(); ++i) {
+          FUZZ_EXPECT(resp.branches(i - 1).name() < resp.branches(i).name(),
+                      "list branches: out of order or repeated");
+        }
+        break;
+      }
+      case kRpcMerge: {
+        v1::MergeRequest req;
+        if (!Parse(bytes, len, &req)) return;
+        v1::MergeResponse resp;
+        s = versions_.Merge(&ctx, &req, &resp);
+        if (s.ok()) {
+          FUZZ_EXPECT(resp.conflict_count() >= static_cast<uint64_t>(resp.conflicts_size()),
+                      "merge: more conflicts than counted");
+          if (resp.merged()) {
+            FUZZ_EXPECT(resp.version() <= db_->LatestVersion(), "merge: version after latest");
+          } else {
+            FUZZ_EXPECT(req.policy() == v1::MergeRequest::FAIL && resp.conflict_count() > 0 &&
+                            resp.changes() == 0 && db_->LatestVersion() == latest_before,
+                        "merge: not merged, yet not refused for conflicts, or wrote: " +
+                            resp.ShortDebugString());
+          }
+        }
         break;
       }
       case kRpcReclaim: {

@@ -41,6 +41,10 @@ enum Rpc : uint8_t {
   kRpcHistory,
   kRpcVersionAt,
   kRpcCheck,
+  kRpcFork,
+  kRpcDeleteBranch,
+  kRpcListBranches,
+  kRpcMerge,
   kNumRpcs,
 };
 
