@@ -25,6 +25,7 @@ namespace cowdb {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 struct Result {
   int code = -1;
@@ -445,6 +446,143 @@ TEST_F(CliTest, UsersRolesAndPermissions) {
   EXPECT_EQ(Cli({"put", "other", "1"}).code, 0);
 }
 
+TEST_F(CliTest, BranchesCreateWriteReadDiffMergeWatchAndDelete) {
+  ASSERT_EQ(Cli({"put", "k", "base"}).out, "OK version 1\n");
+  ASSERT_EQ(Cli({"put", "c", "1"}).code, 0);
+  EXPECT_EQ(Cli({"branch", "create", "dev"}).out, "OK branch dev created at version 3 from main\n");
+  EXPECT_EQ(Cli({"branch", "create", "dev"}).code, 6);       // exists
+  EXPECT_EQ(Cli({"branch", "create", "bad name"}).code, 2);  // not a name
+  EXPECT_EQ(Cli({"branch", "create", "x", "--from=nope"}).code, 1);
+  EXPECT_EQ(Cli({"branch", "create", "x", "--at=1"}).code, 6);  // main changed since 1
+  EXPECT_EQ(Cli({"branch"}).code, 2);
+  EXPECT_EQ(Cli({"branch", "rename", "dev"}).code, 2);
+
+  // Writes and reads on the branch; main stays as it was.
+  EXPECT_EQ(Cli({"put", "k", "dev", "--branch=dev"}).out, "OK version 4\n");
+  EXPECT_EQ(Cli({"put", "c", "theirs", "--branch=dev"}).out, "OK version 5\n");
+  EXPECT_EQ(Cli({"put", "c", "ours"}).out, "OK version 6\n");
+  EXPECT_EQ(Cli({"txn", "--branch=dev", "if k value = dev", "put t yes"}).code, 0);  // 7
+  EXPECT_EQ(Cli({"get", "k"}).out, "base\n");
+  EXPECT_EQ(Cli({"get", "k", "--branch=dev"}).out, "dev\n");
+  EXPECT_EQ(Cli({"get", "k", "--branch=dev", "--at=3"}).out, "base\n");
+  EXPECT_EQ(Cli({"get", "k", "--branch=main"}).out, "base\n");
+  EXPECT_EQ(Cli({"get", "t"}).code, 1);
+  EXPECT_EQ(Cli({"scan", "--branch=dev"}).out,
+            "KEY  VALUE   MOD_VERSION\n"
+            "c    theirs  5\n"
+            "k    dev     4\n"
+            "t    yes     7\n"
+            "(3 keys at version 7)\n");
+  EXPECT_EQ(Cli({"scan", "--branch=dev", "--count"}).out, "3\n");
+  Result unknown = Cli({"get", "k", "--branch=nope"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("no branch named \"nope\""));
+  EXPECT_EQ(Cli({"put", "k", "v", "--branch=nope"}).code, 1);
+  EXPECT_EQ(Cli({"del", "k", "--branch=nope"}).code, 1);
+  // --branch where it does not apply is refused, not read as main.
+  Result misplaced = Cli({"history", "k", "--branch=dev"});
+  EXPECT_EQ(misplaced.code, 2);
+  EXPECT_THAT(misplaced.err, HasSubstr("--branch is for get, put"));
+  EXPECT_EQ(Cli({"tags", "--to_branch=dev"}).code, 2);
+  Result unverifiable = Cli({"get", "k", "--branch=dev", "--verify"});
+  EXPECT_EQ(unverifiable.code, 6);
+  EXPECT_THAT(unverifiable.err, HasSubstr("main branch only"));
+
+  EXPECT_EQ(Cli({"branch", "list", "--json"}).out,
+            "{\"branch\":\"main\",\"created\":0,\"source\":\"\",\"source_version\":0,"
+            "\"entries\":2}\n"
+            "{\"branch\":\"dev\",\"created\":3,\"source\":\"main\",\"source_version\":2,"
+            "\"entries\":3}\n");
+  EXPECT_EQ(Cli({"branch", "list"}).out,
+            "BRANCH  CREATED  SOURCE  SOURCE_VERSION  ENTRIES\n"
+            "main    -        -       -               2\n"
+            "dev     3        main    2               3\n");
+  Result dev_versions = Cli({"versions", "--branch=dev", "--json"});
+  EXPECT_EQ(std::vector<std::string>(
+                absl::StrSplit(dev_versions.out, '\n', absl::SkipEmpty())).size(),
+            4u);  // 3 (the fork), 4, 5, 7
+  EXPECT_THAT(dev_versions.out, Not(HasSubstr("\"branch\":\"main\"")));
+  EXPECT_THAT(Cli({"versions"}).out, HasSubstr("VERSION  COMMITTED"));
+
+  // Diffs across branches (FROM and TO left out: both at the latest) and
+  // of a branch at two versions.
+  EXPECT_EQ(Cli({"diff", "--to_branch=dev"}).out,
+            "OP      KEY  OLD   NEW\n"
+            "update  c    ours  theirs\n"
+            "update  k    base  dev\n"
+            "put     t    -     yes\n"
+            "(3 changes from main at version 7 to dev at version 7)\n");
+  EXPECT_EQ(Cli({"diff", "t", "--to_branch=dev", "--json"}).out,
+            "{\"op\":\"put\",\"key\":\"t\",\"new_value\":\"yes\",\"old_mod_version\":0,"
+            "\"new_mod_version\":7}\n");
+  EXPECT_THAT(Cli({"diff", "3", "5", "--branch=dev"}).out,
+              HasSubstr("(2 changes from dev at version 3 to dev at version 5)"));
+  EXPECT_THAT(Cli({"diff", "6", "6", "--branch=dev", "--to_branch=main"}).out,
+              HasSubstr("(2 changes from dev at version 6 to main at version 6)"));
+  EXPECT_EQ(Cli({"diff", "--to_branch=nope"}).code, 1);
+  EXPECT_EQ(Cli({"diff", "1"}).code, 2);
+
+  // A merge under --policy=fail with a conflict writes nothing: exit 3.
+  Result refused = Cli({"merge", "dev", "main"});
+  EXPECT_EQ(refused.code, 3);
+  EXPECT_EQ(refused.out,
+            "NOT MERGED: 1 conflict (--policy=fail); nothing was written (common ancestor: "
+            "dev at version 3)\n"
+            "KEY  BASE  OURS  THEIRS\n"
+            "c    1     ours  theirs\n");
+  EXPECT_THAT(Cli({"status", "--json"}).out, HasSubstr("\"latest_version\":7"));
+  EXPECT_EQ(Cli({"merge", "dev", "main", "--policy=bogus"}).code, 2);
+  EXPECT_EQ(Cli({"merge", "dev"}).code, 2);
+  EXPECT_EQ(Cli({"merge", "dev", "dev"}).code, 2);
+  EXPECT_EQ(Cli({"merge", "nope", "main"}).code, 1);
+  Result ours = Cli({"merge", "dev", "main", "--policy=ours"});
+  EXPECT_EQ(ours.code, 0);
+  EXPECT_EQ(ours.out,
+            "MERGED dev into main at version 8: 2 changes (common ancestor: dev at version 3)\n"
+            "KEY  BASE  OURS  THEIRS\n"
+            "c    1     ours  theirs\n"
+            "(1 conflict settled by --policy=ours)\n");
+  EXPECT_EQ(Cli({"get", "k"}).out, "dev\n");
+  EXPECT_EQ(Cli({"get", "c"}).out, "ours\n");
+  EXPECT_EQ(Cli({"get", "t"}).out, "yes\n");
+  ASSERT_EQ(Cli({"put", "c", "dev2", "--branch=dev"}).code, 0);  // 9
+  ASSERT_EQ(Cli({"del", "c"}).code, 0);                          // 10
+  Result theirs = Cli({"merge", "dev", "main", "--policy=theirs", "--json"});
+  EXPECT_EQ(theirs.code, 0);
+  EXPECT_EQ(theirs.out,
+            "{\"merged\":true,\"version\":11,\"changes\":1,\"base_branch\":\"dev\","
+            "\"base_version\":7,\"conflict_count\":1,\"conflicts\":[{\"key\":\"c\","
+            "\"base\":\"theirs\",\"theirs\":\"dev2\"}]}\n");  // ours: deleted
+  EXPECT_EQ(Cli({"get", "c"}).out, "dev2\n");
+
+  // A watch of a branch sees its commits only.
+  ASSERT_EQ(Cli({"branch", "create", "f2", "--from=dev", "--at=11"}).out,
+            "OK branch f2 created at version 12 from dev at version 11\n");
+  Result watched;
+  std::thread watcher(
+      [&] { watched = Cli({"watch", "--branch=f2", "--from=12", "--limit=1", "--json"}); });
+  ASSERT_EQ(Cli({"put", "y", "main"}).code, 0);               // 13
+  ASSERT_EQ(Cli({"put", "y", "f2", "--branch=f2"}).code, 0);  // 14
+  watcher.join();
+  EXPECT_EQ(watched.code, 0);
+  EXPECT_EQ(watched.out,
+            "{\"version\":14,\"op\":\"put\",\"key\":\"y\",\"new_value\":\"f2\","
+            "\"old_mod_version\":0,\"new_mod_version\":14}\n");
+
+  // Deleting a branch; its earlier trees stay readable.
+  EXPECT_EQ(Cli({"branch", "delete", "dev"}).out, "OK branch dev deleted at version 15\n");
+  EXPECT_EQ(Cli({"branch", "delete", "dev"}).code, 1);
+  EXPECT_EQ(Cli({"branch", "delete", "main"}).code, 2);
+  EXPECT_EQ(Cli({"get", "k", "--branch=dev", "--at=4"}).out, "dev\n");
+  EXPECT_EQ(Cli({"get", "k", "--branch=dev"}).code, 1);
+  EXPECT_EQ(Cli({"branch", "del", "f2", "--json"}).out,
+            "{\"branch\":\"f2\",\"deleted\":true,\"version\":16}\n");
+
+  Result help = RunCli({"--help"});
+  EXPECT_THAT(help.out + help.err, HasSubstr("branch create NAME"));
+  EXPECT_THAT(help.out + help.err, HasSubstr("merge FROM INTO"));
+}
+
 TEST_F(CliTest, EmbeddedModeOpensADirectory) {
   const std::string local = "--data_dir=" + dir_.Sub("local");
   // Reads never create a database.
@@ -460,6 +598,15 @@ TEST_F(CliTest, EmbeddedModeOpensADirectory) {
   EXPECT_NE(locked.code, 0);
   EXPECT_THAT(locked.err, HasSubstr("lock"));
   EXPECT_EQ(RunCli({local, endpoint_, "get", "k"}).code, 2);
+  // Branches in-process: listing never creates a database; a fork does.
+  const std::string other = "--data_dir=" + dir_.Sub("other");
+  EXPECT_EQ(RunCli({other, "branch", "list"}).code, 1);
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("other")));
+  EXPECT_EQ(RunCli({other, "branch", "create", "b"}).out,
+            "OK branch b created at version 1 from main\n");
+  EXPECT_EQ(RunCli({other, "put", "k", "v", "--branch=b"}).code, 0);
+  EXPECT_EQ(RunCli({other, "merge", "b", "main"}).code, 0);
+  EXPECT_EQ(RunCli({other, "get", "k"}).out, "v\n");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -75,7 +76,19 @@ ABSL_FLAG(std::string, trusted, "",
 ABSL_FLAG(std::string, from, "",
           "watch: changes after this version (default: now); history: changes from this "
           "version on (default: the oldest retained); export: an incremental export of "
-          "the changes from this version. A number, tag or time, as --at");
+          "the changes from this version. A number, tag or time, as --at. branch create: "
+          "the branch to fork from (default: main)");
+ABSL_FLAG(std::string, branch, "",
+          "the branch to read or write instead of main: get, put, del, scan, txn, diff "
+          "(both sides, unless --to_branch), watch, versions (only the versions that "
+          "changed it)");
+ABSL_FLAG(std::string, to_branch, "",
+          "diff: the branch of the TO side (default: --branch, else main); then FROM and TO "
+          "may be left out (both sides at the latest version)");
+ABSL_FLAG(std::string, policy, "fail",
+          "merge: how a key both branches changed differently is settled: fail (merge "
+          "nothing, list the conflicts, exit 3), ours (keep INTO's value) or theirs (take "
+          "FROM's)");
 
 namespace cowdb::cli {
 namespace {
@@ -115,13 +128,30 @@ Commands:
                               stdin line:  if KEY value|mod OP X,
                               if KEY exists|missing, put K V, del K,
                               get K, else
-  versions                    retained versions
+  versions                    retained versions: when, the branch each
+                              commit changed, main's keys (--branch:
+                              only the versions that changed it)
   tag NAME [VERSION]          name a version (default: latest); a tagged
                               version is kept until untagged
   untag NAME
   tags
-  diff FROM TO [PREFIX]       what changed between two versions
+  diff FROM TO [PREFIX]       what changed between two versions (of
+                              --branch; with --to_branch, between two
+                              branches: FROM and TO may then be left out)
   watch [PREFIX]              print changes as they commit (--from, --limit)
+  branch create NAME          a new branch (O(1): it shares its pages): the
+                              tree of branch --from (default main) at --at
+                              (default its latest)
+  branch list                 the branches: created at, source, keys
+  branch delete NAME          delete a branch (its earlier versions stay
+                              readable while retained)
+  merge FROM INTO             apply what branch FROM changed since it and
+                              INTO parted (their fork or last merge) to
+                              INTO in one commit; --policy=fail|ours|theirs
+                              settles a key both changed differently
+                              (fail, the default: nothing is merged, the
+                              conflicts are listed as KEY BASE OURS THEIRS,
+                              exit 3)
   history KEY                 the puts and deletes of KEY, newest first
                               (--from, --at, --limit)
   status                      versions, size, cache, open transactions
@@ -160,6 +190,11 @@ Commands:
                               --prefix: every key starting with KEY; KEY ""
                               with --prefix: every key)
   role revoke ROLE KEY [END]  (--prefix as grant)
+Branches: --branch=NAME makes get, put, del, scan, txn, diff, watch and
+versions act on branch NAME instead of main (other commands refuse it).
+Versions are global: every commit, on any branch, is the next version,
+and a version (number, tag or time) names every branch's state.
+Verified reads (--verify) and history cover main only.
 Wherever a version is asked for (--at, --from, diff, tag) a tag name or a
 wall-clock time works too: 2026-11-30T17:00:00Z (RFC 3339) or
 1764522000000000us (Unix microseconds) mean the version that was the
@@ -168,9 +203,10 @@ UTF-8 value as it is (newlines included); tables escape control characters.
 Keys and values print as text when they are UTF-8, else with \xNN escapes
 (base64 in JSON). Use -- before arguments that start with '-'.
 
-Exit codes: 0 ok, 1 not found (key, tag or version), 2 bad input,
-3 conflict (or txn compares that failed), 4 server unreachable or timed
-out, 5 unauthenticated, 6 other errors.)";
+Exit codes: 0 ok, 1 not found (key, tag, version or branch), 2 bad input,
+3 conflict (or txn compares that failed, or conflicts that a merge with
+policy fail refused), 4 server unreachable or timed out, 5 unauthenticated,
+6 other errors.)";
 
 absl::Status Usage(std::string_view msg) {
   return absl::InvalidArgumentError(absl::StrCat(absl::string_view(msg.data(), msg.size()),
@@ -190,19 +226,21 @@ std::string UserPath(std::string path) {
   return path;
 }
 
-bool Writes(const std::string& command) {
+bool Writes(const std::vector<std::string>& args) {
+  const std::string& command = args[0];
   return command == "put" || command == "del" || command == "txn" || command == "tag" ||
-         command == "untag" || command == "import";
+         command == "untag" || command == "import" ||
+         (command == "branch" && args.size() > 1 && args[1] == "create");
 }
 
-absl::StatusOr<std::unique_ptr<client::Client>> Open(const std::string& command) {
+absl::StatusOr<std::unique_ptr<client::Client>> Open(const std::vector<std::string>& args) {
   const std::string dir = absl::GetFlag(FLAGS_data_dir);
   if (!dir.empty()) {
     if (!absl::GetFlag(FLAGS_endpoint).empty()) {
       return Usage("--data_dir and --endpoint exclude each other");
     }
     Options options;
-    options.create_if_missing = Writes(command);  // reads never create a database
+    options.create_if_missing = Writes(args);  // reads never create a database
     absl::StatusOr<std::unique_ptr<client::Client>> c = client::OpenLocal(UserPath(dir), options);
     if (absl::IsNotFound(c.status())) {
       return absl::NotFoundError(absl::StrCat("no database in ", dir));
@@ -315,6 +353,10 @@ class Cli {
   absl::Status AuthCmd(const std::vector<std::string>& a);
   absl::Status UserCmd(const std::vector<std::string>& a);
   absl::Status RoleCmd(const std::vector<std::string>& a);
+  absl::Status BranchCmd(const std::vector<std::string>& a);
+  absl::Status MergeCmd(const std::vector<std::string>& a);
+  // --branch ("" for main).
+  static std::string Branch() { return absl::GetFlag(FLAGS_branch); }
   // The server's users and roles (none on a local database).
   absl::StatusOr<client::AuthAdmin*> Admin();
 
@@ -348,8 +390,20 @@ absl::Status Cli::Run(const std::vector<std::string>& args) {
       {"history", &Cli::History}, {"check", &Cli::Check},     {"backup", &Cli::Backup},
       {"export", &Cli::Export},   {"import", &Cli::Import},   {"retention", &Cli::RetentionCmd},
       {"stats", &Cli::Stats},     {"auth", &Cli::AuthCmd},     {"user", &Cli::UserCmd},
-      {"role", &Cli::RoleCmd},    {"digest", &Cli::DigestCmd},
+      {"role", &Cli::RoleCmd},    {"digest", &Cli::DigestCmd},   {"branch", &Cli::BranchCmd},
+      {"merge", &Cli::MergeCmd},
   };
+  // A branch flag where it does not apply would silently act on main.
+  static const std::vector<std::string> kOnBranches = {"get",  "put",  "del",   "scan",
+                                                       "txn",  "diff", "watch", "versions"};
+  if (const std::string b = Branch(); !b.empty() && b != "main" &&
+      std::find(kOnBranches.begin(), kOnBranches.end(), args[0]) == kOnBranches.end()) {
+    return Usage(absl::StrCat("--branch is for ", absl::StrJoin(kOnBranches, ", "), "; \"",
+                              args[0], "\" acts on main (or names its branches itself)"));
+  }
+  if (!absl::GetFlag(FLAGS_to_branch).empty() && args[0] != "diff") {
+    return Usage("--to_branch is for diff");
+  }
   for (const auto& [name, handler] : kCommands) {
     if (args[0] == name) {
       return (this->*handler)(std::vector<std::string>(args.begin() + 1, args.end()));
@@ -427,9 +481,16 @@ absl::Status Cli::Get(const std::vector<std::string>& a) {
   if (a.size() != 1) return Usage("usage: cowdb get KEY");
   absl::StatusOr<std::optional<uint64_t>> at = At();
   if (!at.ok()) return at.status();
-  if (absl::GetFlag(FLAGS_verify)) return VerifiedGet(a[0], *at);
-  absl::StatusOr<client::Entry> e = db_.Get(a[0], *at);
-  if (absl::IsNotFound(e.status()) && e.status().message().find("version") == std::string::npos) {
+  if (absl::GetFlag(FLAGS_verify)) {
+    if (!Branch().empty() && Branch() != "main") {
+      return absl::FailedPreconditionError(
+          "reads of a branch cannot be verified: version digests cover the main branch only");
+    }
+    return VerifiedGet(a[0], *at);
+  }
+  absl::StatusOr<client::Entry> e = db_.Get(a[0], client::TreeAt(Branch(), *at));
+  if (absl::IsNotFound(e.status()) && e.status().message().find("version") == std::string::npos &&
+      e.status().message().find("branch") == std::string::npos) {
     return absl::NotFoundError(absl::StrCat("no key \"", Printable(a[0]), "\""));
   }
   if (!e.ok()) return e.status();
@@ -529,7 +590,7 @@ absl::Status Cli::Put(const std::vector<std::string>& a) {
   if (a.size() != 2) return Usage("usage: cowdb put KEY VALUE");
   std::string value = a[1];
   if (value == "-") value.assign(std::istreambuf_iterator<char>(std::cin), {});
-  absl::StatusOr<uint64_t> v = db_.Put(a[0], value);
+  absl::StatusOr<uint64_t> v = db_.Put(a[0], value, client::WriteOptions{Branch()});
   if (!v.ok()) return v.status();
   Written(*v);
   return absl::OkStatus();
@@ -537,7 +598,7 @@ absl::Status Cli::Put(const std::vector<std::string>& a) {
 
 absl::Status Cli::Del(const std::vector<std::string>& a) {
   if (a.size() != 1) return Usage("usage: cowdb del KEY");
-  absl::StatusOr<uint64_t> v = db_.Delete(a[0]);
+  absl::StatusOr<uint64_t> v = db_.Delete(a[0], client::WriteOptions{Branch()});
   if (!v.ok()) return v.status();
   Written(*v);
   return absl::OkStatus();
@@ -549,7 +610,7 @@ absl::Status Cli::Scan(const std::vector<std::string>& a) {
   absl::StatusOr<std::optional<uint64_t>> at = At();
   if (!at.ok()) return at.status();
   if (absl::GetFlag(FLAGS_count)) {
-    absl::StatusOr<uint64_t> n = db_.Count(*range, *at);
+    absl::StatusOr<uint64_t> n = db_.Count(*range, client::TreeAt(Branch(), *at));
     if (!n.ok()) return n.status();
     uint64_t limit = absl::GetFlag(FLAGS_limit);
     uint64_t count = limit == 0 ? *n : std::min(*n, limit);
@@ -566,6 +627,7 @@ absl::Status Cli::Scan(const std::vector<std::string>& a) {
   o.limit = absl::GetFlag(FLAGS_limit);
   o.reverse = absl::GetFlag(FLAGS_reverse);
   o.keys_only = absl::GetFlag(FLAGS_keys_only);
+  o.branch = Branch();
   Table table(o.keys_only ? std::vector<std::string>{"KEY", "MOD_VERSION"}
                           : std::vector<std::string>{"KEY", "VALUE", "MOD_VERSION"});
   const bool verify = absl::GetFlag(FLAGS_verify);
@@ -611,6 +673,7 @@ absl::Status Cli::Txn(const std::vector<std::string>& a) {
   }
   absl::StatusOr<client::TxnRequest> req = ParseTxnScript(lines);
   if (!req.ok()) return req.status();
+  req->branch = Branch();
   absl::StatusOr<client::TxnResult> r = db_.Txn(*req);
   if (!r.ok()) return r.status();
   if (!r->succeeded) result_ = kConflict;
@@ -638,19 +701,23 @@ absl::Status Cli::Txn(const std::vector<std::string>& a) {
 }
 
 absl::Status Cli::Versions(const std::vector<std::string>& a) {
-  if (!a.empty()) return Usage("usage: cowdb versions");
+  if (!a.empty()) return Usage("usage: cowdb versions [--branch=NAME]");
   absl::StatusOr<std::vector<client::VersionInfo>> vs = db_.ListVersions();
   if (!vs.ok()) return vs.status();
-  Table table({"VERSION", "COMMITTED", "ENTRIES"});
+  const std::string branch = Branch();
+  // ENTRIES counts main's keys (what the engine records per version);
+  // BRANCH is the branch the version's commit changed.
+  Table table({"VERSION", "COMMITTED", "BRANCH", "ENTRIES"});
   for (const client::VersionInfo& v : *vs) {
+    if (!branch.empty() && v.branch != branch) continue;
     std::string when = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ",
                                         absl::FromUnixMicros(v.commit_micros),
                                         absl::UTCTimeZone());
     if (json_) {
       out_ << "{\"version\":" << v.version << ",\"committed\":" << JsonString(when)
-           << ",\"entries\":" << v.entries << "}\n";
+           << ",\"branch\":" << JsonString(v.branch) << ",\"entries\":" << v.entries << "}\n";
     } else {
-      table.Add({absl::StrCat(v.version), when, absl::StrCat(v.entries)});
+      table.Add({absl::StrCat(v.version), when, Printable(v.branch), absl::StrCat(v.entries)});
     }
   }
   if (!json_) table.Print(out_);
@@ -811,6 +878,126 @@ absl::Status Cli::RoleCmd(const std::vector<std::string>& a) {
   return absl::OkStatus();
 }
 
+absl::Status Cli::BranchCmd(const std::vector<std::string>& a) {
+  constexpr char kHow[] =
+      "usage: cowdb branch create NAME [--from=BRANCH] [--at=VERSION], branch list, "
+      "branch delete NAME";
+  if (a.empty()) return Usage(kHow);
+  const std::string& verb = a[0];
+  if (verb == "list" && a.size() == 1) {
+    absl::StatusOr<std::vector<client::BranchInfo>> branches = db_.ListBranches();
+    if (!branches.ok()) return branches.status();
+    Table table({"BRANCH", "CREATED", "SOURCE", "SOURCE_VERSION", "ENTRIES"});
+    for (const client::BranchInfo& b : *branches) {
+      if (json_) {
+        out_ << "{\"branch\":" << JsonString(b.name) << ",\"created\":" << b.created
+             << ",\"source\":" << JsonString(b.source)
+             << ",\"source_version\":" << b.source_version << ",\"entries\":" << b.entries
+             << "}\n";
+      } else if (b.source.empty()) {  // main
+        table.Add({Printable(b.name), "-", "-", "-", absl::StrCat(b.entries)});
+      } else {
+        table.Add({Printable(b.name), absl::StrCat(b.created), Printable(b.source),
+                   absl::StrCat(b.source_version), absl::StrCat(b.entries)});
+      }
+    }
+    if (!json_) table.Print(out_);
+    return absl::OkStatus();
+  }
+  if (verb == "create" && a.size() == 2) {
+    absl::StatusOr<std::optional<uint64_t>> at = At();
+    if (!at.ok()) return at.status();
+    const std::string from = absl::GetFlag(FLAGS_from);
+    absl::StatusOr<uint64_t> v = db_.Fork(a[1], client::TreeAt(from, *at));
+    if (!v.ok()) return v.status();
+    const std::string source = from.empty() ? "main" : from;
+    if (json_) {
+      out_ << "{\"branch\":" << JsonString(a[1]) << ",\"version\":" << *v
+           << ",\"source\":" << JsonString(source) << "}\n";
+    } else {
+      out_ << "OK branch " << Printable(a[1]) << " created at version " << *v << " from "
+           << Printable(source)
+           << (at->has_value() ? absl::StrCat(" at version ", **at) : std::string()) << "\n";
+    }
+    return absl::OkStatus();
+  }
+  if ((verb == "delete" || verb == "del") && a.size() == 2) {
+    absl::StatusOr<uint64_t> v = db_.DeleteBranch(a[1]);
+    if (!v.ok()) return v.status();
+    if (json_) {
+      out_ << "{\"branch\":" << JsonString(a[1]) << ",\"deleted\":true,\"version\":" << *v
+           << "}\n";
+    } else {
+      out_ << "OK branch " << Printable(a[1]) << " deleted at version " << *v << "\n";
+    }
+    return absl::OkStatus();
+  }
+  return Usage(kHow);
+}
+
+absl::Status Cli::MergeCmd(const std::vector<std::string>& a) {
+  if (a.size() != 2) return Usage("usage: cowdb merge FROM INTO [--policy=fail|ours|theirs]");
+  const std::string policy_flag = absl::GetFlag(FLAGS_policy);
+  client::MergePolicy policy;
+  if (policy_flag == "fail") {
+    policy = client::MergePolicy::kFail;
+  } else if (policy_flag == "ours") {
+    policy = client::MergePolicy::kOurs;
+  } else if (policy_flag == "theirs") {
+    policy = client::MergePolicy::kTheirs;
+  } else {
+    return Usage(absl::StrCat("--policy is fail, ours or theirs, not \"", policy_flag, "\""));
+  }
+  absl::StatusOr<client::MergeResult> r = db_.Merge(a[0], a[1], policy);
+  if (!r.ok()) return r.status();
+  if (!r->merged) result_ = kConflict;
+  if (json_) {
+    std::vector<std::string> conflicts;
+    for (const client::MergeConflict& c : r->conflicts) {
+      std::string o = absl::StrCat("{", JsonBytesField("key", c.key));
+      for (const auto& [name, value] :
+           {std::pair("base", &c.base), std::pair("ours", &c.ours),
+            std::pair("theirs", &c.theirs)}) {
+        if (*value) absl::StrAppend(&o, ",", JsonBytesField(name, **value));
+      }
+      conflicts.push_back(o + "}");
+    }
+    out_ << "{\"merged\":" << (r->merged ? "true" : "false") << ",\"version\":" << r->version
+         << ",\"changes\":" << r->changes << ",\"base_branch\":" << JsonString(r->base_branch)
+         << ",\"base_version\":" << r->base_version
+         << ",\"conflict_count\":" << r->conflict_count << ",\"conflicts\":["
+         << absl::StrJoin(conflicts, ",") << "]}\n";
+    return absl::OkStatus();
+  }
+  const std::string base =
+      absl::StrCat(Printable(r->base_branch), " at version ", r->base_version);
+  if (r->merged) {
+    out_ << "MERGED " << Printable(a[0]) << " into " << Printable(a[1]) << " at version "
+         << r->version << ": " << r->changes << (r->changes == 1 ? " change" : " changes")
+         << " (common ancestor: " << base << ")\n";
+  } else {
+    out_ << "NOT MERGED: " << r->conflict_count
+         << (r->conflict_count == 1 ? " conflict" : " conflicts")
+         << " (--policy=fail); nothing was written (common ancestor: " << base << ")\n";
+  }
+  if (!r->conflicts.empty()) {
+    Table table({"KEY", "BASE", "OURS", "THEIRS"});
+    auto cell = [](const std::optional<std::string>& v) { return v ? Printable(*v) : "-"; };
+    for (const client::MergeConflict& c : r->conflicts) {
+      table.Add({Printable(c.key), cell(c.base), cell(c.ours), cell(c.theirs)});
+    }
+    table.Print(out_);
+    if (r->merged) {
+      out_ << "(" << r->conflicts.size() << (r->conflicts.size() == 1 ? " conflict" : " conflicts")
+           << " settled by --policy=" << policy_flag << ")\n";
+    }
+    if (r->conflict_count > r->conflicts.size()) {
+      out_ << "(and " << r->conflict_count - r->conflicts.size() << " more conflicts not shown)\n";
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Cli::Tag(const std::vector<std::string>& a) {
   if (a.empty() || a.size() > 2) return Usage("usage: cowdb tag NAME [VERSION]");
   uint64_t version = 0;
@@ -885,23 +1072,48 @@ void Cli::PrintChange(const client::Change& c, std::optional<uint64_t> version, 
 }
 
 absl::Status Cli::Diff(const std::vector<std::string>& a) {
-  if (a.size() < 2) return Usage("usage: cowdb diff FROM TO [PREFIX]");
-  absl::StatusOr<uint64_t> from = ResolveVersion(a[0]);
-  if (!from.ok()) return from.status();
-  absl::StatusOr<uint64_t> to = ResolveVersion(a[1]);
-  if (!to.ok()) return to.status();
-  absl::StatusOr<client::Range> range = RangeArg(a, 2);
+  const std::string from_branch = Branch();
+  const std::string to_branch =
+      absl::GetFlag(FLAGS_to_branch).empty() ? from_branch : absl::GetFlag(FLAGS_to_branch);
+  // Across branches, FROM and TO may be left out: both at the latest.
+  const bool versions_given = a.size() >= 2 || absl::GetFlag(FLAGS_to_branch).empty();
+  if (a.size() < 2 && versions_given) {
+    return Usage("usage: cowdb diff FROM TO [PREFIX] [--branch=B] [--to_branch=B2], or "
+                 "cowdb diff [PREFIX] --to_branch=B2 (both at the latest version)");
+  }
+  uint64_t from = 0, to = 0;
+  if (versions_given) {
+    absl::StatusOr<uint64_t> v = ResolveVersion(a[0]);
+    if (!v.ok()) return v.status();
+    from = *v;
+    v = ResolveVersion(a[1]);
+    if (!v.ok()) return v.status();
+    to = *v;
+  } else {
+    absl::StatusOr<client::ServerStatus> st = db_.Status();
+    if (!st.ok()) return st.status();
+    from = to = st->latest_version;
+  }
+  absl::StatusOr<client::Range> range = RangeArg(a, versions_given ? 2 : 0);
   if (!range.ok()) return range.status();
   Table table({"OP", "KEY", "OLD", "NEW"});
-  absl::Status s = db_.Diff(*from, *to, *range, [&](const client::Change& c) {
-    PrintChange(c, std::nullopt, false, &table);
-    return true;
-  });
+  absl::Status s = db_.Diff(client::TreeAt(from_branch, from), client::TreeAt(to_branch, to),
+                            *range, [&](const client::Change& c) {
+                              PrintChange(c, std::nullopt, false, &table);
+                              return true;
+                            });
   if (!s.ok()) return s;
   if (!json_) {
     table.Print(out_);
-    out_ << "(" << table.size() << (table.size() == 1 ? " change" : " changes") << " from version "
-         << *from << " to " << *to << ")\n";
+    out_ << "(" << table.size() << (table.size() == 1 ? " change" : " changes") << " from ";
+    if (from_branch.empty() && to_branch.empty()) {
+      out_ << "version " << from << " to " << to;
+    } else {
+      auto name = [](const std::string& b) { return b.empty() ? std::string("main") : b; };
+      out_ << Printable(name(from_branch)) << " at version " << from << " to "
+           << Printable(name(to_branch)) << " at version " << to;
+    }
+    out_ << ")\n";
   }
   return absl::OkStatus();
 }
@@ -909,15 +1121,11 @@ absl::Status Cli::Diff(const std::vector<std::string>& a) {
 absl::Status Cli::Watch(const std::vector<std::string>& a) {
   absl::StatusOr<client::Range> range = RangeArg(a, 0);
   if (!range.ok()) return range.status();
-  uint64_t from = 0;
+  std::optional<uint64_t> from;  // unset: from now on
   if (const std::string f = absl::GetFlag(FLAGS_from); !f.empty()) {
     absl::StatusOr<uint64_t> v = ResolveVersion(f);
     if (!v.ok()) return v.status();
     from = *v;
-  } else {
-    absl::StatusOr<client::ServerStatus> st = db_.Status();
-    if (!st.ok()) return st.status();
-    from = st->latest_version;
   }
   const uint64_t limit = absl::GetFlag(FLAGS_limit);
   uint64_t seen = 0;
@@ -942,7 +1150,8 @@ absl::Status Cli::Watch(const std::vector<std::string>& a) {
       std::_Exit(kUnreachable);
     });
   }
-  absl::Status s = db_.Watch(from, *range, [&](const client::WatchEvent& e) {
+  absl::Status s = db_.Watch(client::TreeAt(Branch(), from), *range,
+                             [&](const client::WatchEvent& e) {
     PrintChange(e.change, e.version, e.net, nullptr);
     out_ << std::flush;
     return limit == 0 || ++seen < limit;
@@ -1279,7 +1488,7 @@ int Main(int argc, char** argv) {
   if (args[0] == "restore") {
     s = Restore(std::vector<std::string>(args.begin() + 1, args.end()));
   } else {
-    absl::StatusOr<std::unique_ptr<client::Client>> db = Open(args[0]);
+    absl::StatusOr<std::unique_ptr<client::Client>> db = Open(args);
     if (!db.ok()) {
       s = db.status();
     } else {

@@ -17,9 +17,10 @@ namespace cowdb::cli {
 // Exit codes of the CLI (documented in `cowdb --help` and the README).
 enum ExitCode : int {
   kOk = 0,
-  kNotFound = 1,      // no such key, tag or version (or no longer retained)
+  kNotFound = 1,      // no such key, tag, version or branch (or no longer retained)
   kBadInput = 2,      // bad usage or arguments
-  kConflict = 3,      // a transaction conflict, or txn compares that failed
+  kConflict = 3,      // a transaction conflict, txn compares that failed, or
+                      // conflicts a merge under policy fail refused
   kUnreachable = 4,   // the server could not be reached in time
   kUnauthorized = 5,  // a missing or rejected token or certificate
   kFailed = 6,        // anything else the database reported
