@@ -10,6 +10,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -183,6 +184,8 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_max_open_transactions_per_client);
   service_options.max_watches_per_client = absl::GetFlag(FLAGS_max_watches_per_client);
   service_options.max_inflight_write_bytes = absl::GetFlag(FLAGS_max_inflight_write_bytes);
+  service_options.merge_conflict_bytes = std::min<uint64_t>(
+      service_options.merge_conflict_bytes, absl::GetFlag(FLAGS_max_message_bytes) / 2);
   if (absl::Status s = Validate(service_options); !s.ok()) {
     cowdb::server::Log("error", "bad flags", absl::StrCat("error=\"", s.message(), "\""));
     return 1;

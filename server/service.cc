@@ -996,7 +996,7 @@ grpc::Status VersionsService::Merge(grpc::ServerContext* ctx, const v1::MergeReq
   if (!policy.ok()) return ToGrpcStatus(policy.status());
   absl::StatusOr<MergeResult> r = s_.db->Merge(req->from(), req->into(), *policy);
   if (!r.ok()) return ToGrpcStatus(r.status());
-  wire::ToProto(*r, resp);
+  wire::ToProto(*r, s_.options.merge_conflict_bytes, resp);
   return grpc::Status::OK;
 }
 

@@ -43,6 +43,11 @@ struct ServiceOptions {
   std::string backup_staging_prefix;
   uint64_t max_inflight_writes = 4096;
   uint64_t max_inflight_write_bytes = 256 << 20;
+  // Bytes of keys and values of the conflicts a MergeResponse lists at
+  // most (the merge is done whatever it lists; conflict_count counts them
+  // all), so that the answer stays under the message limit: 16 MiB, or
+  // half of --max_message_bytes when that is smaller.
+  uint64_t merge_conflict_bytes = 16 << 20;
 };
 
 }  // namespace cowdb::server

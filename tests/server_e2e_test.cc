@@ -577,6 +577,51 @@ TEST_F(ServerTest, ScanPagesOfLargeValuesStayUnderTheMessageLimit) {
 // A transaction's scan takes each page from a new iterator bounded by what
 // is left of the range; a page that ends exactly at the range's edge leaves
 // nothing, and the scan ends there (the server's page size is 7).
+// A merge lists its conflicts within half the message limit (16 MiB at
+// most) and counts them all, so that a merge that committed always
+// answers.
+TEST_F(ServerTest, MergeListsConflictsWithinTheMessageLimit) {
+  Stop();
+  ASSERT_TRUE(Start({"--max_message_bytes=8388608"}));  // conflicts: 4 MiB
+  {
+    grpc::ClientContext ctx;
+    v1::ForkRequest fork;
+    fork.set_name("dev");
+    v1::ForkResponse forked;
+    ASSERT_TRUE(versions_->Fork(&ctx, fork, &forked).ok());
+  }
+  const std::string value(3 << 19, 'v');  // 1.5 MiB: a conflict is 3 MiB
+  for (int i = 0; i < 3; ++i) {
+    for (const char* branch : {"", "dev"}) {
+      grpc::ClientContext ctx;
+      v1::PutRequest put;
+      put.set_key("k" + std::to_string(i));
+      put.set_value(value + branch);
+      put.set_branch(branch);
+      v1::PutResponse resp;
+      ASSERT_TRUE(kv_->Put(&ctx, put, &resp).ok());
+    }
+  }
+  grpc::ClientContext ctx;
+  v1::MergeRequest merge;
+  merge.set_from("dev");
+  merge.set_policy(v1::MergeRequest::THEIRS);
+  v1::MergeResponse resp;
+  grpc::Status s = versions_->Merge(&ctx, merge, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(resp.merged());
+  EXPECT_EQ(resp.changes(), 3u);
+  EXPECT_EQ(resp.conflict_count(), 3u);
+  ASSERT_EQ(resp.conflicts_size(), 1);
+  EXPECT_EQ(resp.conflicts(0).key(), "k0");
+  EXPECT_FALSE(resp.conflicts(0).has_base());  // absent at the fork
+  EXPECT_EQ(resp.conflicts(0).ours(), value);
+  EXPECT_EQ(resp.conflicts(0).theirs(), value + "dev");
+  v1::GetResponse got;
+  ASSERT_TRUE(Get("k2", &got).ok());
+  EXPECT_EQ(got.kv().value(), value + "dev");
+}
+
 TEST_F(ServerTest, TransactionScanEndsCleanlyAtAPageBoundary) {
   for (int i = 0; i < 7; ++i) Put(absl::StrCat("k", i), "v");
   grpc::ClientContext begin_ctx;
@@ -697,7 +742,7 @@ TEST_F(ServerTest, EveryMethodRefusesCallsWithoutAValidToken) {
           << method << " with token \"" << token << "\": " << s.error_message();
     }
   }
-  EXPECT_GE(methods.size(), 37u);
+  EXPECT_GE(methods.size(), 42u);  // 9 + 19 + 14
 }
 
 // One client (connection) cannot take every transaction or watch slot:

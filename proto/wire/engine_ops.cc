@@ -337,20 +337,20 @@ client::BranchInfo FromEngine(const cowdb::BranchInfo& b) {
   return client::BranchInfo{b.name, b.created, b.source, b.source_version, b.entries};
 }
 
-void ToProto(const cowdb::MergeResult& r, v1::MergeResponse* out) {
+void ToProto(const cowdb::MergeResult& r, uint64_t conflict_bytes, v1::MergeResponse* out) {
   out->set_merged(r.merged);
   out->set_version(r.version);
   out->set_base_version(r.base_version);
   out->set_base_branch(r.base_branch);
   out->set_changes(r.changes);
   out->set_conflict_count(r.conflicts.size());
-  size_t bytes = 0;
+  uint64_t bytes = 0;
   for (const cowdb::MergeConflict& c : r.conflicts) {
     for (const std::optional<std::string>* v : {&c.base, &c.ours, &c.theirs}) {
       if (*v) bytes += (*v)->size();
     }
     bytes += c.key.size();
-    if (bytes > kMergeConflictBytes) break;
+    if (bytes > conflict_bytes) break;
     v1::MergeConflict* o = out->add_conflicts();
     o->set_key(c.key);
     if (c.base) o->set_base(*c.base);

@@ -62,10 +62,9 @@ absl::StatusOr<cowdb::MergePolicy> MergePolicyOf(v1::MergeRequest::Policy p);
 cowdb::MergePolicy ToEngine(client::MergePolicy p);
 void ToProto(const cowdb::BranchInfo& b, v1::BranchInfo* out);
 client::BranchInfo FromEngine(const cowdb::BranchInfo& b);
-// The conflicts go in key order until their keys and values reach
-// kMergeConflictBytes; conflict_count counts them all.
-constexpr size_t kMergeConflictBytes = 16 << 20;
-void ToProto(const cowdb::MergeResult& r, v1::MergeResponse* out);
+// The conflicts go in key order while their keys and values stay within
+// `conflict_bytes`; conflict_count counts them all.
+void ToProto(const cowdb::MergeResult& r, uint64_t conflict_bytes, v1::MergeResponse* out);
 client::MergeResult FromEngine(const cowdb::MergeResult& r);
 
 }  // namespace cowdb::wire
