@@ -4,6 +4,7 @@
 #include <chrono>
 #include <fstream>
 #include <future>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -391,6 +392,7 @@ TEST_F(AuthTest, EveryMethodRefusesAUserWithoutTheRights) {
       "/cowdb.v1.KV/Rollback",
       "/cowdb.v1.Versions/ListVersions",
       "/cowdb.v1.Versions/ListTags",
+      "/cowdb.v1.Versions/ListBranches",
       "/cowdb.v1.Versions/Status",
       "/cowdb.v1.Versions/VersionAt",
       "/cowdb.v1.Versions/Digest",     // names no key
@@ -414,10 +416,96 @@ TEST_F(AuthTest, EveryMethodRefusesAUserWithoutTheRights) {
           << method << ": " << s.error_message();
     }
   }
-  EXPECT_GE(methods.size(), 37u);
+  EXPECT_GE(methods.size(), 42u);  // 9 + 19 + 14
   // And what the narrow role allows, it allows.
   EXPECT_EQ(Get(carol, "allowed/k"), StatusCode::NOT_FOUND);
   EXPECT_TRUE(Scan(carol, "allowed/").ok());
+}
+
+// Permissions are of keys, on every branch alike: a read or write on a
+// branch needs what it needs on main. Fork and DeleteBranch need WRITE on
+// every key, Merge READ and WRITE on every key.
+TEST_F(AuthTest, BranchesNeedWhatTheirKeysNeed) {
+  const std::string root = SetUpUsers();
+  using S = v1::Auth::Stub;
+  ASSERT_TRUE(CallAuth(&S::RoleAdd, UserReq("", "", "all-rw"), root).ok());
+  ASSERT_TRUE(CallAuth(&S::RoleGrant,
+                       Grant("all-rw", v1::Permission::READWRITE, "", std::string(1, '\0')), root)
+                  .ok());
+  ASSERT_TRUE(CallAuth(&S::UserAdd, UserReq("dave", "dave-pw"), root).ok());
+  ASSERT_TRUE(CallAuth(&S::UserGrant, UserReq("dave", "", "all-rw"), root).ok());
+  const std::string alice = Login("alice", "alice-pw");  // READWRITE on app/
+  const std::string bob = Login("bob", "bob-pw");        // READ on every key
+  const std::string dave = Login("dave", "dave-pw");     // READWRITE on every key
+  auto ctx = [](const std::string& token) {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->AddMetadata("authorization", "Bearer " + token);
+    return c;
+  };
+  auto fork = [&](const std::string& token, const std::string& name) {
+    v1::ForkRequest req;
+    req.set_name(name);
+    v1::ForkResponse resp;
+    return versions_->Fork(ctx(token).get(), req, &resp).error_code();
+  };
+  auto drop = [&](const std::string& token, const std::string& name) {
+    v1::DeleteBranchRequest req;
+    req.set_name(name);
+    v1::DeleteBranchResponse resp;
+    return versions_->DeleteBranch(ctx(token).get(), req, &resp).error_code();
+  };
+  auto merge = [&](const std::string& token) {
+    v1::MergeRequest req;
+    req.set_from("dev");
+    v1::MergeResponse resp;
+    return versions_->Merge(ctx(token).get(), req, &resp).error_code();
+  };
+  auto list = [&](const std::string& token) {
+    v1::ListBranchesResponse resp;
+    return versions_->ListBranches(ctx(token).get(), v1::ListBranchesRequest(), &resp)
+        .error_code();
+  };
+  auto put = [&](const std::string& token, const std::string& key) {
+    v1::PutRequest req;
+    req.set_key(key);
+    req.set_value("v");
+    req.set_branch("dev");
+    v1::PutResponse resp;
+    return kv_->Put(ctx(token).get(), req, &resp).error_code();
+  };
+  auto get = [&](const std::string& token, const std::string& key) {
+    v1::GetRequest req;
+    req.set_key(key);
+    req.set_branch("dev");
+    v1::GetResponse resp;
+    return kv_->Get(ctx(token).get(), req, &resp).error_code();
+  };
+
+  EXPECT_EQ(fork(alice, "dev"), StatusCode::PERMISSION_DENIED);  // WRITE on app/ only
+  EXPECT_EQ(fork(bob, "dev"), StatusCode::PERMISSION_DENIED);    // READ only
+  EXPECT_EQ(fork(dave, "dev"), StatusCode::OK);
+  EXPECT_EQ(fork(root, "dev2"), StatusCode::OK);
+  for (const std::string* token : {&alice, &bob, &dave}) {
+    EXPECT_EQ(list(*token), StatusCode::OK);
+  }
+  // On the branch, alice writes and reads app/ and nothing else; bob
+  // reads everything and writes nothing.
+  EXPECT_EQ(put(alice, "app/x"), StatusCode::OK);
+  EXPECT_EQ(get(alice, "app/x"), StatusCode::OK);
+  EXPECT_EQ(put(alice, "other"), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(get(alice, "other"), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(get(bob, "app/x"), StatusCode::OK);
+  EXPECT_EQ(put(bob, "app/y"), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Get(alice, "app/x"), StatusCode::NOT_FOUND);  // on main: not there
+  // Merging writes a tree and answers with values: READ and WRITE on all.
+  EXPECT_EQ(merge(alice), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(merge(bob), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(merge(dave), StatusCode::OK);
+  EXPECT_EQ(Get(alice, "app/x"), StatusCode::OK);  // merged into main
+  EXPECT_EQ(drop(alice, "dev"), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(drop(bob, "dev"), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(drop(dave, "dev"), StatusCode::OK);
+  EXPECT_EQ(drop(root, "dev2"), StatusCode::OK);
 }
 
 // A proof shows the whole leaf of its key: it is answered only to a user
