@@ -666,6 +666,8 @@ TEST_P(ConformanceTest, BranchesForkWriteReadListAndDelete) {
   EXPECT_EQ(ScanOf(*db_, ""), (std::vector<std::string>{"k=base", "only-main=1"}));
   EXPECT_EQ(ScanOf(*db_, "main"), ScanOf(*db_, ""));
   EXPECT_THAT(db_->Count({}, TreeAt("dev")), IsOkAndHolds(2u));
+  EXPECT_THAT(db_->Count(Range::Prefix("only-dev"), TreeAt("dev")), IsOkAndHolds(1u));
+  EXPECT_THAT(db_->Count(Range::Prefix("only-dev"), TreeAt("dev", forked)), IsOkAndHolds(0u));
   ScanOptions old_dev;
   old_dev.branch = "dev";
   old_dev.at = forked;
