@@ -226,11 +226,12 @@ class Client {
   // With auth, Fork and DeleteBranch need WRITE on every key, Merge READ
   // and WRITE on every key; ListBranches a valid token.
 
-  // Creates branch `name` as the tree `from` (default: main's latest), in
-  // O(1). Errors: AlreadyExists; NotFound for an unknown source;
-  // OutOfRange for a released version; Unimplemented when the source
-  // changed after from.version (only a branch's latest tree can be forked
-  // yet).
+  // Creates branch `name` as the tree `from` (default: main's latest; any
+  // retained version, also of a branch deleted since). Forking a branch's
+  // latest tree is O(1); an older tree also writes a checkpoint with the
+  // fork. Errors: AlreadyExists; NotFound for a source that does not exist
+  // at from.version, or a version after the latest; OutOfRange for a
+  // released version.
   virtual absl::StatusOr<uint64_t> Fork(std::string_view name, const TreeAt& from = {}) = 0;
   // Deletes branch `name`; its earlier versions stay readable while
   // retained. Errors: NotFound; InvalidArgument for main.

@@ -453,7 +453,7 @@ TEST_F(CliTest, BranchesCreateWriteReadDiffMergeWatchAndDelete) {
   EXPECT_EQ(Cli({"branch", "create", "dev"}).code, 6);       // exists
   EXPECT_EQ(Cli({"branch", "create", "bad name"}).code, 2);  // not a name
   EXPECT_EQ(Cli({"branch", "create", "x", "--from=nope"}).code, 1);
-  EXPECT_EQ(Cli({"branch", "create", "x", "--at=1"}).code, 6);  // main changed since 1
+  EXPECT_EQ(Cli({"branch", "create", "x", "--at=99"}).code, 1);  // after the latest
   EXPECT_EQ(Cli({"branch"}).code, 2);
   EXPECT_EQ(Cli({"branch", "rename", "dev"}).code, 2);
 
@@ -577,6 +577,11 @@ TEST_F(CliTest, BranchesCreateWriteReadDiffMergeWatchAndDelete) {
   EXPECT_EQ(Cli({"get", "k", "--branch=dev"}).code, 1);
   EXPECT_EQ(Cli({"branch", "del", "f2", "--json"}).out,
             "{\"branch\":\"f2\",\"deleted\":true,\"version\":16}\n");
+  // An older tree forks too: the deleted branch as it was at version 4.
+  EXPECT_EQ(Cli({"branch", "create", "dev-again", "--from=dev", "--at=4"}).out,
+            "OK branch dev-again created at version 17 from dev at version 4\n");
+  EXPECT_EQ(Cli({"get", "k", "--branch=dev-again"}).out, "dev\n");
+  EXPECT_EQ(Cli({"get", "c", "--branch=dev-again"}).out, "1\n");
 
   Result help = RunCli({"--help"});
   EXPECT_THAT(help.out + help.err, HasSubstr("branch create NAME"));

@@ -641,8 +641,7 @@ TEST_P(ConformanceTest, BranchesForkWriteReadListAndDelete) {
   EXPECT_THAT(db_->Fork("x", TreeAt("nope")), StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT(db_->Fork("x", TreeAt("main", forked + 10)),
               StatusIs(absl::StatusCode::kNotFound));
-  // Only a branch's latest tree can be forked yet; main changed since 0.
-  EXPECT_THAT(db_->Fork("x", TreeAt("main", 0)), StatusIs(absl::StatusCode::kUnimplemented));
+  EXPECT_THAT(db_->Fork("x", TreeAt("dev", v1)), StatusIs(absl::StatusCode::kNotFound));
 
   // Writes on the branch leave main as it was, and make the next versions.
   ASSERT_OK_AND_ASSIGN(uint64_t v3, db_->Put("k", "dev", WriteOptions{"dev"}));
@@ -753,6 +752,20 @@ TEST_P(ConformanceTest, BranchesForkWriteReadListAndDelete) {
   EXPECT_THAT(db_->DeleteBranch("main"), StatusIs(absl::StatusCode::kInvalidArgument));
   ASSERT_OK_AND_ASSIGN(branches, db_->ListBranches());
   EXPECT_EQ(branches.size(), 2u);
+
+  // Older trees fork too: main before it changed, and the deleted branch
+  // as it was.
+  ASSERT_OK_AND_ASSIGN(uint64_t old_main, db_->Fork("old-main", TreeAt("main", v1)));
+  EXPECT_EQ(old_main, deleted + 1);
+  EXPECT_THAT(db_->Get("k", TreeAt("old-main")),
+              IsOkAndHolds(::testing::Field(&Entry::value, "base")));
+  EXPECT_EQ(ScanOf(*db_, "old-main"), (std::vector<std::string>{"k=base"}));
+  ASSERT_OK(db_->Fork("dev-again", TreeAt("dev", v4)).status());
+  EXPECT_EQ(ScanOf(*db_, "dev-again"), (std::vector<std::string>{"k=dev", "only-dev=1"}));
+  ASSERT_OK(db_->Put("k", "again", WriteOptions{"dev-again"}).status());
+  EXPECT_THAT(db_->Get("k", TreeAt("dev", v4)),
+              IsOkAndHolds(::testing::Field(&Entry::value, "dev")));
+  EXPECT_THAT(db_->Get("k"), IsOkAndHolds(::testing::Field(&Entry::value, "main-again")));
 }
 
 // A conflict as text: "key:base/ours/theirs", "-" for absent.

@@ -318,9 +318,10 @@ std::vector<std::pair<std::string, std::string>> ServiceSeeds() {
     seeds.push_back({"history_version_at", in});
   }
   {
-    // Branches: a fork, writes and reads on it and on main, a diff across
-    // them, merges under each policy (with a conflict), bad names and an
-    // unknown branch, a deletion, then a check.
+    // Branches: a fork (of the latest tree and of an older one), writes
+    // and reads on it and on main, a diff across them, merges under each
+    // policy (with a conflict), bad names and an unknown branch, a
+    // deletion, then a check.
     std::string in;
     put.Clear();
     put.set_key("k");
@@ -333,7 +334,7 @@ std::vector<std::pair<std::string, std::string>> ServiceSeeds() {
     fork.set_name("bad name");
     AppendCall(&in, kRpcFork, Serialized(fork));
     fork.set_name("old");
-    fork.set_from_version(0);  // main changed since
+    fork.set_from_version(0);  // an older tree: forked with a checkpoint
     AppendCall(&in, kRpcFork, Serialized(fork));
     put.set_branch("dev");
     put.set_value("theirs");
@@ -356,8 +357,8 @@ std::vector<std::pair<std::string, std::string>> ServiceSeeds() {
     scan.set_count_only(true);
     AppendCall(&in, kRpcScan, Serialized(scan));
     v1::DiffRequest diff;
-    diff.set_from_version(5);  // main and dev at the latest version
-    diff.set_to_version(5);
+    diff.set_from_version(6);  // main and dev at the latest version
+    diff.set_to_version(6);
     diff.set_to_branch("dev");
     AppendCall(&in, kRpcDiff, Serialized(diff));
     AppendCall(&in, kRpcListBranches, "");
