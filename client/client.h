@@ -239,14 +239,15 @@ class Client {
   // The branches at the latest version, main first.
   virtual absl::StatusOr<std::vector<BranchInfo>> ListBranches() = 0;
   // Three-way merge of branch `from` into branch `into`: the changes `from`
-  // made since their common ancestor (the fork between them, or the last
-  // merge of `from` into `into`) are applied to `into` in one commit; a key
-  // both changed differently is a conflict, settled by `policy`. With
-  // kFail and conflicts, nothing is written and the result (OK) has
-  // merged = false and the conflicts. Errors: NotFound for an unknown
-  // branch; InvalidArgument if from == into; FailedPrecondition without a
-  // known, retained common ancestor; Aborted if `into` changed meanwhile
-  // (retry).
+  // made since their common ancestor (the fork between them, the last
+  // merge between them, or for two forks of one branch the earlier fork's
+  // first tree) are applied to `into` in one commit; a key both changed
+  // differently is a conflict, settled by `policy`. With kFail and
+  // conflicts, nothing is written and the result (OK) has merged = false
+  // and the conflicts. Errors: NotFound for an unknown branch;
+  // InvalidArgument if from == into; FailedPrecondition without a known,
+  // readable common ancestor; Aborted if a key the merge writes changed in
+  // `into` meanwhile (retry).
   virtual absl::StatusOr<MergeResult> Merge(std::string_view from, std::string_view into,
                                             MergePolicy policy = MergePolicy::kFail) = 0;
 

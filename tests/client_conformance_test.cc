@@ -830,8 +830,11 @@ TEST_P(ConformanceTest, MergeSettlesConflictsUnderEachPolicy) {
   }
   EXPECT_EQ(ScanOf(*db_, ""), (std::vector<std::string>{"a=1", "b=1", "c=1"}));
   EXPECT_THAT(db_->Merge("from1", "from1"), StatusIs(absl::StatusCode::kInvalidArgument));
-  // Two branches forked from main, never merged: no known common ancestor.
-  EXPECT_THAT(db_->Merge("into1", "into2"), StatusIs(absl::StatusCode::kFailedPrecondition));
+  // Two forks of main: their ancestor is the earlier fork's first tree.
+  ASSERT_OK_AND_ASSIGN(MergeResult siblings, db_->Merge("into2", "into1", MergePolicy::kFail));
+  EXPECT_EQ(siblings.base_branch, "into1");
+  // A fork of a fork and another fork of main: none is known.
+  EXPECT_THAT(db_->Merge("from1", "into2"), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST_P(ConformanceTest, DiffAndWatchAcrossBranches) {

@@ -145,9 +145,11 @@ Commands:
   branch list                 the branches: created at, source, keys
   branch delete NAME          delete a branch (its earlier versions stay
                               readable while retained)
-  merge FROM INTO             apply what branch FROM changed since it and
-                              INTO parted (their fork or last merge) to
-                              INTO in one commit; --policy=fail|ours|theirs
+  merge FROM INTO             apply what branch FROM changed since its
+                              common ancestor with INTO (the fork or last
+                              merge between them, or for two forks of one
+                              branch the earlier fork) to INTO in one
+                              commit; --policy=fail|ours|theirs
                               settles a key both changed differently
                               (fail, the default: nothing is merged, the
                               conflicts are listed as KEY BASE OURS THEIRS,
