@@ -12,14 +12,20 @@
 //
 //  1. Fork latency against the database's size (phases fork_sync,
 //     fork_nosync): a --small_keys database and a --keys database side by
-//     side in one process, taking turns each round (A B, B A, ...). A round
-//     runs, --forks times on each database: Fork (main's latest tree),
-//     DeleteBranch, then Checkpoint, each timed apart; then --forks Tag +
-//     Untag pairs (Tag timed: one synced record write through the engine)
-//     and --forks single-put commits (timed), for reference. Once with
-//     Options::sync = true (the default: a fork is durable when it
-//     returns) and once with sync = false. Wall time and the calling
-//     thread's CPU time per operation. Default options otherwise
+//     side in one process. A round runs --forks cycles; a cycle is, on
+//     each database in turn (the order alternating from cycle to cycle),
+//     Fork (main's latest tree), DeleteBranch and Checkpoint, each timed
+//     apart, then one 4 KiB append + fdatasync of a probe file in the same
+//     directory (the disk's sync latency, measured beside the forks). Then
+//     --forks Tag + Untag pairs (Tag timed: one synced record write
+//     through the engine) and --forks single-put commits, interleaved the
+//     same way, for reference. Interleaving by operation, not by round,
+//     makes both databases see the same disk: other jobs' fsyncs on this
+//     machine come and go within seconds. Once with Options::sync = true
+//     (the default: a fork is durable when it returns) and once with
+//     sync = false. Wall time and the calling thread's CPU time per
+//     operation, and the median over cycles of the paired ratio (large
+//     fork / small fork of the same cycle). Default options otherwise
 //     (background checkpoints and reclamation on). Target: fork latency
 //     on 1M keys of the same order as on 10k.
 //  2. Diff across branches (phase diff), on the --keys database, opened
@@ -247,36 +253,81 @@ struct ForkRows {
   Row fork, del, checkpoint, tag, put;
 };
 
-// One round on one database: `n` fork / delete / checkpoint cycles, then
-// `n` Tag (+ untimed Untag), then `n` single-put commits (+ an untimed
-// checkpoint).
-void ForkRound(Db& d, int n, int round, ForkRows* rows) {
-  cowdb::DB* db = d.db.get();
-  std::vector<Timing> fork, del, ckpt, tag, put;
-  cowdb::TreeAt main;  // main's latest tree
+// A file in `dir` to append 4 KiB + fdatasync to, timed: the disk's sync
+// latency measured beside the operations, under the same conditions.
+class SyncProbe {
+ public:
+  explicit SyncProbe(const std::string& dir) : path_(dir + "/sync_probe") {
+    fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd_ < 0) Die("open " + path_);
+  }
+  ~SyncProbe() {
+    close(fd_);
+    unlink(path_.c_str());
+  }
+  Timing Once() {
+    return Time([&] {
+      if (write(fd_, block_.data(), block_.size()) < 0 || fdatasync(fd_) != 0) Die("probe");
+    });
+  }
+
+ private:
+  const std::string path_;
+  const std::string block_ = std::string(4096, 'x');
+  int fd_ = -1;
+};
+
+// One round: `n` cycles, each a fork / delete / checkpoint on both
+// databases (the order alternating from cycle to cycle) and one disk
+// probe; then `n` Tags (each followed by an untimed Untag) and `n`
+// single-put commits, interleaved the same way, and an untimed checkpoint
+// of each database. Interleaving by operation makes both databases see
+// the same disk: another job's fsyncs on this machine come and go within
+// seconds. `paired` gets the large / small ratio of each cycle's forks.
+void ForkRound(Db* dbs[2], int n, int round, ForkRows rows[2], Row* disk,
+               std::vector<double>* paired, SyncProbe* probe) {
+  std::vector<Timing> fork[2], del[2], ckpt[2], tag[2], put[2], sync;
+  const cowdb::TreeAt main;  // main's latest tree
   for (int i = 0; i < n; ++i) {
-    fork.push_back(Time([&] { Check(db->Fork("f", main).status(), "fork"); }));
-    del.push_back(Time([&] { Check(db->DeleteBranch("f").status(), "delete branch"); }));
-    ckpt.push_back(Time([&] { Check(db->Checkpoint(), "checkpoint"); }));
+    for (int k = 0; k < 2; ++k) {
+      const int w = (i + round + k) % 2;
+      cowdb::DB* db = dbs[w]->db.get();
+      fork[w].push_back(Time([&] { Check(db->Fork("f", main).status(), "fork"); }));
+      del[w].push_back(Time([&] { Check(db->DeleteBranch("f").status(), "delete branch"); }));
+      ckpt[w].push_back(Time([&] { Check(db->Checkpoint(), "checkpoint"); }));
+    }
+    sync.push_back(probe->Once());
+    paired->push_back(fork[1].back().wall_us / fork[0].back().wall_us);
   }
   for (int i = 0; i < n; ++i) {
-    const uint64_t v = db->LatestVersion();
-    tag.push_back(Time([&] { Check(db->Tag("t", v), "tag"); }));
-    Check(db->Untag("t"), "untag");
+    for (int k = 0; k < 2; ++k) {
+      const int w = (i + round + k) % 2;
+      cowdb::DB* db = dbs[w]->db.get();
+      const uint64_t v = db->LatestVersion();
+      tag[w].push_back(Time([&] { Check(db->Tag("t", v), "tag"); }));
+      Check(db->Untag("t"), "untag");
+    }
   }
   std::mt19937_64 rng(777 + round);
   std::string value(kValueSize, 0);
   for (int i = 0; i < n; ++i) {
-    RandomBytes(rng, &value);
-    const std::string k = Key(rng() % d.keys);
-    put.push_back(Time([&] { Check(db->Put(k, value).status(), "put"); }));
+    for (int k = 0; k < 2; ++k) {
+      const int w = (i + round + k) % 2;
+      cowdb::DB* db = dbs[w]->db.get();
+      RandomBytes(rng, &value);
+      const std::string key = Key(rng() % dbs[w]->keys);
+      put[w].push_back(Time([&] { Check(db->Put(key, value).status(), "put"); }));
+    }
   }
-  Check(db->Checkpoint(), "checkpoint");
-  rows->fork.AddRound(fork);
-  rows->del.AddRound(del);
-  rows->checkpoint.AddRound(ckpt);
-  rows->tag.AddRound(tag);
-  rows->put.AddRound(put);
+  for (int w = 0; w < 2; ++w) {
+    Check(dbs[w]->db->Checkpoint(), "checkpoint");
+    rows[w].fork.AddRound(fork[w]);
+    rows[w].del.AddRound(del[w]);
+    rows[w].checkpoint.AddRound(ckpt[w]);
+    rows[w].tag.AddRound(tag[w]);
+    rows[w].put.AddRound(put[w]);
+  }
+  disk->AddRound(sync);
 }
 
 void PrintForkRow(const char* what, const Row& small, const Row& large) {
@@ -286,30 +337,30 @@ void PrintForkRow(const char* what, const Row& small, const Row& large) {
          Runs(small.round_wall).c_str(), Runs(large.round_wall).c_str());
 }
 
-void ForkPhase(Db& small, Db& large, bool sync, int rounds, double sync_us) {
+void ForkPhase(Db& small, Db& large, bool sync, int rounds, const std::string& dir) {
   small.Open(Db::kDefaults, sync);
   large.Open(Db::kDefaults, sync);
   const int n = absl::GetFlag(FLAGS_forks);
-  ForkRows s, l;
-  for (int r = 0; r < rounds; ++r) {
-    if (r % 2 == 0) {
-      ForkRound(small, n, r, &s);
-      ForkRound(large, n, r, &l);
-    } else {
-      ForkRound(large, n, r, &l);
-      ForkRound(small, n, r, &s);
-    }
-  }
-  printf("fork latency, sync=%s (%d rounds x %d cycles per database; microseconds)\n",
+  Db* dbs[2] = {&small, &large};
+  ForkRows rows[2];
+  Row disk;
+  std::vector<double> paired;
+  SyncProbe probe(dir);
+  for (int r = 0; r < rounds; ++r) ForkRound(dbs, n, r, rows, &disk, &paired, &probe);
+  printf("fork latency, sync=%s (%d rounds x %d cycles, the two databases interleaved; "
+         "microseconds)\n",
          sync ? "true" : "false", rounds, n);
-  printf("  (disk: 4 KiB append + fdatasync, median: %.0f us)\n", sync_us);
-  printf("  %-30s %9s %9s %9s | %9s %9s %9s | %7s   [round medians, wall]\n", "",
+  printf("  %-30s %9s %9s %9s | %9s %9s %9s | %7s   [round medians, wall: small | large]\n", "",
          "small p50", "p90", "thr CPU", "large p50", "p90", "thr CPU", "lg/sm");
-  PrintForkRow("Fork", s.fork, l.fork);
-  PrintForkRow("DeleteBranch", s.del, l.del);
-  PrintForkRow("Checkpoint after the delete", s.checkpoint, l.checkpoint);
-  PrintForkRow("Tag (reference)", s.tag, l.tag);
-  PrintForkRow("single-put commit (reference)", s.put, l.put);
+  PrintForkRow("Fork", rows[0].fork, rows[1].fork);
+  PrintForkRow("DeleteBranch", rows[0].del, rows[1].del);
+  PrintForkRow("Checkpoint after the delete", rows[0].checkpoint, rows[1].checkpoint);
+  PrintForkRow("Tag (reference)", rows[0].tag, rows[1].tag);
+  PrintForkRow("single-put commit (reference)", rows[0].put, rows[1].put);
+  printf("  %-30s %9.1f %9.1f %9.1f   [%s]\n", "disk: 4 KiB append + fdatasync", disk.wall(),
+         Percentile(disk.all_wall, 0.9), disk.cpu(), Runs(disk.round_wall).c_str());
+  printf("  %-30s %.2fx (median over %zu cycles of large fork / small fork, same cycle)\n",
+         "paired fork ratio", Median(paired), paired.size());
   fflush(stdout);
 }
 
@@ -582,8 +633,8 @@ int main(int argc, char** argv) {
   if (forks) Load(small, batch);
   Load(large, batch);
 
-  if (want("fork_sync")) ForkPhase(small, large, true, rounds, sync_us);
-  if (want("fork_nosync")) ForkPhase(small, large, false, rounds, sync_us);
+  if (want("fork_sync")) ForkPhase(small, large, true, rounds, dir);
+  if (want("fork_nosync")) ForkPhase(small, large, false, rounds, dir);
   small.db.reset();
   if (want("diff")) DiffPhase(large, rounds);
   if (want("merge")) MergePhase(large, rounds);
