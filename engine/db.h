@@ -58,12 +58,15 @@ namespace cowdb {
 struct BranchInfo {
   std::string name;
   uint64_t created = 0;         // the version that created it (0: main)
-  std::string source;           // the branch it was forked from ("": main's)
-  uint64_t source_version = 0;  // the version of `source` it started as
+  std::string source;           // the branch it was forked from ("" for main)
+  // The version of `source` it started as: for a fork of the latest tree,
+  // the latest version then.
+  uint64_t source_version = 0;
   uint64_t entries = 0;         // keys in its latest tree
 };
 
-// A tree to read: a branch at a version (unset: the latest).
+// A tree to read: a branch at a version (unset: the latest). A tag or a
+// time names a version too: resolve it with ListTags or VersionAt.
 struct TreeAt {
   std::string branch = "main";
   std::optional<uint64_t> version;

@@ -865,29 +865,23 @@ absl::StatusOr<std::shared_ptr<const Version>> DBImpl::PinTree(const TreeAt& at)
 }
 
 absl::StatusOr<uint64_t> DBImpl::Fork(std::string_view name, const TreeAt& from) {
-  const uint64_t source_version = from.version.value_or(versions_->latest()->version);
-  ASSIGN_OR_RETURN(uint64_t version, versions_->Fork(name, from.branch, source_version));
-  // Kept so that merges find the common ancestor (and its tree is retained).
-  absl::Status tagged = versions_->Tag(ForkTag(name), version);
-  if (!tagged.ok()) {
-    return absl::Status(tagged.code(), absl::StrCat(
-        "branch \"", std::string(name), "\" was created at version ", version,
-        ", but tagging its fork point failed (merges need it): ", tagged.message()));
-  }
-  return version;
+  // The fork's version is tagged with it, in the same write: merges find
+  // the common ancestor there (and the tag keeps it retained).
+  return versions_->Fork(name, from.branch, from.version,
+                         {TagWrite{ForkTag(name), TagWrite::kThisCommit}});
 }
 
 absl::StatusOr<uint64_t> DBImpl::DeleteBranch(std::string_view name) {
-  ASSIGN_OR_RETURN(uint64_t version, versions_->DropBranch(name));
-  // Its bookkeeping tags go with it.
+  // Its bookkeeping tags go with it, in the same write.
+  std::vector<TagWrite> untag;
+  const std::string pub = PublicName(name);
   for (const auto& [tag, v] : versions_->ListTags()) {
-    const std::string pub = PublicName(name);
     if (tag == ForkTag(name) || absl::StartsWith(tag, absl::StrCat("merge:", pub, ":")) ||
         (absl::StartsWith(tag, "merge:") && absl::EndsWith(tag, absl::StrCat(":", pub)))) {
-      versions_->Untag(tag).IgnoreError();  // a leftover tag only retains more
+      untag.push_back(TagWrite{tag, std::nullopt});
     }
   }
-  return version;
+  return versions_->DropBranch(name, untag);
 }
 
 std::vector<BranchInfo> DBImpl::ListBranches() {
@@ -934,18 +928,31 @@ absl::StatusOr<TreeAt> DBImpl::MergeBase(const Version& latest, std::string_view
     auto it = latest.branches->find(b);
     return it == latest.branches->end() ? nullptr : &it->second;
   };
+  // When a branch was created (main: always there). A branch of the same
+  // name deleted and created again since is another branch.
+  auto created = [&](std::string_view b) -> std::optional<uint64_t> {
+    if (b.empty()) return 0;
+    const BranchHead* h = head(b);
+    if (h == nullptr) return std::nullopt;
+    return h->created;
+  };
+  auto existed_at = [&](std::string_view b, uint64_t version) {
+    std::optional<uint64_t> c = created(b);
+    return c && *c <= version;
+  };
+  const BranchHead* f = head(from);
+  const BranchHead* i = head(into);
   // A fork's first version holds the source's tree as it was forked.
-  if (const BranchHead* h = head(from); h != nullptr && h->source == into) {
-    consider(from, h->created);
+  if (f != nullptr && f->source == into && existed_at(into, f->source_version)) {
+    consider(from, f->created);
   }
-  if (const BranchHead* h = head(into); h != nullptr && h->source == from) {
-    consider(into, h->created);
+  if (i != nullptr && i->source == from && existed_at(from, i->source_version)) {
+    consider(into, i->created);
   }
   // Siblings forked from one branch: the earlier fork's first tree is the
   // source as it was then, which the later fork's contains too.
-  const BranchHead* f = head(from);
-  const BranchHead* i = head(into);
-  if (f != nullptr && i != nullptr && f->source == i->source) {
+  if (f != nullptr && i != nullptr && f->source == i->source &&
+      existed_at(f->source, std::min(f->source_version, i->source_version))) {
     if (f->source_version <= i->source_version) {
       consider(from, f->created);
     } else {
@@ -997,10 +1004,14 @@ absl::StatusOr<MergeResult> DBImpl::Merge(std::string_view from_name,
     if (c.old_value != c.new_value) our_changes.emplace(c.key, c.new_value);
     return true;
   }));
-  TransactionOptions options;
-  options.isolation = Isolation::kSnapshot;  // fails if `into` changed a key we write
-  TransactionImpl impl(queue_.get(), ours, options);
-  Transaction& txn = impl;
+  // One commit to `into` on the tree the changes were computed against:
+  // validated as a snapshot-isolation transaction (Aborted if a key it
+  // writes changed meanwhile), with the tag that makes the next merge
+  // start from here in the same write.
+  CommitRequest req;
+  req.snapshot = ours;
+  req.isolation = Isolation::kSnapshot;
+  req.branch = std::string(into);
   for (const auto& [key, change] : their_changes) {
     auto mine = our_changes.find(key);
     bool take = true;
@@ -1010,18 +1021,27 @@ absl::StatusOr<MergeResult> DBImpl::Merge(std::string_view from_name,
       take = policy == MergePolicy::kTheirs;
     }
     if (!take) continue;
-    RETURN_IF_ERROR(change.new_value ? txn.Put(key, *change.new_value) : txn.Delete(key));
+    req.written_keys.push_back(key);
+    req.mutations.push_back(Mutation{!change.new_value.has_value(), key,
+                                     change.new_value ? std::string_view(*change.new_value)
+                                                      : std::string_view(),
+                                     0});
     ++result.changes;
   }
   if (policy == MergePolicy::kFail && !result.conflicts.empty()) {
-    txn.Rollback().IgnoreError();
     result.changes = 0;
     return result;
   }
-  ASSIGN_OR_RETURN(result.version, txn.Commit());
   result.merged = true;
-  // The next merge of `from` into `into` starts from here.
-  RETURN_IF_ERROR(versions_->Tag(MergeTag(from, into), theirs->version));
+  const TagWrite merged{MergeTag(from, into), theirs->version};  // pinned by `theirs`
+  if (req.mutations.empty()) {
+    // Nothing to write; the next merge can still start from here.
+    RETURN_IF_ERROR(versions_->Tag(merged.name, *merged.version));
+    result.version = ours->version;
+    return result;
+  }
+  req.tags.push_back(merged);
+  ASSIGN_OR_RETURN(result.version, queue_->SubmitCommit(req));
   return result;
 }
 

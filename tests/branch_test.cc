@@ -490,5 +490,59 @@ TEST_F(BranchTest, MergeAppliesTheOtherSidesChangesAndReportsConflicts) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
+TEST_F(BranchTest, ForkingOneRebuiltTreeTwiceLeavesTheCachedTreeUntouched) {
+  // A version that is neither held nor a checkpoint is rebuilt and cached
+  // when forked; the fork must store copies of its nodes, not mark the
+  // cached ones as written (a later fork from the cache would then store
+  // nothing and point at pages reclaimed meanwhile).
+  options_.retain_versions = 1;
+  Open();
+  for (int i = 0; i < 100; ++i) Put("main", absl::StrCat("k", i), std::string(30, 'a'));
+  ASSERT_OK(db_->Checkpoint());
+  Put("main", "k1", std::string(300, 'b'));  // a blob, held since its commit
+  Put("main", "k2", "c");
+  const uint64_t s = db_->LatestVersion();
+  ASSERT_OK(db_->Tag("s", s));
+  for (int i = 0; i < 50; ++i) Put("main", absl::StrCat("k", i), "d");
+  ASSERT_OK(db_->Checkpoint());
+  Open();  // versions after the checkpoint before s are rebuilt from now on
+  ForkAt("a", "main", s);
+  Drop("a");
+  for (int i = 0; i < 3; ++i) {
+    Put("main", "k99", absl::StrCat("e", i));
+    ASSERT_OK(db_->Checkpoint());
+    ASSERT_OK(db_->Reclaim());
+  }
+  ForkAt("b", "main", s);
+  EXPECT_EQ(Read("b", std::nullopt), states_.at(s).at("main"));
+  ASSERT_OK(db_->Checkpoint());
+  ASSERT_OK(db_->Reclaim());
+  ExpectAll();
+  Open(/*crash=*/true);
+  EXPECT_EQ(Read("b", std::nullopt), states_.at(s).at("main"));
+  ExpectAll();
+}
+
+TEST_F(BranchTest, ABranchDeletedAndCreatedAgainIsAnotherBranch) {
+  Put("main", "k", "0");
+  Fork("x", "main");
+  TransactionOptions to;
+  to.branch = "x";
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Transaction> txn, db_->Begin(to));
+  ASSERT_OK(txn->Put("k", "from the old x"));
+  Drop("x");
+  Fork("x", "main");
+  EXPECT_THAT(txn->Commit().status(), StatusIs(absl::StatusCode::kAborted));
+  // Nor is the new x's source the old one's: y was forked from the old x,
+  // so y and the new x have no known common ancestor.
+  Fork("y", "x");
+  Drop("x");
+  Put("main", "k", "1");
+  Fork("x", "main");
+  EXPECT_THAT(db_->Merge("y", "x", MergePolicy::kFail).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  ExpectAll();
+}
+
 }  // namespace
 }  // namespace cowdb

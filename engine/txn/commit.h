@@ -54,6 +54,9 @@ struct CommitRequest {
   // The branch it commits to ("" = main): a transaction's snapshot's, or
   // a blind write's batch's.
   std::string branch;
+  // Tags written with its commit (a merge's record of what it merged).
+  // REQUIRES: the versions they name stay pinned until it is done.
+  std::vector<TagWrite> tags;
 
   // Filled in by the leader.
   absl::Status status;

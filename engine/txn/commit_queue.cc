@@ -151,6 +151,11 @@ absl::Status CommitQueue::Validate(const CommitRequest& req, const Version& base
                               const KeySet& group_writes) {
   if (req.snapshot == nullptr) return absl::OkStatus();
   const Version& snap = *req.snapshot;
+  if (snap.branch_created != base.branch_created) {
+    return absl::AbortedError(absl::StrCat(
+        "transaction conflict: branch \"", snap.branch, "\" was deleted and created "
+        "again after version ", snap.version, "; retry the transaction"));
+  }
   const bool moved = snap.version != base.version;
   if (req.isolation == Isolation::kSnapshot) {
     for (std::string_view k : req.written_keys) {
@@ -230,6 +235,7 @@ void CommitQueue::RunBranchGroup(const std::vector<CommitRequest*>& group,
   KeySet group_writes;
   std::vector<CommitRequest*> accepted;
   std::vector<Mutation> ops;  // the group's log record, as applied
+  std::vector<TagWrite> tags;
   for (CommitRequest* r : group) {
     r->status = Validate(*r, *base, group_writes);
     if (!r->status.ok()) continue;
@@ -240,11 +246,12 @@ void CommitQueue::RunBranchGroup(const std::vector<CommitRequest*>& group,
       return;
     }
     ops.insert(ops.end(), r->mutations.begin(), r->mutations.end());
+    tags.insert(tags.end(), r->tags.begin(), r->tags.end());
     for (std::string_view k : r->written_keys) group_writes.emplace(k);
     accepted.push_back(r);
   }
   if (accepted.empty()) return;
-  absl::StatusOr<uint64_t> version = versions_->Commit(builder, ops, branch);
+  absl::StatusOr<uint64_t> version = versions_->Commit(builder, ops, branch, tags);
   for (CommitRequest* r : accepted) {
     if (version.ok()) {
       r->version = *version;

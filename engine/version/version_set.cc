@@ -21,6 +21,7 @@ absl::StatusOr<std::shared_ptr<const Version>> BranchView(
   }
   view.root = it->second.root;
   view.branch = std::string(branch);
+  view.branch_created = it->second.created;
   return std::shared_ptr<const Version>(holder, &view);
 }
 

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -48,6 +49,16 @@ struct BranchHead {
 };
 using BranchTable = std::map<std::string, BranchHead, std::less<>>;
 
+// A tag set or removed in the same write as a commit (so that what a
+// fork or a merge records about itself is durable with it).
+struct TagWrite {
+  static constexpr uint64_t kThisCommit = ~uint64_t{0};
+  std::string name;
+  // The version to tag (kThisCommit: the commit's own); nullopt removes
+  // the tag.
+  std::optional<uint64_t> version;
+};
+
 // Every version holds the trees of all branches that exist at it: main's
 // in `root`, the others in `branches`. A commit changes one branch; the
 // others keep their trees (shared by pointer).
@@ -57,8 +68,11 @@ struct Version {
   Root root;
   // The branches other than main; null when there are none.
   std::shared_ptr<const BranchTable> branches;
-  // In a view: the branch whose tree `root` is; "" for main.
+  // In a view: the branch whose tree `root` is; "" for main. And the
+  // version that created it (a branch deleted and created again is
+  // another branch).
   std::string branch;
+  uint64_t branch_created = 0;
   int64_t commit_micros = 0;
   // In a hashed database: digest(version) and digest(version - 1)
   // (proof.h); zero otherwise.

@@ -157,10 +157,6 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
   v.root = cp->second.root;
   v.branches = cp->second.branches;
   v.commit_micros = latest.commit_micros;
-  if (meta.hashed && !latest.hashed) {
-    return absl::DataLossError(absl::StrCat(
-        "the record of checkpoint ", meta.checkpoint, " has no hashes"));
-  }
   v.previous_digest = latest.previous_digest;
   v.digest = DigestOf(latest, meta.checkpoint);
   uint64_t floor = 0;
@@ -320,6 +316,25 @@ absl::Status VersionStore::CheckReplayedHash(uint64_t version, const Root& root,
   return absl::OkStatus();
 }
 
+absl::Status VersionStore::CheckReplayedBranchHash(uint64_t version, const Trees& trees) {
+  ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                   store_->Get(Space::kVersions, BigEndianKey(version)));
+  if (!bytes) return absl::OkStatus();  // released
+  ASSIGN_OR_RETURN(VersionRecord recorded, DecodeVersionRecord(*bytes, version, hashed_));
+  if (recorded.branch.empty()) return absl::OkStatus();
+  auto it = trees.branches->find(recorded.branch);
+  if (it == trees.branches->end() || it->second.created == version) {
+    return absl::OkStatus();  // deleted, or created, at this version
+  }
+  if (it->second.root.hash != recorded.branch_hash) {
+    return absl::DataLossError(absl::StrCat(
+        "version ", version, " was rebuilt to a tree of branch \"", recorded.branch,
+        "\" whose hash (", HashToHex(it->second.root.hash),
+        ") is not the one its commit recorded (", HashToHex(recorded.branch_hash), ")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Root> VersionStore::TreeOf(const Trees& trees,
                                           std::string_view branch,
                                           uint64_t version) {
@@ -441,14 +456,51 @@ absl::Status VersionStore::CheckWritable() {
 
 absl::StatusOr<uint64_t> VersionStore::Commit(
     TreeBuilder& builder, const std::vector<Mutation>& ops,
-    std::string_view branch) {
+    std::string_view branch, const std::vector<TagWrite>& tags) {
   BranchOp op;
   op.branch = InternalBranchName(branch);
-  return CommitLocked(&builder, op, ops);
+  return CommitLocked(&builder, op, ops, tags);
+}
+
+namespace {
+
+absl::Status ValidateTagName(std::string_view name) {
+  if (name.empty() || name.size() > 256) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a tag name is 1 to 256 bytes, not ", name.size()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status VersionStore::AddTags(const std::vector<TagWrite>& tags, uint64_t version,
+                                   StoreBatch* batch) {
+  for (const TagWrite& t : tags) {
+    RETURN_IF_ERROR(ValidateTagName(t.name));
+    if (!t.version) {
+      batch->Delete(Space::kTags, t.name);
+    } else {
+      batch->Put(Space::kTags, t.name,
+                 EncodeVarint(*t.version == TagWrite::kThisCommit ? version : *t.version));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void VersionStore::ApplyTags(const std::vector<TagWrite>& tags, uint64_t version) {
+  for (const TagWrite& t : tags) {
+    if (!t.version) {
+      set_.RemoveTag(t.name);
+    } else {
+      set_.SetTag(t.name, *t.version == TagWrite::kThisCommit ? version : *t.version);
+    }
+  }
 }
 
 absl::StatusOr<uint64_t> VersionStore::CommitLocked(
-    TreeBuilder* builder, const BranchOp& op, const std::vector<Mutation>& ops) {
+    TreeBuilder* builder, const BranchOp& op, const std::vector<Mutation>& ops,
+    const std::vector<TagWrite>& tags) {
   RETURN_IF_ERROR(CheckWritable());
   std::shared_ptr<const Version> base = set_.latest();
   const uint64_t version = base->version + 1;
@@ -478,6 +530,7 @@ absl::StatusOr<uint64_t> VersionStore::CommitLocked(
   store_batch.Put(Space::kLog, BigEndianKey(version), std::move(record));
   store_batch.Put(Space::kVersions, BigEndianKey(version),
                   EncodeVersionRecord(listing));
+  RETURN_IF_ERROR(AddTags(tags, version, &store_batch));
   absl::Status s = store_->Commit(store_batch, options_.sync);
   if (!s.ok()) {
     write_error_ = s;
@@ -489,6 +542,7 @@ absl::StatusOr<uint64_t> VersionStore::CommitLocked(
   }
   if (options_.sync) commit_syncs_.fetch_add(1, std::memory_order_relaxed);
   PublishLocked(builder, std::move(trees), op, version, micros, record_bytes);
+  ApplyTags(tags, version);
   {
     std::lock_guard<std::mutex> published(published_mu_);  // no lost wake-ups
   }
@@ -538,6 +592,11 @@ absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
         "version ", version, " was rebuilt to a tree whose hash (",
         HashToHex(trees->root.hash), ") is not the one its commit recorded (",
         HashToHex(v.root.hash), ")"));
+  }
+  if (trees.ok() && hashed_ && trees->branches != nullptr) {
+    // A commit to another branch recorded that branch's root hash.
+    absl::Status checked = CheckReplayedBranchHash(version, *trees);
+    if (!checked.ok()) trees = checked;
   }
   if (!trees.ok()) {
     set_.ReleasePin(version);
@@ -833,18 +892,6 @@ absl::StatusOr<uint64_t> VersionStore::VersionAt(int64_t unix_micros) {
   return lo;
 }
 
-namespace {
-
-absl::Status ValidateTagName(std::string_view name) {
-  if (name.empty() || name.size() > 256) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a tag name is 1 to 256 bytes, not ", name.size()));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 absl::Status VersionStore::Tag(std::string_view name, uint64_t version) {
   RETURN_IF_ERROR(ValidateTagName(name));
   // The pin keeps the version from being released while the tag is written.
@@ -1025,12 +1072,57 @@ absl::Status VersionStore::Checkpoint() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> VersionStore::ForkOlder(const BranchOp& op, const Root& tree) {
+absl::StatusOr<uint64_t> VersionStore::ForkOlder(const BranchOp& op, const Root& tree,
+                                                 const std::vector<TagWrite>& tags) {
   // The fork's version is a checkpoint written with its log record: the
   // new branch's tree (an older one, which no log record after the last
   // checkpoint can rebuild) is stored before anything is based on it, so
-  // no replay ever meets this record. Commits wait meanwhile.
+  // no replay ever meets this record.
   MutexLock one(&checkpoint_mu_);
+  // Its stored pages come back to life: a freed record after the source's
+  // checkpoint may list them (a page is listed once, at its death; it
+  // dies again later). The source's pin keeps them until then. Only
+  // checkpoints add freed records (excluded above) and only the reclaimer
+  // rewrites them (excluded here), so commits go on meanwhile.
+  MutexLock freed_lock(&freed_mu_);
+  uint64_t source_base = 0;
+  {
+    MutexLock roots(&roots_mu_);
+    auto cp = checkpoints_.upper_bound(op.source_version);
+    if (cp != checkpoints_.begin()) source_base = std::prev(cp)->first;
+  }
+  StoreBatch batch;
+  absl::Status status;
+  RETURN_IF_ERROR(store_->Scan(
+      Space::kFreed, BigEndianKey(source_base + 1),
+      [&](std::string_view k, std::string_view val) {
+        uint64_t death;
+        if (!ParseBigEndianKey(k, &death)) return false;
+        absl::StatusOr<std::vector<FreedItem>> items = DecodeFreed(val, death);
+        if (!items.ok()) {
+          status = items.status();
+          return false;
+        }
+        std::vector<FreedItem> still_dead;
+        for (FreedItem& item : *items) {
+          absl::StatusOr<bool> back = TreeReaches(*source_, tree, item);
+          if (!back.ok()) {
+            status = back.status();
+            return false;
+          }
+          if (!*back) still_dead.push_back(std::move(item));
+        }
+        if (still_dead.empty()) {
+          batch.Delete(Space::kFreed, std::string(k));
+        } else if (still_dead.size() != items->size()) {
+          batch.Put(Space::kFreed, std::string(k), EncodeFreed(still_dead));
+        }
+        return true;
+      }));
+  RETURN_IF_ERROR(status);
+
+  // The version: the table with the new branch, and its checkpoint. Commits
+  // wait from here to its publication, as for any commit.
   MutexLock lock(&write_mu_);
   RETURN_IF_ERROR(CheckWritable());
   std::shared_ptr<const Version> base = set_.latest();
@@ -1040,7 +1132,6 @@ absl::StatusOr<uint64_t> VersionStore::ForkOlder(const BranchOp& op, const Root&
   }
   const uint64_t version = base->version + 1;
   const int64_t micros = std::max(absl::ToUnixMicros(absl::Now()), base->commit_micros);
-  // The table with the new branch.
   Trees trees{base->root, base->branches};
   auto table = trees.branches ? std::make_shared<BranchTable>(*trees.branches)
                               : std::make_shared<BranchTable>();
@@ -1055,77 +1146,39 @@ absl::StatusOr<uint64_t> VersionStore::ForkOlder(const BranchOp& op, const Root&
   v.root = trees.root;
   v.branches = trees.branches;
   v.commit_micros = micros;
-  if (hashed_) {
-    v.previous_digest = base->digest;
-    v.digest = ChainDigest(base->digest, version, v.root.hash, micros);
-  }
-  // Its stored pages come back to life: a freed record after the source's
-  // checkpoint may list them (a page is listed once, at its death; it
-  // dies again later). The source's pin keeps them until then.
-  uint64_t source_base = 0;
+  if (hashed_) v.previous_digest = base->digest;
+  TreesPlan plan = PlanTrees(v);
+  std::vector<FreedItem> freed;
+  std::vector<Root> dropped;
+  freed.swap(pending_freed_);
+  dropped.swap(pending_dropped_);
+  auto fail = [&](const absl::Status& s) {
+    absl::Status failed = CheckpointFailed(version, s);
+    return absl::Status(failed.code(), absl::StrCat("the fork of branch \"",
+                                                    std::string(op.branch), "\": ",
+                                                    failed.message()));
+  };
+  absl::StatusOr<std::vector<FreedItem>> dying = DyingAt(v, std::move(freed), dropped);
+  if (!dying.ok()) return fail(dying.status());
+  std::string record = EncodeLogRecord(version, micros, op, {});
+  const size_t record_bytes = record.size();
+  batch.Put(Space::kLog, BigEndianKey(version), std::move(record));
+  VersionRecord listing;
+  listing.root = {0, v.root.count, v.root.max_mod, v.root.hash, nullptr, nullptr};
+  listing.commit_micros = micros;
+  listing.hashed = hashed_;
+  listing.previous_digest = base->digest;
+  listing.branch = std::string(op.branch);
+  batch.Put(Space::kVersions, BigEndianKey(version), EncodeVersionRecord(listing));
+  const Trees stored = EncodeTrees(v, plan, *dying, &batch);
+  if (absl::Status s = AddTags(tags, version, &batch); !s.ok()) return fail(s);
+  if (absl::Status s = store_->Commit(batch, /*sync=*/true); !s.ok()) return fail(s);
+  PublishLocked(nullptr, std::move(trees), op, version, micros, record_bytes);
+  Released(version, stored, plan);
+  ApplyTags(tags, version);
   {
     MutexLock roots(&roots_mu_);
-    auto cp = checkpoints_.upper_bound(op.source_version);
-    if (cp != checkpoints_.begin()) source_base = std::prev(cp)->first;
-  }
-  StoreBatch batch;
-  {
-    MutexLock freed_lock(&freed_mu_);
-    absl::Status status;
-    RETURN_IF_ERROR(store_->Scan(
-        Space::kFreed, BigEndianKey(source_base + 1),
-        [&](std::string_view k, std::string_view val) {
-          uint64_t death;
-          if (!ParseBigEndianKey(k, &death)) return false;
-          absl::StatusOr<std::vector<FreedItem>> items = DecodeFreed(val, death);
-          if (!items.ok()) {
-            status = items.status();
-            return false;
-          }
-          std::vector<FreedItem> still_dead;
-          for (FreedItem& item : *items) {
-            absl::StatusOr<bool> back = TreeReaches(*source_, tree, item);
-            if (!back.ok()) {
-              status = back.status();
-              return false;
-            }
-            if (!*back) still_dead.push_back(std::move(item));
-          }
-          if (still_dead.empty()) {
-            batch.Delete(Space::kFreed, std::string(k));
-          } else if (still_dead.size() != items->size()) {
-            batch.Put(Space::kFreed, std::string(k), EncodeFreed(still_dead));
-          }
-          return true;
-        }));
-    RETURN_IF_ERROR(status);
-    // The checkpoint: every tree of the fork's version.
-    TreesPlan plan = PlanTrees(v);
-    std::vector<FreedItem> freed;
-    std::vector<Root> dropped;
-    freed.swap(pending_freed_);
-    dropped.swap(pending_dropped_);
-    absl::StatusOr<std::vector<FreedItem>> dying = DyingAt(v, std::move(freed), dropped);
-    if (!dying.ok()) return CheckpointFailed(version, dying.status());
-    std::string record = EncodeLogRecord(version, micros, op, {});
-    const size_t record_bytes = record.size();
-    batch.Put(Space::kLog, BigEndianKey(version), std::move(record));
-    VersionRecord listing;
-    listing.root = {0, v.root.count, v.root.max_mod, v.root.hash, nullptr, nullptr};
-    listing.commit_micros = micros;
-    listing.hashed = hashed_;
-    listing.previous_digest = base->digest;
-    listing.branch = std::string(op.branch);
-    batch.Put(Space::kVersions, BigEndianKey(version), EncodeVersionRecord(listing));
-    const Trees stored = EncodeTrees(v, plan, *dying, &batch);
-    absl::Status s = store_->Commit(batch, /*sync=*/true);
-    if (!s.ok()) return CheckpointFailed(version, s);
-    PublishLocked(nullptr, std::move(trees), op, version, micros, record_bytes);
-    Released(version, stored, plan);
-    {
-      MutexLock roots(&roots_mu_);
-      unthinned_.insert(version);  // a replay across it cannot restore the tree
-    }
+    unthinned_.insert(version);  // a replay across it cannot restore the tree
   }
   {
     std::lock_guard<std::mutex> published(published_mu_);
@@ -1221,48 +1274,79 @@ absl::Status ValidateBranchName(std::string_view name) {
 
 }  // namespace
 
+namespace {
+
+// A copy of the held nodes of `n` that no checkpoint wrote (written ones
+// are referenced as they are): a tree a fork can give page ids to without
+// touching nodes other trees share (a rebuilt tree in the cache, which
+// rebuilds start from).
+NodeRef CopyUnwritten(const NodeRef& n) {
+  if (n->written_id.get() != 0) return n;
+  auto copy = std::make_shared<Node>(*n);  // views into n's shared buffers
+  copy->assigned_blob_ids.clear();
+  for (ChildRef& c : copy->children) {
+    if (c.mem) c.mem = CopyUnwritten(c.mem);
+  }
+  // Links of its own: they cache the children it reaches by id.
+  if (copy->links) copy->links = std::make_shared<ChildLinks>(copy->children.size());
+  return copy;
+}
+
+}  // namespace
+
 absl::StatusOr<uint64_t> VersionStore::Fork(std::string_view name,
                                             std::string_view source,
-                                            uint64_t source_version) {
+                                            std::optional<uint64_t> source_version,
+                                            const std::vector<TagWrite>& tags) {
   RETURN_IF_ERROR(ValidateBranchName(name));
   source = InternalBranchName(source);
+  auto source_name = [&] { return source.empty() ? std::string("main") : std::string(source); };
   // The source's tree at source_version, pinned meanwhile.
-  ASSIGN_OR_RETURN(std::shared_ptr<const Version> from, Pin(source_version, source));
+  std::shared_ptr<const Version> from;
+  if (source_version) {
+    ASSIGN_OR_RETURN(from, Pin(*source_version, source));
+  }
   BranchOp op;
   op.kind = BranchOp::kFork;
   op.branch = name;
   op.source = source;
   {
-  MutexLock lock(&write_mu_);
-  std::shared_ptr<const Version> latest = set_.latest();
-  if (latest->branches && latest->branches->count(name) != 0) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("a branch named \"", std::string(name), "\" exists"));
+    MutexLock lock(&write_mu_);
+    std::shared_ptr<const Version> latest = set_.latest();
+    if (latest->branches && latest->branches->count(name) != 0) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("a branch named \"", std::string(name), "\" exists"));
+    }
+    // A tree equal to the source's latest is that tree: the fork shares it
+    // and is a log record (O(1)). An older one (or one of a branch deleted
+    // since) is stored with the fork: ForkOlder.
+    absl::StatusOr<std::shared_ptr<const Version>> head = BranchView(latest, source);
+    if (!source_version && !head.ok()) {
+      return absl::NotFoundError(absl::StrCat("no branch named \"", source_name(), "\""));
+    }
+    bool same = !source_version;
+    if (source_version && head.ok() && (*head)->branch_created == from->branch_created) {
+      const Root& a = from->root;
+      const Root& b = (*head)->root;
+      same = from->version == latest->version ||
+             (hashed_ ? a.hash == b.hash && a.count == b.count
+                      : (a.node != nullptr ? a.node == b.node
+                                           : a.page_id == b.page_id && a.page_id != 0) ||
+                            (a.empty() && b.empty()));
+    }
+    if (same) {
+      op.source_version = latest->version;
+      return CommitLocked(nullptr, op, {}, tags);
+    }
   }
-  // A tree equal to the source's latest is that tree: the fork shares it
-  // and is a log record (O(1)). An older one (or one of a branch deleted
-  // since) is stored with the fork: ForkOlder.
-  absl::StatusOr<std::shared_ptr<const Version>> head = BranchView(latest, source);
-  bool same = false;
-  if (head.ok()) {
-    const Root& a = from->root;
-    const Root& b = (*head)->root;
-    same = from->version == latest->version ||
-           (hashed_ ? a.hash == b.hash && a.count == b.count
-                    : (a.node != nullptr ? a.node == b.node
-                                         : a.page_id == b.page_id && a.page_id != 0) ||
-                          (a.empty() && b.empty()));
-  }
-  if (same) {
-    op.source_version = latest->version;
-    return CommitLocked(nullptr, op, {});
-  }
-  }
-  op.source_version = source_version;
-  return ForkOlder(op, from->root);
+  op.source_version = *source_version;
+  Root tree = from->root;
+  if (tree.page_id == 0 && tree.node != nullptr) tree.node = CopyUnwritten(tree.node);
+  return ForkOlder(op, tree, tags);
 }
 
-absl::StatusOr<uint64_t> VersionStore::DropBranch(std::string_view name) {
+absl::StatusOr<uint64_t> VersionStore::DropBranch(std::string_view name,
+                                                  const std::vector<TagWrite>& tags) {
   if (InternalBranchName(name).empty()) {
     return absl::InvalidArgumentError("the branch \"main\" cannot be deleted");
   }
@@ -1274,7 +1358,7 @@ absl::StatusOr<uint64_t> VersionStore::DropBranch(std::string_view name) {
   BranchOp op;
   op.kind = BranchOp::kDrop;
   op.branch = name;
-  return CommitLocked(nullptr, op, {});
+  return CommitLocked(nullptr, op, {}, tags);
 }
 
 VersionStore::HeldCount VersionStore::HeldNodesOfLatest() {

@@ -22,6 +22,8 @@
 //    commit's log record is durable.
 //
 // Thread safety: all methods may be called concurrently, except as noted.
+// Lock order: checkpoint_mu_, freed_mu_, write_mu_, roots_mu_ (the
+// reclaimer takes freed_mu_ under its own pass lock).
 
 #ifndef COWDB_ENGINE_VERSION_VERSION_STORE_H_
 #define COWDB_ENGINE_VERSION_VERSION_STORE_H_
@@ -176,9 +178,12 @@ class VersionStore {
   // version. On a storage failure the outcome is unknown: returns Unknown
   // and refuses writes until reopen. Errors: NotFound for a branch that
   // does not exist.
+  // `tags` are written (and applied) with the commit. REQUIRES: the
+  // versions they name are pinned by the caller.
   absl::StatusOr<uint64_t> Commit(TreeBuilder& builder,
                                   const std::vector<Mutation>& ops,
-                                  std::string_view branch = {})
+                                  std::string_view branch = {},
+                                  const std::vector<TagWrite>& tags = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   // ---- branches (a version holds every branch's tree; see version_set.h)
@@ -190,12 +195,16 @@ class VersionStore {
   // is written with a checkpoint of its version (ForkOlder). Errors:
   // InvalidArgument for a bad name; AlreadyExists; as Pin(source_version,
   // source) (NotFound for a branch that did not exist then).
+  // `source_version` unset: the source's latest tree, as of the fork.
+  // `tags` are written with the fork.
   absl::StatusOr<uint64_t> Fork(std::string_view name, std::string_view source,
-                                uint64_t source_version);
+                                std::optional<uint64_t> source_version,
+                                const std::vector<TagWrite>& tags = {});
   // Commits a version without branch `name`. Its versions before stay
   // readable while retained; what only it reached is freed at the next
   // checkpoint. Errors: NotFound; InvalidArgument for main.
-  absl::StatusOr<uint64_t> DropBranch(std::string_view name);
+  absl::StatusOr<uint64_t> DropBranch(std::string_view name,
+                                      const std::vector<TagWrite>& tags = {});
 
   // ---- checkpoints
 
@@ -264,6 +273,9 @@ class VersionStore {
   // a hashed database).
   absl::Status CheckReplayedHash(uint64_t version, const Root& root,
                                  std::string_view branch);
+  // DataLoss unless the tree of the branch `version`'s commit changed (not
+  // main's), in `trees`, has the hash that commit recorded.
+  absl::Status CheckReplayedBranchHash(uint64_t version, const Trees& trees);
   // Pins `version` and reads its record (root unset): the caller adopts
   // the pin (VersionSet::AdoptPin) or releases it. Errors: as Pin.
   absl::StatusOr<Version> AcquireRecord(uint64_t version);
@@ -311,12 +323,19 @@ class VersionStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // A fork of `tree`, an older tree of its source than the latest: the
   // fork's version is written with its checkpoint (see the .cc).
-  absl::StatusOr<uint64_t> ForkOlder(const BranchOp& op, const Root& tree);
+  absl::StatusOr<uint64_t> ForkOlder(const BranchOp& op, const Root& tree,
+                                     const std::vector<TagWrite>& tags);
+  // Puts `tags` into `batch`, a commit of `version`; ApplyTags applies
+  // them once it is durable.
+  absl::Status AddTags(const std::vector<TagWrite>& tags, uint64_t version,
+                       StoreBatch* batch);
+  void ApplyTags(const std::vector<TagWrite>& tags, uint64_t version);
 
   // Commit's body: `op` with `ops`, whose tree `builder` built (null for a
   // fork or a drop, which build none).
   absl::StatusOr<uint64_t> CommitLocked(TreeBuilder* builder, const BranchOp& op,
-                                        const std::vector<Mutation>& ops)
+                                        const std::vector<Mutation>& ops,
+                                        const std::vector<TagWrite>& tags)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Of the stored pages and blobs in `freed`, those that no tree in `heads`
   // reaches; then adds what the dropped trees `dropped` reach and no head
