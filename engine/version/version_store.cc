@@ -1152,7 +1152,8 @@ absl::StatusOr<uint64_t> VersionStore::ForkOlder(const BranchOp& op, const Root&
   std::vector<Root> dropped;
   freed.swap(pending_freed_);
   dropped.swap(pending_dropped_);
-  auto fail = [&](const absl::Status& s) {
+  // (The analysis cannot see that the lambda runs under `lock`.)
+  auto fail = [&](const absl::Status& s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     absl::Status failed = CheckpointFailed(version, s);
     return absl::Status(failed.code(), absl::StrCat("the fork of branch \"",
                                                     std::string(op.branch), "\": ",
