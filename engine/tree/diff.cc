@@ -77,7 +77,22 @@ class Differ {
     bool split_a = la >= lb;
     const Side& high = split_a ? a : b;
     const Node& n = *high.node;
+    // Two internal nodes of one level (trees that share pages): a child
+    // both have between the same separators holds the same keys on both
+    // sides, so it is skipped before its range is built or the other side
+    // searched: with few changes, that is nearly every child.
+    const Node* twin =
+        la == lb && a.node && b.node ? (split_a ? b.node.get() : a.node.get()) : nullptr;
+    size_t j = 0;
     for (size_t i = 0; i < n.children.size(); ++i) {
+      if (twin != nullptr) {
+        while (j < twin->children.size() && LowerBefore(*twin, j, n, i)) ++j;
+        if (j < twin->children.size() && SameBounds(*twin, j, n, i) &&
+            Side::Same(Side::Of(twin->children[j], n.level - 1),
+                       Side::Of(n.children[i], n.level - 1))) {
+          continue;
+        }
+      }
       std::optional<Range> sub =
           Intersect(r, i == 0 ? nullptr : &n.keys[i - 1],
                     i + 1 == n.children.size() ? nullptr : &n.keys[i]);
@@ -94,6 +109,21 @@ class Differ {
 
  private:
   static int Level(const Side& s) { return s.node ? s.node->level : -1; }
+
+  // Child j of `x` starts before child i of `y` (child 0 starts at minus
+  // infinity; child k > 0 at keys[k-1]).
+  static bool LowerBefore(const Node& x, size_t j, const Node& y, size_t i) {
+    if (j == 0) return i != 0;
+    if (i == 0) return false;
+    return x.keys[j - 1] < y.keys[i - 1];
+  }
+  // Child j of `x` and child i of `y` lie between the same separators.
+  static bool SameBounds(const Node& x, size_t j, const Node& y, size_t i) {
+    const bool x_first = j == 0, y_first = i == 0;
+    if (x_first != y_first || (!x_first && x.keys[j - 1] != y.keys[i - 1])) return false;
+    const bool x_last = j + 1 == x.children.size(), y_last = i + 1 == y.children.size();
+    return x_last == y_last && (x_last || x.keys[j] == y.keys[i]);
+  }
 
   absl::Status Load(Side& s) {
     if (!s.empty() && !s.node) {
