@@ -1091,7 +1091,7 @@ absl::StatusOr<CheckReport> DBImpl::Check(const CheckProgress& progress) {
   };
   hooks.on_node = [&](uint64_t id, const Node& n) -> absl::Status {
     for (const LeafEntry& e : n.entries) {
-      if (!e.value.is_blob() || e.value.in_memory()) continue;
+      if (!e.value.is_blob() || e.value.blob_id == 0) continue;  // stored blobs (a cached node may hold its bytes too)
       if (!blobs.insert(e.value.blob_id).second) continue;
       auto death = freed_blobs.find(e.value.blob_id);
       if (death != freed_blobs.end() && death->second <= base) {

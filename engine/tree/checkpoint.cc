@@ -107,6 +107,11 @@ ChildRef Releaser::Ref(const NodeRef& n) {
   if (it != done_.end()) return it->second;
   ChildRef ref;
   if (uint64_t id = n->written_id.get()) {
+    // Its written children first (they were written with it): each goes
+    // into the cache, not only the topmost written node of a path.
+    for (const ChildRef& c : n->children) {
+      if (c.mem) Ref(c.mem);
+    }
     cache_->Insert(id, PageForm(*n));
     ref.page_id = id;
   } else {
