@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -74,11 +75,12 @@ class ModelDB::ModelIterator final : public Iterator {
 
 class ModelDB::ModelTransaction final : public Transaction {
  public:
-  ModelTransaction(ModelDB* db, uint64_t version,
+  // On `branch`, which version `created` created (main: 0).
+  ModelTransaction(ModelDB* db, std::string branch, uint64_t created, uint64_t version,
                    std::shared_ptr<const State> base, PinHandle pin,
                    const TransactionOptions& options)
-      : db_(db), version_(version), base_(std::move(base)),
-        pin_(std::move(pin)), options_(options),
+      : db_(db), branch_(std::move(branch)), created_(created), version_(version),
+        base_(std::move(base)), pin_(std::move(pin)), options_(options),
         tracks_reads_(!options.read_only &&
                       options.isolation == Isolation::kSerializable) {}
 
@@ -173,13 +175,23 @@ class ModelDB::ModelTransaction final : public Transaction {
     finished_ = true;
     if (writes_.empty()) return version_;
     absl::MutexLock lock(&db_->mu_);
-    if (absl::Status s = ValidateLocked(); !s.ok()) return s;
+    // Validated against its branch's latest tree (gone: NotFound).
+    std::shared_ptr<const State> now =
+        db_->StateLocked(db_->versions_.size() - 1, branch_);
+    if (now == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no branch named \"", branch_, "\""));
+    }
+    if (db_->CreatedLocked(branch_, db_->versions_.size() - 1) != created_) {
+      return absl::AbortedError(absl::StrCat("branch \"", branch_,
+                                             "\" was deleted and created again"));
+    }
+    if (absl::Status s = ValidateLocked(*now); !s.ok()) return s;
     std::vector<Mutation> ops;
     for (const auto& [k, v] : writes_) {
       if (v && recreated_.count(k) != 0) ops.push_back(Mutation{k, std::nullopt});
       ops.push_back(Mutation{k, v});
     }
-    return db_->CommitLocked(std::move(ops));
+    return db_->CommitLocked(branch_, std::move(ops));
   }
 
   void CommitAsync(std::function<void(absl::StatusOr<uint64_t>)> done) override {
@@ -276,11 +288,11 @@ class ModelDB::ModelTransaction final : public Transaction {
         "\" changed after version ", version_));
   }
 
-  // transaction.h's isolation rules against the latest version.
-  absl::Status ValidateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_->mu_) {
+  // transaction.h's isolation rules against `now`, the branch's latest
+  // tree.
+  absl::Status ValidateLocked(const State& now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_->mu_) {
     const uint64_t latest = db_->versions_.size() - 1;
     if (latest == version_) return absl::OkStatus();
-    const State& now = *db_->latest_state_;
     auto entry = [](const State& s, const std::string& k) -> std::optional<uint64_t> {
       auto it = s.find(k);
       if (it == s.end()) return std::nullopt;
@@ -308,6 +320,8 @@ class ModelDB::ModelTransaction final : public Transaction {
   }
 
   ModelDB* const db_;
+  const std::string branch_;
+  const uint64_t created_;  // of the branch read and committed to
   const uint64_t version_;
   const std::shared_ptr<const State> base_;
   const PinHandle pin_;
@@ -418,14 +432,16 @@ ModelDB::ModelTransaction::NewIterator(const IterateBounds& bounds) {
 
 class ModelDB::ModelWatcher final : public Watcher {
  public:
-  ModelWatcher(ModelDB* db, uint64_t at, PinHandle pin, std::string begin,
-               std::string end)
-      : db_(db), at_(at), pin_(std::move(pin)), begin_(std::move(begin)),
-        end_(std::move(end)) {}
+  // Watches `branch`'s tree, which is `state` at `at`.
+  ModelWatcher(ModelDB* db, std::string branch, uint64_t at,
+               std::shared_ptr<const State> state, PinHandle pin,
+               std::string begin, std::string end)
+      : db_(db), branch_(std::move(branch)), at_(at), state_(std::move(state)),
+        pin_(std::move(pin)), begin_(std::move(begin)), end_(std::move(end)) {}
 
   // Queues the whole state of the range at `at_` as net events.
-  void QueueState(const State& s) {
-    for (Change& c : DiffStates(State(), s, begin_, end_)) {
+  void QueueState() {
+    for (Change& c : DiffStates(State(), *state_, begin_, end_)) {
       pending_.push_back(WatchEvent{at_, std::move(c), /*net=*/true});
     }
   }
@@ -452,13 +468,18 @@ class ModelDB::ModelWatcher final : public Watcher {
       // net step over released versions).
       const uint64_t next = db_->NextRetainedLocked(at_ + 1);
       const bool net = next != at_ + 1;
-      for (Change& c : DiffStates(*db_->StateLocked(at_),
-                                  *db_->StateLocked(next), begin_, end_)) {
+      std::shared_ptr<const State> state = db_->StateLocked(next, branch_);
+      if (state == nullptr) {  // deleted: the watcher stays where it is
+        return absl::NotFoundError(absl::StrCat(
+            "branch \"", branch_, "\" was deleted after version ", at_));
+      }
+      for (Change& c : DiffStates(*state_, *state, begin_, end_)) {
         pending_.push_back(WatchEvent{next, std::move(c), net});
       }
       old = std::move(pin_);
       pin_ = db_->PinLocked(next);
       at_ = next;
+      state_ = std::move(state);
     }
   }
 
@@ -466,7 +487,9 @@ class ModelDB::ModelWatcher final : public Watcher {
 
  private:
   ModelDB* const db_;
+  const std::string branch_;
   uint64_t at_;  // pinned: everything up to it queued
+  std::shared_ptr<const State> state_;  // the branch's tree at at_
   PinHandle pin_;
   const std::string begin_, end_;
   std::deque<WatchEvent> pending_;
@@ -482,8 +505,9 @@ ModelDB::ModelDB(const Options& options)
   Version v0;
   v0.commit_micros = absl::ToUnixMicros(absl::Now());
   versions_.push_back(std::move(v0));
-  latest_state_ = std::make_shared<const State>();
-  states_[0] = latest_state_;
+  latest_trees_ = std::make_shared<const Trees>(
+      Trees{{"main", std::make_shared<const State>()}});
+  states_[0] = latest_trees_;
 }
 
 ModelDB::~ModelDB() = default;
@@ -562,19 +586,29 @@ void ModelDB::Apply(const std::vector<Mutation>& ops, uint64_t version,
   }
 }
 
-uint64_t ModelDB::CommitLocked(std::vector<Mutation> ops) {
+uint64_t ModelDB::CommitLocked(const std::string& branch,
+                               std::vector<Mutation> ops) {
   const uint64_t version = versions_.size();
-  auto next = std::make_shared<State>(*latest_state_);
+  auto next = std::make_shared<State>(*latest_trees_->at(branch));
   Apply(ops, version, next.get());
+  auto trees = std::make_shared<Trees>(*latest_trees_);
+  (*trees)[branch] = std::move(next);
   Version rec;
+  rec.branch = branch;
   rec.ops = std::move(ops);
+  ++commits_;
+  return AppendLocked(std::move(rec), std::move(trees));
+}
+
+uint64_t ModelDB::AppendLocked(Version rec, std::shared_ptr<const Trees> trees) {
+  const uint64_t version = versions_.size();
   // Commit times never go backwards (as the engine's).
   rec.commit_micros = std::max(absl::ToUnixMicros(absl::Now()),
                                versions_.back().commit_micros);
-  rec.entries = next->size();
+  rec.entries = trees->at("main")->size();
   versions_.push_back(std::move(rec));
-  latest_state_ = std::move(next);
-  if (version % kStateEvery == 0) states_[version] = latest_state_;
+  latest_trees_ = std::move(trees);
+  if (version % kStateEvery == 0) states_[version] = latest_trees_;
   return version;
 }
 
@@ -593,15 +627,46 @@ absl::StatusOr<uint64_t> ModelDB::Delete(std::string_view key) {
 
 namespace {
 
-absl::Status MainOnly(std::string_view branch) {
-  if (branch.empty() || branch == "main") return absl::OkStatus();
-  return absl::UnimplementedError("ModelDB does not model branches");
+// "" names main, as "main" does.
+std::string PublicName(std::string_view branch) {
+  return branch.empty() ? "main" : std::string(branch);
+}
+
+// 1 to 100 of [A-Za-z0-9._/-], not "main".
+absl::Status ValidateBranchName(std::string_view name) {
+  if (name.empty() || name.size() > 100) {
+    return absl::InvalidArgumentError("a branch name is 1 to 100 bytes");
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '/' ||
+                    c == '-';
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          "a branch name is made of letters, digits and . _ / -");
+    }
+  }
+  if (name == "main") {
+    return absl::InvalidArgumentError("the branch \"main\" always exists");
+  }
+  return absl::OkStatus();
+}
+
+std::string ForkTag(const std::string& branch) { return absl::StrCat("fork:", branch); }
+std::string MergeTag(const std::string& from, const std::string& into) {
+  return absl::StrCat("merge:", from, ":", into);
 }
 
 }  // namespace
 
+uint64_t ModelDB::CreatedLocked(std::string_view branch, uint64_t version) const {
+  for (uint64_t v = version; v > 0; --v) {
+    if (versions_[v].kind == Version::kFork && versions_[v].branch == branch) return v;
+  }
+  return 0;  // main
+}
+
 absl::StatusOr<uint64_t> ModelDB::Write(const WriteBatch& batch) {
-  if (absl::Status s = MainOnly(batch.branch()); !s.ok()) return s;
   std::vector<Mutation> ops;  // in batch order: each put counts
   for (const WriteBatch::Op& op : batch.ops()) {
     if (absl::Status s = ValidateWrite(op.key, op.value); !s.ok()) return s;
@@ -611,9 +676,13 @@ absl::StatusOr<uint64_t> ModelDB::Write(const WriteBatch& batch) {
       ops.push_back(Mutation{op.key, PutValue{op.value, op.lease}});
     }
   }
+  const std::string branch = PublicName(batch.branch());
   absl::MutexLock lock(&mu_);
   if (ops.empty()) return versions_.size() - 1;
-  return CommitLocked(std::move(ops));
+  if (latest_trees_->count(branch) == 0) {
+    return absl::NotFoundError(absl::StrCat("no branch named \"", branch, "\""));
+  }
+  return CommitLocked(branch, std::move(ops));
 }
 
 void ModelDB::WriteAsync(WriteBatch batch, WriteCallback done) {
@@ -621,54 +690,265 @@ void ModelDB::WriteAsync(WriteBatch batch, WriteCallback done) {
   if (done) done(std::move(r));
 }
 
-absl::StatusOr<uint64_t> ModelDB::Fork(std::string_view, const TreeAt&) {
-  return MainOnly("-");
+absl::StatusOr<uint64_t> ModelDB::Fork(std::string_view name_view, const TreeAt& from) {
+  if (absl::Status s = ValidateBranchName(name_view); !s.ok()) return s;
+  const std::string name(name_view);
+  const std::string source = PublicName(from.branch);
+  absl::MutexLock lock(&mu_);
+  const uint64_t latest = versions_.size() - 1;
+  // Errors in the engine's order: the version asked for, the name, the
+  // source at the latest version.
+  TreeRef tree;
+  if (from.version) {
+    absl::StatusOr<TreeRef> t = TreeLocked(*from.version, source);
+    if (!t.ok()) return t.status();
+    tree = *std::move(t);
+  }
+  if (heads_.count(name) != 0) {
+    return absl::AlreadyExistsError(absl::StrCat("a branch named \"", name, "\" exists"));
+  }
+  std::shared_ptr<const State> now = StateLocked(latest, source);
+  if (!from.version) {
+    if (now == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no branch named \"", source, "\""));
+    }
+    tree = TreeRef{latest, now};
+  }
+  // The engine records the source's latest version when the tree forked
+  // is the same branch's latest tree (it shares it), else the version
+  // asked for.
+  const bool same = !from.version ||
+                    (now != nullptr && CreatedLocked(source, latest) ==
+                                           CreatedLocked(source, tree.version) &&
+                     (tree.version == latest || *now == *tree.state));
+  Version rec;
+  rec.kind = Version::kFork;
+  rec.branch = name;
+  rec.tree = tree.state;
+  auto trees = std::make_shared<Trees>(*latest_trees_);
+  (*trees)[name] = tree.state;
+  const uint64_t version = AppendLocked(std::move(rec), std::move(trees));
+  heads_[name] = Head{version, source, same ? latest : tree.version};
+  tags_[ForkTag(name)] = version;
+  return version;
 }
-absl::StatusOr<uint64_t> ModelDB::DeleteBranch(std::string_view) { return MainOnly("-"); }
+
+absl::StatusOr<uint64_t> ModelDB::DeleteBranch(std::string_view name_view) {
+  const std::string name = PublicName(name_view);
+  if (name == "main") {
+    return absl::InvalidArgumentError("the branch \"main\" cannot be deleted");
+  }
+  absl::MutexLock lock(&mu_);
+  if (heads_.count(name) == 0) {
+    return absl::NotFoundError(absl::StrCat("no branch named \"", name, "\""));
+  }
+  Version rec;
+  rec.kind = Version::kDrop;
+  rec.branch = name;
+  auto trees = std::make_shared<Trees>(*latest_trees_);
+  trees->erase(name);
+  const uint64_t version = AppendLocked(std::move(rec), std::move(trees));
+  heads_.erase(name);
+  // Its merge bookkeeping goes with it (by the engine's rule on names).
+  for (auto it = tags_.begin(); it != tags_.end();) {
+    const std::string& tag = it->first;
+    const bool mine = tag == ForkTag(name) ||
+                      absl::StartsWith(tag, absl::StrCat("merge:", name, ":")) ||
+                      (absl::StartsWith(tag, "merge:") &&
+                       absl::EndsWith(tag, absl::StrCat(":", name)));
+    it = mine ? tags_.erase(it) : std::next(it);
+  }
+  return version;
+}
+
 std::vector<BranchInfo> ModelDB::ListBranches() {
-  BranchInfo main;
-  main.name = "main";
-  main.entries = GetStats().entries;
-  return {main};
+  absl::MutexLock lock(&mu_);
+  std::vector<BranchInfo> out;
+  out.push_back({"main", 0, "", 0, latest_trees_->at("main")->size()});
+  for (const auto& [name, head] : heads_) {
+    out.push_back({name, head.created, head.source, head.source_version,
+                   latest_trees_->at(name)->size()});
+  }
+  return out;
 }
+
 absl::StatusOr<Snapshot> ModelDB::SnapshotOf(const ReadOptions& options) {
-  if (absl::Status s = MainOnly(options.branch); !s.ok()) return s;
-  if (options.version) return SnapshotAt(*options.version);
-  return GetSnapshot();
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<TreeRef> t = ResolveLocked(options);
+  if (!t.ok()) return t.status();
+  return Snapshot();
 }
+
 absl::Status ModelDB::DiffTrees(const TreeAt& from, const TreeAt& to, std::string_view begin,
                                 std::string_view end,
                                 const std::function<bool(const Change&)>& fn) {
-  if (absl::Status s = MainOnly(from.branch); !s.ok()) return s;
-  if (absl::Status s = MainOnly(to.branch); !s.ok()) return s;
-  return Diff(from.version.value_or(LatestVersion()), to.version.value_or(LatestVersion()),
-              begin, end, fn);
+  std::vector<Change> changes;
+  {
+    absl::MutexLock lock(&mu_);
+    const uint64_t latest = versions_.size() - 1;
+    absl::StatusOr<TreeRef> a = TreeLocked(from.version.value_or(latest), PublicName(from.branch));
+    if (!a.ok()) return a.status();
+    absl::StatusOr<TreeRef> b = TreeLocked(to.version.value_or(latest), PublicName(to.branch));
+    if (!b.ok()) return b.status();
+    changes = DiffStates(*a->state, *b->state, begin, end);
+  }
+  for (const Change& c : changes) {
+    if (!fn(c)) break;
+  }
+  return absl::OkStatus();
 }
-absl::StatusOr<std::unique_ptr<Watcher>> ModelDB::WatchBranch(std::string_view branch,
+
+absl::StatusOr<std::unique_ptr<Watcher>> ModelDB::WatchBranch(std::string_view branch_view,
                                                               uint64_t from_version,
                                                               std::string_view begin,
                                                               std::string_view end) {
-  if (absl::Status s = MainOnly(branch); !s.ok()) return s;
-  return Watch(from_version, begin, end);
-}
-absl::StatusOr<MergeResult> ModelDB::Merge(std::string_view, std::string_view, MergePolicy) {
-  return MainOnly("-");
+  const std::string branch = PublicName(branch_view);
+  absl::MutexLock lock(&mu_);
+  uint64_t at = from_version;
+  bool whole_state = false;
+  if (absl::Status s = CheckReadableLocked(from_version); !s.ok()) {
+    if (!absl::IsOutOfRange(s)) return s;
+    // Released: start from the first retained version after it, with its
+    // whole state.
+    at = NextRetainedLocked(from_version + 1);
+    whole_state = true;
+  }
+  absl::StatusOr<TreeRef> t = TreeLocked(at, branch);
+  if (!t.ok()) return t.status();
+  auto w = std::make_unique<ModelWatcher>(this, branch, at, t->state, PinLocked(at),
+                                          std::string(begin), std::string(end));
+  if (whole_state) w->QueueState();
+  return std::unique_ptr<Watcher>(std::move(w));
 }
 
-absl::StatusOr<uint64_t> ModelDB::ResolveLocked(const ReadOptions& options) {
-  if (absl::Status s = MainOnly(options.branch); !s.ok()) return s;
+absl::StatusOr<TreeAt> ModelDB::MergeBaseLocked(const std::string& from,
+                                                const std::string& into) {
+  // The candidates DBImpl::MergeBase weighs, in its order; the latest
+  // version wins (the first of equals).
+  std::optional<TreeAt> best;
+  auto consider = [&](const std::string& branch, uint64_t version) {
+    if (!best || version > *best->version) best = TreeAt{branch, version};
+  };
+  if (auto it = tags_.find(MergeTag(from, into)); it != tags_.end()) consider(from, it->second);
+  if (auto it = tags_.find(MergeTag(into, from)); it != tags_.end()) consider(into, it->second);
+  auto f_it = heads_.find(from), i_it = heads_.find(into);  // main has none
+  const Head* f = f_it == heads_.end() ? nullptr : &f_it->second;
+  const Head* i = i_it == heads_.end() ? nullptr : &i_it->second;
+  // Whether branch `b` as it is now existed at `version` (a branch deleted
+  // and created again under its name since is another branch).
+  auto existed_at = [&](const std::string& b, uint64_t version)
+                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (b == "main") return true;
+    auto it = heads_.find(b);
+    return it != heads_.end() && it->second.created <= version;
+  };
+  if (f != nullptr && f->source == into && existed_at(into, f->source_version)) {
+    consider(from, f->created);
+  }
+  if (i != nullptr && i->source == from && existed_at(from, i->source_version)) {
+    consider(into, i->created);
+  }
+  if (f != nullptr && i != nullptr && f->source == i->source &&
+      existed_at(f->source, std::min(f->source_version, i->source_version))) {
+    if (f->source_version <= i->source_version) {
+      consider(from, f->created);
+    } else {
+      consider(into, i->created);
+    }
+  }
+  if (!best) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "branches \"", from, "\" and \"", into, "\" have no known common ancestor"));
+  }
+  return *best;
+}
+
+absl::StatusOr<MergeResult> ModelDB::Merge(std::string_view from_view,
+                                           std::string_view into_view,
+                                           MergePolicy policy) {
+  const std::string from = PublicName(from_view), into = PublicName(into_view);
+  if (from == into) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot merge branch \"", from, "\" into itself"));
+  }
+  absl::MutexLock lock(&mu_);
+  const uint64_t latest = versions_.size() - 1;
+  absl::StatusOr<TreeRef> theirs = TreeLocked(latest, from);
+  if (!theirs.ok()) return theirs.status();
+  absl::StatusOr<TreeRef> ours = TreeLocked(latest, into);
+  if (!ours.ok()) return ours.status();
+  absl::StatusOr<TreeAt> base_at = MergeBaseLocked(from, into);
+  if (!base_at.ok()) return base_at.status();
+  absl::StatusOr<TreeRef> base = TreeLocked(*base_at->version, base_at->branch);
+  if (!base.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the common ancestor cannot be read: ", base.status().message()));
+  }
+  MergeResult result;
+  result.base_version = *base_at->version;
+  result.base_branch = base_at->branch;
+  // Each side's changes of values since the ancestor.
+  auto changes = [&](const State& side) {
+    std::map<std::string, Change> out;
+    for (Change& c : DiffStates(*base->state, side, "", "")) {
+      if (c.old_value != c.new_value) out.emplace(c.key, std::move(c));
+    }
+    return out;
+  };
+  const std::map<std::string, Change> their_changes = changes(*theirs->state);
+  const std::map<std::string, Change> our_changes = changes(*ours->state);
+  std::vector<Mutation> ops;  // in key order, as the engine's transaction
+  for (const auto& [key, change] : their_changes) {
+    auto mine = our_changes.find(key);
+    if (mine != our_changes.end()) {
+      if (mine->second.new_value == change.new_value) continue;  // the same change
+      result.conflicts.push_back(
+          {key, change.old_value, mine->second.new_value, change.new_value});
+      if (policy != MergePolicy::kTheirs) continue;
+    }
+    ops.push_back(Mutation{key, change.new_value
+                                    ? std::optional<PutValue>(PutValue{*change.new_value, 0})
+                                    : std::nullopt});
+    ++result.changes;
+  }
+  if (policy == MergePolicy::kFail && !result.conflicts.empty()) {
+    result.changes = 0;
+    return result;
+  }
+  result.version = ops.empty() ? latest : CommitLocked(into, std::move(ops));
+  result.merged = true;
+  tags_[MergeTag(from, into)] = latest;
+  return result;
+}
+
+absl::StatusOr<ModelDB::TreeRef> ModelDB::ResolveLocked(const ReadOptions& options) {
   if (options.snapshot != nullptr && options.version.has_value()) {
     return absl::InvalidArgumentError(
         "ReadOptions: set snapshot or version, not both");
   }
   uint64_t v = versions_.size() - 1;
+  std::string branch = PublicName(options.branch);
   if (options.snapshot != nullptr && options.snapshot->valid()) {
+    if (!options.branch.empty() && branch != options.snapshot->branch()) {
+      return absl::InvalidArgumentError("ReadOptions: the branch is not the snapshot's");
+    }
     v = options.snapshot->version();
+    branch = options.snapshot->branch();
   } else if (options.version.has_value()) {
     v = *options.version;
   }
-  if (absl::Status s = CheckReadableLocked(v); !s.ok()) return s;
-  return v;
+  return TreeLocked(v, branch);
+}
+
+absl::StatusOr<ModelDB::TreeRef> ModelDB::TreeLocked(uint64_t version,
+                                                     const std::string& branch) {
+  if (absl::Status s = CheckReadableLocked(version); !s.ok()) return s;
+  std::shared_ptr<const State> state = StateLocked(version, branch);
+  if (state == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("no branch named \"", branch, "\" at version ", version));
+  }
+  return TreeRef{version, std::move(state)};
 }
 
 absl::Status ModelDB::CheckReadableLocked(uint64_t version) const {
@@ -710,18 +990,47 @@ uint64_t ModelDB::NextRetainedLocked(uint64_t version) const {
   return version;
 }
 
-std::shared_ptr<const ModelDB::State> ModelDB::StateLocked(uint64_t version) {
-  if (version == versions_.size() - 1) return latest_state_;
-  if (cached_state_ != nullptr && cached_version_ == version) return cached_state_;
+std::shared_ptr<const ModelDB::Trees> ModelDB::TreesLocked(uint64_t version) {
+  if (version == versions_.size() - 1) return latest_trees_;
+  if (cached_trees_ != nullptr && cached_version_ == version) return cached_trees_;
   auto base = std::prev(states_.upper_bound(version));
   if (base->first == version) return base->second;
-  auto s = std::make_shared<State>(*base->second);
+  // Replays the records after `base`, each on the branch it names. A tree
+  // is copied once, at its first commit here (`owned` then holds it).
+  Trees trees = *base->second;
+  std::map<std::string, std::shared_ptr<State>, std::less<>> owned;
   for (uint64_t x = base->first + 1; x <= version; ++x) {
-    Apply(versions_[x].ops, x, s.get());
+    const Version& rec = versions_[x];
+    switch (rec.kind) {
+      case Version::kCommit: {
+        std::shared_ptr<State>& tree = owned[rec.branch];
+        if (tree == nullptr) {
+          tree = std::make_shared<State>(*trees.at(rec.branch));
+          trees[rec.branch] = tree;
+        }
+        Apply(rec.ops, x, tree.get());
+        break;
+      }
+      case Version::kFork:
+        trees[rec.branch] = rec.tree;
+        owned.erase(rec.branch);
+        break;
+      case Version::kDrop:
+        trees.erase(rec.branch);
+        owned.erase(rec.branch);
+        break;
+    }
   }
   cached_version_ = version;
-  cached_state_ = std::move(s);
-  return cached_state_;
+  cached_trees_ = std::make_shared<const Trees>(std::move(trees));
+  return cached_trees_;
+}
+
+std::shared_ptr<const ModelDB::State> ModelDB::StateLocked(uint64_t version,
+                                                         std::string_view branch) {
+  std::shared_ptr<const Trees> trees = TreesLocked(version);
+  auto it = trees->find(branch);
+  return it == trees->end() ? nullptr : it->second;
 }
 
 ModelDB::PinHandle ModelDB::PinLocked(uint64_t version) {
@@ -754,18 +1063,17 @@ absl::StatusOr<Entry> ModelDB::GetEntry(const ReadOptions& options,
                                         std::string_view key) {
   if (key.empty()) return absl::InvalidArgumentError("empty key");
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<uint64_t> v = ResolveLocked(options);
-  if (!v.ok()) return v.status();
-  std::shared_ptr<const State> s = StateLocked(*v);
-  auto it = s->find(key);
-  if (it == s->end()) return absl::NotFoundError("key not found");
+  absl::StatusOr<TreeRef> t = ResolveLocked(options);
+  if (!t.ok()) return t.status();
+  auto it = t->state->find(key);
+  if (it == t->state->end()) return absl::NotFoundError("key not found");
   const Value& x = it->second;
-  return Entry{x.value, x.mod_version, *v, x.create_version, x.writes, x.lease};
+  return Entry{x.value, x.mod_version, t->version, x.create_version, x.writes, x.lease};
 }
 
 absl::StatusOr<std::unique_ptr<Transaction>> ModelDB::Begin(
     const TransactionOptions& options) {
-  if (absl::Status s = MainOnly(options.branch); !s.ok()) return s;
+  const std::string branch = PublicName(options.branch);
   absl::MutexLock lock(&mu_);
   uint64_t v = versions_.size() - 1;
   if (options.read_version.has_value()) {
@@ -775,10 +1083,12 @@ absl::StatusOr<std::unique_ptr<Transaction>> ModelDB::Begin(
           "transaction reads the latest version");
     }
     v = *options.read_version;
-    if (absl::Status s = CheckReadableLocked(v); !s.ok()) return s;
   }
+  absl::StatusOr<TreeRef> t = TreeLocked(v, branch);
+  if (!t.ok()) return t.status();
   return std::unique_ptr<Transaction>(
-      new ModelTransaction(this, v, StateLocked(v), PinLocked(v), options));
+      new ModelTransaction(this, branch, CreatedLocked(branch, v), v, t->state,
+                           PinLocked(v), options));
 }
 
 Snapshot ModelDB::GetSnapshot() { return Snapshot(); }
@@ -792,19 +1102,19 @@ absl::StatusOr<Snapshot> ModelDB::SnapshotAt(uint64_t version) {
 absl::StatusOr<std::unique_ptr<Iterator>> ModelDB::NewIterator(
     const ReadOptions& options) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<uint64_t> v = ResolveLocked(options);
-  if (!v.ok()) return v.status();
+  absl::StatusOr<TreeRef> t = ResolveLocked(options);
+  if (!t.ok()) return t.status();
   return std::unique_ptr<Iterator>(
-      new ModelIterator(StateLocked(*v), *v, PinLocked(*v)));
+      new ModelIterator(t->state, t->version, PinLocked(t->version)));
 }
 
 absl::StatusOr<uint64_t> ModelDB::Count(const ReadOptions& options,
                                         std::string_view begin,
                                         std::string_view end) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<uint64_t> v = ResolveLocked(options);
-  if (!v.ok()) return v.status();
-  std::shared_ptr<const State> s = StateLocked(*v);
+  absl::StatusOr<TreeRef> t = ResolveLocked(options);
+  if (!t.ok()) return t.status();
+  const State* s = t->state.get();
   uint64_t n = 0;
   for (auto it = s->lower_bound(begin);
        it != s->end() && InRange(it->first, begin, end); ++it) {
@@ -828,7 +1138,8 @@ absl::StatusOr<std::vector<VersionInfo>> ModelDB::ListVersions() {
   std::vector<VersionInfo> out;
   for (uint64_t v = 0; v < versions_.size(); ++v) {
     if (!RetainedLocked(v)) continue;
-    out.push_back({v, versions_[v].commit_micros, versions_[v].entries});
+    out.push_back({v, versions_[v].commit_micros, versions_[v].entries,
+                   versions_[v].branch});
   }
   return out;
 }
@@ -912,7 +1223,7 @@ absl::Status ModelDB::Diff(uint64_t from, uint64_t to, std::string_view begin,
     absl::MutexLock lock(&mu_);
     if (absl::Status s = CheckReadableLocked(from); !s.ok()) return s;
     if (absl::Status s = CheckReadableLocked(to); !s.ok()) return s;
-    changes = DiffStates(*StateLocked(from), *StateLocked(to), begin, end);
+    changes = DiffStates(*StateLocked(from), *StateLocked(to), begin, end);  // main's
   }
   for (const Change& c : changes) {
     if (!fn(c)) break;
@@ -931,11 +1242,13 @@ absl::StatusOr<KeyHistory> ModelDB::History(std::string_view key,
     return absl::InvalidArgumentError(absl::StrCat(
         "history from version ", options.from, " after to version ", h.to));
   }
-  // Every change of the key, oldest first: the versions whose mutations
-  // leave it present (a put), or absent where it was present (a delete).
+  // Every change of the key in main's tree, oldest first: the versions
+  // whose mutations leave it present (a put), or absent where it was
+  // present (a delete).
   std::vector<KeyChange> changes;
   State state;  // at most `key`
   for (uint64_t v = 1; v <= h.to; ++v) {
+    if (versions_[v].kind != Version::kCommit || versions_[v].branch != "main") continue;
     std::vector<Mutation> mine;
     for (const Mutation& m : versions_[v].ops) {
       if (m.key == key) mine.push_back(m);
@@ -967,20 +1280,7 @@ absl::StatusOr<KeyHistory> ModelDB::History(std::string_view key,
 absl::StatusOr<std::unique_ptr<Watcher>> ModelDB::Watch(uint64_t from_version,
                                                         std::string_view begin,
                                                         std::string_view end) {
-  absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckReadableLocked(from_version); !s.ok()) {
-    if (!absl::IsOutOfRange(s)) return s;
-    // Released: start from the first retained version after it, with its
-    // whole state.
-    const uint64_t base = NextRetainedLocked(from_version + 1);
-    auto w = std::make_unique<ModelWatcher>(this, base, PinLocked(base),
-                                            std::string(begin), std::string(end));
-    w->QueueState(*StateLocked(base));
-    return std::unique_ptr<Watcher>(std::move(w));
-  }
-  return std::unique_ptr<Watcher>(
-      new ModelWatcher(this, from_version, PinLocked(from_version),
-                       std::string(begin), std::string(end)));
+  return WatchBranch("main", from_version, begin, end);
 }
 
 uint64_t ModelDB::WindowFloorLocked() const {
@@ -1092,8 +1392,8 @@ DBStats ModelDB::GetStats() {
   absl::MutexLock lock(&mu_);
   DBStats s;
   s.latest_version = versions_.size() - 1;
-  s.entries = latest_state_->size();
-  s.commits = versions_.size() - 1;
+  s.entries = latest_trees_->at("main")->size();
+  s.commits = commits_;
   return s;
 }
 
@@ -1101,6 +1401,21 @@ absl::StatusOr<ModelDB::State> ModelDB::StateAt(uint64_t version) {
   absl::MutexLock lock(&mu_);
   if (absl::Status s = CheckReadableLocked(version); !s.ok()) return s;
   return *StateLocked(version);
+}
+
+absl::StatusOr<ModelDB::State> ModelDB::StateAt(uint64_t version, std::string_view branch) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<TreeRef> t = TreeLocked(version, PublicName(branch));
+  if (!t.ok()) return t.status();
+  return *t->state;
+}
+
+absl::StatusOr<std::vector<std::string>> ModelDB::BranchesAt(uint64_t version) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckReadableLocked(version); !s.ok()) return s;
+  std::vector<std::string> out;
+  for (const auto& [name, tree] : *TreesLocked(version)) out.push_back(name);
+  return out;
 }
 
 absl::Status ModelDB::CheckReadable(uint64_t version) {

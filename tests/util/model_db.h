@@ -10,51 +10,94 @@
 // What it models, as engine/db.h and engine/transaction.h document it:
 //  - versions: every commit makes the next version (0 is empty); an empty
 //    batch commits nothing.
+//  - branches: a version holds every branch's tree (a std::map each);
+//    each version's record names the one branch it changed and how (a
+//    commit's mutations, a fork's tree, a deletion), so the trees of any
+//    (version, branch) follow from the records in order. "main" always
+//    exists ("" names it too). Fork adds a branch as a tree of another at
+//    a version (the latest if unset) and tags its version "fork:NAME";
+//    DeleteBranch removes one, with the tags "fork:NAME", "merge:NAME:..."
+//    and "merge:...:NAME". A read, transaction, batch, diff or watch of a
+//    branch that does not exist at its version is NotFound. A branch
+//    deleted and created again under its name is another branch (its
+//    identity is the version that created it). ListBranches reports,
+//    besides the fork version and source, the source_version the engine
+//    records: the version before the fork when the tree forked is the same
+//    source branch's tree then (the fork shares it), else the version
+//    asked for (equality as a verifiable database's hashes decide it: the
+//    same keys, values and metadata). Merge is the engine's three-way merge
+//    (DBImpl::MergeBase and Merge): the latest of the candidate ancestors
+//    (merge tags both ways, a fork of one from the other, the earlier of
+//    two forks of one source; a fork counts only if its source as it is
+//    now existed at the version forked), value changes only, conflicts
+//    settled by the policy, one commit on `into` when it writes, and the
+//    tag "merge:FROM:INTO" at the version the merge started from.
+//    ListVersions names each version's branch; its entries are main's.
 //  - per-key metadata (KeyMeta, iterator.h): mod_version; create_version
 //    and writes, counted per put in the order a commit applies them (a
 //    batch's ops in order, so a key put twice in one batch has two more
 //    writes; a delete then a put of a key in one commit recreates it);
 //    the lease of the last put. A transaction's own uncommitted write
-//    reads as its lease with the rest 0.
+//    reads as its lease with the rest 0. Per branch tree: a fork copies
+//    the entries with their metadata.
 //  - errors: InvalidArgument for an empty or too long key, a too long
 //    value, a tag name outside 1..256 bytes, snapshot and version set
-//    together, a read_version on a read-write transaction; NotFound for an
-//    absent key, a version after the latest, an unknown tag; OutOfRange
-//    (naming the oldest retained version) for a released one.
+//    together, a snapshot and another branch, a read_version on a
+//    read-write transaction, a bad branch name (1 to 100 of
+//    [A-Za-z0-9._/-], not "main"), deleting main, merging a branch into
+//    itself; NotFound for an absent key, a version after the latest, an
+//    unknown tag or branch; AlreadyExists for a fork's taken name;
+//    FailedPrecondition for a merge without a readable common ancestor;
+//    OutOfRange (naming the oldest retained version) for a released one.
 //  - retention: a version is retained while it is the latest, at or above
 //    the floor of the last reclamation pass, tagged, or pinned (by a Pin,
 //    an iterator, an open transaction or a watcher). Reclaim() computes the
 //    floor as the engine does: max(old floor, min(window, latest)), where
-//    the window keeps the last `retain_versions` versions, or also those
-//    younger than `retain_seconds` by the model's own commit clock.
-//    ReleaseBefore(v) raises the floor to v (NotFound after the latest).
+//    the window keeps the last `retain_versions` versions (of all
+//    branches), or also those younger than `retain_seconds` by the model's
+//    own commit clock. ReleaseBefore(v) raises the floor to v (NotFound
+//    after the latest).
 //  - transactions: read-your-writes (iterators both ways), read-only
 //    transactions at a version, FailedPrecondition once finished or for a
-//    write to a read-only one. SNAPSHOT validates the written keys;
+//    write to a read-only one. A transaction reads and commits to one
+//    branch (at commit: NotFound if it was deleted, Aborted if it was
+//    created again since) and is validated against that branch's latest
+//    tree only. SNAPSHOT validates the written
+//    keys;
 //    SERIALIZABLE validates every key read from the snapshot (existence
 //    and mod_version) and every key range an iterator observed or Count
 //    covered, recorded exactly as the engine's transaction iterator
 //    records them (a positioning observes from where it started to the key
 //    it landed on, or to the end). A conflict is Aborted and applies
 //    nothing.
-//  - Diff, and Watch: a watcher pins its position and steps lazily, on
+//  - Diff (main's trees), DiffTrees (any two trees), and Watch and
+//    WatchBranch: a watcher pins its position and steps lazily, on
 //    Next, to the next retained version (a net step if versions between
 //    were released); starting from a released version queues the whole
 //    state of the first retained version after it as net events. Next
-//    waits up to its timeout for a commit (made by another thread).
+//    waits up to its timeout for a commit (made by another thread). A
+//    step to a version without the watched branch fails NotFound (and
+//    stays there).
 //
 // What it does not model:
 //  - Snapshots. cowdb::Snapshot has no public constructor (only the
 //    engine's DBImpl can make a valid one), so GetSnapshot() returns an
 //    empty Snapshot, which by snapshot.h reads the latest version, and
-//    SnapshotAt() checks the version (its errors are modeled) and returns
-//    an empty one too. Hold a version with Pin() instead. A ReadOptions
-//    carrying a valid snapshot (from a real DB) is read at its version().
+//    SnapshotAt() and SnapshotOf() check the version and branch (their
+//    errors are modeled) and return an empty one too. Hold a version with
+//    Pin() instead. A ReadOptions carrying a valid snapshot (from a real
+//    DB) is read at its version() and branch().
 //  - Maintenance: Checkpoint() does nothing and returns OK; Check() returns
 //    a report with versions_checked = the retained versions with records
 //    and every page count 0; Backup, Export, Import and the
 //    verified reads are Unimplemented;
-//    GetStats() fills latest_version, entries and commits only.
+//    GetStats() fills latest_version, entries (main's) and commits (the
+//    versions made by commits, not by forks or deletions) only.
+//  - History and proofs of other branches: History is main's (as the
+//    engine's), and proofs are Unimplemented for every branch.
+//  - A database created with Options::verifiable = false: its forks
+//    compare trees by identity, not content, so ListBranches'
+//    source_version may differ from the model's there.
 //  - Commit times: the model stamps commits with its own clock (monotonic,
 //    like the engine's), so VersionAt, ListVersions' commit_micros and
 //    time-based retention follow the model's commits, not another DB's.
@@ -163,7 +206,8 @@ class ModelDB final : public DB {
   absl::Status Diff(uint64_t from, uint64_t to, std::string_view begin,
                     std::string_view end,
                     const std::function<bool(const Change&)>& fn) override;
-  // Replays the key's mutations from version 1 (no hopping).
+  // Replays the key's mutations by main's commits from version 1 (no
+  // hopping).
   absl::StatusOr<KeyHistory> History(std::string_view key,
                                      const HistoryOptions& options) override;
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(uint64_t from_version,
@@ -190,9 +234,7 @@ class ModelDB final : public DB {
   absl::Status ExportChanges(uint64_t from, uint64_t to, const std::string& path) override;
   absl::StatusOr<uint64_t> Import(const std::string& path) override;
   DBStats GetStats() override;  // latest_version, entries, commits
-  // Branches are not modeled (branch_test keeps a model of its own): the
-  // branch calls are Unimplemented, as is any read, transaction or batch
-  // naming a branch other than main. ListBranches lists main.
+  // Branches (see the banner). SnapshotOf returns an empty Snapshot.
   absl::StatusOr<uint64_t> Fork(std::string_view name, const TreeAt& from) override;
   absl::StatusOr<uint64_t> DeleteBranch(std::string_view name) override;
   std::vector<BranchInfo> ListBranches() override;
@@ -208,8 +250,14 @@ class ModelDB final : public DB {
                                     MergePolicy policy) override;
 
   // ------------------------------------------------------------- model
-  // The state of `version`. Errors: as SnapshotAt.
+  // The state of main's tree at `version`. Errors: as SnapshotAt.
   absl::StatusOr<State> StateAt(uint64_t version);
+  // The state of `branch`'s tree at `version` ("" is main). Errors: as
+  // SnapshotAt; NotFound if the branch does not exist then.
+  absl::StatusOr<State> StateAt(uint64_t version, std::string_view branch);
+  // The branches at `version`, by name (main among them). Errors: as
+  // SnapshotAt.
+  absl::StatusOr<std::vector<std::string>> BranchesAt(uint64_t version);
   // OK if `version` can be read; otherwise SnapshotAt's error.
   absl::Status CheckReadable(uint64_t version);
   // Whether `version` (<= latest) is retained.
@@ -230,22 +278,49 @@ class ModelDB final : public DB {
   class ModelIterator;
   class ModelTransaction;
   class ModelWatcher;
+  // Every branch's tree at one version, by name ("main" included).
+  using Trees = std::map<std::string, std::shared_ptr<const State>, std::less<>>;
+  // A version's record: the one branch its commit changed, and how.
   struct Version {
-    std::vector<Mutation> ops;  // what its commit applied, in order
+    enum Kind { kCommit, kFork, kDrop };
+    Kind kind = kCommit;
+    std::string branch = "main";
+    std::vector<Mutation> ops;          // kCommit: what it applied, in order
+    std::shared_ptr<const State> tree;  // kFork: the new branch's tree
     int64_t commit_micros = 0;
-    uint64_t entries = 0;
+    uint64_t entries = 0;  // keys in main's tree
+  };
+  // A branch other than main at the latest version (BranchInfo's fields).
+  struct Head {
+    uint64_t created = 0;
+    std::string source;
+    uint64_t source_version = 0;
+  };
+  // A tree to read: its version, and its state there.
+  struct TreeRef {
+    uint64_t version = 0;
+    std::shared_ptr<const State> state;
   };
 
   absl::Status ValidateWrite(std::string_view key,
                              std::string_view value) const;
-  // Commits `ops` as the next version. REQUIRES: validated, not empty.
-  uint64_t CommitLocked(std::vector<Mutation> ops)
+  // Commits `ops` to `branch` as the next version. REQUIRES: validated,
+  // not empty, `branch` exists.
+  uint64_t CommitLocked(const std::string& branch, std::vector<Mutation> ops)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends `rec` as the next version, whose trees are `trees`.
+  uint64_t AppendLocked(Version rec, std::shared_ptr<const Trees> trees)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies the mutations of version `version` to `state`, with the
   // metadata rules above.
   static void Apply(const std::vector<Mutation>& ops, uint64_t version,
                     State* state);
-  absl::StatusOr<uint64_t> ResolveLocked(const ReadOptions& options)
+  // The tree `options` chooses. Errors: as the reads.
+  absl::StatusOr<TreeRef> ResolveLocked(const ReadOptions& options)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `branch`'s tree at `version`. Errors: as SnapshotAt; NotFound if the
+  // branch does not exist then.
+  absl::StatusOr<TreeRef> TreeLocked(uint64_t version, const std::string& branch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckReadableLocked(uint64_t version) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -255,7 +330,19 @@ class ModelDB final : public DB {
   // The first retained version at or after `version` (<= latest).
   uint64_t NextRetainedLocked(uint64_t version) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::shared_ptr<const State> StateLocked(uint64_t version)
+  std::shared_ptr<const Trees> TreesLocked(uint64_t version)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `branch`'s tree at `version` (<= latest); nullptr if it has none.
+  std::shared_ptr<const State> StateLocked(uint64_t version,
+                                           std::string_view branch = "main")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The version that created `branch` as it is at `version` (the last
+  // fork of that name at or before it; main: 0). REQUIRES: it exists then.
+  uint64_t CreatedLocked(std::string_view branch, uint64_t version) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The common ancestor Merge starts from (DBImpl::MergeBase).
+  absl::StatusOr<TreeAt> MergeBaseLocked(const std::string& from,
+                                         const std::string& into)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   PinHandle PinLocked(uint64_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Unpin(uint64_t version);
@@ -264,12 +351,15 @@ class ModelDB final : public DB {
   const Options options_;
   absl::Mutex mu_;
   std::vector<Version> versions_ ABSL_GUARDED_BY(mu_);  // by number
-  // Full states every kStateEvery versions, and of the latest; others are
+  uint64_t commits_ ABSL_GUARDED_BY(mu_) = 0;  // versions made by commits
+  // Every tree every kStateEvery versions, and of the latest; others are
   // rebuilt from the one before (the last one rebuilt is cached).
-  std::map<uint64_t, std::shared_ptr<const State>> states_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const State> latest_state_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::shared_ptr<const Trees>> states_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const Trees> latest_trees_ ABSL_GUARDED_BY(mu_);
   uint64_t cached_version_ ABSL_GUARDED_BY(mu_) = 0;
-  std::shared_ptr<const State> cached_state_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const Trees> cached_trees_ ABSL_GUARDED_BY(mu_);
+  // The branches other than main at the latest version.
+  std::map<std::string, Head, std::less<>> heads_ ABSL_GUARDED_BY(mu_);
   uint64_t floor_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<uint64_t, int> pins_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, uint64_t> tags_ ABSL_GUARDED_BY(mu_);
