@@ -187,11 +187,13 @@ class Differ {
   // For two entries of one key with the same mod_version (one write, so
   // one value), whether what is known of the values agrees; a check, not
   // a comparison: a blob held in memory on one side and stored on the
-  // other is not loaded.
+  // other is not loaded. Blob ids are not compared: one write's blob can
+  // be stored twice, under two ids, when a fork of an older tree writes
+  // that tree's unwritten blobs with its checkpoint while another branch's
+  // tree holds the same write.
   static bool SameValue(const StoredValue& a, const StoredValue& b) {
     if (a.size() != b.size() || a.is_blob() != b.is_blob()) return false;
     if (a.in_memory() && b.in_memory()) return a.data == b.data;
-    if (a.blob_id != 0 && b.blob_id != 0) return a.blob_id == b.blob_id;
     return true;
   }
 
