@@ -6,7 +6,9 @@
 // iteration both ways, seeks, counts, interactive transactions (both
 // isolations, read-only at a version), snapshots taken and released, tags,
 // reclamation passes, diffs, change feeds, key histories, reopens and
-// integrity checks.
+// integrity checks; and branches: forks of latest and older trees,
+// deletions, writes, reads, snapshots and transactions on a branch, merges
+// with each policy, diffs between any two trees and watchers on a branch.
 //
 // What must agree: status codes, versions, values and each key's metadata
 // (mod_version, create_version, writes, lease; puts attach leases, see
@@ -14,7 +16,9 @@
 // floor (also after ReleaseBefore), diffs with the metadata before and
 // after, watch events, key histories, and whether a transaction commits
 // or aborts (the model validates exactly the keys and ranges the engine's
-// rules name).
+// rules name); fork, deletion and merge results (MergeResult field by
+// field), the branch list, the version list (each version's branch), and
+// every retained version of every branch at a check.
 // Any mismatch aborts with a message.
 //
 //   bazel run //tests/fuzz:db_ops_fuzzer -- -max_total_time=600 \
@@ -214,6 +218,25 @@ class Harness {
                 absl::StrCat("open: latest version ", db_->LatestVersion(), ", expected ",
                              latest()));
     FUZZ_EXPECT(db_->ListTags() == model_.ListTags(), "open: tags differ");
+    ExpectSameBranches("open");
+  }
+
+  // ListBranches is the model's.
+  void ExpectSameBranches(const std::string& what) {
+    const std::vector<BranchInfo> got = db_->ListBranches();
+    const std::vector<BranchInfo> want = model_.ListBranches();
+    FUZZ_EXPECT(got.size() == want.size(),
+                absl::StrCat(what, ": ", got.size(), " branches, the model has ", want.size()));
+    for (size_t i = 0; i < got.size(); ++i) {
+      const BranchInfo& g = got[i];
+      const BranchInfo& w = want[i];
+      FUZZ_EXPECT(g.name == w.name && g.created == w.created && g.source == w.source &&
+                      g.source_version == w.source_version && g.entries == w.entries,
+                  absl::StrCat(what, ": branch ", g.name, " created ", g.created, " from ",
+                               g.source, "@", g.source_version, " with ", g.entries,
+                               " keys; the model's ", w.name, " ", w.created, " ", w.source,
+                               "@", w.source_version, " ", w.entries));
+    }
   }
 
   void Close() {
@@ -298,6 +321,52 @@ class Harness {
         std::string k = KeyOf(in.Byte());
         uint8_t from = in.Byte(), to = in.Byte();
         return History(k, from, to, in.Byte() % 5);
+      }
+      case kFork: {
+        std::string name = BranchOf(in.Byte());
+        std::string source = BranchOf(in.Byte());
+        return Fork(name, source, in.Byte());
+      }
+      case kDeleteBranch: return DeleteBranch(BranchOf(in.Byte()));
+      case kBranchPut: {
+        std::string branch = BranchOf(in.Byte());
+        std::string k = KeyOf(in.Byte());
+        uint8_t vb = in.Byte();
+        return BranchWrite(branch, k, ValueOf(vb, serial_), LeaseOf(vb));
+      }
+      case kBranchDelete: {
+        std::string branch = BranchOf(in.Byte());
+        return BranchWrite(branch, KeyOf(in.Byte()), std::nullopt, 0);
+      }
+      case kBranchRead: {
+        std::string branch = BranchOf(in.Byte());
+        uint8_t v = in.Byte();
+        std::string k = KeyOf(in.Byte());
+        return BranchRead(branch, v, k, in.Byte());
+      }
+      case kBranchBegin: {
+        uint8_t slot = in.Byte() % 2;
+        std::string branch = BranchOf(in.Byte());
+        uint8_t mode = in.Byte();
+        return Begin(slot, mode, in.Byte(), branch);
+      }
+      case kBranchSnapshot: return TakeSnapshot(BranchOf(in.Byte()));
+      case kMerge: {
+        std::string from = BranchOf(in.Byte());
+        std::string into = BranchOf(in.Byte());
+        return Merge(from, into, static_cast<MergePolicy>(in.Byte() % 3));
+      }
+      case kDiffTrees: {
+        uint8_t a[4];
+        for (uint8_t& x : a) x = in.Byte();
+        std::string lo = KeyOf(in.Byte());
+        return DiffTrees(TreeOf(a[0], a[1]), TreeOf(a[2], a[3]), lo, KeyOf(in.Byte()));
+      }
+      case kWatchBranch: {
+        std::string branch = BranchOf(in.Byte());
+        uint64_t from = VersionOf(in.Byte());
+        std::string lo = KeyOf(in.Byte());
+        return Watch(from, lo, KeyOf(in.Byte()), branch);
       }
     }
   }
@@ -424,16 +493,17 @@ class Harness {
   // mode % 5: 0 read-write serializable, 1 read-write snapshot, 2
   // read-only at the latest, 3 read-only at version `vb`, 4 read-write at
   // a version (InvalidArgument).
-  void Begin(uint8_t slot, uint8_t mode, uint8_t vb) {
+  void Begin(uint8_t slot, uint8_t mode, uint8_t vb, const std::string& branch = "") {
     txns_[slot].reset();  // an open transaction is rolled back by its destructor
     TransactionOptions o;
+    o.branch = branch;
     o.isolation = mode % 5 == 1 ? Isolation::kSnapshot : Isolation::kSerializable;
     o.read_only = mode % 5 == 2 || mode % 5 == 3;
     if (mode % 5 >= 3) o.read_version = VersionOf(vb);
     absl::StatusOr<std::unique_ptr<Transaction>> got = db_->Begin(o);
     absl::StatusOr<std::unique_ptr<Transaction>> want = model_.Begin(o);
-    const std::string what =
-        absl::StrCat("begin mode ", mode % 5, " at ", o.read_version.value_or(latest()));
+    const std::string what = absl::StrCat("begin mode ", mode % 5, " on ", branch, " at ",
+                                          o.read_version.value_or(latest()));
     ExpectSame(got.status(), want.status(), what);
     if (!want.ok()) return;
     FUZZ_EXPECT((*got)->read_version() == (*want)->read_version(),
@@ -510,11 +580,24 @@ class Harness {
 
   // -------------------------------------------------- versions and retention
 
-  void TakeSnapshot() {
+  // A snapshot of main's latest tree, or with `branch` of that branch's
+  // (SnapshotOf).
+  void TakeSnapshot(std::optional<std::string> branch = std::nullopt) {
     if (snapshots_.size() >= 4) return;
+    Snapshot snapshot;
+    if (branch) {
+      ReadOptions ro;
+      ro.branch = *branch;
+      absl::StatusOr<Snapshot> got = db_->SnapshotOf(ro);
+      ExpectSame(got.status(), model_.SnapshotOf(ro).status(), "snapshot of " + *branch);
+      if (!got.ok()) return;
+      snapshot = *std::move(got);
+    } else {
+      snapshot = db_->GetSnapshot();
+    }
     absl::StatusOr<ModelDB::PinHandle> pin = model_.Pin(latest());
     FUZZ_EXPECT(pin.ok(), "pin of the latest version: " + pin.status().ToString());
-    snapshots_.push_back(Pinned{db_->GetSnapshot(), *std::move(pin)});
+    snapshots_.push_back(Pinned{std::move(snapshot), *std::move(pin)});
     FUZZ_EXPECT(snapshots_.back().snapshot.version() == latest(),
                 "snapshot of another version");
   }
@@ -606,17 +689,29 @@ class Harness {
     }
   }
 
-  void Watch(uint64_t from, const std::string& lo, const std::string& hi) {
-    absl::StatusOr<std::unique_ptr<Watcher>> got = db_->Watch(from, lo, hi);
-    absl::StatusOr<std::unique_ptr<Watcher>> want = model_.Watch(from, lo, hi);
-    const std::string what = absl::StrCat("watch from ", from, " [", lo, ", ", hi, ")");
+  // Watch, or with `branch` WatchBranch.
+  void Watch(uint64_t from, const std::string& lo, const std::string& hi,
+             std::optional<std::string> branch = std::nullopt) {
+    absl::StatusOr<std::unique_ptr<Watcher>> got =
+        branch ? db_->WatchBranch(*branch, from, lo, hi) : db_->Watch(from, lo, hi);
+    absl::StatusOr<std::unique_ptr<Watcher>> want =
+        branch ? model_.WatchBranch(*branch, from, lo, hi) : model_.Watch(from, lo, hi);
+    const std::string what = absl::StrCat("watch ", branch.value_or("main"), " from ", from,
+                                          " [", lo, ", ", hi, ")");
     ExpectSame(got.status(), want.status(), what);
     if (!want.ok()) return;
-    // Every event up to the latest version, then nothing.
+    // Every event up to the latest version, then nothing (or, for a
+    // branch deleted meanwhile, NotFound there).
     for (size_t i = 0;; ++i) {
       absl::StatusOr<WatchEvent> g = (*got)->Next(absl::ZeroDuration());
       absl::StatusOr<WatchEvent> w = (*want)->Next(absl::ZeroDuration());
       ExpectSame(g.status(), w.status(), absl::StrCat(what, ": event ", i));
+      if (absl::IsNotFound(w.status())) {
+        FUZZ_EXPECT((*got)->position() == (*want)->position(),
+                    absl::StrCat(what, ": stopped at ", (*got)->position(),
+                                 ", the model at ", (*want)->position()));
+        return;
+      }
       if (!w.ok()) break;
       FUZZ_EXPECT(g->version == w->version && g->net == w->net &&
                       SameChange(g->change, w->change),
@@ -627,6 +722,120 @@ class Harness {
     FUZZ_EXPECT((*got)->position() == (*want)->position() && (*want)->position() == latest(),
                 absl::StrCat(what, ": position ", (*got)->position(), ", the model's ",
                              (*want)->position()));
+  }
+
+  // --------------------------------------------------------------- branches
+
+  // The tree of branch byte `b` at version byte `vb` (0: its latest).
+  TreeAt TreeOf(uint8_t b, uint8_t vb) {
+    TreeAt at;
+    at.branch = BranchOf(b);
+    if (vb != 0) at.version = VersionOf(vb);
+    return at;
+  }
+
+  static std::string TreeString(const TreeAt& at) {
+    return absl::StrCat(at.branch.empty() ? "\"\"" : at.branch, "@",
+                        at.version ? std::to_string(*at.version) : "latest");
+  }
+
+  // A fork on both: the same outcome, tags and branches.
+  void Fork(const std::string& name, const std::string& source, uint8_t vb) {
+    TreeAt at;
+    at.branch = source;
+    if (vb != 0) at.version = VersionOf(vb);
+    const std::string what = absl::StrCat("fork ", name, " of ", TreeString(at));
+    ExpectSameCommit(db_->Fork(name, at), model_.Fork(name, at), what);
+    FUZZ_EXPECT(db_->ListTags() == model_.ListTags(), what + ": tags differ");
+    ExpectSameBranches(what);
+  }
+
+  void DeleteBranch(const std::string& name) {
+    const std::string what = "delete branch " + name;
+    ExpectSameCommit(db_->DeleteBranch(name), model_.DeleteBranch(name), what);
+    FUZZ_EXPECT(db_->ListTags() == model_.ListTags(), what + ": tags differ");
+    ExpectSameBranches(what);
+  }
+
+  // A put (or, without `v`, a delete) on `branch`.
+  void BranchWrite(const std::string& branch, const std::string& k,
+                   std::optional<std::string> v, uint64_t lease) {
+    WriteBatch batch;
+    batch.SetBranch(branch);
+    if (v) {
+      batch.Put(k, *v, lease);
+    } else {
+      batch.Delete(k);
+    }
+    ExpectSameCommit(db_->Write(batch), model_.Write(batch),
+                     absl::StrCat(v ? "put " : "delete ", k, " on ", branch));
+  }
+
+  // A get of `k`, a count from `k` on and a scan, of `branch` at version
+  // byte `vb`.
+  void BranchRead(const std::string& branch, uint8_t vb, const std::string& k,
+                  uint8_t flags) {
+    uint64_t v;
+    ReadOptions ro = ReadAt(vb, &v);
+    ro.branch = branch;
+    const std::string what = absl::StrCat("read ", branch, " at ", v);
+    ExpectSameEntry(db_->GetEntry(ro, k), model_.GetEntry(ro, k), what + ": get " + k);
+    ExpectSameResult(db_->Count(ro, k, ""), model_.Count(ro, k, ""), what + ": count");
+    std::unique_ptr<Iterator> got, want;
+    if (!NewIterators(ro, what, &got, &want)) return;
+    ExpectSameIteration(*got, *want, flags & 1, what);
+  }
+
+  void Merge(const std::string& from, const std::string& into, MergePolicy policy) {
+    const std::string what =
+        absl::StrCat("merge ", from, " into ", into, " policy ", static_cast<int>(policy));
+    absl::StatusOr<MergeResult> got = db_->Merge(from, into, policy);
+    absl::StatusOr<MergeResult> want = model_.Merge(from, into, policy);
+    ExpectSame(got.status(), want.status(), what);
+    FUZZ_EXPECT(db_->LatestVersion() == latest(),
+                absl::StrCat(what, ": latest version ", db_->LatestVersion(), ", expected ",
+                             latest()));
+    FUZZ_EXPECT(db_->ListTags() == model_.ListTags(), what + ": tags differ");
+    if (!want.ok()) return;
+    FUZZ_EXPECT(got->merged == want->merged && got->version == want->version &&
+                    got->base_version == want->base_version &&
+                    got->base_branch == want->base_branch && got->changes == want->changes &&
+                    got->conflicts.size() == want->conflicts.size(),
+                absl::StrCat(what, ": merged ", got->merged, " at ", got->version, " from ",
+                             got->base_branch, "@", got->base_version, ", ", got->changes,
+                             " changes, ", got->conflicts.size(), " conflicts; the model's ",
+                             want->merged, " ", want->version, " ", want->base_branch, "@",
+                             want->base_version, " ", want->changes, " ",
+                             want->conflicts.size()));
+    for (size_t i = 0; i < got->conflicts.size(); ++i) {
+      const MergeConflict& g = got->conflicts[i];
+      const MergeConflict& w = want->conflicts[i];
+      FUZZ_EXPECT(g.key == w.key && g.base == w.base && g.ours == w.ours && g.theirs == w.theirs,
+                  absl::StrCat(what, ": conflict ", i, " on ", g.key, ", the model's on ",
+                               w.key));
+    }
+    ExpectSameBranches(what);
+  }
+
+  void DiffTrees(const TreeAt& a, const TreeAt& b, const std::string& lo,
+                 const std::string& hi) {
+    std::vector<Change> got, want;
+    auto into = [](std::vector<Change>* out) {
+      return [out](const Change& c) {
+        out->push_back(c);
+        return true;
+      };
+    };
+    const std::string what =
+        absl::StrCat("diff ", TreeString(a), " .. ", TreeString(b), " [", lo, ", ", hi, ")");
+    ExpectSame(db_->DiffTrees(a, b, lo, hi, into(&got)),
+               model_.DiffTrees(a, b, lo, hi, into(&want)), what);
+    FUZZ_EXPECT(got.size() == want.size(),
+                absl::StrCat(what, ": ", got.size(), " changes, expected ", want.size()));
+    for (size_t i = 0; i < got.size(); ++i) {
+      FUZZ_EXPECT(SameChange(got[i], want[i]),
+                  absl::StrCat(what, ": change ", i, " on ", got[i].key));
+    }
   }
 
   void Reopen() {
@@ -646,7 +855,31 @@ class Harness {
       ExpectSameIteration(*got, *want, false, what);
       absl::Status tree = db_->VerifyVersion(v, /*strict=*/true);
       FUZZ_EXPECT(tree.ok(), what + ": " + tree.ToString());
+      // Its other branches.
+      absl::StatusOr<std::vector<std::string>> branches = model_.BranchesAt(v);
+      FUZZ_EXPECT(branches.ok(), what + ": " + branches.status().ToString());
+      for (const std::string& branch : *branches) {
+        if (branch == "main") continue;
+        ro.branch = branch;
+        const std::string on = absl::StrCat(what, " of ", branch);
+        if (!NewIterators(ro, on, &got, &want)) continue;
+        ExpectSameIteration(*got, *want, false, on);
+      }
     }
+    absl::StatusOr<std::vector<VersionInfo>> got = db_->ListVersions();
+    absl::StatusOr<std::vector<VersionInfo>> want = model_.ListVersions();
+    FUZZ_EXPECT(got.ok() && got->size() == want->size(),
+                absl::StrCat("versions listed: ", got.ok() ? got->size() : 0,
+                             ", the model's ", want->size()));
+    for (size_t i = 0; i < got->size(); ++i) {
+      const VersionInfo& g = (*got)[i];
+      const VersionInfo& w = (*want)[i];
+      FUZZ_EXPECT(g.version == w.version && g.entries == w.entries && g.branch == w.branch,
+                  absl::StrCat("versions listed: ", g.version, " of ", g.branch, " with ",
+                               g.entries, " keys; the model's ", w.version, " ", w.branch,
+                               " ", w.entries));
+    }
+    ExpectSameBranches("check");
     absl::StatusOr<CheckReport> r = db_->Check();
     FUZZ_EXPECT(r.ok(), "check: " + r.status().ToString());
     FUZZ_EXPECT(r->pages_leaked == 0 && r->blobs_leaked == 0,

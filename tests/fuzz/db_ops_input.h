@@ -49,6 +49,21 @@ enum Op : uint8_t {
   kReleaseBefore, // version
   kHistory,       // key from to limit
   kTxnBoundedScan,  // slot lower upper flags (bit 0: reverse)
+  // Branches (DB::Fork). Branch arguments go through BranchOf; a version
+  // byte of a tree or read is 0 for the latest, else as the others (1 one
+  // past the latest, 2 + n n back).
+  kFork,            // name source version
+  kDeleteBranch,    // name
+  kBranchPut,       // branch key value
+  kBranchDelete,    // branch key
+  kBranchRead,      // branch version key flags (a get, a count from key
+                    // on, a scan; bit 0: reverse)
+  kBranchBegin,     // slot branch mode version: as kBegin, on a branch
+                    // (then kTxnPut, kTxnGet ... on the slot)
+  kBranchSnapshot,  // branch: pins its latest tree (kScan reads it)
+  kMerge,           // from into policy
+  kDiffTrees,       // branch version branch version key key
+  kWatchBranch,     // branch version key key
   kNumOps,
 };
 
@@ -85,6 +100,18 @@ inline uint64_t LeaseOf(uint8_t value_byte) {
 // Tag names t0..t2; 3 is the (invalid) empty name.
 inline std::string TagOf(uint8_t b) {
   return b % 4 == 3 ? "" : "t" + std::to_string(b % 4);
+}
+
+// Branch names: main (as "main" and as ""), four others, and one Fork
+// refuses (it names no branch elsewhere).
+inline std::string BranchOf(uint8_t b) {
+  switch (b % 8) {
+    case 0: return "main";
+    case 1: return "";
+    case 6: return "bad:name";
+    case 7: return "b0";
+    default: return b % 8 == 5 ? "b3/x" : "b" + std::to_string(b % 8 - 2);
+  }
 }
 
 }  // namespace cowdb::fuzz

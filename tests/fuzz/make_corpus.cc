@@ -164,6 +164,42 @@ std::vector<std::pair<std::string, std::string>> DbOpsSeeds() {
       {kPut, 255, 1}, {kPut, 254, 1}, {kPut, 1, 255}, {kDelete, 255},
       {kBatch, 2, 1, 1, 1, 1, 255, 1}, {kTag, 3, 0}, {kUntag, 1}, {kGet, 1, 1},
       {kBegin, 0, 2, 0}, {kTxnPut, 0, 1, 1}, {kCommit, 0}})});
+  // Branches (branch bytes: 0 main, 1 "" (main), 2 b0, 3 b1, 4 b2, 5 b3/x,
+  // 6 bad:name; see BranchOf): forks of the latest and an older tree,
+  // writes and reads on a branch, a branch snapshot read by kScan, bad
+  // forks and deletions, reads of a deleted branch at versions with and
+  // without it.
+  seeds.push_back({"branches", Bytes({
+      {kPut, 1, 1}, {kPut, 2, 7}, {kFork, 2, 0, 0}, {kBranchPut, 2, 1, 3},
+      {kBranchDelete, 2, 2}, {kPut, 3, 4}, {kBranchRead, 2, 0, 1, 0},
+      {kBranchRead, 1, 0, 1, 1}, {kBranchRead, 2, 4, 1, 0}, {kFork, 3, 2, 5},
+      {kFork, 3, 0, 0}, {kFork, 6, 0, 0}, {kFork, 0, 0, 0}, {kFork, 4, 4, 0},
+      {kFork, 4, 0, 1}, {kBranchSnapshot, 2}, {kBranchPut, 2, 5, 12}, {kScan, 0, 2},
+      {kBranchPut, 3, 1, 4}, {kDeleteBranch, 2}, {kDeleteBranch, 0}, {kDeleteBranch, 4},
+      {kBranchRead, 2, 0, 1, 0}, {kBranchRead, 2, 3, 1, 0}, {kBranchPut, 2, 1, 1},
+      {kReopen}, {kBranchRead, 3, 0, 2, 1}, {kReclaim}, {kFork, 4, 3, 9}, {kCheck}})});
+  // Merges: a conflict under each policy, a merge back, two forks of one
+  // branch, branches with no known ancestor, bad merges.
+  seeds.push_back({"branch_merges", Bytes({
+      {kPut, 1, 1}, {kPut, 2, 2}, {kPut, 3, 3}, {kFork, 2, 0, 0}, {kBranchPut, 2, 1, 4},
+      {kPut, 1, 5}, {kBranchDelete, 2, 3}, {kPut, 4, 6}, {kMerge, 2, 0, 0},
+      {kMerge, 2, 0, 1}, {kBranchPut, 2, 1, 15}, {kMerge, 2, 0, 2}, {kMerge, 0, 2, 2},
+      {kMerge, 0, 2, 0}, {kFork, 3, 0, 0}, {kPut, 5, 7}, {kFork, 4, 0, 0},
+      {kBranchPut, 3, 6, 8}, {kMerge, 3, 4, 0}, {kFork, 5, 4, 0}, {kMerge, 5, 2, 0},
+      {kMerge, 2, 2, 0}, {kMerge, 6, 0, 0}, {kDeleteBranch, 2}, {kMerge, 0, 2, 0},
+      {kBranchRead, 4, 0, 6, 0}, {kCheck}})});
+  // Transactions on branches (a commit on main conflicts only with main's),
+  // a read-only one on a branch at a version, diffs between trees, a
+  // watcher on a branch that reaches its deletion.
+  seeds.push_back({"branch_txn_diff_watch", Bytes({
+      {kPut, 1, 1}, {kFork, 2, 0, 0}, {kBranchBegin, 0, 2, 0, 0}, {kBranchBegin, 1, 0, 1, 0},
+      {kTxnGet, 0, 1}, {kTxnPut, 0, 1, 2}, {kTxnPut, 1, 1, 3}, {kPut, 1, 4}, {kCommit, 0},
+      {kCommit, 1}, {kBranchBegin, 0, 2, 3, 2}, {kTxnScan, 0, 0}, {kCommit, 0},
+      {kBranchBegin, 1, 6, 0, 0}, {kBranchPut, 2, 2, 5}, {kWatchBranch, 2, 5, 255, 255},
+      {kDiffTrees, 0, 0, 2, 0, 255, 255}, {kDiffTrees, 2, 3, 0, 0, 1, 5},
+      {kDiffTrees, 2, 5, 2, 0, 255, 255}, {kDiffTrees, 4, 0, 0, 0, 255, 255},
+      {kDeleteBranch, 2}, {kWatchBranch, 2, 4, 255, 255}, {kPut, 2, 6},
+      {kWatch, 4, 255, 255}, {kReopen}, {kCheck}})});
   // A long random script.
   std::mt19937 rng(7);
   std::string random;
