@@ -4,14 +4,17 @@
 #define COWDB_BENCH_BENCH_UTIL_H_
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "engine/db.h"
 
 namespace cowdb::bench {
@@ -36,6 +39,26 @@ inline void Check(const absl::Status& s, const char* what = "error") {
 // Keeps a value the benchmark computed only to touch the data.
 inline volatile uint64_t consumed = 0;
 inline void Consume(uint64_t v) { consumed = consumed + v; }
+
+// The value of `v`, or exit saying `what` failed.
+template <typename T>
+T Unwrap(absl::StatusOr<T> v, const char* what) {
+  Check(v.status(), what);
+  return *std::move(v);
+}
+
+// Fills `*s` with bytes from `rng` (incompressible values).
+inline void RandomBytes(std::mt19937_64& rng, std::string* s) {
+  for (size_t i = 0; i < s->size(); i += 8) {
+    const uint64_t r = rng();
+    for (size_t j = 0; j < 8 && i + j < s->size(); ++j) (*s)[i + j] = static_cast<char>(r >> (8 * j));
+  }
+}
+
+// Wall seconds since `since`.
+inline double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
 
 inline double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

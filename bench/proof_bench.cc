@@ -80,6 +80,9 @@ namespace {
 using cowdb::bench::Check;
 using cowdb::bench::Key;
 using cowdb::bench::Median;
+using cowdb::bench::RandomBytes;
+using cowdb::bench::Seconds;
+using cowdb::bench::Unwrap;
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kValueSize = 100;
@@ -89,22 +92,6 @@ void Die(const std::string& what) {
   exit(1);
 }
 
-template <typename T>
-T Unwrap(absl::StatusOr<T> v, const char* what) {
-  Check(v.status(), what);
-  return *std::move(v);
-}
-
-void RandomBytes(std::mt19937_64& rng, std::string* s) {
-  for (size_t i = 0; i < s->size(); i += 8) {
-    const uint64_t r = rng();
-    for (size_t j = 0; j < 8 && i + j < s->size(); ++j) (*s)[i + j] = static_cast<char>(r >> (8 * j));
-  }
-}
-
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
 
 // The process's CPU time (user + system, all threads), in seconds.
 double CpuSeconds() {
