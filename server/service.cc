@@ -299,7 +299,7 @@ absl::Status KvService::ScanPage(const v1::ScanRequest& req, ScanState* st,
 class KvService::ScanReactor final : public grpc::ServerWriteReactor<v1::ScanResponse> {
  public:
   ScanReactor(KvService* service, grpc::CallbackServerContext* ctx, const v1::ScanRequest* req)
-      : service_(service), ctx_(ctx), req_(req),
+      : service_(service), req_(req),
         limits_(Limits(ctx, service->s_.options, service->s_.options.scan_page_size)) {
     if (grpc::Status a = service->s_.access->Admit(ctx, *req); !a.ok()) {
       Finish(a);
@@ -362,7 +362,6 @@ class KvService::ScanReactor final : public grpc::ServerWriteReactor<v1::ScanRes
   }
 
   KvService* const service_;
-  grpc::CallbackServerContext* const ctx_;
   const v1::ScanRequest* const req_;
   const CallLimits limits_;
   std::optional<CallWatchdog::Guard> guard_;
