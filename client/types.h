@@ -147,7 +147,7 @@ struct VersionInfo {
 struct BranchInfo {
   std::string name;
   uint64_t created = 0;         // the version that created it (0: main)
-  std::string source;           // the branch it was forked from ("": main's)
+  std::string source;           // the branch it was forked from ("" for main)
   uint64_t source_version = 0;  // the version of `source` it started as
   uint64_t entries = 0;         // keys in its latest tree
 };
