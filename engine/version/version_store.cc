@@ -316,11 +316,9 @@ absl::Status VersionStore::CheckReplayedHash(uint64_t version, const Root& root,
   return absl::OkStatus();
 }
 
-absl::Status VersionStore::CheckReplayedBranchHash(uint64_t version, const Trees& trees) {
-  ASSIGN_OR_RETURN(std::optional<std::string> bytes,
-                   store_->Get(Space::kVersions, BigEndianKey(version)));
-  if (!bytes) return absl::OkStatus();  // released
-  ASSIGN_OR_RETURN(VersionRecord recorded, DecodeVersionRecord(*bytes, version, hashed_));
+absl::Status VersionStore::CheckReplayedBranchHash(uint64_t version,
+                                                   const VersionRecord& recorded,
+                                                   const Trees& trees) {
   if (recorded.branch.empty()) return absl::OkStatus();
   auto it = trees.branches->find(recorded.branch);
   if (it == trees.branches->end() || it->second.created == version) {
@@ -552,7 +550,7 @@ absl::StatusOr<uint64_t> VersionStore::CommitLocked(
 }
 
 absl::StatusOr<std::optional<Version>> VersionStore::ReadRecord(
-    uint64_t version) {
+    uint64_t version, VersionRecord* raw) {
   ASSIGN_OR_RETURN(std::optional<std::string> record,
                    store_->Get(Space::kVersions, BigEndianKey(version)));
   if (!record) return std::nullopt;
@@ -563,13 +561,14 @@ absl::StatusOr<std::optional<Version>> VersionStore::ReadRecord(
   v.commit_micros = r.commit_micros;
   v.previous_digest = r.previous_digest;
   v.digest = DigestOf(r, version);
+  if (raw != nullptr) *raw = std::move(r);
   return v;
 }
 
-absl::StatusOr<Version> VersionStore::AcquireRecord(uint64_t version) {
+absl::StatusOr<Version> VersionStore::AcquireRecord(uint64_t version, VersionRecord* raw) {
   // Pin first, so that the reclaimer keeps the version while we read it.
   RETURN_IF_ERROR(set_.AcquirePin(version));
-  absl::StatusOr<std::optional<Version>> v = ReadRecord(version);
+  absl::StatusOr<std::optional<Version>> v = ReadRecord(version, raw);
   if (!v.ok() || !v->has_value()) {
     set_.ReleasePin(version);
     if (!v.ok()) return v.status();
@@ -585,7 +584,8 @@ absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
     uint64_t version) {
   std::shared_ptr<const Version> latest = set_.latest();
   if (version == latest->version) return latest;
-  ASSIGN_OR_RETURN(Version v, AcquireRecord(version));
+  VersionRecord recorded;
+  ASSIGN_OR_RETURN(Version v, AcquireRecord(version, &recorded));
   absl::StatusOr<Trees> trees = RootOf(version);
   if (trees.ok() && hashed_ && trees->root.hash != v.root.hash) {
     trees = absl::DataLossError(absl::StrCat(
@@ -595,7 +595,7 @@ absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
   }
   if (trees.ok() && hashed_ && trees->branches != nullptr) {
     // A commit to another branch recorded that branch's root hash.
-    absl::Status checked = CheckReplayedBranchHash(version, *trees);
+    absl::Status checked = CheckReplayedBranchHash(version, recorded, *trees);
     if (!checked.ok()) trees = checked;
   }
   if (!trees.ok()) {

@@ -118,7 +118,9 @@ class VersionStore {
   absl::StatusOr<std::vector<VersionInfo>> ListVersions();
   absl::StatusOr<uint64_t> VersionAt(int64_t unix_micros);
   // The record of `version`, or nullopt if it has none (released).
-  absl::StatusOr<std::optional<Version>> ReadRecord(uint64_t version);
+  absl::StatusOr<std::optional<Version>> ReadRecord(uint64_t version) {
+    return ReadRecord(version, nullptr);
+  }
   // The stored root of `version` if it is a checkpoint.
   std::optional<Trees> CheckpointRoot(uint64_t version);
 
@@ -273,12 +275,15 @@ class VersionStore {
   // a hashed database).
   absl::Status CheckReplayedHash(uint64_t version, const Root& root,
                                  std::string_view branch);
-  // DataLoss unless the tree of the branch `version`'s commit changed (not
-  // main's), in `trees`, has the hash that commit recorded.
-  absl::Status CheckReplayedBranchHash(uint64_t version, const Trees& trees);
+  // DataLoss unless the tree of the branch `recorded`'s commit (of
+  // `version`) changed, if not main's, has in `trees` the hash recorded.
+  static absl::Status CheckReplayedBranchHash(uint64_t version, const VersionRecord& recorded,
+                                              const Trees& trees);
   // Pins `version` and reads its record (root unset): the caller adopts
   // the pin (VersionSet::AdoptPin) or releases it. Errors: as Pin.
-  absl::StatusOr<Version> AcquireRecord(uint64_t version);
+  // `*raw`, if not null, gets the record as decoded.
+  absl::StatusOr<Version> AcquireRecord(uint64_t version, VersionRecord* raw = nullptr);
+  absl::StatusOr<std::optional<Version>> ReadRecord(uint64_t version, VersionRecord* raw);
   // The trees after `op` of version `version` on `base`: for a commit,
   // `root` (its new tree) replaces its branch's. Errors: DataLoss for a
   // branch that does not exist (or already does, for a fork), or a fork
