@@ -236,6 +236,14 @@ class DB {
   static absl::StatusOr<std::unique_ptr<DB>> Open(const Options& options,
                                                   const std::string& path);
 
+  // Opens (or creates) the database `rados.name` in a Ceph RADOS pool, so
+  // that several machines share it: one writer (per epoch) and any number
+  // of replicas (Options::read_only). Errors as Open, plus Unavailable (the
+  // cluster cannot be reached), NotFound (no such pool), FailedPrecondition
+  // (`rados.epoch` is older than the database's).
+  static absl::StatusOr<std::unique_ptr<DB>> OpenRados(
+      const Options& options, const RadosOptions& rados);
+
   DB() = default;
   DB(const DB&) = delete;
   DB& operator=(const DB&) = delete;
@@ -313,6 +321,13 @@ class DB {
                                          std::string_view end) = 0;
 
   virtual uint64_t LatestVersion() = 0;
+
+  // A replica (Options::read_only): applies the versions its writer
+  // committed since the last call and returns the latest version. Errors:
+  // FailedPrecondition on a database that writes; DataLoss when the writer
+  // already discarded log records this replica has not applied (it fell
+  // too far behind: reopen it).
+  virtual absl::StatusOr<uint64_t> CatchUp() = 0;
 
   // The oldest version that can still be read.
   virtual uint64_t OldestVersion() = 0;

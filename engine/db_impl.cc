@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "engine/format/export_file.h"
 #include "engine/format/merkle.h"
+#include "engine/store/rados_page_store.h"
 #include "engine/store/rocksdb_page_store.h"
 #include "engine/tree/checkpoint.h"
 #include "engine/tree/diff.h"
@@ -35,6 +36,24 @@ absl::StatusOr<std::unique_ptr<DB>> DB::Open(const Options& options,
   ASSIGN_OR_RETURN(
       std::unique_ptr<internal::DBImpl> db,
       internal::DBImpl::OpenAt(options, path, internal::RocksDBStoreOptions()));
+  return std::unique_ptr<DB>(std::move(db));
+}
+
+absl::StatusOr<std::unique_ptr<DB>> DB::OpenRados(const Options& options,
+                                                  const RadosOptions& rados) {
+  internal::RadosStoreOptions store_options;
+  store_options.conf_path = rados.conf_path;
+  store_options.client_id = rados.client_id;
+  store_options.pool = rados.pool;
+  store_options.name = rados.name;
+  store_options.create_if_missing = options.create_if_missing;
+  store_options.read_only = options.read_only;
+  store_options.epoch = rados.epoch;
+  store_options.op_timeout_seconds = rados.op_timeout_seconds;
+  ASSIGN_OR_RETURN(std::unique_ptr<internal::PageStore> store,
+                   internal::OpenRadosPageStore(store_options));
+  ASSIGN_OR_RETURN(std::unique_ptr<internal::DBImpl> db,
+                   internal::DBImpl::Open(options, std::move(store)));
   return std::unique_ptr<DB>(std::move(db));
 }
 
@@ -131,9 +150,19 @@ absl::StatusOr<std::unique_ptr<DBImpl>> DBImpl::Open(
   db->queue_ = std::make_unique<CommitQueue>(options, &db->source_,
                                              db->versions_.get(),
                                              db->reclaimer_.get());
-  db->reclaimer_->Start();
-  db->versions_->StartCheckpointer();
+  if (!options.read_only) {
+    db->reclaimer_->Start();
+    db->versions_->StartCheckpointer();
+  }
   return db;
+}
+
+absl::StatusOr<uint64_t> DBImpl::CatchUp() { return versions_->CatchUp(); }
+
+absl::Status DBImpl::CheckNotReadOnly(const char* what) const {
+  if (!options_.read_only) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the database is open read-only (a replica): only its writer ", what));
 }
 
 absl::StatusOr<uint64_t> DBImpl::Put(std::string_view key,
@@ -758,9 +787,13 @@ absl::Status DBImpl::Checkpoint() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ReclaimStats> DBImpl::Reclaim() { return reclaimer_->Reclaim(); }
+absl::StatusOr<ReclaimStats> DBImpl::Reclaim() {
+  RETURN_IF_ERROR(CheckNotReadOnly("reclaims"));
+  return reclaimer_->Reclaim();
+}
 
 absl::Status DBImpl::ReleaseBefore(uint64_t version) {
+  RETURN_IF_ERROR(CheckNotReadOnly("releases versions"));
   return reclaimer_->ReleaseBefore(version);
 }
 

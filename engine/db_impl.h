@@ -65,6 +65,7 @@ class DBImpl final : public DB {
                                  std::string_view begin,
                                  std::string_view end) override;
   uint64_t LatestVersion() override;
+  absl::StatusOr<uint64_t> CatchUp() override;
   uint64_t OldestVersion() override;
   absl::StatusOr<std::vector<VersionInfo>> ListVersions() override;
   absl::StatusOr<uint64_t> VersionAt(int64_t unix_micros) override;
@@ -135,6 +136,8 @@ class DBImpl final : public DB {
   HeldCount HeldNodesOfLatest() { return versions_->HeldNodesOfLatest(); }
 
  private:
+  // FailedPrecondition on a read-only database: only its writer `what`.
+  absl::Status CheckNotReadOnly(const char* what) const;
   DBImpl(const Options& options, std::shared_ptr<PageStore> store);
 
   absl::Status ValidateBatch(const WriteBatch& batch);

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace cowdb {
 
@@ -88,6 +89,36 @@ struct Options {
   // created by a build before verified reads (format 3 or older) never
   // hashes. Default: true.
   bool verifiable = true;
+
+  // Open for reading only, as a replica of a database that a writer
+  // elsewhere changes through a shared store (DB::OpenRados): no commits,
+  // checkpoints or reclamation; DB::CatchUp() applies what the writer
+  // committed since. Writes fail with FailedPrecondition. The database
+  // must exist.
+  // Default: false.
+  bool read_only = false;
+};
+
+// Where a database in a Ceph RADOS pool lives (DB::OpenRados).
+struct RadosOptions {
+  // Ceph configuration file; "" uses librados' search (CEPH_CONF, then
+  // /etc/ceph/ceph.conf).
+  std::string conf_path;
+  // The Ceph client id (the "admin" of client.admin).
+  std::string client_id = "admin";
+  // The pool, which must exist, and the database's name: a RADOS
+  // namespace in the pool.
+  std::string pool;
+  std::string name;
+  // The writer's fencing epoch, from the cluster's coordinator: it must be
+  // larger than every earlier writer's, and a writer whose epoch was
+  // superseded can no longer commit (FailedPrecondition "fenced").
+  // 0: the database's epoch plus one (a single writer, no coordinator).
+  // Ignored with Options::read_only.
+  uint64_t epoch = 0;
+  // Bound on every Ceph operation, so that an unreachable cluster is an
+  // error rather than a hang.
+  int op_timeout_seconds = 30;
 };
 
 struct ReadOptions {

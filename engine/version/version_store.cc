@@ -93,12 +93,32 @@ absl::StatusOr<std::map<uint64_t, VersionStore::Trees>> ReadCheckpoints(
 
 }  // namespace
 
+absl::StatusOr<std::map<std::string, uint64_t>> ReadTags(PageStore& store) {
+  std::map<std::string, uint64_t> tags;
+  absl::Status status;
+  RETURN_IF_ERROR(store.Scan(Space::kTags, "", [&](std::string_view k,
+                                                   std::string_view val) {
+    absl::StatusOr<uint64_t> tv = DecodeVarint(val, "tag");
+    if (!tv.ok()) {
+      status = tv.status();
+      return false;
+    }
+    tags.emplace(std::string(k), *tv);
+    return true;
+  }));
+  RETURN_IF_ERROR(status);
+  return tags;
+}
+
 absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
     const Options& options, PageStore* store, NodeCache* cache,
     NodeSource* source) {
   ASSIGN_OR_RETURN(std::optional<std::string> meta_bytes,
                    store->Get(Space::kMeta, kMetaKey));
   MetaRecord meta;
+  if (!meta_bytes && options.read_only) {
+    return absl::NotFoundError("there is no database to open read-only");
+  }
   if (!meta_bytes) {
     // A new database: version 0, the empty tree, is its first checkpoint.
     meta.page_size = options.page_size;
@@ -133,6 +153,12 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
       meta.inline_limit = options.inline_value_limit;
       meta.hashed = false;
     }
+    if (meta.format < kDatabaseFormatVersion && options.read_only) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the database has format version ", meta.format,
+          "; its writer must open it once to upgrade it before it can be "
+          "opened read-only"));
+    }
     if (meta.format < 2) {
       RETURN_IF_ERROR(UpgradeFromFormat1(*store, &meta));  // to the latest
     } else if (meta.format < kDatabaseFormatVersion) {
@@ -165,19 +191,7 @@ absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
   if (floor_bytes) {
     ASSIGN_OR_RETURN(floor, DecodeVarint(*floor_bytes, "release floor"));
   }
-  std::map<std::string, uint64_t> tags;
-  absl::Status tag_status;
-  RETURN_IF_ERROR(store->Scan(Space::kTags, "", [&](std::string_view k,
-                                                    std::string_view val) {
-    absl::StatusOr<uint64_t> tv = DecodeVarint(val, "tag");
-    if (!tv.ok()) {
-      tag_status = tv.status();
-      return false;
-    }
-    tags.emplace(std::string(k), *tv);
-    return true;
-  }));
-  RETURN_IF_ERROR(tag_status);
+  ASSIGN_OR_RETURN(auto tags, ReadTags(*store));
   std::unique_ptr<VersionStore> vs(new VersionStore(
       options, store, cache, source, meta, v, floor,
       std::move(tags), std::move(checkpoints)));
@@ -216,7 +230,7 @@ VersionStore::~VersionStore() {
   if (checkpointer_.joinable()) checkpointer_.join();
   // A clean close checkpoints, so that the next open replays nothing. A
   // failure loses nothing: the log stays.
-  if (checkpoint_on_close_) Checkpoint().IgnoreError();
+  if (checkpoint_on_close_ && !options_.read_only) Checkpoint().IgnoreError();
 }
 
 void VersionStore::StartCheckpointer() {
@@ -445,7 +459,33 @@ void VersionStore::PublishLocked(TreeBuilder* builder, Trees trees,
   set_.Publish(v);
 }
 
+absl::StatusOr<uint64_t> VersionStore::CatchUp() {
+  if (!options_.read_only) {
+    return absl::FailedPreconditionError(
+        "CatchUp is for read-only databases (replicas); this one writes");
+  }
+  RETURN_IF_ERROR(Recover());
+  // What the writer changed besides versions: tags, and the release floor
+  // (so that a version it released reads as released here too).
+  ASSIGN_OR_RETURN(auto tags, ReadTags(*store_));
+  for (const auto& [name, version] : set_.tags()) {
+    if (tags.count(name) == 0) set_.RemoveTag(name);
+  }
+  for (const auto& [name, version] : tags) set_.SetTag(name, version);
+  ASSIGN_OR_RETURN(std::optional<std::string> floor_bytes,
+                   store_->Get(Space::kMeta, kFloorKey));
+  if (floor_bytes) {
+    ASSIGN_OR_RETURN(uint64_t floor, DecodeVarint(*floor_bytes, "release floor"));
+    set_.PlanRelease(floor);
+  }
+  return set_.latest()->version;
+}
+
 absl::Status VersionStore::CheckWritable() {
+  if (options_.read_only) {
+    return absl::FailedPreconditionError(
+        "the database is open read-only (a replica): write to its writer");
+  }
   if (write_error_.ok()) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
       "writes are refused after a write of unknown outcome (",
@@ -1030,6 +1070,10 @@ absl::StatusOr<std::vector<FreedItem>> VersionStore::DyingAt(
 }
 
 absl::Status VersionStore::Checkpoint() {
+  if (options_.read_only) {
+    return absl::FailedPreconditionError(
+        "the database is open read-only (a replica): its writer checkpoints");
+  }
   MutexLock one(&checkpoint_mu_);
   std::shared_ptr<const Version> latest;
   TreesPlan plan;

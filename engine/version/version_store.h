@@ -174,6 +174,11 @@ class VersionStore {
   Mutex* write_mutex() ABSL_LOCK_RETURNED(write_mu_) { return &write_mu_; }
   // Ok unless a write of unknown outcome happened (then FailedPrecondition).
   absl::Status CheckWritable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+
+  // Read-only databases: replays the log records committed since (by a
+  // writer elsewhere) and refreshes tags and the release floor. Returns
+  // the latest version.
+  absl::StatusOr<uint64_t> CatchUp();
   // Makes the tree `builder` built (on latest()'s tree of `branch`, "" =
   // main) that branch's tree in the next version: writes its log record of
   // `ops` and its version record in one write, then publishes. Returns the

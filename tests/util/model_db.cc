@@ -1128,6 +1128,11 @@ uint64_t ModelDB::LatestVersion() {
   return versions_.size() - 1;
 }
 
+absl::StatusOr<uint64_t> ModelDB::CatchUp() {
+  return absl::FailedPreconditionError(
+      "CatchUp is for read-only databases (replicas); this one writes");
+}
+
 uint64_t ModelDB::OldestVersion() {
   absl::MutexLock lock(&mu_);
   return OldestLocked();

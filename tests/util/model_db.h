@@ -194,6 +194,7 @@ class ModelDB final : public DB {
                                  std::string_view begin,
                                  std::string_view end) override;
   uint64_t LatestVersion() override;
+  absl::StatusOr<uint64_t> CatchUp() override;
   uint64_t OldestVersion() override;
   absl::StatusOr<std::vector<VersionInfo>> ListVersions() override;
   absl::StatusOr<uint64_t> VersionAt(int64_t unix_micros) override;
