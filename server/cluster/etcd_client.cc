@@ -422,16 +422,25 @@ std::unique_ptr<EtcdClient::LeaseKeeper> EtcdClient::KeepAlive(
 // response) with its own deadline, so that a renewal never waits on a
 // stream to a member that went silent, and each may go to any endpoint.
 void EtcdClient::LeaseKeeper::State::Run() {
-  const absl::Duration ttl = absl::Seconds(lease.ttl_seconds);
-  absl::Time expires_by = lease.expires_by;
-  absl::Time next = expires_by - ttl + ttl / 3;
+  // On the monotonic clock: a step of the wall clock must neither end a
+  // live lease early nor keep a lapsed one.
+  using Clock = std::chrono::steady_clock;
+  const auto seconds = [](int64_t n) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(n));
+  };
+  const Clock::duration ttl = seconds(lease.ttl_seconds);
+  Clock::time_point expires_by =
+      Clock::now() + absl::ToChronoNanoseconds(lease.expires_by - absl::Now());
+  Clock::time_point next = expires_by - ttl + ttl / 3;
+  const Clock::duration timeout = absl::ToChronoNanoseconds(client->timeout_);
+  const Clock::duration retry = absl::ToChronoNanoseconds(kRenewRetry);
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait_until(lock, absl::ToChronoTime(next), [this] { return stopping; });
+      cv.wait_until(lock, next, [this] { return stopping; });
       if (stopping) return;
     }
-    const absl::Time now = absl::Now();
+    const Clock::time_point now = Clock::now();
     if (now >= expires_by) break;  // no renewal in time
     if (paused.load()) {
       next = std::min(now + ttl / 3, expires_by);
@@ -440,7 +449,8 @@ void EtcdClient::LeaseKeeper::State::Run() {
     const size_t i = client->current();
     Endpoint& e = *client->endpoints_[i];
     grpc::ClientContext ctx;
-    PrepareContext(&ctx, std::min(now + client->timeout_, expires_by));
+    PrepareContext(&ctx, absl::Now() + absl::FromChrono(
+                                           std::min(timeout, expires_by - now)));
     {
       std::lock_guard<std::mutex> lock(mu);
       if (stopping) return;
@@ -463,12 +473,12 @@ void EtcdClient::LeaseKeeper::State::Run() {
     }
     if (answered) {
       if (resp.ttl() <= 0) break;  // expired or revoked
-      const absl::Duration renewed = absl::Seconds(resp.ttl());
-      expires_by = now + renewed;  // `now` is before the request was sent
-      next = now + renewed / 3;
+      // From `now`, before the request was sent: etcd's expiry is later.
+      expires_by = now + seconds(resp.ttl());
+      next = now + seconds(resp.ttl()) / 3;
     } else {
       client->Failover(i);
-      next = std::min(absl::Now() + kRenewRetry, expires_by);
+      next = std::min(Clock::now() + retry, expires_by);
     }
   }
   lost.store(true);

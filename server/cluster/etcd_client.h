@@ -195,7 +195,8 @@ class EtcdClient {
   // timeout or the lease's deadline, whichever comes first. `on_lost`
   // (may be empty) is called once, from the keeper's thread, when the
   // lease is lost: a renewal answered that it no longer exists (TTL <= 0),
-  // or lease.expires_by passed without a successful renewal. Renewals
+  // or lease.expires_by passed without a successful renewal (timed on the
+  // monotonic clock from when KeepAlive is called). Renewals
   // stop when the keeper is destroyed (the lease is not revoked).
   std::unique_ptr<LeaseKeeper> KeepAlive(Lease lease,
                                          std::function<void()> on_lost);
