@@ -64,10 +64,9 @@ bool ValidClusterName(std::string_view name) {
 // Root encoding
 
 std::string EncodeRoot(const Root& root) {
-  return absl::StrCat(kRootTag, " epoch=", root.epoch,
-                      " checkpoint=", root.checkpoint,
-                      " log_version=", root.log_version,
-                      " writer=", root.writer);
+  return absl::StrCat(
+      kRootTag, " epoch=", root.epoch, " checkpoint=", root.checkpoint,
+      " log_version=", root.log_version, " writer=", root.writer);
 }
 
 absl::StatusOr<Root> DecodeRoot(std::string_view bytes) {
@@ -84,10 +83,10 @@ absl::StatusOr<Root> DecodeRoot(std::string_view bytes) {
       const std::string_view version = tag.substr(sizeof(kRootTagPrefix) - 1);
       if (!version.empty() &&
           version.find_first_not_of("0123456789") == std::string_view::npos) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "cowdb root in format \"", std::string(tag),
-            "\", which this build does not read (it reads ", kRootTag,
-            "): written by a later cowdb?"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("cowdb root in format \"", std::string(tag),
+                         "\", which this build does not read (it reads ",
+                         kRootTag, "): written by a later cowdb?"));
       }
     }
     return bad("no cowdb.root.v1 tag");
@@ -141,10 +140,10 @@ Coordinator::~Coordinator() {
 }
 
 absl::Status Coordinator::Occupied(const EtcdClient::KeyValue& leader) const {
-  return absl::FailedPreconditionError(absl::StrCat(
-      "cluster ", cluster_, " has a live writer at \"",
-      absl::CHexEscape(leader.value), "\" (lease ", leader.lease,
-      ", since revision ", leader.create_revision, ")"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("cluster ", cluster_, " has a live writer at \"",
+                   absl::CHexEscape(leader.value), "\" (lease ", leader.lease,
+                   ", since revision ", leader.create_revision, ")"));
 }
 
 absl::StatusOr<Root> Coordinator::ReadRoot() {
@@ -184,17 +183,17 @@ absl::StatusOr<Root> Coordinator::AcquireWriter(std::string address,
   const int64_t ttl_seconds = std::max<int64_t>(
       1, static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(lease_ttl))));
   ASSIGN_OR_RETURN(EtcdClient::Lease lease, etcd_->LeaseGrant(ttl_seconds));
-  std::unique_ptr<EtcdClient::LeaseKeeper> keeper = etcd_->KeepAlive(
-      lease, [this, id = lease.id] { OnLeaseLost(id); });
+  std::unique_ptr<EtcdClient::LeaseKeeper> keeper =
+      etcd_->KeepAlive(lease, [this, id = lease.id] { OnLeaseLost(id); });
 
   Root next = root;
   next.epoch = root.epoch + 1;
   next.writer = address;
-  absl::StatusOr<EtcdClient::TxnResult> txn = etcd_->Txn(
-      {Compare::CreateRevisionIs(leader_key_, 0),
-       Compare::ModRevisionIs(root_key_, root_mod)},
-      {Op::Put(leader_key_, address, lease.id),
-       Op::Put(root_key_, EncodeRoot(next))});
+  absl::StatusOr<EtcdClient::TxnResult> txn =
+      etcd_->Txn({Compare::CreateRevisionIs(leader_key_, 0),
+                  Compare::ModRevisionIs(root_key_, root_mod)},
+                 {Op::Put(leader_key_, address, lease.id),
+                  Op::Put(root_key_, EncodeRoot(next))});
 
   int64_t acquired_at = 0;
   absl::Status failure;
@@ -272,8 +271,8 @@ absl::Status Coordinator::WaitForVacancy(absl::Time deadline) {
   ASSIGN_OR_RETURN(
       std::unique_ptr<EtcdClient::WatchHandle> watch,
       etcd_->Watch(leader_key_, leader.revision + 1,
-                   [this, &vacant, &error](
-                       absl::StatusOr<EtcdClient::WatchEvent> event) {
+                   [this, &vacant,
+                    &error](absl::StatusOr<EtcdClient::WatchEvent> event) {
                      std::lock_guard<std::mutex> lock(wait_mu_);
                      if (!event.ok()) {
                        error = event.status();
@@ -293,10 +292,11 @@ absl::Status Coordinator::WaitForVacancy(absl::Time deadline) {
     return absl::CancelledError(
         absl::StrCat("cluster ", cluster_, ": WaitForVacancy cancelled"));
   }
-  return absl::DeadlineExceededError(absl::StrCat(
-      "cluster ", cluster_, ": the writer at \"",
-      absl::CHexEscape(leader.kv->value), "\" still held its lease at the "
-      "deadline"));
+  return absl::DeadlineExceededError(
+      absl::StrCat("cluster ", cluster_, ": the writer at \"",
+                   absl::CHexEscape(leader.kv->value),
+                   "\" still held its lease at the "
+                   "deadline"));
 }
 
 void Coordinator::CancelWaits() {
@@ -356,8 +356,8 @@ absl::StatusOr<std::unique_ptr<EtcdClient::WatchHandle>> Coordinator::WatchRoot(
   if (got.kv.has_value()) callback(DecodeRoot(got.kv->value));
   return etcd_->Watch(
       root_key_, got.revision + 1,
-      [callback = std::move(callback), cluster = cluster_](
-          absl::StatusOr<EtcdClient::WatchEvent> event) {
+      [callback = std::move(callback),
+       cluster = cluster_](absl::StatusOr<EtcdClient::WatchEvent> event) {
         if (!event.ok()) {
           callback(event.status());
         } else if (event->type == EtcdClient::WatchEvent::Type::kDelete) {

@@ -12,7 +12,7 @@
 //     root = coord->AcquireWriter("10.0.0.7:7000", absl::Seconds(10));
 //   }
 //   // ... write to storage with root->epoch as the fencing token, then:
-//   RETURN_IF_ERROR(coord->PublishRoot(updated));  // "fenced: ..." once deposed
+//   RETURN_IF_ERROR(coord->PublishRoot(updated));  // "fenced: ..." if deposed
 //
 // Keys, under the prefix "/cowdb/<cluster>/":
 //

@@ -47,9 +47,9 @@ bool Retriable(grpc::StatusCode code) {
 
 absl::Status FromGrpc(const grpc::Status& s, const std::string& endpoint,
                       const std::string& what) {
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      absl::StrCat("etcd at ", endpoint, ": ", what, ": ",
-                                   s.error_message()));
+  return absl::Status(
+      static_cast<absl::StatusCode>(s.error_code()),
+      absl::StrCat("etcd at ", endpoint, ": ", what, ": ", s.error_message()));
 }
 
 EtcdClient::KeyValue FromProto(const mvccpb::KeyValue& kv) {
@@ -175,10 +175,9 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Connect(
     }
     errors.push_back(absl::StrCat(e.address, ": ", s.error_message()));
   }
-  return absl::UnavailableError(
-      absl::StrCat("etcd: no endpoint answered within ",
-                   absl::FormatDuration(timeout), ": ",
-                   absl::StrJoin(errors, "; ")));
+  return absl::UnavailableError(absl::StrCat(
+      "etcd: no endpoint answered within ", absl::FormatDuration(timeout), ": ",
+      absl::StrJoin(errors, "; ")));
 }
 
 const std::vector<std::string>& EtcdClient::endpoints() const {
@@ -217,9 +216,9 @@ absl::StatusOr<Response> EtcdClient::Call(const UnaryCall<Response>& call) {
     }
     Failover(i);
   }
-  return absl::Status(last, absl::StrCat("etcd: ", call.what,
-                                         " failed on every endpoint: ",
-                                         absl::StrJoin(errors, "; ")));
+  return absl::Status(
+      last, absl::StrCat("etcd: ", call.what, " failed on every endpoint: ",
+                         absl::StrJoin(errors, "; ")));
 }
 
 // ---------------------------------------------------------------------------
@@ -242,8 +241,7 @@ absl::StatusOr<EtcdClient::GetResult> EtcdClient::Get(std::string_view key) {
 }
 
 absl::StatusOr<int64_t> EtcdClient::Put(std::string_view key,
-                                        std::string_view value,
-                                        int64_t lease) {
+                                        std::string_view value, int64_t lease) {
   pb::PutRequest req;
   req.set_key(std::string(key));
   req.set_value(std::string(value));
@@ -310,13 +308,12 @@ absl::StatusOr<EtcdClient::TxnResult> EtcdClient::Txn(
       ro->mutable_request_delete_range()->set_key(op.key);
     }
   }
-  ASSIGN_OR_RETURN(
-      pb::TxnResponse resp,
-      Call(UnaryCall<pb::TxnResponse>{
-          "Txn",
-          [&req](Endpoint& e, grpc::ClientContext* ctx, pb::TxnResponse* r) {
-            return e.kv->Txn(ctx, req, r);
-          }}));
+  ASSIGN_OR_RETURN(pb::TxnResponse resp,
+                   Call(UnaryCall<pb::TxnResponse>{
+                       "Txn", [&req](Endpoint& e, grpc::ClientContext* ctx,
+                                     pb::TxnResponse* r) {
+                         return e.kv->Txn(ctx, req, r);
+                       }}));
   return TxnResult{resp.succeeded(), resp.header().revision()};
 }
 
@@ -340,9 +337,9 @@ absl::StatusOr<EtcdClient::Lease> EtcdClient::LeaseGrant(int64_t ttl_seconds) {
             return e.lease->LeaseGrant(ctx, req, r);
           }}));
   if (!resp.error().empty() || resp.id() == 0 || resp.ttl() <= 0) {
-    return absl::InternalError(absl::StrCat(
-        "etcd: LeaseGrant: no lease granted (id ", resp.id(), ", TTL ",
-        resp.ttl(), "): ", resp.error()));
+    return absl::InternalError(
+        absl::StrCat("etcd: LeaseGrant: no lease granted (id ", resp.id(),
+                     ", TTL ", resp.ttl(), "): ", resp.error()));
   }
   return Lease{resp.id(), resp.ttl(), sent + absl::Seconds(resp.ttl())};
 }
@@ -449,8 +446,8 @@ void EtcdClient::LeaseKeeper::State::Run() {
     const size_t i = client->current();
     Endpoint& e = *client->endpoints_[i];
     grpc::ClientContext ctx;
-    PrepareContext(&ctx, absl::Now() + absl::FromChrono(
-                                           std::min(timeout, expires_by - now)));
+    PrepareContext(&ctx, absl::Now() + absl::FromChrono(std::min(
+                                           timeout, expires_by - now)));
     {
       std::lock_guard<std::mutex> lock(mu);
       if (stopping) return;
@@ -634,13 +631,13 @@ absl::StatusOr<std::unique_ptr<EtcdClient::WatchHandle>> EtcdClient::Watch(
     st->cv.wait_until(lock, absl::ToChronoTime(absl::Now() + wait),
                       [st] { return st->created || st->ended; });
     if (st->created) return handle;
-    error = st->ended ? st->last_error
-                      : absl::UnavailableError(absl::StrCat(
-                            "etcd: Watch ", Quote(st->key),
-                            ": not created within ",
-                            absl::FormatDuration(wait), "; last error: ",
-                            st->last_error.ok() ? "none (no answer)"
-                                                : st->last_error.ToString()));
+    error = st->ended
+                ? st->last_error
+                : absl::UnavailableError(absl::StrCat(
+                      "etcd: Watch ", Quote(st->key), ": not created within ",
+                      absl::FormatDuration(wait), "; last error: ",
+                      st->last_error.ok() ? "none (no answer)"
+                                          : st->last_error.ToString()));
   }
   return error;  // `handle` stops the thread
 }

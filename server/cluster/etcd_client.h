@@ -88,7 +88,13 @@ class EtcdClient {
   // revision 0, version 0 and lease 0; a value comparison on a missing key
   // is false.
   struct Compare {
-    enum class Target { kCreateRevision, kModRevision, kVersion, kLease, kValue };
+    enum class Target {
+      kCreateRevision,
+      kModRevision,
+      kVersion,
+      kLease,
+      kValue
+    };
     std::string key;
     Target target = Target::kModRevision;
     int64_t number = 0;  // for every target but kValue

@@ -50,9 +50,9 @@ bool WaitUntil(const std::function<bool()>& done, absl::Duration within) {
 // Root encoding (no etcd)
 
 TEST(RootEncodingTest, RoundTrips) {
-  for (const Root& root : {Root{}, Root{1, 2, 3, "10.0.0.1:7000"},
-                           Root{UINT64_MAX, UINT64_MAX - 1, 10, "a b=c\n\0"},
-                           Root{7, 0, 0, ""}}) {
+  for (const Root& root :
+       {Root{}, Root{1, 2, 3, "10.0.0.1:7000"},
+        Root{UINT64_MAX, UINT64_MAX - 1, 10, "a b=c\n\0"}, Root{7, 0, 0, ""}}) {
     ASSERT_OK_AND_ASSIGN(Root decoded, DecodeRoot(EncodeRoot(root)));
     EXPECT_EQ(decoded, root) << EncodeRoot(root);
   }
@@ -74,7 +74,8 @@ TEST(RootEncodingTest, RejectsWhatItDidNotWrite) {
       "cowdb.root.v1 epoch=+1 checkpoint=2 log_version=3 writer=",
       "cowdb.root.v1 epoch=-1 checkpoint=2 log_version=3 writer=",
       "cowdb.root.v1 epoch= checkpoint=2 log_version=3 writer=",
-      "cowdb.root.v1 epoch=18446744073709551616 checkpoint=2 log_version=3 writer=",
+      "cowdb.root.v1 epoch=18446744073709551616 checkpoint=2 log_version=3 "
+      "writer=",
       "cowdb.root.v1 epoch=1  checkpoint=2 log_version=3 writer=",
       "cowdb.root.v1 checkpoint=2 epoch=1 log_version=3 writer=",
       "cowdb.root.v1 epoch=1 checkpoint=2 log_version=3x writer=",
@@ -82,12 +83,14 @@ TEST(RootEncodingTest, RejectsWhatItDidNotWrite) {
       "{\"epoch\":1}",
   };
   for (const char* b : bad) {
-    EXPECT_THAT(DecodeRoot(b), StatusIs(absl::StatusCode::kDataLoss, "undecodable"))
+    EXPECT_THAT(DecodeRoot(b),
+                StatusIs(absl::StatusCode::kDataLoss, "undecodable"))
         << b;
   }
   EXPECT_THAT(DecodeRoot("cowdb.root.v2 epoch=1"),
               StatusIs(absl::StatusCode::kFailedPrecondition, "does not read"));
-  EXPECT_THAT(DecodeRoot("cowdb.root.v"), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(DecodeRoot("cowdb.root.v"),
+              StatusIs(absl::StatusCode::kDataLoss));
   EXPECT_THAT(DecodeRoot("cowdb"), StatusIs(absl::StatusCode::kDataLoss));
 }
 
@@ -135,7 +138,8 @@ class CoordinatorTest : public ::testing::Test {
     return c.ok() ? *std::move(c) : nullptr;
   }
   bool LeaderKeyExists(const Coordinator& c) {
-    absl::StatusOr<EtcdClient::GetResult> got = etcd_client_->Get(c.leader_key());
+    absl::StatusOr<EtcdClient::GetResult> got =
+        etcd_client_->Get(c.leader_key());
     EXPECT_OK(got.status());
     return got.ok() && got->kv.has_value();
   }
@@ -175,16 +179,19 @@ TEST_F(CoordinatorTest, FirstWriterGetsEpochOne) {
   EXPECT_EQ(stored, root);
 
   // The leader key: the address, on a lease, created with the root.
-  ASSERT_OK_AND_ASSIGN(EtcdClient::GetResult leader, etcd_client_->Get(a->leader_key()));
+  ASSERT_OK_AND_ASSIGN(EtcdClient::GetResult leader,
+                       etcd_client_->Get(a->leader_key()));
   ASSERT_TRUE(leader.kv.has_value());
   EXPECT_EQ(leader.kv->value, "10.0.0.1:7000");
   EXPECT_NE(leader.kv->lease, 0);
-  ASSERT_OK_AND_ASSIGN(EtcdClient::GetResult root_kv, etcd_client_->Get(a->root_key()));
+  ASSERT_OK_AND_ASSIGN(EtcdClient::GetResult root_kv,
+                       etcd_client_->Get(a->root_key()));
   EXPECT_EQ(root_kv.kv->mod_revision, leader.kv->create_revision);
 
   // Twice: refused.
-  EXPECT_THAT(a->AcquireWriter("10.0.0.1:7000", kTtl),
-              StatusIs(absl::StatusCode::kFailedPrecondition, "already the writer"));
+  EXPECT_THAT(
+      a->AcquireWriter("10.0.0.1:7000", kTtl),
+      StatusIs(absl::StatusCode::kFailedPrecondition, "already the writer"));
   EXPECT_OK(a->Resign());
   EXPECT_FALSE(a->is_writer());
   EXPECT_OK(a->Resign());  // idempotent
@@ -222,7 +229,8 @@ TEST_F(CoordinatorTest, RacingAcquisitionsHaveExactlyOneWinner) {
     std::mutex mu;
     std::condition_variable cv;
     bool go = false;
-    std::vector<absl::StatusOr<Root>> results(kContenders, absl::UnknownError(""));
+    std::vector<absl::StatusOr<Root>> results(kContenders,
+                                              absl::UnknownError(""));
     std::vector<std::thread> threads;
     for (int i = 0; i < kContenders; ++i) {
       const absl::Duration delay = absl::Microseconds(rng() % 20000);
@@ -232,7 +240,8 @@ TEST_F(CoordinatorTest, RacingAcquisitionsHaveExactlyOneWinner) {
           cv.wait(lock, [&] { return go; });
         }
         absl::SleepFor(delay);
-        results[i] = coords[i]->AcquireWriter(absl::StrCat("host-", i, ":1"), kTtl);
+        results[i] =
+            coords[i]->AcquireWriter(absl::StrCat("host-", i, ":1"), kTtl);
       });
     }
     {
@@ -307,11 +316,13 @@ TEST_F(CoordinatorTest, PublishRootAndWatchRoot) {
 
 TEST_F(CoordinatorTest, PublishRootChecksItsArguments) {
   std::unique_ptr<Coordinator> a = NewCoordinator();
-  EXPECT_THAT(a->PublishRoot(Root{1, 0, 0, ""}),
-              StatusIs(absl::StatusCode::kFailedPrecondition, "not the writer"));
+  EXPECT_THAT(
+      a->PublishRoot(Root{1, 0, 0, ""}),
+      StatusIs(absl::StatusCode::kFailedPrecondition, "not the writer"));
   ASSERT_OK_AND_ASSIGN(Root root, a->AcquireWriter("a:1", kTtl));
   root.epoch += 1;
-  EXPECT_THAT(a->PublishRoot(root), StatusIs(absl::StatusCode::kInvalidArgument, "epoch"));
+  EXPECT_THAT(a->PublishRoot(root),
+              StatusIs(absl::StatusCode::kInvalidArgument, "epoch"));
   EXPECT_OK(a->Resign());
 }
 
@@ -344,13 +355,15 @@ TEST_F(CoordinatorTest, WriterWhoseLeaseLapsedIsFenced) {
   EXPECT_EQ(lost_calls, 1);
   // etcd expires the lease by its own clock, a little after this process
   // gave it up.
-  EXPECT_TRUE(WaitUntil([&] { return !LeaderKeyExists(*a); }, absl::Seconds(15)));
+  EXPECT_TRUE(
+      WaitUntil([&] { return !LeaderKeyExists(*a); }, absl::Seconds(15)));
 
   Root later = root;
   later.checkpoint = 6;
   absl::Status s = a->PublishRoot(later);
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition, "fenced: "));
-  EXPECT_THAT(std::string(s.message()), HasSubstr("no writer holds the lease now"));
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("no writer holds the lease now"));
   ASSERT_OK_AND_ASSIGN(Root stored, a->ReadRoot());
   EXPECT_EQ(stored, root);
   EXPECT_EQ(lost_calls, 1);  // once per tenure
@@ -375,7 +388,8 @@ TEST_F(CoordinatorTest, DeposedWriterIsFencedAfterTakeover) {
 
   root_a.checkpoint = 99;
   EXPECT_THAT(a->PublishRoot(root_a),
-              StatusIs(absl::StatusCode::kFailedPrecondition, "the writer now is \"b:1\""));
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "the writer now is \"b:1\""));
   EXPECT_TRUE(a->lease_lost());
   ASSERT_OK_AND_ASSIGN(Root stored, b->ReadRoot());
   EXPECT_EQ(stored, root_b);
@@ -401,7 +415,8 @@ TEST_F(CoordinatorTest, StandbyTakesOverWhenTheWriterDiesWithoutResigning) {
   crash.join();
   ASSERT_OK(vacancy);
   std::printf("vacancy after %s (crash at 0.5 s, TTL %s)\n",
-              absl::FormatDuration(waited).c_str(), absl::FormatDuration(kTtl).c_str());
+              absl::FormatDuration(waited).c_str(),
+              absl::FormatDuration(kTtl).c_str());
   ASSERT_OK_AND_ASSIGN(Root root_b, b->AcquireWriter("b:1", kTtl));
   EXPECT_EQ(root_b.epoch, root_a.epoch + 1);
   EXPECT_OK(b->Resign());
@@ -434,8 +449,9 @@ TEST_F(CoordinatorTest, WaitForVacancyEndsAtTheDeadlineOrOnCancel) {
   std::unique_ptr<Coordinator> a = NewCoordinator();
   std::unique_ptr<Coordinator> b = NewCoordinator();
   ASSERT_OK(a->AcquireWriter("a:1", kTtl).status());
-  EXPECT_THAT(b->WaitForVacancy(absl::Now() + absl::Seconds(1)),
-              StatusIs(absl::StatusCode::kDeadlineExceeded, "\"a:1\" still held"));
+  EXPECT_THAT(
+      b->WaitForVacancy(absl::Now() + absl::Seconds(1)),
+      StatusIs(absl::StatusCode::kDeadlineExceeded, "\"a:1\" still held"));
 
   std::thread cancel([&] {
     absl::SleepFor(absl::Milliseconds(500));
@@ -464,7 +480,8 @@ TEST_F(CoordinatorTest, ResignFromTheLeaseLostCallback) {
   ASSERT_OK(a->AcquireWriter("a:1", kTtl).status());
   a->PauseKeepAliveForTesting(true);
   std::unique_lock<std::mutex> lock(mu);
-  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(15), [&] { return resigned; }));
+  ASSERT_TRUE(
+      cv.wait_for(lock, std::chrono::seconds(15), [&] { return resigned; }));
   EXPECT_OK(resign_status);
   EXPECT_FALSE(a->is_writer());
 }
@@ -472,8 +489,10 @@ TEST_F(CoordinatorTest, ResignFromTheLeaseLostCallback) {
 TEST_F(CoordinatorTest, UndecodableRootIsDataLoss) {
   std::unique_ptr<Coordinator> a = NewCoordinator();
   ASSERT_OK(etcd_client_->Put(a->root_key(), "not a root").status());
-  EXPECT_THAT(a->ReadRoot(), StatusIs(absl::StatusCode::kDataLoss, "not a root"));
-  EXPECT_THAT(a->AcquireWriter("a:1", kTtl), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(a->ReadRoot(),
+              StatusIs(absl::StatusCode::kDataLoss, "not a root"));
+  EXPECT_THAT(a->AcquireWriter("a:1", kTtl),
+              StatusIs(absl::StatusCode::kDataLoss));
   EXPECT_FALSE(a->is_writer());
   EXPECT_FALSE(LeaderKeyExists(*a));
 
@@ -485,7 +504,8 @@ TEST_F(CoordinatorTest, UndecodableRootIsDataLoss) {
                          seen.push_back(std::move(r));
                        }));
   std::lock_guard<std::mutex> lock(mu);
-  ASSERT_EQ(seen.size(), 1u);  // the current root, delivered before WatchRoot returns
+  ASSERT_EQ(seen.size(),
+            1u);  // the current root, delivered before WatchRoot returns
   EXPECT_THAT(seen[0], StatusIs(absl::StatusCode::kDataLoss));
 }
 

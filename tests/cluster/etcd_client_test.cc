@@ -75,7 +75,8 @@ class EventLog {
     return events_;
   }
   // Waits (up to `within`) for an event at `revision` or later.
-  std::vector<WatchEvent> WaitForRevision(int64_t revision, absl::Duration within) {
+  std::vector<WatchEvent> WaitForRevision(int64_t revision,
+                                          absl::Duration within) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, absl::ToChronoNanoseconds(within), [&] {
       return !events_.empty() && events_.back().kv.mod_revision >= revision;
@@ -117,9 +118,11 @@ class EtcdClientTest : public ::testing::Test {
   void SetUp() override {
     if (EtcdCluster::Binary().empty()) GTEST_SKIP() << "no /usr/bin/etcd";
     ASSERT_NE(etcd_, nullptr);
-    ASSERT_OK_AND_ASSIGN(client_, EtcdClient::Connect(etcd_->endpoints(), kTimeout));
+    ASSERT_OK_AND_ASSIGN(client_,
+                         EtcdClient::Connect(etcd_->endpoints(), kTimeout));
     prefix_ = absl::StrCat(
-        "/test/", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "/");
+        "/test/",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(), "/");
   }
   std::string Key(const std::string& name) const { return prefix_ + name; }
 
@@ -139,7 +142,8 @@ TEST_F(EtcdClientTest, GetOfMissingKey) {
 }
 
 TEST_F(EtcdClientTest, PutThenGet) {
-  ASSERT_OK_AND_ASSIGN(int64_t rev, client_->Put(Key("k"), std::string("v\0x", 3)));
+  ASSERT_OK_AND_ASSIGN(int64_t rev,
+                       client_->Put(Key("k"), std::string("v\0x", 3)));
   ASSERT_OK_AND_ASSIGN(EtcdClient::GetResult got, client_->Get(Key("k")));
   ASSERT_TRUE(got.kv.has_value());
   EXPECT_EQ(got.kv->key, Key("k"));
@@ -207,13 +211,13 @@ TEST_F(EtcdClientTest, TxnAppliesAllOrNothing) {
 
   // All true: every op is applied, at one revision.
   ASSERT_OK_AND_ASSIGN(
-      r, client_->Txn({Compare::ModRevisionIs(Key("a"), rev_a),
-                       Compare::CreateRevisionIs(Key("a"), rev_a),
-                       Compare::ValueIs(Key("a"), "1"),
-                       Compare::LeaseIs(Key("a"), 0),
-                       Compare::CreateRevisionIs(Key("b"), 0)},
-                      {Op::Put(Key("a"), "A"), Op::Put(Key("b"), "B"),
-                       Op::Delete(Key("gone"))}));
+      r, client_->Txn(
+             {Compare::ModRevisionIs(Key("a"), rev_a),
+              Compare::CreateRevisionIs(Key("a"), rev_a),
+              Compare::ValueIs(Key("a"), "1"), Compare::LeaseIs(Key("a"), 0),
+              Compare::CreateRevisionIs(Key("b"), 0)},
+             {Op::Put(Key("a"), "A"), Op::Put(Key("b"), "B"),
+              Op::Delete(Key("gone"))}));
   EXPECT_TRUE(r.succeeded);
   ASSERT_OK_AND_ASSIGN(a, client_->Get(Key("a")));
   ASSERT_OK_AND_ASSIGN(b, client_->Get(Key("b")));
@@ -234,9 +238,10 @@ TEST_F(EtcdClientTest, ValueCompareOnMissingKeyIsFalse) {
 
 TEST_F(EtcdClientTest, InvalidTxnIsAClearError) {
   // etcd refuses two writes of one key in a transaction.
-  EXPECT_THAT(client_->Txn({}, {Op::Put(Key("k"), "1"), Op::Put(Key("k"), "2")}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       absl::StrCat("etcd at ", etcd_->endpoint(0), ": Txn: ")));
+  EXPECT_THAT(
+      client_->Txn({}, {Op::Put(Key("k"), "1"), Op::Put(Key("k"), "2")}),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               absl::StrCat("etcd at ", etcd_->endpoint(0), ": Txn: ")));
 }
 
 TEST_F(EtcdClientTest, LeaseExpiryDeletesItsKeys) {
@@ -290,15 +295,17 @@ TEST_F(EtcdClientTest, KeepAliveReportsARevokedLease) {
   std::mutex mu;
   std::condition_variable cv;
   bool lost = false;
-  std::unique_ptr<EtcdClient::LeaseKeeper> keeper = client_->KeepAlive(lease, [&] {
-    std::lock_guard<std::mutex> lock(mu);
-    lost = true;
-    cv.notify_all();
-  });
+  std::unique_ptr<EtcdClient::LeaseKeeper> keeper =
+      client_->KeepAlive(lease, [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        lost = true;
+        cv.notify_all();
+      });
   ASSERT_OK(client_->LeaseRevoke(lease.id));
   // The next renewal (within TTL/3) is answered with TTL 0.
   std::unique_lock<std::mutex> lock(mu);
-  EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(15), [&] { return lost; }));
+  EXPECT_TRUE(
+      cv.wait_for(lock, std::chrono::seconds(15), [&] { return lost; }));
   EXPECT_TRUE(keeper->lost());
 }
 
@@ -343,7 +350,8 @@ TEST_F(EtcdClientTest, KeeperMayBeDestroyedFromItsCallback) {
   }
   ASSERT_OK(client_->LeaseRevoke(lease.id));
   std::unique_lock<std::mutex> lock(mu);
-  EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(15), [&] { return done; }));
+  EXPECT_TRUE(
+      cv.wait_for(lock, std::chrono::seconds(15), [&] { return done; }));
 }
 
 TEST_F(EtcdClientTest, RevokeDeletesKeysAndIsIdempotent) {
@@ -360,7 +368,8 @@ TEST_F(EtcdClientTest, RevokeDeletesKeysAndIsIdempotent) {
 }
 
 TEST_F(EtcdClientTest, BadLeaseTtlIsInvalidArgument) {
-  EXPECT_THAT(client_->LeaseGrant(0), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(client_->LeaseGrant(0),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(EtcdClientTest, WatchDeliversEventsInOrder) {
@@ -377,7 +386,8 @@ TEST_F(EtcdClientTest, WatchDeliversEventsInOrder) {
                            client_->Txn({}, {Op::Delete(Key("w"))}));
       revisions.push_back(r.revision);
     } else {
-      ASSERT_OK_AND_ASSIGN(int64_t rev, client_->Put(Key("w"), absl::StrCat(i)));
+      ASSERT_OK_AND_ASSIGN(int64_t rev,
+                           client_->Put(Key("w"), absl::StrCat(i)));
       revisions.push_back(rev);
     }
   }
@@ -430,20 +440,23 @@ TEST_F(EtcdClientTest, WatchOfACompactedRevisionIsOutOfRange) {
     auto channel = grpc::CreateChannel(etcd_->endpoint(0),
                                        grpc::InsecureChannelCredentials());
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
     etcdserverpb::CompactionRequest req;
     req.set_revision(second);
     req.set_physical(true);
     etcdserverpb::CompactionResponse resp;
-    ASSERT_TRUE(etcdserverpb::KV::NewStub(channel)->Compact(&ctx, req, &resp).ok());
+    ASSERT_TRUE(
+        etcdserverpb::KV::NewStub(channel)->Compact(&ctx, req, &resp).ok());
   }
   // etcd creates the watch, then cancels it: the callback gets the error.
   EventLog log;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<EtcdClient::WatchHandle> watch,
                        client_->Watch(Key("w"), first, log.Callback()));
   EXPECT_TRUE(WaitUntil([&] { return !log.error().ok(); }, absl::Seconds(15)));
-  EXPECT_THAT(log.error(), StatusIs(absl::StatusCode::kOutOfRange,
-                                    absl::StrCat("revision ", first, " was compacted")));
+  EXPECT_THAT(log.error(),
+              StatusIs(absl::StatusCode::kOutOfRange,
+                       absl::StrCat("revision ", first, " was compacted")));
   EXPECT_EQ(log.size(), 0u);
 }
 
@@ -501,12 +514,14 @@ TEST(EtcdClientNoServerTest, ConnectFailsClearlyWhenNothingListens) {
   absl::StatusOr<std::unique_ptr<EtcdClient>> client =
       EtcdClient::Connect({a, b}, absl::Seconds(1));
   const absl::Duration took = absl::Now() - start;
-  EXPECT_THAT(client, StatusIs(absl::StatusCode::kUnavailable, "no endpoint answered"));
+  EXPECT_THAT(client,
+              StatusIs(absl::StatusCode::kUnavailable, "no endpoint answered"));
   EXPECT_THAT(std::string(client.status().message()), HasSubstr(a));
   EXPECT_THAT(std::string(client.status().message()), HasSubstr(b));
   EXPECT_LT(took, absl::Seconds(10));
   std::printf("Connect to two closed ports failed in %s: %s\n",
-              absl::FormatDuration(took).c_str(), client.status().ToString().c_str());
+              absl::FormatDuration(took).c_str(),
+              client.status().ToString().c_str());
 }
 
 TEST(EtcdClientNoServerTest, ConnectToAHungServerIsBounded) {
@@ -515,10 +530,12 @@ TEST(EtcdClientNoServerTest, ConnectToAHungServerIsBounded) {
   absl::StatusOr<std::unique_ptr<EtcdClient>> client =
       EtcdClient::Connect({silent.address()}, absl::Seconds(1));
   const absl::Duration took = absl::Now() - start;
-  EXPECT_THAT(client, StatusIs(absl::StatusCode::kUnavailable, silent.address()));
+  EXPECT_THAT(client,
+              StatusIs(absl::StatusCode::kUnavailable, silent.address()));
   EXPECT_LT(took, absl::Seconds(10));
   std::printf("Connect to a silent server failed in %s: %s\n",
-              absl::FormatDuration(took).c_str(), client.status().ToString().c_str());
+              absl::FormatDuration(took).c_str(),
+              client.status().ToString().c_str());
 }
 
 TEST(EtcdClientNoServerTest, BadArguments) {
@@ -536,8 +553,9 @@ TEST(EtcdClientLossTest, CallsFailBoundedWhenEtcdDies) {
   std::string error;
   std::unique_ptr<EtcdCluster> etcd = EtcdCluster::Start(dir.path(), 1, &error);
   ASSERT_NE(etcd, nullptr) << error;
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<EtcdClient> client,
-                       EtcdClient::Connect(etcd->endpoints(), absl::Seconds(1)));
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<EtcdClient> client,
+      EtcdClient::Connect(etcd->endpoints(), absl::Seconds(1)));
   ASSERT_OK_AND_ASSIGN(EtcdClient::Lease lease, client->LeaseGrant(2));
   std::atomic<bool> lost{false};
   std::unique_ptr<EtcdClient::LeaseKeeper> keeper =
@@ -553,7 +571,8 @@ TEST(EtcdClientLossTest, CallsFailBoundedWhenEtcdDies) {
   EXPECT_THAT(got, StatusIs(absl::StatusCode::kUnavailable, etcd->endpoint(0)));
   EXPECT_LT(took, absl::Seconds(10));
   std::printf("Get with etcd dead failed in %s: %s\n",
-              absl::FormatDuration(took).c_str(), got.status().ToString().c_str());
+              absl::FormatDuration(took).c_str(),
+              got.status().ToString().c_str());
 
   start = absl::Now();
   EXPECT_THAT(client->Watch("/w2", 0, log.Callback()),
@@ -575,10 +594,11 @@ TEST(EtcdClientLossTest, CallsFailBoundedWhenEtcdDies) {
 int LeaderOf(const EtcdCluster& etcd) {
   for (int i = 0; i < etcd.size(); ++i) {
     if (!etcd.running(i)) continue;
-    auto channel =
-        grpc::CreateChannel(etcd.endpoint(i), grpc::InsecureChannelCredentials());
+    auto channel = grpc::CreateChannel(etcd.endpoint(i),
+                                       grpc::InsecureChannelCredentials());
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
     etcdserverpb::StatusResponse resp;
     if (etcdserverpb::Maintenance::NewStub(channel)
             ->Status(&ctx, etcdserverpb::StatusRequest(), &resp)
@@ -612,8 +632,9 @@ TEST(EtcdClientThreeMembersTest, LosingOneMemberIsInvisible) {
   std::string error;
   std::unique_ptr<EtcdCluster> etcd = EtcdCluster::Start(dir.path(), 3, &error);
   ASSERT_NE(etcd, nullptr) << error;
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<EtcdClient> client,
-                       EtcdClient::Connect(etcd->endpoints(), absl::Seconds(5)));
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<EtcdClient> client,
+      EtcdClient::Connect(etcd->endpoints(), absl::Seconds(5)));
   ASSERT_EQ(client->current_endpoint(), etcd->endpoint(0));
 
   // The TTL and the call timeout span a leader election (1-2 s here).
@@ -632,7 +653,8 @@ TEST(EtcdClientThreeMembersTest, LosingOneMemberIsInvisible) {
   int next_value = 0;
   auto put_some = [&](int n) {
     for (int i = 0; i < n; ++i) {
-      absl::StatusOr<int64_t> rev = client->Put("/w", absl::StrCat(next_value++));
+      absl::StatusOr<int64_t> rev =
+          client->Put("/w", absl::StrCat(next_value++));
       ASSERT_OK(rev.status());
       revisions.push_back(*rev);
     }
@@ -648,9 +670,12 @@ TEST(EtcdClientThreeMembersTest, LosingOneMemberIsInvisible) {
   EXPECT_NE(client->current_endpoint(), etcd->endpoint(0));
   ASSERT_OK_AND_ASSIGN(bool swapped, client->PutIf("/cas", "1", 0));
   EXPECT_TRUE(swapped);
-  ASSERT_EQ(log.WaitForRevision(revisions.back(), absl::Seconds(15)).back().kv.mod_revision,
+  ASSERT_EQ(log.WaitForRevision(revisions.back(), absl::Seconds(15))
+                .back()
+                .kv.mod_revision,
             revisions.back());
-  EXPECT_TRUE(WaitUntil([&] { return !watch->endpoint().empty(); }, absl::Seconds(10)));
+  EXPECT_TRUE(
+      WaitUntil([&] { return !watch->endpoint().empty(); }, absl::Seconds(10)));
   EXPECT_NE(watch->endpoint(), etcd->endpoint(0));
 
   // 2. Back to three, then the raft leader goes.
@@ -658,7 +683,8 @@ TEST(EtcdClientThreeMembersTest, LosingOneMemberIsInvisible) {
   const int leader = LeaderOf(*etcd);
   ASSERT_GE(leader, 0);
   std::printf("killing the raft leader, member %d (%s); the client uses %s\n",
-              leader, etcd->endpoint(leader).c_str(), client->current_endpoint().c_str());
+              leader, etcd->endpoint(leader).c_str(),
+              client->current_endpoint().c_str());
   etcd->Kill(leader);
   put_some(3);
   ASSERT_OK_AND_ASSIGN(swapped, client->PutIf("/cas", "2", 0));
@@ -667,14 +693,16 @@ TEST(EtcdClientThreeMembersTest, LosingOneMemberIsInvisible) {
   // Every write once, in order. (A put whose attempt failed with
   // "leader changed" may have been applied and then retried: then its
   // value shows twice, at two revisions, as a second put would.)
-  std::vector<WatchEvent> events = log.WaitForRevision(revisions.back(), absl::Seconds(15));
+  std::vector<WatchEvent> events =
+      log.WaitForRevision(revisions.back(), absl::Seconds(15));
   ASSERT_FALSE(events.empty());
   size_t r = 0;
   for (size_t i = 0; i < events.size(); ++i) {
     SCOPED_TRACE(i);
     if (i > 0) {
       EXPECT_GT(events[i].kv.mod_revision, events[i - 1].kv.mod_revision);
-      EXPECT_GE(std::stoi(events[i].kv.value), std::stoi(events[i - 1].kv.value));
+      EXPECT_GE(std::stoi(events[i].kv.value),
+                std::stoi(events[i - 1].kv.value));
     }
     if (r < revisions.size() && events[i].kv.mod_revision == revisions[r]) {
       EXPECT_EQ(events[i].kv.value, absl::StrCat(r));

@@ -36,7 +36,8 @@ std::vector<int> FreePorts(int n) {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
     socklen_t len = sizeof(addr);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+    if (fd < 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
         getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
       if (fd >= 0) close(fd);
       continue;
@@ -63,7 +64,8 @@ bool Healthy(const std::string& hostport) {
   addr.sin_port = htons(port);
   std::string response;
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string req = "GET /health HTTP/1.0\r\nHost: " + hostport + "\r\n\r\n";
+    const std::string req =
+        "GET /health HTTP/1.0\r\nHost: " + hostport + "\r\n\r\n";
     if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
       char buf[1024];
       ssize_t got;
@@ -97,7 +99,8 @@ std::unique_ptr<EtcdCluster> EtcdCluster::Start(const std::string& dir,
   for (int attempt = 0; attempt < 3; ++attempt) {
     std::unique_ptr<EtcdCluster> c(new EtcdCluster());
     const int id = clusters++;
-    c->token_ = "cowdb-test-" + std::to_string(getpid()) + "-" + std::to_string(id);
+    c->token_ =
+        "cowdb-test-" + std::to_string(getpid()) + "-" + std::to_string(id);
     const std::vector<int> ports = FreePorts(2 * members);
     if (static_cast<int>(ports.size()) != 2 * members) {
       *error = "no free ports";
@@ -158,7 +161,8 @@ bool EtcdCluster::Spawn(int i) {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const int log = open(m.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int log =
+      open(m.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log < 0) return false;
   const pid_t parent = getpid();
   const pid_t pid = fork();
@@ -186,8 +190,9 @@ bool EtcdCluster::WaitHealthy(int i, std::string* error) {
     int status = 0;
     if (waitpid(m.pid, &status, WNOHANG) == m.pid) {
       m.pid = -1;
-      *error = "etcd member " + m.name + " exited (status " + std::to_string(status) +
-               "); its log ends:\n" + Tail(m.log, 2000);
+      *error = "etcd member " + m.name + " exited (status " +
+               std::to_string(status) + "); its log ends:\n" +
+               Tail(m.log, 2000);
       return false;
     }
     if (Healthy(m.client)) return true;

@@ -31,8 +31,8 @@ class EtcdCluster {
   // Starts `members` members with data under `dir` (created if needed)
   // and waits until every one reports healthy (within about 30 s).
   // Returns nullptr with `*error` set (including the log's tail) if not.
-  static std::unique_ptr<EtcdCluster> Start(const std::string& dir,
-                                            int members, std::string* error);
+  static std::unique_ptr<EtcdCluster> Start(const std::string& dir, int members,
+                                            std::string* error);
 
   ~EtcdCluster();  // kills every member still running
   EtcdCluster(const EtcdCluster&) = delete;
