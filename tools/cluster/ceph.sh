@@ -33,97 +33,39 @@
 # read back from osd.1 alone.)
 #
 # Daemons are found only by the pid files under DIR/run, and a pid is
-# signalled only while its command line still names DIR/ceph.conf (never by
-# name: another cluster may be running beside this one).
+# signalled only while its command line still names DIR/ceph.conf (see
+# lib.sh).
 set -euo pipefail
+
+prog=ceph.sh
+# shellcheck source=tools/cluster/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly kPool=cowdb
 readonly kPgs=8
-readonly kStartSeconds=60     # the whole of `start`
-readonly kStopSeconds=10      # SIGTERM to SIGKILL
-
-die() {
-  echo "ceph.sh: $*" >&2
-  exit 1
-}
+readonly kStartSeconds=60 # the whole of `start`
 
 usage() {
-  sed -n '/^# Usage:/,/^# Clients:/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+  sed -n '/^# Usage:/,/^#$/p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
-}
-
-# ---------------------------------------------------------------- processes
-
-# True if PID is a live process (not a zombie) started for this cluster.
-ours() {
-  local pid=$1 stat
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$conf"
-}
-
-# The pid in DIR/run/NAME.pid, or nothing.
-pid_of() {
-  cat "$run/$1.pid" 2>/dev/null || true
-}
-
-# Sends SIGNAL to daemon NAME (e.g. osd.1) and waits up to SECONDS for it
-# to exit. Fails if it is still there.
-signal_and_wait() {
-  local name=$1 signal=$2 seconds=$3 pid
-  pid=$(pid_of "$name")
-  if [ -z "$pid" ] || ! ours "$pid"; then return 0; fi
-  kill "-$signal" "$pid" 2>/dev/null || true
-  kill -CONT "$pid" 2>/dev/null || true # a paused daemon acts on it now
-  local until=$((SECONDS + seconds))
-  while ours "$pid"; do
-    [ $SECONDS -lt $until ] || return 1
-    sleep 0.1
-  done
-}
-
-# Stops daemon NAME: SIGTERM, SIGKILL if it lingers. Removes its pid file.
-stop_daemon() {
-  local name=$1
-  signal_and_wait "$name" TERM "$kStopSeconds" ||
-    signal_and_wait "$name" KILL 5 ||
-    die "$name (pid $(pid_of "$name")) survived SIGKILL"
-  rm -f "$run/$name.pid"
 }
 
 # Stops the OSDs (in parallel) before the monitor: an OSD tells the monitor
 # it is going down and waits several seconds for an answer that a stopped
 # monitor never gives.
 stop_all() {
-  local f name pids=()
+  local f pids=() status=0
   for f in "$run"/osd.*.pid; do
     [ -e "$f" ] || continue
-    name=$(basename "$f" .pid)
-    stop_daemon "$name" &
+    stop_pid_file "$f" "$conf" &
     pids+=($!)
   done
-  local status=0
   for p in "${pids[@]}"; do wait "$p" || status=1; done
-  stop_daemon mon.a || status=1
+  stop_pid_file "$run/mon.a.pid" "$conf" || status=1
   return $status
 }
 
 # ------------------------------------------------------------------ helpers
-
-# A loopback port nothing listens on, below Linux's ephemeral range (32768
-# and up), where outgoing connections and port-0 listeners never land.
-free_port() {
-  local port
-  while :; do
-    port=$((10000 + (RANDOM * 32768 + RANDOM) % 22000))
-    # A connect that fails means nothing listens there.
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return
-    fi
-  done
-}
 
 new_uuid() {
   cat /proc/sys/kernel/random/uuid
@@ -327,33 +269,23 @@ cmd_stop() {
   stop_all
 }
 
-# The pid of a running osd.ID, or an error.
-running_osd() {
-  local id=$1 pid
-  pid=$(pid_of "osd.$id")
-  if [ -z "$pid" ] || ! ours "$pid"; then die "osd.$id is not running"; fi
-  echo "$pid"
-}
-
 cmd_kill_osd() {
   local id=$1
-  running_osd "$id" >/dev/null
-  signal_and_wait "osd.$id" KILL 5 || die "osd.$id survived SIGKILL"
-  rm -f "$run/osd.$id.pid"
+  running "$run/osd.$id.pid" "$conf" || die "osd.$id is not running"
+  kill_pid_file "$run/osd.$id.pid" "$conf"
 }
 
 cmd_start_osd() {
-  local id=$1 pid
+  local id=$1
   [ -d "$dir/osd/$id" ] || die "there is no osd.$id in $dir"
-  pid=$(pid_of "osd.$id")
-  if [ -n "$pid" ] && ours "$pid"; then die "osd.$id is already running"; fi
+  ! running "$run/osd.$id.pid" "$conf" || die "osd.$id is already running"
   start_osd_daemon "$id"
 }
 
 cmd_signal_osd() {
-  local id=$1 signal=$2 pid
-  pid=$(running_osd "$id")
-  kill "-$signal" "$pid"
+  local id=$1 signal=$2
+  running "$run/osd.$id.pid" "$conf" || die "osd.$id is not running"
+  kill "-$signal" "$(read_pid "$run/osd.$id.pid")"
 }
 
 main() {
