@@ -24,7 +24,7 @@ alive() {
   stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
   stat=${stat##*) } # the state follows the parenthesized command name
   [ "${stat%% *}" != Z ] || return 1
-  args=" $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+  args=" $(cat "/proc/$pid/cmdline" 2>/dev/null | tr '\0' ' ')"
   [[ "$args" == *" $marker "* ]]
 }
 
