@@ -3,7 +3,7 @@
 # monitor and N OSDs on the in-memory object store (memstore), no manager,
 # no authentication (auth none), msgr2 only, and one replicated pool named
 # `cowdb` with 8 PGs. Everything it makes (ceph.conf, mon and OSD data, pid
-# files, admin sockets, logs) stays under DIR, and the monitor takes a free
+# files, admin sockets if the path is short enough, logs) stays under DIR, and the monitor takes a free
 # loopback port, so several clusters can run on one machine at once.
 #
 # Usage:
@@ -92,11 +92,19 @@ seconds_left() {
 }
 
 write_conf() {
-  local port=$1 fsid=$2 osds=$3 size min_size
+  local port=$1 fsid=$2 osds=$3 size min_size asok
   if [ "$osds" -ge 3 ]; then
     size=3 min_size=2
   else
     size=$osds min_size=1
+  fi
+  # Admin sockets (`ceph daemon mon.a ...`) in DIR/run, if their paths fit
+  # in a socket address (107 bytes; Bazel's TEST_TMPDIR is too deep).
+  asok="$run/ceph-osd.$((osds - 1)).asok"
+  if [ ${#asok} -le 107 ]; then
+    asok="$run/\$cluster-\$name.asok"
+  else
+    asok=""
   fi
   cat >"$conf" <<EOF
 # Written by tools/cluster/ceph.sh for a throwaway loopback cluster.
@@ -128,6 +136,7 @@ mon data = $dir/mon/\$id
 paxos propose interval = 0.01
 paxos min wait = 0.001
 pid file = $run/\$name.pid
+admin socket = $asok
 log to stderr = false
 err to stderr = false
 
@@ -136,6 +145,7 @@ osd data = $dir/osd/\$id
 osd objectstore = memstore
 memstore device bytes = $((512 << 20))
 pid file = $run/\$name.pid
+admin socket = $asok
 log to stderr = false
 err to stderr = false
 
