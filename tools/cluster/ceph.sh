@@ -3,8 +3,14 @@
 # monitor and N OSDs on the in-memory object store (memstore), no manager,
 # no authentication (auth none), msgr2 only, and one replicated pool named
 # `cowdb` with 8 PGs. Everything it makes (ceph.conf, mon and OSD data, pid
-# files, admin sockets if the path is short enough, logs) stays under DIR, and the monitor takes a free
+# files, admin sockets, logs) stays under DIR, and the monitor takes a free
 # loopback port, so several clusters can run on one machine at once.
+#
+# Except when DIR is deep: a socket's path holds at most 107 bytes, and
+# Bazel's TEST_TMPDIR alone nearly fills that. Then the admin sockets go to
+# a directory made under /tmp (named in DIR/asok_dir, removed by stop).
+# The daemons need them: `ceph tell` is served through the admin socket
+# machinery and hangs without one (tried).
 #
 # Usage:
 #   ceph.sh start DIR [OSDS]    start a mon and OSDS OSDs (default 3); returns
@@ -62,7 +68,29 @@ stop_all() {
   done
   for p in "${pids[@]}"; do wait "$p" || status=1; done
   stop_pid_file "$run/mon.a.pid" "$conf" || status=1
+  if [ -f "$dir/asok_dir" ]; then
+    local asok_dir
+    asok_dir=$(cat "$dir/asok_dir")
+    case "$asok_dir" in
+      /tmp/cowdb-ceph.*) rm -rf "$asok_dir" ;;
+    esac
+    rm -f "$dir/asok_dir"
+  fi
   return $status
+}
+
+# Sets asok_dir for a cluster of OSDS OSDs: DIR/run if the longest socket
+# path there fits in 107 bytes, else a new directory under /tmp (see the
+# header).
+choose_asok_dir() {
+  local osds=$1 longest
+  longest="$run/ceph-osd.$((osds - 1)).asok"
+  if [ ${#longest} -le 107 ]; then
+    asok_dir=$run
+  else
+    asok_dir=$(mktemp -d /tmp/cowdb-ceph.XXXXXX)
+    echo "$asok_dir" >"$dir/asok_dir"
+  fi
 }
 
 # ------------------------------------------------------------------ helpers
@@ -92,19 +120,11 @@ seconds_left() {
 }
 
 write_conf() {
-  local port=$1 fsid=$2 osds=$3 size min_size asok
+  local port=$1 fsid=$2 osds=$3 size min_size
   if [ "$osds" -ge 3 ]; then
     size=3 min_size=2
   else
     size=$osds min_size=1
-  fi
-  # Admin sockets (`ceph daemon mon.a ...`) in DIR/run, if their paths fit
-  # in a socket address (107 bytes; Bazel's TEST_TMPDIR is too deep).
-  asok="$run/ceph-osd.$((osds - 1)).asok"
-  if [ ${#asok} -le 107 ]; then
-    asok="$run/\$cluster-\$name.asok"
-  else
-    asok=""
   fi
   cat >"$conf" <<EOF
 # Written by tools/cluster/ceph.sh for a throwaway loopback cluster.
@@ -136,7 +156,7 @@ mon data = $dir/mon/\$id
 paxos propose interval = 0.01
 paxos min wait = 0.001
 pid file = $run/\$name.pid
-admin socket = $asok
+admin socket = $asok_dir/\$cluster-\$name.asok
 log to stderr = false
 err to stderr = false
 
@@ -145,7 +165,7 @@ osd data = $dir/osd/\$id
 osd objectstore = memstore
 memstore device bytes = $((512 << 20))
 pid file = $run/\$name.pid
-admin socket = $asok
+admin socket = $asok_dir/\$cluster-\$name.asok
 log to stderr = false
 err to stderr = false
 
@@ -246,6 +266,7 @@ cmd_start() {
   # Whatever fails from here on, stop what was started.
   trap 'stop_all >/dev/null 2>&1 || true' EXIT
 
+  choose_asok_dir "$osds"
   start_mon "$osds"
 
   # One `ceph` process for every monitor command (each costs a Python
