@@ -23,6 +23,7 @@ packages=(
   libcivetweb-dev          # the HTTP server of cowdb_server's metrics endpoint
   python3-prometheus-client  # the metrics test parses the exposition with it
   cmake pkg-config         # the packaging test builds a project outside Bazel
+  ceph librados-dev        # Ceph 16.2 and librados: tools/cluster/ceph.sh, tests/cluster
 )
 
 missing=()
