@@ -60,7 +60,7 @@ member_count() {
 # Starts member N in the background and writes its pid file. The flags
 # that bootstrap the cluster are ignored once the data directory exists.
 launch_member() {
-  local n=$1 ports client peer initial=""
+  local n=$1 ports client peer initial="" name peer_port
   ports=$(ports_of "$n")
   read -r client peer <<<"$ports"
   while read -r name _ peer_port; do
