@@ -23,7 +23,8 @@ packages=(
   libcivetweb-dev          # the HTTP server of cowdb_server's metrics endpoint
   python3-prometheus-client  # the metrics test parses the exposition with it
   cmake pkg-config         # the packaging test builds a project outside Bazel
-  ceph librados-dev        # Ceph 16.2 and librados: tools/cluster/ceph.sh, tests/cluster
+  librados-dev             # librados: engine/store/rados_page_store (//engine:store)
+  ceph                     # Ceph 16.2 daemons and tools: tools/cluster/ceph.sh, tests/cluster
 )
 
 missing=()
