@@ -21,12 +21,14 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/db.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/cluster/node.h"
 #include "server/etcd/etcd.h"
 #include "server/metrics.h"
 #include "server/service.h"
@@ -70,6 +72,25 @@ ABSL_FLAG(std::string, etcd_listen, "",
           "also serve etcd 3.4's v3 API on this address (off if empty); "
           "the same TLS and token options apply");
 ABSL_FLAG(int, etcd_max_txn_ops, 128, "etcd face: compares and ops per Txn branch at most");
+ABSL_FLAG(std::string, rados_pool, "",
+          "keep the database in this Ceph RADOS pool instead of --data_dir, "
+          "shared by a writer, standbys and replicas (see --role)");
+ABSL_FLAG(std::string, rados_name, "cowdb",
+          "the database's name in --rados_pool (a RADOS namespace)");
+ABSL_FLAG(std::string, ceph_conf, "",
+          "Ceph configuration file (default: $CEPH_CONF, then /etc/ceph/ceph.conf)");
+ABSL_FLAG(std::string, etcd, "",
+          "comma-separated etcd endpoints (host:port) that coordinate the "
+          "cluster: the writer lease, its epoch and the root");
+ABSL_FLAG(std::string, cluster, "",
+          "the cluster's name in etcd (default: --rados_name)");
+ABSL_FLAG(std::string, role, "writer",
+          "with --rados_pool: writer, standby (takes over when the writer's "
+          "lease lapses) or replica (serves reads, follows the writer)");
+ABSL_FLAG(std::string, advertise, "",
+          "the address clients reach this server at (default: --listen)");
+ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(5),
+          "the writer lease; a writer that dies is replaced about this long later");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "time in-flight calls get on shutdown");
 
@@ -134,6 +155,34 @@ absl::Status Validate(const cowdb::server::ServiceOptions& o) {
         "--max_inflight_writes and --max_inflight_write_bytes must be > 0");
   }
   return absl::OkStatus();
+}
+
+// The cluster flags as a node's options. A standby's wait ends on SIGTERM
+// or SIGINT (checked without consuming them otherwise).
+absl::StatusOr<cowdb::cluster::NodeOptions> NodeOptionsFromFlags(const sigset_t& signals) {
+  cowdb::cluster::NodeOptions o;
+  absl::StatusOr<cowdb::cluster::Role> role = cowdb::cluster::ParseRole(absl::GetFlag(FLAGS_role));
+  if (!role.ok()) return role.status();
+  o.role = *role;
+  for (absl::string_view e : absl::StrSplit(absl::GetFlag(FLAGS_etcd), ',', absl::SkipEmpty())) {
+    o.etcd_endpoints.emplace_back(e);
+  }
+  o.rados.pool = absl::GetFlag(FLAGS_rados_pool);
+  o.rados.name = absl::GetFlag(FLAGS_rados_name);
+  o.rados.conf_path = absl::GetFlag(FLAGS_ceph_conf);
+  o.cluster = absl::GetFlag(FLAGS_cluster).empty() ? o.rados.name : absl::GetFlag(FLAGS_cluster);
+  o.address = absl::GetFlag(FLAGS_advertise).empty() ? absl::GetFlag(FLAGS_listen)
+                                                      : absl::GetFlag(FLAGS_advertise);
+  o.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
+  if (o.lease_ttl < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("--lease_ttl must be at least 1s");
+  }
+  o.cancelled = [signals] {
+    timespec zero{0, 0};
+    sigset_t set = signals;
+    return sigtimedwait(&set, nullptr, &zero) > 0;
+  };
+  return o;
 }
 
 }  // namespace
@@ -204,15 +253,48 @@ int main(int argc, char** argv) {
   // RocksDB hard-links its files), then streamed to the client.
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   service_options.backup_staging_prefix = dir + ".backup-staging-";
-  absl::StatusOr<std::unique_ptr<cowdb::DB>> db = cowdb::DB::Open(options, dir);
+  // In a cluster (--rados_pool) the node owns the database; else `db`.
+  std::unique_ptr<cowdb::cluster::Node> node;
+  absl::StatusOr<std::unique_ptr<cowdb::DB>> db = std::unique_ptr<cowdb::DB>();
+  const std::string pool = absl::GetFlag(FLAGS_rados_pool);
+  std::string where = absl::StrCat("dir=\"", dir, "\"");
+  if (pool.empty()) {
+    db = cowdb::DB::Open(options, dir);
+  } else {
+    absl::StatusOr<cowdb::cluster::NodeOptions> node_options = NodeOptionsFromFlags(signals);
+    if (!node_options.ok()) {
+      cowdb::server::Log("error", "bad flags",
+                         absl::StrCat("error=\"", node_options.status().message(), "\""));
+      return 1;
+    }
+    where = absl::StrCat("pool=", pool, " name=", node_options->rados.name,
+                         " role=", absl::GetFlag(FLAGS_role));
+    absl::StatusOr<std::unique_ptr<cowdb::cluster::Node>> started =
+        cowdb::cluster::Node::Start(options, *node_options, [](const std::string& reason) {
+          // The storage fences this writer already; exit so that a
+          // supervisor restarts it as a standby.
+          cowdb::server::Log("error", "exiting: no longer the writer",
+                             absl::StrCat("reason=\"", reason, "\""));
+          std::_Exit(75);
+        });
+    if (started.ok()) {
+      node = *std::move(started);
+    } else if (absl::IsCancelled(started.status())) {
+      cowdb::server::Log("info", "stopped", "role=standby");
+      return 0;
+    } else {
+      db = started.status();
+    }
+  }
   if (!db.ok()) {
     cowdb::server::Log("error", "cannot open the database",
-        absl::StrCat("dir=\"", dir, "\" error=\"", db.status().ToString(), "\""));
+        absl::StrCat(where, " error=\"", db.status().ToString(), "\""));
     return 1;
   }
+  cowdb::DB* const database = node != nullptr ? node->db() : db->get();
 
   absl::StatusOr<std::unique_ptr<cowdb::server::AccessControl>> access =
-      cowdb::server::AccessControl::Open(db->get(), access_options);
+      cowdb::server::AccessControl::Open(database, access_options);
   if (!access.ok()) {
     cowdb::server::Log("error", "cannot load users and roles",
         absl::StrCat("error=\"", access.status().ToString(), "\""));
@@ -220,7 +302,7 @@ int main(int argc, char** argv) {
   }
   auto txns = std::make_unique<cowdb::server::TransactionRegistry>(service_options);
   cowdb::server::CallWatchdog watchdog;
-  const cowdb::server::ServiceContext service_context{db->get(), txns.get(), service_options,
+  const cowdb::server::ServiceContext service_context{database, txns.get(), service_options,
                                                       access->get(), &watchdog};
   cowdb::server::KvService kv(service_context);
   cowdb::server::VersionsService versions(service_context);
@@ -252,14 +334,14 @@ int main(int argc, char** argv) {
   }
   std::string host = listen.substr(0, listen.rfind(':'));
   std::string addr = absl::StrCat(host, ":", port);
-  cowdb::server::Log("info", "serving", absl::StrCat("addr=", addr, " dir=\"", dir,
-                                      "\" version=", (*db)->LatestVersion()));
+  cowdb::server::Log("info", "serving", absl::StrCat("addr=", addr, " ", where,
+                                       " version=", database->LatestVersion()));
   std::cout << "listening on " << addr << std::endl;
 
   std::unique_ptr<cowdb::server::MetricsHttpServer> metrics;
   if (!metrics_listen.empty()) {
     cowdb::server::MetricsSources sources;
-    sources.db = db->get();
+    sources.db = database;
     sources.open_transactions = [&txns] { return txns->size(); };
     sources.rpcs = &rpc_metrics;
     sources.admission = &kv.admission();
@@ -297,7 +379,7 @@ int main(int argc, char** argv) {
     etcd_options.client_urls = {absl::StrCat(
         absl::GetFlag(FLAGS_tls_cert).empty() ? "http://" : "https://", etcd_listen)};
     absl::StatusOr<std::unique_ptr<cowdb::server::etcd::EtcdFace>> face =
-        cowdb::server::etcd::EtcdFace::Create(db->get(), etcd_options, access->get());
+        cowdb::server::etcd::EtcdFace::Create(database, etcd_options, access->get());
     if (!face.ok()) {
       cowdb::server::Log("error", "cannot start the etcd face",
                          absl::StrCat("error=\"", face.status().ToString(), "\""));
@@ -338,6 +420,7 @@ int main(int argc, char** argv) {
   metrics.reset();  // before what it reads
   txns.reset();  // rolls back open transactions
   db->reset();
+  node.reset();  // resigns the writer lease: a standby takes over at once
   cowdb::server::Log("info", "stopped");
   return 0;
 }
