@@ -97,6 +97,11 @@ struct Options {
   // must exist.
   // Default: false.
   bool read_only = false;
+
+  // On a read-only database, a read at a version after the latest waits up
+  // to this long for CatchUp to reach it before failing with NotFound.
+  // Default: 2000 (2 s).
+  uint64_t read_only_wait_millis = 2000;
 };
 
 // Where a database in a Ceph RADOS pool lives (DB::OpenRados).

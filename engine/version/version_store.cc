@@ -465,6 +465,10 @@ absl::StatusOr<uint64_t> VersionStore::CatchUp() {
         "CatchUp is for read-only databases (replicas); this one writes");
   }
   RETURN_IF_ERROR(Recover());
+  {
+    std::lock_guard<std::mutex> published(published_mu_);  // no lost wake-ups
+  }
+  published_cv_.notify_all();  // watchers and reads waiting for versions
   // What the writer changed besides versions: tags, and the release floor
   // (so that a version it released reads as released here too).
   ASSIGN_OR_RETURN(auto tags, ReadTags(*store_));
@@ -623,6 +627,12 @@ absl::StatusOr<Version> VersionStore::AcquireRecord(uint64_t version, VersionRec
 absl::StatusOr<std::shared_ptr<const Version>> VersionStore::Pin(
     uint64_t version) {
   std::shared_ptr<const Version> latest = set_.latest();
+  if (options_.read_only && version > latest->version) {
+    // A replica may be about to catch up to it.
+    WaitForVersionAfter(version - 1,
+                        absl::Milliseconds(options_.read_only_wait_millis));
+    latest = set_.latest();
+  }
   if (version == latest->version) return latest;
   VersionRecord recorded;
   ASSIGN_OR_RETURN(Version v, AcquireRecord(version, &recorded));

@@ -27,6 +27,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <tuple>
 #include <map>
 #include <optional>
 #include <random>
@@ -37,8 +40,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster/local_cluster.h"
+#include "tests/history/checker.h"
+#include "tests/history/load_generator.h"
 #include "tests/util/status_matchers.h"
 #include "tests/util/temp_dir.h"
 
@@ -138,11 +144,35 @@ class FailoverTest : public ::testing::Test {
     std::vector<std::string> common = {
         "--rados_pool=" + ceph_->pool(), "--rados_name=failover",
         "--ceph_conf=" + ceph_->conf_path(),
-        "--etcd=" + absl::StrJoin(etcd_->endpoints(), ","), "--lease_ttl=2s",
-        "--data_dir=" + dir_.Sub("unused")};
+        "--etcd=" + absl::StrJoin(etcd_->endpoints(), ","),
+        "--lease_ttl=" + LeaseTtl(), "--data_dir=" + dir_.Sub("unused"),
+        "--retain_versions=0"};  // every version: acknowledgements are read at theirs
+    common_ = common;
     servers_[0] = std::make_unique<ClusterServer>("a", common, dir_.Sub("a.log"));
     servers_[1] = std::make_unique<ClusterServer>("b", common, dir_.Sub("b.log"));
     replica_ = std::make_unique<ClusterServer>("r", common, dir_.Sub("r.log"));
+  }
+
+  // $COWDB_FAILOVER_LEASE, or 2s (the servers' default is 5s).
+  static std::string LeaseTtl() {
+    const char* env = std::getenv("COWDB_FAILOVER_LEASE");
+    return env != nullptr ? env : "2s";
+  }
+
+  // Runs a server with `flags` (after the common ones, so they win) that
+  // must fail; returns its exit status and log.
+  std::pair<int, std::string> RunFailing(const std::string& name,
+                                         const std::vector<std::string>& flags,
+                                         const std::string& role) {
+    std::vector<std::string> all = common_;
+    all.insert(all.end(), flags.begin(), flags.end());
+    ClusterServer s(name, all, dir_.Sub(name + ".log"));
+    s.Start(role);
+    std::optional<int> exit = s.WaitExit(absl::Seconds(60));
+    EXPECT_TRUE(exit.has_value()) << name << " did not exit";
+    std::ifstream in(dir_.Sub(name + ".log"));
+    std::string log((std::istreambuf_iterator<char>(in)), {});
+    return {exit.value_or(-1), log};
   }
 
   // Writes one new key through whichever server answers as the writer;
@@ -153,9 +183,21 @@ class FailoverTest : public ::testing::Test {
     for (int i : {writer_hint_, 1 - writer_hint_}) {
       absl::StatusOr<std::unique_ptr<client::Client>> c = ConnectTo(servers_[i]->addr());
       if (!c.ok()) continue;
+      history::Op op;
+      op.type = history::OpType::kPut;
+      op.writes = {{key, value}};
+      op.invoke_ns = NowNs();
       absl::StatusOr<uint64_t> v = (*c)->Put(key, value);
-      if (!v.ok()) continue;  // not acknowledged: it may or may not be there
+      op.complete_ns = NowNs();
       absl::MutexLock lock(&mu_);
+      if (!v.ok()) {  // not acknowledged: it may or may not be there
+        op.outcome = history::OutcomeOf(v.status());
+        op.error = v.status().ToString();
+        history_.push_back(std::move(op));
+        continue;
+      }
+      op.commit_version = *v;
+      history_.push_back(std::move(op));
       EXPECT_GT(*v, last_acked_version_) << "acknowledged versions must increase";
       last_acked_version_ = *v;
       acked_[key] = Ack{value, *v};
@@ -175,23 +217,49 @@ class FailoverTest : public ::testing::Test {
     return absl::DeadlineExceededError("no takeover within 60 s");
   }
 
+  static int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
+
+  // A Get, recorded in the history for the checker.
+  absl::StatusOr<client::Entry> RecordedGet(client::Client& c, const std::string& key,
+                                            std::optional<uint64_t> at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    history::Op op;
+    op.type = history::OpType::kGet;
+    op.at_version = at;
+    op.invoke_ns = NowNs();
+    absl::StatusOr<client::Entry> e = c.Get(key, at);
+    op.complete_ns = NowNs();
+    if (e.ok()) {
+      op.read_version = e->version;
+      op.reads = {{key, true, e->value, e->mod_version}};
+    } else if (absl::IsNotFound(e.status())) {
+      op.reads = {{key, false, "", 0}};
+    } else {
+      op.outcome = history::Outcome::kFailed;
+      op.error = e.status().ToString();
+    }
+    history_.push_back(std::move(op));
+    return e;
+  }
+
   // Every acknowledged write, read back from `addr` at the latest version
   // and at its own version.
   void VerifyAcked(const std::string& addr, bool at_own_versions) {
     ASSERT_OK_AND_ASSIGN(auto c, ConnectTo(addr));
     absl::MutexLock lock(&mu_);
     for (const auto& [key, ack] : acked_) {
-      absl::StatusOr<client::Entry> e = c->Get(key);
+      absl::StatusOr<client::Entry> e = RecordedGet(*c, key, std::nullopt);
       ASSERT_OK(e.status()) << key << " acknowledged at version " << ack.version;
       EXPECT_EQ(e->value, ack.value) << key;
       if (!at_own_versions) continue;
-      absl::StatusOr<client::Entry> then = c->Get(key, ack.version);
+      absl::StatusOr<client::Entry> then = RecordedGet(*c, key, ack.version);
       ASSERT_OK(then.status()) << key << " at " << ack.version;
       EXPECT_EQ(then->value, ack.value) << key;
     }
   }
 
   TempDir dir_;
+  std::vector<std::string> common_;
   std::unique_ptr<LocalCeph> ceph_;
   std::unique_ptr<LocalEtcd> etcd_;
   std::unique_ptr<ClusterServer> servers_[2];
@@ -200,6 +268,7 @@ class FailoverTest : public ::testing::Test {
   int writer_hint_ = 0;
   absl::Mutex mu_;
   std::map<std::string, Ack> acked_ ABSL_GUARDED_BY(mu_);
+  history::History history_ ABSL_GUARDED_BY(mu_);
   uint64_t last_acked_version_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
@@ -267,18 +336,58 @@ TEST_F(FailoverTest, NoAcknowledgedWriteIsLostAcrossFailovers) {
   ASSERT_OK(probe.status()) << "the replica did not reach version " << latest;
   absl::MutexLock lock(&mu_);
   for (const auto& [key, ack] : acked_) {
-    absl::StatusOr<client::Entry> mine = r->Get(key, latest);
-    absl::StatusOr<client::Entry> theirs = w->Get(key, latest);
+    absl::StatusOr<client::Entry> mine = RecordedGet(*r, key, latest);
+    absl::StatusOr<client::Entry> theirs = RecordedGet(*w, key, latest);
     ASSERT_OK(mine.status()) << key;
     ASSERT_OK(theirs.status()) << key;
     EXPECT_EQ(mine->value, theirs->value) << key;
     EXPECT_EQ(mine->value, ack.value) << key;
   }
+  // The whole history (writes of every outcome, the reads that verified
+  // them) against the checker: one serial order by version, reads exact at
+  // their versions, no stale read after an acknowledgement, and every
+  // write of unknown outcome applied whole or not at all.
+  history::CheckResult check = history::CheckHistory(history_);
+  EXPECT_TRUE(check.ok()) << absl::StrJoin(check.violations, "\n");
+  std::cout << "history: " << check.stats.ops << " operations, " << check.stats.unknown
+            << " of unknown outcome (" << check.stats.unknown_writes_applied
+            << " applied), " << check.stats.key_reads_checked << " key reads checked"
+            << std::endl;
   std::sort(failover_seconds.begin(), failover_seconds.end());
   std::cout << "failovers: " << failover_seconds.size() << ", median "
             << failover_seconds[failover_seconds.size() / 2] << " s, max "
             << failover_seconds.back() << " s; acknowledged writes " << acked_.size()
             << std::endl;
+}
+
+// Bad configuration is a clear error and an exit, and changes nothing: a
+// second writer while one lives, a pool that does not exist, no etcd, a
+// standby without etcd, an unknown role.
+TEST_F(FailoverTest, BadConfigurationIsRefusedClearly) {
+  servers_[0]->Start("writer");
+  int n = 0;
+  ASSERT_OK(WriteUntilTakenBy(0, &n, absl::Now()).status());
+
+  auto [code, log] = RunFailing("second", {}, "writer");
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(log, ::testing::HasSubstr("has a live writer at"));
+  std::tie(code, log) = RunFailing("nopool", {"--rados_pool=no-such-pool",
+                                              "--cluster=elsewhere"}, "writer");
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(log, ::testing::HasSubstr("pool 'no-such-pool' does not exist"));
+  std::tie(code, log) = RunFailing("noetcd", {"--etcd=127.0.0.1:1"}, "writer");
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(log, ::testing::HasSubstr("127.0.0.1:1"));
+  std::tie(code, log) = RunFailing("standalone", {"--etcd="}, "standby");
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(log, ::testing::HasSubstr("needs etcd endpoints"));
+  std::tie(code, log) = RunFailing("role", {}, "leader");
+  EXPECT_EQ(code, 1);
+  EXPECT_THAT(log, ::testing::HasSubstr("unknown role"));
+
+  // The writer serves on, and what it acknowledged is there.
+  WriteOnce(n++);
+  ASSERT_NO_FATAL_FAILURE(VerifyAcked(servers_[0]->addr(), true));
 }
 
 }  // namespace

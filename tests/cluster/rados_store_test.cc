@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "engine/db.h"
@@ -400,6 +401,50 @@ TEST_F(RadosStoreTest, AReplicaReadsWhatItsWriterCommitted) {
   EXPECT_THAT(replica->Checkpoint(),
               StatusIs(absl::StatusCode::kFailedPrecondition, "read-only"));
   EXPECT_THAT(writer->CatchUp(), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+// A replica's watchers wake when CatchUp brings new versions, and a read
+// at a version it has not reached waits for it (bounded).
+TEST_F(RadosStoreTest, ReplicaWatchesAndReadsWaitForCatchUp) {
+  RadosOptions rados;
+  rados.conf_path = ceph_->conf_path();
+  rados.pool = ceph_->pool();
+  rados.name = Options().name;
+  cowdb::Options options;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DB> writer, DB::OpenRados(options, rados));
+  ASSERT_OK(writer->Put("a", "1").status());
+  cowdb::Options replica_options;
+  replica_options.read_only = true;
+  // Waits this test would sit out to the end (and time out) if CatchUp
+  // did not wake waiters.
+  replica_options.read_only_wait_millis = 3600 * 1000;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DB> replica,
+                       DB::OpenRados(replica_options, rados));
+  // Every change after version 1, the replica's latest.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Watcher> watcher, replica->Watch(1, "", ""));
+
+  ASSERT_OK_AND_ASSIGN(uint64_t v, writer->Put("b", "2"));
+  std::thread follower([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    EXPECT_OK(replica->CatchUp().status());
+  });
+  // Asked before the replica has it: waits for the catch-up, then reads.
+  ReadOptions ro;
+  ro.version = v;
+  std::string value;
+  EXPECT_OK(replica->Get(ro, "b", &value));
+  EXPECT_EQ(value, "2");
+  // The watcher was woken by the same catch-up.
+  ASSERT_OK_AND_ASSIGN(WatchEvent e, watcher->Next(absl::Hours(1)));
+  EXPECT_EQ(e.version, v);
+  EXPECT_EQ(e.change.key, "b");
+  follower.join();
+
+  // Bounded: a version nobody commits is NotFound after the wait.
+  replica_options.read_only_wait_millis = 100;
+  ASSERT_OK_AND_ASSIGN(replica, DB::OpenRados(replica_options, rados));
+  ro.version = v + 5;
+  EXPECT_THAT(replica->Get(ro, "b", &value), StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace
