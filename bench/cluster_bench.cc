@@ -86,6 +86,9 @@ ABSL_FLAG(int, checkpoint_commits, 1000,
           "single-put commits before each timed Checkpoint()");
 ABSL_FLAG(std::string, replicas, "1,2,3", "replica counts of the reads phase");
 ABSL_FLAG(int, probe_ops, 500, "operations per probe row");
+ABSL_FLAG(bool, background_reclaim, true,
+          "Options::background_reclaim; false only to profile (the figures "
+          "are then not those of the defaults)");
 
 namespace {
 
@@ -511,6 +514,7 @@ int main(int argc, char** argv) {
   }
 
   cowdb::Options options;  // sync = true, the defaults otherwise
+  options.background_reclaim = absl::GetFlag(FLAGS_background_reclaim);
   cowdb::RadosOptions rados;
   rados.conf_path = conf;
   rados.pool = absl::GetFlag(FLAGS_pool);
@@ -518,9 +522,10 @@ int main(int argc, char** argv) {
 
   printf(
       "cowdb cluster_bench: RADOS pool '%s' (database '%s', %s) vs RocksDB "
-      "(%s); %llu keys preloaded, sync = true, %d rounds of %.1f s runs\n",
+      "(%s); %llu keys preloaded, sync = true, %d rounds of %.1f s runs%s\n",
       rados.pool.c_str(), name.c_str(), conf.c_str(), dir.c_str(),
-      static_cast<unsigned long long>(keys), rounds, seconds);
+      static_cast<unsigned long long>(keys), rounds, seconds,
+      options.background_reclaim ? "" : "; NO background reclamation");
   fflush(stdout);
 
   if (Has(phases, "probe")) {
