@@ -675,6 +675,9 @@ int main(int argc, char** argv) {
     Check(replica->CatchUp().status(), "catch up");
     Scan(replica.get(), keys);
     std::vector<double> p50, p99, catchup_us, catchups_per_commit, commits_s;
+    // CatchUp calls that brought versions, and those that found none.
+    std::vector<double> catchup_new_us, catchup_empty_us, versions_per_new;
+    std::vector<double> gets_per_catchup;
     uint64_t early = 0, total = 0;
     for (int round = 0; round < rounds; ++round) {
       Check(writer->Checkpoint(), "checkpoint");
@@ -693,7 +696,9 @@ int main(int argc, char** argv) {
                    Clock::now() - t0)
             .count();
       };
-      std::vector<double> cu;
+      std::vector<double> cu, cu_new, cu_empty;
+      uint64_t brought = 0;
+      const uint64_t gets0 = replica->GetStats().page_reads;
       std::thread follower([&] {
         uint64_t have = base;
         while (!done.load() || have < last.load()) {
@@ -701,6 +706,8 @@ int main(int argc, char** argv) {
           const uint64_t v = Unwrap(replica->CatchUp(), "catch up");
           const int64_t now = ns();
           cu.push_back(Micros(c0));
+          (v > have ? cu_new : cu_empty).push_back(cu.back());
+          if (v > have) brought += v - have;
           for (uint64_t x = have + 1; x <= v && x - base - 1 < kMax; ++x) {
             seen[x - base - 1] = now;
           }
@@ -733,6 +740,13 @@ int main(int argc, char** argv) {
       p99.push_back(Percentile(lag, 0.99));
       catchup_us.push_back(Percentile(cu, 0.5));
       catchups_per_commit.push_back(static_cast<double>(cu.size()) / commits);
+      catchup_new_us.push_back(Percentile(cu_new, 0.5));
+      catchup_empty_us.push_back(Percentile(cu_empty, 0.5));
+      versions_per_new.push_back(static_cast<double>(brought) /
+                                 std::max<size_t>(1, cu_new.size()));
+      gets_per_catchup.push_back(
+          static_cast<double>(replica->GetStats().page_reads - gets0) /
+          std::max<size_t>(1, cu.size()));
     }
     printf(
         "\n## Replica lag: writer's Put returned -> replica's CatchUp has it "
@@ -740,12 +754,18 @@ int main(int argc, char** argv) {
         "| row | value |\n|---|---|\n"
         "| lag p50 (us) | %s |\n| lag p99 (us) | %s |\n"
         "| one CatchUp() call, p50 (us) | %s |\n"
+        "| ... that brought versions, p50 (us) | %s |\n"
+        "| ... that found none, p50 (us) | %s |\n"
+        "| versions per CatchUp() that brought any | %.2f |\n"
+        "| store Gets per CatchUp() (besides its 2 omap scans) | %.2f |\n"
         "| CatchUp() calls per commit | %.2f |\n"
         "| writer commits/s meanwhile | %s |\n"
         "| versions seen before the writer's Put returned (lag counted 0) | "
         "%.1f %% of %llu |\n",
         rounds, seconds, Fmt(Median(p50)).c_str(), Fmt(Median(p99)).c_str(),
-        Fmt(Median(catchup_us)).c_str(), Median(catchups_per_commit),
+        Fmt(Median(catchup_us)).c_str(), Fmt(Median(catchup_new_us)).c_str(),
+        Fmt(Median(catchup_empty_us)).c_str(), Median(versions_per_new),
+        Median(gets_per_catchup), Median(catchups_per_commit),
         Fmt(Median(commits_s)).c_str(),
         100.0 * early / std::max<uint64_t>(1, total),
         static_cast<unsigned long long>(total));
