@@ -1,4 +1,4 @@
-// Coordinator against a real etcd (tests/cluster/etcd_process.h): the root
+// Coordinator against a real etcd (tests/cluster/shared_etcd.h): the root
 // encoding, writer acquisition (one winner per race, epoch + 1 each time),
 // fencing of PublishRoot once the lease is gone, standby takeover when the
 // writer's lease lapses or it resigns, and root watches.
@@ -22,16 +22,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/cluster/etcd_client.h"
-#include "tests/cluster/etcd_process.h"
+#include "tests/cluster/shared_etcd.h"
 #include "tests/util/status_matchers.h"
-#include "tests/util/temp_dir.h"
 
 namespace cowdb::cluster {
 namespace {
 
-using ::cowdb::testing::EtcdCluster;
+using ::cowdb::testing::SharedEtcdTest;
 using ::cowdb::testing::StatusIs;
-using ::cowdb::testing::TempDir;
 using ::testing::HasSubstr;
 
 constexpr absl::Duration kTimeout = absl::Seconds(2);
@@ -98,24 +96,11 @@ TEST(RootEncodingTest, RejectsWhatItDidNotWrite) {
 // Against etcd
 
 // One etcd member for the suite; each test uses a cluster of its own.
-class CoordinatorTest : public ::testing::Test {
+class CoordinatorTest : public SharedEtcdTest {
  protected:
-  static void SetUpTestSuite() {
-    if (EtcdCluster::Binary().empty()) return;
-    dir_ = new TempDir();
-    std::string error;
-    etcd_ = EtcdCluster::Start(dir_->path(), 1, &error).release();
-    ASSERT_NE(etcd_, nullptr) << error;
-  }
-  static void TearDownTestSuite() {
-    delete etcd_;
-    etcd_ = nullptr;
-    delete dir_;
-    dir_ = nullptr;
-  }
   void SetUp() override {
-    if (EtcdCluster::Binary().empty()) GTEST_SKIP() << "no /usr/bin/etcd";
-    ASSERT_NE(etcd_, nullptr);
+    SharedEtcdTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     cluster_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     ASSERT_OK_AND_ASSIGN(etcd_client_, Client());
   }
@@ -123,7 +108,7 @@ class CoordinatorTest : public ::testing::Test {
   // A client of its own, as another process would have.
   static absl::StatusOr<std::shared_ptr<EtcdClient>> Client() {
     absl::StatusOr<std::unique_ptr<EtcdClient>> c =
-        EtcdClient::Connect(etcd_->endpoints(), kTimeout);
+        EtcdClient::Connect(etcd().endpoints(), kTimeout);
     if (!c.ok()) return c.status();
     return std::shared_ptr<EtcdClient>(*std::move(c));
   }
@@ -144,14 +129,9 @@ class CoordinatorTest : public ::testing::Test {
     return got.ok() && got->kv.has_value();
   }
 
-  static TempDir* dir_;
-  static EtcdCluster* etcd_;
   std::string cluster_;
   std::shared_ptr<EtcdClient> etcd_client_;  // for looking at the keys
 };
-
-TempDir* CoordinatorTest::dir_ = nullptr;
-EtcdCluster* CoordinatorTest::etcd_ = nullptr;
 
 TEST_F(CoordinatorTest, BadClusterNames) {
   for (const char* name : {"", "a/b", "a b", "\xff"}) {

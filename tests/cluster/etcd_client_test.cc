@@ -1,7 +1,8 @@
-// EtcdClient against real etcd members (tests/cluster/etcd_process.h):
-// KV and compare-and-swap semantics, leases (expiry, keep-alive, loss),
-// watches (order, history, resumption), failover when a member of three
-// dies, and bounded, clear errors when no etcd answers.
+// EtcdClient against real etcd members (LocalEtcd, in
+// tests/cluster/local_cluster.h): KV and compare-and-swap semantics, leases
+// (expiry, keep-alive, loss), watches (order, history, resumption), failover
+// when a member of three dies, and bounded, clear errors when no etcd
+// answers.
 
 #include "server/cluster/etcd_client.h"
 
@@ -26,16 +27,18 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "tests/cluster/etcd_process.h"
+#include "tests/cluster/local_cluster.h"
+#include "tests/cluster/shared_etcd.h"
 #include "tests/util/status_matchers.h"
-#include "tests/util/temp_dir.h"
 
 namespace cowdb::cluster {
 namespace {
 
-using ::cowdb::testing::EtcdCluster;
+using ::cowdb::testing::EtcdInstalled;
+using ::cowdb::testing::kNoEtcdSkipMessage;
+using ::cowdb::testing::LocalEtcd;
+using ::cowdb::testing::SharedEtcdTest;
 using ::cowdb::testing::StatusIs;
-using ::cowdb::testing::TempDir;
 using ::testing::HasSubstr;
 using Compare = EtcdClient::Compare;
 using Op = EtcdClient::Op;
@@ -100,40 +103,22 @@ class EventLog {
 };
 
 // One etcd member for the whole suite; each test uses keys of its own.
-class EtcdClientTest : public ::testing::Test {
+class EtcdClientTest : public SharedEtcdTest {
  protected:
-  static void SetUpTestSuite() {
-    if (EtcdCluster::Binary().empty()) return;
-    dir_ = new TempDir();
-    std::string error;
-    etcd_ = EtcdCluster::Start(dir_->path(), 1, &error).release();
-    ASSERT_NE(etcd_, nullptr) << error;
-  }
-  static void TearDownTestSuite() {
-    delete etcd_;
-    etcd_ = nullptr;
-    delete dir_;
-    dir_ = nullptr;
-  }
   void SetUp() override {
-    if (EtcdCluster::Binary().empty()) GTEST_SKIP() << "no /usr/bin/etcd";
-    ASSERT_NE(etcd_, nullptr);
+    SharedEtcdTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     ASSERT_OK_AND_ASSIGN(client_,
-                         EtcdClient::Connect(etcd_->endpoints(), kTimeout));
+                         EtcdClient::Connect(etcd().endpoints(), kTimeout));
     prefix_ = absl::StrCat(
         "/test/",
         ::testing::UnitTest::GetInstance()->current_test_info()->name(), "/");
   }
   std::string Key(const std::string& name) const { return prefix_ + name; }
 
-  static TempDir* dir_;
-  static EtcdCluster* etcd_;
   std::unique_ptr<EtcdClient> client_;
   std::string prefix_;
 };
-
-TempDir* EtcdClientTest::dir_ = nullptr;
-EtcdCluster* EtcdClientTest::etcd_ = nullptr;
 
 TEST_F(EtcdClientTest, GetOfMissingKey) {
   ASSERT_OK_AND_ASSIGN(EtcdClient::GetResult got, client_->Get(Key("missing")));
@@ -241,7 +226,7 @@ TEST_F(EtcdClientTest, InvalidTxnIsAClearError) {
   EXPECT_THAT(
       client_->Txn({}, {Op::Put(Key("k"), "1"), Op::Put(Key("k"), "2")}),
       StatusIs(absl::StatusCode::kInvalidArgument,
-               absl::StrCat("etcd at ", etcd_->endpoint(0), ": Txn: ")));
+               absl::StrCat("etcd at ", etcd().endpoints()[0], ": Txn: ")));
 }
 
 TEST_F(EtcdClientTest, LeaseExpiryDeletesItsKeys) {
@@ -362,9 +347,10 @@ TEST_F(EtcdClientTest, RevokeDeletesKeysAndIsIdempotent) {
   EXPECT_FALSE(got.kv.has_value());
   EXPECT_OK(client_->LeaseRevoke(lease.id));
   // A put on a revoked lease is refused, naming the endpoint.
-  EXPECT_THAT(client_->Put(Key("k"), "v", lease.id),
-              StatusIs(absl::StatusCode::kNotFound,
-                       absl::StrCat("etcd at ", etcd_->endpoint(0), ": Put")));
+  EXPECT_THAT(
+      client_->Put(Key("k"), "v", lease.id),
+      StatusIs(absl::StatusCode::kNotFound,
+               absl::StrCat("etcd at ", etcd().endpoints()[0], ": Put")));
 }
 
 TEST_F(EtcdClientTest, BadLeaseTtlIsInvalidArgument) {
@@ -376,7 +362,7 @@ TEST_F(EtcdClientTest, WatchDeliversEventsInOrder) {
   EventLog log;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<EtcdClient::WatchHandle> watch,
                        client_->Watch(Key("w"), 0, log.Callback()));
-  EXPECT_EQ(watch->endpoint(), etcd_->endpoint(0));
+  EXPECT_EQ(watch->endpoint(), etcd().endpoints()[0]);
   // Other keys are not seen.
   ASSERT_OK(client_->Put(Key("other"), "x").status());
   std::vector<int64_t> revisions;
@@ -437,7 +423,7 @@ TEST_F(EtcdClientTest, WatchOfACompactedRevisionIsOutOfRange) {
   ASSERT_OK_AND_ASSIGN(int64_t second, client_->Put(Key("w"), "2"));
   {
     // EtcdClient has no Compact; the raw stub does it.
-    auto channel = grpc::CreateChannel(etcd_->endpoint(0),
+    auto channel = grpc::CreateChannel(etcd().endpoints()[0],
                                        grpc::InsecureChannelCredentials());
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
@@ -548,11 +534,8 @@ TEST(EtcdClientNoServerTest, BadArguments) {
 // Calls and watches on a client whose only member died fail in bounded
 // time with errors that name it.
 TEST(EtcdClientLossTest, CallsFailBoundedWhenEtcdDies) {
-  if (EtcdCluster::Binary().empty()) GTEST_SKIP() << "no /usr/bin/etcd";
-  TempDir dir;
-  std::string error;
-  std::unique_ptr<EtcdCluster> etcd = EtcdCluster::Start(dir.path(), 1, &error);
-  ASSERT_NE(etcd, nullptr) << error;
+  if (!EtcdInstalled()) GTEST_SKIP() << kNoEtcdSkipMessage;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<LocalEtcd> etcd, LocalEtcd::Start(1));
   ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<EtcdClient> client,
       EtcdClient::Connect(etcd->endpoints(), absl::Seconds(1)));
@@ -563,12 +546,13 @@ TEST(EtcdClientLossTest, CallsFailBoundedWhenEtcdDies) {
   EventLog log;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<EtcdClient::WatchHandle> watch,
                        client->Watch("/w", 0, log.Callback()));
-  etcd->Kill(0);
+  ASSERT_OK(etcd->KillMember(0));
 
   absl::Time start = absl::Now();
   absl::StatusOr<EtcdClient::GetResult> got = client->Get("/k");
   absl::Duration took = absl::Now() - start;
-  EXPECT_THAT(got, StatusIs(absl::StatusCode::kUnavailable, etcd->endpoint(0)));
+  EXPECT_THAT(got,
+              StatusIs(absl::StatusCode::kUnavailable, etcd->endpoints()[0]));
   EXPECT_LT(took, absl::Seconds(10));
   std::printf("Get with etcd dead failed in %s: %s\n",
               absl::FormatDuration(took).c_str(),
@@ -591,10 +575,11 @@ TEST(EtcdClientLossTest, CallsFailBoundedWhenEtcdDies) {
 // Three members
 
 // Which member is the raft leader (by the members' own Status), or -1.
-int LeaderOf(const EtcdCluster& etcd) {
-  for (int i = 0; i < etcd.size(); ++i) {
-    if (!etcd.running(i)) continue;
-    auto channel = grpc::CreateChannel(etcd.endpoint(i),
+// A member that is down answers nothing (on loopback, the connection is
+// refused at once) and is passed over.
+int LeaderOf(const LocalEtcd& etcd) {
+  for (int i = 0; i < static_cast<int>(etcd.endpoints().size()); ++i) {
+    auto channel = grpc::CreateChannel(etcd.endpoints()[i],
                                        grpc::InsecureChannelCredentials());
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
@@ -611,15 +596,12 @@ int LeaderOf(const EtcdCluster& etcd) {
 }
 
 TEST(EtcdClientThreeMembersTest, ConnectSkipsADeadMember) {
-  if (EtcdCluster::Binary().empty()) GTEST_SKIP() << "no /usr/bin/etcd";
-  TempDir dir;
-  std::string error;
-  std::unique_ptr<EtcdCluster> etcd = EtcdCluster::Start(dir.path(), 3, &error);
-  ASSERT_NE(etcd, nullptr) << error;
-  etcd->Kill(0);
+  if (!EtcdInstalled()) GTEST_SKIP() << kNoEtcdSkipMessage;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<LocalEtcd> etcd, LocalEtcd::Start(3));
+  ASSERT_OK(etcd->KillMember(0));
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<EtcdClient> client,
                        EtcdClient::Connect(etcd->endpoints(), kTimeout));
-  EXPECT_NE(client->current_endpoint(), etcd->endpoint(0));
+  EXPECT_NE(client->current_endpoint(), etcd->endpoints()[0]);
   ASSERT_OK(client->Put("/k", "v").status());
 }
 
@@ -627,15 +609,12 @@ TEST(EtcdClientThreeMembersTest, ConnectSkipsADeadMember) {
 // (after it is back) the raft leader — is invisible: calls succeed, the
 // watch delivers every event once and in order, the lease stays alive.
 TEST(EtcdClientThreeMembersTest, LosingOneMemberIsInvisible) {
-  if (EtcdCluster::Binary().empty()) GTEST_SKIP() << "no /usr/bin/etcd";
-  TempDir dir;
-  std::string error;
-  std::unique_ptr<EtcdCluster> etcd = EtcdCluster::Start(dir.path(), 3, &error);
-  ASSERT_NE(etcd, nullptr) << error;
+  if (!EtcdInstalled()) GTEST_SKIP() << kNoEtcdSkipMessage;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<LocalEtcd> etcd, LocalEtcd::Start(3));
   ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<EtcdClient> client,
       EtcdClient::Connect(etcd->endpoints(), absl::Seconds(5)));
-  ASSERT_EQ(client->current_endpoint(), etcd->endpoint(0));
+  ASSERT_EQ(client->current_endpoint(), etcd->endpoints()[0]);
 
   // The TTL and the call timeout span a leader election (1-2 s here).
   ASSERT_OK_AND_ASSIGN(EtcdClient::Lease lease, client->LeaseGrant(5));
@@ -647,7 +626,7 @@ TEST(EtcdClientThreeMembersTest, LosingOneMemberIsInvisible) {
   EventLog log;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<EtcdClient::WatchHandle> watch,
                        client->Watch("/w", 0, log.Callback()));
-  ASSERT_EQ(watch->endpoint(), etcd->endpoint(0));
+  ASSERT_EQ(watch->endpoint(), etcd->endpoints()[0]);
 
   std::vector<int64_t> revisions;
   int next_value = 0;
@@ -663,11 +642,11 @@ TEST(EtcdClientThreeMembersTest, LosingOneMemberIsInvisible) {
   ASSERT_EQ(log.WaitFor(3, absl::Seconds(15)).size(), 3u);
 
   // 1. The member that serves the client and the watch.
-  etcd->Kill(0);
+  ASSERT_OK(etcd->KillMember(0));
   put_some(3);
   ASSERT_OK_AND_ASSIGN(EtcdClient::GetResult got, client->Get("/w"));
   EXPECT_EQ(got.kv->value, "5");
-  EXPECT_NE(client->current_endpoint(), etcd->endpoint(0));
+  EXPECT_NE(client->current_endpoint(), etcd->endpoints()[0]);
   ASSERT_OK_AND_ASSIGN(bool swapped, client->PutIf("/cas", "1", 0));
   EXPECT_TRUE(swapped);
   ASSERT_EQ(log.WaitForRevision(revisions.back(), absl::Seconds(15))
@@ -676,16 +655,16 @@ TEST(EtcdClientThreeMembersTest, LosingOneMemberIsInvisible) {
             revisions.back());
   EXPECT_TRUE(
       WaitUntil([&] { return !watch->endpoint().empty(); }, absl::Seconds(10)));
-  EXPECT_NE(watch->endpoint(), etcd->endpoint(0));
+  EXPECT_NE(watch->endpoint(), etcd->endpoints()[0]);
 
   // 2. Back to three, then the raft leader goes.
-  ASSERT_TRUE(etcd->Restart(0, &error)) << error;
+  ASSERT_OK(etcd->StartMember(0));
   const int leader = LeaderOf(*etcd);
   ASSERT_GE(leader, 0);
   std::printf("killing the raft leader, member %d (%s); the client uses %s\n",
-              leader, etcd->endpoint(leader).c_str(),
+              leader, etcd->endpoints()[leader].c_str(),
               client->current_endpoint().c_str());
-  etcd->Kill(leader);
+  ASSERT_OK(etcd->KillMember(leader));
   put_some(3);
   ASSERT_OK_AND_ASSIGN(swapped, client->PutIf("/cas", "2", 0));
   EXPECT_FALSE(swapped);
