@@ -184,21 +184,24 @@ class RadosPageStore : public PageStore {
     if (fenced_.load()) return Fenced();
     // The final state of each key, in batch order (a later op wins).
     std::map<std::string, std::optional<std::string>> omap;
-    std::map<std::string, const std::string*> object_puts;
-    std::vector<std::string> object_deletes;
+    std::map<std::string, const std::string*> objects;  // nullptr: delete
     for (const StoreBatch::Op& op : batch.ops()) {
       if (IsObjectSpace(op.space)) {
-        std::string name = ObjectName(op.space, op.key);
-        if (op.is_delete) {
-          object_puts.erase(name);
-          object_deletes.push_back(std::move(name));
-        } else {
-          object_puts[name] = &op.value;
-        }
+        objects[ObjectName(op.space, op.key)] = op.is_delete ? nullptr : &op.value;
       } else if (op.is_delete) {
         omap[OmapKey(op.space, op.key)] = std::nullopt;
       } else {
         omap[OmapKey(op.space, op.key)] = op.value;
+      }
+    }
+
+    std::map<std::string, const std::string*> object_puts;
+    std::vector<std::string> object_deletes;
+    for (const auto& [name, value] : objects) {
+      if (value != nullptr) {
+        object_puts.emplace(name, value);
+      } else {
+        object_deletes.push_back(name);
       }
     }
 

@@ -144,8 +144,16 @@ TEST_F(RadosStoreTest, LargeValuesAndPageScans) {
                        std::string("\x09=p9")}));
   StoreBatch d;
   d.Delete(Space::kBlobs, "big");
+  d.Put(Space::kPages, std::string(1, char(5)), "gone");
+  d.Delete(Space::kPages, std::string(1, char(5)));
+  d.Delete(Space::kPages, std::string(1, char(6)));
+  d.Put(Space::kPages, std::string(1, char(6)), "again");  // the last op wins
   ASSERT_OK(store->Commit(d, true));
   EXPECT_THAT(store->Get(Space::kBlobs, "big"), IsOkAndHolds(std::optional<std::string>()));
+  EXPECT_THAT(store->Get(Space::kPages, std::string(1, char(5))),
+              IsOkAndHolds(std::optional<std::string>()));
+  EXPECT_THAT(store->Get(Space::kPages, std::string(1, char(6))),
+              IsOkAndHolds(std::optional<std::string>("again")));
 }
 
 TEST_F(RadosStoreTest, DataPersistsAndEachOpenTakesANewEpoch) {
