@@ -21,5 +21,5 @@ set_target_properties(cowdb::cowdb_static PROPERTIES
     IMPORTED_LOCATION "${_cowdb_prefix}/lib/libcowdb.a"
     INTERFACE_INCLUDE_DIRECTORIES "${_cowdb_prefix}/include/cowdb"
     INTERFACE_COMPILE_FEATURES cxx_std_17
-    INTERFACE_LINK_LIBRARIES "PkgConfig::COWDB_DEPS;rocksdb;xxhash;pthread")
+    INTERFACE_LINK_LIBRARIES "PkgConfig::COWDB_DEPS;rocksdb;rados;xxhash;pthread")
 unset(_cowdb_prefix)
