@@ -29,6 +29,10 @@
 //              replica (Options::read_only) calls CatchUp() in a loop in
 //              another thread: time from the writer's Put returning to the
 //              replica's CatchUp having that version.
+//  recovery    --recovery_commits single-put commits (8 threads) after a
+//              checkpoint, then a timed open of a replica, which replays
+//              them from the log: what a standby's takeover and a replica's
+//              start cost (RADOS only; the writer stays open).
 //  reads       1, 2, 3 (--replicas) replicas opened afresh, each read by
 //              its own thread: a full scan first (cold: pages from RADOS),
 //              then random point Gets at the latest version for --seconds;
@@ -73,7 +77,7 @@ ABSL_FLAG(std::string, pool, "cowdb", "RADOS pool (must exist)");
 ABSL_FLAG(std::string, name, "",
           "database name in the pool (default: cluster_bench.<pid>.<random>)");
 ABSL_FLAG(std::string, dir, "", "RocksDB backend's directory (default: temp)");
-ABSL_FLAG(std::string, phases, "probe,write,checkpoint,lag,reads",
+ABSL_FLAG(std::string, phases, "probe,write,checkpoint,recovery,lag,reads",
           "phases to run");
 ABSL_FLAG(std::string, backends, "rocksdb,rados",
           "backends of the write and checkpoint phases");
@@ -84,6 +88,8 @@ ABSL_FLAG(std::string, threads, "1,8", "committer threads of single-put rows");
 ABSL_FLAG(int, batch, 100, "puts per commit of the batch row (0: no row)");
 ABSL_FLAG(int, checkpoint_commits, 1000,
           "single-put commits before each timed Checkpoint()");
+ABSL_FLAG(int, recovery_commits, 20000,
+          "commits replayed by the recovery phase's open");
 ABSL_FLAG(std::string, replicas, "1,2,3", "replica counts of the reads phase");
 ABSL_FLAG(int, probe_ops, 500, "operations per probe row");
 ABSL_FLAG(bool, background_reclaim, true,
@@ -665,6 +671,33 @@ int main(int argc, char** argv) {
 
   cowdb::Options replica_options = options;
   replica_options.read_only = true;
+
+  if (Has(phases, "recovery")) {
+    const int n = absl::GetFlag(FLAGS_recovery_commits);
+    std::vector<double> open_s;
+    for (int round = 0; round < rounds; ++round) {
+      Check(rados_db->Checkpoint(), "checkpoint");
+      std::atomic<int> next{0};
+      std::vector<std::thread> committers;
+      for (int t = 0; t < 8; ++t) {
+        committers.emplace_back([&, t] {
+          std::mt19937_64 rng(round * 100 + t);
+          std::string value(kValueSize, '\0');
+          while (next.fetch_add(1) < n) {
+            RandomBytes(rng, &value);
+            Check(rados_db->Put(Key(rng() % keys), value).status(), "put");
+          }
+        });
+      }
+      for (auto& c : committers) c.join();
+      const auto t0 = Clock::now();
+      auto replica = Unwrap(cowdb::DB::OpenRados(replica_options, rados), "open replica");
+      open_s.push_back(Seconds(t0));
+    }
+    printf("\nrecovery: open of a replica replaying %d commits: median %.2f s "
+           "(%.0f us per commit)\n",
+           n, Median(open_s), Median(open_s) * 1e6 / n);
+  }
 
   if (Has(phases, "lag")) {
     cowdb::DB* writer = rados_db.get();

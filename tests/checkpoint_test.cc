@@ -258,6 +258,32 @@ TEST_F(CheckpointTest, CheckFindsAReachablePageRecordedAsFreed) {
                        absl::StrCat("reachable from checkpoint ", c)));
 }
 
+// A log record that decodes but is not the commit's (here: another
+// database's record of the same version) replays to a tree whose hash is
+// not the one the version's record holds: recovery refuses it. (Recovery
+// reads the version records ahead in batches; this is what checks them.)
+TEST_F(CheckpointTest, ALogRecordThatReplaysToAnotherTreeIsDataLoss) {
+  auto other_store = internal::NewMemoryPageStore();
+  ASSERT_OK_AND_ASSIGN(auto other, internal::DBImpl::Open(options_, other_store));
+  for (int i = 1; i <= 20; ++i) {
+    const std::string key = absl::StrCat("k", i % 7);
+    ASSERT_OK(db_->Put(key, absl::StrCat("v", i)).status());
+    ASSERT_OK(other->Put(key, absl::StrCat(i == 15 ? "w" : "v", i)).status());
+    if (i == 10) ASSERT_OK(db_->Checkpoint());
+  }
+  db_->set_checkpoint_on_close(false);
+  db_.reset();
+  ASSERT_OK_AND_ASSIGN(std::optional<std::string> theirs,
+                       other_store->Get(internal::Space::kLog, internal::BigEndianKey(15)));
+  ASSERT_TRUE(theirs.has_value());
+  internal::StoreBatch b;
+  b.Put(internal::Space::kLog, internal::BigEndianKey(15), *theirs);
+  ASSERT_OK(store_->Commit(b, false));
+  EXPECT_THAT(internal::DBImpl::Open(options_, store_).status(),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       "version 15 replayed to a tree whose hash"));
+}
+
 TEST_F(CheckpointTest, ADamagedLogRecordIsDataLossNamingItsVersion) {
   std::mt19937 rng(9);
   for (int i = 0; i < 10; ++i) ASSERT_NO_FATAL_FAILURE(RandomCommit(&rng));

@@ -91,8 +91,7 @@ absl::StatusOr<std::map<uint64_t, VersionStore::Trees>> ReadCheckpoints(
   return out;
 }
 
-}  // namespace
-
+// Every tag in the store.
 absl::StatusOr<std::map<std::string, uint64_t>> ReadTags(PageStore& store) {
   std::map<std::string, uint64_t> tags;
   absl::Status status;
@@ -109,6 +108,55 @@ absl::StatusOr<std::map<std::string, uint64_t>> ReadTags(PageStore& store) {
   RETURN_IF_ERROR(status);
   return tags;
 }
+
+// Version records read ahead in key order, for replaying the log: n
+// records cost n / kBatch ordered scans instead of n point reads (each a
+// round trip on a remote store such as RADOS).
+class RecordReadAhead {
+ public:
+  explicit RecordReadAhead(PageStore* store) : store_(store) {}
+
+  // The record of `version`, nullopt if it is not stored (released).
+  absl::StatusOr<std::optional<std::string>> Get(uint64_t version) {
+    if (version < begin_ || version >= end_) RETURN_IF_ERROR(Fill(version));
+    auto it = records_.find(version);
+    if (it == records_.end()) return std::nullopt;
+    return std::move(it->second);
+  }
+
+ private:
+  static constexpr size_t kBatch = 512;
+
+  // Reads up to kBatch records from `version` on. Within [begin_, end_) a
+  // missing record is released: records are only ever added after the
+  // latest, so a later one starts a new read.
+  absl::Status Fill(uint64_t version) {
+    records_.clear();
+    begin_ = version;
+    end_ = version;
+    absl::Status status;
+    RETURN_IF_ERROR(store_->Scan(
+        Space::kVersions, BigEndianKey(version),
+        [&](std::string_view k, std::string_view bytes) {
+          uint64_t v;
+          if (!ParseBigEndianKey(k, &v)) {
+            status = absl::DataLossError("corrupt version key");
+            return false;
+          }
+          records_.emplace(v, std::string(bytes));
+          end_ = v + 1;
+          return records_.size() < kBatch;
+        }));
+    return status;
+  }
+
+  PageStore* const store_;
+  uint64_t begin_ = 1;
+  uint64_t end_ = 0;  // empty
+  std::map<uint64_t, std::string> records_;
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<VersionStore>> VersionStore::Open(
     const Options& options, PageStore* store, NodeCache* cache,
@@ -245,6 +293,7 @@ absl::Status VersionStore::Recover() {
   const uint64_t from = set_.latest()->version;
   uint64_t expected = from + 1;
   absl::Status status;
+  RecordReadAhead records(store_);
   MutexLock lock(&write_mu_);
   // (The analysis cannot see that the lambda runs under `lock`.)
   RETURN_IF_ERROR(store_->Scan(
@@ -281,8 +330,13 @@ absl::Status VersionStore::Recover() {
           status = ApplyMutations(*builder, rec->ops);
           if (!status.ok()) return false;
           root = builder->Finish();
-          status = CheckReplayedHash(version, root, rec->branch.branch);
-          if (!status.ok()) return false;
+          if (hashed_) {
+            absl::StatusOr<std::optional<std::string>> recorded = records.Get(version);
+            status = recorded.ok()
+                         ? CheckReplayedHash(version, root, rec->branch.branch, *recorded)
+                         : recorded.status();
+            if (!status.ok()) return false;
+          }
         }
         absl::StatusOr<Trees> next = ApplyBranchOp(trees, version, rec->branch, root);
         if (!next.ok()) {
@@ -312,11 +366,10 @@ TreeBuilder VersionStore::NewBuilder(const Root& base, uint64_t version) {
                      hashed_);
 }
 
-absl::Status VersionStore::CheckReplayedHash(uint64_t version, const Root& root,
-                                             std::string_view branch) {
+absl::Status VersionStore::CheckReplayedHash(
+    uint64_t version, const Root& root, std::string_view branch,
+    const std::optional<std::string>& bytes) {
   if (!hashed_) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::optional<std::string> bytes,
-                   store_->Get(Space::kVersions, BigEndianKey(version)));
   if (!bytes) return absl::OkStatus();  // released
   ASSIGN_OR_RETURN(VersionRecord recorded,
                    DecodeVersionRecord(*bytes, version, hashed_));

@@ -278,8 +278,10 @@ class VersionStore {
   // DataLoss unless `root`, replayed from the log, is the tree of the
   // branch `branch` ("" = main) whose hash `version`'s commit recorded (in
   // a hashed database).
+  // `record` is the version's stored record (nullopt: released).
   absl::Status CheckReplayedHash(uint64_t version, const Root& root,
-                                 std::string_view branch);
+                                 std::string_view branch,
+                                 const std::optional<std::string>& record);
   // DataLoss unless the tree of the branch `recorded`'s commit (of
   // `version`) changed, if not main's, has in `trees` the hash recorded.
   static absl::Status CheckReplayedBranchHash(uint64_t version, const VersionRecord& recorded,
