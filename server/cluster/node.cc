@@ -83,10 +83,6 @@ absl::Status Node::StartWriter(const Options& db_options) {
     }
     epoch_ = root->epoch;
     rados.epoch = epoch_;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      writer_ = options_.address;
-    }
     coordinator_->SetLeaseLostCallback(
         [this] { StepDown("the writer lease was lost"); });
     server::Log("info", "writer lease taken",
@@ -117,7 +113,6 @@ absl::Status Node::StartReplica(const Options& db_options) {
                    coordinator_->WatchRoot([this](absl::StatusOr<Root> root) {
                      if (!root.ok()) return;
                      std::lock_guard<std::mutex> lock(mu_);
-                     writer_ = root->writer;
                      root_changed_ = true;
                      cv_.notify_all();
                    }));
@@ -175,11 +170,6 @@ void Node::StepDown(const std::string& reason) {
   server::Log("error", "stepping down as the writer",
               absl::StrCat("reason=\"", reason, "\""));
   if (on_step_down_) on_step_down_(reason);
-}
-
-std::string Node::writer() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return writer_;
 }
 
 Node::~Node() {

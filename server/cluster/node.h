@@ -89,8 +89,6 @@ class Node {
   Role role() const { return options_.role; }
   // The writer's epoch (0 for a replica).
   uint64_t epoch() const { return epoch_; }
-  // The writer's address as last seen in the root ("" if unknown).
-  std::string writer() const;
 
  private:
   Node(const NodeOptions& options,
@@ -110,11 +108,10 @@ class Node {
   uint64_t epoch_ = 0;
   std::unique_ptr<EtcdClient::WatchHandle> root_watch_;
 
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;      // guarded by mu_
   bool root_changed_ = false;  // guarded by mu_
-  std::string writer_;         // guarded by mu_
   std::atomic<bool> stepped_down_{false};
   std::thread worker_;  // PublishLoop (writer) or FollowLoop (replica)
 };
